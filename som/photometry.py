@@ -147,18 +147,41 @@ def _is_flux_unit(unit) -> bool:
 
 def _flux_unit_in_jy(flux_unit: str) -> float:
     """Size of one ``flux_unit`` in Jy; ``ValueError`` if it is not a flux density unit."""
-    from astropy import units as u
 
     try:
         unit = _parse_unit(flux_unit, strict=True)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"flux_unit {flux_unit!r} is not a unit astropy understands") from exc
-    if not _is_flux_unit(unit):
+    size = _unit_size_jy(unit)
+    if size is None:
         raise ValueError(
             f"flux_unit {flux_unit!r} is not a spectral flux density "
-            "(expected e.g. 'uJy', 'nJy', 'Jy', 'erg/s/cm2/Hz')"
+            "(expected e.g. 'uJy', 'nJy', 'Jy', 'erg/s/cm2/Hz', 'nanomaggy')"
         )
-    return float(unit.to(u.Jy))
+    return size
+
+
+def _unit_size_jy(unit) -> float | None:
+    """Size of a parsed flux unit in Jy, or None if it is not a flux unit."""
+    from astropy import units as u
+
+    if _is_maggy_unit(unit):
+        # SDSS / Legacy Survey fluxes: a maggy is by definition the AB zero-point flux.
+        return float(unit.to(u.maggy)) * AB_ZEROPOINT_JY
+    if _is_flux_unit(unit):
+        return float(unit.to(u.Jy))
+    return None
+
+
+def _is_maggy_unit(unit) -> bool:
+    from astropy import units as u
+
+    if isinstance(unit, u.UnrecognizedUnit) or unit == u.dimensionless_unscaled:
+        return False
+    try:
+        return unit.is_equivalent(u.maggy)
+    except Exception:
+        return False
 
 
 def flux_to_mag(
@@ -176,7 +199,8 @@ def flux_to_mag(
     flux, flux_err : array_like, shape (n,)
         Flux densities and their 1-sigma errors in ``flux_unit``.
     flux_unit : str
-        Any astropy spectral flux density unit ("uJy", "nJy", "Jy", "erg/s/cm2/Hz", ...).
+        Any astropy spectral flux density unit ("uJy", "nJy", "Jy", "erg/s/cm2/Hz", ...) or
+        "nanomaggy" (1 maggy = 3631 Jy).
     """
     zeropoint = _ab_zeropoint(_flux_unit_in_jy(flux_unit))
     f = np.asarray(flux, dtype=np.float64)
@@ -437,7 +461,8 @@ class ColourFeatures:
         no errors. For ``kind="flux"`` the error columns are flux errors in ``flux_unit``.
     flux_unit : str
         Unit of the flux columns (any astropy spectral flux density unit: "uJy", "nJy", "Jy",
-        "erg/s/cm2/Hz"). Fluxes are converted to AB magnitudes with 3631 Jy as zero point.
+        "erg/s/cm2/Hz", or "nanomaggy"/"maggy"). Fluxes are converted to AB magnitudes with
+        3631 Jy as zero point.
     magnitude_band : str or None
         Append this band's magnitude as the last feature (named by the band, e.g. "i").
     normalise : {"standard", None}
@@ -624,15 +649,13 @@ class ColourFeatures:
                     column=name,
                     source=cols.source,
                 )
-            if _is_flux_unit(unit):
-                from astropy import units as u
-
-                if not math.isclose(float(unit.to(u.Jy)), self._unit_in_jy, rel_tol=1e-9):
-                    raise PhotometryError(
-                        f"column unit is {unit} but flux_unit={self.flux_unit!r}",
-                        column=name,
-                        source=cols.source,
-                    )
+            size = _unit_size_jy(unit)
+            if size is not None and not math.isclose(size, self._unit_in_jy, rel_tol=1e-9):
+                raise PhotometryError(
+                    f"column unit is {unit} but flux_unit={self.flux_unit!r}",
+                    column=name,
+                    source=cols.source,
+                )
 
     def _raw_features(self, table: Any, source: str | None) -> tuple[np.ndarray, np.ndarray | None]:
         M, Em, bands = self.band_magnitudes(table, source)

@@ -175,7 +175,14 @@ def test_flux_to_mag_hand_values():
 
 @pytest.mark.parametrize(
     ("unit", "factor"),
-    [("uJy", 1.0), ("nJy", 1e3), ("Jy", 1e-6), ("mJy", 1e-3), ("erg/s/cm2/Hz", 1e-29)],
+    [
+        ("uJy", 1.0),
+        ("nJy", 1e3),
+        ("Jy", 1e-6),
+        ("mJy", 1e-3),
+        ("erg/s/cm2/Hz", 1e-29),
+        ("nanomaggy", 1e3 / 3631.0),
+    ],
 )
 def test_flux_units_give_the_same_magnitudes(unit, factor):
     f_ujy = np.array([1.0, 10.0, 1234.5])
