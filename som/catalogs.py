@@ -282,8 +282,13 @@ def _astropy_to_pandas(table, source: str) -> pd.DataFrame:
 def _tidy(df: pd.DataFrame, source: str) -> pd.DataFrame:
     for name in df.columns:
         col = df[name]
-        if col.dtype == object and len(col) and isinstance(col.iloc[0], bytes):
-            df[name] = col.str.decode("utf-8", errors="replace").str.rstrip()
+        if col.dtype == object and col.map(lambda v: isinstance(v, bytes)).any():
+            # FITS character columns arrive as bytes padded with blanks.
+            df[name] = col.map(
+                lambda v: (
+                    v.decode("utf-8", errors="replace").rstrip() if isinstance(v, bytes) else v
+                )
+            )
     dupes = df.columns[df.columns.duplicated()]
     if len(dupes):
         raise CatalogError(f"duplicate column names {list(dupes)}", source=source)

@@ -211,7 +211,7 @@ def flux_to_mag(
         return mag, None
     e = np.asarray(flux_err, dtype=np.float64)
     err = np.full(f.shape, np.nan)
-    err[ok] = _POGSON * e[ok] / f[ok]
+    err[ok] = e[ok] / f[ok] * _POGSON  # same operation order as ColourFeatures
     return mag, err
 
 
@@ -616,13 +616,19 @@ class ColourFeatures:
                     )
                 missing |= err_missing
             if self.kind == "flux":
-                usable = ~missing & (values > 0)
+                with np.errstate(invalid="ignore"):
+                    usable = ~missing & (values > 0)
+                # ufuncs with where= skip the unusable entries (left NaN) without the gather
+                # and scatter of fancy indexing, which doubled the cost on 10^6 rows.
                 mag = np.full(n, np.nan)
-                mag[usable] = zeropoint - 2.5 * np.log10(values[usable])
+                np.log10(values, out=mag, where=usable)
+                mag *= -2.5
+                mag += zeropoint
                 M[:, j] = mag
                 if with_errors:
                     err = np.full(n, np.nan)
-                    err[usable] = _POGSON * errors[usable] / values[usable]
+                    np.divide(errors, values, out=err, where=usable)
+                    err *= _POGSON
                     Em[:, j] = err
             else:
                 M[:, j] = np.where(missing, np.nan, values)
