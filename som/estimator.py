@@ -1,0 +1,777 @@
+"""The self-organizing map estimator, in scikit-learn's conventions with MiniSom's names.
+
+>>> som = SOM(75, 150, random_state=1).fit(X)        # X: (n, F) normalised colours
+>>> cells = som.predict(X_survey)                      # best-matching cell, row-major
+
+Training defaults to the Kohonen *batch* map (no learning rate: each epoch every weight
+becomes the neighbourhood-weighted mean of the data, Kohonen 2013), which is what
+somoclu calls "batch". ``method="online"`` is the classic sequential update with a
+decaying learning rate. Neither is "mini-batch".
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import zipfile
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numba
+import numpy as np
+
+from . import kernels
+from .grid import Grid
+
+FORMAT_NAME = "somcal-map"
+FORMAT_VERSION = 1
+#: the Gaussian neighbourhood is cut where it falls below exp(-4**2/2) ~ 3e-4 (scipy's default)
+GAUSSIAN_TRUNCATE = 4.0
+ProgressCallback = Callable[[float, str], None]
+
+
+class SOMError(ValueError):
+    """Input a map cannot use; the message says what and where."""
+
+
+class MapFormatError(ValueError):
+    """A saved map that cannot be read: corrupt, truncated, or from a newer somcal."""
+
+
+@dataclass
+class Assignment:
+    """Best-matching cells of a set of rows."""
+
+    cell: np.ndarray  # (n,) int64, -1 where a row has no usable feature (allow_empty)
+    distance: np.ndarray  # (n,) float64, distance to the cell's weight vector
+    second: np.ndarray | None = None  # (n,) int64 second-best cell, when asked for
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("somcal")
+    except Exception:  # pragma: no cover - running from a source tree without metadata
+        return "0+unknown"
+
+
+class SOM:
+    """A self-organizing map of ``n_rows`` x ``n_cols`` cells.
+
+    Parameters
+    ----------
+    n_rows, n_cols : map size; cells are numbered ``row * n_cols + col``.
+    lattice : "rect" or "hex" (odd rows shifted by half a cell, six neighbours).
+    periodic : toroidal map (no edges).
+    neighbourhood : "gaussian" (truncated at 4 sigma) or "bubble" (1 within sigma).
+    init : "pca" (plane of the two leading principal components) or "random"
+        (randomly drawn training rows).
+    method : "batch" (Kohonen batch map, default) or "online" (sequential updates).
+    n_epochs : passes over the data in ``fit``.
+    sigma_start, sigma_end : neighbourhood radius (grid units) at the first and last
+        epoch; ``sigma_start`` defaults to half the shorter side of the map.
+    schedule : "exponential" (geometric decay of sigma) or "linear".
+    learning_rate_start, learning_rate_end : online training only.
+    distance : "euclidean", or "chi2" to weight each feature by 1/error^2 (DES SOMPZ).
+    features : optional ``som.photometry.ColourFeatures``; when given, ``fit``/``predict``
+        accept catalogues (DataFrame, astropy Table) and turn them into features, and the
+        feature definition and normaliser are saved with the map.
+    random_state : seed (or numpy Generator) driving every random step.
+    dtype : float32 (default) or float64 for distance computations.
+    chunk_size : rows per chunk in every pass, so memory does not grow with the input.
+    n_jobs : threads for the kernels (default: numba's default, all cores).
+    """
+
+    def __init__(
+        self,
+        n_rows: int = 75,
+        n_cols: int = 150,
+        *,
+        lattice: str = "rect",
+        periodic: bool = False,
+        neighbourhood: str = "gaussian",
+        init: str = "pca",
+        method: str = "batch",
+        n_epochs: int = 10,
+        sigma_start: float | None = None,
+        sigma_end: float = 1.0,
+        schedule: str = "exponential",
+        learning_rate_start: float = 0.5,
+        learning_rate_end: float = 0.01,
+        distance: str = "euclidean",
+        features: Any = None,
+        random_state: int | np.random.Generator | None = None,
+        dtype: Any = np.float32,
+        chunk_size: int = 262_144,
+        n_jobs: int | None = None,
+    ) -> None:
+        self.n_rows = n_rows
+        self.n_cols = n_cols
+        self.lattice = lattice
+        self.periodic = periodic
+        self.neighbourhood = neighbourhood
+        self.init = init
+        self.method = method
+        self.n_epochs = n_epochs
+        self.sigma_start = sigma_start
+        self.sigma_end = sigma_end
+        self.schedule = schedule
+        self.learning_rate_start = learning_rate_start
+        self.learning_rate_end = learning_rate_end
+        self.distance = distance
+        self.features = features
+        self.random_state = random_state
+        self.dtype = dtype
+        self.chunk_size = chunk_size
+        self.n_jobs = n_jobs
+
+    # ------------------------------------------------------------------ settings
+    def _check_params(self) -> None:
+        choices = {
+            "neighbourhood": ("gaussian", "bubble"),
+            "init": ("pca", "random"),
+            "method": ("batch", "online"),
+            "schedule": ("exponential", "linear"),
+            "distance": ("euclidean", "chi2"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if np.dtype(self.dtype) not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        if int(self.n_epochs) < 1:
+            raise ValueError(f"n_epochs must be at least 1, got {self.n_epochs}")
+        if self.sigma_end <= 0 or (self.sigma_start is not None and self.sigma_start <= 0):
+            raise ValueError("sigma_start and sigma_end must be positive")
+        if int(self.chunk_size) < 1:
+            raise ValueError("chunk_size must be positive")
+
+    @property
+    def grid(self) -> Grid:
+        return Grid(self.n_rows, self.n_cols, self.lattice, self.periodic)
+
+    @property
+    def n_cells(self) -> int:
+        return int(self.n_rows) * int(self.n_cols)
+
+    def get_params(self) -> dict:
+        return {
+            k: getattr(self, k)
+            for k in (
+                "n_rows",
+                "n_cols",
+                "lattice",
+                "periodic",
+                "neighbourhood",
+                "init",
+                "method",
+                "n_epochs",
+                "sigma_start",
+                "sigma_end",
+                "schedule",
+                "learning_rate_start",
+                "learning_rate_end",
+                "distance",
+                "random_state",
+                "dtype",
+                "chunk_size",
+                "n_jobs",
+            )
+        }
+
+    def _sigma0(self) -> float:
+        if self.sigma_start is not None:
+            return float(self.sigma_start)
+        return max(min(self.n_rows, self.n_cols) / 2.0, float(self.sigma_end))
+
+    def sigma_schedule(self, n_epochs: int | None = None) -> np.ndarray:
+        """Neighbourhood radius of each batch epoch, from sigma_start to sigma_end."""
+        n = int(n_epochs or self.n_epochs)
+        s0, s1 = self._sigma0(), float(self.sigma_end)
+        if n == 1:
+            return np.array([s1])
+        frac = np.arange(n) / (n - 1)
+        if self.schedule == "linear":
+            return s0 + (s1 - s0) * frac
+        return s0 * (s1 / s0) ** frac
+
+    def _rng(self) -> np.random.Generator:
+        if isinstance(self.random_state, np.random.Generator):
+            return self.random_state
+        return np.random.default_rng(self.random_state)
+
+    # ------------------------------------------------------------------ input
+    def _features_from(self, X, errors=None, *, fitting: bool = False):
+        """Turn the caller's input into (X, errors) arrays of the working dtype."""
+        if self.features is not None and not isinstance(X, np.ndarray):
+            if fitting and not getattr(self.features, "feature_names_", None):
+                self.features.fit(X)
+            X, table_errors = self.features.transform(X)
+            if errors is None and self.distance == "chi2":
+                errors = table_errors
+        X = np.asarray(X)
+        if X.dtype.kind not in "fiu":
+            raise SOMError(f"features must be numeric, got dtype {X.dtype}")
+        if X.ndim != 2:
+            raise SOMError(f"features must be a 2-D array (rows x features), got shape {X.shape}")
+        if X.shape[0] == 0:
+            raise SOMError("no rows: the input is empty")
+        if X.shape[1] == 0:
+            raise SOMError("no features: the input has zero columns")
+        n_expected = getattr(self, "n_features_in_", None)
+        if n_expected is not None and X.shape[1] != n_expected:
+            raise SOMError(
+                f"the map was trained on {n_expected} features, the input has {X.shape[1]}"
+            )
+        if errors is not None:
+            errors = np.asarray(errors, dtype=np.float64)
+            if errors.shape != X.shape:
+                raise SOMError(f"errors have shape {errors.shape}, features {X.shape}")
+        elif self.distance == "chi2":
+            raise SOMError("distance='chi2' needs per-feature errors")
+        return X, errors
+
+    def _chunk(self, X, errors, start: int, stop: int, allow_empty: bool = False):
+        """One chunk as contiguous working-dtype arrays, validated, with its inverse variances.
+
+        A row without any usable feature is an error, unless ``allow_empty`` (then the
+        masked kernel gives it cell -1).
+        """
+        dtype = np.dtype(self.dtype)
+        xc = np.ascontiguousarray(X[start:stop], dtype=dtype)
+        bad = np.isinf(xc)
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
+            raise SOMError(f"row {start + r}, feature {c}: infinite value")
+        present = np.isfinite(xc)
+        has_missing = not present.all()
+        if has_missing:
+            empty = ~present.any(axis=1)
+            if empty.any() and not allow_empty:
+                raise SOMError(
+                    f"row {start + int(np.flatnonzero(empty)[0])}: no usable feature "
+                    f"({int(empty.sum())} such rows in rows {start}..{stop - 1})"
+                )
+        inv_var = None
+        if errors is not None and self.distance == "chi2":
+            ec = errors[start:stop]
+            bad = present & ~(np.isfinite(ec) & (ec > 0))
+            if bad.any():
+                r, c = np.argwhere(bad)[0]
+                raise SOMError(
+                    f"row {start + r}, feature {c}: error must be positive and finite "
+                    f"where the feature is present, got {ec[r, c]!r}"
+                )
+            with np.errstate(divide="ignore", invalid="ignore"):
+                inv_var = np.where(present, 1.0 / ec**2, 0.0).astype(dtype)
+        return xc, inv_var, has_missing
+
+    # ------------------------------------------------------------------ core passes
+    def _prepared_weights(self, weights: np.ndarray):
+        dtype = np.dtype(self.dtype)
+        w = weights.astype(dtype)
+        WT = np.ascontiguousarray(w.T)
+        half_norm2 = (0.5 * np.einsum("kf,kf->k", weights, weights)).astype(dtype)
+        return WT, half_norm2
+
+    def _bmu_chunk(self, xc, inv_var, has_missing, WT, half_norm2, want_second):
+        n = xc.shape[0]
+        cell = np.empty(n, np.int64)
+        d2 = np.empty(n, np.float64)
+        second = np.empty(n, np.int64)
+        if inv_var is None and not has_missing:
+            kernels.bmu_dense(xc, WT, half_norm2, want_second, cell, d2, second)
+        else:
+            iv = inv_var if inv_var is not None else np.zeros((0, 0), xc.dtype)
+            kernels.bmu_masked(xc, iv, WT, want_second, cell, d2, second)
+        return cell, d2, second
+
+    def _iter_assign(self, X, errors, weights, want_second):
+        WT, half_norm2 = self._prepared_weights(weights)
+        n = X.shape[0]
+        step = int(self.chunk_size)
+        for start in range(0, n, step):
+            stop = min(n, start + step)
+            xc, inv_var, has_missing = self._chunk(X, errors, start, stop)
+            cell, d2, second = self._bmu_chunk(
+                xc, inv_var, has_missing, WT, half_norm2, want_second
+            )
+            yield start, stop, xc, cell, d2, second
+
+    def _threads(self):
+        """Context manager-like helper: set numba threads for the duration of a call."""
+        return _NumbaThreads(self.n_jobs)
+
+    # ------------------------------------------------------------------ initialisation
+    def _initial_weights(self, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        n, F = X.shape
+        sample = X[rng.choice(n, size=min(n, 100_000), replace=False)] if n > 100_000 else X
+        sample = np.asarray(sample, dtype=np.float64)
+        mean = np.nanmean(sample, axis=0)
+        if np.isnan(mean).any():
+            raise SOMError(
+                f"feature {int(np.flatnonzero(np.isnan(mean))[0])} is missing in every row"
+            )
+        filled = np.where(np.isfinite(sample), sample, mean)
+        K = self.n_cells
+        if self.init == "random" or F < 2 or filled.shape[0] < 3:
+            rows = rng.choice(filled.shape[0], size=K, replace=filled.shape[0] < K)
+            return filled[rows].copy()
+        centred = filled - mean
+        # sign-fixed SVD so the same data give the same map on every platform
+        _, svals, vt = np.linalg.svd(centred, full_matrices=False)
+        signs = np.sign(vt[np.arange(vt.shape[0]), np.argmax(np.abs(vt), axis=1)])
+        vt = vt * signs[:, None]
+        scale = svals / np.sqrt(max(filled.shape[0] - 1, 1))
+        xy = self.grid.coordinates()
+        # span +-2 standard deviations along the two leading components, the longer
+        # map side along the first component
+        u = (xy - xy.mean(axis=0)) / np.maximum(np.ptp(xy, axis=0), 1e-12)
+        if self.n_rows > self.n_cols:
+            u = u[:, ::-1]
+        return mean + 4.0 * (u[:, :1] * scale[0] * vt[0] + u[:, 1:2] * scale[1] * vt[1])
+
+    # ------------------------------------------------------------------ training
+    def _neighbourhood_table(self, sigma: float) -> tuple[np.ndarray, int, int]:
+        dist = self._distance_table
+        if self.neighbourhood == "gaussian":
+            h = np.exp(-(dist**2) / (2.0 * sigma**2))
+            reach = GAUSSIAN_TRUNCATE * sigma
+        else:
+            h = np.ones_like(dist)
+            reach = sigma
+        h[dist > reach + 1e-9] = 0.0
+        win_c = int(np.ceil(reach)) + 1
+        win_r = int(np.ceil(reach / self.grid.row_spacing)) + 1
+        return h, win_r, win_c
+
+    def batch_sums(self, X, errors=None, sample_weight=None):
+        """Per-cell sums of one batch epoch over ``X`` with the current weights.
+
+        Returns ``(S, N, sq_err)``: S (n_cells, F) weighted feature sums per best cell,
+        N (n_cells, F) weighted counts per feature, and the summed squared quantization
+        distance. Epoch sums of separate chunks or partitions simply add up, which is
+        what out-of-core and distributed training use.
+        """
+        self._check_fitted()
+        X, errors = self._features_from(X, errors)
+        sw = self._sample_weight(sample_weight, X.shape[0])
+        F = X.shape[1]
+        S = np.zeros((self.n_cells, F))
+        N = np.zeros((self.n_cells, F))
+        sq = 0.0
+        with self._threads():
+            for start, stop, xc, cell, d2, _ in self._iter_assign(X, errors, self.weights_, False):
+                kernels.accumulate(xc, cell, sw[start:stop] if sw.size else sw, S, N)
+                sq += float(np.nansum(d2))
+        return S, N, sq
+
+    def apply_batch_sums(self, S: np.ndarray, N: np.ndarray, sigma: float) -> SOM:
+        """Batch update: each weight becomes the neighbourhood-weighted mean of the sums."""
+        self._check_fitted()
+        h, win_r, win_c = self._neighbourhood_table(float(sigma))
+        num = np.empty_like(S)
+        den = np.empty_like(N)
+        with self._threads():
+            kernels.smooth(
+                S, N, h, self.n_rows, self.n_cols, bool(self.periodic), win_r, win_c, num, den
+            )
+        # a cell no data reaches keeps its weight rather than collapsing to zero
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self.weights_ = np.where(den > 0, num / den, self.weights_)
+        return self
+
+    @staticmethod
+    def _sample_weight(sample_weight, n):
+        if sample_weight is None:
+            return np.zeros(0)
+        sw = np.asarray(sample_weight, dtype=np.float64)
+        if sw.shape != (n,):
+            raise SOMError(f"sample_weight has shape {sw.shape}, expected ({n},)")
+        bad = ~np.isfinite(sw) | (sw < 0)
+        if bad.any():
+            raise SOMError(
+                f"row {int(np.flatnonzero(bad)[0])}: sample weight must be finite and non-negative"
+            )
+        return sw
+
+    def _start(self, X, rng):
+        self._check_params()
+        self.n_features_in_ = X.shape[1]
+        self._distance_table = self.grid.offset_distance_table()
+        self.weights_ = self._initial_weights(X, rng)
+        self.n_epochs_done_ = 0
+        self.training_ = {"epochs": [], "started": time.time()}
+
+    def fit(
+        self,
+        X,
+        errors=None,
+        sample_weight=None,
+        *,
+        n_epochs: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> SOM:
+        """Train the map from scratch on ``X`` (n, F) (or a catalogue, with ``features``).
+
+        ``errors`` (n, F) are used by the chi2 distance; ``sample_weight`` (n,) weights
+        each row's pull on the map. ``progress(fraction, message)`` is called after every
+        epoch. ``X`` may be a memory-mapped array larger than memory: it is read in
+        chunks of ``chunk_size`` rows.
+        """
+        self._check_params()
+        if hasattr(self, "n_features_in_"):
+            del self.n_features_in_
+        X, errors = self._features_from(X, errors, fitting=True)
+        rng = self._rng()
+        self._start(X, rng)
+        n_epochs = int(n_epochs or self.n_epochs)
+        sigmas = self.sigma_schedule(n_epochs)
+        if self.method == "batch":
+            for e, sigma in enumerate(sigmas):
+                S, N, sq = self.batch_sums(X, errors, sample_weight)
+                self.apply_batch_sums(S, N, sigma)
+                self._record_epoch(sigma, sq, X.shape[0], progress, e + 1, n_epochs)
+        else:
+            self._fit_online(X, errors, rng, n_epochs, progress)
+        self._finish(X, errors)
+        return self
+
+    def fit_chunks(
+        self,
+        chunks: Callable[[], Iterable],
+        *,
+        n_epochs: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> SOM:
+        """Batch-train on data that never sits in memory at once.
+
+        ``chunks()`` must return a fresh iterable of ``X`` arrays (or ``(X, errors,
+        sample_weight)`` tuples) on every call; it is called once for initialisation
+        (only the first chunk is used) and once per epoch. Each epoch sums the chunks'
+        ``batch_sums``, so the result equals ``fit`` on the concatenated data.
+        """
+        self._check_params()
+        if self.method != "batch":
+            raise ValueError("fit_chunks trains the batch map only")
+
+        def parts():
+            for part in chunks():
+                yield part if isinstance(part, tuple) else (part, None, None)
+
+        first = next(iter(parts()), None)
+        if first is None:
+            raise SOMError("no rows: the chunk source yielded nothing")
+        X0, e0 = self._features_from(first[0], first[1], fitting=True)
+        rng = self._rng()
+        self._start(X0, rng)
+        n_epochs = int(n_epochs or self.n_epochs)
+        n_rows = 0
+        for e, sigma in enumerate(self.sigma_schedule(n_epochs)):
+            S = np.zeros((self.n_cells, self.n_features_in_))
+            N = np.zeros_like(S)
+            sq, n_rows = 0.0, 0
+            for X, err, sw in parts():
+                s, nn, q = self.batch_sums(X, err, sw)
+                S += s
+                N += nn
+                sq += q
+                n_rows += len(X)
+            self.apply_batch_sums(S, N, sigma)
+            self._record_epoch(sigma, sq, n_rows, progress, e + 1, n_epochs)
+        self.quality_ = {"n_rows_trained": n_rows}
+        return self
+
+    def partial_fit(
+        self,
+        X,
+        errors=None,
+        sample_weight=None,
+        *,
+        n_epochs: int = 1,
+        sigma: float | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> SOM:
+        """Continue training on new data (a catalogue that arrives in parts).
+
+        An unfitted map is initialised from ``X`` and fully trained. A fitted map runs
+        ``n_epochs`` batch epochs on ``X`` at the final radius ``sigma_end`` (or ``sigma``),
+        which refines the weights without unfolding the map again.
+        """
+        if not hasattr(self, "weights_"):
+            return self.fit(X, errors, sample_weight, progress=progress)
+        if self.method != "batch":
+            raise ValueError("partial_fit continues batch training only")
+        X, errors = self._features_from(X, errors)
+        sigma = float(sigma or self.sigma_end)
+        for e in range(int(n_epochs)):
+            S, N, sq = self.batch_sums(X, errors, sample_weight)
+            self.apply_batch_sums(S, N, sigma)
+            self._record_epoch(sigma, sq, X.shape[0], progress, e + 1, n_epochs)
+        self._finish(X, errors)
+        return self
+
+    def _fit_online(self, X, errors, rng, n_epochs, progress):
+        n = X.shape[0]
+        W = np.ascontiguousarray(self.weights_, dtype=np.float64)
+        n_steps = n * n_epochs
+        s0, s1 = self._sigma0(), float(self.sigma_end)
+        for e in range(n_epochs):
+            order = rng.permutation(n).astype(np.int64)
+            xc, inv_var, _ = self._chunk(X, errors, 0, n)
+            iv = inv_var if inv_var is not None else np.zeros((0, 0), xc.dtype)
+            kernels.online_epoch(
+                xc.astype(np.float64),
+                iv.astype(np.float64),
+                order,
+                W,
+                self._distance_table,
+                self.n_rows,
+                self.n_cols,
+                bool(self.periodic),
+                self.neighbourhood == "gaussian",
+                s0,
+                s1,
+                float(self.learning_rate_start),
+                float(self.learning_rate_end),
+                e * n,
+                n_steps,
+            )
+            sigma = s0 * (s1 / s0) ** ((e + 1) / n_epochs)
+            self.weights_ = W.copy()
+            self._record_epoch(sigma, float("nan"), n, progress, e + 1, n_epochs)
+
+    def _record_epoch(self, sigma, sq, n_rows, progress, done, total):
+        self.n_epochs_done_ += 1
+        qe = float(np.sqrt(sq / n_rows)) if np.isfinite(sq) else None
+        self.training_["epochs"].append({"sigma": float(sigma), "rms_distance": qe})
+        if progress is not None:
+            progress(done / total, f"epoch {done}/{total} (sigma {sigma:.2f})")
+
+    def _finish(self, X, errors):
+        """Quality figures of the trained map on its training data."""
+        a = self.assign(X, errors, return_second=True)
+        self.quality_ = {
+            "n_rows_trained": int(X.shape[0]),
+            "quantization_error": float(np.mean(a.distance)),
+            "topographic_error": float(self._topographic(a.cell, a.second)),
+            "occupied_cells": int(np.count_nonzero(np.bincount(a.cell, minlength=self.n_cells))),
+        }
+
+    # ------------------------------------------------------------------ inference
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "weights_"):
+            raise RuntimeError("this SOM is not fitted yet: call fit() first")
+
+    def assign(
+        self, X, errors=None, *, return_second: bool = False, allow_empty: bool = False
+    ) -> Assignment:
+        """Best-matching cell and distance of every row (chunked, parallel).
+
+        With ``allow_empty`` a row with no usable feature gets cell -1 and distance NaN
+        instead of raising; with ``return_second`` the second-best cell is found too.
+        """
+        self._check_fitted()
+        X, errors = self._features_from(X, errors)
+        n = X.shape[0]
+        cell = np.empty(n, np.int64)
+        dist = np.empty(n, np.float64)
+        second = np.empty(n, np.int64) if return_second else None
+        WT, half_norm2 = self._prepared_weights(self.weights_)
+        with self._threads():
+            for start in range(0, n, int(self.chunk_size)):
+                stop = min(n, start + int(self.chunk_size))
+                xc, inv_var, has_missing = self._chunk(X, errors, start, stop, allow_empty)
+                c, d2, s = self._bmu_chunk(xc, inv_var, has_missing, WT, half_norm2, return_second)
+                cell[start:stop] = c
+                dist[start:stop] = np.sqrt(d2)
+                if second is not None:
+                    second[start:stop] = s
+        return Assignment(cell, dist, second)
+
+    def predict(self, X, errors=None) -> np.ndarray:
+        """Best-matching cell (row-major index) of every row."""
+        return self.assign(X, errors).cell
+
+    def winner(self, x) -> tuple[int, int]:
+        """(row, col) of the best-matching cell of one sample, as MiniSom returns it."""
+        cell = int(self.predict(np.asarray(x, dtype=float).reshape(1, -1))[0])
+        return divmod(cell, int(self.n_cols))
+
+    def transform(self, X, errors=None) -> np.ndarray:
+        """(n, 2) array of [best cell, distance to it]; never the n x cells distance matrix."""
+        a = self.assign(X, errors)
+        return np.column_stack([a.cell, a.distance])
+
+    def quantization_error(self, X, errors=None) -> float:
+        """Mean distance between each row and its best cell's weight vector (chunked)."""
+        return float(np.mean(self.assign(X, errors).distance))
+
+    def _topographic(self, best, second) -> float:
+        if self.n_cells == 1:
+            return 0.0
+        d = self.grid.distance(best, second)
+        return float(np.mean(d > 1.0 + 1e-6))
+
+    def topographic_error(self, X, errors=None) -> float:
+        """Fraction of rows whose best and second-best cells are not grid neighbours."""
+        a = self.assign(X, errors, return_second=True)
+        return self._topographic(a.cell, a.second)
+
+    def occupation(self, X, errors=None, sample_weight=None) -> np.ndarray:
+        """(n_rows, n_cols) number (or summed weight) of rows per cell."""
+        cells = self.predict(X, errors)
+        w = None if sample_weight is None else self._sample_weight(sample_weight, cells.size)
+        counts = np.bincount(cells, weights=w, minlength=self.n_cells)
+        return counts.reshape(self.n_rows, self.n_cols)
+
+    activation_response = occupation  # MiniSom's name
+
+    def distance_map(self) -> np.ndarray:
+        """U-matrix: (n_rows, n_cols) mean feature-space distance to direct neighbours."""
+        self._check_fitted()
+        i, j = self.grid.neighbour_pairs(1.0)
+        d = np.linalg.norm(self.weights_[i] - self.weights_[j], axis=1)
+        total = np.bincount(i, weights=d, minlength=self.n_cells)
+        count = np.bincount(i, minlength=self.n_cells)
+        with np.errstate(invalid="ignore"):
+            return (total / count).reshape(self.n_rows, self.n_cols)
+
+    def neighbours(self, cell: int) -> np.ndarray:
+        """Direct neighbours of a cell (grid distance 1), honouring the wrap."""
+        return self.grid.neighbours(int(cell))
+
+    def get_weights(self) -> np.ndarray:
+        """Weights as (n_rows, n_cols, F), MiniSom's layout."""
+        self._check_fitted()
+        return self.weights_.reshape(self.n_rows, self.n_cols, -1)
+
+    # ------------------------------------------------------------------ persistence
+    def to_bytes(self) -> bytes:
+        """The map as one self-describing zip: ``meta.json`` and ``weights.npy``."""
+        self._check_fitted()
+        params = self.get_params()
+        params["dtype"] = np.dtype(self.dtype).name
+        rs = params["random_state"]
+        params["random_state"] = rs if isinstance(rs, int | type(None)) else None
+        meta = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "somcal_version": _version(),
+            "grid": self.grid.to_dict(),
+            "params": params,
+            "n_features": int(self.n_features_in_),
+            "features": None if self.features is None else self.features.to_dict(),
+            "training": getattr(self, "training_", {}),
+            "quality": getattr(self, "quality_", {}),
+            "n_epochs_done": int(getattr(self, "n_epochs_done_", 0)),
+        }
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("meta.json", json.dumps(meta, indent=1, default=_json_default))
+            arr = io.BytesIO()
+            np.lib.format.write_array(
+                arr, np.ascontiguousarray(self.weights_, np.float64), allow_pickle=False
+            )
+            zf.writestr("weights.npy", arr.getvalue())
+        return buf.getvalue()
+
+    def save(self, path) -> Path:
+        """Write the map to ``path`` (atomically: a crash never leaves half a file)."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(self.to_bytes())
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def from_bytes(cls, data: bytes, source: str = "<bytes>") -> SOM:
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                bad = zf.testzip()
+                if bad is not None:
+                    raise MapFormatError(f"{source}: member {bad} is corrupt (CRC mismatch)")
+                meta = json.loads(zf.read("meta.json"))
+                weights = np.lib.format.read_array(
+                    io.BytesIO(zf.read("weights.npy")), allow_pickle=False
+                )
+        except MapFormatError:
+            raise
+        except (zipfile.BadZipFile, zlib.error, KeyError, EOFError, ValueError, OSError) as exc:
+            raise MapFormatError(f"{source}: not a readable somcal map file ({exc})") from exc
+        if meta.get("format") != FORMAT_NAME:
+            raise MapFormatError(f"{source}: not a somcal map (format {meta.get('format')!r})")
+        version = meta.get("format_version")
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise MapFormatError(
+                f"{source}: map format version {version} is newer than this somcal reads "
+                f"({FORMAT_VERSION}); upgrade somcal"
+            )
+        params = dict(meta["params"])
+        features = None
+        if meta.get("features") is not None:
+            from .photometry import ColourFeatures
+
+            features = ColourFeatures.from_dict(meta["features"])
+        som = cls(**params, features=features)
+        grid = Grid.from_dict(meta["grid"])
+        if weights.shape != (grid.n_cells, meta["n_features"]):
+            raise MapFormatError(
+                f"{source}: weights have shape {weights.shape}, expected "
+                f"({grid.n_cells}, {meta['n_features']})"
+            )
+        som.weights_ = weights
+        som.n_features_in_ = int(meta["n_features"])
+        som.training_ = meta.get("training", {})
+        som.quality_ = meta.get("quality", {})
+        som.n_epochs_done_ = int(meta.get("n_epochs_done", 0))
+        som.somcal_version_ = meta.get("somcal_version")
+        som._distance_table = som.grid.offset_distance_table()
+        return som
+
+    @classmethod
+    def load(cls, path) -> SOM:
+        path = Path(path)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise MapFormatError(f"{path}: cannot read ({exc.strerror})") from exc
+        return cls.from_bytes(data, source=str(path))
+
+    def __repr__(self) -> str:
+        state = "fitted" if hasattr(self, "weights_") else "unfitted"
+        return (
+            f"SOM({self.n_rows}x{self.n_cols}, lattice={self.lattice!r}, "
+            f"periodic={self.periodic}, {state})"
+        )
+
+
+def _json_default(o):
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"cannot serialise {type(o).__name__}")
+
+
+class _NumbaThreads:
+    """Use ``n`` numba threads inside a ``with`` block (None: leave the default)."""
+
+    def __init__(self, n: int | None):
+        self.n = n
+
+    def __enter__(self):
+        if self.n is not None:
+            self.old = numba.get_num_threads()
+            numba.set_num_threads(max(1, min(int(self.n), numba.config.NUMBA_NUM_THREADS)))
+
+    def __exit__(self, *exc):
+        if self.n is not None:
+            numba.set_num_threads(self.old)

@@ -1,0 +1,413 @@
+"""The hot loops of somcal: best-matching units, batch sums, neighbourhood smoothing.
+
+Every kernel is a small ``@njit`` function over plain arrays. Shapes use
+``n`` rows (sources), ``F`` features and ``K`` cells. Weights are passed transposed,
+``WT`` of shape (F, K), so that the innermost loop runs over contiguous cells and
+vectorises. Distances are squared, in normalised feature units.
+
+A pure-numpy reference of each kernel lives in ``som.reference``; the tests hold the
+two to agreement.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+#: cells processed per tile: small enough that the tile's distances stay in L1 cache
+TILE = 256
+#: rows handed to a thread at a time
+ROWS_PER_TASK = 256
+#: fast-math without the no-NaN/no-inf assumptions: kernels that test for missing values
+#: need ``isfinite`` to survive optimisation
+FAST_NAN_SAFE = {"nsz", "arcp", "contract", "afn", "reassoc"}
+
+
+@njit(cache=True, fastmath=FAST_NAN_SAFE, inline="always")
+def _scan_tile(buf, m, c0, best, best_i, second, second_i, want_second):
+    """Fold ``buf[:m]`` (distances of cells c0..c0+m-1) into the running best two.
+
+    Returns the updated (best, best_i, second, second_i). The vectorisable minimum
+    reduction runs first; the scalar scan runs only for tiles that can change the result.
+    """
+    lo = buf[0]
+    for t in range(1, m):
+        lo = min(lo, buf[t])
+    bound = second if want_second else best
+    if lo < bound:
+        for t in range(m):
+            v = buf[t]
+            if v < best:
+                second = best
+                second_i = best_i
+                best = v
+                best_i = c0 + t
+            elif want_second and v < second:
+                second = v
+                second_i = c0 + t
+    return best, best_i, second, second_i
+
+
+#: rows sharing each load of a weight tile in the dense kernel
+ROW_BLOCK = 4
+
+_DENSE_KERNELS: dict = {}
+
+
+def _dense_kernel_source(n_features: int, want_second: bool) -> str:
+    """Source of the dense best-matching-unit kernel for a fixed feature count.
+
+    The feature loop is written out so that the cell loop is the innermost one and
+    vectorises, with ROW_BLOCK rows sharing every weight load. Each of the TILE lanes keeps
+    its own running best (and second best) so no scalar reduction runs per cell.
+    """
+    F, RB = n_features, ROW_BLOCK
+    L = [
+        "def kernel(X, WT, half_norm2, out_cell, out_d2, out_second):",
+        "    n = X.shape[0]",
+        "    K = WT.shape[1]",
+        f"    n_tasks = (n + {ROWS_PER_TASK} - 1) // {ROWS_PER_TASK}",
+        "    for task in prange(n_tasks):",
+        f"        lv = np.empty(({RB}, {TILE}), dtype=WT.dtype)",
+        f"        li = np.empty(({RB}, {TILE}), dtype=np.int32)",
+        f"        sv = np.empty(({RB}, {TILE}), dtype=WT.dtype)",
+        f"        si = np.empty(({RB}, {TILE}), dtype=np.int32)",
+        f"        stop = min(n, (task + 1) * {ROWS_PER_TASK})",
+        f"        for r0 in range(task * {ROWS_PER_TASK}, stop, {RB}):",
+    ]
+    for j in range(RB):
+        L.append(f"            r{j} = min(r0 + {j}, stop - 1)")
+        L.append("            " + "; ".join(f"a{j}_{f} = X[r{j}, {f}]" for f in range(F)))
+        L.append(f"            L{j} = lv[{j}]; I{j} = li[{j}]; S{j} = sv[{j}]; J{j} = si[{j}]")
+    L += [
+        "            lv[:] = np.inf; li[:] = -1; sv[:] = np.inf; si[:] = -1",
+        f"            for c0 in range(0, K, {TILE}):",
+        f"                m = min({TILE}, K - c0)",
+        "                h = half_norm2[c0:c0 + m]",
+        "                " + "; ".join(f"w{f} = WT[{f}, c0:c0 + m]" for f in range(F)),
+        "                for t in range(m):",
+        "                    " + "; ".join(f"q{f} = w{f}[t]" for f in range(F)),
+        "                    ht = h[t]",
+        "                    ci = np.int32(c0 + t)",
+    ]
+    for j in range(RB):
+        dot = " + ".join(f"a{j}_{f} * q{f}" for f in range(F))
+        L.append(f"                    v = ht - ({dot})")
+        L.append(f"                    lo = L{j}[t]; io = I{j}[t]")
+        L.append("                    lt = v < lo")
+        if want_second:
+            # branch-free selects: nested conditionals stop LLVM from vectorising
+            L.append(f"                    so = S{j}[t]; jo = J{j}[t]")
+            L.append("                    lt2 = v < so")
+            L.append("                    s_new = v if lt2 else so")
+            L.append("                    j_new = ci if lt2 else jo")
+            L.append(f"                    S{j}[t] = lo if lt else s_new")
+            L.append(f"                    J{j}[t] = io if lt else j_new")
+        L.append(f"                    L{j}[t] = v if lt else lo")
+        L.append(f"                    I{j}[t] = ci if lt else io")
+    L += [
+        f"            for j in range(min({RB}, stop - r0)):",
+        "                _finish_row(X, WT, r0 + j, lv[j], li[j], sv[j], si[j],",
+        f"                            {want_second}, out_cell, out_d2, out_second)",
+    ]
+    return "\n".join(L)
+
+
+@njit(cache=True, fastmath=True)
+def _finish_row(X, WT, r, lv, li, sv, si, want_second, out_cell, out_d2, out_second):
+    """Reduce one row's per-lane bests to its best (and second) cell; exact distance."""
+    best = np.inf
+    best_i = -1
+    lane = -1
+    for t in range(lv.shape[0]):
+        if li[t] >= 0 and (lv[t] < best or (lv[t] == best and li[t] < best_i)):
+            best = lv[t]
+            best_i = li[t]
+            lane = t
+    second_i = -1
+    if want_second:
+        second = sv[lane]
+        second_i = si[lane]
+        for t in range(lv.shape[0]):
+            if t != lane and li[t] >= 0 and lv[t] < second:
+                second = lv[t]
+                second_i = li[t]
+    d2 = 0.0
+    for f in range(X.shape[1]):
+        diff = np.float64(X[r, f]) - np.float64(WT[f, best_i])
+        d2 += diff * diff
+    out_cell[r] = best_i
+    out_d2[r] = d2
+    out_second[r] = second_i
+
+
+def _kernel_cache_dir() -> Path:
+    base = os.environ.get("SOMCAL_KERNEL_CACHE")
+    if base:
+        return Path(base)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "somcal" / "kernels"
+
+
+def _load_generated(n_features: int, want_second: bool):
+    """Compile the generated dense kernel, through numba's on-disk cache when possible.
+
+    numba caches only functions that live in a file, so the source is written to a
+    module in the kernel cache directory (named by a hash of the source) and imported;
+    a process then compiles each kernel once per machine instead of once per run.
+    """
+    source = (
+        "import numpy as np\nfrom numba import njit, prange\n"
+        "from som.kernels import _finish_row\n\n" + _dense_kernel_source(n_features, want_second)
+    )
+    digest = hashlib.sha256((source + numba.__version__).encode()).hexdigest()[:16]
+    name = f"somcal_dense_{n_features}_{int(want_second)}_{digest}"
+    try:
+        directory = _kernel_cache_dir()
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"{name}.py"
+        if not path.exists():
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(source)
+            tmp.replace(path)
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        # numba's cache resolves the function's globals through sys.modules
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        return njit(parallel=True, fastmath=True, cache=True)(module.kernel)
+    except OSError:
+        # read-only home: compile in memory, every process pays the compile time
+        namespace = {"np": np, "prange": prange, "_finish_row": _finish_row}
+        exec(_dense_kernel_source(n_features, want_second), namespace)
+        return njit(parallel=True, fastmath=True)(namespace["kernel"])
+
+
+def bmu_dense(X, WT, half_norm2, want_second, out_cell, out_d2, out_second):
+    """Best-matching cell of every row, Euclidean distance, no missing values.
+
+    X : (n, F) float32|float64 normalised features, all finite.
+    WT : (F, K) transposed weights, same dtype as X.
+    half_norm2 : (K,) ``0.5 * ||w_k||^2``, same dtype.
+    want_second : also find the second-best cell (for the topographic error).
+    out_cell : (n,) int64, best cell. out_d2 : (n,) float64, squared distance to it.
+    out_second : (n,) int64, second-best cell (-1 when not wanted or K == 1).
+
+    Minimises ``0.5||w||^2 - x.w`` (the squared distance up to a term constant over
+    cells), then recomputes the exact squared distance of the winner in float64.
+    Compiled once per (feature count, want_second) and reused.
+    """
+    key = (X.shape[1], bool(want_second))
+    kernel = _DENSE_KERNELS.get(key)
+    if kernel is None:
+        kernel = _DENSE_KERNELS[key] = _load_generated(*key)
+    kernel(X, WT, half_norm2, out_cell, out_d2, out_second)
+
+
+@njit(parallel=True, fastmath=FAST_NAN_SAFE, cache=True)
+def bmu_masked(X, inv_var, WT, want_second, out_cell, out_d2, out_second):
+    """Best-matching cell with missing features and optional per-feature errors.
+
+    X : (n, F) normalised features; NaN marks a missing feature.
+    inv_var : (n, F) inverse variances 1/sigma^2 for a chi^2 distance, or an array of
+        shape (0, 0) for a plain Euclidean distance.
+    WT : (F, K) transposed weights.
+    out_cell, out_d2, out_second : as in ``bmu_dense``. A row with no usable feature
+        gets cell -1 and distance NaN (the caller reports it).
+
+    The distance uses only the features a row has, scaled by F / n_present so that rows
+    with and without gaps are on one scale: d2 = F/n_p * sum_f iv_f (x_f - w_kf)^2.
+    """
+    n, F = X.shape
+    K = WT.shape[1]
+    use_errors = inv_var.shape[0] > 0
+    n_tasks = (n + ROWS_PER_TASK - 1) // ROWS_PER_TASK
+    for task in prange(n_tasks):
+        buf = np.empty(TILE, dtype=WT.dtype)
+        xs = np.empty(F, dtype=WT.dtype)
+        ivs = np.empty(F, dtype=WT.dtype)
+        idx = np.empty(F, dtype=np.int64)
+        for r in range(task * ROWS_PER_TASK, min(n, (task + 1) * ROWS_PER_TASK)):
+            n_p = 0
+            for f in range(F):
+                v = X[r, f]
+                if np.isfinite(v):
+                    idx[n_p] = f
+                    xs[n_p] = v
+                    ivs[n_p] = inv_var[r, f] if use_errors else 1.0
+                    n_p += 1
+            if n_p == 0:
+                out_cell[r] = -1
+                out_d2[r] = np.nan
+                out_second[r] = -1
+                continue
+            best = np.inf
+            second = np.inf
+            best_i = -1
+            second_i = -1
+            for c0 in range(0, K, TILE):
+                m = min(TILE, K - c0)
+                for t in range(m):
+                    buf[t] = 0.0
+                for p in range(n_p):
+                    f = idx[p]
+                    xf = xs[p]
+                    iv = ivs[p]
+                    for t in range(m):
+                        d = xf - WT[f, c0 + t]
+                        buf[t] += iv * d * d
+                best, best_i, second, second_i = _scan_tile(
+                    buf, m, c0, best, best_i, second, second_i, want_second
+                )
+            d2 = 0.0
+            for p in range(n_p):
+                diff = np.float64(xs[p]) - np.float64(WT[idx[p], best_i])
+                d2 += np.float64(ivs[p]) * diff * diff
+            out_cell[r] = best_i
+            out_d2[r] = d2 * F / n_p
+            out_second[r] = second_i
+
+
+@njit(cache=True)
+def accumulate(X, cells, sample_weight, S, N):
+    """Add rows into per-cell sums for the batch update (in place).
+
+    X : (n, F) features, NaN where missing. cells : (n,) int64 best cells (-1 skipped).
+    sample_weight : (n,) float64 or shape (0,) for unit weights.
+    S : (K, F) float64 running sum of weight * feature.
+    N : (K, F) float64 running sum of weight, per feature (features can be missing).
+    """
+    n, F = X.shape
+    weighted = sample_weight.shape[0] > 0
+    for r in range(n):
+        c = cells[r]
+        if c < 0:
+            continue
+        w = sample_weight[r] if weighted else 1.0
+        for f in range(F):
+            v = X[r, f]
+            if np.isfinite(v):
+                S[c, f] += w * v
+                N[c, f] += w
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def smooth(S, N, h_table, n_rows, n_cols, periodic, win_r, win_c, num, den):
+    """Neighbourhood-smoothed sums: num_j = sum_i h(i, j) S_i, den_j = sum_i h(i, j) N_i.
+
+    S, N : (K, F) per-cell sums from ``accumulate``.
+    h_table : (2, 2*n_rows-1, 2*n_cols-1) neighbourhood value by row parity of j and
+        offset (row_i - row_j, col_i - col_j); see ``Grid.offset_distance_table``.
+    win_r, win_c : half-widths (rows, cols) beyond which h is zero.
+    num, den : (K, F) outputs, overwritten.
+    """
+    K, F = S.shape
+    R1 = n_rows - 1
+    C1 = n_cols - 1
+    full_r = 2 * win_r + 1 >= n_rows
+    full_c = 2 * win_c + 1 >= n_cols
+    for j in prange(K):
+        rj = j // n_cols
+        cj = j % n_cols
+        p = rj % 2
+        for f in range(F):
+            num[j, f] = 0.0
+            den[j, f] = 0.0
+        if periodic and full_r:
+            r_lo, r_hi = 0, n_rows - 1
+        elif periodic:
+            r_lo, r_hi = rj - win_r, rj + win_r
+        else:
+            r_lo, r_hi = max(0, rj - win_r), min(n_rows - 1, rj + win_r)
+        if periodic and full_c:
+            c_lo, c_hi = 0, n_cols - 1
+        elif periodic:
+            c_lo, c_hi = cj - win_c, cj + win_c
+        else:
+            c_lo, c_hi = max(0, cj - win_c), min(n_cols - 1, cj + win_c)
+        for rr in range(r_lo, r_hi + 1):
+            ri = rr % n_rows
+            for cc in range(c_lo, c_hi + 1):
+                ci = cc % n_cols
+                h = h_table[p, ri - rj + R1, ci - cj + C1]
+                if h == 0.0:
+                    continue
+                i = ri * n_cols + ci
+                for f in range(F):
+                    num[j, f] += h * S[i, f]
+                    den[j, f] += h * N[i, f]
+
+
+@njit(cache=True)
+def online_epoch(
+    X,
+    inv_var,
+    order,
+    W,
+    dist_table,
+    n_rows,
+    n_cols,
+    periodic,
+    gaussian,
+    sigma0,
+    sigma1,
+    lr0,
+    lr1,
+    step0,
+    n_steps,
+):
+    """One pass of classic online (sequential) Kohonen training, in place on ``W``.
+
+    X : (n, F) features, NaN where missing. inv_var : (n, F) or (0, 0) (Euclidean).
+    order : (n,) int64 visiting order (a seeded permutation).
+    W : (K, F) float64 weights, updated in place.
+    dist_table : grid distances by offset, as ``Grid.offset_distance_table``.
+    sigma and learning rate decay geometrically from (sigma0, lr0) at step 0 to
+    (sigma1, lr1) at step ``n_steps``; ``step0`` is the global index of this epoch's first
+    step. Only the features a row has are updated.
+    """
+    n, F = X.shape
+    K = W.shape[0]
+    R1 = n_rows - 1
+    C1 = n_cols - 1
+    for s in range(order.shape[0]):
+        r = order[s]
+        frac = (step0 + s) / max(n_steps - 1, 1)
+        sigma = sigma0 * (sigma1 / sigma0) ** frac
+        lr = lr0 * (lr1 / lr0) ** frac
+        best = np.inf
+        best_i = -1
+        for k in range(K):
+            d = 0.0
+            for f in range(F):
+                v = X[r, f]
+                if np.isfinite(v):
+                    diff = v - W[k, f]
+                    iv = inv_var[r, f] if inv_var.shape[0] > 0 else 1.0
+                    d += iv * diff * diff
+            if d < best:
+                best = d
+                best_i = k
+        if best_i < 0:
+            continue
+        rj = best_i // n_cols
+        cj = best_i % n_cols
+        p = rj % 2
+        reach = 4.0 * sigma if gaussian else sigma
+        for k in range(K):
+            ri = k // n_cols
+            ci = k % n_cols
+            dist = dist_table[p, ri - rj + R1, ci - cj + C1]
+            if dist > reach:
+                continue
+            h = np.exp(-dist * dist / (2.0 * sigma * sigma)) if gaussian else 1.0
+            for f in range(F):
+                v = X[r, f]
+                if np.isfinite(v):
+                    W[k, f] += lr * h * (v - W[k, f])
