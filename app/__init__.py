@@ -1,0 +1,1 @@
+"""somcal service: settings, storage, ingestion and the REST API around the `som` library."""

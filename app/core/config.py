@@ -1,0 +1,82 @@
+"""Service settings, read from the environment (prefix ``SOMCAL_``) or a ``.env`` file.
+
+``DATABASE_URL`` is also accepted without the prefix because that is the name every
+hosting platform and ``docker compose`` file uses.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_SQLITE_URL = "sqlite:///./var/somcal.db"
+
+
+def _split_list(value: object) -> object:
+    # Lists arrive from the environment as "a,b,c" (or JSON); both are accepted so
+    # operators do not have to quote JSON inside shell variables.
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return []
+        if text.startswith("["):
+            import json
+
+            return json.loads(text)
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SOMCAL_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    database_url: str = Field(
+        default=DEFAULT_SQLITE_URL,
+        validation_alias=AliasChoices("SOMCAL_DATABASE_URL", "DATABASE_URL", "database_url"),
+        description="SQLAlchemy URL (SQLite file by default; postgresql+psycopg://...)",
+    )
+    # Bootstrap keys for deployments that cannot run `somcal apikey create` first (e.g. a
+    # compose file). They are hashed at start-up and compared like stored keys.
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    read_auth: bool = Field(
+        default=False, description="Require an API key for GET requests too (default: open reads)."
+    )
+    max_upload_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+    max_rows: int = Field(default=20_000_000, gt=0, description="Largest catalogue accepted.")
+    max_assign_rows: int = Field(default=1_000_000, gt=0)
+    data_dirs: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="Directories the server may read catalogues from (JSON {path} ingest).",
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    coverage_min_secure: int = Field(
+        default=1, ge=1, description="A cell is covered with at least this many secure spectra."
+    )
+    job_workers: int = Field(default=1, ge=1, description="Threads running training jobs.")
+    upload_tmp_dir: Path | None = Field(default=None, description="Where uploads are spooled.")
+
+    @field_validator("api_keys", "data_dirs", "cors_origins", mode="before")
+    @classmethod
+    def _lists_from_env(cls, value: object) -> object:
+        return _split_list(value)
+
+    @field_validator("data_dirs")
+    @classmethod
+    def _resolve_dirs(cls, value: list[Path]) -> list[Path]:
+        # Resolved once so that containment checks compare canonical paths.
+        return [Path(p).expanduser().resolve() for p in value]
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,83 @@
+"""The FastAPI application. Serve with: uvicorn app.main:create_app --factory"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from app.api import errors
+from app.api.limits import BodySizeLimitMiddleware
+from app.api.routes import catalogs, health, jobs
+from app.core.config import Settings, get_settings
+from app.core.db import make_engine, make_session_factory
+from app.core.security import hash_key
+from app.services.jobs import JobRunner, fail_orphaned_jobs
+
+log = logging.getLogger("somcal")
+
+# Multipart framing and the small option fields ride on top of the file itself.
+_MULTIPART_OVERHEAD = 64 * 1024
+
+
+def _version() -> str:
+    try:
+        return version("somcal")
+    except PackageNotFoundError:
+        return "0.1.0"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    engine = make_engine(settings.database_url)
+    factory = make_session_factory(engine)
+    runner = JobRunner(factory, workers=settings.job_workers)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        try:
+            n = fail_orphaned_jobs(factory)
+            if n:
+                log.warning("marked %d interrupted job(s) as failed", n)
+        except Exception as exc:  # noqa: BLE001 - e.g. schema not migrated yet; /ready says so
+            log.warning("could not check for interrupted jobs: %s", type(exc).__name__)
+        yield
+        runner.shutdown(wait=False)
+        engine.dispose()
+
+    app = FastAPI(
+        title="somcal",
+        version=_version(),
+        summary="SOM photometric-redshift calibration: coverage ledger, gaps, targets, n(z)",
+        lifespan=lifespan,
+        openapi_tags=[
+            {"name": "catalogs", "description": "Photometric and spectroscopic catalogues"},
+            {"name": "maps", "description": "Trained self-organising maps and their cells"},
+            {"name": "jobs", "description": "Background work (training) and its progress"},
+            {"name": "health", "description": "Liveness and readiness"},
+        ],
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.session_factory = factory
+    app.state.jobs = runner
+    app.state.static_key_hashes = tuple(hash_key(k.get_secret_value()) for k in settings.api_keys)
+
+    errors.install(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["X-API-Key", "Authorization", "Content-Type"],
+        )
+    app.add_middleware(
+        BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes + _MULTIPART_OVERHEAD
+    )
+    app.include_router(health.router)
+    app.include_router(catalogs.router)
+    app.include_router(jobs.router)
+    return app

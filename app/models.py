@@ -1,0 +1,329 @@
+"""ORM models (SQLAlchemy 2.0, typed).
+
+Row-heavy tables (``sources``, ``spectra``, ``assignments``) are designed for 10^6+ rows:
+narrow numeric columns, composite keys instead of surrogate ids where a natural key exists,
+and indexes that match the service's access paths (per catalogue, per map and cell).
+Photometry columns are fixed to the somcal band set (ugrizYJH); the catalogue's own column
+names are kept in ``catalogues.column_mapping``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.db import Base
+
+# somcal's band set (Euclid-like plus ground-based optical); DB column suffixes are
+# lower-case so that PostgreSQL needs no quoted identifiers.
+BANDS: tuple[str, ...] = ("u", "g", "r", "i", "z", "Y", "J", "H")
+MAG_COLUMNS: dict[str, str] = {b: f"mag_{b.lower()}" for b in BANDS}
+MAGERR_COLUMNS: dict[str, str] = {b: f"magerr_{b.lower()}" for b in BANDS}
+
+CATALOGUE_KINDS = ("photometric", "spectroscopic")
+JOB_STATUSES = ("queued", "running", "succeeded", "failed")
+MAP_STATUSES = ("queued", "training", "ready", "failed")
+
+# Named constraints are required for Alembic batch mode on SQLite (it recreates tables
+# and must be able to refer to each constraint by name).
+Base.metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata: MetaData = Base.metadata
+
+BigId = BigInteger().with_variant(Integer, "sqlite")  # SQLite only autoincrements INTEGER
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC timestamps on both backends (SQLite returns naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+def _in(values: tuple[str, ...]) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
+def _photometry_columns() -> dict[str, Any]:
+    cols: dict[str, Any] = {}
+    for band in BANDS:
+        cols[MAG_COLUMNS[band]] = mapped_column(Double, nullable=True)
+        cols[MAGERR_COLUMNS[band]] = mapped_column(Double, nullable=True)
+    return cols
+
+
+class Catalogue(Base):
+    __tablename__ = "catalogues"
+    __table_args__ = (
+        # The same file (by content) is one catalogue per kind: a repeated upload is
+        # recognised, and concurrent uploads of one file cannot both land.
+        UniqueConstraint("kind", "sha256"),
+        CheckConstraint(f"kind IN ({_in(CATALOGUE_KINDS)})", name="kind"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(255))
+    filename: Mapped[str] = mapped_column(String(512))
+    file_format: Mapped[str] = mapped_column(String(16))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    preset: Mapped[str | None] = mapped_column(String(32))
+    column_mapping: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    secure_rule: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    bands: Mapped[list[str]] = mapped_column(JsonType)
+    n_rows: Mapped[int] = mapped_column(Integer)
+    n_skipped: Mapped[int] = mapped_column(Integer, default=0)
+    n_secure: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="ready")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Source(Base):
+    """One photometric source. ``row_index`` is the 0-based row in the ingested file."""
+
+    __tablename__ = "sources"
+    __table_args__ = (UniqueConstraint("catalogue_id", "row_index"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    catalogue_id: Mapped[int] = mapped_column(ForeignKey("catalogues.id", ondelete="CASCADE"))
+    row_index: Mapped[int] = mapped_column(Integer)
+    source_id: Mapped[str] = mapped_column(String(64))
+    ra: Mapped[float | None] = mapped_column(Double)
+    dec: Mapped[float | None] = mapped_column(Double)
+    z_phot: Mapped[float | None] = mapped_column(Double)
+    mag_u: Mapped[float | None] = mapped_column(Double)
+    magerr_u: Mapped[float | None] = mapped_column(Double)
+    mag_g: Mapped[float | None] = mapped_column(Double)
+    magerr_g: Mapped[float | None] = mapped_column(Double)
+    mag_r: Mapped[float | None] = mapped_column(Double)
+    magerr_r: Mapped[float | None] = mapped_column(Double)
+    mag_i: Mapped[float | None] = mapped_column(Double)
+    magerr_i: Mapped[float | None] = mapped_column(Double)
+    mag_z: Mapped[float | None] = mapped_column(Double)
+    magerr_z: Mapped[float | None] = mapped_column(Double)
+    mag_y: Mapped[float | None] = mapped_column(Double)
+    magerr_y: Mapped[float | None] = mapped_column(Double)
+    mag_j: Mapped[float | None] = mapped_column(Double)
+    magerr_j: Mapped[float | None] = mapped_column(Double)
+    mag_h: Mapped[float | None] = mapped_column(Double)
+    magerr_h: Mapped[float | None] = mapped_column(Double)
+
+
+class Spectrum(Base):
+    """One spectroscopic redshift with its raw quality flag and the derived ``secure``."""
+
+    __tablename__ = "spectra"
+    __table_args__ = (UniqueConstraint("catalogue_id", "row_index"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    catalogue_id: Mapped[int] = mapped_column(ForeignKey("catalogues.id", ondelete="CASCADE"))
+    row_index: Mapped[int] = mapped_column(Integer)
+    source_id: Mapped[str] = mapped_column(String(64))
+    ra: Mapped[float | None] = mapped_column(Double)
+    dec: Mapped[float | None] = mapped_column(Double)
+    z_spec: Mapped[float] = mapped_column(Double)
+    quality_raw: Mapped[str | None] = mapped_column(String(32))
+    quality: Mapped[float | None] = mapped_column(Double)
+    secure: Mapped[bool] = mapped_column(Boolean)
+    survey: Mapped[str | None] = mapped_column(String(64))
+    mag_u: Mapped[float | None] = mapped_column(Double)
+    magerr_u: Mapped[float | None] = mapped_column(Double)
+    mag_g: Mapped[float | None] = mapped_column(Double)
+    magerr_g: Mapped[float | None] = mapped_column(Double)
+    mag_r: Mapped[float | None] = mapped_column(Double)
+    magerr_r: Mapped[float | None] = mapped_column(Double)
+    mag_i: Mapped[float | None] = mapped_column(Double)
+    magerr_i: Mapped[float | None] = mapped_column(Double)
+    mag_z: Mapped[float | None] = mapped_column(Double)
+    magerr_z: Mapped[float | None] = mapped_column(Double)
+    mag_y: Mapped[float | None] = mapped_column(Double)
+    magerr_y: Mapped[float | None] = mapped_column(Double)
+    mag_j: Mapped[float | None] = mapped_column(Double)
+    magerr_j: Mapped[float | None] = mapped_column(Double)
+    mag_h: Mapped[float | None] = mapped_column(Double)
+    magerr_h: Mapped[float | None] = mapped_column(Double)
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (CheckConstraint(f"status IN ({_in(JOB_STATUSES)})", name="status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    progress: Mapped[float] = mapped_column(Double, default=0.0)
+    message: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    params: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Map(Base):
+    """A trained (or training) map. Immutable once ``status == 'ready'``.
+
+    ``weights`` holds the serialised map file (``som.SOM.to_bytes()``): the grid, the
+    feature specification and its normalisation travel together with the weights.
+    """
+
+    __tablename__ = "maps"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({_in(MAP_STATUSES)})", name="status"),
+        CheckConstraint("lattice IN ('rect', 'hex')", name="lattice"),
+        CheckConstraint("n_rows > 0 AND n_cols > 0", name="shape"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    n_rows: Mapped[int] = mapped_column(Integer)
+    n_cols: Mapped[int] = mapped_column(Integer)
+    lattice: Mapped[str] = mapped_column(String(8))
+    periodic: Mapped[bool] = mapped_column(Boolean, default=False)
+    grid: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    features: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    params: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    weights: Mapped[bytes | None] = mapped_column(LargeBinary)
+    quality: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    min_secure: Mapped[int] = mapped_column(Integer, default=1)
+    n_train: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    training_catalogue_id: Mapped[int | None] = mapped_column(
+        ForeignKey("catalogues.id", ondelete="SET NULL")
+    )
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    trained_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Cell(Base):
+    """Per-map, per-cell statistics and coverage; recomputed when spectra come or go."""
+
+    __tablename__ = "cells"
+    __table_args__ = (Index(None, "map_id", "covered"),)
+
+    map_id: Mapped[int] = mapped_column(ForeignKey("maps.id", ondelete="CASCADE"), primary_key=True)
+    cell: Mapped[int] = mapped_column(Integer, primary_key=True)
+    row: Mapped[int] = mapped_column(Integer)
+    col: Mapped[int] = mapped_column(Integer)
+    n_phot: Mapped[int] = mapped_column(Integer, default=0)
+    zphot_mean: Mapped[float | None] = mapped_column(Double)
+    zphot_median: Mapped[float | None] = mapped_column(Double)
+    zphot_std: Mapped[float | None] = mapped_column(Double)
+    zphot_nmad: Mapped[float | None] = mapped_column(Double)
+    n_spec: Mapped[int] = mapped_column(Integer, default=0)
+    n_spec_secure: Mapped[int] = mapped_column(Integer, default=0)
+    zspec_mean: Mapped[float | None] = mapped_column(Double)
+    zspec_median: Mapped[float | None] = mapped_column(Double)
+    zspec_std: Mapped[float | None] = mapped_column(Double)
+    covered: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Histograms on the map's redshift grid (maps.grid["z_edges"]), as counts.
+    pz_phot: Mapped[list[float] | None] = mapped_column(JsonType)
+    pz_spec: Mapped[list[float] | None] = mapped_column(JsonType)
+
+
+class Assignment(Base):
+    """Best-matching cell of one ingested row (a source or a spectrum) on one map.
+
+    ``object_id`` is ``sources.id`` or ``spectra.id`` depending on the catalogue's kind.
+    """
+
+    __tablename__ = "assignments"
+    __table_args__ = (
+        Index(None, "map_id", "cell"),
+        Index(None, "catalogue_id", "map_id"),
+    )
+
+    map_id: Mapped[int] = mapped_column(ForeignKey("maps.id", ondelete="CASCADE"), primary_key=True)
+    catalogue_id: Mapped[int] = mapped_column(
+        ForeignKey("catalogues.id", ondelete="CASCADE"), primary_key=True
+    )
+    object_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    cell: Mapped[int] = mapped_column(Integer)
+    distance: Mapped[float] = mapped_column(Double)
+
+
+class TargetList(Base):
+    """A saved target list: a snapshot, so later ingests or deletions do not alter it."""
+
+    __tablename__ = "target_lists"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    map_id: Mapped[int] = mapped_column(ForeignKey("maps.id", ondelete="CASCADE"), index=True)
+    params: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    n_targets: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Target(Base):
+    __tablename__ = "targets"
+
+    target_list_id: Mapped[int] = mapped_column(
+        ForeignKey("target_lists.id", ondelete="CASCADE"), primary_key=True
+    )
+    rank: Mapped[int] = mapped_column(Integer, primary_key=True)
+    catalogue_id: Mapped[int] = mapped_column(Integer)
+    source_id: Mapped[str] = mapped_column(String(64))
+    ra: Mapped[float | None] = mapped_column(Double)
+    dec: Mapped[float | None] = mapped_column(Double)
+    mag: Mapped[float | None] = mapped_column(Double)
+    cell: Mapped[int] = mapped_column(Integer)
+    priority: Mapped[float] = mapped_column(Double)
+
+
+class ApiKey(Base):
+    """An API key, stored as its SHA-256 only; ``prefix`` finds the row without the secret."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

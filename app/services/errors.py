@@ -1,0 +1,54 @@
+"""Errors raised by services; the API layer turns them into JSON responses.
+
+Services do not import FastAPI: they say *what* went wrong (status class, message, and
+for bad files which file/column/row and why), the routers decide how it is sent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class RowError:
+    file: str | None
+    column: str | None
+    row: int | None  # 0-based data row (header excluded), as in som.photometry
+    reason: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class ServiceError(Exception):
+    status_code = 400
+
+    def __init__(self, detail: str, errors: list[RowError] | None = None, **extra) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = list(errors or [])
+        self.extra = extra
+
+
+class InvalidInputError(ServiceError):
+    status_code = 422
+
+
+class BadRequestError(ServiceError):
+    status_code = 400
+
+
+class NotFoundError(ServiceError):
+    status_code = 404
+
+
+class ForbiddenError(ServiceError):
+    status_code = 403
+
+
+class ConflictError(ServiceError):
+    status_code = 409
+
+
+class TooLargeError(ServiceError):
+    status_code = 413

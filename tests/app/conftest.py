@@ -1,0 +1,215 @@
+"""Fixtures for API tests against real databases: SQLite (a temp file) and PostgreSQL.
+
+PostgreSQL comes from ``DATABASE_URL_TEST`` (default postgresql+psycopg://postgres@127.0.0.1:
+5432/test). Each test session works in a schema of its own (``search_path``), created and
+dropped here, so concurrent sessions sharing the ``test`` database cannot collide. Tests
+skip PostgreSQL with the reason only when the server cannot be reached.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from app.core import migrate
+from app.core.config import Settings
+from app.core.db import make_engine, make_session_factory
+from app.main import create_app
+from app.models import metadata
+from app.services.apikeys import create_api_key
+
+DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+ZCOSMOS = SHARED_DATA / "real" / "zcosmos_bright20k_cosmos_photometry.csv"
+BANDS = ("u", "g", "r", "i", "z", "Y", "J", "H")
+
+
+def pg_base_url() -> str:
+    url = os.environ.get("DATABASE_URL_TEST", DEFAULT_PG)
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+_pg_state: dict[str, str | None] = {}
+
+
+def pg_unreachable_reason() -> str | None:
+    if "reason" not in _pg_state:
+        import psycopg
+
+        url = make_url(pg_base_url())
+        conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        try:
+            with psycopg.connect(conninfo, connect_timeout=3) as conn:
+                conn.execute("SELECT 1")
+            _pg_state["reason"] = None
+        except Exception as exc:  # noqa: BLE001
+            _pg_state["reason"] = (
+                f"PostgreSQL not reachable at {url.render_as_string(hide_password=True)}: "
+                f"{type(exc).__name__}"
+            )
+    return _pg_state["reason"]
+
+
+def new_pg_schema_url() -> tuple[str, str]:
+    """A fresh schema and a URL whose connections use it (search_path)."""
+    schema = f"somcal_t_{uuid.uuid4().hex[:10]}"
+    base = make_url(pg_base_url())
+    engine = make_engine(base.render_as_string(hide_password=False))
+    with engine.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine.dispose()
+    url = base.update_query_dict({"options": f"-csearch_path={schema}"})
+    return url.render_as_string(hide_password=False), schema
+
+
+def drop_pg_schema(schema: str) -> None:
+    engine = make_engine(pg_base_url())
+    with engine.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    engine.dispose()
+
+
+def empty_database(backend: str, tmp_path: Path) -> Iterator[str]:
+    """Yield the URL of an empty database of ``backend``, removed afterwards."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    reason = pg_unreachable_reason()
+    if reason:
+        pytest.skip(reason)
+    url, schema = new_pg_schema_url()
+    try:
+        yield url
+    finally:
+        drop_pg_schema(schema)
+
+
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+]
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def db_url(request, tmp_path_factory) -> Iterator[str]:
+    """A migrated database per backend, shared by the session (tables emptied per test)."""
+    backend = request.param
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'somcal.db'}"
+        migrate.upgrade(url)
+        yield url
+        return
+    reason = pg_unreachable_reason()
+    if reason:
+        pytest.skip(reason)
+    url, schema = new_pg_schema_url()
+    try:
+        migrate.upgrade(url)
+        yield url
+    finally:
+        drop_pg_schema(schema)
+
+
+@pytest.fixture
+def clean_db(db_url: str) -> str:
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        for table in reversed(metadata.sorted_tables):
+            conn.execute(table.delete())
+    engine.dispose()
+    return db_url
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "data"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture
+def settings(clean_db: str, data_dir: Path, tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=clean_db,
+        data_dirs=[data_dir],
+        max_upload_bytes=5 * 1024 * 1024,
+        max_rows=100_000,
+        upload_tmp_dir=tmp_path,
+    )
+
+
+@pytest.fixture
+def app(settings: Settings):
+    return create_app(settings)
+
+
+@pytest.fixture
+def client(app) -> Iterator[TestClient]:
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture
+def api_key(settings: Settings) -> str:
+    engine = make_engine(settings.database_url)
+    factory = make_session_factory(engine)
+    with factory() as session:
+        _, key = create_api_key(session, "tests")
+        session.commit()
+    engine.dispose()
+    return key
+
+
+@pytest.fixture
+def auth(api_key: str) -> dict[str, str]:
+    return {"X-API-Key": api_key}
+
+
+def _mock_catalogue(n: int = 200, seed: int = 0, spec_fraction: float = 0.0) -> pd.DataFrame:
+    """A small catalogue in somcal's mock shape with a colour-redshift relation."""
+    rng = np.random.default_rng(seed)
+    z = rng.uniform(0.05, 2.0, n)
+    base = rng.uniform(20.0, 24.0, n)
+    frame = {
+        "id": np.arange(1, n + 1),
+        "ra": rng.uniform(149.4, 150.8, n),
+        "dec": rng.uniform(1.6, 2.8, n),
+        "z_true": z,
+        "z_phot": np.clip(z + rng.normal(0, 0.05, n), 0, None),
+    }
+    frame["z_spec"] = np.where(rng.random(n) < spec_fraction, z, np.nan)
+    slopes = np.array([1.2, 0.9, 0.6, 0.3, 0.0, -0.2, -0.35, -0.5])
+    for k, band in enumerate(BANDS):
+        frame[f"mag_{band}"] = base + slopes[k] * z + rng.normal(0, 0.03, n)
+        frame[f"magerr_{band}"] = np.full(n, 0.03)
+    return pd.DataFrame(frame)
+
+
+@pytest.fixture
+def mock_catalogue():
+    """Factory: ``mock_catalogue(n, seed, spec_fraction) -> DataFrame`` in the mock shape."""
+    return _mock_catalogue
+
+
+@pytest.fixture
+def zcosmos_path() -> Path:
+    if not ZCOSMOS.is_file():
+        pytest.skip(f"reference data absent: {ZCOSMOS}")
+    return ZCOSMOS.resolve()
+
+
+@pytest.fixture(params=BACKENDS)
+def empty_db_url(request, tmp_path) -> Iterator[str]:
+    """An empty (unmigrated) database per backend, for migration and readiness tests."""
+    yield from empty_database(request.param, tmp_path)

@@ -1,0 +1,370 @@
+"""Catalogue ingestion through HTTP on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from astropy.table import Table
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from app.core.config import Settings
+from app.core.db import make_engine, make_session_factory
+from app.main import create_app
+from app.models import Catalogue, Source, Spectrum
+
+
+def _csv_bytes(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False).encode()
+
+
+def _upload(client, kind, content: bytes, filename="cat.csv", auth=None, **fields):
+    data = {k: (json.dumps(v) if isinstance(v, dict) else str(v)) for k, v in fields.items()}
+    return client.post(
+        f"/v1/catalogs/{kind}",
+        files={"file": (filename, content, "application/octet-stream")},
+        data=data,
+        headers=auth or {},
+    )
+
+
+def _count(url: str, model) -> int:
+    engine = make_engine(url)
+    with make_session_factory(engine)() as s:
+        n = s.scalar(select(func.count()).select_from(model))
+    engine.dispose()
+    return int(n)
+
+
+def test_photometric_upload_roundtrip_and_duplicate(client, auth, mock_catalogue, settings):
+    frame = mock_catalogue(150, seed=1)
+    frame.loc[3, "mag_u"] = -99.0  # sentinel -> NULL
+    content = _csv_bytes(frame)
+    r = _upload(client, "photometric", content, "mock.csv", auth)
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["duplicate"] is False
+    assert body["n_rows"] == 150 and body["preset"] == "somcal_mock"
+    assert body["bands"] == ["u", "g", "r", "i", "z", "Y", "J", "H"]
+    assert body["column_mapping"]["mag_Y"] == "mag_Y"
+    cat_id = body["id"]
+
+    # The same bytes again: recognised, the existing catalogue comes back, nothing is added.
+    r2 = _upload(client, "photometric", content, "renamed.csv", auth)
+    assert r2.status_code == 200, r2.text
+    assert r2.json()["duplicate"] is True and r2.json()["id"] == cat_id
+    assert _count(settings.database_url, Catalogue) == 1
+    assert _count(settings.database_url, Source) == 150
+
+    # Stored values are the file's values, the sentinel became NULL.
+    engine = make_engine(settings.database_url)
+    with make_session_factory(engine)() as s:
+        rows = s.scalars(select(Source).order_by(Source.row_index)).all()
+    engine.dispose()
+    assert [r.source_id for r in rows[:3]] == ["1", "2", "3"]
+    assert rows[3].mag_u is None and rows[3].mag_g == pytest.approx(frame.loc[3, "mag_g"])
+    np.testing.assert_allclose(
+        [r.mag_Y if hasattr(r, "mag_Y") else r.mag_y for r in rows],
+        frame["mag_Y"].to_numpy(),
+        rtol=0,
+        atol=1e-12,
+    )
+
+    listing = client.get("/v1/catalogs").json()
+    assert listing["total"] == 1 and listing["items"][0]["id"] == cat_id
+    assert client.get(f"/v1/catalogs/{cat_id}").json()["sha256"] == body["sha256"]
+    assert client.get("/v1/catalogs?kind=spectroscopic").json()["total"] == 0
+
+    # The same file as the other kind is a different catalogue.
+    r3 = _upload(client, "spectroscopic", content, "mock.csv", auth)
+    assert r3.status_code == 422  # no z_spec values at all in this file
+    assert r3.json()["errors"][0]["column"] == "z_spec"
+
+    d = client.delete(f"/v1/catalogs/{cat_id}", headers=auth)
+    assert d.status_code == 200 and d.json()["deleted"] == cat_id
+    assert client.get(f"/v1/catalogs/{cat_id}").status_code == 404
+    assert client.delete(f"/v1/catalogs/{cat_id}", headers=auth).status_code == 404
+    assert _count(settings.database_url, Source) == 0
+
+
+def test_mock_spectroscopic_keeps_only_rows_with_redshift(client, auth, mock_catalogue):
+    frame = mock_catalogue(300, seed=2, spec_fraction=0.2)
+    r = _upload(client, "spectroscopic", _csv_bytes(frame), "mock_spec.csv", auth)
+    assert r.status_code == 201, r.text
+    n_spec = int(frame["z_spec"].notna().sum())
+    assert r.json()["n_rows"] == n_spec and r.json()["n_skipped"] == 300 - n_spec
+    assert r.json()["n_secure"] == n_spec  # no quality column: the catalogue vouches for all
+
+
+@pytest.mark.parametrize("fmt", ["fits", "parquet", "ecsv"])
+def test_binary_and_ecsv_formats(client, auth, mock_catalogue, tmp_path, fmt):
+    frame = mock_catalogue(80, seed=3)
+    path = tmp_path / f"cat.{fmt}"
+    if fmt == "parquet":
+        frame.to_parquet(path)
+    else:
+        Table.from_pandas(frame).write(path, format="fits" if fmt == "fits" else "ascii.ecsv")
+    # A misleading name does not matter: the content decides the format.
+    r = _upload(client, "photometric", path.read_bytes(), "upload.bin", auth)
+    assert r.status_code == 201, r.text
+    assert r.json()["file_format"] == fmt and r.json()["n_rows"] == 80
+
+
+def test_json_path_ingest_is_confined_to_data_dirs(
+    client, auth, mock_catalogue, data_dir, tmp_path
+):
+    frame = mock_catalogue(50, seed=4)
+    (data_dir / "sub").mkdir()
+    frame.to_csv(data_dir / "sub" / "cat.csv", index=False)
+    frame.to_csv(tmp_path / "outside.csv", index=False)
+    (data_dir / "link.csv").symlink_to(tmp_path / "outside.csv")
+
+    r = client.post("/v1/catalogs/photometric", json={"path": "sub/cat.csv"}, headers=auth)
+    assert r.status_code == 201, r.text
+    for bad in [
+        "../outside.csv",
+        str(tmp_path / "outside.csv"),
+        "link.csv",
+        "sub/../../outside.csv",
+    ]:
+        r = client.post("/v1/catalogs/photometric", json={"path": bad}, headers=auth)
+        assert r.status_code == 403, (bad, r.text)
+        assert "outside" in r.json()["detail"]
+    r = client.post("/v1/catalogs/photometric", json={"path": "sub/nope.csv"}, headers=auth)
+    assert r.status_code == 404
+    r = client.post("/v1/catalogs/photometric", json={"path": "x.csv", "bogus": 1}, headers=auth)
+    assert r.status_code == 422 and r.json()["errors"][0]["column"] == "bogus"
+
+
+def test_zcosmos_preset_secure_flags_match_the_science_reader(
+    db_url, clean_db, zcosmos_path, tmp_path
+):
+    from som.catalogs import read_zcosmos
+
+    settings = Settings(
+        database_url=clean_db, data_dirs=[zcosmos_path.parent], upload_tmp_dir=tmp_path
+    )
+    key = _make_key(clean_db)
+    with TestClient(create_app(settings)) as client:
+        r = client.post(
+            "/v1/catalogs/spectroscopic",
+            json={"path": zcosmos_path.name},
+            headers={"X-API-Key": key},
+        )
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["preset"] == "zcosmos"  # detected from the columns
+    assert body["n_rows"] == 17358 and body["n_secure"] == 11934
+    assert body["bands"] == ["u", "g", "r", "i", "z", "J"]
+
+    ref = read_zcosmos(zcosmos_path)
+    engine = make_engine(clean_db)
+    with make_session_factory(engine)() as s:
+        rows = s.execute(
+            select(
+                Spectrum.row_index,
+                Spectrum.secure,
+                Spectrum.z_spec,
+                Spectrum.mag_u,
+                Spectrum.mag_i,
+                Spectrum.quality_raw,
+            ).order_by(Spectrum.row_index)
+        ).all()
+    engine.dispose()
+    secure = np.array([r.secure for r in rows])
+    np.testing.assert_array_equal(secure, ref["secure"].to_numpy())
+    np.testing.assert_allclose([r.z_spec for r in rows], ref["z_spec"].to_numpy())
+    for col, band in (("mag_u", "u"), ("mag_i", "i")):
+        ours = np.array([np.nan if getattr(r, col) is None else getattr(r, col) for r in rows])
+        np.testing.assert_array_equal(np.isnan(ours), np.isnan(ref[f"mag_{band}"].to_numpy()))
+        np.testing.assert_allclose(ours, ref[f"mag_{band}"].to_numpy(), equal_nan=True)
+    assert rows[0].quality_raw == "1.5"
+
+
+def _make_key(url: str) -> str:
+    from app.services.apikeys import create_api_key
+
+    engine = make_engine(url)
+    with make_session_factory(engine)() as s:
+        _, key = create_api_key(s, "t")
+        s.commit()
+    engine.dispose()
+    return key
+
+
+def test_compilation_preset_and_explicit_rule(client, auth):
+    frame = pd.DataFrame(
+        {
+            "Id_specz": [10, 11, 12, 13, 14],
+            "ra_corrected": [150.1, 150.2, 150.3, 150.4, 150.5],
+            "dec_corrected": [2.1, 2.2, 2.3, 2.4, 2.5],
+            "specz": [0.3, 1.2, 0.8, 2.5, 0.01],
+            "flag": [4, 3, 9, 13, 2],
+            "Confidence_level": [97, 95, 85, 95, 80],
+            "survey": [29, 56, 106, 17, 25],
+        }
+    )
+    r = _upload(client, "spectroscopic", _csv_bytes(frame), "specz.csv", auth)
+    assert r.status_code == 201, r.text
+    assert r.json()["preset"] == "cosmos_specz_compilation" and r.json()["n_secure"] == 3
+    # A stricter explicit rule on a modified file (new checksum): only flag 4.
+    frame.loc[0, "specz"] = 0.31
+    r = _upload(
+        client,
+        "spectroscopic",
+        _csv_bytes(frame),
+        "specz2.csv",
+        auth,
+        secure_rule={"kind": "in", "values": [4, 14]},
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["n_secure"] == 1
+
+
+def _bad(client, auth, frame_or_bytes, filename="bad.csv", kind="photometric", **fields):
+    content = frame_or_bytes if isinstance(frame_or_bytes, bytes) else _csv_bytes(frame_or_bytes)
+    return _upload(client, kind, content, filename, auth, **fields)
+
+
+def test_row_level_errors_name_file_column_row_and_reason(client, auth, mock_catalogue, settings):
+    frame = mock_catalogue(20, seed=5).astype({"mag_r": object, "magerr_g": float})
+    frame.loc[7, "mag_r"] = "abc"
+    frame.loc[11, "magerr_g"] = -0.2
+    frame.loc[4, "ra"] = np.inf
+    frame.loc[2, "dec"] = 95.0
+    r = _bad(client, auth, frame, "bad.csv")
+    assert r.status_code == 422, r.text
+    errors = {(e["column"], e["row"]): e for e in r.json()["errors"]}
+    assert errors[("mag_r", 7)]["reason"] == "not a number: 'abc'"
+    assert "negative magnitude error" in errors[("magerr_g", 11)]["reason"]
+    assert errors[("ra", 4)]["reason"] == "infinite value"
+    assert "outside [-90, 90]" in errors[("dec", 2)]["reason"]
+    assert all(e["file"] == "bad.csv" for e in r.json()["errors"])
+    assert _count(settings.database_url, Catalogue) == 0
+
+    # on_invalid=skip keeps the good rows and lists the bad ones.
+    r = _bad(client, auth, frame, "bad.csv", on_invalid="skip")
+    assert r.status_code == 201, r.text
+    assert r.json()["n_rows"] == 16 and r.json()["n_skipped"] == 4 and r.json()["n_errors"] == 4
+
+
+def test_bad_files_are_refused_with_a_reason(client, auth, mock_catalogue):
+    good = _csv_bytes(mock_catalogue(10, seed=6))
+    truncated = good[: good.rindex(b",")]  # last line cut mid-row
+    r = _bad(client, auth, truncated)
+    assert r.status_code == 422 and r.json()["errors"][0]["row"] == 9, r.text
+    assert "fields" in r.json()["detail"]
+
+    latin1 = "id,ra,dec,mag_g,mag_r\n1,150.0,2.0,22.1,21.7\n2,150.1,2.1,22.0,21.é\n".encode(
+        "latin-1"
+    )
+    r = _bad(client, auth, latin1)
+    assert r.status_code == 422 and "UTF-8" in r.json()["detail"], r.text
+
+    dup = b"id,mag_g,mag_g,mag_r\n1,22.0,22.0,21.0\n"
+    r = _bad(client, auth, dup)
+    assert r.status_code == 422 and "duplicate column" in r.json()["detail"]
+
+    fits_bytes = io.BytesIO()
+    Table.from_pandas(mock_catalogue(10, seed=7)).write(fits_bytes, format="fits")
+    r = _bad(client, auth, fits_bytes.getvalue()[:3000], "cut.fits")
+    assert r.status_code == 422 and "FITS" in r.json()["detail"], r.text
+    r = _bad(client, auth, b"this is not a fits file at all", "fake.fits")
+    assert r.status_code == 422 and "FITS" in r.json()["detail"]
+
+    r = _bad(client, auth, b"id,ra,dec\n1,150,2\n")
+    assert r.status_code == 422 and "fewer than two bands" in r.json()["detail"] + str(
+        r.json()["errors"]
+    )
+    r = _bad(client, auth, b"")
+    assert r.status_code == 422
+
+    frame = mock_catalogue(5, seed=8)
+    r = _bad(client, auth, frame, mapping={"mag_g": "no_such_column"})
+    assert r.status_code == 422 and r.json()["errors"][0]["column"] == "no_such_column"
+    r = _bad(client, auth, frame, preset="nonexistent")
+    assert r.status_code == 400 and "unknown preset" in r.json()["detail"]
+    r = _bad(client, auth, frame, mapping="{not json")
+    assert r.status_code == 400 and r.json()["errors"][0]["column"] == "mapping"
+
+    spec = pd.DataFrame({"id": [1, 2], "z_spec": [0.5, np.nan], "quality": [3, 4]})
+    r = _bad(client, auth, spec, kind="spectroscopic")
+    assert r.status_code == 400 and "secure_rule" in r.json()["detail"]
+    r = _bad(client, auth, spec, kind="spectroscopic", secure_rule={"kind": "min", "value": 3})
+    assert r.status_code == 422
+    assert r.json()["errors"][0] == {
+        "file": "bad.csv",
+        "column": "z_spec",
+        "row": 1,
+        "reason": "missing spectroscopic redshift",
+    }
+
+
+def test_size_and_row_limits(db_url, clean_db, mock_catalogue, tmp_path):
+    key = _make_key(clean_db)
+    settings = Settings(
+        database_url=clean_db, max_upload_bytes=20_000, max_rows=40, upload_tmp_dir=tmp_path
+    )
+    with TestClient(create_app(settings)) as client:
+        # Over the limit by far: refused from Content-Length before the body is read.
+        big = _csv_bytes(mock_catalogue(2000, seed=9))
+        assert len(big) > 20_000 + 64 * 1024
+        r = _upload(client, "photometric", big, "big.csv", {"X-API-Key": key})
+        assert r.status_code == 413, r.text
+        assert "limit" in r.json()["detail"]
+        # Just over: passes the request limit (multipart allowance) but not the file limit.
+        medium = _csv_bytes(mock_catalogue(100, seed=9))
+        assert 20_000 < len(medium) < 20_000 + 64 * 1024
+        r = _upload(client, "photometric", medium, "medium.csv", {"X-API-Key": key})
+        assert r.status_code == 413 and "upload larger" in r.json()["detail"], r.text
+        r = _upload(
+            client,
+            "photometric",
+            _csv_bytes(mock_catalogue(60, seed=9)),
+            "rows.csv",
+            {"X-API-Key": key},
+        )
+        assert r.status_code == 413 and "60 rows" in r.json()["detail"]
+    assert _count(clean_db, Catalogue) == 0
+
+
+def test_unsupported_content_type(client, auth):
+    r = client.post(
+        "/v1/catalogs/photometric",
+        content=b"a,b\n1,2\n",
+        headers={**auth, "Content-Type": "text/csv"},
+    )
+    assert r.status_code == 415
+    assert client.post("/v1/catalogs/other", json={"path": "x"}, headers=auth).status_code == 422
+
+
+def test_a_failing_ingest_leaves_nothing_behind(settings, mock_catalogue, tmp_path):
+    """Rows are written, then the transaction fails: neither catalogue nor rows remain."""
+    from app.services.ingest import IngestRequest, ingest
+
+    path = tmp_path / "cat.csv"
+    mock_catalogue(500, seed=11).to_csv(path, index=False)
+    engine = make_engine(settings.database_url)
+    factory = make_session_factory(engine)
+
+    def explode(session, catalogue):
+        n = session.scalar(
+            select(func.count()).select_from(Source).where(Source.catalogue_id == catalogue.id)
+        )
+        assert n == 500  # the bulk load did happen inside the transaction
+        raise RuntimeError("simulated failure after the bulk load")
+
+    with pytest.raises(RuntimeError, match="simulated"):
+        ingest(
+            factory,
+            IngestRequest(kind="photometric", path=path, filename="cat.csv"),
+            max_rows=10_000,
+            after_insert=explode,
+        )
+    engine.dispose()
+    assert _count(settings.database_url, Catalogue) == 0
+    assert _count(settings.database_url, Source) == 0
