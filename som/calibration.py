@@ -206,13 +206,19 @@ def _json_safe(value: Any) -> Any:
 # --------------------------------------------------------------------------------------
 
 
+def _group_order(groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """Stable permutation sorting rows by group (integers in 0..n_groups-1)."""
+    # A stable sort of 16-bit integers is a radix sort in numpy: several times faster than
+    # sorting int64 (or lexsort) on 10^7 rows.
+    if n_groups <= np.iinfo(np.int16).max:
+        groups = groups.astype(np.int16)
+    return np.argsort(groups, kind="stable")
+
+
 def _group_sort(groups: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
     """Permutation sorting rows by group, then by value within the group."""
     by_value = np.argsort(values, kind="quicksort")
-    # A stable sort of small integers is a radix sort in numpy: far faster than lexsort.
-    if n_groups <= np.iinfo(np.int16).max:
-        groups = groups.astype(np.int16)
-    return by_value[np.argsort(groups[by_value], kind="stable")]
+    return by_value[_group_order(groups[by_value], n_groups)]
 
 
 def _group_cumweight(
@@ -892,8 +898,9 @@ def _nz_from_cells(
     total = w_cov.sum()
     if total <= 0:
         return np.full(hist.shape[1], np.nan), float("nan")
-    p = _normalise_rows(hist, widths)
-    n_of_z = (w_cov @ p) / total
+    # Σ_c w_c H_c / (S_c Δz) without forming the normalised (C, B) matrix; every covered
+    # cell has S_c > 0 (at least k spectra with weight > 0 inside the bins).
+    n_of_z = ((w_cov / hist.sum(axis=1)) @ hist) / widths / total
     return n_of_z, float(w_cov @ mean_c / total)
 
 
@@ -943,6 +950,9 @@ def nz(
     from one ``numpy.random.Generator`` seeded by ``random_state``. A cell with one spectrum
     contributes no spectroscopic variance, a known limit of the bootstrap with few spectra.
     ``nz_err`` and ``mean_z_err`` are the standard deviations (ddof=1) over realisations.
+    Unweighted, the sample is resampled as a multinomial draw of cell counts (cost per
+    realisation independent of the sample size); weighted, member by member (about 0.2 s
+    per realisation per 10^7 members).
 
     ``truth_z`` (true redshift of every sample member, e.g. in a simulation) gives
     ``delta_mean_z``, ``requirement = 0.002 (1 + <z_true>)`` and ``passes``.
@@ -1025,9 +1035,15 @@ def nz(
         pop_w = sw[population]
         n_pop = len(pop_cells)
         unweighted = sample_weights is None
-        if unweighted:
-            pop_counts = np.bincount(pop_cells, minlength=n_cells).astype(np.float64)
-            pvals = pop_counts / n_pop
+        pop_counts = np.bincount(pop_cells, minlength=n_cells)
+        pvals = pop_counts / n_pop
+        if not unweighted:
+            # Members sorted by cell, so a resample's multiplicities sum per cell by reduceat:
+            # several times faster on 10^7 rows than gathering cells and weights per draw.
+            pop_occ = np.flatnonzero(pop_counts)
+            pop_starts = np.cumsum(pop_counts[pop_occ]) - pop_counts[pop_occ]
+            pop_w_sorted = pop_w[_group_order(pop_cells, n_cells)]
+            idx_dtype = np.int32 if n_pop < np.iinfo(np.int32).max else np.int64
         starts = np.searchsorted(s_c, np.arange(n_c))
         sizes = np.bincount(s_c, minlength=n_c)
         row_start, row_size = starts[s_c], sizes[s_c]
@@ -1038,8 +1054,11 @@ def nz(
                 # Resampling N unit-weight members is a multinomial draw of cell counts.
                 w_b = rng.multinomial(n_pop, pvals).astype(np.float64)
             else:
-                idx = rng.integers(0, n_pop, n_pop)
-                w_b = np.bincount(pop_cells[idx], weights=pop_w[idx], minlength=n_cells)
+                multiplicity = np.bincount(
+                    rng.integers(0, n_pop, n_pop, dtype=idx_dtype), minlength=n_pop
+                )
+                w_b = np.zeros(n_cells)
+                w_b[pop_occ] = np.add.reduceat(pop_w_sorted * multiplicity, pop_starts)
             j = row_start + (rng.random(len(s_c)) * row_size).astype(np.int64)
             h_b, m_b = cell_hist_mean(s_z[j], s_w[j], s_b[j])
             boot_nz[i], boot_mean[i] = _nz_from_cells(w_b[cov_idx], h_b, m_b, widths)
