@@ -838,7 +838,10 @@ class NzResult:
     mean_z - truth_mean_z``, ``requirement = 0.002 (1 + truth_mean_z)`` and ``passes =
     |delta_mean_z| <= requirement`` are filled only when true redshifts were given.
     ``sample_used`` marks the sample members the estimate describes (all assigned members,
-    or only those in covered cells with ``gold``).
+    or only those in covered cells with ``gold``) and ``n_sample`` counts them;
+    ``n_spec_used`` counts the spectra behind the estimate (in covered cells holding sample
+    weight), ``n_spec_outside_bins`` the otherwise usable spectra outside ``bins``;
+    ``n_cells_covered`` the cells with at least ``k`` usable spectra.
     """
 
     bins: np.ndarray
