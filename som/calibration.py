@@ -1114,22 +1114,25 @@ def nz(
 def _spread_order(
     cells: np.ndarray, n_cells: int, n_take: int, rng: np.random.Generator, uniform: bool
 ) -> np.ndarray:
-    """Indices of ``n_take`` galaxies, the first one from each occupied cell (cells in random
-    order, a random galaxy in each). After that, ``uniform`` keeps going round the cells (a
-    second from every cell before a third from any); otherwise the rest are drawn at random
-    from the galaxies not yet taken, i.e. in proportion to occupation."""
+    """Indices of ``n_take`` galaxies, the first a random galaxy from each occupied cell,
+    most populated cells first (ties in random order), as a gap-filling survey would take
+    them. After that, ``uniform`` keeps going round the cells in the same order (a second
+    from every cell before a third from any); otherwise the rest are drawn at random from
+    the galaxies not yet taken, i.e. in proportion to occupation."""
     u = rng.random(len(cells))
     by_cell = np.lexsort((u, cells))
     sorted_cells = cells[by_cell]
     starts = np.r_[0, np.flatnonzero(np.diff(sorted_cells)) + 1]
     sizes = np.diff(np.r_[starts, len(sorted_cells)])
     rank = np.arange(len(cells)) - np.repeat(starts, sizes)
-    cell_position = rng.permutation(n_cells)
+    occupation = np.bincount(cells, minlength=n_cells)
+    cell_position = np.empty(n_cells, dtype=np.int64)
+    cell_position[np.lexsort((rng.random(n_cells), -occupation))] = np.arange(n_cells)
     if uniform:
         key = rank * n_cells + cell_position[sorted_cells]
     else:
         later = rank > 0
-        key = cell_position[sorted_cells].astype(np.int64)
+        key = cell_position[sorted_cells]
         key[later] = n_cells + rng.permutation(int(later.sum()))
     # Only the first n_take are needed: a partition is O(N) where a full sort is not.
     n_take = min(n_take, len(key))
@@ -1161,11 +1164,11 @@ def sampling_experiment(
 
     - ``"random"``: ``N`` galaxies at random from the whole sample, as a survey ignoring the
       map would;
-    - ``"systematic"``: spectra spread over the map, as Masters et al. propose: one galaxy
-      from each of ``N`` randomly chosen occupied cells (a random galaxy in each); once
-      every occupied cell has one, the rest at random from the remaining galaxies, so that
-      extra spectra follow the occupation (as existing surveys plus C3R2-style gap filling
-      would);
+    - ``"systematic"``: spectra spread over the map, as Masters et al. propose: a random
+      galaxy from each of the ``N`` most populated cells (ties in random order, like
+      :func:`select_targets`); once every occupied cell has one, the rest at random from
+      the remaining galaxies, so that extra spectra follow the occupation (as existing
+      surveys plus C3R2-style gap filling would);
     - ``"uniform"``: as ``"systematic"`` but always round the cells, a second from every
       cell before a third from any. Beyond one per cell this spends spectra on sparsely
       occupied cells and does worse than occupation-proportional sampling when the
