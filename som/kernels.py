@@ -30,47 +30,27 @@ ROWS_PER_TASK = 256
 FAST_NAN_SAFE = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
 
-@njit(cache=True, fastmath=FAST_NAN_SAFE, inline="always")
-def _scan_tile(buf, m, c0, best, best_i, second, second_i, want_second):
-    """Fold ``buf[:m]`` (distances of cells c0..c0+m-1) into the running best two.
-
-    Returns the updated (best, best_i, second, second_i). The vectorisable minimum
-    reduction runs first; the scalar scan runs only for tiles that can change the result.
-    """
-    lo = buf[0]
-    for t in range(1, m):
-        lo = min(lo, buf[t])
-    bound = second if want_second else best
-    if lo < bound:
-        for t in range(m):
-            v = buf[t]
-            if v < best:
-                second = best
-                second_i = best_i
-                best = v
-                best_i = c0 + t
-            elif want_second and v < second:
-                second = v
-                second_i = c0 + t
-    return best, best_i, second, second_i
-
-
 #: rows sharing each load of a weight tile in the dense kernel
 ROW_BLOCK = 4
 
 _DENSE_KERNELS: dict = {}
 
 
-def _dense_kernel_source(n_features: int, want_second: bool) -> str:
-    """Source of the dense best-matching-unit kernel for a fixed feature count.
+def _dense_kernel_source(n_features: int, want_second: bool, weighted: bool = False) -> str:
+    """Source of the best-matching-unit kernel for a fixed feature count.
 
     The feature loop is written out so that the cell loop is the innermost one and
     vectorises, with ROW_BLOCK rows sharing every weight load. Each of the TILE lanes keeps
     its own running best (and second best) so no scalar reduction runs per cell.
+
+    Unweighted: minimise ``0.5||w||^2 - x.w``. Weighted (missing features, chi^2):
+    minimise ``sum_f A_f w_f^2 + B_f w_f`` with ``A = 1/sigma^2`` (0 where missing) and
+    ``B = -2 A x``, the row's chi^2 up to a term constant over cells.
     """
     F, RB = n_features, ROW_BLOCK
+    args = "X, A, B, WT, W2T" if weighted else "X, WT, half_norm2"
     L = [
-        "def kernel(X, WT, half_norm2, out_cell, out_d2, out_second):",
+        f"def kernel({args}, out_cell, out_d2, out_second):",
         "    n = X.shape[0]",
         "    K = WT.shape[1]",
         f"    n_tasks = (n + {ROWS_PER_TASK} - 1) // {ROWS_PER_TASK}",
@@ -84,22 +64,38 @@ def _dense_kernel_source(n_features: int, want_second: bool) -> str:
     ]
     for j in range(RB):
         L.append(f"            r{j} = min(r0 + {j}, stop - 1)")
-        L.append("            " + "; ".join(f"a{j}_{f} = X[r{j}, {f}]" for f in range(F)))
+        if weighted:
+            L.append("            " + "; ".join(f"a{j}_{f} = A[r{j}, {f}]" for f in range(F)))
+            L.append("            " + "; ".join(f"b{j}_{f} = B[r{j}, {f}]" for f in range(F)))
+        else:
+            L.append("            " + "; ".join(f"a{j}_{f} = X[r{j}, {f}]" for f in range(F)))
         L.append(f"            L{j} = lv[{j}]; I{j} = li[{j}]; S{j} = sv[{j}]; J{j} = si[{j}]")
     L += [
         "            lv[:] = np.inf; li[:] = -1; sv[:] = np.inf; si[:] = -1",
         f"            for c0 in range(0, K, {TILE}):",
         f"                m = min({TILE}, K - c0)",
-        "                h = half_norm2[c0:c0 + m]",
         "                " + "; ".join(f"w{f} = WT[{f}, c0:c0 + m]" for f in range(F)),
+    ]
+    if weighted:
+        L.append("                " + "; ".join(f"u{f} = W2T[{f}, c0:c0 + m]" for f in range(F)))
+    else:
+        L.append("                h = half_norm2[c0:c0 + m]")
+    L += [
         "                for t in range(m):",
         "                    " + "; ".join(f"q{f} = w{f}[t]" for f in range(F)),
-        "                    ht = h[t]",
         "                    ci = np.int32(c0 + t)",
     ]
+    if weighted:
+        L.append("                    " + "; ".join(f"p{f} = u{f}[t]" for f in range(F)))
+    else:
+        L.append("                    ht = h[t]")
     for j in range(RB):
-        dot = " + ".join(f"a{j}_{f} * q{f}" for f in range(F))
-        L.append(f"                    v = ht - ({dot})")
+        if weighted:
+            expr = " + ".join(f"a{j}_{f} * p{f} + b{j}_{f} * q{f}" for f in range(F))
+            L.append(f"                    v = {expr}")
+        else:
+            dot = " + ".join(f"a{j}_{f} * q{f}" for f in range(F))
+            L.append(f"                    v = ht - ({dot})")
         L.append(f"                    lo = L{j}[t]; io = I{j}[t]")
         L.append("                    lt = v < lo")
         if want_second:
@@ -112,17 +108,18 @@ def _dense_kernel_source(n_features: int, want_second: bool) -> str:
             L.append(f"                    J{j}[t] = io if lt else j_new")
         L.append(f"                    L{j}[t] = v if lt else lo")
         L.append(f"                    I{j}[t] = ci if lt else io")
+    finish = "_finish_row_weighted(X, A, WT, r0 + j," if weighted else "_finish_row(X, WT, r0 + j,"
     L += [
         f"            for j in range(min({RB}, stop - r0)):",
-        "                _finish_row(X, WT, r0 + j, lv[j], li[j], sv[j], si[j],",
-        f"                            {want_second}, out_cell, out_d2, out_second)",
+        f"                {finish} lv[j], li[j], sv[j], si[j],",
+        f"                    {want_second}, out_cell, out_d2, out_second)",
     ]
     return "\n".join(L)
 
 
 @njit(cache=True, fastmath=True)
-def _finish_row(X, WT, r, lv, li, sv, si, want_second, out_cell, out_d2, out_second):
-    """Reduce one row's per-lane bests to its best (and second) cell; exact distance."""
+def _reduce_lanes(lv, li, sv, si, want_second):
+    """Best and second-best cell of one row from its per-lane bests."""
     best = np.inf
     best_i = -1
     lane = -1
@@ -139,12 +136,47 @@ def _finish_row(X, WT, r, lv, li, sv, si, want_second, out_cell, out_d2, out_sec
             if t != lane and li[t] >= 0 and lv[t] < second:
                 second = lv[t]
                 second_i = li[t]
+    return best_i, second_i
+
+
+@njit(cache=True, fastmath=True)
+def _finish_row(X, WT, r, lv, li, sv, si, want_second, out_cell, out_d2, out_second):
+    """Reduce one row's per-lane bests to its best (and second) cell; exact distance."""
+    best_i, second_i = _reduce_lanes(lv, li, sv, si, want_second)
     d2 = 0.0
     for f in range(X.shape[1]):
         diff = np.float64(X[r, f]) - np.float64(WT[f, best_i])
         d2 += diff * diff
     out_cell[r] = best_i
     out_d2[r] = d2
+    out_second[r] = second_i
+
+
+@njit(cache=True, fastmath=FAST_NAN_SAFE)
+def _finish_row_weighted(X, A, WT, r, lv, li, sv, si, want_second, out_cell, out_d2, out_second):
+    """As ``_finish_row`` with weights A (0 = missing); the distance is scaled by F/n_present.
+
+    A row without any present feature gets cell -1 and distance NaN.
+    """
+    F = X.shape[1]
+    n_p = 0
+    for f in range(F):
+        if A[r, f] > 0:
+            n_p += 1
+    if n_p == 0:
+        out_cell[r] = -1
+        out_d2[r] = np.nan
+        out_second[r] = -1
+        return
+    best_i, second_i = _reduce_lanes(lv, li, sv, si, want_second)
+    d2 = 0.0
+    for f in range(F):
+        a = np.float64(A[r, f])
+        if a > 0:
+            diff = np.float64(X[r, f]) - np.float64(WT[f, best_i])
+            d2 += a * diff * diff
+    out_cell[r] = best_i
+    out_d2[r] = d2 * F / n_p
     out_second[r] = second_i
 
 
@@ -155,7 +187,7 @@ def _kernel_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "somcal" / "kernels"
 
 
-def _load_generated(n_features: int, want_second: bool):
+def _load_generated(n_features: int, want_second: bool, weighted: bool):
     """Compile the generated dense kernel, through numba's on-disk cache when possible.
 
     numba caches only functions that live in a file, so the source is written to a
@@ -164,10 +196,11 @@ def _load_generated(n_features: int, want_second: bool):
     """
     source = (
         "import numpy as np\nfrom numba import njit, prange\n"
-        "from som.kernels import _finish_row\n\n" + _dense_kernel_source(n_features, want_second)
+        "from som.kernels import _finish_row, _finish_row_weighted\n\n"
+        + _dense_kernel_source(n_features, want_second, weighted)
     )
     digest = hashlib.sha256((source + numba.__version__).encode()).hexdigest()[:16]
-    name = f"somcal_dense_{n_features}_{int(want_second)}_{digest}"
+    name = f"somcal_bmu_{n_features}_{int(want_second)}{int(weighted)}_{digest}"
     try:
         directory = _kernel_cache_dir()
         directory.mkdir(parents=True, exist_ok=True)
@@ -184,9 +217,22 @@ def _load_generated(n_features: int, want_second: bool):
         return njit(parallel=True, fastmath=True, cache=True)(module.kernel)
     except OSError:
         # read-only home: compile in memory, every process pays the compile time
-        namespace = {"np": np, "prange": prange, "_finish_row": _finish_row}
-        exec(_dense_kernel_source(n_features, want_second), namespace)
+        namespace = {
+            "np": np,
+            "prange": prange,
+            "_finish_row": _finish_row,
+            "_finish_row_weighted": _finish_row_weighted,
+        }
+        exec(_dense_kernel_source(n_features, want_second, weighted), namespace)
         return njit(parallel=True, fastmath=True)(namespace["kernel"])
+
+
+def _generated(n_features: int, want_second: bool, weighted: bool):
+    key = (int(n_features), bool(want_second), bool(weighted))
+    kernel = _DENSE_KERNELS.get(key)
+    if kernel is None:
+        kernel = _DENSE_KERNELS[key] = _load_generated(*key)
+    return kernel
 
 
 def bmu_dense(X, WT, half_norm2, want_second, out_cell, out_d2, out_second):
@@ -203,14 +249,10 @@ def bmu_dense(X, WT, half_norm2, want_second, out_cell, out_d2, out_second):
     cells), then recomputes the exact squared distance of the winner in float64.
     Compiled once per (feature count, want_second) and reused.
     """
-    key = (X.shape[1], bool(want_second))
-    kernel = _DENSE_KERNELS.get(key)
-    if kernel is None:
-        kernel = _DENSE_KERNELS[key] = _load_generated(*key)
+    kernel = _generated(X.shape[1], want_second, False)
     kernel(X, WT, half_norm2, out_cell, out_d2, out_second)
 
 
-@njit(parallel=True, fastmath=FAST_NAN_SAFE, cache=True)
 def bmu_masked(X, inv_var, WT, want_second, out_cell, out_d2, out_second):
     """Best-matching cell with missing features and optional per-feature errors.
 
@@ -223,55 +265,16 @@ def bmu_masked(X, inv_var, WT, want_second, out_cell, out_d2, out_second):
 
     The distance uses only the features a row has, scaled by F / n_present so that rows
     with and without gaps are on one scale: d2 = F/n_p * sum_f iv_f (x_f - w_kf)^2.
+    The search minimises the expansion ``sum_f A_f w_f^2 + B_f w_f`` (A = iv, 0 where
+    missing; B = -2 A x), which vectorises like the dense kernel.
     """
-    n, F = X.shape
-    K = WT.shape[1]
-    use_errors = inv_var.shape[0] > 0
-    n_tasks = (n + ROWS_PER_TASK - 1) // ROWS_PER_TASK
-    for task in prange(n_tasks):
-        buf = np.empty(TILE, dtype=WT.dtype)
-        xs = np.empty(F, dtype=WT.dtype)
-        ivs = np.empty(F, dtype=WT.dtype)
-        idx = np.empty(F, dtype=np.int64)
-        for r in range(task * ROWS_PER_TASK, min(n, (task + 1) * ROWS_PER_TASK)):
-            n_p = 0
-            for f in range(F):
-                v = X[r, f]
-                if np.isfinite(v):
-                    idx[n_p] = f
-                    xs[n_p] = v
-                    ivs[n_p] = inv_var[r, f] if use_errors else 1.0
-                    n_p += 1
-            if n_p == 0:
-                out_cell[r] = -1
-                out_d2[r] = np.nan
-                out_second[r] = -1
-                continue
-            best = np.inf
-            second = np.inf
-            best_i = -1
-            second_i = -1
-            for c0 in range(0, K, TILE):
-                m = min(TILE, K - c0)
-                for t in range(m):
-                    buf[t] = 0.0
-                for p in range(n_p):
-                    f = idx[p]
-                    xf = xs[p]
-                    iv = ivs[p]
-                    for t in range(m):
-                        d = xf - WT[f, c0 + t]
-                        buf[t] += iv * d * d
-                best, best_i, second, second_i = _scan_tile(
-                    buf, m, c0, best, best_i, second, second_i, want_second
-                )
-            d2 = 0.0
-            for p in range(n_p):
-                diff = np.float64(xs[p]) - np.float64(WT[idx[p], best_i])
-                d2 += np.float64(ivs[p]) * diff * diff
-            out_cell[r] = best_i
-            out_d2[r] = d2 * F / n_p
-            out_second[r] = second_i
+    present = np.isfinite(X)
+    A = present.astype(WT.dtype) if inv_var.shape[0] == 0 else np.where(present, inv_var, 0)
+    A = np.ascontiguousarray(A, dtype=WT.dtype)
+    B = np.ascontiguousarray(np.where(present, -2.0 * A * X, 0.0), dtype=WT.dtype)
+    W2T = np.ascontiguousarray(WT * WT)
+    kernel = _generated(X.shape[1], want_second, True)
+    kernel(X, A, B, WT, W2T, out_cell, out_d2, out_second)
 
 
 @njit(cache=True)
