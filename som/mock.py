@@ -298,13 +298,14 @@ class SuccessGrid:
     def __call__(self, mag: np.ndarray, z: np.ndarray) -> np.ndarray:
         """Success rate at the nearest node. Magnitudes outside the grid take the first or
         last row (zCOSMOS success is flat at the bright end); redshifts beyond the last
-        column (z > 1.4 for zCOSMOS) or below the first have rate 0."""
-        mag = np.asarray(mag, dtype=float)
-        z = np.asarray(z, dtype=float)
+        column (z > 1.4 for zCOSMOS) or below the first, and NaN inputs, have rate 0."""
+        mag, z = np.broadcast_arrays(np.asarray(mag, dtype=float), np.asarray(z, dtype=float))
         nk, nj = self.rate.shape
-        k = np.clip(np.rint((mag - self.mag0) / self.dmag), 0, nk - 1).astype(np.intp)
         jf = (z - self.z0) / self.dz
-        inside = (jf > -0.5) & (jf < nj - 0.5)
+        # NaN compares False: an unmeasured magnitude or redshift never succeeds
+        inside = (jf > -0.5) & (jf < nj - 0.5) & ~np.isnan(mag)
+        kf = np.where(inside, (mag - self.mag0) / self.dmag, 0.0)
+        k = np.clip(np.rint(kf), 0, nk - 1).astype(np.intp)
         j = np.clip(np.rint(np.where(inside, jf, 0.0)), 0, nj - 1).astype(np.intp)
         return np.where(inside, self.rate[k, j], 0.0)
 

@@ -20,6 +20,7 @@ lines; each template scaled to unit mean f_lambda over 5000-6000 A and stored fl
 from __future__ import annotations
 
 import argparse
+import gzip
 from pathlib import Path
 
 import numpy as np
@@ -148,7 +149,9 @@ def build(shared: Path) -> None:
         "after Lilly et al. 2009 fig. 3; from pz-rail-base 2.0.11 (MIT)\n"
         "rows: I_AB = 18.0 + 0.01464226 * k; columns: z = 0.0 + 0.00587002 * j"
     )
-    np.savetxt(out_sel / "zCOSMOS_success.txt.gz", grid, fmt="%.3f", header=header)
+    # mtime=0 keeps the archive byte-identical when regenerated
+    with gzip.GzipFile(out_sel / "zCOSMOS_success.txt.gz", "wb", mtime=0) as fh:
+        np.savetxt(fh, grid, fmt="%.3f", header=header)
 
 
 if __name__ == "__main__":

@@ -230,6 +230,7 @@ def test_success_grid_lookup_and_edges():
     assert grid(16.0, z) == pytest.approx(grid.rate[0, j])
     assert grid(22.49, z) == pytest.approx(grid.rate[-1, j])
     assert grid(20.0, 1.45) == 0.0 and grid(20.0, 3.0) == 0.0
+    np.testing.assert_array_equal(grid(np.array([np.nan, 20.0]), np.array([0.5, np.nan])), 0.0)
 
 
 def test_read_success_grid_reports_bad_files(tmp_path):
