@@ -11,7 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from app.api import errors
 from app.api.limits import BodySizeLimitMiddleware
-from app.api.routes import catalogs, health, jobs
+from app.api.routes import catalogs, health, jobs, maps
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_session_factory
 from app.core.security import hash_key
@@ -79,5 +79,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(health.router)
     app.include_router(catalogs.router)
+    app.include_router(maps.router)
     app.include_router(jobs.router)
     return app

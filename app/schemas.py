@@ -181,3 +181,299 @@ class ReadyOut(BaseModel):
     database: str
     revision: list[str]
     head: list[str]
+
+
+# ----------------------------------------------------------------------------- maps
+Band = Literal["u", "g", "r", "i", "z", "Y", "J", "H"]
+
+
+class TrainMapIn(BaseModel):
+    catalog_id: int = Field(..., ge=1, le=2**31 - 1, description="Photometric catalogue.")
+    n_rows: int = Field(20, ge=1, le=500)
+    n_cols: int = Field(20, ge=1, le=500)
+    lattice: Literal["rect", "hex"] = "rect"
+    periodic: bool = False
+    n_epochs: int = Field(10, ge=1, le=500)
+    bands: list[Band] | None = Field(
+        None,
+        description="Bands whose adjacent colours are the features (default: all the "
+        "catalogue has), in any order; wavelength order is used.",
+    )
+    magnitude_band: Band | None = Field(None, description="Also use this band's magnitude.")
+    distance: Literal["euclidean", "chi2"] = "euclidean"
+    random_state: int | None = Field(0, ge=0, le=2**32 - 1)
+    name: str | None = Field(None, max_length=255)
+    z_max: float = Field(6.0, gt=0, le=20, description="Upper edge of the p(z) histograms.")
+    z_bin_width: float = Field(0.05, ge=0.001, le=1.0)
+    min_secure: int | None = Field(
+        None, ge=1, le=1000, description="Secure spectra that make a cell covered (default k)."
+    )
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"catalog_id": 1, "n_rows": 75, "n_cols": 150, "n_epochs": 10}]
+        },
+    )
+
+    @model_validator(mode="after")
+    def _sizes(self) -> TrainMapIn:
+        if self.n_rows * self.n_cols > 250_000:
+            raise ValueError("a map may have at most 250000 cells")
+        if self.z_max / self.z_bin_width > 2000:
+            raise ValueError("z_max / z_bin_width gives more than 2000 redshift bins")
+        return self
+
+
+class MapOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    status: Literal["queued", "training", "ready", "failed"]
+    n_rows: int
+    n_cols: int
+    lattice: str
+    periodic: bool
+    grid: dict[str, Any]
+    features: dict[str, Any] | None
+    params: dict[str, Any] | None
+    quality: dict[str, Any] | None
+    min_secure: int
+    n_train: int | None
+    error: str | None
+    training_catalogue_id: int | None
+    job_id: int | None
+    created_at: datetime
+    trained_at: datetime | None
+
+
+class TrainAccepted(BaseModel):
+    map: MapOut
+    job: JobOut
+
+
+class MapList(BaseModel):
+    items: list[MapOut]
+    total: int
+
+
+class AssignIn(BaseModel):
+    rows: list[dict[str, Any]] = Field(
+        ...,
+        min_length=1,
+        description="Sources: id and mag_{b}/magerr_{b} (or any preset's column names).",
+    )
+    include_pz: bool = False
+    preset: str | None = None
+    mapping: dict[str, str | None] | None = None
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "rows": [
+                        {
+                            "id": "a",
+                            "mag_u": 24.1,
+                            "mag_g": 23.5,
+                            "mag_r": 23.0,
+                            "mag_i": 22.6,
+                            "mag_z": 22.4,
+                            "mag_Y": 22.3,
+                            "mag_J": 22.1,
+                            "mag_H": 21.9,
+                        }
+                    ],
+                    "include_pz": True,
+                }
+            ]
+        },
+    )
+
+
+class AssignItem(BaseModel):
+    row: int
+    id: str | None
+    cell: int | None
+    cell_row: int | None
+    cell_col: int | None
+    distance: float | None
+    covered: bool
+    n_phot: int | None
+    n_spec_secure: int | None
+    zphot_median: float | None
+    zphot_nmad: float | None
+    zspec_median: float | None
+    pz_phot: list[float] | None = None
+    pz_spec: list[float] | None = None
+    reason: str | None = None
+
+
+class AssignOut(BaseModel):
+    map_id: int
+    n: int
+    n_assigned: int
+    n_unassigned: int
+    z_edges: list[float] | None
+    results: list[AssignItem]
+
+
+class CellOut(BaseModel):
+    cell: int
+    row: int
+    col: int
+    n_phot: int
+    zphot_mean: float | None
+    zphot_median: float | None
+    zphot_std: float | None
+    zphot_nmad: float | None
+    n_spec: int
+    n_spec_secure: int
+    zspec_mean: float | None
+    zspec_median: float | None
+    zspec_std: float | None
+    covered: bool
+
+
+class CellList(BaseModel):
+    map_id: int
+    items: list[CellOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class CellNeighbour(BaseModel):
+    cell: int
+    covered: bool
+    n_phot: int
+    n_spec_secure: int
+
+
+class CellWeights(BaseModel):
+    feature_names: list[str]
+    normalised: list[float]
+    values: list[float] = Field(..., description="De-normalised: colours (and magnitude).")
+
+
+class CellSpectrum(BaseModel):
+    source_id: str
+    catalogue_id: int
+    ra: float | None
+    dec: float | None
+    z_spec: float | None
+    quality: str | None
+    secure: bool
+    survey: str | None
+
+
+class CellDetail(CellOut):
+    map_id: int
+    weights: CellWeights
+    z_edges: list[float]
+    pz_phot: list[float] | None = Field(None, description="Photo-z density on z_edges.")
+    pz_spec: list[float] | None = Field(None, description="Secure spec-z density.")
+    neighbours: list[CellNeighbour]
+    spectra: list[CellSpectrum]
+
+
+class CoverageCells(BaseModel):
+    n_cells: int
+    covered: list[bool]
+    n_phot: list[int]
+    n_spec_secure: list[int]
+
+
+class CoverageOut(BaseModel):
+    map_id: int
+    k: int
+    summary: dict[str, Any]
+    n_spectra: int
+    n_spectra_secure: int
+    cells: CoverageCells
+
+
+class GapItem(BaseModel):
+    cell: int
+    row: int
+    col: int
+    n_galaxies: int
+    fraction: float | None
+    cumulative_fraction: float | None
+    zphot_median: float | None
+    zphot_nmad: float | None
+    n_spec: int
+    n_spec_secure: int
+
+
+class GapsOut(BaseModel):
+    map_id: int
+    k: int
+    n_gaps: int
+    n_galaxies_in_gaps: int
+    fraction_in_gaps: float | None
+    limit: int
+    offset: int
+    gaps: list[GapItem]
+
+
+class TargetsOut(BaseModel):
+    map_id: int
+    n_targets: int
+    params: dict[str, Any]
+    targets: list[dict[str, Any]]
+
+
+class NzIn(BaseModel):
+    catalog_id: int | None = Field(
+        None, ge=1, le=2**31 - 1, description="Sample: an ingested photometric catalogue."
+    )
+    rows: list[dict[str, Any]] | None = Field(
+        None, min_length=1, description="Sample: photometry rows, as for /assign."
+    )
+    bins: list[float] | None = Field(
+        None, min_length=2, max_length=2001, description="Redshift bin edges (default: map's)."
+    )
+    k: int | None = Field(None, ge=1, le=1000)
+    gold: bool = False
+    n_boot: int = Field(100, ge=0, le=2000)
+    random_state: int | None = Field(0, ge=0, le=2**32 - 1)
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"catalog_id": 1, "n_boot": 100}]}
+    )
+
+    @model_validator(mode="after")
+    def _one_sample(self) -> NzIn:
+        if (self.catalog_id is None) == (self.rows is None):
+            raise ValueError("give exactly one of catalog_id or rows")
+        if self.bins is not None:
+            import math
+
+            if any(not math.isfinite(b) for b in self.bins) or any(
+                b >= a for a, b in zip(self.bins[1:], self.bins[:-1], strict=False)
+            ):
+                raise ValueError("bins must be finite and strictly increasing")
+        return self
+
+
+class NzOut(BaseModel):
+    map_id: int
+    bins: list[float]
+    nz: list[float | None]
+    nz_err: list[float | None]
+    mean_z: float | None
+    mean_z_err: float | None
+    mean_z_hist: float | None
+    uncovered_fraction: float | None
+    n_sample: int
+    n_spec_used: int
+    n_spec_outside_bins: int
+    n_cells_covered: int
+    k: int
+    gold: bool
+    n_boot: int
+
+    model_config = ConfigDict(extra="allow")

@@ -58,6 +58,13 @@ class Settings(BaseSettings):
     coverage_min_secure: int = Field(
         default=1, ge=1, description="A cell is covered with at least this many secure spectra."
     )
+    match_radius_arcsec: float = Field(
+        default=1.0,
+        ge=0,
+        le=60,
+        description="Spectra without usable photometry take the cell of the nearest "
+        "photometric source within this radius.",
+    )
     job_workers: int = Field(default=1, ge=1, description="Threads running training jobs.")
     upload_tmp_dir: Path | None = Field(default=None, description="Where uploads are spooled.")
 

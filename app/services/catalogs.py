@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Assignment, Catalogue, Source, Spectrum
 from app.services.errors import NotFoundError
+from app.services.ledger import ledger_transaction
 
 # Runs in the deleting transaction after the rows are gone (e.g. recompute coverage);
 # returns ids of the maps it updated.
@@ -38,6 +39,13 @@ def delete_catalogue(
     session: Session, catalogue_id: int, after_delete: AfterDeleteHook | None = None
 ) -> tuple[Catalogue, list[int]]:
     """Delete a catalogue with its rows and assignments in one transaction."""
+    with ledger_transaction(session):
+        return _delete(session, catalogue_id, after_delete)
+
+
+def _delete(
+    session: Session, catalogue_id: int, after_delete: AfterDeleteHook | None
+) -> tuple[Catalogue, list[int]]:
     cat = get_catalogue(session, catalogue_id)
     # Explicit set-based deletes: one indexed statement each instead of a per-row cascade.
     session.execute(delete(Assignment).where(Assignment.catalogue_id == cat.id))

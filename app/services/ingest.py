@@ -44,6 +44,7 @@ from app.services.errors import (
     RowError,
     TooLargeError,
 )
+from app.services.ledger import ledger_transaction
 from app.services.tables import FORMATS, TableFile, detect_format
 
 SENTINELS = (-99.0, 99.0, -99.9, 99.9)
@@ -85,9 +86,10 @@ class IngestResult:
     assigned_maps: list[int] = field(default_factory=list)
 
 
-# Called inside the ingest transaction after the rows are written (e.g. assignment of the
-# new rows to every trained map); returns ids of the maps it updated.
-AfterInsertHook = Callable[[Session, Catalogue], list[int]]
+# Called inside the ingest transaction after the rows are written, with the stored rows
+# (DB column names plus ``row_index``), e.g. to assign them to every trained map; returns
+# the ids of the maps it updated.
+AfterInsertHook = Callable[[Session, Catalogue, pd.DataFrame], list[int]]
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -590,7 +592,7 @@ def ingest(
     )
     del frame
 
-    with factory() as session:
+    with factory() as session, ledger_transaction(session):
         try:
             catalogue = Catalogue(
                 kind=req.kind,
@@ -619,7 +621,11 @@ def ingest(
                     raise
                 return IngestResult(catalogue=existing, duplicate=True)
             _insert_rows(session, catalogue, checked)
-            assigned = after_insert(session, catalogue) if after_insert else []
+            assigned: list[int] = []
+            if after_insert is not None:
+                rows = pd.DataFrame(checked.columns)
+                rows["row_index"] = checked.keep
+                assigned = after_insert(session, catalogue, rows)
             session.commit()
         except BaseException:
             session.rollback()

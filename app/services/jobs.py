@@ -18,6 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.models import Job, Map, utcnow
@@ -57,9 +58,14 @@ class JobContext:
         values: dict[str, Any] = {"progress": value, "updated_at": utcnow()}
         if message is not None:
             values["message"] = message[:1000]
-        with self._factory() as session:
-            session.execute(update(Job).where(Job.id == self.job_id).values(**values))
-            session.commit()
+        try:
+            with self._factory() as session:
+                session.execute(update(Job).where(Job.id == self.job_id).values(**values))
+                session.commit()
+        except OperationalError as exc:
+            # Progress is advisory: a busy or briefly unreachable database must not fail
+            # the job itself.
+            log.warning("job %s: progress not recorded (%s)", self.job_id, type(exc).__name__)
 
 
 JobFn = Callable[[JobContext], dict[str, Any] | None]

@@ -107,7 +107,7 @@ PRESETS: dict[str, Preset] = {
             "z_spec": ["z_spec"],
             "quality": ["quality", "z_quality"],
             "secure": ["secure"],
-            "survey": ["survey"],
+            "survey": ["spec_survey", "survey"],
             **_GENERIC_BANDS,
         },
         options={"skip_missing_redshift": True, "signature": ["z_true"]},

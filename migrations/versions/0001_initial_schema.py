@@ -197,9 +197,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["map_id"], ["maps.id"], name=op.f("fk_assignments_map_id_maps"), ondelete="CASCADE"
         ),
-        sa.PrimaryKeyConstraint(
-            "map_id", "catalogue_id", "object_id", name=op.f("pk_assignments")
-        ),
+        sa.PrimaryKeyConstraint("map_id", "catalogue_id", "object_id", name=op.f("pk_assignments")),
     )
     op.create_index(
         op.f("ix_assignments_catalogue_id_map_id"), "assignments", ["catalogue_id", "map_id"]

@@ -351,7 +351,7 @@ def test_a_failing_ingest_leaves_nothing_behind(settings, mock_catalogue, tmp_pa
     engine = make_engine(settings.database_url)
     factory = make_session_factory(engine)
 
-    def explode(session, catalogue):
+    def explode(session, catalogue, rows):
         n = session.scalar(
             select(func.count()).select_from(Source).where(Source.catalogue_id == catalogue.id)
         )

@@ -32,6 +32,7 @@ from app.services import catalogs as catalog_service
 from app.services import ingest as ingest_service
 from app.services import presets
 from app.services.errors import BadRequestError, InvalidInputError, RowError, TooLargeError
+from app.services.hooks import after_catalogue_deleted, after_catalogue_inserted
 
 router = APIRouter(prefix="/v1/catalogs", tags=["catalogs"])
 
@@ -239,6 +240,7 @@ async def ingest_catalogue(
             factory,
             req,
             max_rows=settings.max_rows,
+            after_insert=after_catalogue_inserted(settings.match_radius_arcsec),
         )
     finally:
         if cleanup is not None:
@@ -289,5 +291,7 @@ def read_catalogue(catalogue_id: IdPath, session: SessionDep, _auth: ReadDep) ->
     responses={404: {"model": ErrorResponse}, 401: {"model": ErrorResponse}},
 )
 def delete_catalogue(catalogue_id: IdPath, session: SessionDep, _key: ApiKeyDep) -> DeleteOut:
-    cat, updated = catalog_service.delete_catalogue(session, catalogue_id)
+    cat, updated = catalog_service.delete_catalogue(
+        session, catalogue_id, after_catalogue_deleted()
+    )
     return DeleteOut(deleted=cat.id, kind=cat.kind, maps_updated=updated)

@@ -1,0 +1,388 @@
+"""Read-side calibration products of a map: assignment of new photometry, cell details,
+coverage, gaps, targets and n(z). The numerics are ``som.calibration``'s; this module only
+gathers the arrays from the store and shapes the answers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from app.models import BANDS, MAG_COLUMNS, Map
+from app.services import maps as map_service
+from app.services.errors import InvalidInputError, NotFoundError, RowError, TooLargeError
+from app.services.ingest import resolve_mapping, validate
+from som import calibration as cal
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, float | np.floating):
+        return float(v) if math.isfinite(v) else None
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.bool_):
+        return bool(v)
+    return v
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    cols = list(frame.columns)
+    out = []
+    for row in frame.itertuples(index=False, name=None):
+        out.append({c: _clean(v) for c, v in zip(cols, row, strict=True)})
+    return out
+
+
+def _density(counts: list[int] | None, widths: np.ndarray) -> list[float] | None:
+    if counts is None:
+        return None
+    c = np.asarray(counts, dtype=np.float64)
+    total = c.sum()
+    if total <= 0:
+        return None
+    return (c / total / widths).tolist()
+
+
+def map_mag_band(m: Map, requested: str | None) -> str:
+    bands = map_service.map_bands(m)
+    if requested is None:
+        return "i" if "i" in bands else bands[-1]
+    if requested not in BANDS:
+        raise InvalidInputError(
+            f"unknown band {requested!r}", [RowError(None, "mag_band", None, "unknown band")]
+        )
+    return requested
+
+
+# ----------------------------------------------------------------------------- assign
+@dataclass
+class AssignOutput:
+    frame: pd.DataFrame
+    z_edges: list[float] | None
+    n_unassigned: int
+
+
+def photometry_rows(
+    frame: pd.DataFrame,
+    file: str,
+    preset: str | None = None,
+    mapping: dict[str, str | None] | None = None,
+) -> pd.DataFrame:
+    """Validated photometry (DB column names) of rows a client sends for assignment."""
+    _, resolved = resolve_mapping("photometric", [str(c) for c in frame.columns], preset, mapping)
+    checked = validate(
+        "photometric", frame, resolved, file, None, None, "reject", skip_missing_redshift=False
+    )
+    rows = pd.DataFrame(checked.columns)
+    rows["row_index"] = checked.keep
+    return rows
+
+
+def assign_rows(
+    session: Session, m: Map, rows: pd.DataFrame, include_pz: bool, max_rows: int
+) -> AssignOutput:
+    if len(rows) > max_rows:
+        raise TooLargeError(f"{len(rows)} rows to assign; the limit is {max_rows} per request")
+    som = map_service.SOM_CACHE.get(m)
+    cells, dist = map_service.assign_frame(som, rows)
+    ok = cells >= 0
+    stats = map_service.cells_frame(session, m.id, with_pz=include_pz)
+    safe = np.where(ok, cells, 0)
+    out = pd.DataFrame(
+        {
+            "row": rows["row_index"].to_numpy(),
+            "id": rows["source_id"].to_numpy(),
+            "cell": np.where(ok, cells, -1),
+            "cell_row": np.where(ok, stats["row"].to_numpy()[safe], -1),
+            "cell_col": np.where(ok, stats["col"].to_numpy()[safe], -1),
+            "distance": np.where(ok, dist, np.nan),
+        }
+    )
+    for col in ("n_phot", "n_spec_secure", "zphot_median", "zphot_nmad", "zspec_median"):
+        out[col] = np.where(ok, stats[col].to_numpy(dtype=float)[safe], np.nan)
+    out["covered"] = ok & stats["covered"].to_numpy()[safe]
+    edges = None
+    if include_pz:
+        widths = np.diff(map_service.z_edges(m))
+        pz_phot = stats["pz_phot"].to_numpy()
+        pz_spec = stats["pz_spec"].to_numpy()
+        dens_phot = {c: _density(pz_phot[c], widths) for c in np.unique(cells[ok])}
+        dens_spec = {c: _density(pz_spec[c], widths) for c in np.unique(cells[ok])}
+        out["pz_phot"] = [dens_phot.get(c) if c >= 0 else None for c in cells]
+        out["pz_spec"] = [dens_spec.get(c) if c >= 0 else None for c in cells]
+        edges = m.grid["z_edges"]
+    return AssignOutput(out, edges, int((~ok).sum()))
+
+
+def assign_records(output: AssignOutput) -> list[dict[str, Any]]:
+    records = _records(output.frame)
+    for r in records:
+        for key in ("n_phot", "n_spec_secure"):
+            if r[key] is not None:
+                r[key] = int(r[key])
+        if r["cell"] == -1:
+            r["cell"] = r["cell_row"] = r["cell_col"] = None
+            r["reason"] = "no usable colour for this map's bands"
+    return records
+
+
+# ----------------------------------------------------------------------------- cells
+def cell_detail(session: Session, m: Map, cell: int, max_spectra: int = 100) -> dict[str, Any]:
+    n_cells = m.n_rows * m.n_cols
+    if not 0 <= cell < n_cells:
+        raise NotFoundError(f"cell {cell} not in map {m.id} (cells 0..{n_cells - 1})")
+    som = map_service.SOM_CACHE.get(m)
+    stats = map_service.cells_frame(session, m.id, with_pz=True)
+    row = stats.loc[cell]
+    features = som.features
+    raw = features.inverse_transform(som.weights_[cell])
+    widths = np.diff(map_service.z_edges(m))
+    neighbours = [int(c) for c in som.neighbours(cell)]
+    spectra = session.execute(
+        text(
+            "SELECT p.source_id, p.catalogue_id, p.ra, p.dec, p.z_spec, p.quality_raw, p.secure, "
+            "p.survey FROM assignments a JOIN spectra p ON p.id = a.object_id "
+            "AND p.catalogue_id = a.catalogue_id WHERE a.map_id = :m AND a.cell = :c "
+            "ORDER BY p.secure DESC, p.z_spec LIMIT :n"
+        ),
+        {"m": m.id, "c": cell, "n": max_spectra},
+    ).all()
+    scalar = {k: _clean(row[k]) for k in stats.columns if k not in ("pz_phot", "pz_spec")}
+    return {
+        "map_id": m.id,
+        **scalar,
+        "weights": {
+            "feature_names": list(features.feature_names_),
+            "normalised": [float(v) for v in som.weights_[cell]],
+            "values": [float(v) for v in raw],
+        },
+        "z_edges": m.grid["z_edges"],
+        "pz_phot": _density(row["pz_phot"], widths),
+        "pz_spec": _density(row["pz_spec"], widths),
+        "neighbours": [
+            {
+                "cell": c,
+                "covered": bool(stats.at[c, "covered"]),
+                "n_phot": int(stats.at[c, "n_phot"]),
+                "n_spec_secure": int(stats.at[c, "n_spec_secure"]),
+            }
+            for c in neighbours
+        ],
+        "spectra": [
+            {
+                "source_id": s[0],
+                "catalogue_id": s[1],
+                "ra": _clean(s[2]),
+                "dec": _clean(s[3]),
+                "z_spec": _clean(s[4]),
+                "quality": s[5],
+                "secure": bool(s[6]),
+                "survey": s[7],
+            }
+            for s in spectra
+        ],
+    }
+
+
+# ----------------------------------------------------------------------------- coverage
+def coverage(
+    session: Session, m: Map, mag_band: str | None, mag_bins: Any, z_bins: Any
+) -> dict[str, Any]:
+    stats = map_service.cells_frame(session, m.id)
+    covered = stats["covered"].to_numpy()
+    n_cells = len(stats)
+    if mag_band is None and z_bins is None:
+        # From the per-cell counts: the same numbers without reading every source.
+        n_phot = stats["n_phot"].to_numpy()
+        occupied = np.flatnonzero(n_phot > 0)
+        summary = cal.coverage_summary(occupied, covered, weights=n_phot[occupied])
+        summary.n_galaxies = int(n_phot.sum())
+    else:
+        band = map_mag_band(m, mag_band) if mag_band is not None else None
+        col = MAG_COLUMNS[band] if band else "NULL"
+        rows = session.execute(
+            text(
+                f"SELECT a.cell, s.z_phot, s.{col} FROM assignments a JOIN sources s "
+                "ON s.id = a.object_id AND s.catalogue_id = a.catalogue_id WHERE a.map_id = :m"
+            )
+            if band
+            else text(
+                "SELECT a.cell, s.z_phot, NULL FROM assignments a JOIN sources s "
+                "ON s.id = a.object_id AND s.catalogue_id = a.catalogue_id WHERE a.map_id = :m"
+            ),
+            {"m": m.id},
+        ).all()
+        arr = np.array(rows, dtype=np.float64).reshape(-1, 3)
+        try:
+            summary = cal.coverage_summary(
+                arr[:, 0].astype(np.int64),
+                covered,
+                mags=arr[:, 2] if band else None,
+                mag_bins=mag_bins if band else None,
+                z=arr[:, 1] if z_bins is not None else None,
+                z_bins=z_bins,
+            )
+        except ValueError as exc:
+            raise InvalidInputError(str(exc)) from exc
+    n_sources = map_service.count_sources(session)
+    out = summary.to_dict()
+    out["n_unassigned"] = max(n_sources - out["n_galaxies"], 0)
+    return {
+        "map_id": m.id,
+        "k": m.min_secure,
+        "summary": out,
+        "n_spectra": int(stats["n_spec"].sum()),
+        "n_spectra_secure": int(stats["n_spec_secure"].sum()),
+        "cells": {
+            "n_cells": n_cells,
+            "covered": [bool(c) for c in covered],
+            "n_phot": stats["n_phot"].astype(int).tolist(),
+            "n_spec_secure": stats["n_spec_secure"].astype(int).tolist(),
+        },
+    }
+
+
+def gaps(session: Session, m: Map, limit: int, offset: int) -> dict[str, Any]:
+    stats = map_service.cells_frame(session, m.id)
+    n_phot = stats["n_phot"].to_numpy()
+    occupied = np.flatnonzero(n_phot > 0)
+    frame = cal.gaps(
+        occupied, stats["covered"].to_numpy(), len(stats), weights=n_phot[occupied].astype(float)
+    )
+    frame["n_galaxies"] = frame["weight"].round().astype(int)
+    frame = frame.drop(columns=["weight"])
+    for col in ("row", "col", "zphot_median", "zphot_nmad", "n_spec", "n_spec_secure"):
+        frame[col] = stats[col].to_numpy()[frame["cell"].to_numpy()]
+    page = frame.iloc[offset : offset + limit]
+    return {
+        "map_id": m.id,
+        "k": m.min_secure,
+        "n_gaps": len(frame),
+        "n_galaxies_in_gaps": int(frame["n_galaxies"].sum()),
+        "fraction_in_gaps": _clean(float(frame["fraction"].sum())) if len(frame) else 0.0,
+        "limit": limit,
+        "offset": offset,
+        "gaps": _records(page),
+    }
+
+
+# ----------------------------------------------------------------------------- targets
+def targets(
+    session: Session,
+    m: Map,
+    *,
+    budget: int | None,
+    budget_hours: float | None,
+    mag_band: str | None,
+    mag_limit: float | None,
+    per_cell: int,
+) -> pd.DataFrame:
+    band = map_mag_band(m, mag_band)
+    bands = map_service.map_bands(m)
+    if band not in bands:
+        bands = [*bands, band]
+    mag_cols = [MAG_COLUMNS[b] for b in bands]
+    rows = session.execute(
+        text(
+            "SELECT s.id, s.catalogue_id, s.source_id, s.ra, s.dec, a.cell, a.distance, "
+            + ", ".join(f"s.{c}" for c in mag_cols)
+            + " FROM assignments a JOIN sources s ON s.id = a.object_id "
+            "AND s.catalogue_id = a.catalogue_id JOIN cells c ON c.map_id = a.map_id "
+            "AND c.cell = a.cell WHERE a.map_id = :m AND c.covered = :f"
+        ),
+        {"m": m.id, "f": False},
+    ).all()
+    names = ["id", "catalogue_id", "source_id", "ra", "dec", "cell", "distance"] + [
+        f"mag_{b}" for b in bands
+    ]
+    cand = pd.DataFrame.from_records(rows, columns=names)
+    for c in names:
+        if c != "source_id":
+            cand[c] = pd.to_numeric(cand[c], errors="coerce")
+    cand["cell"] = cand["cell"].astype(np.int64)
+    stats = map_service.cells_frame(session, m.id)
+    cell_stats = pd.DataFrame(
+        {
+            "count": stats["n_phot"].to_numpy(),
+            "z_median": stats["zphot_median"].to_numpy(),
+            "z_nmad": stats["zphot_nmad"].to_numpy(),
+        }
+    )
+    try:
+        chosen = cal.select_targets(
+            cand,
+            stats["covered"].to_numpy(),
+            cell_stats,
+            budget_targets=budget,
+            budget_hours=budget_hours,
+            mag_column=f"mag_{band}",
+            mag_limit=mag_limit,
+            per_cell=per_cell,
+        )
+    except ValueError as exc:
+        raise InvalidInputError(str(exc)) from exc
+    lookup = cand.set_index("id")
+    ids = chosen["id"].to_numpy()
+    chosen.insert(1, "source_id", lookup.loc[ids, "source_id"].to_numpy())
+    chosen.insert(2, "catalogue_id", lookup.loc[ids, "catalogue_id"].astype(int).to_numpy())
+    chosen = chosen.drop(columns=["id"])
+    chosen.insert(
+        chosen.columns.get_loc("cell") + 1,
+        "cell_row",
+        stats["row"].to_numpy()[chosen["cell"].to_numpy()],
+    )
+    chosen.insert(
+        chosen.columns.get_loc("cell_row") + 1,
+        "cell_col",
+        stats["col"].to_numpy()[chosen["cell"].to_numpy()],
+    )
+    return chosen
+
+
+def target_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return _records(frame)
+
+
+# ----------------------------------------------------------------------------- n(z)
+def nz(
+    session: Session,
+    m: Map,
+    sample_cells: np.ndarray,
+    bins: np.ndarray | None,
+    k: int | None,
+    gold: bool,
+    n_boot: int,
+    random_state: int | None,
+) -> dict[str, Any]:
+    spec_cells, spec_z, secure = map_service.spec_assigned(session, m.id)
+    edges = bins if bins is not None else map_service.z_edges(m)
+    try:
+        result = cal.nz(
+            sample_cells,
+            m.n_rows * m.n_cols,
+            spec_cells,
+            spec_z,
+            edges,
+            spec_secure=secure,
+            k=int(k or m.min_secure),
+            gold=gold,
+            n_boot=n_boot,
+            random_state=random_state,
+        )
+    except ValueError as exc:
+        raise InvalidInputError(f"n(z) cannot be computed: {exc}") from exc
+    return {"map_id": m.id, **result.to_dict()}
+
+
+def catalogue_cells(session: Session, m: Map, catalogue_id: int) -> np.ndarray:
+    rows = session.execute(
+        text("SELECT cell FROM assignments WHERE map_id = :m AND catalogue_id = :c"),
+        {"m": m.id, "c": catalogue_id},
+    ).all()
+    return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))

@@ -1,0 +1,429 @@
+"""Trained maps in the ledger: loading them, assigning rows to cells, per-cell statistics.
+
+Every photometric source and every spectrum is assigned to the cells of every ready map
+(``assignments``); the per-cell statistics and the coverage (``cells``) are derived from
+those assignments with ``som.calibration`` and rewritten whenever rows arrive or leave.
+
+A spectrum is assigned by its own photometry when it has any usable feature for the map;
+otherwise (e.g. the COSMOS spectroscopic compilation, which carries no photometry) it takes
+the cell of the nearest photometric source within ``match_radius_arcsec`` on the sky.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import func, select, text, update
+from sqlalchemy.orm import Session
+
+from app.models import (
+    BANDS,
+    MAG_COLUMNS,
+    MAGERR_COLUMNS,
+    Assignment,
+    Catalogue,
+    Cell,
+    Map,
+)
+from app.services.bulk import Col, bulk_insert
+from app.services.errors import ConflictError, NotFoundError
+from som import SOM
+from som import calibration as cal
+
+DEFAULT_MATCH_RADIUS_ARCSEC = 1.0
+
+# DB column (mag_y) -> the name ColourFeatures reads (mag_Y), for the map's band names.
+DB_TO_FEATURE = {MAG_COLUMNS[b]: f"mag_{b}" for b in BANDS} | {
+    MAGERR_COLUMNS[b]: f"magerr_{b}" for b in BANDS
+}
+
+
+# ----------------------------------------------------------------------------- map objects
+def get_map(session: Session, map_id: int) -> Map:
+    m = session.get(Map, map_id)
+    if m is None:
+        raise NotFoundError(f"map {map_id} not found")
+    return m
+
+
+def require_ready(m: Map) -> None:
+    if m.status != "ready":
+        raise ConflictError(
+            f"map {m.id} is {m.status}, not ready"
+            + (f": {m.error}" if m.error else "; follow its job for progress")
+        )
+
+
+class _SomCache:
+    """Deserialised maps by id. A ready map never changes, so entries never go stale;
+    the trained-at stamp in the key guards against an id reused after a reset."""
+
+    def __init__(self, size: int = 8) -> None:
+        self._items: OrderedDict[tuple[int, str], SOM] = OrderedDict()
+        self._lock = threading.Lock()
+        self._size = size
+
+    def get(self, m: Map) -> SOM:
+        key = (m.id, m.trained_at.isoformat() if m.trained_at else "")
+        with self._lock:
+            som = self._items.get(key)
+            if som is not None:
+                self._items.move_to_end(key)
+                return som
+        if m.weights is None:
+            raise NotFoundError(f"map {m.id} has no trained weights")
+        som = SOM.from_bytes(m.weights, source=f"map {m.id}")
+        with self._lock:
+            self._items[key] = som
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return som
+
+
+SOM_CACHE = _SomCache()
+
+
+def map_bands(m: Map) -> list[str]:
+    return list((m.features or {}).get("bands", []))
+
+
+def z_edges(m: Map) -> np.ndarray:
+    return np.asarray(m.grid["z_edges"], dtype=np.float64)
+
+
+# ----------------------------------------------------------------------------- features
+def feature_frame(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows with DB photometry columns renamed for ``ColourFeatures`` (mag_y -> mag_Y)."""
+    return rows.rename(columns={k: v for k, v in DB_TO_FEATURE.items() if k in rows.columns})
+
+
+def assign_frame(som: SOM, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Cell (-1: no usable feature) and feature-space distance of each row."""
+    frame = feature_frame(rows)
+    X, E = som.features.transform(frame)
+    use_errors = som.distance == "chi2"
+    a = som.assign(X, E if use_errors else None, allow_empty=True)
+    return a.cell, a.distance
+
+
+# ----------------------------------------------------------------------------- loading
+def _frame(rows: list, columns: list[str], text_cols: tuple[str, ...] = ()) -> pd.DataFrame:
+    frame = pd.DataFrame.from_records(rows, columns=columns)
+    for c in columns:
+        if c not in text_cols and frame[c].dtype == object:
+            frame[c] = pd.to_numeric(frame[c], errors="coerce")
+    return frame
+
+
+def _photometry_cols(bands: list[str]) -> list[str]:
+    cols: list[str] = []
+    for b in bands:
+        cols += [MAG_COLUMNS[b], MAGERR_COLUMNS[b]]
+    return cols
+
+
+def load_rows(
+    session: Session, kind: str, catalogue_id: int, bands: list[str], extra: tuple[str, ...] = ()
+) -> pd.DataFrame:
+    """A catalogue's stored rows: ``object_id``, ``row_index``, ra, dec, photometry, extra."""
+    table = "sources" if kind == "photometric" else "spectra"
+    cols = ["id", "row_index", "ra", "dec", *_photometry_cols(bands), *extra]
+    rows = session.execute(
+        text(f"SELECT {', '.join(cols)} FROM {table} WHERE catalogue_id = :c ORDER BY row_index"),
+        {"c": catalogue_id},
+    ).all()
+    frame = _frame(rows, cols, text_cols=("source_id", "survey", "quality_raw"))
+    return frame.rename(columns={"id": "object_id"})
+
+
+def object_ids(session: Session, kind: str, catalogue_id: int) -> np.ndarray:
+    table = "sources" if kind == "photometric" else "spectra"
+    rows = session.execute(
+        text(f"SELECT id FROM {table} WHERE catalogue_id = :c ORDER BY row_index"),
+        {"c": catalogue_id},
+    ).all()
+    return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+
+# ----------------------------------------------------------------------------- assignment
+@dataclass
+class AssignReport:
+    n_rows: int
+    n_by_photometry: int
+    n_by_position: int
+
+    @property
+    def n_unassigned(self) -> int:
+        return self.n_rows - self.n_by_photometry - self.n_by_position
+
+
+def _unit_vectors(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
+    r, d = np.radians(ra), np.radians(dec)
+    return np.column_stack([np.cos(d) * np.cos(r), np.cos(d) * np.sin(r), np.sin(d)])
+
+
+def match_by_position(
+    session: Session, map_id: int, ra: np.ndarray, dec: np.ndarray, radius_arcsec: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cell and distance of the nearest assigned photometric source within the radius."""
+    from scipy.spatial import cKDTree
+
+    n = len(ra)
+    cells = np.full(n, -1, dtype=np.int64)
+    dist = np.full(n, np.nan)
+    ok = np.isfinite(ra) & np.isfinite(dec)
+    if not ok.any() or radius_arcsec <= 0:
+        return cells, dist
+    rows = session.execute(
+        text(
+            "SELECT s.ra, s.dec, a.cell, a.distance FROM assignments a "
+            "JOIN sources s ON s.id = a.object_id AND s.catalogue_id = a.catalogue_id "
+            "WHERE a.map_id = :m AND s.ra IS NOT NULL AND s.dec IS NOT NULL"
+        ),
+        {"m": map_id},
+    ).all()
+    if not rows:
+        return cells, dist
+    arr = np.array(rows, dtype=np.float64)
+    tree = cKDTree(_unit_vectors(arr[:, 0], arr[:, 1]))
+    chord = 2.0 * math.sin(math.radians(radius_arcsec / 3600.0) / 2.0)
+    d, idx = tree.query(_unit_vectors(ra[ok], dec[ok]), k=1, distance_upper_bound=chord)
+    hit = np.isfinite(d)
+    where = np.flatnonzero(ok)[hit]
+    cells[where] = arr[idx[hit], 2].astype(np.int64)
+    dist[where] = arr[idx[hit], 3]
+    return cells, dist
+
+
+def assign_catalogue(
+    session: Session,
+    m: Map,
+    som: SOM,
+    catalogue: Catalogue,
+    rows: pd.DataFrame,
+    match_radius_arcsec: float = DEFAULT_MATCH_RADIUS_ARCSEC,
+) -> AssignReport:
+    """Write the assignments of ``rows`` (with ``object_id``) of a catalogue to map ``m``."""
+    cells, dist = assign_frame(som, rows)
+    n_phot = int((cells >= 0).sum())
+    n_pos = 0
+    if catalogue.kind == "spectroscopic" and (cells < 0).any():
+        lost = np.flatnonzero(cells < 0)
+        mc, md = match_by_position(
+            session,
+            m.id,
+            rows["ra"].to_numpy(dtype=float)[lost],
+            rows["dec"].to_numpy(dtype=float)[lost],
+            match_radius_arcsec,
+        )
+        cells[lost], dist[lost] = mc, md
+        n_pos = int((mc >= 0).sum())
+    keep = cells >= 0
+    n = int(keep.sum())
+    bulk_insert(
+        session.connection(),
+        "assignments",
+        [
+            Col("map_id", "int4", np.full(n, m.id, dtype=np.int32)),
+            Col("catalogue_id", "int4", np.full(n, catalogue.id, dtype=np.int32)),
+            Col("object_id", "int8", rows["object_id"].to_numpy(dtype=np.int64)[keep]),
+            Col("cell", "int4", cells[keep].astype(np.int32)),
+            Col("distance", "float8", dist[keep]),
+        ],
+    )
+    return AssignReport(len(rows), n_phot, n_pos)
+
+
+# ----------------------------------------------------------------------------- statistics
+def phot_assigned(session: Session, map_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cells and photometric redshifts of every source assigned to the map."""
+    rows = session.execute(
+        text(
+            "SELECT a.cell, s.z_phot FROM assignments a "
+            "JOIN sources s ON s.id = a.object_id AND s.catalogue_id = a.catalogue_id "
+            "WHERE a.map_id = :m"
+        ),
+        {"m": map_id},
+    ).all()
+    arr = np.array(rows, dtype=np.float64).reshape(-1, 2)
+    return arr[:, 0].astype(np.int64), arr[:, 1]
+
+
+def spec_assigned(session: Session, map_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cells, redshifts and secure flags of every spectrum assigned to the map."""
+    rows = session.execute(
+        text(
+            "SELECT a.cell, p.z_spec, p.secure FROM assignments a "
+            "JOIN spectra p ON p.id = a.object_id AND p.catalogue_id = a.catalogue_id "
+            "WHERE a.map_id = :m"
+        ),
+        {"m": map_id},
+    ).all()
+    arr = np.array([(c, z, 1.0 if s else 0.0) for c, z, s in rows], dtype=np.float64).reshape(-1, 3)
+    return arr[:, 0].astype(np.int64), arr[:, 1], arr[:, 2].astype(bool)
+
+
+def _none_if_nan(values: np.ndarray) -> list[float | None]:
+    return [None if not math.isfinite(v) else float(v) for v in values]
+
+
+def _hist_lists(hist: np.ndarray) -> list[list[int] | None]:
+    counts = np.rint(hist).astype(np.int64)
+    nonzero = counts.sum(axis=1) > 0
+    return [row.tolist() if nz else None for row, nz in zip(counts, nonzero, strict=True)]
+
+
+def phot_cell_values(m: Map, cells: np.ndarray, z_phot: np.ndarray) -> dict[str, list]:
+    n_cells = m.n_rows * m.n_cols
+    st = cal.cell_statistics(cells, z_phot, n_cells)
+    pz = cal.cell_pz(cells, z_phot, n_cells, z_edges(m), normalise=False)
+    return {
+        "n_phot": st["count"].astype(int).tolist(),
+        "zphot_mean": _none_if_nan(st["z_mean"].to_numpy()),
+        "zphot_median": _none_if_nan(st["z_median"].to_numpy()),
+        "zphot_std": _none_if_nan(st["z_std"].to_numpy()),
+        "zphot_nmad": _none_if_nan(st["z_nmad"].to_numpy()),
+        "pz_phot": _hist_lists(pz),
+    }
+
+
+def spec_cell_values(
+    m: Map, cells: np.ndarray, z_spec: np.ndarray, secure: np.ndarray
+) -> dict[str, list]:
+    """Spectroscopic statistics per cell; redshift statistics and p(z) use secure spectra."""
+    n_cells = m.n_rows * m.n_cols
+    n_spec = cal.cell_spec_counts(cells, n_cells)
+    n_secure = cal.cell_spec_counts(cells, n_cells, secure)
+    covered = cal.covered_cells(cells, n_cells, secure, k=int(m.min_secure))
+    sec = secure.astype(bool)
+    st = cal.cell_statistics(cells[sec], z_spec[sec], n_cells)
+    pz = cal.cell_pz(cells[sec], z_spec[sec], n_cells, z_edges(m), normalise=False)
+    return {
+        "n_spec": n_spec.astype(int).tolist(),
+        "n_spec_secure": n_secure.astype(int).tolist(),
+        "zspec_mean": _none_if_nan(st["z_mean"].to_numpy()),
+        "zspec_median": _none_if_nan(st["z_median"].to_numpy()),
+        "zspec_std": _none_if_nan(st["z_std"].to_numpy()),
+        "covered": [bool(c) for c in covered],
+        "pz_spec": _hist_lists(pz),
+    }
+
+
+def write_new_cells(session: Session, m: Map, values: dict[str, list]) -> None:
+    n_cells = m.n_rows * m.n_cols
+    rows, cols = np.divmod(np.arange(n_cells), m.n_cols)
+    records = [
+        {
+            "map_id": m.id,
+            "cell": c,
+            "row": int(rows[c]),
+            "col": int(cols[c]),
+            **{k: v[c] for k, v in values.items()},
+        }
+        for c in range(n_cells)
+    ]
+    session.execute(Cell.__table__.insert(), records)
+
+
+_COMPARE = {
+    "phot": ("n_phot", "zphot_mean", "zphot_median", "zphot_std", "zphot_nmad", "pz_phot"),
+    "spec": (
+        "n_spec",
+        "n_spec_secure",
+        "zspec_mean",
+        "zspec_median",
+        "zspec_std",
+        "covered",
+        "pz_spec",
+    ),
+}
+
+
+def update_cells(session: Session, m: Map, values: dict[str, list], part: str) -> int:
+    """Rewrite the cells whose ``part`` ("phot" or "spec") values changed; returns how many."""
+    names = _COMPARE[part]
+    current = session.execute(
+        select(Cell.cell, *[getattr(Cell, n) for n in names])
+        .where(Cell.map_id == m.id)
+        .order_by(Cell.cell)
+    ).all()
+    changed = []
+    for row in current:
+        c = row[0]
+        new = tuple(values[n][c] for n in names)
+        if tuple(row[1:]) != new:
+            changed.append({"map_id": m.id, "cell": c, **dict(zip(names, new, strict=True))})
+    if changed:
+        session.execute(update(Cell), changed)
+    return len(changed)
+
+
+def recompute(session: Session, m: Map, part: str) -> int:
+    if part == "phot":
+        cells, z = phot_assigned(session, m.id)
+        return update_cells(session, m, phot_cell_values(m, cells, z), "phot")
+    cells, z, secure = spec_assigned(session, m.id)
+    return update_cells(session, m, spec_cell_values(m, cells, z, secure), "spec")
+
+
+def ready_maps(session: Session) -> list[Map]:
+    return list(session.scalars(select(Map).where(Map.status == "ready").order_by(Map.id)))
+
+
+def cells_frame(session: Session, map_id: int, with_pz: bool = False) -> pd.DataFrame:
+    """All cells of a map as a frame indexed by cell (scalar columns; p(z) on request)."""
+    names = [
+        "cell",
+        "row",
+        "col",
+        "n_phot",
+        "zphot_mean",
+        "zphot_median",
+        "zphot_std",
+        "zphot_nmad",
+        "n_spec",
+        "n_spec_secure",
+        "zspec_mean",
+        "zspec_median",
+        "zspec_std",
+        "covered",
+    ]
+    if with_pz:
+        names += ["pz_phot", "pz_spec"]
+    rows = session.execute(
+        select(*[getattr(Cell, n) for n in names]).where(Cell.map_id == map_id).order_by(Cell.cell)
+    ).all()
+    frame = pd.DataFrame.from_records(rows, columns=names)
+    for n in (
+        "zphot_mean",
+        "zphot_median",
+        "zphot_std",
+        "zphot_nmad",
+        "zspec_mean",
+        "zspec_median",
+        "zspec_std",
+    ):
+        frame[n] = pd.to_numeric(frame[n], errors="coerce").astype(float)
+    frame["covered"] = frame["covered"].astype(bool)
+    return frame.set_index("cell", drop=False)
+
+
+def count_sources(session: Session) -> int:
+    return int(session.scalar(text("SELECT count(*) FROM sources")) or 0)
+
+
+def n_assigned(session: Session, map_id: int, kind: str) -> int:
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Assignment)
+            .join(Catalogue, Catalogue.id == Assignment.catalogue_id)
+            .where(Assignment.map_id == map_id, Catalogue.kind == kind)
+        )
+        or 0
+    )

@@ -1,0 +1,251 @@
+"""Training a map as a background job, and keeping every map's ledger current.
+
+``create_training`` validates the request and records a queued map and its job;
+``run_training`` (in the job thread) fits the SOM on the catalogue's photometry, then in
+one ledger transaction stores the map, assigns every ingested source and spectrum to it
+and writes its per-cell statistics and coverage. If anything fails the map is marked
+failed with the reason and no assignment or cell row of it exists.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.models import BANDS, Catalogue, Map, utcnow
+from app.services import maps as map_service
+from app.services.errors import InvalidInputError, NotFoundError, RowError
+from app.services.jobs import JobContext, JobRunner
+from app.services.ledger import ledger_transaction
+from som import SOM, SOMError
+from som.photometry import ColourFeatures, PhotometryError
+
+log = logging.getLogger("somcal.training")
+
+
+@dataclass
+class TrainingRequest:
+    catalog_id: int
+    n_rows: int = 20
+    n_cols: int = 20
+    lattice: str = "rect"
+    periodic: bool = False
+    n_epochs: int = 10
+    bands: list[str] | None = None
+    magnitude_band: str | None = None
+    distance: str = "euclidean"
+    random_state: int | None = 0
+    name: str | None = None
+    z_max: float = 6.0
+    z_bin_width: float = 0.05
+    min_secure: int | None = None
+
+
+def _z_edges(z_max: float, width: float) -> list[float]:
+    n = int(round(z_max / width))
+    return [round(i * width, 10) for i in range(n + 1)]
+
+
+def create_training(
+    session: Session, runner: JobRunner, req: TrainingRequest, default_min_secure: int
+) -> tuple[Map, int]:
+    """Add the queued map and its job to the session (caller commits, then starts)."""
+    cat = session.get(Catalogue, req.catalog_id)
+    if cat is None:
+        raise NotFoundError(f"catalogue {req.catalog_id} not found")
+    if cat.kind != "photometric":
+        raise InvalidInputError(
+            f"catalogue {cat.id} is {cat.kind}; maps are trained on a photometric catalogue",
+            [RowError(None, "catalog_id", None, "not a photometric catalogue")],
+        )
+    bands = req.bands or [b for b in BANDS if b in cat.bands]
+    unknown = [b for b in bands if b not in BANDS]
+    absent = [b for b in bands if b in BANDS and b not in cat.bands]
+    errors = [RowError(None, "bands", None, f"unknown band {b!r}") for b in unknown] + [
+        RowError(None, "bands", None, f"band {b!r} has no magnitudes in catalogue {cat.id}")
+        for b in absent
+    ]
+    if len(set(bands)) != len(bands):
+        errors.append(RowError(None, "bands", None, "bands repeat"))
+    if len(bands) < 2:
+        errors.append(RowError(None, "bands", None, "need at least two bands for a colour"))
+    if req.magnitude_band is not None and req.magnitude_band not in cat.bands:
+        errors.append(
+            RowError(None, "magnitude_band", None, f"band {req.magnitude_band!r} not available")
+        )
+    if req.lattice == "hex" and req.periodic and req.n_rows % 2:
+        errors.append(
+            RowError(None, "n_rows", None, "a toroidal hexagonal map needs an even n_rows")
+        )
+    if errors:
+        raise InvalidInputError("cannot train this map", errors)
+    # Keep wavelength order whatever order the caller listed the bands in.
+    bands = [b for b in BANDS if b in bands]
+    m = Map(
+        name=(req.name or f"{cat.name} {req.n_rows}x{req.n_cols}")[:255],
+        status="queued",
+        n_rows=req.n_rows,
+        n_cols=req.n_cols,
+        lattice=req.lattice,
+        periodic=req.periodic,
+        grid={
+            "n_rows": req.n_rows,
+            "n_cols": req.n_cols,
+            "lattice": req.lattice,
+            "periodic": req.periodic,
+            "n_cells": req.n_rows * req.n_cols,
+            "z_edges": _z_edges(req.z_max, req.z_bin_width),
+        },
+        features={"bands": bands, "magnitude_band": req.magnitude_band},
+        params={
+            "catalog_id": cat.id,
+            "n_epochs": req.n_epochs,
+            "random_state": req.random_state,
+            "distance": req.distance,
+            "bands": bands,
+            "magnitude_band": req.magnitude_band,
+        },
+        min_secure=req.min_secure or default_min_secure,
+        training_catalogue_id=cat.id,
+    )
+    session.add(m)
+    session.flush()
+    job = runner.create(session, "train_map", {"map_id": m.id, **m.params})
+    m.job_id = job.id
+    return m, job.id
+
+
+def run_training(factory: sessionmaker[Session], map_id: int, match_radius_arcsec: float) -> Any:
+    def run(ctx: JobContext) -> dict[str, Any]:
+        with factory() as session:
+            m = map_service.get_map(session, map_id)
+            m.status = "training"
+            session.commit()
+            params = dict(m.params or {})
+            bands = list(params["bands"])
+            cat = session.get(Catalogue, params["catalog_id"])
+            if cat is None:
+                raise InvalidInputError(f"training catalogue {params['catalog_id']} was deleted")
+            ctx.progress(0.01, f"loading {cat.n_rows} sources of catalogue {cat.id}", force=True)
+            rows = map_service.load_rows(session, "photometric", cat.id, bands)
+        use_errors = params.get("distance") == "chi2"
+        features = ColourFeatures(
+            bands=bands,
+            error_template="magerr_{band}" if use_errors else None,
+            magnitude_band=params.get("magnitude_band"),
+        )
+        frame = map_service.feature_frame(rows)
+        try:
+            features.fit(frame, source=f"catalogue {cat.id}")
+            X, E = features.transform(frame, source=f"catalogue {cat.id}")
+        except PhotometryError as exc:
+            raise InvalidInputError(f"cannot build features: {exc}") from exc
+        usable = np.isfinite(X).any(axis=1)
+        if usable.sum() < 2:
+            raise InvalidInputError(
+                f"only {int(usable.sum())} source(s) of catalogue {cat.id} have a usable colour"
+            )
+        som = SOM(
+            m.n_rows,
+            m.n_cols,
+            lattice=m.lattice,
+            periodic=m.periodic,
+            n_epochs=int(params["n_epochs"]),
+            random_state=params.get("random_state"),
+            distance=params.get("distance", "euclidean"),
+            features=features,
+        )
+        ctx.progress(0.05, "training", force=True)
+        try:
+            som.fit(
+                X[usable],
+                E[usable] if use_errors and E is not None else None,
+                progress=lambda f, msg="": ctx.progress(0.05 + 0.75 * f, msg),
+            )
+        except SOMError as exc:
+            raise InvalidInputError(f"training failed: {exc}") from exc
+        ctx.progress(0.8, "assigning catalogues to the map", force=True)
+        return _store(
+            factory, map_id, som, int(usable.sum()), int((~usable).sum()), match_radius_arcsec, ctx
+        )
+
+    return run
+
+
+def _store(
+    factory: sessionmaker[Session],
+    map_id: int,
+    som: SOM,
+    n_train: int,
+    n_no_features: int,
+    match_radius_arcsec: float,
+    ctx: JobContext,
+) -> dict[str, Any]:
+    with factory() as session, ledger_transaction(session):
+        m = map_service.get_map(session, map_id)
+        reports: dict[str, dict[str, int]] = {}
+        cats = session.scalars(select(Catalogue).order_by(Catalogue.kind, Catalogue.id)).all()
+        bands = m.features["bands"]
+        # Photometric catalogues first: spectra without photometry match their positions.
+        for cat in sorted(cats, key=lambda c: c.kind != "photometric"):
+            rows = map_service.load_rows(session, cat.kind, cat.id, bands)
+            if len(rows) == 0:
+                continue
+            rep = map_service.assign_catalogue(session, m, som, cat, rows, match_radius_arcsec)
+            reports[str(cat.id)] = {
+                "n_rows": rep.n_rows,
+                "by_photometry": rep.n_by_photometry,
+                "by_position": rep.n_by_position,
+                "unassigned": rep.n_unassigned,
+            }
+        # No progress writes from here to the commit: on SQLite this transaction holds the
+        # database's write lock, and a progress update from another connection would wait
+        # for it.
+        cells, z = map_service.phot_assigned(session, m.id)
+        values = map_service.phot_cell_values(m, cells, z)
+        s_cells, s_z, s_secure = map_service.spec_assigned(session, m.id)
+        values.update(map_service.spec_cell_values(m, s_cells, s_z, s_secure))
+        map_service.write_new_cells(session, m, values)
+        quality = {
+            **{k: v for k, v in (som.quality_ or {}).items()},
+            "n_train": n_train,
+            "n_train_without_features": n_no_features,
+            "epochs": (getattr(som, "training_", {}) or {}).get("epochs", []),
+        }
+        m.weights = som.to_bytes()
+        m.features = {
+            **som.features.to_dict(),
+            "bands": list(som.features.bands),
+            "magnitude_band": som.features.magnitude_band,
+        }
+        m.quality = quality
+        m.n_train = n_train
+        m.status = "ready"
+        m.trained_at = utcnow()
+        session.commit()
+        n_covered = int(sum(values["covered"]))
+    return {
+        "map_id": map_id,
+        "n_train": n_train,
+        "quantization_error": quality.get("quantization_error"),
+        "topographic_error": quality.get("topographic_error"),
+        "n_cells_covered": n_covered,
+        "assigned": reports,
+    }
+
+
+def mark_failed(factory: sessionmaker[Session]):
+    def on_failure(job_id: int, reason: str) -> None:
+        with factory() as session:
+            for m in session.scalars(select(Map).where(Map.job_id == job_id)):
+                m.status = "failed"
+                m.error = reason[:4000]
+                m.weights = None
+            session.commit()
+
+    return on_failure

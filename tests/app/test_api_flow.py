@@ -1,0 +1,262 @@
+"""The whole calibration flow through HTTP on SQLite and PostgreSQL.
+
+ingest photometry -> train a 10x12 map -> ingest spectra -> coverage -> gaps -> targets ->
+assign -> n(z) -> delete the spectra -> coverage shrinks back. Every answer is checked
+against the same computation done independently from the mock and the stored map.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from astropy.table import Table
+from sqlalchemy import select
+
+from app.core.db import make_engine, make_session_factory
+from app.models import Assignment, Cell, Map
+from som import SOM
+from som.calibration import cell_spec_counts
+
+BANDS = ("u", "g", "r", "i", "z", "Y", "J", "H")
+
+
+@pytest.fixture(scope="module")
+def mock() -> pd.DataFrame:
+    from som.mock import make_mock
+
+    return make_mock(3000, seed=1)
+
+
+def _csv(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False).encode()
+
+
+def _ingest(client, auth, kind, frame, name, **data):
+    r = client.post(
+        f"/v1/catalogs/{kind}",
+        files={"file": (name, _csv(frame), "text/csv")},
+        data=data,
+        headers=auth,
+    )
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def _wait(client, job_id, timeout=180.0):
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        seen.append(job["progress"])
+        if job["status"] in ("succeeded", "failed"):
+            return job, seen
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not finish in {timeout} s: {seen[-5:]}")
+
+
+def _stored_map(url: str, map_id: int) -> SOM:
+    engine = make_engine(url)
+    with make_session_factory(engine)() as s:
+        blob = s.get(Map, map_id).weights
+    engine.dispose()
+    return SOM.from_bytes(blob)
+
+
+def _features(som: SOM, frame: pd.DataFrame) -> np.ndarray:
+    X, _ = som.features.transform(frame)
+    return X
+
+
+def test_full_flow(client, auth, settings, mock):
+    phot = _ingest(client, auth, "photometric", mock, "mock_phot.csv")
+    assert phot["n_rows"] == 3000 and phot["assigned_maps"] == []
+
+    r = client.post(
+        "/v1/maps",
+        json={
+            "catalog_id": phot["id"],
+            "n_rows": 10,
+            "n_cols": 12,
+            "n_epochs": 3,
+            "random_state": 7,
+        },
+        headers=auth,
+    )
+    assert r.status_code == 202, r.text
+    map_id, job_id = r.json()["map"]["id"], r.json()["job"]["id"]
+    assert r.headers["location"] == f"/v1/jobs/{job_id}"
+    job, progress = _wait(client, job_id)
+    assert job["status"] == "succeeded", job
+    assert progress == sorted(progress) and job["progress"] == 1.0
+    m = client.get(f"/v1/maps/{map_id}").json()
+    assert m["status"] == "ready" and m["features"]["feature_names"][0] == "u-g"
+    assert m["quality"]["n_train"] == 3000
+
+    # Every source is in the cell the stored map gives it.
+    som = _stored_map(settings.database_url, map_id)
+    phot_cells = som.assign(_features(som, mock), allow_empty=True).cell
+    cells = client.get(f"/v1/maps/{map_id}/cells?limit=10000").json()
+    assert cells["total"] == 120
+    n_phot = np.array([c["n_phot"] for c in cells["items"]])
+    np.testing.assert_array_equal(n_phot, np.bincount(phot_cells[phot_cells >= 0], minlength=120))
+    cov0 = client.get(f"/v1/maps/{map_id}/coverage").json()
+    assert cov0["summary"]["n_cells_covered"] == 0 and cov0["summary"]["n_galaxies"] == 3000
+
+    # Spectra: the mock's own spectroscopic sample, assigned to the map at once.
+    spec = _ingest(client, auth, "spectroscopic", mock, "mock_spec.csv")
+    has_z = mock["z_spec"].notna().to_numpy()
+    assert spec["n_rows"] == has_z.sum() and spec["assigned_maps"] == [map_id]
+    spec_cells = phot_cells[has_z]
+    expected_cov = cell_spec_counts(spec_cells, 120) >= 1
+    cov = client.get(f"/v1/maps/{map_id}/coverage").json()
+    np.testing.assert_array_equal(cov["cells"]["covered"], expected_cov)
+    assert cov["summary"]["n_cells_covered"] == expected_cov.sum() > 0
+    frac = n_phot[expected_cov].sum() / 3000
+    assert cov["summary"]["fraction_galaxies_covered"] == pytest.approx(frac)
+    by = client.get(f"/v1/maps/{map_id}/coverage?mag_band=i&mag_bins=3&z_bins=0,1,2,4").json()
+    rows = by["summary"]["by_redshift"]
+    assert [r["bin_lo"] for r in rows] == [0, 1, 2]
+    assert sum(r["n_galaxies"] for r in by["summary"]["by_magnitude"]) == 3000
+
+    # Gaps: the uncovered occupied cells, most galaxies first.
+    gaps = client.get(f"/v1/maps/{map_id}/gaps?limit=1000").json()
+    gap_cells = [g["cell"] for g in gaps["gaps"]]
+    assert set(gap_cells) == set(np.flatnonzero((n_phot > 0) & ~expected_cov))
+    counts = [g["n_galaxies"] for g in gaps["gaps"]]
+    assert counts == sorted(counts, reverse=True)
+    assert gaps["n_galaxies_in_gaps"] == n_phot[~expected_cov].sum()
+
+    # Targets: in gaps, the most populated gap first, closest source to the weights first.
+    t = client.get(f"/v1/maps/{map_id}/targets?budget=8&mag_band=i").json()
+    assert t["n_targets"] == 8
+    assert [x["cell"] for x in t["targets"]] == gap_cells[:8]
+    first = t["targets"][0]
+    in_cell = np.flatnonzero(phot_cells == first["cell"])
+    dist = som.assign(_features(som, mock.iloc[in_cell]), allow_empty=True).distance
+    assert first["source_id"] == str(mock["id"].iloc[in_cell[np.argmin(dist)]])
+    csv = client.get(f"/v1/maps/{map_id}/targets?budget=8&format=csv")
+    assert csv.headers["content-type"].startswith("text/csv")
+    assert len(pd.read_csv(io.StringIO(csv.text))) == 8
+    fits = client.get(f"/v1/maps/{map_id}/targets?budget=8&format=fits")
+    assert len(Table.read(io.BytesIO(fits.content), format="fits")) == 8
+
+    # Assign new photometry (JSON rows and a CSV body) and get the cells the map gives.
+    sample = mock.iloc[:50]
+    rows = [
+        {
+            "id": int(r["id"]),
+            **{f"mag_{b}": (None if np.isnan(r[f"mag_{b}"]) else r[f"mag_{b}"]) for b in BANDS},
+        }
+        for _, r in sample.iterrows()
+    ]
+    r = client.post(f"/v1/maps/{map_id}/assign", json={"rows": rows, "include_pz": True})
+    assert r.status_code == 200, r.text
+    res = r.json()
+    np.testing.assert_array_equal([x["cell"] for x in res["results"]], phot_cells[:50])
+    widths = np.diff(res["z_edges"])
+    x0 = res["results"][0]
+    assert x0["covered"] == bool(expected_cov[x0["cell"]])
+    assert np.sum(np.array(x0["pz_phot"]) * widths) == pytest.approx(1.0)
+    r = client.post(
+        f"/v1/maps/{map_id}/assign?format=csv",
+        content=_csv(sample),
+        headers={"Content-Type": "text/csv"},
+    )
+    assert r.status_code == 200, r.text
+    out = pd.read_csv(io.StringIO(r.text))
+    np.testing.assert_array_equal(out["cell"], phot_cells[:50])
+
+    # One covered cell in detail.
+    c = int(np.flatnonzero(expected_cov)[0])
+    d = client.get(f"/v1/maps/{map_id}/cells/{c}").json()
+    assert d["covered"] and d["n_spec_secure"] == int((spec_cells == c).sum())
+    assert len(d["spectra"]) == d["n_spec"]
+    np.testing.assert_allclose(
+        d["weights"]["values"], som.features.inverse_transform(som.weights_[c])
+    )
+    assert sorted(n["cell"] for n in d["neighbours"]) == sorted(som.neighbours(c).tolist())
+    assert np.sum(np.array(d["pz_spec"]) * np.diff(d["z_edges"])) == pytest.approx(1.0)
+    assert client.get(f"/v1/maps/{map_id}/cells/120").status_code == 404
+    assert client.get(f"/v1/maps/{map_id + 100}/cells/0").status_code == 404
+
+    # n(z) of the photometric catalogue.
+    nz = client.post(
+        f"/v1/maps/{map_id}/nz",
+        json={"catalog_id": phot["id"], "bins": np.linspace(0, 4, 41).tolist(), "n_boot": 20},
+    ).json()
+    assert np.sum(np.array(nz["nz"]) * 0.1) == pytest.approx(1.0)
+    assert nz["uncovered_fraction"] == pytest.approx(1 - frac)
+    assert nz["n_spec_used"] == has_z.sum() and len(nz["nz_err"]) == 40
+
+    # Spectra without photometry (a compilation) are matched on the sky to the sources.
+    pick = mock.iloc[np.flatnonzero(~has_z)[:5]]
+    comp = pd.DataFrame(
+        {
+            "Id_specz": np.arange(5),
+            "ra_corrected": pick["ra"].to_numpy() + 0.1 / 3600,
+            "dec_corrected": pick["dec"].to_numpy(),
+            "specz": pick["z_true"].to_numpy(),
+            "flag": [4, 4, 3, 9, 2],
+            "Confidence_level": [97, 97, 95, 85, 80],
+            "survey": [1, 1, 1, 1, 1],
+        }
+    )
+    comp_cat = _ingest(client, auth, "spectroscopic", comp, "compilation.csv")
+    assert comp_cat["n_secure"] == 3 and comp_cat["assigned_maps"] == [map_id]
+    pick_cells = phot_cells[np.flatnonzero(~has_z)[:5]]
+    cov2 = client.get(f"/v1/maps/{map_id}/coverage").json()
+    expected2 = expected_cov.copy()
+    expected2[pick_cells[:3]] = True
+    np.testing.assert_array_equal(cov2["cells"]["covered"], expected2)
+
+    # Deleting the spectra shrinks coverage back to nothing.
+    for cat in (spec, comp_cat):
+        r = client.delete(f"/v1/catalogs/{cat['id']}", headers=auth)
+        assert r.status_code == 200 and r.json()["maps_updated"] == [map_id]
+    cov3 = client.get(f"/v1/maps/{map_id}/coverage").json()
+    assert cov3["summary"]["n_cells_covered"] == 0 and cov3["n_spectra"] == 0
+    r = client.post(f"/v1/maps/{map_id}/nz", json={"catalog_id": phot["id"], "n_boot": 0})
+    assert r.status_code == 422 and "covered" in r.json()["detail"]
+
+
+def test_a_failed_training_leaves_no_partial_map(client, auth, settings, mock):
+    flat = mock.copy()
+    flat["mag_u"] = flat["mag_g"] + 0.5  # u-g has zero spread: cannot be standardised
+    phot = _ingest(client, auth, "photometric", flat, "flat.csv")
+    r = client.post(
+        "/v1/maps",
+        json={
+            "catalog_id": phot["id"],
+            "n_rows": 4,
+            "n_cols": 4,
+            "n_epochs": 1,
+            "bands": ["u", "g"],
+        },
+        headers=auth,
+    )
+    assert r.status_code == 202, r.text
+    job, _ = _wait(client, r.json()["job"]["id"])
+    assert job["status"] == "failed" and "zero spread" in job["error"]
+    m = client.get(f"/v1/maps/{r.json()['map']['id']}").json()
+    assert m["status"] == "failed" and "zero spread" in m["error"]
+    assert client.get(f"/v1/maps/{m['id']}/coverage").status_code == 409
+    engine = make_engine(settings.database_url)
+    with make_session_factory(engine)() as s:
+        assert s.scalars(select(Cell).where(Cell.map_id == m["id"])).first() is None
+        assert s.scalars(select(Assignment).where(Assignment.map_id == m["id"])).first() is None
+    engine.dispose()
+
+
+def test_training_requests_are_validated(client, auth, mock):
+    spec = _ingest(client, auth, "spectroscopic", mock, "spec_only.csv")
+    r = client.post("/v1/maps", json={"catalog_id": spec["id"]}, headers=auth)
+    assert r.status_code == 422 and r.json()["errors"][0]["column"] == "catalog_id"
+    assert client.post("/v1/maps", json={"catalog_id": 99999}, headers=auth).status_code == 404
+    r = client.post("/v1/maps", json={"catalog_id": 1, "n_rows": 0}, headers=auth)
+    assert r.status_code == 422 and r.json()["errors"][0]["column"] == "n_rows"
+    assert client.post("/v1/maps", json={"catalog_id": 1}).status_code == 401
+    assert client.get("/v1/maps/424242").status_code == 404
