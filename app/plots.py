@@ -240,8 +240,9 @@ def plot_cell_map(
     - cells whose value is NaN/inf (or <= 0 with ``log=True``) and not masked: solid grey,
       ``nan_label`` (e.g. occupied cells without a spectroscopic redshift);
     - ``marked`` (bool per cell, e.g. uncovered cells): drawn over the colours in
-      ``marked_color``, as an outline inside the cell (``marked_style="outline"``) or a
-      filled, slightly smaller cell (``"fill"``), ``marked_label``.
+      ``marked_color``, either as the outline of the region(s) the marked cells form
+      (``marked_style="outline"``, see :func:`marked_boundary`; the colours stay visible)
+      or by filling the cells (``"fill"``), ``marked_label``.
 
     ``vmin``/``vmax`` default to the range of the drawn values; values outside a given range
     saturate and the colour bar shows an arrow on that side. ``log=True`` uses a logarithmic
@@ -582,7 +583,10 @@ def plot_umatrix(
     """The U-matrix, ``umatrix`` of shape (n_rows, n_cols) as ``SOM.distance_map()`` gives
     it: dark ridges separate clusters of similar cells. Other keywords as
     :func:`plot_cell_map`."""
-    arr = np.asarray(umatrix, dtype=np.float64) if not isinstance(umatrix, np.ndarray) else umatrix
+    try:
+        arr = np.asarray(umatrix, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"umatrix must be numeric: {exc}") from None
     if arr.ndim != 2 or 0 in arr.shape:
         raise ValueError(
             f"umatrix must be a 2-D array of shape (n_rows, n_cols), got shape {arr.shape}"
@@ -673,9 +677,20 @@ def plot_nz(
     (with error bar) at the top of the axes. ``xlim`` defaults to the bins' range, cut
     where every curve has fallen below 0.2% of the highest peak.
     """
-    edges = _curve(bins, np.size(bins), "bins")
-    if edges.size < 2 or not np.all(np.isfinite(edges)) or np.any(np.diff(edges) <= 0):
-        raise ValueError("bins must be at least two finite, strictly increasing bin edges")
+    try:
+        edges = np.asarray(bins, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"bins must be numeric bin edges: {exc}") from None
+    if (
+        edges.ndim != 1
+        or edges.size < 2
+        or not np.all(np.isfinite(edges))
+        or np.any(np.diff(edges) <= 0)
+    ):
+        raise ValueError(
+            f"bins must be at least two finite, strictly increasing bin edges (1-D), got "
+            f"shape {edges.shape}"
+        )
     n_z = edges.size - 1
     nzs = list(nz_list)
     n_bins = len(nzs)
