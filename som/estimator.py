@@ -46,9 +46,9 @@ class MapFormatError(ValueError):
 class Assignment:
     """Best-matching cells of a set of rows."""
 
-    cell: np.ndarray  # (n,) int64, -1 where a row has no usable feature (allow_empty)
-    distance: np.ndarray  # (n,) float64, distance to the cell's weight vector
-    second: np.ndarray | None = None  # (n,) int64 second-best cell, when asked for
+    cell: np.ndarray  # (n,) int32, -1 where a row has no usable feature (allow_empty)
+    distance: np.ndarray  # (n,) float32, distance to the cell's weight vector
+    second: np.ndarray | None = None  # (n,) int32 second-best cell, when asked for
 
 
 def _version() -> str:
@@ -279,11 +279,12 @@ class SOM:
         half_norm2 = (0.5 * np.einsum("kf,kf->k", weights, weights)).astype(dtype)
         return WT, half_norm2
 
-    def _bmu_chunk(self, xc, inv_var, has_missing, WT, half_norm2, want_second):
+    def _bmu_chunk(self, xc, inv_var, has_missing, WT, half_norm2, want_second, out=None):
+        """Best cells of one chunk, written into ``out = (cell, d2, second)`` when given."""
         n = xc.shape[0]
-        cell = np.empty(n, np.int64)
-        d2 = np.empty(n, np.float64)
-        second = np.empty(n, np.int64)
+        if out is None:
+            out = (np.empty(n, np.int64), np.empty(n, np.float64), np.empty(n, np.int64))
+        cell, d2, second = out
         if inv_var is None and not has_missing:
             kernels.bmu_dense(xc, WT, half_norm2, want_second, cell, d2, second)
         else:
@@ -579,19 +580,29 @@ class SOM:
         self._check_fitted()
         X, errors = self._features_from(X, errors)
         n = X.shape[0]
-        cell = np.empty(n, np.int64)
-        dist = np.empty(n, np.float64)
-        second = np.empty(n, np.int64) if return_second else None
+        # int32 cells and float32 distances: at 10^9 rows the outputs alone would
+        # otherwise outweigh a float32 input
+        cell = np.empty(n, np.int32)
+        dist = np.empty(n, np.float32)
+        second = np.empty(n, np.int32) if return_second else None
+        step = int(self.chunk_size)
+        unused_second = None if return_second else np.empty(min(n, step), np.int32)
         WT, half_norm2 = self._prepared_weights(self.weights_)
         with self._threads():
-            for start in range(0, n, int(self.chunk_size)):
-                stop = min(n, start + int(self.chunk_size))
+            for start in range(0, n, step):
+                stop = min(n, start + step)
                 xc, inv_var, has_missing = self._chunk(X, errors, start, stop, allow_empty)
-                c, d2, s = self._bmu_chunk(xc, inv_var, has_missing, WT, half_norm2, return_second)
-                cell[start:stop] = c
-                dist[start:stop] = np.sqrt(d2)
-                if second is not None:
-                    second[start:stop] = s
+                out_second = second[start:stop] if return_second else unused_second[: stop - start]
+                self._bmu_chunk(
+                    xc,
+                    inv_var,
+                    has_missing,
+                    WT,
+                    half_norm2,
+                    return_second,
+                    out=(cell[start:stop], dist[start:stop], out_second),
+                )
+                np.sqrt(dist[start:stop], out=dist[start:stop])
         return Assignment(cell, dist, second)
 
     def predict(self, X, errors=None) -> np.ndarray:
