@@ -1,0 +1,82 @@
+"""Figures of a map as PNG: /v1/maps/{id}/plots/{kind}.png (the same figures as `somcal plot`)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response
+
+from app.api.deps import IdPath, ReadDep, SessionDep
+from app.schemas import ErrorResponse
+from app.services import figures
+from app.services import maps as map_service
+
+router = APIRouter(prefix="/v1/maps", tags=["maps"])
+
+PlotKind = Literal["redshift", "dispersion", "occupation", "coverage", "umatrix", "overview", "nz"]
+
+
+@router.get(
+    "/{map_id}/plots/{kind}.png",
+    summary="A figure of the map as PNG (Masters et al. 2015 maps, U-matrix, n(z))",
+    description=(
+        "`redshift`: median redshift per cell; `dispersion`: its spread (NMAD of photo-z, or "
+        "the standard deviation of secure spectroscopic redshifts with `z_source=spec`); "
+        "`occupation`: galaxies per cell (log scale); `coverage`: secure spectra per cell with "
+        "the uncovered occupied cells filled red; `umatrix`: mean feature distance to the "
+        "neighbouring cells; `overview`: the four Masters maps in one figure; `nz`: n(z) of "
+        "each tomographic bin (photometric sources selected by photo-z between consecutive "
+        "`tomo_bins` edges) through the map's secure spectra, with its bootstrap ±1σ band. "
+        "Hexagonal maps are drawn as hexagons."
+    ),
+    response_class=Response,
+    responses={
+        200: {"content": {"image/png": {}}, "description": "The figure"},
+        404: {"model": ErrorResponse, "description": "Unknown map or catalogue"},
+        409: {"model": ErrorResponse, "description": "Map not ready"},
+        422: {"model": ErrorResponse, "description": "Unknown kind or bad parameters"},
+    },
+)
+def map_plot(
+    map_id: IdPath,
+    kind: PlotKind,
+    session: SessionDep,
+    _auth: ReadDep,
+    z_source: Annotated[
+        Literal["phot", "spec"],
+        Query(description="Redshifts colouring the redshift/dispersion maps."),
+    ] = "phot",
+    tomo_bins: Annotated[
+        str | None,
+        Query(
+            description="nz only: photo-z edges of the tomographic bins, comma-separated "
+            f"(default {','.join(f'{e:g}' for e in figures.DEFAULT_TOMO_EDGES)}).",
+            examples=["0.2,0.5,0.8,1.2,2.0"],
+        ),
+    ] = None,
+    catalog_id: Annotated[
+        int | None,
+        Query(ge=1, le=2**31 - 1, description="nz only: the photometric sample (default: all)."),
+    ] = None,
+    n_boot: Annotated[int, Query(ge=0, le=1000, description="nz only: bootstrap draws.")] = 100,
+    seed: Annotated[int, Query(ge=0, le=2**31 - 1, description="nz only: bootstrap seed.")] = 0,
+    dpi: Annotated[int, Query(ge=50, le=300)] = 100,
+) -> Response:
+    m = map_service.get_map(session, map_id)
+    png = figures.map_png(
+        session,
+        m,
+        kind,
+        dpi=dpi,
+        z_source=z_source,
+        tomo_edges=figures.parse_edges(tomo_bins),
+        catalog_id=catalog_id,
+        n_boot=n_boot,
+        random_state=seed,
+    )
+    return Response(
+        png,
+        media_type="image/png",
+        # Cells change when spectra arrive: clients must revalidate, never reuse blindly.
+        headers={"Cache-Control": "no-cache"},
+    )
