@@ -158,12 +158,13 @@ def list_parquet_files(path: str | os.PathLike) -> tuple[Path, list[Path]]:
 
 
 def _plan(
-    path, rows_per_task: int, required: Sequence[str]
+    path, rows_per_task: int, required: Sequence[str], forbidden: frozenset = frozenset()
 ) -> tuple[Path, list[_Piece], list[dict]]:
     """Cut a dataset into pieces of about ``rows_per_task`` rows, reading only the footers.
 
     Files that cannot be opened, or lack a ``required`` column, become failures (with the
-    same shape as a failed task) instead of pieces.
+    same shape as a failed task) instead of pieces. A file holding a ``forbidden`` column
+    (one the output would overwrite) is a ValueError: the call, not the data, is wrong.
     """
     root, files = list_parquet_files(path)
     pieces: list[_Piece] = []
@@ -178,6 +179,12 @@ def _plan(
                 {"partition": None, "where": rel, "reason": f"not a readable Parquet file ({exc})"}
             )
             continue
+        clash = sorted(forbidden & set(names))
+        if clash:
+            raise ValueError(
+                f"{rel}: input column(s) {clash} would be overwritten by the assignment; "
+                "pass columns=[...] without them"
+            )
         missing = [c for c in required if c not in names]
         if missing:
             failures.append(
@@ -650,16 +657,9 @@ def assign_parquet(
                 "out of columns=..."
             )
     required = list(columns or ()) + list(feature_columns or ()) + list(error_columns or ())
-    root, pieces, failures = _plan(source, int(rows_per_task), required)
-    if columns is None:
-        # every input column is carried: none may share a name with the added ones
-        for p in {p.path: p for p in pieces}.values():
-            clash = sorted(added & set(pq.read_schema(p.path).names))
-            if clash:
-                raise ValueError(
-                    f"{p.relpath}: input column(s) {clash} would be overwritten by the "
-                    "assignment; pass columns=[...] without them"
-                )
+    # when every input column is carried, none may share a name with the added ones
+    forbidden = frozenset(added) if columns is None else frozenset()
+    root, pieces, failures = _plan(source, int(rows_per_task), required, forbidden)
     if failures and not errors_ok:
         raise PartitionError(failures)
 
@@ -716,6 +716,8 @@ def assign_parquet(
         "failed": failures,
         "seconds": seconds,
         "rows_per_second": n_rows / seconds if seconds > 0 else float("nan"),
+        # time inside tasks, summed: against seconds x workers it shows the idle share
+        "task_seconds": sum(r["seconds"] for r in done),
         "engine": engine,
         "map_sha256": ctx.digest,
         "columns_added": [CELL_COLUMN, DISTANCE_COLUMN]

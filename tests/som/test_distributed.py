@@ -111,7 +111,24 @@ def test_discovery_keeps_file_order_and_skips_hidden(dataset):
     ]
 
 
-@pytest.mark.parametrize("engine", ["cluster", "in-process"])
+def test_hats_catalogue_contributes_its_pixel_files_only(tmp_path):
+    root = tmp_path / "hats"
+    df = _frame(np.random.default_rng(0), 10, 0)
+    (root / "dataset").mkdir(parents=True)
+    (root / "hats.properties").write_text("dataset_type=object\n")
+    _write(df, root / "dataset" / "Norder=0" / "Dir=0" / "Npix=4.parquet")
+    _write(df, root / "dataset" / "Norder=1" / "Dir=0" / "Npix=17.parquet")
+    _write(df, root / "dataset" / "data_thumbnail.parquet")
+    _write(df, root / "dataset" / "_metadata")
+    got, files = list_parquet_files(root)
+    assert got == root.resolve()
+    assert [f.relative_to(root).as_posix() for f in files] == [
+        "dataset/Norder=0/Dir=0/Npix=4.parquet",
+        "dataset/Norder=1/Dir=0/Npix=17.parquet",
+    ]
+
+
+@pytest.mark.parametrize("engine", ["cluster", "in-process", "local"])
 def test_assign_equals_single_process(trained, dataset, tmp_path, client, engine):
     root, table = dataset
     stats = _cell_stats(trained)
@@ -120,7 +137,7 @@ def test_assign_equals_single_process(trained, dataset, tmp_path, client, engine
         trained,
         root,
         tmp_path / "out",
-        client=client if engine == "cluster" else None,
+        client={"cluster": client, "in-process": None, "local": "local"}[engine],
         feature_columns=FEATURES,
         columns=["id", "label"],
         cell_stats=stats,
@@ -144,8 +161,12 @@ def test_assign_equals_single_process(trained, dataset, tmp_path, client, engine
 
     assert summary["n_rows"] == len(table) and summary["failed"] == []
     assert summary["n_partitions"] == 4 and summary["n_files"] == 3
-    address = client.scheduler.address
-    assert summary["engine"] == ("in-process" if engine == "in-process" else address)
+    if engine == "cluster":
+        assert summary["engine"] == client.scheduler.address
+    elif engine == "in-process":
+        assert summary["engine"] == "in-process"
+    else:  # "local" starts a cluster of its own, and closes it
+        assert summary["engine"].startswith("tcp://")
     assert seen[-1] == pytest.approx(1.0)
     out_dir = tmp_path / "out"
     names = sorted(p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*"))
@@ -286,6 +307,9 @@ def test_existing_output_is_kept_unless_overwrite(trained, dataset, tmp_path):
     assert len(_read_dataset(out)) == len(table)
     with pytest.raises(ValueError, match="would be overwritten"):
         assign_parquet(trained, root, tmp_path / "o2", **{**kw, "columns": ["id", "cell"]})
+    with pytest.raises(ValueError, match="a.parquet: input column.*'id'"):
+        assign_parquet(trained, root, tmp_path / "o3", feature_columns=FEATURES,
+                       cell_stats=pd.DataFrame({"id": [1.0]}, index=[0]))  # fmt: skip
     with pytest.raises(ValueError, match="inside the input"):
         assign_parquet(trained, root, root / "out", **kw)
 
