@@ -227,9 +227,13 @@ class Map(Base):
     grid: Mapped[dict[str, Any]] = mapped_column(JsonType)
     features: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
     params: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
-    weights: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Deferred: the serialised map is loaded only when the map itself is needed (and then
+    # cached), not with every row of ``maps``.
+    weights: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
     quality: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
     min_secure: Mapped[int] = mapped_column(Integer, default=1)
+    # Bumped whenever the map's cells are rewritten, so caches of them know they are stale.
+    cells_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     n_train: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     training_catalogue_id: Mapped[int | None] = mapped_column(

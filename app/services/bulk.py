@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
 
 PG_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
 PG_TRAILER = struct.pack("!h", -1)
@@ -35,11 +37,19 @@ class Col:
 
 
 def _encode_text(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    null = pd.isna(values)
-    enc = [b"" if n else str(v).encode("utf-8") for v, n in zip(values, null, strict=True)]
-    lengths = np.fromiter(map(len, enc), dtype=np.int64, count=len(enc))
-    width = max(int(lengths.max(initial=0)), 1)
-    return np.array(enc, dtype=f"S{width}"), lengths, np.asarray(null, dtype=bool)
+    """UTF-8 bytes (fixed-width numpy array), byte lengths and NULL mask of text values."""
+    null = np.asarray(pd.isna(values), dtype=bool)
+    filled = np.where(null, "", values)
+    try:
+        # ASCII (catalogue ids nearly always are): numpy converts without a Python loop.
+        encoded = filled.astype("U").astype("S")
+        lengths = np.char.str_len(encoded).astype(np.int64)
+    except UnicodeEncodeError:
+        enc = [str(v).encode("utf-8") for v in filled]
+        lengths = np.fromiter(map(len, enc), dtype=np.int64, count=len(enc))
+        width = max(int(lengths.max(initial=0)), 1)
+        encoded = np.array(enc, dtype=f"S{width}")
+    return encoded, lengths, null
 
 
 def pg_binary_stream(cols: list[Col], n: int) -> Iterator[bytes] | None:
@@ -108,17 +118,23 @@ def pg_binary_stream(cols: list[Col], n: int) -> Iterator[bytes] | None:
 def _pg_copy(connection: Connection, table: str, cols: list[Col], n: int) -> None:
     names = ", ".join(c.name for c in cols)
     sql = f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)"
+    import psycopg
+
     raw = connection.connection.driver_connection
     stream = pg_binary_stream(cols, n)
-    with raw.cursor() as cur, cur.copy(sql) as copy:
-        if stream is not None:
-            for chunk in stream:
-                copy.write(chunk)
-            return
-        types = {"float8": "float8", "int4": "int4", "int8": "int8", "bool": "bool", "text": "text"}
-        copy.set_types([types[c.type] for c in cols])
-        for row in _python_rows(cols, 0, n):
-            copy.write_row(row)
+    try:
+        with raw.cursor() as cur, cur.copy(sql) as copy:
+            if stream is not None:
+                for chunk in stream:
+                    copy.write(chunk)
+                return
+            copy.set_types([c.type for c in cols])
+            for row in _python_rows(cols, 0, n):
+                copy.write_row(row)
+    except psycopg.Error as exc:
+        # The raw driver connection bypasses SQLAlchemy's exception wrapping; restore it so
+        # callers see IntegrityError / OperationalError like for any other statement.
+        raise DBAPIError.instance(sql, None, exc, psycopg.Error) from exc
 
 
 def _python_rows(cols: list[Col], start: int, stop: int) -> list[tuple]:
@@ -149,15 +165,47 @@ def _sqlite_insert(connection: Connection, table: str, cols: list[Col], n: int) 
         connection.exec_driver_sql(sql, rows)
 
 
-def bulk_insert(connection: Connection, table: str, cols: list[Col]) -> int:
-    """Insert all rows of ``cols`` into ``table`` inside the connection's transaction."""
+@contextmanager
+def _foreign_keys_known_valid(connection: Connection) -> Iterator[None]:
+    """Skip PostgreSQL's per-row foreign-key triggers for the duration of a bulk load.
+
+    Only for loads whose references are valid by construction (every row points at the
+    catalogue or map created or locked in the same transaction): the per-row checks then
+    cost about half of a COPY and prove nothing. ``session_replication_role = replica`` is
+    what pg_restore uses for the same reason; it needs superuser (or, since PostgreSQL 15,
+    ``GRANT SET ON PARAMETER``). Without that right the load simply runs with the checks.
+    """
+    try:
+        with connection.begin_nested():
+            connection.exec_driver_sql("SET LOCAL session_replication_role = replica")
+    except DBAPIError:
+        yield
+        return
+    yield
+    # Only on success: after a failure the transaction is aborted (and the caller's
+    # rollback undoes the setting with everything else).
+    connection.exec_driver_sql("SET LOCAL session_replication_role = origin")
+
+
+def bulk_insert(
+    connection: Connection, table: str, cols: list[Col], references_valid: bool = False
+) -> int:
+    """Insert all rows of ``cols`` into ``table`` inside the connection's transaction.
+
+    ``references_valid``: the caller guarantees every foreign key of these rows points at
+    an existing row (see ``_foreign_keys_known_valid``).
+    """
     n = len(cols[0].data) if cols else 0
     if any(len(c.data) != n for c in cols):
         raise ValueError("bulk_insert: columns have different lengths")
     if n == 0:
         return 0
     if connection.dialect.name == "postgresql":
-        _pg_copy(connection, table, cols, n)
+        if references_valid:
+            with _foreign_keys_known_valid(connection):
+                _pg_copy(connection, table, cols, n)
+        else:
+            _pg_copy(connection, table, cols, n)
     else:
         _sqlite_insert(connection, table, cols, n)
     return n

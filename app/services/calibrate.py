@@ -5,6 +5,7 @@ gathers the arrays from the store and shapes the answers.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -31,12 +32,25 @@ def _clean(v: Any) -> Any:
     return v
 
 
+def _column_list(values: np.ndarray) -> list[Any]:
+    """JSON-ready list of a column: NaN/inf -> None, numpy scalars -> Python."""
+    arr = np.asarray(values)
+    if arr.dtype.kind == "f":
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            obj = arr.astype(object)
+            obj[bad] = None
+            return obj.tolist()
+        return arr.tolist()
+    if arr.dtype.kind == "O":
+        return [_clean(v) for v in arr]
+    return arr.tolist()
+
+
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    cols = list(frame.columns)
-    out = []
-    for row in frame.itertuples(index=False, name=None):
-        out.append({c: _clean(v) for c, v in zip(cols, row, strict=True)})
-    return out
+    cols = [str(c) for c in frame.columns]
+    lists = [_column_list(frame[c].to_numpy()) for c in frame.columns]
+    return [dict(zip(cols, vals, strict=True)) for vals in zip(*lists, strict=True)]
 
 
 def _density(counts: list[int] | None, widths: np.ndarray) -> list[float] | None:
@@ -92,44 +106,66 @@ def assign_rows(
     som = map_service.SOM_CACHE.get(m)
     cells, dist = map_service.assign_frame(som, rows)
     ok = cells >= 0
-    stats = map_service.cells_frame(session, m.id, with_pz=include_pz)
+    stats = map_service.cell_arrays(session, m)
     safe = np.where(ok, cells, 0)
+
+    def pick(name: str) -> np.ndarray:
+        return np.where(ok, stats[name][safe], np.nan)
+
     out = pd.DataFrame(
         {
             "row": rows["row_index"].to_numpy(),
             "id": rows["source_id"].to_numpy(),
             "cell": np.where(ok, cells, -1),
-            "cell_row": np.where(ok, stats["row"].to_numpy()[safe], -1),
-            "cell_col": np.where(ok, stats["col"].to_numpy()[safe], -1),
+            "cell_row": np.where(ok, stats["row"][safe], -1).astype(np.int64),
+            "cell_col": np.where(ok, stats["col"][safe], -1).astype(np.int64),
             "distance": np.where(ok, dist, np.nan),
+            "covered": ok & stats["covered"][safe],
+            "n_phot": pick("n_phot"),
+            "n_spec_secure": pick("n_spec_secure"),
+            "zphot_median": pick("zphot_median"),
+            "zphot_nmad": pick("zphot_nmad"),
+            "zspec_median": pick("zspec_median"),
         }
     )
-    for col in ("n_phot", "n_spec_secure", "zphot_median", "zphot_nmad", "zspec_median"):
-        out[col] = np.where(ok, stats[col].to_numpy(dtype=float)[safe], np.nan)
-    out["covered"] = ok & stats["covered"].to_numpy()[safe]
     edges = None
     if include_pz:
         widths = np.diff(map_service.z_edges(m))
-        pz_phot = stats["pz_phot"].to_numpy()
-        pz_spec = stats["pz_spec"].to_numpy()
-        dens_phot = {c: _density(pz_phot[c], widths) for c in np.unique(cells[ok])}
-        dens_spec = {c: _density(pz_spec[c], widths) for c in np.unique(cells[ok])}
-        out["pz_phot"] = [dens_phot.get(c) if c >= 0 else None for c in cells]
-        out["pz_spec"] = [dens_spec.get(c) if c >= 0 else None for c in cells]
+        stored = map_service.cell_pz(session, m, cells)
+        dens = {c: (_density(p, widths), _density(s, widths)) for c, (p, s) in stored.items()}
+        out["pz_phot"] = [dens[c][0] if c >= 0 else None for c in cells]
+        out["pz_spec"] = [dens[c][1] if c >= 0 else None for c in cells]
         edges = m.grid["z_edges"]
     return AssignOutput(out, edges, int((~ok).sum()))
 
 
-def assign_records(output: AssignOutput) -> list[dict[str, Any]]:
-    records = _records(output.frame)
-    for r in records:
-        for key in ("n_phot", "n_spec_secure"):
-            if r[key] is not None:
-                r[key] = int(r[key])
-        if r["cell"] == -1:
-            r["cell"] = r["cell_row"] = r["cell_col"] = None
-            r["reason"] = "no usable colour for this map's bands"
-    return records
+_INT_COLUMNS = ("cell", "cell_row", "cell_col", "n_phot", "n_spec_secure")
+
+
+def assign_json(output: AssignOutput, map_id: int) -> str:
+    """The JSON answer of /assign, serialised by pandas' C encoder (the per-row Python
+    dicts of a 10,000-source answer would cost more than the assignment itself)."""
+    frame = output.frame.copy()
+    ok = frame["cell"].to_numpy() >= 0
+    for col in _INT_COLUMNS:
+        values = pd.array(frame[col].to_numpy(dtype=np.float64), dtype="Float64")
+        frame[col] = values.astype("Int64")
+        frame.loc[~ok, col] = pd.NA
+    frame["reason"] = np.where(ok, None, "no usable colour for this map's bands")
+    n = len(frame)
+    n_unassigned = output.n_unassigned
+    head = json.dumps(
+        {
+            "map_id": map_id,
+            "n": n,
+            "n_assigned": n - n_unassigned,
+            "n_unassigned": n_unassigned,
+            "z_edges": output.z_edges,
+        }
+    )
+    # 15 significant digits: below any measurement's precision, and what pandas allows.
+    body = frame.to_json(orient="records", double_precision=15)
+    return head[:-1] + ', "results": ' + body + "}"
 
 
 # ----------------------------------------------------------------------------- cells

@@ -664,4 +664,5 @@ def _insert_rows(session: Session, catalogue: Catalogue, checked: Validated) -> 
     for band in BANDS:
         cols.append(Col(MAG_COLUMNS[band], "float8", c[MAG_COLUMNS[band]]))
         cols.append(Col(MAGERR_COLUMNS[band], "float8", c[MAGERR_COLUMNS[band]]))
-    bulk_insert(session.connection(), table, cols)
+    # catalogue_id is the catalogue row flushed just above, in this transaction.
+    bulk_insert(session.connection(), table, cols, references_valid=True)

@@ -15,6 +15,7 @@ import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -235,6 +236,8 @@ def assign_catalogue(
             Col("cell", "int4", cells[keep].astype(np.int32)),
             Col("distance", "float8", dist[keep]),
         ],
+        # The map and the catalogue are rows this ledger transaction holds.
+        references_valid=True,
     )
     return AssignReport(len(rows), n_phot, n_pos)
 
@@ -328,6 +331,7 @@ def write_new_cells(session: Session, m: Map, values: dict[str, list]) -> None:
         for c in range(n_cells)
     ]
     session.execute(Cell.__table__.insert(), records)
+    m.cells_version = (m.cells_version or 0) + 1
 
 
 _COMPARE = {
@@ -360,6 +364,7 @@ def update_cells(session: Session, m: Map, values: dict[str, list], part: str) -
             changed.append({"map_id": m.id, "cell": c, **dict(zip(names, new, strict=True))})
     if changed:
         session.execute(update(Cell), changed)
+        m.cells_version = (m.cells_version or 0) + 1
     return len(changed)
 
 
@@ -427,3 +432,89 @@ def n_assigned(session: Session, map_id: int, kind: str) -> int:
         )
         or 0
     )
+
+
+CELL_SCALARS = (
+    "row",
+    "col",
+    "n_phot",
+    "zphot_mean",
+    "zphot_median",
+    "zphot_std",
+    "zphot_nmad",
+    "n_spec",
+    "n_spec_secure",
+    "zspec_mean",
+    "zspec_median",
+    "zspec_std",
+    "covered",
+)
+_IN_LIST_MAX = 1000
+
+
+class _CellCache:
+    """Scalar cell columns per map, valid while ``maps.cells_version`` is unchanged."""
+
+    def __init__(self, size: int = 8) -> None:
+        self._items: OrderedDict[int, tuple[tuple, dict[str, np.ndarray]]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._size = size
+
+    @staticmethod
+    def key(m: Map) -> tuple:
+        return (m.trained_at.isoformat() if m.trained_at else "", m.cells_version)
+
+    def get(self, m: Map) -> dict[str, np.ndarray] | None:
+        with self._lock:
+            item = self._items.get(m.id)
+            if item is None or item[0] != self.key(m):
+                return None
+            self._items.move_to_end(m.id)
+            return item[1]
+
+    def put(self, m: Map, arrays: dict[str, np.ndarray]) -> None:
+        with self._lock:
+            self._items[m.id] = (self.key(m), arrays)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
+CELL_CACHE = _CellCache()
+
+
+def cell_arrays(session: Session, m: Map) -> dict[str, np.ndarray]:
+    """Scalar cell columns as arrays of length n_cells (index = cell), read-only, cached."""
+    cached = CELL_CACHE.get(m)
+    if cached is not None:
+        return cached
+    rows = session.execute(
+        text(f"SELECT cell, {', '.join(CELL_SCALARS)} FROM cells WHERE map_id = :m"),
+        {"m": m.id},
+    ).all()
+    # None (NULL) becomes NaN and booleans 0/1 in a float array.
+    arr = np.array(rows, dtype=np.float64).reshape(-1, len(CELL_SCALARS) + 1)
+    n_cells = m.n_rows * m.n_cols
+    out = {name: np.full(n_cells, np.nan) for name in CELL_SCALARS}
+    idx = arr[:, 0].astype(np.int64)
+    for k, name in enumerate(CELL_SCALARS, start=1):
+        out[name][idx] = arr[:, k]
+    out["covered"] = out["covered"] == 1.0
+    for values in out.values():
+        values.flags.writeable = False
+    CELL_CACHE.put(m, out)
+    return out
+
+
+def cell_pz(session: Session, m: Map, cells: np.ndarray) -> dict[int, tuple[Any, Any]]:
+    """Stored p(z) histograms (counts) of the given cells: {cell: (pz_phot, pz_spec)}."""
+    wanted = [int(c) for c in np.unique(cells[cells >= 0])]
+    out: dict[int, tuple[Any, Any]] = {}
+    for start in range(0, len(wanted), _IN_LIST_MAX):
+        part = wanted[start : start + _IN_LIST_MAX]
+        rows = session.execute(
+            select(Cell.cell, Cell.pz_phot, Cell.pz_spec).where(
+                Cell.map_id == m.id, Cell.cell.in_(part)
+            )
+        ).all()
+        out.update({r[0]: (r[1], r[2]) for r in rows})
+    return out

@@ -153,10 +153,15 @@ def test_full_flow(client, auth, settings, mock):
         }
         for _, r in sample.iterrows()
     ]
+    rows.append({"id": "lonely", "mag_i": 22.0})  # one band: no colour, no cell
     r = client.post(f"/v1/maps/{map_id}/assign", json={"rows": rows, "include_pz": True})
     assert r.status_code == 200, r.text
     res = r.json()
+    assert res["n"] == 51 and res["n_unassigned"] == 1
+    lonely = res["results"].pop()
+    assert lonely["cell"] is None and lonely["id"] == "lonely" and "colour" in lonely["reason"]
     np.testing.assert_array_equal([x["cell"] for x in res["results"]], phot_cells[:50])
+    assert all(isinstance(x["n_phot"], int) for x in res["results"])
     widths = np.diff(res["z_edges"])
     x0 = res["results"][0]
     assert x0["covered"] == bool(expected_cov[x0["cell"]])

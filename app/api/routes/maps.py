@@ -235,16 +235,7 @@ async def assign(
             if col in csv_frame:
                 csv_frame[col] = [json.dumps(v) if v is not None else "" for v in csv_frame[col]]
         return Response(csv_frame.to_csv(index=False), media_type="text/csv")
-    records = calibrate.assign_records(out)
-    payload = {
-        "map_id": map_id,
-        "n": len(records),
-        "n_assigned": len(records) - out.n_unassigned,
-        "n_unassigned": out.n_unassigned,
-        "z_edges": out.z_edges,
-        "results": records,
-    }
-    return _json(payload)
+    return Response(calibrate.assign_json(out, map_id), media_type="application/json")
 
 
 # ----------------------------------------------------------------------------- cells
