@@ -304,6 +304,11 @@ class TargetList(Base):
 
 
 class Target(Base):
+    """One target of a saved list. ``rank`` is the observing priority (1 first);
+    ``priority`` the share of the photometric sample held by the target's cell, i.e. what
+    observing it is worth; ``extra`` the remaining columns of the list (all magnitudes,
+    expected redshift and spread, distance, exposure time)."""
+
     __tablename__ = "targets"
 
     target_list_id: Mapped[int] = mapped_column(
@@ -317,6 +322,7 @@ class Target(Base):
     mag: Mapped[float | None] = mapped_column(Double)
     cell: Mapped[int] = mapped_column(Integer)
     priority: Mapped[float] = mapped_column(Double)
+    extra: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
 
 
 class ApiKey(Base):

@@ -477,3 +477,31 @@ class NzOut(BaseModel):
     n_boot: int
 
     model_config = ConfigDict(extra="allow")
+
+
+class TargetsQuery(BaseModel):
+    budget: int | None = Field(None, ge=0, le=10_000_000, description="Most targets.")
+    budget_hours: float | None = Field(None, ge=0, le=1e6, description="Most hours.")
+    mag_band: Band | None = None
+    mag_limit: float | None = Field(None, ge=-10, le=50)
+    per_cell: int = Field(1, ge=1, le=1000)
+    name: str | None = Field(None, max_length=255)
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"budget": 500, "mag_band": "i", "mag_limit": 24.5}]},
+    )
+
+
+class TargetListOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    map_id: int
+    params: dict[str, Any]
+    n_targets: int
+    created_at: datetime
+
+
+class TargetListFull(TargetListOut):
+    targets: list[dict[str, Any]]

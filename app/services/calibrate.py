@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from app.models import BANDS, MAG_COLUMNS, Map
+from app.models import BANDS, MAG_COLUMNS, Map, Target, TargetList
 from app.services import maps as map_service
 from app.services.errors import InvalidInputError, NotFoundError, RowError, TooLargeError
 from app.services.ingest import resolve_mapping, validate
@@ -383,6 +383,70 @@ def targets(
 
 def target_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return _records(frame)
+
+
+_TARGET_FIXED = ("priority", "source_id", "catalogue_id", "ra", "dec", "cell")
+
+
+def save_target_list(
+    session: Session, m: Map, frame: pd.DataFrame, params: dict[str, Any]
+) -> TargetList:
+    """Store a target list as a snapshot (later ingests or deletions leave it as it was)."""
+    tl = TargetList(map_id=m.id, params=params, n_targets=len(frame))
+    session.add(tl)
+    session.flush()
+    total = max(int(np.nansum(map_service.cell_arrays(session, m)["n_phot"])), 1)
+    mag_col = f"mag_{params['mag_band']}"
+    extra_cols = [c for c in frame.columns if c not in _TARGET_FIXED]
+    extras = _records(frame[extra_cols]) if extra_cols else [{} for _ in range(len(frame))]
+    rows = [
+        {
+            "target_list_id": tl.id,
+            "rank": int(r.priority),
+            "catalogue_id": int(r.catalogue_id),
+            "source_id": str(r.source_id),
+            "ra": _clean(r.ra),
+            "dec": _clean(r.dec),
+            "mag": _clean(getattr(r, mag_col)),
+            "cell": int(r.cell),
+            "priority": float(r.cell_n_galaxies) / total,
+            "extra": extra,
+        }
+        for r, extra in zip(frame.itertuples(index=False), extras, strict=True)
+    ]
+    if rows:
+        session.execute(Target.__table__.insert(), rows)
+    return tl
+
+
+def get_target_list(session: Session, m: Map, list_id: int) -> tuple[TargetList, pd.DataFrame]:
+    tl = session.get(TargetList, list_id)
+    if tl is None or tl.map_id != m.id:
+        raise NotFoundError(f"target list {list_id} not found for map {m.id}")
+    rows = session.scalars(
+        select(Target).where(Target.target_list_id == tl.id).order_by(Target.rank)
+    ).all()
+    records = [
+        {
+            "priority": t.rank,
+            "source_id": t.source_id,
+            "catalogue_id": t.catalogue_id,
+            "ra": t.ra,
+            "dec": t.dec,
+            "cell": t.cell,
+            "sample_fraction": t.priority,
+            **(t.extra or {}),
+        }
+        for t in rows
+    ]
+    frame = pd.DataFrame.from_records(records)
+    return tl, frame
+
+
+def list_target_lists(session: Session, m: Map) -> list[TargetList]:
+    return list(
+        session.scalars(select(TargetList).where(TargetList.map_id == m.id).order_by(TargetList.id))
+    )
 
 
 # ----------------------------------------------------------------------------- n(z)

@@ -143,6 +143,17 @@ def test_full_flow(client, auth, settings, mock):
     assert len(pd.read_csv(io.StringIO(csv.text))) == 8
     fits = client.get(f"/v1/maps/{map_id}/targets?budget=8&format=fits")
     assert len(Table.read(io.BytesIO(fits.content), format="fits")) == 8
+    # Saved as a snapshot: the list a team takes to the telescope.
+    saved = client.post(
+        f"/v1/maps/{map_id}/target-lists", json={"budget": 8, "name": "run 1"}, headers=auth
+    )
+    assert saved.status_code == 201, saved.text
+    list_id = saved.json()["id"]
+    assert [x["source_id"] for x in saved.json()["targets"]] == [
+        x["source_id"] for x in t["targets"]
+    ]
+    assert client.post(f"/v1/maps/{map_id}/target-lists", json={"budget": 8}).status_code == 401
+    assert [x["id"] for x in client.get(f"/v1/maps/{map_id}/target-lists").json()] == [list_id]
 
     # Assign new photometry (JSON rows and a CSV body) and get the cells the map gives.
     sample = mock.iloc[:50]
@@ -224,6 +235,15 @@ def test_full_flow(client, auth, settings, mock):
         assert r.status_code == 200 and r.json()["maps_updated"] == [map_id]
     cov3 = client.get(f"/v1/maps/{map_id}/coverage").json()
     assert cov3["summary"]["n_cells_covered"] == 0 and cov3["n_spectra"] == 0
+    # The saved list did not move, although the gaps did.
+    kept = client.get(f"/v1/maps/{map_id}/target-lists/{list_id}").json()
+    assert [x["source_id"] for x in kept["targets"]] == [x["source_id"] for x in t["targets"]]
+    np.testing.assert_allclose(
+        [x["z_expected"] for x in kept["targets"]], [x["z_expected"] for x in t["targets"]]
+    )
+    kept_csv = client.get(f"/v1/maps/{map_id}/target-lists/{list_id}?format=csv")
+    assert list(pd.read_csv(io.StringIO(kept_csv.text))["priority"]) == list(range(1, 9))
+    assert client.get(f"/v1/maps/{map_id}/target-lists/999").status_code == 404
     r = client.post(f"/v1/maps/{map_id}/nz", json={"catalog_id": phot["id"], "n_boot": 0})
     assert r.status_code == 422 and "covered" in r.json()["detail"]
 
@@ -265,3 +285,44 @@ def test_training_requests_are_validated(client, auth, mock):
     assert r.status_code == 422 and r.json()["errors"][0]["column"] == "n_rows"
     assert client.post("/v1/maps", json={"catalog_id": 1}).status_code == 401
     assert client.get("/v1/maps/424242").status_code == 404
+
+
+def test_a_job_whose_process_died_is_marked_failed(settings, client):
+    """A server killed mid-training leaves a 'running' job; the next start fails it."""
+    from app.main import create_app
+    from app.models import Job, utcnow
+    from app.services.jobs import WORKER_ID
+
+    host = WORKER_ID.rpartition(":")[0]
+    engine = make_engine(settings.database_url)
+    with make_session_factory(engine)() as s:
+        job = Job(
+            kind="train_map",
+            status="running",
+            progress=0.4,
+            params={"worker": f"{host}:999999999"},
+            started_at=utcnow(),
+        )
+        s.add(job)
+        s.flush()
+        m = Map(
+            name="m",
+            status="training",
+            n_rows=2,
+            n_cols=2,
+            lattice="rect",
+            periodic=False,
+            grid={"z_edges": [0, 1]},
+            job_id=job.id,
+            min_secure=1,
+        )
+        s.add(m)
+        s.commit()
+        job_id, map_id = job.id, m.id
+    engine.dispose()
+    from fastapi.testclient import TestClient
+
+    with TestClient(create_app(settings)) as c:
+        job = c.get(f"/v1/jobs/{job_id}").json()
+        assert job["status"] == "failed" and "interrupted" in job["error"]
+        assert c.get(f"/v1/maps/{map_id}").json()["status"] == "failed"

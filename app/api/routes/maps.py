@@ -40,7 +40,10 @@ from app.schemas import (
     MapOut,
     NzIn,
     NzOut,
+    TargetListFull,
+    TargetListOut,
     TargetsOut,
+    TargetsQuery,
     TrainAccepted,
     TrainMapIn,
 )
@@ -399,28 +402,8 @@ def targets(
         "per_cell": per_cell,
         "k": m.min_secure,
     }
-    name = f"somcal_map{m.id}_targets"
-    if format == "csv":
-        return Response(
-            frame.to_csv(index=False),
-            media_type="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
-        )
-    if format == "fits":
-        from astropy.table import Table
-
-        table = Table.from_pandas(frame)
-        for key, value in params.items():
-            if value is not None:
-                table.meta[key.upper()[:8]] = value
-        table.meta["MAP_ID"] = m.id
-        buf = io.BytesIO()
-        table.write(buf, format="fits")
-        return Response(
-            buf.getvalue(),
-            media_type="application/fits",
-            headers={"Content-Disposition": f'attachment; filename="{name}.fits"'},
-        )
+    if format != "json":
+        return _table_response(frame, params, f"somcal_map{m.id}_targets", format, m.id)
     return _json(
         {
             "map_id": m.id,
@@ -429,6 +412,94 @@ def targets(
             "targets": calibrate.target_records(frame),
         }
     )
+
+
+def _table_response(
+    frame: pd.DataFrame, params: dict[str, Any], name: str, format: str, map_id: int
+) -> Response:
+    if format == "csv":
+        return Response(
+            frame.to_csv(index=False),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+        )
+    from astropy.table import Table
+
+    table = Table.from_pandas(frame)
+    for key, value in params.items():
+        if value is not None and not isinstance(value, dict | list):
+            table.meta[key.upper()[:8]] = value
+    table.meta["MAP_ID"] = map_id
+    buf = io.BytesIO()
+    table.write(buf, format="fits")
+    return Response(
+        buf.getvalue(),
+        media_type="application/fits",
+        headers={"Content-Disposition": f'attachment; filename="{name}.fits"'},
+    )
+
+
+@router.post(
+    "/{map_id}/target-lists",
+    status_code=201,
+    response_model=TargetListFull,
+    summary="Compute a target list and save it as a snapshot",
+    responses={**_404, **_409, 401: {"model": ErrorResponse}},
+)
+def save_target_list(map_id: IdPath, body: TargetsQuery, session: SessionDep, _key: ApiKeyDep):
+    m = _ready_map(session, map_id)
+    frame = calibrate.targets(
+        session,
+        m,
+        budget=body.budget,
+        budget_hours=body.budget_hours,
+        mag_band=body.mag_band,
+        mag_limit=body.mag_limit,
+        per_cell=body.per_cell,
+    )
+    params = {
+        **body.model_dump(),
+        "mag_band": calibrate.map_mag_band(m, body.mag_band),
+        "k": m.min_secure,
+    }
+    tl = calibrate.save_target_list(session, m, frame, params)
+    session.commit()
+    out = TargetListOut.model_validate(tl).model_dump(mode="json")
+    return _json({**out, "targets": calibrate.target_records(frame)}, status_code=201)
+
+
+@router.get(
+    "/{map_id}/target-lists",
+    response_model=list[TargetListOut],
+    summary="Saved target lists of a map",
+    responses=_404,
+)
+def list_target_lists(map_id: IdPath, session: SessionDep, _auth: ReadDep):
+    m = map_service.get_map(session, map_id)
+    return [TargetListOut.model_validate(t) for t in calibrate.list_target_lists(session, m)]
+
+
+@router.get(
+    "/{map_id}/target-lists/{list_id}",
+    response_model=TargetListFull,
+    summary="A saved target list (JSON, CSV or FITS)",
+    responses={**_404, 200: {"content": {"text/csv": {}, "application/fits": {}}}},
+)
+def read_target_list(
+    map_id: IdPath,
+    list_id: IdPath,
+    session: SessionDep,
+    _auth: ReadDep,
+    format: Literal["json", "csv", "fits"] = "json",
+):
+    m = map_service.get_map(session, map_id)
+    tl, frame = calibrate.get_target_list(session, m, list_id)
+    if format != "json":
+        return _table_response(
+            frame, tl.params, f"somcal_map{m.id}_targetlist{tl.id}", format, m.id
+        )
+    out = TargetListOut.model_validate(tl).model_dump(mode="json")
+    return _json({**out, "targets": calibrate.target_records(frame)})
 
 
 @router.post(
