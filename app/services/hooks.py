@@ -21,22 +21,29 @@ def after_catalogue_inserted(match_radius_arcsec: float) -> AfterInsertHook:
         if not maps:
             return []
         rows = rows.assign(object_id=map_service.object_ids(session, catalogue.kind, catalogue.id))
-        part = "phot" if catalogue.kind == "photometric" else "spec"
         for m in maps:
             som = map_service.SOM_CACHE.get(m)
             map_service.assign_catalogue(session, m, som, catalogue, rows, match_radius_arcsec)
-            map_service.recompute(session, m, part)
+            if catalogue.kind == "photometric":
+                map_service.recompute(session, m, "phot")
+                # New sources may be the nearest neighbours of spectra without photometry.
+                map_service.rematch_by_position(session, m, som, match_radius_arcsec)
+            map_service.recompute(session, m, "spec")
         return [m.id for m in maps]
 
     return hook
 
 
-def after_catalogue_deleted() -> AfterDeleteHook:
+def after_catalogue_deleted(match_radius_arcsec: float) -> AfterDeleteHook:
     def hook(session: Session, catalogue: Catalogue) -> list[int]:
         maps = map_service.ready_maps(session)
-        part = "phot" if catalogue.kind == "photometric" else "spec"
         for m in maps:
-            map_service.recompute(session, m, part)
+            if catalogue.kind == "photometric":
+                map_service.recompute(session, m, "phot")
+                # Spectra matched on the sky to the deleted sources must find new partners.
+                som = map_service.SOM_CACHE.get(m)
+                map_service.rematch_by_position(session, m, som, match_radius_arcsec)
+            map_service.recompute(session, m, "spec")
         return [m.id for m in maps]
 
     return hook

@@ -242,6 +242,60 @@ def assign_catalogue(
     return AssignReport(len(rows), n_phot, n_pos)
 
 
+def rematch_by_position(session: Session, m: Map, som: SOM, match_radius_arcsec: float) -> int:
+    """Redo the positional assignments of spectra that have no usable photometry.
+
+    Called after photometric sources arrive or leave: the nearest source of such a
+    spectrum may have changed (or appeared, or gone). Returns how many spectra are matched.
+    """
+    bands = map_bands(m)
+    matched = 0
+    spec_cats = session.scalars(
+        select(Catalogue).where(Catalogue.kind == "spectroscopic").order_by(Catalogue.id)
+    ).all()
+    for cat in spec_cats:
+        rows = load_rows(session, "spectroscopic", cat.id, bands)
+        if len(rows) == 0:
+            continue
+        X, _ = som.features.transform(feature_frame(rows))
+        lost = ~np.isfinite(X).any(axis=1)
+        if not lost.any():
+            continue
+        ids = rows["object_id"].to_numpy(dtype=np.int64)[lost]
+        for start in range(0, len(ids), _IN_LIST_MAX):
+            part = ids[start : start + _IN_LIST_MAX]
+            session.execute(
+                text(
+                    "DELETE FROM assignments WHERE map_id = :m AND catalogue_id = :c AND "
+                    f"object_id IN ({', '.join(str(int(i)) for i in part)})"
+                ),
+                {"m": m.id, "c": cat.id},
+            )
+        cells, dist = match_by_position(
+            session,
+            m.id,
+            rows["ra"].to_numpy(dtype=float)[lost],
+            rows["dec"].to_numpy(dtype=float)[lost],
+            match_radius_arcsec,
+        )
+        keep = cells >= 0
+        n = int(keep.sum())
+        matched += n
+        bulk_insert(
+            session.connection(),
+            "assignments",
+            [
+                Col("map_id", "int4", np.full(n, m.id, dtype=np.int32)),
+                Col("catalogue_id", "int4", np.full(n, cat.id, dtype=np.int32)),
+                Col("object_id", "int8", ids[keep]),
+                Col("cell", "int4", cells[keep].astype(np.int32)),
+                Col("distance", "float8", dist[keep]),
+            ],
+            references_valid=True,
+        )
+    return matched
+
+
 # ----------------------------------------------------------------------------- statistics
 def phot_assigned(session: Session, map_id: int) -> tuple[np.ndarray, np.ndarray]:
     """Cells and photometric redshifts of every source assigned to the map."""

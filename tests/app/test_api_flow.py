@@ -326,3 +326,43 @@ def test_a_job_whose_process_died_is_marked_failed(settings, client):
         job = c.get(f"/v1/jobs/{job_id}").json()
         assert job["status"] == "failed" and "interrupted" in job["error"]
         assert c.get(f"/v1/maps/{map_id}").json()["status"] == "failed"
+
+
+def test_positional_matches_follow_the_photometry(client, auth, mock):
+    """Spectra without photometry live in the cell of their sky neighbour: when that
+    neighbour's catalogue goes, so does their coverage, and it returns with it."""
+    phot_a = _ingest(client, auth, "photometric", mock.iloc[:1500], "a.csv")
+    phot_b = _ingest(client, auth, "photometric", mock.iloc[1500:], "b.csv")
+    r = client.post(
+        "/v1/maps",
+        json={"catalog_id": phot_a["id"], "n_rows": 6, "n_cols": 6, "n_epochs": 2},
+        headers=auth,
+    )
+    job, _ = _wait(client, r.json()["job"]["id"])
+    assert job["status"] == "succeeded", job
+    map_id = r.json()["map"]["id"]
+    pick = mock.iloc[1500:1504]  # sources of catalogue b
+    comp = pd.DataFrame(
+        {
+            "Id_specz": np.arange(4),
+            "ra_corrected": pick["ra"].to_numpy(),
+            "dec_corrected": pick["dec"].to_numpy() + 0.2 / 3600,
+            "specz": pick["z_true"].to_numpy(),
+            "flag": [4, 4, 4, 4],
+            "Confidence_level": [97] * 4,
+            "survey": [1] * 4,
+        }
+    )
+    _ingest(client, auth, "spectroscopic", comp, "comp.csv")
+    n_covered = client.get(f"/v1/maps/{map_id}/coverage").json()["summary"]["n_cells_covered"]
+    assert n_covered >= 1
+    assert client.delete(f"/v1/catalogs/{phot_b['id']}", headers=auth).status_code == 200
+    cov = client.get(f"/v1/maps/{map_id}/coverage").json()
+    assert cov["summary"]["n_cells_covered"] == 0 and cov["n_spectra"] == 0
+    back = _ingest(client, auth, "photometric", mock.iloc[1500:], "b_again.csv")
+    assert back["assigned_maps"] == [map_id]
+    cov = client.get(f"/v1/maps/{map_id}/coverage").json()
+    assert cov["summary"]["n_cells_covered"] == n_covered and cov["n_spectra"] == 4
+    covered_cells = client.get(f"/v1/maps/{map_id}/cells?covered=true").json()
+    assert covered_cells["total"] == n_covered
+    assert all(c["covered"] and c["n_spec_secure"] >= 1 for c in covered_cells["items"])

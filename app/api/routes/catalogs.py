@@ -290,8 +290,10 @@ def read_catalogue(catalogue_id: IdPath, session: SessionDep, _auth: ReadDep) ->
     summary="Delete a catalogue, its rows and assignments; coverage is recomputed",
     responses={404: {"model": ErrorResponse}, 401: {"model": ErrorResponse}},
 )
-def delete_catalogue(catalogue_id: IdPath, session: SessionDep, _key: ApiKeyDep) -> DeleteOut:
+def delete_catalogue(
+    catalogue_id: IdPath, session: SessionDep, settings: SettingsDep, _key: ApiKeyDep
+) -> DeleteOut:
     cat, updated = catalog_service.delete_catalogue(
-        session, catalogue_id, after_catalogue_deleted()
+        session, catalogue_id, after_catalogue_deleted(settings.match_radius_arcsec)
     )
     return DeleteOut(deleted=cat.id, kind=cat.kind, maps_updated=updated)
