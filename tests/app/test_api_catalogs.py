@@ -368,3 +368,104 @@ def test_a_failing_ingest_leaves_nothing_behind(settings, mock_catalogue, tmp_pa
     engine.dispose()
     assert _count(settings.database_url, Catalogue) == 0
     assert _count(settings.database_url, Source) == 0
+
+
+@pytest.mark.parametrize(
+    ("preset", "columns", "mag_i"),
+    [
+        (
+            "cosmos2020_classic",
+            ["ID", "ALPHA_J2000", "DELTA_J2000", "lp_zBEST"]
+            + [
+                f"{s}_MAG_{k}"
+                for s in (
+                    "CFHT_u",
+                    "HSC_g",
+                    "HSC_r",
+                    "HSC_i",
+                    "HSC_z",
+                    "UVISTA_Y",
+                    "UVISTA_J",
+                    "UVISTA_H",
+                )
+                for k in ("APER2", "AUTO")
+            ]
+            + [
+                f"{s}_MAGERR_APER2"
+                for s in (
+                    "CFHT_u",
+                    "HSC_g",
+                    "HSC_r",
+                    "HSC_i",
+                    "HSC_z",
+                    "UVISTA_Y",
+                    "UVISTA_J",
+                    "UVISTA_H",
+                )
+            ],
+            "HSC_i_MAG_APER2",
+        ),
+        (
+            "cosmos2020_farmer",
+            ["ID", "ALPHA_J2000", "DELTA_J2000", "lp_zBEST"]
+            + [
+                f"{s}_{k}"
+                for s in (
+                    "CFHT_u",
+                    "HSC_g",
+                    "HSC_r",
+                    "HSC_i",
+                    "HSC_z",
+                    "UVISTA_Y",
+                    "UVISTA_J",
+                    "UVISTA_H",
+                )
+                for k in ("MAG", "MAGERR")
+            ],
+            "HSC_i_MAG",
+        ),
+        (
+            "cosmos2015",
+            ["NUMBER", "ALPHA_J2000", "DELTA_J2000", "PHOTOZ"]
+            + [
+                f"{s}_{k}"
+                for s in ("u", "B", "V", "r", "ip", "zpp", "Y", "J", "H", "Ks")
+                for k in ("MAG_AUTO", "MAGERR_AUTO", "MAG_APER3", "MAGERR_APER3")
+            ],
+            "ip_MAG_APER3",
+        ),
+    ],
+)
+def test_cosmos_presets_are_recognised_from_fits_columns(client, auth, preset, columns, mag_i):
+    rng = np.random.default_rng(1)
+    n = 40
+    t = Table()
+    for name in columns:
+        if "MAGERR" in name:
+            t[name] = np.full(n, 0.05)
+        elif "MAG" in name:
+            t[name] = rng.uniform(20, 25, n).astype(">f4")  # FITS is big-endian float32
+        elif name in ("ID", "NUMBER"):
+            t[name] = np.arange(n, dtype=np.int64) + 100
+        elif name in ("lp_zBEST", "PHOTOZ"):
+            z = rng.uniform(0, 3, n)
+            z[0] = -99.0  # failed fit sentinel
+            t[name] = z
+        else:
+            t[name] = rng.uniform(1.5, 2.5, n) + (148.5 if "ALPHA" in name else 0.0)
+    t["FLUX_RADIUS"] = rng.uniform(size=(n, 3))  # a vector column the ingest must not need
+    buf = io.BytesIO()
+    t.write(buf, format="fits")
+    r = _upload(client, "photometric", buf.getvalue(), f"{preset}.fits", auth)
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["preset"] == preset
+    assert body["column_mapping"]["mag_i"] == mag_i
+    expected_bands = (
+        ["u", "r", "i", "z", "Y", "J", "H"]
+        if preset == "cosmos2015"
+        else ["u", "g", "r", "i", "z", "Y", "J", "H"]
+    )
+    assert body["bands"] == expected_bands
+    cat = client.get(f"/v1/catalogs/{body['id']}").json()
+    assert cat["n_rows"] == n

@@ -366,3 +366,39 @@ def test_positional_matches_follow_the_photometry(client, auth, mock):
     covered_cells = client.get(f"/v1/maps/{map_id}/cells?covered=true").json()
     assert covered_cells["total"] == n_covered
     assert all(c["covered"] and c["n_spec_secure"] >= 1 for c in covered_cells["items"])
+
+
+def test_hexagonal_toroidal_map(client, auth, mock):
+    phot = _ingest(client, auth, "photometric", mock.iloc[:800], "hex.csv")
+    r = client.post(
+        "/v1/maps",
+        json={
+            "catalog_id": phot["id"],
+            "n_rows": 4,
+            "n_cols": 6,
+            "lattice": "hex",
+            "periodic": True,
+            "n_epochs": 1,
+        },
+        headers=auth,
+    )
+    assert r.status_code == 202, r.text
+    job, _ = _wait(client, r.json()["job"]["id"])
+    assert job["status"] == "succeeded", job
+    map_id = r.json()["map"]["id"]
+    # A torus has no edges: every cell of a hexagonal one has six neighbours.
+    for cell in (0, 5, 18, 23):
+        d = client.get(f"/v1/maps/{map_id}/cells/{cell}").json()
+        assert len(d["neighbours"]) == 6, (cell, d["neighbours"])
+    r = client.post(
+        "/v1/maps",
+        json={
+            "catalog_id": phot["id"],
+            "n_rows": 5,
+            "n_cols": 6,
+            "lattice": "hex",
+            "periodic": True,
+        },
+        headers=auth,
+    )
+    assert r.status_code == 422 and r.json()["errors"][0]["column"] == "n_rows"
