@@ -1,0 +1,640 @@
+"""somcal's SOM engine against somoclu (batch) and MiniSom, in one run, on the same data.
+
+    .venv/bin/python bench/engine.py               # full run: 10^6 rows, 10^7 for memory
+    .venv/bin/python bench/engine.py --quick       # 10^5 rows, 10^6 for memory
+    .venv/bin/python bench/engine.py --skip-peers  # somcal only
+
+Data: colours of a COSMOS-like mock catalogue (``som.mock``; rows with every colour
+present, standardised), or a seeded 7-D Gaussian mixture with ``--data gmm``. Map:
+75 x 150 planar rectangular, Gaussian neighbourhood, random initialisation, the same
+number of threads for every library (``--threads``, default 2).
+
+What is timed (see bench/README.md for the reasoning):
+
+* batch epoch: (t(fit 4 epochs) - t(fit 2 epochs)) / 2 for somcal and somoclu, which
+  cancels initialisation and set-up; for somcal also each part of an epoch (the
+  best-matching-cell pass with its per-cell sums, and the neighbourhood smoothing at
+  the widest and the narrowest radius). MiniSom has no batch map: its "epoch" is one
+  pass of online training, timed on a subsample and scaled linearly to all rows.
+* assignment: somcal ``predict`` on all rows; somoclu's public path
+  (``get_surface_state`` + ``get_bmus``) and, separately, the scipy ``cdist`` + argmin
+  it runs, without its quadratic concatenation; MiniSom ``quantization``. Peers run on
+  a subsample (they build rows x cells distance matrices) and report rows per second.
+* memory: a fresh process loads 10^7 rows (float32), assigns them with ``predict``, and
+  reports the resident-set peak above the level with the input loaded. The peers'
+  needs are computed from the matrices they allocate, not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import gc
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import (
+    RssSampler,
+    Timing,
+    current_rss,
+    format_table,
+    git_state,
+    human_bytes,
+    load_average,
+    machine_info,
+    max_rss,
+    pin_threads,
+    reset_peak_rss,
+    run_json,
+    time_call,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+N_ROWS, N_COLS = 75, 150
+N_FEATURES = 7
+MB = 1e6
+
+# goals of issue 2
+GOAL_EPOCH_SPEEDUP = 20.0
+GOAL_ROWS_PER_S = 0.6e6
+GOAL_ASSIGN_SPEEDUP = 15.0
+GOAL_MEMORY_RATIO = 1.5
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--rows", type=int, default=None, help="rows timed (default 10^6)")
+    p.add_argument("--mem-rows", type=int, default=None, help="rows assigned in the memory test")
+    p.add_argument("--quick", action="store_true", help="10^5 rows, 10^6 in the memory test")
+    p.add_argument("--skip-peers", action="store_true", help="time somcal only")
+    p.add_argument("--threads", type=int, default=2, help="threads for every library")
+    p.add_argument("--repeat", type=int, default=3, help="repeats of each cheap timing")
+    p.add_argument("--data", choices=("mock", "gmm"), default="mock", help="source of colours")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--somoclu-assign-rows",
+        type=int,
+        default=2000,
+        help="subsample for somoclu's get_surface_state (~1 ms per row)",
+    )
+    p.add_argument(
+        "--minisom-train-rows",
+        type=int,
+        default=5000,
+        help="subsample for one MiniSom online epoch",
+    )
+    p.add_argument("--json", type=Path, default=None, help="also write all figures here")
+    p.add_argument("--memory-child", nargs=2, metavar=("INPUT_NPY", "MAP"), help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.rows is None:
+        args.rows = 100_000 if args.quick else 1_000_000
+    if args.mem_rows is None:
+        args.mem_rows = 1_000_000 if args.quick else 10_000_000
+    if args.rows < 10_000:
+        p.error("--rows must be at least 10000")
+    return args
+
+
+# --------------------------------------------------------------------------- data
+
+
+def mock_colours(n: int, seed: int):
+    """``n`` standardised colours of mock galaxies that have all eight bands."""
+    import numpy as np
+
+    from som.mock import make_mock
+    from som.photometry import ColourFeatures
+
+    parts, have, draw = [], 0, int(n / 0.9) + 1000
+    features = None
+    while have < n:
+        # about 5% of mock galaxies miss a band (undetected u or NIR): draw a margin
+        df = make_mock(draw, seed=seed + len(parts), spec=False)
+        if features is None:
+            features = ColourFeatures(error_template=None).fit(df)
+        X, _ = features.transform(df)
+        X = X[np.isfinite(X).all(axis=1)]
+        parts.append(X)
+        have += len(X)
+        draw = int((n - have) / 0.9) + 1000
+    X = np.concatenate(parts)[:n]
+    desc = (
+        f"som.mock.make_mock colours {'/'.join(features.feature_names_)}, rows with all "
+        "8 bands, standardised by ColourFeatures"
+    )
+    return np.ascontiguousarray(X, dtype=np.float32), desc
+
+
+def gmm_colours(n: int, seed: int):
+    """``n`` rows of a seeded 12-component 7-D Gaussian mixture, standardised."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    k = 12
+    means = rng.normal(0.0, 1.5, (k, N_FEATURES))
+    mixing = rng.normal(0.0, 0.4, (k, N_FEATURES, N_FEATURES))
+    comp = rng.choice(k, size=n, p=rng.dirichlet(np.full(k, 2.0)))
+    X = np.empty((n, N_FEATURES), dtype=np.float64)
+    for c in range(k):
+        rows = np.flatnonzero(comp == c)
+        X[rows] = means[c] + rng.standard_normal((rows.size, N_FEATURES)) @ mixing[c].T
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    return np.ascontiguousarray(X, dtype=np.float32), "seeded 12-component 7-D Gaussian mixture"
+
+
+def load_colours(args):
+    if args.data == "mock":
+        try:
+            return mock_colours(args.rows, args.seed)
+        except ImportError as exc:
+            print(f"som.mock unavailable ({exc}); using the Gaussian mixture", flush=True)
+    return gmm_colours(args.rows, args.seed)
+
+
+def write_tiled(X, n: int, path: Path, seed: int) -> None:
+    """Write ``n`` rows of ``X`` repeated, with 0.01 (standardised units) of jitter, to .npy.
+
+    Written in slices so the parent never holds the big array.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, X.shape[1]))
+    for start in range(0, n, len(X)):
+        stop = min(n, start + len(X))
+        noise = rng.standard_normal((stop - start, X.shape[1]), dtype=np.float32)
+        out[start:stop] = X[: stop - start] + np.float32(0.01) * noise
+    out.flush()
+    del out
+
+
+def nearest_cells(X, W):
+    """Brute-force best cell of each row in float64 (the bench's own check)."""
+    import numpy as np
+
+    X = X.astype(np.float64)
+    W = W.astype(np.float64)
+    d2 = (X**2).sum(1)[:, None] - 2.0 * X @ W.T + (W**2).sum(1)[None, :]
+    return d2.argmin(axis=1), np.sqrt(np.maximum(d2.min(axis=1), 0.0))
+
+
+# --------------------------------------------------------------------------- somcal
+
+
+def bench_somcal(X, args, out: dict) -> object:
+    import numba
+    import numpy as np
+
+    from som import SOM
+
+    som = SOM(N_ROWS, N_COLS, init="random", random_state=args.seed, n_jobs=args.threads)
+    log(f"somcal: numba threads {numba.get_num_threads()}; compiling on 20,000 rows")
+    som.fit(X[:20_000], n_epochs=2)
+
+    t2 = time_call(lambda: som.fit(X, n_epochs=2), args.repeat)
+    t4 = time_call(lambda: som.fit(X, n_epochs=4), args.repeat)
+    out["somcal_fit2"], out["somcal_fit4"] = t2.seconds, t4.seconds
+    out["somcal_epoch"] = (t4.median - t2.median) / 2
+    log(f"somcal: fit 2 epochs {t2}; 4 epochs {t4}; epoch {out['somcal_epoch']:.3f} s")
+
+    sigma_max, sigma_min = float(som.sigma_schedule(4)[0]), float(som.sigma_schedule(4)[-1])
+    sums = time_call(lambda: som.batch_sums(X), args.repeat)
+    S, N, _ = som.batch_sums(X)
+    scratch = copy.deepcopy(som)  # apply_batch_sums moves the weights; keep the fitted map
+    smooth_max = time_call(lambda: scratch.apply_batch_sums(S, N, sigma_max), args.repeat)
+    smooth_min = time_call(lambda: scratch.apply_batch_sums(S, N, sigma_min), args.repeat)
+    out["somcal_batch_sums"] = sums.seconds
+    out["somcal_batch_sums_cores"] = sums.cores_used
+    out["somcal_smooth_sigma_max"] = smooth_max.seconds
+    out["somcal_smooth_sigma_min"] = smooth_min.seconds
+    out["somcal_sigma_max"], out["somcal_sigma_min"] = sigma_max, sigma_min
+    out["somcal_epoch_worst"] = sums.median + smooth_max.median
+    log(
+        f"somcal: batch_sums {sums}; smoothing sigma={sigma_max:g} {smooth_max}; "
+        f"sigma={sigma_min:g} {smooth_min}"
+    )
+
+    pred = time_call(lambda: som.predict(X), args.repeat, warmup=1)
+    out["somcal_predict"] = pred.seconds
+    out["somcal_predict_cores"] = pred.cores_used
+    out["somcal_rows_per_s"] = len(X) / pred.median
+    log(f"somcal: predict {pred} -> {out['somcal_rows_per_s']:,.0f} rows/s")
+
+    # the same passes on one thread: how well the kernels scale
+    one = copy.deepcopy(som)
+    one.n_jobs = 1
+    pred1 = time_call(lambda: one.predict(X), args.repeat, warmup=1)
+    sums1 = time_call(lambda: one.batch_sums(X), args.repeat)
+    out["somcal_predict_1thread"] = pred1.seconds
+    out["somcal_batch_sums_1thread"] = sums1.seconds
+    log(f"somcal 1 thread: predict {pred1}; batch_sums {sums1}")
+
+    # the bench checks its own subject: cells against a float64 brute force
+    sub = X[: min(len(X), 20_000)]
+    ref_cells, ref_dist = nearest_cells(sub, som.weights_)
+    a = som.assign(sub)
+    out["somcal_agreement"] = float(np.mean(a.cell == ref_cells))
+    # a differing cell must be a near-tie in float32, not a wrong answer
+    x = sub.astype(np.float64)
+    d2_got = ((x - som.weights_[a.cell]) ** 2).sum(axis=1)
+    d2_ref = np.maximum(ref_dist, 1e-12) ** 2
+    out["somcal_max_excess"] = float(np.max((d2_got - d2_ref) / d2_ref))
+    out["somcal_qe_4epochs"] = float(np.mean(ref_dist))
+    return som
+
+
+# --------------------------------------------------------------------------- somoclu
+
+
+def bench_somoclu(X, args, out: dict) -> None:
+    import numpy as np
+    import somoclu
+    from scipy.spatial.distance import cdist
+
+    def train(epochs: int):
+        s = somoclu.Somoclu(N_COLS, N_ROWS, initialization="random")  # columns first
+        cpu, start = time.process_time(), time.perf_counter()
+        s.train(X, epochs=epochs)
+        wall = time.perf_counter() - start
+        out[f"somoclu_fit{epochs}_cores"] = (time.process_time() - cpu) / wall
+        return wall, s
+
+    log("somoclu: training 2 epochs (one run; several minutes at 10^6 rows)")
+    t2, _ = train(2)
+    log(f"somoclu: 2 epochs {t2:.1f} s; training 4 epochs")
+    t4, s = train(4)
+    cb = s.codebook.reshape(-1, N_FEATURES)
+    if not np.isfinite(cb).all():
+        raise RuntimeError("somoclu returned a non-finite codebook: its timing is meaningless")
+    out["somoclu_fit2"], out["somoclu_fit4"] = t2, t4
+    out["somoclu_epoch"] = (t4 - t2) / 2
+    log(f"somoclu: 4 epochs {t4:.1f} s; epoch {out['somoclu_epoch']:.1f} s")
+
+    m = min(len(X), args.somoclu_assign_rows)
+    sub = X[:m]
+
+    def public():
+        s.get_bmus(s.get_surface_state(sub))
+
+    pub = time_call(public, 1)
+    out["somoclu_public_rows"] = m
+    out["somoclu_public"] = pub.seconds
+    out["somoclu_public_rows_per_s"] = m / pub.median
+    log(f"somoclu: get_surface_state+get_bmus on {m} rows {pub}")
+
+    m2 = min(len(X), 20 * args.somoclu_assign_rows)
+    sub2 = X[:m2]
+
+    def kernel():
+        for start in range(0, m2, 256):
+            cdist(sub2[start : start + 256], cb).argmin(axis=1)
+
+    ker = time_call(kernel, args.repeat)
+    out["somoclu_kernel_rows"] = m2
+    out["somoclu_kernel"] = ker.seconds
+    out["somoclu_kernel_rows_per_s"] = m2 / ker.median
+    log(f"somoclu: cdist+argmin on {m2} rows {ker}")
+
+    ref_cells, ref_dist = nearest_cells(X[: min(len(X), 20_000)], cb)
+    out["somoclu_qe_4epochs"] = float(np.mean(ref_dist))
+
+
+# --------------------------------------------------------------------------- MiniSom
+
+
+def bench_minisom(X, args, out: dict) -> None:
+    from minisom import MiniSom
+
+    m = min(len(X), args.minisom_train_rows)
+    sub = X[:m]
+    som = MiniSom(
+        N_ROWS,
+        N_COLS,
+        N_FEATURES,
+        sigma=min(N_ROWS, N_COLS) / 2.0,
+        learning_rate=0.5,
+        random_seed=args.seed,
+    )
+    som.random_weights_init(sub)
+    tr = time_call(lambda: som.train(sub, 1, use_epochs=True), args.repeat)
+    out["minisom_train_rows"] = m
+    out["minisom_train"] = tr.seconds
+    out["minisom_epoch"] = tr.median * len(X) / m
+    log(f"minisom: online epoch on {m} rows {tr} -> {out['minisom_epoch']:.0f} s at {len(X)}")
+
+    m2 = min(len(X), 10 * args.minisom_train_rows)
+    sub2 = X[:m2]
+
+    def quantize():
+        # quantization builds a rows x cells float64 matrix: 1,000 rows is ~90 MB
+        for start in range(0, m2, 1000):
+            som.quantization(sub2[start : start + 1000])
+
+    q = time_call(quantize, args.repeat)
+    out["minisom_assign_rows"] = m2
+    out["minisom_assign"] = q.seconds
+    out["minisom_rows_per_s"] = m2 / q.median
+    log(f"minisom: quantization on {m2} rows {q}")
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def memory_child(input_npy: str, map_path: str) -> None:
+    """Runs in a fresh process: the RSS peak of ``predict`` over 10^7 loaded rows."""
+    import numpy as np
+
+    from som import SOM
+
+    X = np.load(input_npy)  # read into memory, not memory-mapped: the input is resident
+    som = SOM.load(map_path)
+    som.predict(X[:1000])  # load the compiled kernel before the baseline
+    gc.collect()
+    # the kernel's page-level peak: reset the high-water mark to the level with the
+    # input loaded; without /proc's reset, sampling is the only measure
+    exact = reset_peak_rss()
+    base, hwm_before = current_rss(), max_rss()
+    with RssSampler() as sampler:
+        start = time.perf_counter()
+        cells = som.predict(X)
+        seconds = time.perf_counter() - start
+    hwm_after = max_rss()
+    peak = max(hwm_after, sampler.peak) if exact else sampler.peak
+    print(
+        json.dumps(
+            {
+                "input_bytes": int(X.nbytes),
+                "output_bytes": int(cells.nbytes),
+                "baseline_rss": base,
+                "peak_rss": int(peak),
+                "sampled_peak_rss": int(sampler.peak),
+                "hwm_before": hwm_before,
+                "hwm_after": hwm_after,
+                "hwm_reset": exact,
+                "seconds": seconds,
+                "rows": int(len(X)),
+                "threads": int(som.n_jobs or 0),
+            }
+        )
+    )
+
+
+def bench_memory(X, som, args, out: dict) -> None:
+    with tempfile.TemporaryDirectory(prefix="somcal-bench-") as tmp:
+        tmp = Path(tmp)
+        log(f"memory: writing {args.mem_rows:,} rows to {tmp}")
+        write_tiled(X, args.mem_rows, tmp / "X.npy", args.seed + 100)
+        som.save(tmp / "map.somcal")
+        log("memory: assigning in a fresh process")
+        res = run_json(
+            [
+                sys.executable,
+                __file__,
+                "--threads",
+                str(args.threads),
+                "--memory-child",
+                str(tmp / "X.npy"),
+                str(tmp / "map.somcal"),
+            ]
+        )
+    res["increase"] = res["peak_rss"] - res["baseline_rss"]
+    res["increase_ratio"] = res["increase"] / res["input_bytes"]
+    res["total_ratio"] = (res["input_bytes"] + res["increase"]) / res["input_bytes"]
+    out["memory"] = res
+    log(f"memory: {json.dumps(res)}")
+
+
+# --------------------------------------------------------------------------- report
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def fmt_s(x: float | None) -> str:
+    if x is None:
+        return "-"
+    return f"{x:.3g} s" if x < 100 else f"{x:,.0f} s"
+
+
+def fmt_rate(x: float | None) -> str:
+    return "-" if x is None else f"{x:,.0f}"
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def report(out: dict, args, desc: str, load_start: str) -> str:
+    n = args.rows
+    K = N_ROWS * N_COLS
+    peers = not args.skip_peers
+    g = out.get
+    lines = []
+    lines.append("somcal engine bench: somcal vs somoclu (batch) vs MiniSom")
+    lines.append(f"data: {n:,} x {N_FEATURES} float32, {desc}")
+    lines.append(
+        f"map: {N_ROWS} x {N_COLS} planar rectangular (K = {K:,} cells), gaussian, "
+        f"random init; {args.threads} threads everywhere; repeats {args.repeat}"
+    )
+    lines.append("")
+    for label, value in machine_info(["somcal", "numpy", "numba", "scipy", "somoclu", "MiniSom"]):
+        if label == "load average":
+            value = f"start {load_start}; end {value}"
+        if label == "somcal":
+            value = f"{value} ({git_state(REPO, ['som'])})"
+        lines.append(f"{label:>13}: {value}")
+    lines.append("")
+
+    ep_ratio = g("somoclu_epoch") / g("somcal_epoch") if peers else None
+    ep_ratio_worst = g("somoclu_epoch") / g("somcal_epoch_worst") if peers else None
+    rate_vs_kernel = g("somcal_rows_per_s") / g("somoclu_kernel_rows_per_s") if peers else None
+    rate_vs_public = g("somcal_rows_per_s") / g("somoclu_public_rows_per_s") if peers else None
+    mem = g("memory")
+    rows = [
+        [
+            "batch epoch, s (all rows)",
+            fmt_s(g("somcal_epoch")),
+            fmt_s(g("somoclu_epoch")),
+            fmt_s(g("minisom_epoch")) + (" *" if peers else ""),
+            f"{ep_ratio:.0f}x" if peers else "-",
+        ],
+        [
+            f"  worst epoch (sigma {g('somcal_sigma_max'):g})",
+            fmt_s(g("somcal_epoch_worst")),
+            "",
+            "",
+            f"{ep_ratio_worst:.0f}x" if peers else "-",
+        ],
+        [
+            "assign, rows/s",
+            fmt_rate(g("somcal_rows_per_s")),
+            fmt_rate(g("somoclu_kernel_rows_per_s")) + (" k" if peers else ""),
+            fmt_rate(g("minisom_rows_per_s")) + (" *" if peers else ""),
+            f"{rate_vs_kernel:.0f}x" if peers else "-",
+        ],
+        [
+            "  somoclu public path",
+            "",
+            fmt_rate(g("somoclu_public_rows_per_s")) + " p" if peers else "-",
+            "",
+            f"{rate_vs_public:,.0f}x" if peers else "-",
+        ],
+    ]
+    if mem:
+        nm = mem["rows"]
+        need = nm * K * 8
+        rows.append(
+            [
+                f"peak RSS rise, assign {nm:,} rows",
+                f"{human_bytes(mem['increase'])} = {mem['increase_ratio']:.2f}x in",
+                f">= {human_bytes(2 * need)} c",
+                f">= {human_bytes(3 * need)} c",
+                "",
+            ]
+        )
+    lines.append(format_table(["", "somcal", "somoclu", "MiniSom", "somoclu/somcal"], rows))
+    lines.append("")
+    if peers:
+        lines.append(
+            f"*  MiniSom timed on a subsample and scaled: online epoch on "
+            f"{g('minisom_train_rows'):,} rows x {n / g('minisom_train_rows'):.0f}; "
+            f"quantization on {g('minisom_assign_rows'):,} rows in 1,000-row chunks. "
+            "MiniSom has no batch map: its epoch is one online pass."
+        )
+        lines.append(
+            f"k  somoclu's distance kernel alone: scipy cdist + argmin on "
+            f"{g('somoclu_kernel_rows'):,} rows in 256-row chunks (what "
+            "get_surface_state runs, minus its concatenation); single-threaded."
+        )
+        lines.append(
+            f"p  somoclu's public path get_surface_state(X) + get_bmus on "
+            f"{g('somoclu_public_rows'):,} rows (it re-concatenates a rows x cells "
+            "float64 matrix 200 times)."
+        )
+        lines.append(
+            f"   somoclu epoch = (t(4 epochs) {g('somoclu_fit4'):.1f} s - t(2 epochs) "
+            f"{g('somoclu_fit2'):.1f} s) / 2, one run each."
+        )
+        lines.append(
+            "c  computed, not run: somoclu's get_surface_state holds the rows x cells "
+            "float64 matrix twice while concatenating; MiniSom's quantization holds "
+            "three rows x cells float64 temporaries."
+        )
+    lines.append("")
+    lines.append("somcal details (medians):")
+
+    def med(key: str) -> float:
+        return Timing(g(key)).median
+
+    lines.append(
+        f"  fit: 2 epochs {med('somcal_fit2'):.3f} s, 4 epochs {med('somcal_fit4'):.3f} s"
+        " -> epoch = difference / 2"
+    )
+    lines.append(
+        f"  epoch parts: batch_sums (cells + per-cell sums) {med('somcal_batch_sums'):.3f}"
+        f" s; smoothing at sigma {g('somcal_sigma_max'):g} "
+        f"{med('somcal_smooth_sigma_max'):.3f} s, at sigma {g('somcal_sigma_min'):g} "
+        f"{med('somcal_smooth_sigma_min'):.4f} s"
+    )
+    p1, p2 = med("somcal_predict_1thread"), med("somcal_predict")
+    b1, b2 = med("somcal_batch_sums_1thread"), med("somcal_batch_sums")
+    lines.append(
+        f"  predict: 1 thread {n / p1:,.0f} rows/s, {args.threads} threads "
+        f"{n / p2:,.0f} rows/s (x{p1 / p2:.2f}); batch_sums: 1 thread {b1:.3f} s, "
+        f"{args.threads} threads {b2:.3f} s (x{b1 / b2:.2f})"
+    )
+    flops = 2 * N_FEATURES * K
+    lines.append(
+        f"  predict arithmetic: {flops * n / p2 / 1e9:.1f} GFLOP/s "
+        f"({flops:,} flop per row, {args.threads} threads)"
+    )
+    cores = (
+        f"  cores busy (CPU s / wall s; {args.threads} = no contention): predict "
+        f"{g('somcal_predict_cores'):.2f} ({n / (p2 * g('somcal_predict_cores')):,.0f} rows "
+        f"per CPU-second), batch_sums {g('somcal_batch_sums_cores'):.2f}"
+    )
+    if peers:
+        cores += f", somoclu training {g('somoclu_fit2_cores'):.2f} / {g('somoclu_fit4_cores'):.2f}"
+    lines.append(cores)
+    lines.append(
+        f"  check: predict == float64 brute force on 20,000 rows: "
+        f"{100 * g('somcal_agreement'):.3f}% (largest excess squared distance of a differing "
+        f"cell {g('somcal_max_excess'):.1e}, relative); mean distance after 4 epochs "
+        f"{g('somcal_qe_4epochs'):.4f}"
+        + (f" (somoclu {g('somoclu_qe_4epochs'):.4f})" if peers else "")
+    )
+    if mem:
+        lines.append(
+            f"  memory: {mem['rows']:,} rows, input {human_bytes(mem['input_bytes'])}, "
+            f"returned cells {human_bytes(mem['output_bytes'])}; RSS with input "
+            f"{human_bytes(mem['baseline_rss'])}, peak {human_bytes(mem['peak_rss'])} "
+            f"({'high-water mark reset before predict' if mem.get('hwm_reset') else 'sampled'}"
+            f", sampled {human_bytes(mem['sampled_peak_rss'])}); predict "
+            f"{mem['rows'] / mem['seconds']:,.0f} rows/s"
+        )
+    lines.append("")
+    lines.append("goals (issue 2):")
+    if peers:
+        worst = min(ep_ratio, ep_ratio_worst)
+        lines.append(
+            f"  epoch >= {GOAL_EPOCH_SPEEDUP:.0f}x faster than somoclu: "
+            f"{worst:.0f}x (worse of the two somcal epoch figures) "
+            f"{verdict(worst >= GOAL_EPOCH_SPEEDUP)}"
+        )
+    rate = g("somcal_rows_per_s")
+    lines.append(
+        f"  assign >= {GOAL_ROWS_PER_S / MB:.1f} M rows/s: {rate / MB:.2f} M "
+        f"{verdict(rate >= GOAL_ROWS_PER_S)}"
+    )
+    if peers:
+        lines.append(
+            f"  assign >= {GOAL_ASSIGN_SPEEDUP:.0f}x somoclu: {rate_vs_kernel:.0f}x its "
+            f"cdist kernel, {rate_vs_public:,.0f}x its public path "
+            f"{verdict(rate_vs_kernel >= GOAL_ASSIGN_SPEEDUP)}"
+        )
+    if mem:
+        lines.append(
+            f"  memory < {GOAL_MEMORY_RATIO}x input: rise {mem['increase_ratio']:.2f}x "
+            f"input {verdict(mem['increase_ratio'] < GOAL_MEMORY_RATIO)}; input + rise "
+            f"{mem['total_ratio']:.2f}x input {verdict(mem['total_ratio'] < GOAL_MEMORY_RATIO)}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    # before numpy, numba, scipy or a peer loads: they read their thread counts once
+    pin_threads(args.threads)
+    # the engine of this checkout, installed or not
+    sys.path.insert(0, str(REPO))
+    if args.memory_child:
+        memory_child(*args.memory_child)
+        return 0
+    load_start = load_average()
+    log(f"pid {os.getpid()}; load average {load_start}")
+    start = time.perf_counter()
+    X, desc = load_colours(args)
+    log(f"data: {X.shape} {X.dtype} in {time.perf_counter() - start:.1f} s ({desc})")
+    out: dict = {"rows": args.rows, "threads": args.threads, "data": desc}
+    som = bench_somcal(X, args, out)
+    bench_memory(X, som, args, out)
+    if not args.skip_peers:
+        bench_minisom(X, args, out)
+        bench_somoclu(X, args, out)
+    gc.collect()
+    text = report(out, args, desc, load_start)
+    print("\n" + text, flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1, default=float))
+    log(f"total {time.perf_counter() - start:.0f} s")
+    return 0 if math.isfinite(out["somcal_rows_per_s"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
