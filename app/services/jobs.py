@@ -29,6 +29,8 @@ log = logging.getLogger("somcal.jobs")
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 _PROGRESS_STEP = 0.01
 _PROGRESS_SECONDS = 0.5
+# How long a worker keeps trying to record a job's outcome while the database is away.
+RECORD_RETRY_SECONDS = 600.0
 
 
 class JobContext:
@@ -76,6 +78,8 @@ class JobRunner:
         self.factory = factory
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="somcal-job")
         self._futures: dict[int, Future] = {}
+        self._stopping = threading.Event()
+        self.record_retry_seconds = RECORD_RETRY_SECONDS
 
     def create(self, session: Session, kind: str, params: dict[str, Any]) -> Job:
         """Add a queued job row to ``session`` (the caller commits, then calls ``start``)."""
@@ -99,11 +103,41 @@ class JobRunner:
             session.execute(update(Job).where(Job.id == job_id).values(**values))
             session.commit()
 
+    def _record(self, job_id: int, what: str, write: Callable[[], None]) -> None:
+        """Run ``write`` (recording a job's outcome), retrying while the database is away.
+
+        Without this, a job whose database went down near its end would stay "running"
+        for the life of the process: the orphan check only runs at start-up and skips
+        jobs of live processes. Given up only at shutdown or after
+        ``record_retry_seconds``; the next start-up then fails the job.
+        """
+        delay = 0.5
+        deadline = time.monotonic() + self.record_retry_seconds
+        while True:
+            try:
+                write()
+                return
+            except OperationalError as exc:
+                if self._stopping.is_set() or time.monotonic() >= deadline:
+                    log.error("job %s: could not record %s (%s)", job_id, what, type(exc).__name__)
+                    raise
+                log.warning(
+                    "job %s: could not record %s (%s); retrying in %.1f s",
+                    job_id,
+                    what,
+                    type(exc).__name__,
+                    delay,
+                )
+                self._stopping.wait(delay)
+                delay = min(delay * 2, 10.0)
+
     def _run(self, job_id: int, fn: JobFn, on_failure) -> None:
-        now = utcnow()
-        self._set(job_id, status="running", started_at=now, updated_at=now)
-        ctx = JobContext(job_id, self.factory)
         try:
+            # Inside the try: a database that is down when the job starts fails the job
+            # (once it is back) instead of leaving it queued.
+            now = utcnow()
+            self._set(job_id, status="running", started_at=now, updated_at=now)
+            ctx = JobContext(job_id, self.factory)
             result = fn(ctx)
         except Exception as exc:  # noqa: BLE001 - every failure must end up on the job row
             reason = exc.detail if isinstance(exc, ServiceError) else f"{type(exc).__name__}: {exc}"
@@ -111,24 +145,37 @@ class JobRunner:
                 log.exception("job %s failed", job_id)
             try:
                 if on_failure is not None:
-                    on_failure(job_id, reason)
+                    self._record(job_id, "the failure", lambda: on_failure(job_id, reason))
             finally:
                 now = utcnow()
-                self._set(
-                    job_id, status="failed", error=reason[:4000], finished_at=now, updated_at=now
+                self._record(
+                    job_id,
+                    "the failure",
+                    lambda: self._set(
+                        job_id,
+                        status="failed",
+                        error=reason[:4000],
+                        finished_at=now,
+                        updated_at=now,
+                    ),
                 )
             return
         now = utcnow()
-        self._set(
+        self._record(
             job_id,
-            status="succeeded",
-            progress=1.0,
-            result=result,
-            finished_at=now,
-            updated_at=now,
+            "the success",
+            lambda: self._set(
+                job_id,
+                status="succeeded",
+                progress=1.0,
+                result=result,
+                finished_at=now,
+                updated_at=now,
+            ),
         )
 
     def shutdown(self, wait: bool = False) -> None:
+        self._stopping.set()
         self._executor.shutdown(wait=wait, cancel_futures=True)
 
 
