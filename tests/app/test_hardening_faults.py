@@ -1,0 +1,420 @@
+"""Faults: the database dying mid-ingest, a server killed mid-training, concurrent ingests.
+
+How the database is made to die: a private PostgreSQL cluster (``initdb`` + ``pg_ctl`` in
+a temporary directory, on a free port, see ``bench/_service.py``) is stopped with
+``pg_ctl -m immediate`` at a chosen point of an ingest, i.e. a crash: its backends are
+killed and new connections are refused until it is started again. That is what a host
+losing its database looks like, and it cannot disturb the shared cluster other test
+sessions use. Losing only the ingest's *connection* (failover, an idle-connection killer,
+an administrator) is covered separately with ``pg_terminate_backend`` on the shared cluster.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select, text
+
+from app.core import migrate
+from app.core.config import Settings
+from app.core.db import make_engine, make_session_factory
+from app.main import create_app
+from app.models import Assignment, Catalogue, Cell, Job, Map, Source
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _load_harness():
+    spec = importlib.util.spec_from_file_location(
+        "somcal_bench_service", REPO / "bench" / "_service.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+harness = _load_harness()
+
+
+# ----------------------------------------------------------------------------- helpers
+def _csv(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False).encode()
+
+
+def _post_csv(client, auth, content: bytes, name: str, kind: str = "photometric"):
+    return client.post(
+        f"/v1/catalogs/{kind}", files={"file": (name, content, "text/csv")}, headers=auth
+    )
+
+
+def _counts(url: str) -> dict[str, int]:
+    engine = make_engine(url)
+    out = {}
+    with make_session_factory(engine)() as s:
+        for model in (Catalogue, Source, Assignment):
+            out[model.__tablename__] = int(s.scalar(select(func.count()).select_from(model)))
+    engine.dispose()
+    return out
+
+
+def _key(url: str) -> dict[str, str]:
+    return {"X-API-Key": harness.create_key(url, "faults")}
+
+
+def _wait_job(client, job_id: int, until, timeout: float = 120.0) -> dict:
+    deadline = time.monotonic() + timeout
+    job = {}
+    while time.monotonic() < deadline:
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        if until(job):
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} never reached the expected state: {job}")
+
+
+def _train(client, auth, catalog_id: int, size: int = 6, epochs: int = 3) -> int:
+    r = client.post(
+        "/v1/maps",
+        json={"catalog_id": catalog_id, "n_rows": size, "n_cols": size, "n_epochs": epochs},
+        headers=auth,
+    )
+    assert r.status_code == 202, r.text
+    job = _wait_job(client, r.json()["job"]["id"], lambda j: j["status"] in ("succeeded", "failed"))
+    assert job["status"] == "succeeded", job
+    return r.json()["map"]["id"]
+
+
+@pytest.fixture
+def dying_pg():
+    reason = harness.ThrowawayPostgres.unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    with harness.ThrowawayPostgres() as pg:
+        migrate.upgrade(pg.url)
+        yield pg
+
+
+# ----------------------------------------------------------------------------- DB dies
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.parametrize("kill_point", ["during_copy", "before_commit"])
+def test_postgres_stopped_mid_ingest(dying_pg, mock_catalogue, monkeypatch, tmp_path, kill_point):
+    """Crash mid-ingest → 503 + Retry-After, nothing stored; back up → same file lands whole."""
+    import app.api.routes.catalogs as catalogs_route
+    import app.services.bulk as bulk
+
+    pg = dying_pg
+    auth = _key(pg.url)
+    content = _csv(mock_catalogue(3000, seed=21))
+    stopped = threading.Event()
+
+    def stop_once():
+        if not stopped.is_set():
+            stopped.set()
+            pg.stop("immediate")
+
+    if kill_point == "during_copy":
+        real_stream = bulk.pg_binary_stream
+
+        def dying_stream(cols, n):
+            chunks = real_stream(cols, n)
+            for k, chunk in enumerate(chunks):
+                if k == 1:  # the COPY header went out; the database dies under the rows
+                    stop_once()
+                yield chunk
+
+        monkeypatch.setattr(bulk, "pg_binary_stream", dying_stream)
+    else:
+        real_hook = catalogs_route.after_catalogue_inserted
+
+        def dying_hook(radius):
+            inner = real_hook(radius)
+
+            def hook(session, catalogue, rows):
+                stored = session.scalar(
+                    select(func.count())
+                    .select_from(Source)
+                    .where(Source.catalogue_id == catalogue.id)
+                )
+                assert stored == 3000  # every row is written, only the COMMIT is missing
+                out = inner(session, catalogue, rows)
+                stop_once()
+                return out
+
+            return hook
+
+        monkeypatch.setattr(catalogs_route, "after_catalogue_inserted", dying_hook)
+
+    settings = Settings(database_url=pg.url, upload_tmp_dir=tmp_path)
+    with TestClient(create_app(settings)) as client:
+        r = _post_csv(client, auth, content, "dies.csv")
+        assert stopped.is_set()
+        assert r.status_code == 503, r.text
+        assert int(r.headers["retry-after"]) > 0
+        assert "database unavailable" in r.json()["detail"]
+
+        # While it is down: reads, writes and readiness all say 503 + Retry-After.
+        for resp in (
+            client.get("/v1/catalogs"),
+            client.get("/v1/maps"),
+            _post_csv(client, auth, content, "dies.csv"),
+            client.get("/ready"),
+        ):
+            assert resp.status_code == 503, (resp.request.url, resp.text)
+            assert resp.headers.get("retry-after"), resp.request.url
+        assert client.get("/health").status_code == 200  # the process itself is alive
+
+        pg.start()
+        # No restart of the service: the first request after the database is back works.
+        r = client.get("/v1/catalogs")
+        assert r.status_code == 200, r.text
+        assert r.json()["total"] == 0
+        assert _counts(pg.url) == {"catalogues": 0, "sources": 0, "assignments": 0}
+
+        r = _post_csv(client, auth, content, "dies.csv")
+        assert r.status_code == 201, r.text  # not "duplicate": the first attempt left no trace
+        assert r.json()["n_rows"] == 3000
+        assert client.get("/ready").status_code == 200
+    assert _counts(pg.url)["sources"] == 3000
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_ingest_connection_killed_leaves_nothing(clean_db, mock_catalogue, monkeypatch, tmp_path):
+    """The ingest's own connection is terminated after its COPY: 503, no trace, next one lands."""
+    import app.api.routes.catalogs as catalogs_route
+
+    auth = _key(clean_db)
+    real_hook = catalogs_route.after_catalogue_inserted
+    killed = []
+
+    def killing_hook(radius):
+        inner = real_hook(radius)
+
+        def hook(session, catalogue, rows):
+            out = inner(session, catalogue, rows)
+            pid = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            admin = make_engine(clean_db)
+            with admin.connect() as conn:
+                killed.append(conn.execute(text(f"SELECT pg_terminate_backend({pid})")).scalar())
+            admin.dispose()
+            return out
+
+        return hook
+
+    monkeypatch.setattr(catalogs_route, "after_catalogue_inserted", killing_hook)
+    content = _csv(mock_catalogue(800, seed=22))
+    settings = Settings(database_url=clean_db, upload_tmp_dir=tmp_path)
+    with TestClient(create_app(settings)) as client:
+        r = _post_csv(client, auth, content, "cut.csv")
+        assert killed == [True]
+        assert r.status_code == 503 and r.headers.get("retry-after"), r.text
+        assert _counts(clean_db) == {"catalogues": 0, "sources": 0, "assignments": 0}
+        monkeypatch.setattr(catalogs_route, "after_catalogue_inserted", real_hook)
+        r = _post_csv(client, auth, content, "cut.csv")
+        assert r.status_code == 201, r.text
+    assert _counts(clean_db)["sources"] == 800
+
+
+# ----------------------------------------------------------------------------- jobs
+@pytest.mark.slow
+def test_training_killed_mid_way_is_failed_without_a_partial_map(
+    clean_db, mock_catalogue, tmp_path
+):
+    """SIGKILL the server while a map trains; the next start marks job and map failed."""
+    import httpx
+
+    auth = _key(clean_db)
+    env = {"SOMCAL_DATABASE_URL": clean_db, "SOMCAL_UPLOAD_TMP_DIR": str(tmp_path)}
+    server = harness.ServerProcess(env, tmp_path / "server.log")
+    base = server.start()
+    try:
+        with httpx.Client(base_url=base, timeout=60) as client:
+            cat = _post_csv(client, auth, _csv(mock_catalogue(3000, seed=23)), "train.csv")
+            assert cat.status_code == 201, cat.text
+            r = client.post(
+                "/v1/maps",
+                json={
+                    "catalog_id": cat.json()["id"],
+                    "n_rows": 30,
+                    "n_cols": 30,
+                    "n_epochs": 500,
+                },
+                headers=auth,
+            )
+            assert r.status_code == 202, r.text
+            job_id, map_id = r.json()["job"]["id"], r.json()["map"]["id"]
+            # Kill once the SOM itself is being fitted (progress 0.05-0.8).
+            job = _wait_job(
+                client, job_id, lambda j: j["status"] == "running" and j["progress"] >= 0.05
+            )
+            assert job["progress"] < 0.8, job
+        server.kill()
+    finally:
+        server.stop()
+
+    engine = make_engine(clean_db)
+    factory = make_session_factory(engine)
+    with factory() as s:
+        assert s.get(Job, job_id).status == "running"  # nobody is left to say otherwise
+        assert s.get(Map, map_id).status == "training"
+    settings = Settings(database_url=clean_db, upload_tmp_dir=tmp_path)
+    with TestClient(create_app(settings)) as client:  # the next start of the service
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        assert job["status"] == "failed" and "interrupted" in job["error"], job
+        m = client.get(f"/v1/maps/{map_id}").json()
+        assert m["status"] == "failed", m
+        assert client.get(f"/v1/maps/{map_id}/cells").status_code == 409
+    with factory() as s:
+        assert s.get(Map, map_id).weights is None
+        assert s.scalar(select(func.count()).select_from(Cell).where(Cell.map_id == map_id)) == 0
+        n_assigned = s.scalar(
+            select(func.count()).select_from(Assignment).where(Assignment.map_id == map_id)
+        )
+        assert n_assigned == 0
+    engine.dispose()
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_training_whose_database_dies_ends_failed_when_it_is_back(
+    dying_pg, mock_catalogue, monkeypatch, tmp_path
+):
+    """The database is down when a finished training stores its map: the job must not stay
+    'running' for the life of the process; it is failed once the database answers again."""
+    import app.api.routes.maps as maps_route
+    from app.services import training
+
+    pg = dying_pg
+    auth = _key(pg.url)
+    in_store = threading.Event()
+    real_store = training._store
+
+    def store_after_crash(*args, **kwargs):
+        pg.stop("immediate")
+        in_store.set()
+        return real_store(*args, **kwargs)
+
+    monkeypatch.setattr(training, "_store", store_after_crash)
+    assert maps_route.training is training
+    settings = Settings(database_url=pg.url, upload_tmp_dir=tmp_path)
+    with TestClient(create_app(settings)) as client:
+        cat = _post_csv(client, auth, _csv(mock_catalogue(400, seed=24)), "t.csv").json()
+        r = client.post(
+            "/v1/maps",
+            json={"catalog_id": cat["id"], "n_rows": 5, "n_cols": 5, "n_epochs": 2},
+            headers=auth,
+        )
+        assert r.status_code == 202, r.text
+        job_id, map_id = r.json()["job"]["id"], r.json()["map"]["id"]
+        assert in_store.wait(60)
+        time.sleep(1.0)  # the store's first attempt fails against the dead server
+        assert client.get(f"/v1/jobs/{job_id}").status_code == 503
+        pg.start()
+        job = _wait_job(client, job_id, lambda j: j["status"] != "running", timeout=60)
+        assert job["status"] == "failed", job
+        assert "OperationalError" in job["error"]
+        m = client.get(f"/v1/maps/{map_id}").json()
+        assert m["status"] == "failed", m
+    engine = make_engine(pg.url)
+    with make_session_factory(engine)() as s:
+        assert s.scalar(select(func.count()).select_from(Cell).where(Cell.map_id == map_id)) == 0
+        assert s.get(Map, map_id).weights is None
+    engine.dispose()
+
+
+# ----------------------------------------------------------------------------- concurrency
+def _run_together(*calls):
+    """Run the calls in threads released at the same instant; their results in order."""
+    barrier = threading.Barrier(len(calls))
+    results: list = [None] * len(calls)
+    errors: list = []
+
+    def worker(k, fn):
+        try:
+            barrier.wait(timeout=30)
+            results[k] = fn()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(k, fn)) for k, fn in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=180)
+    if errors:
+        raise errors[0]
+    return results
+
+
+def test_two_ingests_of_different_catalogues_at_once_both_land(
+    client, auth, settings, mock_catalogue
+):
+    base = _post_csv(client, auth, _csv(mock_catalogue(300, seed=30)), "base.csv").json()
+    map_id = _train(client, auth, base["id"])
+    a = _csv(mock_catalogue(700, seed=31))
+    b = _csv(mock_catalogue(500, seed=32))
+    ra, rb = _run_together(
+        lambda: _post_csv(client, auth, a, "a.csv"), lambda: _post_csv(client, auth, b, "b.csv")
+    )
+    assert (ra.status_code, rb.status_code) == (201, 201), (ra.text, rb.text)
+    assert ra.json()["assigned_maps"] == rb.json()["assigned_maps"] == [map_id]
+    engine = make_engine(settings.database_url)
+    with make_session_factory(engine)() as s:
+        for resp, n in ((ra, 700), (rb, 500)):
+            cid = resp.json()["id"]
+            assert resp.json()["n_rows"] == n
+            stored = select(func.count()).select_from(Source).where(Source.catalogue_id == cid)
+            assert s.scalar(stored) == n
+            assigned = (
+                select(func.count())
+                .select_from(Assignment)
+                .where(Assignment.catalogue_id == cid, Assignment.map_id == map_id)
+            )
+            assert s.scalar(assigned) == n
+        # Both landed in the map's statistics too, not only in the row tables.
+        n_phot = s.scalar(select(func.sum(Cell.n_phot)).where(Cell.map_id == map_id))
+        assert n_phot == 300 + 700 + 500
+    engine.dispose()
+
+
+def test_the_same_file_twice_at_once_lands_once(
+    client, auth, settings, mock_catalogue, monkeypatch
+):
+    """Both uploads pass the early duplicate check together; the unique (kind, sha256)
+    constraint decides, and the loser answers 'duplicate' with the winner's catalogue."""
+    from app.services import ingest as ingest_service
+
+    real_find = ingest_service.find_duplicate
+    barrier = threading.Barrier(2)
+    first_call = threading.local()
+    calls = []
+
+    def find_after_both_looked(session, kind, sha):
+        found = real_find(session, kind, sha)
+        calls.append(found)
+        if not getattr(first_call, "done", False):
+            first_call.done = True
+            barrier.wait(timeout=30)  # neither proceeds until both saw "not there yet"
+        return found
+
+    monkeypatch.setattr(ingest_service, "find_duplicate", find_after_both_looked)
+    content = _csv(mock_catalogue(600, seed=33))
+    r1, r2 = _run_together(
+        lambda: _post_csv(client, auth, content, "same.csv"),
+        lambda: _post_csv(client, auth, content, "same.csv"),
+    )
+    assert calls[:2] == [None, None]  # the race really happened
+    assert sorted([r1.status_code, r2.status_code]) == [200, 201], (r1.text, r2.text)
+    assert r1.json()["id"] == r2.json()["id"]
+    assert sorted([r1.json()["duplicate"], r2.json()["duplicate"]]) == [False, True]
+    counts = _counts(settings.database_url)
+    assert counts["catalogues"] == 1 and counts["sources"] == 600
