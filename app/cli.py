@@ -590,7 +590,12 @@ def catalogs(database_url: DatabaseUrl = None) -> None:
         items, total = catalog_service.list_catalogues(session, None, 10_000, 0)
         table = Table(title=f"{total} catalogue(s)")
         for col in ("id", "kind", "name", "rows", "secure", "bands", "preset", "file"):
-            table.add_column(col, justify="right" if col in ("id", "rows", "secure") else "left")
+            table.add_column(
+                col,
+                justify="right" if col in ("id", "rows", "secure") else "left",
+                no_wrap=col in ("id", "kind", "rows", "secure"),
+                overflow="fold",
+            )
         for c in items:
             table.add_row(
                 str(c.id),
