@@ -1,0 +1,817 @@
+/* somcal dashboard: the Masters et al. (2015) maps of a trained SOM, interactive.
+ *
+ * Plain JavaScript, no build step and no third-party code: everything comes from this
+ * server's API (/v1/maps, /v1/maps/{id}/arrays, /v1/maps/{id}/cells/{cell},
+ * /v1/maps/{id}/targets). Geometry follows app/plots.py and som.grid: cell = row * n_cols +
+ * col, row 0 at the bottom; hexagonal maps are pointy-top with odd rows shifted right by
+ * half a cell and rows sqrt(3)/2 apart.
+ *
+ * State lives in the URL hash (#map=1&color=zphot&cell=123) so a view can be shared, and
+ * the page reports its progress in data attributes (body[data-state], canvas[data-rendered],
+ * #cell-panel[data-cell][data-loaded]) for end-to-end tests.
+ */
+"use strict";
+
+(() => {
+  const SQRT3 = Math.sqrt(3);
+  const HEX_R = 1 / SQRT3; // circumradius of a hexagon one unit wide (flat to flat)
+  const GAP_COLOR = "#e3001b";
+  const EMPTY_FACE = "#f2f2f2";
+  const EMPTY_HATCH = "#b5b5b5";
+  const NAN_FACE = "#c8c8c8";
+
+  // 32-step colour maps sampled from matplotlib (viridis, magma, cividis, Blues from 25%,
+  // bone_r): the dashboard's colours match the PNG figures.
+  const LUTS = {
+    viridis: "440154470d6048186a482374472e7c4538824241863e4a893a548c365d8d32658e2e6d8e2b758e287d8e25848e228c8d1f948c1e9c8920a38625ab822eb37c3aba7648c16e58c7656ccd5a7fd34e93d741a8db34c0df25d5e21aeae51afde725",
+    magma: "0000040303120a0822130d341e11492a115c38106c45107754137d6018806d1d81792282882781942c80a1307eae347bbd3977ca3e72d6456ce24d66ec5860f3655cf8745cfb835ffd9467fea36ffeb27afec185fed194fde0a1fceeb0fcfdbf",
+    cividis: "00224e00285b002e6a0533711c396f293f6e33446d3c4a6c45506c4d556c555b6d5c616e6467706b6d72727274787877807f78888578908b78979177a09875a89e73b0a571b9ab6dc2b369cbb965d3c05fdcc859e6d051efd748f8df3cfee838",
+    blues: "c6dbefbed8ecb7d4eaafd1e7a8cee4a0cbe295c5df8cc0dd82bbdb79b5d96fb0d765aad45da5d156a0ce4e9acb4695c83e8ec43888c13282be2c7cba2575b71f6eb31a68ae1562a9115ca50c56a0084f99084990084387083c7d08367408306b",
+    bone_r: "fffffff4f8f8e9f1f1deeaead2e2e2c7dbdbbcd4d4b1cdcda5c5c59ebbbe97b2b790a8b0889da88294a17a8a9a7380936c758b656c845e627d5759764f4f6e48486441415a3a3a503232452b2b3c2424321d1d2815151d0e0e1307070a000000",
+  };
+  const PALETTES = {};
+  for (const [name, hex] of Object.entries(LUTS)) {
+    const stops = [];
+    for (let i = 0; i < hex.length; i += 6) {
+      stops.push([0, 2, 4].map((k) => parseInt(hex.slice(i + k, i + k + 2), 16)));
+    }
+    PALETTES[name] = stops;
+  }
+
+  /* What each "colour by" choice draws. value(a, c) is the cell's number or null. */
+  const MODES = {
+    zphot: {
+      label: "median photo-z", cmap: "viridis", value: (a, c) => a.zphot_median[c],
+      range: (v) => [0, quantile(v, 0.995)], nan: "no photo-z",
+    },
+    zspec: {
+      label: "median spectroscopic z (secure)", cmap: "viridis", value: (a, c) => a.zspec_median[c],
+      range: (v) => [0, quantile(v, 0.995)], nan: "no secure spectrum",
+    },
+    dispersion: {
+      label: "σ_NMAD of photo-z", cmap: "magma", value: (a, c) => a.zphot_nmad[c],
+      range: (v) => [0, quantile(v, 0.99)], nan: "no photo-z",
+    },
+    occupation: {
+      label: "galaxies per cell", cmap: "cividis", log: true,
+      value: (a, c) => (a.n_phot[c] > 0 ? a.n_phot[c] : null),
+      range: (v) => [1, Math.max(2, max(v))], nan: null,
+    },
+    coverage: {
+      label: "secure spectra per cell", cmap: "blues", log: true,
+      value: (a, c) => (a.n_spec_secure[c] > 0 ? a.n_spec_secure[c] : null),
+      range: (v) => [1, Math.max(2, max(v))], nan: "no spectra",
+    },
+    umatrix: {
+      label: "U-matrix: mean feature distance to neighbours", cmap: "bone_r",
+      value: (a, c) => a.umatrix[c], range: (v) => [quantile(v, 0.01), quantile(v, 0.99)],
+      nan: null, showEmpty: false,
+    },
+  };
+
+  const $ = (id) => document.getElementById(id);
+  const state = {
+    maps: [], mapId: null, data: null, color: "zphot", outline: true,
+    hover: -1, selected: -1, geom: null, targets: null, targetsByCell: new Map(),
+    targetsKey: "", apiKey: sessionStorage.getItem("somcal-api-key") || "",
+  };
+
+  // ----------------------------------------------------------------------- utilities
+  function finite(values) {
+    const out = [];
+    for (const v of values) if (v !== null && Number.isFinite(v)) out.push(v);
+    return out;
+  }
+  function quantile(values, q) {
+    const v = finite(values).sort((x, y) => x - y);
+    if (!v.length) return 1;
+    const pos = (v.length - 1) * q;
+    const lo = Math.floor(pos);
+    const hi = Math.min(lo + 1, v.length - 1);
+    return v[lo] + (v[hi] - v[lo]) * (pos - lo);
+  }
+  function max(values) {
+    let m = -Infinity;
+    for (const v of values) if (v !== null && v > m) m = v;
+    return Number.isFinite(m) ? m : 1;
+  }
+  const fmt = (v, d = 3) => (v === null || v === undefined || !Number.isFinite(v) ? "–" : v.toFixed(d));
+  const int = (v) => (v === null || v === undefined ? "–" : Number(v).toLocaleString("en-US"));
+  const pct = (v) => (v === null || v === undefined || !Number.isFinite(v) ? "–" : `${(100 * v).toFixed(1)}%`);
+  const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
+
+  function colorAt(cmap, t) {
+    const stops = PALETTES[cmap];
+    const x = Math.min(Math.max(t, 0), 1) * (stops.length - 1);
+    const i = Math.min(Math.floor(x), stops.length - 2);
+    const f = x - i;
+    const a = stops[i];
+    const b = stops[i + 1];
+    return `rgb(${Math.round(a[0] + (b[0] - a[0]) * f)},${Math.round(a[1] + (b[1] - a[1]) * f)},${Math.round(a[2] + (b[2] - a[2]) * f)})`;
+  }
+
+  async function api(path) {
+    const headers = state.apiKey ? { "X-API-Key": state.apiKey } : {};
+    const res = await fetch(path, { headers });
+    if (res.status === 401 || res.status === 403) {
+      const key = window.prompt("This somcal server needs an API key to read (X-API-Key):");
+      if (key) {
+        state.apiKey = key.trim();
+        sessionStorage.setItem("somcal-api-key", state.apiKey);
+        return api(path);
+      }
+    }
+    if (!res.ok) {
+      let detail = `${res.status} ${res.statusText}`;
+      try {
+        const body = await res.json();
+        if (body.detail) detail = body.detail;
+      } catch (_) { /* not JSON */ }
+      throw new Error(`${path}: ${detail}`);
+    }
+    return res.json();
+  }
+
+  function showBanner(message) {
+    const b = $("banner");
+    b.textContent = message;
+    b.hidden = !message;
+  }
+
+  // ----------------------------------------------------------------------- URL state
+  function readHash() {
+    const p = new URLSearchParams(location.hash.slice(1));
+    return {
+      map: p.has("map") ? Number(p.get("map")) : null,
+      color: p.get("color"),
+      cell: p.has("cell") ? Number(p.get("cell")) : null,
+    };
+  }
+  function writeHash() {
+    const p = new URLSearchParams();
+    if (state.mapId !== null) p.set("map", state.mapId);
+    p.set("color", state.color);
+    if (state.selected >= 0) p.set("cell", state.selected);
+    history.replaceState(null, "", `#${p.toString()}`);
+  }
+
+  // ----------------------------------------------------------------------- geometry
+  function centre(c) {
+    const d = state.data;
+    const row = Math.floor(c / d.n_cols);
+    const col = c % d.n_cols;
+    if (d.lattice === "hex") return [col + 0.5 * (row % 2), row * (SQRT3 / 2)];
+    return [col, row];
+  }
+
+  /* Pixel layout: data coordinates (cell widths, y up) -> canvas pixels (y down). */
+  function layout() {
+    const d = state.data;
+    const canvas = $("map-canvas");
+    const wrap = $("map-wrap");
+    const hex = d.lattice === "hex";
+    // A margin of a third of a cell keeps the outline of a selected edge cell in view.
+    const margin = 0.35;
+    const spanX = d.n_cols + (hex && d.n_rows > 1 ? 0.5 : 0) + 2 * margin;
+    const spanY = (hex ? (d.n_rows - 1) * (SQRT3 / 2) + 2 * HEX_R : d.n_rows) + 2 * margin;
+    const maxH = Math.max(240, window.innerHeight - 330);
+    const scale = Math.max(2, Math.min(wrap.clientWidth / spanX, maxH / spanY));
+    const width = Math.round(spanX * scale);
+    const height = Math.round(spanY * scale);
+    const dpr = window.devicePixelRatio || 1;
+    canvas.width = Math.round(width * dpr);
+    canvas.height = Math.round(height * dpr);
+    canvas.style.width = `${width}px`;
+    canvas.style.height = `${height}px`;
+    // Centre of cell (0, 0) sits half a cell (hex: one circumradius) inside the margin.
+    const x0 = 0.5 + margin;
+    const y0 = (hex ? HEX_R : 0.5) + margin;
+    state.geom = { scale, dpr, width, height, x0, y0, spanY, hex };
+  }
+  function toPixel(x, y) {
+    const g = state.geom;
+    return [(x + g.x0) * g.scale, (g.spanY - (y + g.y0)) * g.scale];
+  }
+  function cellPath(ctx, c, shrink = 1) {
+    const [cx, cy] = centre(c);
+    const g = state.geom;
+    ctx.beginPath();
+    if (g.hex) {
+      for (let k = 0; k < 6; k++) {
+        const ang = (Math.PI / 180) * (30 + 60 * k);
+        const [px, py] = toPixel(cx + shrink * HEX_R * Math.cos(ang), cy + shrink * HEX_R * Math.sin(ang));
+        if (k === 0) ctx.moveTo(px, py);
+        else ctx.lineTo(px, py);
+      }
+      ctx.closePath();
+    } else {
+      const [px, py] = toPixel(cx - 0.5 * shrink, cy + 0.5 * shrink);
+      ctx.rect(px, py, shrink * g.scale, shrink * g.scale);
+    }
+  }
+
+  /* The neighbour across each side of a cell and that side's two vertices, in data units. */
+  function sides(c) {
+    const d = state.data;
+    const row = Math.floor(c / d.n_cols);
+    const col = c % d.n_cols;
+    const [cx, cy] = centre(c);
+    const at = (r, k) => (r >= 0 && r < d.n_rows && k >= 0 && k < d.n_cols ? r * d.n_cols + k : -1);
+    if (!state.geom.hex) {
+      return [
+        [at(row, col + 1), [cx + 0.5, cy - 0.5], [cx + 0.5, cy + 0.5]],
+        [at(row + 1, col), [cx - 0.5, cy + 0.5], [cx + 0.5, cy + 0.5]],
+        [at(row, col - 1), [cx - 0.5, cy - 0.5], [cx - 0.5, cy + 0.5]],
+        [at(row - 1, col), [cx - 0.5, cy - 0.5], [cx + 0.5, cy - 0.5]],
+      ];
+    }
+    const odd = row % 2;
+    // Side k joins vertices at 30+60k and 90+60k degrees; its neighbour lies at 60+60k.
+    const nb = [
+      at(row + 1, col + odd), // 60: upper right
+      at(row + 1, col + odd - 1), // 120: upper left
+      at(row, col - 1), // 180: left
+      at(row - 1, col + odd - 1), // 240: lower left
+      at(row - 1, col + odd), // 300: lower right
+      at(row, col + 1), // 0/360: right
+    ];
+    const v = (deg) => [cx + HEX_R * Math.cos((Math.PI / 180) * deg), cy + HEX_R * Math.sin((Math.PI / 180) * deg)];
+    return nb.map((n, k) => [n, v(30 + 60 * k), v(90 + 60 * k)]);
+  }
+
+  function cellAt(px, py) {
+    const d = state.data;
+    const g = state.geom;
+    if (!d || !g) return -1;
+    const x = px / g.scale - g.x0;
+    const y = g.spanY - py / g.scale - g.y0;
+    if (!g.hex) {
+      const col = Math.round(x);
+      const row = Math.round(y);
+      if (row < 0 || row >= d.n_rows || col < 0 || col >= d.n_cols) return -1;
+      return row * d.n_cols + col;
+    }
+    // The nearest centre is the hexagon under the point (a hex lattice's Voronoi cells).
+    const r0 = Math.round(y / (SQRT3 / 2));
+    let best = -1;
+    let bestD = Infinity;
+    for (let r = r0 - 1; r <= r0 + 1; r++) {
+      if (r < 0 || r >= d.n_rows) continue;
+      const c0 = Math.round(x - 0.5 * (r % 2));
+      for (let c = c0 - 1; c <= c0 + 1; c++) {
+        if (c < 0 || c >= d.n_cols) continue;
+        const [cx, cy] = centre(r * d.n_cols + c);
+        const dist = (cx - x) ** 2 + (cy - y) ** 2;
+        if (dist < bestD) { bestD = dist; best = r * d.n_cols + c; }
+      }
+    }
+    return bestD <= HEX_R * HEX_R ? best : -1;
+  }
+
+  // ----------------------------------------------------------------------- drawing
+  let scaleCache = { key: "", value: null };
+  function modeScale() {
+    const key = `${state.mapId}:${state.color}`;
+    if (scaleCache.key === key) return scaleCache.value;
+    const mode = MODES[state.color];
+    const a = state.data.arrays;
+    const n = state.data.n_cells;
+    const values = new Array(n);
+    for (let c = 0; c < n; c++) values[c] = mode.value(a, c);
+    let [lo, hi] = mode.range(values);
+    if (!(hi > lo)) hi = lo + 1;
+    const t = mode.log
+      ? (v) => (Math.log10(v) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))
+      : (v) => (v - lo) / (hi - lo);
+    scaleCache = { key, value: { mode, values, lo, hi, t } };
+    return scaleCache.value;
+  }
+
+  let hatch = null;
+  function hatchPattern(ctx) {
+    if (hatch) return hatch;
+    const tile = document.createElement("canvas");
+    tile.width = tile.height = 6;
+    const t = tile.getContext("2d");
+    t.fillStyle = EMPTY_FACE;
+    t.fillRect(0, 0, 6, 6);
+    t.strokeStyle = EMPTY_HATCH;
+    t.lineWidth = 1;
+    t.beginPath();
+    t.moveTo(0, 6); t.lineTo(6, 0);
+    t.moveTo(-1, 1); t.lineTo(1, -1);
+    t.moveTo(5, 7); t.lineTo(7, 5);
+    t.stroke();
+    hatch = ctx.createPattern(tile, "repeat");
+    return hatch;
+  }
+
+  /* The cells (and the gap outline) into an off-screen canvas: redrawn only when the map,
+     the colouring or the size changes; hover and selection are drawn over a copy of it. */
+  let base = null;
+  function renderBase() {
+    const d = state.data;
+    const g = state.geom;
+    base = document.createElement("canvas");
+    base.width = Math.round(g.width * g.dpr);
+    base.height = Math.round(g.height * g.dpr);
+    const ctx = base.getContext("2d");
+    ctx.setTransform(g.dpr, 0, 0, g.dpr, 0, 0);
+    const a = d.arrays;
+    const { mode, values, t } = modeScale();
+    const empty = (c) => a.n_phot[c] === 0 && mode.showEmpty !== false;
+    const gap = (c) => a.n_phot[c] > 0 && !a.covered[c];
+    // Overlap by a hair so anti-aliasing leaves no seams between cells.
+    const grow = 1 + 0.6 / g.scale;
+    let drawn = 0;
+    for (let c = 0; c < d.n_cells; c++) {
+      let fill;
+      if (state.color === "coverage" && gap(c)) fill = GAP_COLOR;
+      else if (empty(c) && (state.color !== "coverage" || a.n_spec_secure[c] === 0)) fill = hatchPattern(ctx);
+      else if (values[c] === null || !Number.isFinite(values[c])) fill = NAN_FACE;
+      else fill = colorAt(mode.cmap, t(values[c]));
+      ctx.fillStyle = fill;
+      cellPath(ctx, c, grow);
+      ctx.fill();
+      drawn++;
+    }
+    if (state.outline && state.color !== "coverage") drawGapOutline(ctx);
+    const canvas = $("map-canvas");
+    canvas.dataset.rendered = String(drawn);
+    canvas.dataset.color = state.color;
+    drawColorbar();
+  }
+
+  function draw(full = false) {
+    if (!state.data) return;
+    if (full || !base) renderBase();
+    const g = state.geom;
+    const ctx = $("map-canvas").getContext("2d");
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.clearRect(0, 0, base.width, base.height);
+    ctx.drawImage(base, 0, 0);
+    ctx.setTransform(g.dpr, 0, 0, g.dpr, 0, 0);
+    for (const c of [state.hover, state.selected]) {
+      if (c < 0) continue;
+      const selected = c === state.selected;
+      cellPath(ctx, c, 1.3);
+      ctx.lineWidth = selected ? 4.5 : 3.5;
+      ctx.strokeStyle = selected ? "#fff" : "rgba(0,0,0,.5)";
+      ctx.stroke();
+      ctx.lineWidth = selected ? 2.5 : 1.8;
+      ctx.strokeStyle = selected ? "#111" : "#fff";
+      ctx.stroke();
+    }
+  }
+
+  /* The boundary of the uncovered (occupied, not covered) regions, as plots.py draws it. */
+  function drawGapOutline(ctx) {
+    const a = state.data.arrays;
+    const marked = (c) => c >= 0 && a.n_phot[c] > 0 && !a.covered[c];
+    ctx.beginPath();
+    for (let c = 0; c < state.data.n_cells; c++) {
+      if (!marked(c)) continue;
+      for (const [nb, p, q] of sides(c)) {
+        // Not along the map's border: the frame of the map would turn red everywhere.
+        if (nb < 0 || marked(nb)) continue;
+        const [x1, y1] = toPixel(p[0], p[1]);
+        const [x2, y2] = toPixel(q[0], q[1]);
+        ctx.moveTo(x1, y1);
+        ctx.lineTo(x2, y2);
+      }
+    }
+    ctx.strokeStyle = GAP_COLOR;
+    ctx.lineWidth = Math.max(1, Math.min(2, state.geom.scale / 5));
+    ctx.lineCap = "round";
+    ctx.stroke();
+  }
+
+  function drawColorbar() {
+    const { mode, lo, hi } = modeScale();
+    const cb = $("colorbar");
+    const ctx = cb.getContext("2d");
+    for (let x = 0; x < cb.width; x++) {
+      ctx.fillStyle = colorAt(mode.cmap, x / (cb.width - 1));
+      ctx.fillRect(x, 0, 1, cb.height);
+    }
+    const ticks = [];
+    if (mode.log) {
+      for (let p = 0; 10 ** p <= hi * 1.0001; p++) if (10 ** p >= lo) ticks.push(10 ** p);
+      if (ticks[ticks.length - 1] < hi * 0.7) ticks.push(Math.round(hi));
+    } else {
+      for (let k = 0; k <= 4; k++) ticks.push(lo + ((hi - lo) * k) / 4);
+    }
+    const pos = (v) => (mode.log
+      ? (Math.log10(v) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))
+      : (v - lo) / (hi - lo));
+    const digits = mode.log ? 0 : hi - lo < 0.5 ? 3 : 2;
+    $("colorbar-ticks").innerHTML = ticks
+      .map((v) => `<span style="left:${(100 * Math.min(Math.max(pos(v), 0), 1)).toFixed(1)}%">${mode.log ? int(v) : v.toFixed(digits)}</span>`)
+      .join("");
+    $("colorbar-label").textContent = mode.label + (mode.log ? " (log scale)" : "");
+    const items = [];
+    if (mode.showEmpty !== false) items.push('<li><span class="sw sw-empty"></span>empty cell</li>');
+    if (mode.nan) items.push(`<li><span class="sw sw-nan"></span>${esc(mode.nan)}</li>`);
+    if (state.color === "coverage") {
+      items.push('<li><span class="sw sw-gap"></span>uncovered: galaxies but no secure spectrum</li>');
+    } else if (state.outline) {
+      items.push('<li><span class="sw sw-outline"></span>outline of uncovered cells</li>');
+    }
+    $("legend").innerHTML = items.join("");
+  }
+
+  // ----------------------------------------------------------------------- panels
+  function renderSummary() {
+    const d = state.data;
+    const s = d.summary;
+    const q = d.quality || {};
+    const nGaps = s.n_cells_occupied - s.n_cells_occupied_covered;
+    const cards = [
+      ["", int(s.n_galaxies), "galaxies on the map", `${int(d.n_spectra_secure)} secure spectra`],
+      [s.fraction_occupied_cells_covered >= 0.9 ? "good" : "", pct(s.fraction_occupied_cells_covered),
+        "occupied cells covered", `${int(s.n_cells_occupied_covered)} of ${int(s.n_cells_occupied)} (k = ${d.k})`],
+      [s.fraction_galaxies_covered >= 0.9 ? "good" : "", pct(s.fraction_galaxies_covered),
+        "galaxies in covered cells", `${pct(1 - s.fraction_galaxies_covered)} in gaps`],
+      [nGaps > 0 ? "bad" : "good", int(nGaps), "gaps to fill", "uncovered cells holding galaxies"],
+      ["", fmt(q.quantization_error, 3), "quantization error", `topographic error ${fmt(q.topographic_error, 3)}`],
+    ];
+    $("summary").innerHTML = cards
+      .map(([cls, v, label, sub]) => `<div class="card ${cls}"><div class="value">${v}</div><div class="label">${label}</div><div class="sub">${sub}</div></div>`)
+      .join("");
+    const kinds = ["overview", "redshift", "dispersion", "occupation", "coverage", "umatrix", "nz"];
+    $("figure-links").innerHTML = kinds
+      .map((k) => `<a href="/v1/maps/${d.map_id}/plots/${k}.png" target="_blank" rel="noopener">${k}</a>`)
+      .join("");
+    $("map-title").textContent = `Map ${d.map_id}: ${d.name}`;
+    $("map-meta").textContent = `${d.n_rows} × ${d.n_cols} ${d.lattice === "hex" ? "hexagonal" : "rectangular"}${d.periodic ? ", toroidal" : ""} · ${d.feature_names.join(" ")}`;
+  }
+
+  function tooltipHtml(c) {
+    const a = state.data.arrays;
+    const d = state.data;
+    const status = a.n_phot[c] === 0 ? "empty" : a.covered[c] ? "covered" : "<span style=\"color:#ff8a8a\">uncovered</span>";
+    return `<b>cell ${c}</b> · row ${Math.floor(c / d.n_cols)}, col ${c % d.n_cols} · ${status}<br>`
+      + `${int(a.n_phot[c])} galaxies · ${int(a.n_spec_secure[c])} secure spectra<br>`
+      + `median photo-z ${fmt(a.zphot_median[c])} ± ${fmt(a.zphot_nmad[c])}`
+      + (a.zspec_median[c] !== null ? ` · spec-z ${fmt(a.zspec_median[c])}` : "");
+  }
+
+  function badge(c) {
+    const a = state.data.arrays;
+    const b = $("cell-badge");
+    b.hidden = false;
+    if (a.n_phot[c] === 0) { b.className = "badge empty"; b.textContent = "empty"; }
+    else if (a.covered[c]) { b.className = "badge covered"; b.textContent = "covered"; }
+    else { b.className = "badge gap"; b.textContent = "uncovered gap"; }
+  }
+
+  let cellRequest = 0;
+  async function selectCell(c) {
+    const d = state.data;
+    if (!d || c < 0 || c >= d.n_cells) return;
+    state.selected = c;
+    writeHash();
+    draw();
+    const panel = $("cell-panel");
+    panel.dataset.cell = String(c);
+    panel.dataset.loaded = "false";
+    $("cell-title").textContent = `Cell ${c} · row ${Math.floor(c / d.n_cols)}, col ${c % d.n_cols}`;
+    badge(c);
+    const ticket = ++cellRequest;
+    let detail;
+    try {
+      detail = await api(`/v1/maps/${d.map_id}/cells/${c}`);
+    } catch (err) {
+      showBanner(err.message);
+      return;
+    }
+    if (ticket !== cellRequest) return; // a later click won
+    renderCell(detail);
+    panel.dataset.loaded = "true";
+  }
+
+  function renderCell(cell) {
+    $("cell-hint").hidden = true;
+    $("cell-body").hidden = false;
+    const stats = [
+      ["galaxies", int(cell.n_phot)],
+      ["median photo-z", `${fmt(cell.zphot_median)} (NMAD ${fmt(cell.zphot_nmad)})`],
+      ["spectra", `${int(cell.n_spec_secure)} secure of ${int(cell.n_spec)}`],
+      ["median spec-z", fmt(cell.zspec_median)],
+      ["neighbours covered", `${cell.neighbours.filter((n) => n.covered).length} of ${cell.neighbours.length}`],
+    ];
+    $("cell-stats").innerHTML = stats.map(([k, v]) => `<dt>${k}</dt><dd>${v}</dd>`).join("");
+    renderColours(cell.weights);
+    drawPz(cell);
+    renderCellTargets(cell.cell);
+    const spectra = cell.spectra || [];
+    $("cell-spectra-title").textContent = `Spectra (${int(cell.n_spec)})`;
+    $("cell-spectra").innerHTML = spectra.length
+      ? `<table class="list"><tr><th>source</th><th>z_spec</th><th>quality</th><th>survey</th></tr>${spectra
+        .slice(0, 8)
+        .map((s) => `<tr><td>${esc(s.source_id)}</td><td>${fmt(s.z_spec, 4)}${s.secure ? "" : " (insecure)"}</td><td>${esc(s.quality ?? "–")}</td><td>${esc(s.survey ?? "–")}</td></tr>`)
+        .join("")}</table>${spectra.length > 8 ? `<p class="muted small">and ${spectra.length - 8} more</p>` : ""}`
+      : '<p class="muted small">No spectrum in this cell.</p>';
+  }
+
+  function renderColours(w) {
+    const names = w.feature_names || [];
+    const vals = w.values || [];
+    const lim = Math.max(0.5, ...vals.map((v) => Math.abs(v ?? 0)));
+    $("cell-colours").innerHTML = names
+      .map((n, i) => {
+        const v = vals[i];
+        const frac = v === null || !Number.isFinite(v) ? 0 : v / lim;
+        const left = 50 + Math.min(frac, 0) * 50;
+        return `<tr><td class="name">${esc(n)}</td><td class="val">${fmt(v, 3)}</td><td><div class="cbar"><div class="zero" style="left:50%"></div><div class="fill" style="left:${left}%;width:${Math.abs(frac) * 50}%"></div></div></td></tr>`;
+      })
+      .join("");
+  }
+
+  function drawPz(cell) {
+    const canvas = $("pz-canvas");
+    const dpr = window.devicePixelRatio || 1;
+    const W = canvas.clientWidth || 360;
+    const H = Math.round(W * 0.47);
+    canvas.width = Math.round(W * dpr);
+    canvas.height = Math.round(H * dpr);
+    const ctx = canvas.getContext("2d");
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, W, H);
+    const edges = cell.z_edges;
+    const curves = [cell.pz_phot, cell.pz_spec].filter(Boolean);
+    const pad = { l: 34, r: 10, t: 8, b: 26 };
+    ctx.font = "11px system-ui, sans-serif";
+    if (!curves.length) {
+      ctx.fillStyle = "#6a7380";
+      ctx.fillText("no redshifts in this cell", pad.l, H / 2);
+      return;
+    }
+    // x range: where either curve has mass, with a margin, at least 0.5 wide.
+    let lastBin = 0;
+    let firstBin = edges.length;
+    for (const cv of curves) {
+      cv.forEach((v, i) => {
+        if (v > 0) { lastBin = Math.max(lastBin, i); firstBin = Math.min(firstBin, i); }
+      });
+    }
+    let zlo = Math.max(0, edges[firstBin] - 0.2);
+    let zhi = Math.min(edges[edges.length - 1], edges[lastBin + 1] + 0.2);
+    if (zhi - zlo < 0.6) { const mid = (zlo + zhi) / 2; zlo = Math.max(0, mid - 0.3); zhi = zlo + 0.6; }
+    const ymax = Math.max(...curves.flat()) * 1.1 || 1;
+    const X = (z) => pad.l + ((z - zlo) / (zhi - zlo)) * (W - pad.l - pad.r);
+    const Y = (p) => H - pad.b - (p / ymax) * (H - pad.t - pad.b);
+    // axes and ticks
+    ctx.strokeStyle = "#c9ced6";
+    ctx.lineWidth = 1;
+    ctx.beginPath();
+    ctx.moveTo(pad.l, pad.t); ctx.lineTo(pad.l, H - pad.b); ctx.lineTo(W - pad.r, H - pad.b);
+    ctx.stroke();
+    ctx.fillStyle = "#6a7380";
+    const step = zhi - zlo > 2 ? 0.5 : zhi - zlo > 1 ? 0.25 : 0.1;
+    for (let z = Math.ceil(zlo / step) * step; z <= zhi + 1e-9; z += step) {
+      const x = X(z);
+      ctx.fillRect(x, H - pad.b, 1, 4);
+      ctx.textAlign = "center";
+      ctx.fillText(String(Number(z.toFixed(2))), x, H - pad.b + 15);
+    }
+    ctx.textAlign = "right";
+    ctx.fillText(ymax.toFixed(ymax > 10 ? 0 : 1), pad.l - 4, pad.t + 9);
+    ctx.fillText("0", pad.l - 4, H - pad.b);
+    ctx.textAlign = "left";
+    ctx.fillText("z", W - pad.r - 6, H - pad.b - 4);
+    const step_path = (cv) => {
+      ctx.beginPath();
+      ctx.moveTo(X(Math.max(edges[0], zlo)), Y(0));
+      for (let i = 0; i < cv.length; i++) {
+        if (edges[i + 1] < zlo || edges[i] > zhi) continue;
+        const x1 = X(Math.max(edges[i], zlo));
+        const x2 = X(Math.min(edges[i + 1], zhi));
+        ctx.lineTo(x1, Y(cv[i]));
+        ctx.lineTo(x2, Y(cv[i]));
+      }
+      ctx.lineTo(X(zhi), Y(0));
+    };
+    if (cell.pz_phot) {
+      step_path(cell.pz_phot);
+      ctx.fillStyle = "rgba(47, 95, 167, .28)";
+      ctx.fill();
+      ctx.strokeStyle = "#2f5fa7";
+      ctx.lineWidth = 1.2;
+      ctx.stroke();
+    }
+    if (cell.pz_spec) {
+      step_path(cell.pz_spec);
+      ctx.strokeStyle = "#e07b00";
+      ctx.lineWidth = 2;
+      ctx.stroke();
+    }
+  }
+
+  // ----------------------------------------------------------------------- targets
+  function targetParams(format) {
+    const p = new URLSearchParams();
+    const budget = $("t-budget").value.trim();
+    const perCell = $("t-per-cell").value.trim();
+    const magLimit = $("t-mag-limit").value.trim();
+    if (budget) p.set("budget", budget);
+    if (perCell) p.set("per_cell", perCell);
+    if (magLimit) p.set("mag_limit", magLimit);
+    if (format) p.set("format", format);
+    return p;
+  }
+  function targetUrl(format) {
+    return `/v1/maps/${state.mapId}/targets?${targetParams(format).toString()}`;
+  }
+
+  async function loadTargets() {
+    if (state.mapId === null) return;
+    const key = `${state.mapId}?${targetParams("").toString()}`;
+    $("download-csv").href = targetUrl("csv");
+    $("download-fits").href = targetUrl("fits");
+    if (key === state.targetsKey && state.targets) return;
+    state.targetsKey = key;
+    $("targets-count").textContent = "computing…";
+    try {
+      const t = await api(targetUrl("json"));
+      if (key !== state.targetsKey) return;
+      state.targets = t;
+      state.targetsByCell = new Map();
+      for (const row of t.targets) {
+        if (!state.targetsByCell.has(row.cell)) state.targetsByCell.set(row.cell, []);
+        state.targetsByCell.get(row.cell).push(row);
+      }
+      $("targets-count").textContent = `${int(t.n_targets)} targets in ${int(state.targetsByCell.size)} cells`;
+      document.body.dataset.targets = String(t.n_targets);
+      if (state.selected >= 0) renderCellTargets(state.selected);
+    } catch (err) {
+      $("targets-count").textContent = "";
+      showBanner(err.message);
+    }
+  }
+
+  function renderCellTargets(c) {
+    const a = state.data.arrays;
+    const box = $("cell-targets");
+    if (a.n_phot[c] === 0) { box.innerHTML = '<p class="muted small">Empty cell: nothing to target.</p>'; return; }
+    if (a.covered[c]) { box.innerHTML = '<p class="muted small">Covered: this cell needs no new spectrum.</p>'; return; }
+    if (!state.targets) { box.innerHTML = '<p class="muted small">Target list loading…</p>'; return; }
+    const rows = state.targetsByCell.get(c) || [];
+    if (!rows.length) {
+      box.innerHTML = '<p class="muted small">No target here within the current budget and magnitude limit.</p>';
+      return;
+    }
+    const band = (state.targets.params && state.targets.params.mag_band) || "i";
+    box.innerHTML = `<table class="list"><tr><th>#</th><th>source</th><th>RA</th><th>Dec</th><th>${esc(band)}</th><th>hours</th></tr>${rows
+      .map((r) => `<tr><td>${int(r.priority)}</td><td>${esc(r.source_id)}</td><td>${fmt(r.ra, 5)}</td><td>${fmt(r.dec, 5)}</td><td>${fmt(r[`mag_${band}`], 2)}</td><td>${fmt(r.exposure_hours, 2)}</td></tr>`)
+      .join("")}</table>`;
+  }
+
+  // ----------------------------------------------------------------------- loading
+  async function loadMap(mapId) {
+    document.body.dataset.state = "loading";
+    state.mapId = mapId;
+    state.targets = null;
+    state.targetsKey = "";
+    state.selected = -1;
+    state.hover = -1;
+    $("cell-body").hidden = true;
+    $("cell-hint").hidden = false;
+    $("cell-badge").hidden = true;
+    $("cell-title").textContent = "Cell";
+    $("cell-panel").dataset.cell = "";
+    const data = await api(`/v1/maps/${mapId}/arrays`);
+    state.data = data;
+    layout();
+    renderSummary();
+    draw(true);
+    writeHash();
+    document.body.dataset.state = "ready";
+    document.body.dataset.map = String(mapId);
+    loadTargets();
+  }
+
+  async function init() {
+    const wanted = readHash();
+    if (wanted.color && MODES[wanted.color]) state.color = wanted.color;
+    $("color-select").value = state.color;
+    let list;
+    try {
+      list = await api("/v1/maps?status=ready");
+    } catch (err) {
+      document.body.dataset.state = "error";
+      showBanner(`Cannot list maps: ${err.message}`);
+      return;
+    }
+    state.maps = list.items;
+    const select = $("map-select");
+    select.innerHTML = state.maps
+      .map((m) => `<option value="${m.id}">${m.id}: ${esc(m.name)} (${m.n_rows}×${m.n_cols} ${m.lattice})</option>`)
+      .join("");
+    if (!state.maps.length) {
+      document.body.dataset.state = "empty";
+      showBanner("No trained map yet. Run `somcal quickstart`, or ingest a catalogue and `somcal train` it; then reload.");
+      return;
+    }
+    const ids = state.maps.map((m) => m.id);
+    const mapId = ids.includes(wanted.map) ? wanted.map : ids[ids.length - 1];
+    select.value = String(mapId);
+    try {
+      await loadMap(mapId);
+      if (wanted.cell !== null && wanted.cell >= 0 && wanted.cell < state.data.n_cells) {
+        await selectCell(wanted.cell);
+      }
+    } catch (err) {
+      document.body.dataset.state = "error";
+      showBanner(err.message);
+    }
+  }
+
+  // ----------------------------------------------------------------------- events
+  function bind() {
+    const canvas = $("map-canvas");
+    const tip = $("tooltip");
+    canvas.addEventListener("mousemove", (ev) => {
+      const rect = canvas.getBoundingClientRect();
+      const c = cellAt(ev.clientX - rect.left, ev.clientY - rect.top);
+      if (c !== state.hover) {
+        state.hover = c;
+        draw();
+      }
+      if (c < 0) { tip.hidden = true; return; }
+      tip.innerHTML = tooltipHtml(c);
+      tip.hidden = false;
+      const x = ev.clientX - rect.left;
+      const y = ev.clientY - rect.top;
+      const flip = x > rect.width - 260;
+      tip.style.left = `${flip ? x - tip.offsetWidth - 14 : x + 14}px`;
+      tip.style.top = `${Math.max(0, y - tip.offsetHeight - 10)}px`;
+    });
+    canvas.addEventListener("mouseleave", () => {
+      state.hover = -1;
+      tip.hidden = true;
+      draw();
+    });
+    canvas.addEventListener("click", (ev) => {
+      const rect = canvas.getBoundingClientRect();
+      const c = cellAt(ev.clientX - rect.left, ev.clientY - rect.top);
+      if (c >= 0) selectCell(c);
+    });
+    $("color-select").addEventListener("change", (ev) => {
+      state.color = ev.target.value;
+      writeHash();
+      draw(true);
+    });
+    $("outline-toggle").addEventListener("change", (ev) => {
+      state.outline = ev.target.checked;
+      draw(true);
+    });
+    $("map-select").addEventListener("change", (ev) => {
+      loadMap(Number(ev.target.value)).catch((err) => showBanner(err.message));
+    });
+    $("targets-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      loadTargets();
+    });
+    for (const id of ["download-csv", "download-fits"]) {
+      // With read authentication the key must travel in a header, which a plain link
+      // cannot send: fetch the file and hand it over as a blob instead.
+      $(id).addEventListener("click", async (ev) => {
+        if (!state.apiKey) return;
+        ev.preventDefault();
+        const res = await fetch(ev.currentTarget.href, { headers: { "X-API-Key": state.apiKey } });
+        if (!res.ok) { showBanner(`download failed: ${res.status}`); return; }
+        const url = URL.createObjectURL(await res.blob());
+        const a = document.createElement("a");
+        a.href = url;
+        a.download = id === "download-csv" ? `somcal_map${state.mapId}_targets.csv` : `somcal_map${state.mapId}_targets.fits`;
+        a.click();
+        URL.revokeObjectURL(url);
+      });
+    }
+    let resizeTimer = null;
+    window.addEventListener("resize", () => {
+      clearTimeout(resizeTimer);
+      resizeTimer = setTimeout(() => {
+        if (!state.data) return;
+        layout();
+        draw(true);
+      }, 120);
+    });
+    document.addEventListener("keydown", (ev) => {
+      if (state.selected < 0 || !state.data || ev.target.tagName === "INPUT") return;
+      const d = state.data;
+      const moves = { ArrowLeft: -1, ArrowRight: 1, ArrowUp: d.n_cols, ArrowDown: -d.n_cols };
+      if (!(ev.key in moves)) return;
+      const next = state.selected + moves[ev.key];
+      if (next >= 0 && next < d.n_cells && (Math.abs(moves[ev.key]) !== 1 || Math.floor(next / d.n_cols) === Math.floor(state.selected / d.n_cols))) {
+        ev.preventDefault();
+        selectCell(next);
+      }
+    });
+  }
+
+  window.somcal = { selectCell, state };
+  bind();
+  init();
+})();
