@@ -240,21 +240,22 @@ class _Context:
     stats_row: np.ndarray | None = None  # (n_cells,) row of each cell in ``stats``, -1: none
     allow_empty: bool = False
     batch_rows: int = 262_144
-    threads: int = 1
+    threads: int | None = 1  # numba/Arrow threads per task; None: numba's default (all cores)
 
 
-_MAPS: dict[str, SOM] = {}
+_MAPS: dict[tuple, SOM] = {}
 
 
 def _worker_map(ctx: _Context) -> SOM:
     """The context's map, deserialised once per worker process and kept for later tasks."""
-    som = _MAPS.get(ctx.digest)
+    key = (ctx.digest, ctx.threads)
+    som = _MAPS.get(key)
     if som is None:
         som = SOM.from_bytes(ctx.map_bytes, source="map shipped to the worker")
         som.n_jobs = ctx.threads
         while len(_MAPS) >= _MAX_CACHED_MAPS:
             _MAPS.pop(next(iter(_MAPS)))
-        _MAPS[ctx.digest] = som
+        _MAPS[key] = som
     return som
 
 
@@ -391,7 +392,7 @@ def _assign_piece(ctx: _Context, piece: _Piece, out_root: str) -> dict:
             batch_size=ctx.batch_rows,
             row_groups=list(piece.row_groups),
             columns=cols,
-            use_threads=ctx.threads > 1,
+            use_threads=ctx.threads is None or ctx.threads > 1,
         )
         try:
             for batch in batches:
@@ -574,7 +575,7 @@ def assign_parquet(
     overwrite: bool = False,
     rows_per_task: int = DEFAULT_ROWS_PER_TASK,
     batch_rows: int | None = None,
-    threads_per_task: int = 1,
+    threads_per_task: int | None = None,
 ) -> dict:
     """Assign every row of a Parquet dataset to its best cell, writing a Parquet dataset.
 
@@ -609,14 +610,16 @@ def assign_parquet(
         many rows (a row group is never split).
     batch_rows : rows read, assigned and written at a time within a task (default: the
         map's ``chunk_size``); with the row group size, this bounds the memory of a task.
-    threads_per_task : numba and Arrow threads per task. Dask runs one task per worker
-        thread, so the default 1 avoids oversubscribing cores.
+    threads_per_task : numba and Arrow threads per task. Default: 1 on a cluster (Dask runs
+        one task per worker thread, so more would oversubscribe the cores); in this process
+        alone, the map's ``n_jobs`` (None: all cores).
 
     Returns
     -------
     dict with ``output``, ``n_rows``, ``n_unassigned`` (cell -1), ``n_files``,
     ``n_partitions``, ``failed`` (list of ``{partition, where, reason}``), ``seconds``,
-    ``rows_per_second``, ``engine`` (scheduler address or "in-process"), ``map_sha256``.
+    ``rows_per_second``, ``task_seconds`` (time inside tasks, summed), ``engine``
+    (scheduler address or "in-process"), ``map_sha256``, ``columns_added``.
     """
     t0 = time.perf_counter()
     som = _load_map(som)
@@ -674,21 +677,21 @@ def assign_parquet(
         stats_row=stats_row,
         allow_empty=bool(allow_empty),
         batch_rows=int(batch_rows or som.chunk_size),
-        threads=max(1, int(threads_per_task)),
+        threads=1 if threads_per_task is None else max(1, int(threads_per_task)),
     )
+    client_, owned = _resolve_client(client, required=False)
+    if client_ is None and threads_per_task is None:
+        ctx.threads = som.n_jobs  # alone in this process: the map's own setting (all cores)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.somcal-tmp-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir()
-    # tasks never create directories: one that outlives a failed run cannot re-create a
-    # temporary tree the client has removed
-    for rel in {Path(p.output_relpath).parent for p in pieces}:
-        (tmp / rel).mkdir(parents=True, exist_ok=True)
-
-    client_, owned = _resolve_client(client, required=False)
     total_rows = sum(p.n_rows for p in pieces)
     report = _Progress(progress, "assign")
-    done: list[dict] = []
     try:
+        tmp.mkdir()
+        # tasks never create directories: one that outlives a failed run cannot re-create
+        # a temporary tree the client has removed
+        for rel in {Path(p.output_relpath).parent for p in pieces}:
+            (tmp / rel).mkdir(parents=True, exist_ok=True)
         results = _run_assign(client_, ctx, pieces, str(tmp), report, total_rows, errors_ok)
         engine = "in-process" if client_ is None else client_.scheduler_info()["address"]
     except BaseException:
@@ -833,7 +836,7 @@ def _load_piece(ctx: _Context, piece: _Piece) -> _Part:
             batch_size=ctx.batch_rows,
             row_groups=list(piece.row_groups),
             columns=cols,
-            use_threads=ctx.threads > 1,
+            use_threads=ctx.threads is None or ctx.threads > 1,
         ):
             X, E, w = _batch_features(som, ctx, batch, first_row, piece.relpath)
             xs.append(X)
