@@ -683,10 +683,15 @@ def _train(
         if job.status != "succeeded":
             raise _fail(f"training map {map_id} failed: {job.error}", EXIT_ENV)
         result = job.result or {}
+    covered = result.get("n_cells_covered") or 0
     _done(
         f"map {map_id} ready: quantization error {_fmt(result.get('quantization_error'))}, "
         f"topographic error {_fmt(result.get('topographic_error'))}, "
-        f"{_fmt(result.get('n_cells_covered'))} cells covered"
+        + (
+            f"{covered:,} cells covered by the spectra already ingested"
+            if covered
+            else "no spectra yet (coverage follows as soon as they are ingested)"
+        )
     )
     return map_id
 
@@ -1451,14 +1456,18 @@ def quickstart(
     )
     if serve_after:
         out.print(
-            f"  dashboard    {base}/dashboard\n  API docs     {base}/docs\n"
-            f"  e.g.         curl '{base}/v1/maps/{map_id}/targets?budget=20&format=csv'\n",
+            f"  try          curl '{base}/v1/maps/{map_id}/targets?budget=20&format=csv'\n",
             highlight=False,
         )
         _serve(settings, host, port, "info")
     else:
+        # The command as it was invoked (.venv/bin/somcal from scripts/quickstart.sh).
+        prog = sys.argv[0] if Path(sys.argv[0]).name == "somcal" else "somcal"
+        serve_cmd = f"{prog} serve" + (
+            f" --database-url '{_redacted(url)}'" if database_url else ""
+        )
         out.print(
-            f"  serve with   somcal serve  (then open {base}/dashboard)",
+            f"  serve with   {serve_cmd}\n  then open    {base}/dashboard",
             highlight=False,
         )
 
