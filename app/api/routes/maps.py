@@ -268,7 +268,9 @@ def list_cells(
         keep &= (frame["n_phot"] > 0) == occupied
     frame = frame[keep]
     if order != "cell":
-        frame = frame.sort_values([order, "cell"], ascending=[False, True])
+        # The frame is in cell order and indexed by cell (so sorting by "cell" as a column
+        # is ambiguous to pandas): a stable sort keeps ties in cell order.
+        frame = frame.sort_values(order, ascending=False, kind="stable")
     page = frame.iloc[offset : offset + limit]
     return _json(
         {
