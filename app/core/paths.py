@@ -24,11 +24,19 @@ def resolve_data_path(requested: str, data_dirs: list[Path]) -> Path:
     candidates = [raw] if raw.is_absolute() else [d / raw for d in data_dirs]
     outside = True
     for cand in candidates:
-        real = cand.resolve(strict=False)
-        if not any(real.is_relative_to(d) for d in data_dirs):
+        try:
+            real = cand.resolve(strict=False)
+            inside = any(real.is_relative_to(d) for d in data_dirs)
+            found = inside and real.is_file()
+        except (OSError, RuntimeError):
+            # A symlink loop (RuntimeError) or an over-long name (ENAMETOOLONG) names no
+            # readable file; without this they surfaced as HTTP 500.
+            outside = False
+            continue
+        if not inside:
             continue
         outside = False
-        if real.is_file():
+        if found:
             return real
     if outside:
         raise ForbiddenError(f"path {requested!r} is outside the configured data directories")
