@@ -133,13 +133,28 @@ def _fmt(value: Any) -> str:
 
 
 # ----------------------------------------------------------------------------- parsing
+def _strings(series: pd.Series) -> pd.Series:
+    """The values as a pandas string series.
+
+    Bytes (a Parquet binary column) are decoded as UTF-8, undecodable bytes replaced, so
+    that they are reported as bad values; pandas' own conversion raised and made a 500.
+    """
+    if series.dtype == object:
+        series = series.map(
+            lambda v: v.decode("utf-8", "replace") if isinstance(v, bytes | bytearray) else v
+        )
+    return series.astype("string")
+
+
 def _as_float(series: pd.Series, column: str, log: ErrorLog) -> np.ndarray:
     """Float64 values; text that is not a number is an error, blanks are NaN."""
     if pd.api.types.is_bool_dtype(series):
-        return series.astype(np.float64).to_numpy()
+        # true/false would otherwise pass as magnitudes or coordinates of 0 and 1.
+        log.add_file(column, "column holds true/false values where numbers are needed")
+        return np.full(len(series), np.nan)
     if pd.api.types.is_numeric_dtype(series):
         return pd.to_numeric(series, errors="coerce").astype(np.float64).to_numpy(na_value=np.nan)
-    text = series.astype("string").str.strip()
+    text = _strings(series).str.strip()
     lowered = text.str.lower()
     blank = text.isna() | lowered.isin(["", "nan", "null", "none", "na", "n/a", "--"])
     values = pd.to_numeric(text.where(~blank), errors="coerce").astype(np.float64)
@@ -183,7 +198,14 @@ def _text(series: pd.Series, column: str, log: ErrorLog) -> np.ndarray:
         return out
     if pd.api.types.is_integer_dtype(series) and not series.isna().any():
         return series.to_numpy().astype(str).astype(object)
-    out = series.astype("string").str.strip().to_numpy(dtype=object, na_value=None)
+    if series.dtype == object:  # Parquet list/struct columns arrive as Python objects
+        nested = np.fromiter(
+            (isinstance(v, list | tuple | dict | np.ndarray) for v in series),
+            dtype=bool,
+            count=len(series),
+        )
+        log.add(column, nested, "a list or structure where a single value is needed")
+    out = _strings(series).str.strip().to_numpy(dtype=object, na_value=None)
     too_long = np.fromiter(
         (v is not None and len(v) > MAX_TEXT for v in out), dtype=bool, count=len(out)
     )
@@ -201,10 +223,10 @@ _FALSE = {"false", "f", "no", "n", "0", "0.0"}
 def _bools(series: pd.Series, column: str, log: ErrorLog) -> np.ndarray:
     if pd.api.types.is_bool_dtype(series):
         return series.to_numpy(dtype=bool)
-    text = series.astype("string").str.strip().str.lower()
+    text = _strings(series).str.strip().str.lower()
     truthy = text.isin(_TRUE).to_numpy(dtype=bool)
     falsy = text.isin(_FALSE).to_numpy(dtype=bool)
-    raw = series.astype("string").to_numpy(dtype=object, na_value=None)
+    raw = _strings(series).to_numpy(dtype=object, na_value=None)
     log.add(column, ~(truthy | falsy), lambda r: f"not a boolean: {str(raw[r])[:40]!r}")
     return truthy
 
@@ -443,7 +465,7 @@ def validate(
                 quality = series.astype(np.float64).to_numpy(na_value=np.nan)
             else:
                 quality = (
-                    pd.to_numeric(series.astype("string").str.strip(), errors="coerce")
+                    pd.to_numeric(_strings(series).str.strip(), errors="coerce")
                     .astype(np.float64)
                     .to_numpy(na_value=np.nan)
                 )
