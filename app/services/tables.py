@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import gzip
 import warnings
+import zlib
 from collections import Counter
 from pathlib import Path
 
@@ -67,7 +68,8 @@ def detect_format(path: Path, filename: str | None = None) -> str:
         try:
             with gzip.open(path, "rb") as gz:
                 head = gz.read(512)
-        except OSError:
+        except (OSError, EOFError, zlib.error):
+            # A stream cut short raises EOFError and damaged data zlib.error, not OSError.
             _fail(file, "corrupt gzip stream")
     for fmt, magic in _SIGNED.items():
         if head.startswith(magic):
@@ -134,8 +136,21 @@ class TableFile:
         except InvalidInputError:
             raise
         except Exception as exc:  # noqa: BLE001 - a reader failing here is the file's fault
-            _fail(self.file, f"cannot read {self.fmt.upper()} file: {_short(exc)}")
+            _fail(self.file, f"cannot read {self.fmt.upper()} file: {_short(exc)}{self._hint()}")
         raise AssertionError  # unreachable
+
+    def _hint(self) -> str:
+        """For a FITS file whose size breaks the 2880-byte block rule: a note saying so.
+
+        Only added to a failed read: a truncated file otherwise fails as "no table
+        extension" or "buffer is too small", which does not say what happened.
+        """
+        if self.fmt != "fits":
+            return ""
+        size = self.path.stat().st_size
+        if size % 2880 == 0:
+            return ""
+        return f" (the file is {size} bytes, not whole 2880-byte FITS blocks: truncated?)"
 
     def _csv_header(self) -> list[str]:
         opener = gzip.open if _is_gzip(self.path) else open
@@ -157,7 +172,7 @@ class TableFile:
         for hdu in hdul:
             if isinstance(hdu, fits.BinTableHDU | fits.TableHDU):
                 return hdu
-        _fail(self.file, "FITS file has no table extension")
+        _fail(self.file, f"FITS file has no table extension{self._hint()}")
 
     def _read_with_som(self) -> pd.DataFrame:
         from som.catalogs import CatalogError, read_table
@@ -202,7 +217,7 @@ class TableFile:
         except UnicodeDecodeError:
             _fail(self.file, "file is not UTF-8 text")
         except Exception as exc:  # noqa: BLE001
-            _fail(self.file, f"cannot read {self.fmt.upper()} file: {_short(exc)}")
+            _fail(self.file, f"cannot read {self.fmt.upper()} file: {_short(exc)}{self._hint()}")
         raise AssertionError  # unreachable
 
     def _read_fits(self, columns: list[str]) -> pd.DataFrame:
