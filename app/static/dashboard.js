@@ -406,7 +406,12 @@
       : (v - lo) / (hi - lo));
     const digits = mode.log ? 0 : hi - lo < 0.5 ? 3 : 2;
     $("colorbar-ticks").innerHTML = ticks
-      .map((v) => `<span style="left:${(100 * Math.min(Math.max(pos(v), 0), 1)).toFixed(1)}%">${mode.log ? int(v) : v.toFixed(digits)}</span>`)
+      .map((v) => {
+        const f = Math.min(Math.max(pos(v), 0), 1);
+        // End labels sit inside the bar instead of hanging over its edges.
+        const shift = f < 0.02 ? "0" : f > 0.98 ? "-100%" : "-50%";
+        return `<span style="left:${(100 * f).toFixed(1)}%;transform:translateX(${shift})">${mode.log ? int(v) : v.toFixed(digits)}</span>`;
+      })
       .join("");
     $("colorbar-label").textContent = mode.label + (mode.log ? " (log scale)" : "");
     const items = [];

@@ -8,6 +8,8 @@ it skips and says how to enable it. Nothing else is downloaded.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 import shutil
@@ -25,6 +27,7 @@ from matplotlib.image import imread
 from app.api.routes.dashboard import STATIC_DIR
 from app.core.db import make_engine, make_session_factory
 from app.models import Map
+from app.plots import cell_centres
 from som import SOM
 
 REPO = Path(__file__).resolve().parents[2]
@@ -185,30 +188,121 @@ def server(app):
         thread.join(timeout=10)
 
 
-def _browse(chrome: str, profile: Path, url: str, *extra: str) -> subprocess.CompletedProcess:
-    # --virtual-time-budget lets the page's fetches and scripts finish before the dump or
-    # screenshot; the other switches keep Chromium from reaching the network on its own.
-    cmd = [
-        chrome,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-extensions",
-        "--no-first-run",
-        "--hide-scrollbars",
-        f"--user-data-dir={profile}",
-        "--window-size=1440,1000",
-        "--virtual-time-budget=30000",
-        *extra,
-        url,
-    ]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done
+class DevTools:
+    """A headless Chromium driven over the Chrome DevTools protocol (a websocket)."""
+
+    def __init__(self, chrome: str, profile: Path, width: int = 1440, height: int = 1000):
+        from websockets.sync.client import connect
+
+        profile.mkdir(parents=True, exist_ok=True)
+        # The switches keep Chromium from reaching the network on its own.
+        self.proc = subprocess.Popen(
+            [
+                chrome,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-extensions",
+                "--no-first-run",
+                "--hide-scrollbars",
+                "--remote-debugging-port=0",
+                f"--user-data-dir={profile}",
+                f"--window-size={width},{height}",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        port_file = profile / "DevToolsActivePort"
+        deadline = time.monotonic() + 30
+        while not (port_file.exists() and port_file.read_text().strip()):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.close()
+                pytest.fail("Chromium did not open its DevTools port")
+            time.sleep(0.05)
+        port = int(port_file.read_text().split()[0])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as r:
+            pages = [t for t in json.load(r) if t["type"] == "page"]
+        self.ws = connect(pages[0]["webSocketDebuggerUrl"], max_size=64 * 2**20)
+        self._id = 0
+        # The window includes browser chrome even headless: fix the page's own viewport.
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=width,
+            height=height,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
+
+    def call(self, method: str, **params):
+        self._id += 1
+        self.ws.send(json.dumps({"id": self._id, "method": method, "params": params}))
+        while True:
+            msg = json.loads(self.ws.recv(timeout=60))
+            if msg.get("id") == self._id:
+                assert "error" not in msg, (method, msg["error"])
+                return msg["result"]
+
+    def eval(self, expression: str):
+        r = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
+        assert "exceptionDetails" not in r, r["exceptionDetails"]
+        return r["result"].get("value")
+
+    def wait_for(self, expression: str, timeout: float = 30.0):
+        deadline = time.monotonic() + timeout
+        # While the page loads, parts of it (even document.body) may not exist yet.
+        guarded = f"(() => {{ try {{ return ({expression}); }} catch (e) {{ return null; }} }})()"
+        while True:
+            value = self.eval(guarded)
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                state = self.eval(
+                    "document.body && document.body.dataset.state + ' ' + banner.textContent"
+                )
+                pytest.fail(f"timed out waiting for {expression!r}; page: {state}")
+            time.sleep(0.05)
+
+    def mouse(self, kind: str, x: float, y: float) -> None:
+        extra = {"button": "left", "clickCount": 1} if kind != "mouseMoved" else {}
+        self.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, **extra)
+
+    def screenshot(self, path: Path) -> None:
+        path.write_bytes(
+            base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"])
+        )
+
+    def close(self) -> None:
+        try:
+            if hasattr(self, "ws"):
+                self.ws.close()
+        finally:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def _cell_pixel(rect: dict, n_rows: int, n_cols: int, lattice: str, cell: int):
+    """Where a cell's centre is on the page: the lattice positions of app.plots (the same
+    as som.grid) in the dashboard's layout (map bounding box plus a 0.35-cell margin)."""
+    margin = 0.35
+    hex_r = 1 / np.sqrt(3)
+    x, y = cell_centres(n_rows, n_cols, lattice)[cell]
+    if lattice == "hex":
+        span_x = n_cols + 0.5 + 2 * margin
+        span_y = (n_rows - 1) * np.sqrt(3) / 2 + 2 * hex_r + 2 * margin
+        x0, y0 = 0.5 + margin, hex_r + margin
+    else:
+        span_x, span_y = n_cols + 2 * margin, n_rows + 2 * margin
+        x0 = y0 = 0.5 + margin
+    scale = rect["width"] / span_x
+    return rect["left"] + (x + x0) * scale, rect["top"] + (span_y - (y + y0)) * scale
 
 
 class _Elements(HTMLParser):
@@ -242,44 +336,92 @@ class _Elements(HTMLParser):
 
 def test_dashboard_in_headless_chromium(server, client, auth, mock_catalogue, tmp_path):
     chrome = _chromium()
-    map_id = _ledger(client, auth, mock_catalogue, lattice="hex", n_rows=8, n_cols=12)
-    cells = client.get(f"/v1/maps/{map_id}/cells?limit=10000&covered=false&occupied=true")
-    gap = max(cells.json()["items"], key=lambda c: c["n_phot"])
+    n_rows, n_cols = 8, 12
+    map_id = _ledger(client, auth, mock_catalogue, lattice="hex", n_rows=n_rows, n_cols=n_cols)
+    items = client.get(f"/v1/maps/{map_id}/cells?limit=10000").json()["items"]
+    gap = max((c for c in items if not c["covered"] and c["n_phot"]), key=lambda c: c["n_phot"])
+    covered = max((c for c in items if c["covered"]), key=lambda c: c["n_spec_secure"])
     detail = client.get(f"/v1/maps/{map_id}/cells/{gap['cell']}").json()
-    url = f"{server}/dashboard#map={map_id}&color=coverage&cell={gap['cell']}"
-
-    dom = _browse(chrome, tmp_path / "profile", url, "--dump-dom").stdout
-    page = _Elements()
-    page.feed(dom)
-    assert page.attrs["body"].get("data-state") == "ready", dom[:3000]
-    canvas = page.attrs["map-canvas"]
-    assert canvas.get("data-rendered") == "96" and canvas.get("data-color") == "coverage"
-    panel = page.attrs["cell-panel"]
-    assert panel.get("data-cell") == str(gap["cell"]) and panel.get("data-loaded") == "true"
-    stats = page.text["cell-stats"]
-    assert f"galaxies{gap['n_phot']:,}" in stats.replace("\n", "")
-    assert "uncovered gap" in page.text["cell-badge"]
-    for name, value in zip(
-        detail["weights"]["feature_names"], detail["weights"]["values"], strict=True
-    ):
-        assert f"{name}{value:.3f}" in page.text["cell-colours"]
-    # The gap's own target, from the target list the dashboard loaded.
     targets = client.get(f"/v1/maps/{map_id}/targets").json()
-    mine = [t for t in targets["targets"] if t["cell"] == gap["cell"]]
-    assert mine and str(mine[0]["source_id"]) in page.text["cell-targets"]
-    assert page.attrs["body"].get("data-targets") == str(targets["n_targets"])
-    assert page.attrs["download-csv"]["href"].endswith(
-        f"/v1/maps/{map_id}/targets?per_cell=1&format=csv"
-    )
-    summary = page.text["summary"]
     cov = client.get(f"/v1/maps/{map_id}/coverage").json()["summary"]
-    assert f"{cov['n_cells_occupied_covered']} of {cov['n_cells_occupied']}" in summary
 
-    shot = tmp_path / "dashboard.png"
-    _browse(chrome, tmp_path / "profile", url, f"--screenshot={shot}")
+    browser = DevTools(chrome, tmp_path / "profile")
+    try:
+        # A shared link opens the map, the colouring and a cell.
+        url = f"{server}/dashboard#map={map_id}&color=coverage&cell={covered['cell']}"
+        browser.call("Page.enable")
+        browser.call("Page.navigate", url=url)
+        browser.wait_for("document.body.dataset.state === 'ready'")
+        canvas = browser.eval("({...document.getElementById('map-canvas').dataset})")
+        assert canvas == {"rendered": str(n_rows * n_cols), "color": "coverage"}
+        browser.wait_for("document.getElementById('cell-panel').dataset.loaded === 'true'")
+        assert browser.eval("document.getElementById('cell-panel').dataset.cell") == str(
+            covered["cell"]
+        )
+        assert browser.eval("document.getElementById('cell-badge').textContent") == "covered"
+        summary = browser.eval("document.getElementById('summary').innerText")
+        assert f"{cov['n_cells_occupied_covered']} of {cov['n_cells_occupied']}" in summary
+
+        # Hover over the most populated gap: the tooltip names it; click: its panel fills.
+        rect = browser.eval(
+            "document.getElementById('map-canvas').getBoundingClientRect().toJSON()"
+        )
+        x, y = _cell_pixel(rect, n_rows, n_cols, "hex", gap["cell"])
+        browser.mouse("mouseMoved", x, y)
+        tip = browser.wait_for(
+            "!tooltip.hidden && tooltip.textContent.startsWith('cell ') && tooltip.textContent"
+        )
+        assert tip.startswith(f"cell {gap['cell']} ") and "uncovered" in tip
+        browser.mouse("mousePressed", x, y)
+        browser.mouse("mouseReleased", x, y)
+        browser.wait_for(
+            f"document.getElementById('cell-panel').dataset.cell === '{gap['cell']}' && "
+            "document.getElementById('cell-panel').dataset.loaded === 'true'"
+        )
+        assert f"cell={gap['cell']}" in browser.eval("location.hash")
+        panel = browser.eval("document.getElementById('cell-panel').innerText")
+        assert "uncovered gap" in panel
+        assert re.search(rf"galaxies\s+{gap['n_phot']:,}\n", panel), panel
+        colours = browser.eval("document.getElementById('cell-colours').innerText")
+        for name, value in zip(
+            detail["weights"]["feature_names"], detail["weights"]["values"], strict=True
+        ):
+            assert re.search(rf"{re.escape(name)}\s+{value:.3f}\s", colours), colours
+        # Its target, from the list the dashboard loaded, and the list's download link.
+        browser.wait_for(f"document.body.dataset.targets === '{targets['n_targets']}'")
+        mine = [t for t in targets["targets"] if t["cell"] == gap["cell"]]
+        cell_targets = browser.eval("document.getElementById('cell-targets').innerText")
+        assert mine and str(mine[0]["source_id"]) in cell_targets
+        href = browser.eval("document.getElementById('download-csv').getAttribute('href')")
+        assert href == f"/v1/maps/{map_id}/targets?per_cell=1&format=csv"
+        assert client.get(href).headers["content-type"].startswith("text/csv")
+        # The p(z) chart was drawn (its canvas holds more than one colour).
+        assert (
+            browser.eval(
+                "(() => { const c = document.getElementById('pz-canvas');"
+                " const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+                " const seen = new Set(); for (let i = 0; i < d.length; i += 4)"
+                " seen.add(d[i] + ',' + d[i + 1] + ',' + d[i + 2] + ',' + d[i + 3]);"
+                " return seen.size; })()"
+            )
+            > 3
+        )
+
+        # Another colouring redraws the map.
+        browser.eval(
+            "const s = document.getElementById('color-select'); s.value = 'zphot';"
+            " s.dispatchEvent(new Event('change'))"
+        )
+        assert browser.eval("document.getElementById('map-canvas').dataset.color") == "zphot"
+        browser.mouse("mouseMoved", 5, 5)  # off the map: no tooltip in the picture
+        shot = tmp_path / "dashboard.png"
+        browser.screenshot(shot)
+    finally:
+        browser.close()
     image = imread(shot)
     assert image.shape[:2] == (1000, 1440)
     # The map area holds many distinct colours: the cells were drawn, not a blank canvas.
-    region = (image[120:560, 40:900, :3] * 255).astype(np.uint8).reshape(-1, 3)
-    assert len(np.unique(region, axis=0)) > 30
+    top, left = int(rect["top"]), int(rect["left"])
+    region = image[top : top + int(rect["height"]), left : left + int(rect["width"]), :3]
+    assert len(np.unique((region * 255).astype(np.uint8).reshape(-1, 3), axis=0)) > 30
     print(f"dashboard screenshot: {shot}")
