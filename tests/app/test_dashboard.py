@@ -9,6 +9,7 @@ it skips and says how to enable it. Nothing else is downloaded.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -227,7 +228,10 @@ class DevTools:
         port = int(port_file.read_text().split()[0])
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as r:
             pages = [t for t in json.load(r) if t["type"] == "page"]
-        self.ws = connect(pages[0]["webSocketDebuggerUrl"], max_size=64 * 2**20)
+        self._stack = contextlib.ExitStack()
+        self.ws = self._stack.enter_context(
+            connect(pages[0]["webSocketDebuggerUrl"], max_size=64 * 2**20)
+        )
         self._id = 0
         # The window includes browser chrome even headless: fix the page's own viewport.
         self.call(
@@ -278,8 +282,8 @@ class DevTools:
 
     def close(self) -> None:
         try:
-            if hasattr(self, "ws"):
-                self.ws.close()
+            if hasattr(self, "_stack"):
+                self._stack.close()
         finally:
             self.proc.terminate()
             try:
