@@ -154,11 +154,15 @@ class TableFile:
 
     def _csv_header(self) -> list[str]:
         opener = gzip.open if _is_gzip(self.path) else open
+        with opener(self.path, "rb") as fh:
+            first = fh.readline()
         try:
-            with opener(self.path, "rt", encoding="utf-8-sig", newline="") as fh:
-                header = next(csv.reader(fh), None)
+            # Only the first line is decoded here: a text-mode reader decodes a whole
+            # buffer, and blamed the header for a bad byte in the rows below it.
+            line = first.decode("utf-8-sig")
         except UnicodeDecodeError:
             _fail(self.file, "file is not UTF-8 text (in the header line)")
+        header = next(csv.reader([line]), None)
         if not header:
             _fail(self.file, "CSV file is empty (no header line)")
         names = [h.strip() for h in header]
