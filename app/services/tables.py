@@ -252,7 +252,7 @@ class TableFile:
     def _read_csv(self, columns: list[str], text_columns) -> pd.DataFrame:
         dtype = {c: "string" for c in text_columns if c in columns}
         try:
-            return pd.read_csv(
+            frame = pd.read_csv(
                 self.path,
                 usecols=columns,
                 engine="pyarrow",
@@ -263,7 +263,12 @@ class TableFile:
             # The fast parser does not say where; find the first offending line ourselves.
             self._locate_csv_problem()
             _fail(self.file, f"cannot parse CSV: {_short(exc)}")
-        raise AssertionError  # unreachable
+        # Arrow types a column holding bytes that are not UTF-8 as binary instead of
+        # failing; in a text file that is an encoding error, located like the others.
+        for name in frame.columns:
+            if frame[name].dtype == object and any(isinstance(v, bytes) for v in frame[name]):
+                self._locate_csv_problem()
+        return frame
 
     def _locate_csv_problem(self) -> None:
         opener = gzip.open if _is_gzip(self.path) else open
