@@ -559,7 +559,8 @@ def ingest(
     """Ingest a photometric or spectroscopic catalogue file.
 
     One transaction: a failure stores nothing, and a file already ingested is recognised.
-    New sources and spectra are assigned to every ready map and coverage is updated."""
+    New sources and spectra are assigned to every ready map and coverage is updated. Prints
+    the catalogue id on stdout."""
     rule = None
     if secure_rule:
         try:
@@ -568,7 +569,7 @@ def ingest(
             raise _fail(f"--secure-rule is not valid JSON: {exc}") from exc
     settings = _settings(database_url)
     with _database(settings) as factory:
-        _ingest(
+        result = _ingest(
             factory,
             settings,
             kind.value,
@@ -579,6 +580,7 @@ def ingest(
             secure_rule=rule,
             on_invalid=on_invalid.value,
         )
+    typer.echo(result.catalogue.id)
 
 
 @cli.command()

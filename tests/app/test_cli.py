@@ -82,11 +82,23 @@ def test_whole_flow(clean_db, mock_file, tmp_path):
 
     out = run("ingest", "photometric", mock_file, "--database-url", url)
     assert "catalogue" in out.stderr and "2,000 rows" in out.stderr
+    cat_id = int(out.stdout)
     again = run("ingest", "photometric", mock_file, "--database-url", url)
-    assert "already catalogue" in again.stderr
+    assert "already catalogue" in again.stderr and int(again.stdout) == cat_id
 
     trained = run(
-        "train", 1, "--rows", 8, "--cols", 10, "--epochs", 3, "--seed", 2, "--database-url", url
+        "train",
+        cat_id,
+        "--rows",
+        8,
+        "--cols",
+        10,
+        "--epochs",
+        3,
+        "--seed",
+        2,
+        "--database-url",
+        url,
     )
     map_id = int(trained.stdout.strip())
     assert "train map" in trained.stderr and f"map {map_id} ready" in trained.stderr
