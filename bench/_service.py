@@ -60,12 +60,21 @@ class ServerProcess:
     file, so a chatty server can never block on a full pipe).
     """
 
-    def __init__(self, env: dict[str, str], log_path: Path, workers: int = 1) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_path: Path,
+        workers: int = 1,
+        log_level: str = "warning",
+        access_log: bool = False,
+    ) -> None:
         self.port = free_port()
         self.base_url = f"http://{LOOPBACK}:{self.port}"
         self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
         self.log_path = log_path
         self.workers = workers
+        self.log_level = log_level
+        self.access_log = access_log
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 60.0) -> str:
@@ -80,8 +89,8 @@ class ServerProcess:
             "--port",
             str(self.port),
             "--log-level",
-            "warning",
-            "--no-access-log",
+            self.log_level,
+            "--access-log" if self.access_log else "--no-access-log",
             "--workers",
             str(self.workers),
         ]
