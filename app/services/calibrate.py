@@ -254,7 +254,7 @@ def coverage(
             ),
             {"m": m.id},
         ).all()
-        arr = np.array(rows, dtype=np.float64).reshape(-1, 3)
+        arr = map_service.float_rows(rows, 3)
         try:
             summary = cal.coverage_summary(
                 arr[:, 0].astype(np.int64),

@@ -190,7 +190,7 @@ def match_by_position(
     ).all()
     if not rows:
         return cells, dist
-    arr = np.array(rows, dtype=np.float64)
+    arr = float_rows(rows, 4)
     tree = cKDTree(_unit_vectors(arr[:, 0], arr[:, 1]))
     chord = 2.0 * math.sin(math.radians(radius_arcsec / 3600.0) / 2.0)
     d, idx = tree.query(_unit_vectors(ra[ok], dec[ok]), k=1, distance_upper_bound=chord)
@@ -307,7 +307,7 @@ def phot_assigned(session: Session, map_id: int) -> tuple[np.ndarray, np.ndarray
         ),
         {"m": map_id},
     ).all()
-    arr = np.array(rows, dtype=np.float64).reshape(-1, 2)
+    arr = float_rows(rows, 2)
     return arr[:, 0].astype(np.int64), arr[:, 1]
 
 
@@ -321,12 +321,21 @@ def spec_assigned(session: Session, map_id: int) -> tuple[np.ndarray, np.ndarray
         ),
         {"m": map_id},
     ).all()
-    arr = np.array([(c, z, 1.0 if s else 0.0) for c, z, s in rows], dtype=np.float64).reshape(-1, 3)
+    arr = float_rows(rows, 3)
     return arr[:, 0].astype(np.int64), arr[:, 1], arr[:, 2].astype(bool)
 
 
 def _none_if_nan(values: np.ndarray) -> list[float | None]:
     return [None if not math.isfinite(v) else float(v) for v in values]
+
+
+def float_rows(rows, n_columns: int) -> np.ndarray:
+    """Query rows as an (n, n_columns) float64 array: NULL becomes NaN, booleans 0/1.
+
+    numpy converts SQLAlchemy ``Row`` objects element by element through the sequence
+    protocol, ~40x slower than plain tuples (6 s against 0.13 s for 200k rows).
+    """
+    return np.array([tuple(r) for r in rows], dtype=np.float64).reshape(-1, n_columns)
 
 
 def _hist_lists(hist: np.ndarray) -> list[list[int] | None]:
@@ -546,7 +555,7 @@ def cell_arrays(session: Session, m: Map) -> dict[str, np.ndarray]:
         {"m": m.id},
     ).all()
     # None (NULL) becomes NaN and booleans 0/1 in a float array.
-    arr = np.array(rows, dtype=np.float64).reshape(-1, len(CELL_SCALARS) + 1)
+    arr = float_rows(rows, len(CELL_SCALARS) + 1)
     n_cells = m.n_rows * m.n_cols
     out = {name: np.full(n_cells, np.nan) for name in CELL_SCALARS}
     idx = arr[:, 0].astype(np.int64)
