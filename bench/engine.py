@@ -219,12 +219,6 @@ def bench_somcal(X, args, out: dict) -> object:
         f"sigma={sigma_min:g} {smooth_min}"
     )
 
-    pred = time_call(lambda: som.predict(X), args.repeat, warmup=1)
-    out["somcal_predict"] = pred.seconds
-    out["somcal_predict_cores"] = pred.cores_used
-    out["somcal_rows_per_s"] = len(X) / pred.median
-    log(f"somcal: predict {pred} -> {out['somcal_rows_per_s']:,.0f} rows/s")
-
     # the same passes on one thread: how well the kernels scale
     one = copy.deepcopy(som)
     one.n_jobs = 1
@@ -239,11 +233,13 @@ def bench_somcal(X, args, out: dict) -> object:
     ref_cells, ref_dist = nearest_cells(sub, som.weights_)
     a = som.assign(sub)
     out["somcal_agreement"] = float(np.mean(a.cell == ref_cells))
-    # a differing cell must be a near-tie in float32, not a wrong answer
+    # a differing cell must be a near-tie in float32, not a wrong answer: its excess
+    # squared distance, in units of the float32 rounding of ||x||^2 + ||w||^2 - 2 x.w
     x = sub.astype(np.float64)
     d2_got = ((x - som.weights_[a.cell]) ** 2).sum(axis=1)
-    d2_ref = np.maximum(ref_dist, 1e-12) ** 2
-    out["somcal_max_excess"] = float(np.max((d2_got - d2_ref) / d2_ref))
+    scale = (x**2).sum(axis=1) + (som.weights_[ref_cells] ** 2).sum(axis=1)
+    excess = (d2_got - ref_dist**2) / (np.finfo(np.float32).eps * scale)
+    out["somcal_max_excess"] = float(np.max(excess))
     out["somcal_qe_4epochs"] = float(np.mean(ref_dist))
     return som
 
@@ -254,7 +250,6 @@ def bench_somcal(X, args, out: dict) -> object:
 def bench_somoclu(X, args, out: dict) -> None:
     import numpy as np
     import somoclu
-    from scipy.spatial.distance import cdist
 
     def train(epochs: int):
         s = somoclu.Somoclu(N_COLS, N_ROWS, initialization="random")  # columns first
@@ -274,31 +269,6 @@ def bench_somoclu(X, args, out: dict) -> None:
     out["somoclu_fit2"], out["somoclu_fit4"] = t2, t4
     out["somoclu_epoch"] = (t4 - t2) / 2
     log(f"somoclu: 4 epochs {t4:.1f} s; epoch {out['somoclu_epoch']:.1f} s")
-
-    m = min(len(X), args.somoclu_assign_rows)
-    sub = X[:m]
-
-    def public():
-        s.get_bmus(s.get_surface_state(sub))
-
-    pub = time_call(public, 1)
-    out["somoclu_public_rows"] = m
-    out["somoclu_public"] = pub.seconds
-    out["somoclu_public_rows_per_s"] = m / pub.median
-    log(f"somoclu: get_surface_state+get_bmus on {m} rows {pub}")
-
-    m2 = min(len(X), 20 * args.somoclu_assign_rows)
-    sub2 = X[:m2]
-
-    def kernel():
-        for start in range(0, m2, 256):
-            cdist(sub2[start : start + 256], cb).argmin(axis=1)
-
-    ker = time_call(kernel, args.repeat)
-    out["somoclu_kernel_rows"] = m2
-    out["somoclu_kernel"] = ker.seconds
-    out["somoclu_kernel_rows_per_s"] = m2 / ker.median
-    log(f"somoclu: cdist+argmin on {m2} rows {ker}")
 
     ref_cells, ref_dist = nearest_cells(X[: min(len(X), 20_000)], cb)
     out["somoclu_qe_4epochs"] = float(np.mean(ref_dist))
@@ -327,19 +297,82 @@ def bench_minisom(X, args, out: dict) -> None:
     out["minisom_epoch"] = tr.median * len(X) / m
     log(f"minisom: online epoch on {m} rows {tr} -> {out['minisom_epoch']:.0f} s at {len(X)}")
 
-    m2 = min(len(X), 10 * args.minisom_train_rows)
-    sub2 = X[:m2]
 
-    def quantize():
-        # quantization builds a rows x cells float64 matrix: 1,000 rows is ~90 MB
-        for start in range(0, m2, 1000):
-            som.quantization(sub2[start : start + 1000])
+# --------------------------------------------------------------------------- assignment
 
-    q = time_call(quantize, args.repeat)
-    out["minisom_assign_rows"] = m2
-    out["minisom_assign"] = q.seconds
-    out["minisom_rows_per_s"] = m2 / q.median
-    log(f"minisom: quantization on {m2} rows {q}")
+
+def bench_assign(X, som, args, out: dict) -> None:
+    """Rows per second of each library assigning rows to one map: somcal's trained map.
+
+    The peers get somcal's weights, so all three search the same codebook and must find
+    the same cells. Repeats are interleaved (somcal, somoclu, MiniSom, somcal, ...) so
+    that a busy spell on the shared machine hits every library alike.
+    """
+    import numpy as np
+
+    W = np.ascontiguousarray(som.weights_, dtype=np.float64)
+    timings = {"somcal": Timing()}
+    steps = {"somcal": lambda: som.predict(X)}
+    rows = {"somcal": len(X)}
+    som.predict(X[:1000])  # compiled before timing
+    if not args.skip_peers:
+        import somoclu
+        from minisom import MiniSom
+        from scipy.spatial.distance import cdist
+
+        soc = somoclu.Somoclu(N_COLS, N_ROWS)  # columns first
+        # get_surface_state reads only the codebook, shaped (rows, columns, features)
+        soc.codebook = W.reshape(N_ROWS, N_COLS, N_FEATURES).astype(np.float32)
+        mini = MiniSom(N_ROWS, N_COLS, N_FEATURES, random_seed=args.seed)
+        mini._weights = W.reshape(N_ROWS, N_COLS, N_FEATURES).copy()
+        cb = soc.codebook.reshape(-1, N_FEATURES)
+        m_pub = min(len(X), args.somoclu_assign_rows)
+        m_ker = min(len(X), 20 * args.somoclu_assign_rows)
+        m_mini = min(len(X), 10 * args.minisom_train_rows)
+
+        def kernel():
+            for start in range(0, m_ker, 256):
+                cdist(X[start : start + 256], cb).argmin(axis=1)
+
+        def quantize():
+            # quantization builds a rows x cells float64 matrix: 1,000 rows is ~90 MB
+            for start in range(0, m_mini, 1000):
+                mini.quantization(X[start : start + 1000])
+
+        steps["somoclu_kernel"] = kernel
+        steps["minisom"] = quantize
+        rows.update(somoclu_kernel=m_ker, minisom=m_mini, somoclu_public=m_pub)
+        for name in ("somoclu_kernel", "minisom", "somoclu_public"):
+            timings[name] = Timing()
+
+        # the three must agree: same codebook, same data
+        m_chk = min(len(X), 2000)
+        got = som.predict(X[:m_chk])
+        col_row = soc.get_bmus(soc.get_surface_state(X[:m_chk]))
+        soc_cells = col_row[:, 1] * N_COLS + col_row[:, 0]
+        mini_cells = np.argmin(mini._distance_from_weights(X[:m_chk]), axis=1)
+        out["agree_somoclu"] = float(np.mean(got == soc_cells))
+        out["agree_minisom"] = float(np.mean(got == mini_cells))
+
+    for r in range(args.repeat):
+        for name, fn in steps.items():
+            t = time_call(fn, 1)
+            timings[name].seconds += t.seconds
+            timings[name].cpu += t.cpu
+        if not args.skip_peers and r == 0:
+            # ~1 ms a row and quadratic in the rows: once is enough
+            pub = time_call(lambda: soc.get_bmus(soc.get_surface_state(X[:m_pub])), 1)
+            timings["somoclu_public"] = pub
+        log(
+            f"assign round {r + 1}: "
+            + "; ".join(f"{k} {v.seconds[-1]:.3g} s" for k, v in timings.items())
+        )
+    for name, t in timings.items():
+        out[f"{name}_assign"] = t.seconds
+        out[f"{name}_assign_rows"] = rows[name]
+        out[f"{name}_rows_per_s"] = rows[name] / t.median
+        out[f"{name}_assign_cores"] = t.cores_used
+        log(f"{name}: {rows[name]:,} rows {t} -> {out[f'{name}_rows_per_s']:,.0f} rows/s")
 
 
 # --------------------------------------------------------------------------- memory
@@ -509,12 +542,12 @@ def report(out: dict, args, desc: str, load_start: str) -> str:
         )
         lines.append(
             f"k  somoclu's distance kernel alone: scipy cdist + argmin on "
-            f"{g('somoclu_kernel_rows'):,} rows in 256-row chunks (what "
+            f"{g('somoclu_kernel_assign_rows'):,} rows in 256-row chunks (what "
             "get_surface_state runs, minus its concatenation); single-threaded."
         )
         lines.append(
             f"p  somoclu's public path get_surface_state(X) + get_bmus on "
-            f"{g('somoclu_public_rows'):,} rows (it re-concatenates a rows x cells "
+            f"{g('somoclu_public_assign_rows'):,} rows (it re-concatenates a rows x cells "
             "float64 matrix 200 times)."
         )
         lines.append(
@@ -542,7 +575,7 @@ def report(out: dict, args, desc: str, load_start: str) -> str:
         f"{med('somcal_smooth_sigma_max'):.3f} s, at sigma {g('somcal_sigma_min'):g} "
         f"{med('somcal_smooth_sigma_min'):.4f} s"
     )
-    p1, p2 = med("somcal_predict_1thread"), med("somcal_predict")
+    p1, p2 = med("somcal_predict_1thread"), med("somcal_assign")
     b1, b2 = med("somcal_batch_sums_1thread"), med("somcal_batch_sums")
     lines.append(
         f"  predict: 1 thread {n / p1:,.0f} rows/s, {args.threads} threads "
@@ -556,16 +589,27 @@ def report(out: dict, args, desc: str, load_start: str) -> str:
     )
     cores = (
         f"  cores busy (CPU s / wall s; {args.threads} = no contention): predict "
-        f"{g('somcal_predict_cores'):.2f} ({n / (p2 * g('somcal_predict_cores')):,.0f} rows "
+        f"{g('somcal_assign_cores'):.2f} ({n / (p2 * g('somcal_assign_cores')):,.0f} rows "
         f"per CPU-second), batch_sums {g('somcal_batch_sums_cores'):.2f}"
     )
     if peers:
         cores += f", somoclu training {g('somoclu_fit2_cores'):.2f} / {g('somoclu_fit4_cores'):.2f}"
+    if peers:
+        cores += (
+            f", assignment: somoclu cdist {g('somoclu_kernel_assign_cores'):.2f} (1 thread), "
+            f"MiniSom {g('minisom_assign_cores'):.2f}"
+        )
     lines.append(cores)
+    if peers:
+        lines.append(
+            f"  assignment used one map (somcal's after 4 epochs) for all three, repeats "
+            f"interleaved; same cells as somcal on 2,000 rows: somoclu "
+            f"{100 * g('agree_somoclu'):.2f}%, MiniSom {100 * g('agree_minisom'):.2f}%"
+        )
     lines.append(
         f"  check: predict == float64 brute force on 20,000 rows: "
         f"{100 * g('somcal_agreement'):.3f}% (largest excess squared distance of a differing "
-        f"cell {g('somcal_max_excess'):.1e}, relative); mean distance after 4 epochs "
+        f"cell: {g('somcal_max_excess'):.2g} float32 roundings); mean distance after 4 epochs "
         f"{g('somcal_qe_4epochs'):.4f}"
         + (f" (somoclu {g('somoclu_qe_4epochs'):.4f})" if peers else "")
     )
@@ -623,6 +667,7 @@ def main(argv=None) -> int:
     log(f"data: {X.shape} {X.dtype} in {time.perf_counter() - start:.1f} s ({desc})")
     out: dict = {"rows": args.rows, "threads": args.threads, "data": desc}
     som = bench_somcal(X, args, out)
+    bench_assign(X, som, args, out)
     bench_memory(X, som, args, out)
     if not args.skip_peers:
         bench_minisom(X, args, out)
