@@ -1,0 +1,334 @@
+"""Fault demonstration against the real service: what a client sees, and what is stored.
+
+    .venv/bin/python bench/faults.py                 # all scenarios
+    .venv/bin/python bench/faults.py --rows 100000   # a smaller catalogue for the crash
+
+Scenarios (each against ``uvicorn app.main:create_app --factory`` in a child process on
+127.0.0.1, see bench/_service.py):
+
+1. PostgreSQL crashes mid-ingest. A private cluster (initdb/pg_ctl in a temporary
+   directory, never the shared one) is stopped with ``pg_ctl -m immediate`` the moment
+   ``pg_stat_activity`` shows the ingest's ``COPY`` running. Expected: the upload gets
+   503 + Retry-After; while the database is down every API call gets 503 + Retry-After
+   (``/health`` stays 200); when it is back the service answers again without a restart,
+   nothing of the failed ingest is stored, and the same file then lands whole.
+2. The server is SIGKILLed while a map trains. Expected: at the next start the job and the
+   map are failed ("interrupted"), the map has no weights, cells or assignments.
+3. Two different catalogues uploaded at the same instant to a service with a ready map:
+   both land, with their rows and their assignments.
+4. The same file uploaded twice at the same instant: it lands once; the other upload is
+   answered "duplicate" (200) with the same catalogue.
+
+Prints a table (scenario, observation, verdict); exit code 1 if any verdict is FAIL.
+The same behaviours are asserted in tests/app/test_hardening_faults.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from _service import ServerProcess, ThrowawayPostgres, create_key  # noqa: E402
+
+ROWS: list[tuple[str, str, bool]] = []
+
+
+def record(scenario: str, observation: str, ok: bool) -> None:
+    ROWS.append((scenario, observation, ok))
+    print(f"  [{'ok' if ok else 'FAIL'}] {scenario}: {observation}", flush=True)
+
+
+def _counts(url: str) -> dict[str, int]:
+    from sqlalchemy import func, select
+
+    from app.core.db import make_engine, make_session_factory
+    from app.models import Assignment, Catalogue, Cell, Source
+
+    engine = make_engine(url)
+    with make_session_factory(engine)() as s:
+        out = {
+            m.__tablename__: int(s.scalar(select(func.count()).select_from(m)))
+            for m in (Catalogue, Source, Assignment, Cell)
+        }
+    engine.dispose()
+    return out
+
+
+def _csv(frame) -> bytes:
+    return frame.to_csv(index=False).encode()
+
+
+def _upload(client, auth, content: bytes, name: str, kind: str = "photometric", **data):
+    return client.post(
+        f"/v1/catalogs/{kind}",
+        files={"file": (name, content, "text/csv")},
+        data=data,
+        headers=auth,
+    )
+
+
+def _wait_job(client, job_id: int, until, timeout: float = 600.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        if until(job):
+            return job
+        time.sleep(0.05)
+    raise RuntimeError(f"job {job_id} did not reach the state in {timeout} s")
+
+
+# ----------------------------------------------------------------------------- 1
+def crash_mid_ingest(mock, tmp: Path) -> None:
+    import httpx
+    import psycopg
+
+    from app.core import migrate
+
+    name = "1. PostgreSQL crashes mid-ingest"
+    reason = ThrowawayPostgres.unavailable_reason()
+    if reason:
+        record(name, f"skipped: {reason}", True)
+        return
+    content = _csv(mock)
+    with ThrowawayPostgres() as pg:
+        migrate.upgrade(pg.url)
+        auth = {"X-API-Key": create_key(pg.url)}
+        env = {"SOMCAL_DATABASE_URL": pg.url, "SOMCAL_UPLOAD_TMP_DIR": str(tmp)}
+        with (
+            ServerProcess(env, tmp / "crash.log") as server,
+            httpx.Client(base_url=server.base_url, timeout=600) as client,
+        ):
+            answer: dict = {}
+
+            def upload() -> None:
+                answer["r"] = _upload(client, auth, content, "big.csv")
+
+            thread = threading.Thread(target=upload)
+            thread.start()
+            conninfo = pg.url.replace("postgresql+psycopg", "postgresql")
+            seen_copy = False
+            with psycopg.connect(conninfo, autocommit=True) as admin:
+                deadline = time.monotonic() + 300
+                while time.monotonic() < deadline and thread.is_alive():
+                    row = admin.execute(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE state = 'active' AND query ILIKE 'COPY sources%'"
+                    ).fetchone()
+                    if row[0]:
+                        seen_copy = True
+                        break
+                    time.sleep(0.01)
+            t_crash = time.perf_counter()
+            pg.stop("immediate")
+            thread.join(timeout=120)
+            r = answer["r"]
+            record(
+                name,
+                f"COPY seen running: {seen_copy}; upload answered {r.status_code} "
+                f"Retry-After={r.headers.get('retry-after')} ({r.json()['detail']!r})",
+                seen_copy and r.status_code == 503 and bool(r.headers.get("retry-after")),
+            )
+            outage = []
+            for path in ("/v1/catalogs", "/v1/maps", "/ready", "/v1/catalogs/1"):
+                resp = client.get(path)
+                outage.append((path, resp.status_code, resp.headers.get("retry-after")))
+            health = client.get("/health").status_code
+            record(
+                name,
+                "while down: "
+                + ", ".join(f"{p} {s} (Retry-After {ra})" for p, s, ra in outage)
+                + f"; /health {health}",
+                all(s == 503 and ra for _, s, ra in outage) and health == 200,
+            )
+            time.sleep(2.0)  # a database that stays away for a while
+            pg.start()
+            t_back = time.perf_counter()
+            first = client.get("/v1/catalogs")
+            n_tries = 1
+            while first.status_code != 200 and time.perf_counter() - t_back < 60:
+                time.sleep(0.1)
+                first = client.get("/v1/catalogs")
+                n_tries += 1
+            counts = _counts(pg.url)
+            record(
+                name,
+                f"back after {time.perf_counter() - t_crash:.1f} s: first call {first.status_code} "
+                f"(after {n_tries} tr{'y' if n_tries == 1 else 'ies'}, no service restart); "
+                f"stored: {counts['catalogues']} catalogues, {counts['sources']} sources",
+                first.status_code == 200 and counts["catalogues"] == counts["sources"] == 0,
+            )
+            t0 = time.perf_counter()
+            again = _upload(client, auth, content, "big.csv")
+            counts = _counts(pg.url)
+            record(
+                name,
+                f"same file again: {again.status_code}, {again.json().get('n_rows'):,} rows in "
+                f"{time.perf_counter() - t0:.1f} s; stored {counts['sources']:,} sources",
+                again.status_code == 201 and counts["sources"] == len(mock),
+            )
+
+
+# ----------------------------------------------------------------------------- 2
+def kill_mid_training(mock, tmp: Path) -> None:
+    import httpx
+    from sqlalchemy import func, select
+
+    from app.core import migrate
+    from app.core.db import make_engine, make_session_factory
+    from app.models import Assignment, Cell, Map
+
+    name = "2. server SIGKILLed mid-training"
+    url = f"sqlite:///{tmp / 'kill.db'}"
+    migrate.upgrade(url)
+    auth = {"X-API-Key": create_key(url)}
+    env = {"SOMCAL_DATABASE_URL": url, "SOMCAL_UPLOAD_TMP_DIR": str(tmp)}
+    server = ServerProcess(env, tmp / "kill.log")
+    server.start()
+    try:
+        with httpx.Client(base_url=server.base_url, timeout=600) as client:
+            cat = _upload(client, auth, _csv(mock.iloc[:20000]), "train.csv").json()
+            r = client.post(
+                "/v1/maps",
+                json={"catalog_id": cat["id"], "n_rows": 40, "n_cols": 40, "n_epochs": 300},
+                headers=auth,
+            )
+            job_id, map_id = r.json()["job"]["id"], r.json()["map"]["id"]
+            job = _wait_job(
+                client, job_id, lambda j: j["status"] == "running" and j["progress"] >= 0.1
+            )
+        server.kill()
+    finally:
+        server.stop()
+    record(name, f"killed pid {server.pid} at progress {job['progress']:.2f}", True)
+    with (
+        ServerProcess(env, tmp / "kill2.log") as again,
+        httpx.Client(base_url=again.base_url, timeout=60) as client,
+    ):
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        m = client.get(f"/v1/maps/{map_id}").json()
+        cells = client.get(f"/v1/maps/{map_id}/cells").status_code
+    engine = make_engine(url)
+    with make_session_factory(engine)() as s:
+        weights = s.get(Map, map_id).weights
+        n_cells = s.scalar(select(func.count()).select_from(Cell).where(Cell.map_id == map_id))
+        n_assigned = s.scalar(
+            select(func.count()).select_from(Assignment).where(Assignment.map_id == map_id)
+        )
+    engine.dispose()
+    record(
+        name,
+        f"after restart: job {job['status']} ({job['error']!r}), map {m['status']}, "
+        f"GET cells {cells}; stored weights: {weights is not None}, cells {n_cells}, "
+        f"assignments {n_assigned}",
+        job["status"] == "failed"
+        and m["status"] == "failed"
+        and cells == 409
+        and weights is None
+        and n_cells == n_assigned == 0,
+    )
+
+
+# ----------------------------------------------------------------------------- 3 and 4
+def _together(*calls):
+    barrier = threading.Barrier(len(calls))
+    out: list = [None] * len(calls)
+
+    def run(k, fn):
+        barrier.wait()
+        out[k] = fn()
+
+    threads = [threading.Thread(target=run, args=(k, fn)) for k, fn in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+def concurrent_ingests(mock, tmp: Path) -> None:
+    import httpx
+
+    from app.core import migrate
+
+    url = f"sqlite:///{tmp / 'concurrent.db'}"
+    migrate.upgrade(url)
+    auth = {"X-API-Key": create_key(url)}
+    env = {"SOMCAL_DATABASE_URL": url, "SOMCAL_UPLOAD_TMP_DIR": str(tmp)}
+    with (
+        ServerProcess(env, tmp / "concurrent.log") as server,
+        httpx.Client(base_url=server.base_url, timeout=600) as client,
+    ):
+        base = _upload(client, auth, _csv(mock.iloc[:5000]), "base.csv").json()
+        r = client.post(
+            "/v1/maps",
+            json={"catalog_id": base["id"], "n_rows": 15, "n_cols": 15, "n_epochs": 5},
+            headers=auth,
+        )
+        _wait_job(
+            client,
+            r.json()["job"]["id"],
+            lambda j: j["status"] != "running" and j["status"] != "queued",
+        )
+        a, b = _csv(mock.iloc[5000:25000]), _csv(mock.iloc[25000:40000])
+        t0 = time.perf_counter()
+        ra, rb = _together(
+            lambda: _upload(client, auth, a, "a.csv"), lambda: _upload(client, auth, b, "b.csv")
+        )
+        wall = time.perf_counter() - t0
+        counts = _counts(url)
+        record(
+            "3. two different catalogues at once",
+            f"answers {ra.status_code}/{rb.status_code} in {wall:.1f} s; rows "
+            f"{ra.json()['n_rows']:,}+{rb.json()['n_rows']:,}; stored sources "
+            f"{counts['sources']:,} (5,000 + 20,000 + 15,000), assignments "
+            f"{counts['assignments']:,}",
+            (ra.status_code, rb.status_code) == (201, 201)
+            and counts["sources"] == counts["assignments"] == 40000,
+        )
+        same = _csv(mock.iloc[40000:50000])
+        r1, r2 = _together(
+            lambda: _upload(client, auth, same, "same.csv"),
+            lambda: _upload(client, auth, same, "same.csv"),
+        )
+        after = _counts(url)
+        record(
+            "4. the same file twice at once",
+            f"answers {r1.status_code}/{r2.status_code} (duplicate flags "
+            f"{r1.json()['duplicate']}/{r2.json()['duplicate']}), catalogue ids "
+            f"{r1.json()['id']}/{r2.json()['id']}; new sources stored "
+            f"{after['sources'] - counts['sources']:,}",
+            sorted([r1.status_code, r2.status_code]) == [200, 201]
+            and r1.json()["id"] == r2.json()["id"]
+            and after["sources"] - counts["sources"] == 10000,
+        )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=200_000, help="catalogue for the crash")
+    args = parser.parse_args()
+    from som.mock import make_mock
+
+    print(f"generating a {max(args.rows, 50_000):,}-row mock ...", flush=True)
+    mock = make_mock(max(args.rows, 50_000), seed=5)
+    with tempfile.TemporaryDirectory(prefix="somcal-faults-") as tmp_name:
+        tmp = Path(tmp_name)
+        crash_mid_ingest(mock.iloc[: args.rows], tmp)
+        kill_mid_training(mock, tmp)
+        concurrent_ingests(mock, tmp)
+    print("\n| scenario | observed | verdict |\n|---|---|---|")
+    for scenario, observation, ok in ROWS:
+        print(f"| {scenario} | {observation} | {'ok' if ok else 'FAIL'} |")
+    return 0 if all(ok for *_, ok in ROWS) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
