@@ -337,7 +337,7 @@ def targets(
     names = ["id", "catalogue_id", "source_id", "ra", "dec", "cell", "distance"] + [
         f"mag_{b}" for b in bands
     ]
-    cand = pd.DataFrame.from_records(rows, columns=names)
+    cand = pd.DataFrame.from_records(map_service.records(rows), columns=names)
     for c in names:
         if c != "source_id":
             cand[c] = pd.to_numeric(cand[c], errors="coerce")

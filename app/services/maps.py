@@ -113,8 +113,18 @@ def assign_frame(som: SOM, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ----------------------------------------------------------------------------- loading
+def records(rows: list) -> list[tuple]:
+    """Plain tuples of SQLAlchemy rows, for ``DataFrame.from_records``.
+
+    pandas probes every record with ``hasattr(row, "dtype")``, and a Row answers an
+    unknown attribute by building and raising an exception: ~7 µs a row, ten times the
+    cost of the conversion itself (0.75 s against 0.07 s per 10^5 rows).
+    """
+    return [tuple(r) for r in rows]
+
+
 def _frame(rows: list, columns: list[str], text_cols: tuple[str, ...] = ()) -> pd.DataFrame:
-    frame = pd.DataFrame.from_records(rows, columns=columns)
+    frame = pd.DataFrame.from_records(records(rows), columns=columns)
     for c in columns:
         if c not in text_cols and frame[c].dtype == object:
             frame[c] = pd.to_numeric(frame[c], errors="coerce")
@@ -466,7 +476,7 @@ def cells_frame(session: Session, map_id: int, with_pz: bool = False) -> pd.Data
     rows = session.execute(
         select(*[getattr(Cell, n) for n in names]).where(Cell.map_id == map_id).order_by(Cell.cell)
     ).all()
-    frame = pd.DataFrame.from_records(rows, columns=names)
+    frame = pd.DataFrame.from_records(records(rows), columns=names)
     for n in (
         "zphot_mean",
         "zphot_median",
