@@ -89,12 +89,15 @@ def _rows_payload(frame, n: int) -> bytes:
     return json.dumps({"rows": rows}).encode()
 
 
-def _preload(client, auth: dict, n_sources: int, map_size: int, epochs: int, seed: int):
-    """Catalogues and a trained map, through the API; returns (map_id, query frame)."""
-    from som.mock import make_mock
+def _preload(client, auth: dict, mock, n_sources: int, map_size: int, epochs: int):
+    """Catalogues and a trained map, through the API; returns (map_id, query frame).
 
-    mock = make_mock(n_sources + 1000, seed=seed)
+    ``mock`` has the columns of ``som.mock.make_mock`` (id, z_spec, mag_*, magerr_*): the
+    first ``n_sources`` rows are loaded, the rest are what clients send to /assign.
+    """
     train, queries = mock.iloc[:n_sources], mock.iloc[n_sources:]
+    if len(queries) < 1000:
+        raise ValueError("the mock needs 1,000 rows beyond the loaded sources for /assign")
     r = client.post(
         "/v1/catalogs/photometric",
         files={"file": ("mock_phot.csv", train.to_csv(index=False).encode(), "text/csv")},
@@ -201,8 +204,15 @@ async def _run(
     return latencies, errors, wall
 
 
-def bench_backend(label: str, url: str, args) -> list[Result]:
+def bench_backend(label: str, url: str, args, mock=None) -> list[Result]:
+    """Start a server on ``url`` (migrated), load it, run every endpoint at every client
+    count; ``mock`` defaults to ``make_mock(args.sources + 1000, args.seed)``."""
     import httpx
+
+    if mock is None:
+        from som.mock import make_mock
+
+        mock = make_mock(args.sources + 1000, seed=args.seed)
 
     key = create_key(url, "load")
     auth = {"X-API-Key": key}
@@ -215,7 +225,7 @@ def bench_backend(label: str, url: str, args) -> list[Result]:
         try:
             with httpx.Client(base_url=base, timeout=600) as client:
                 map_id, queries = _preload(
-                    client, auth, args.sources, args.map_size, args.epochs, args.seed
+                    client, auth, mock, args.sources, args.map_size, args.epochs
                 )
                 endpoints = _endpoints(client, map_id, queries)
             for ep in endpoints:
@@ -257,7 +267,7 @@ def _row(r: Result) -> str:
     )
 
 
-def main() -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--clients", default="1,16,64", help="comma-separated client counts")
@@ -270,8 +280,13 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "load.json")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     args.clients = [int(c) for c in args.clients.split(",")]
+    return args
+
+
+def main() -> int:
+    args = parse_args()
 
     load0 = os.getloadavg()
     results: list[Result] = []
