@@ -174,8 +174,11 @@ def cell_detail(session: Session, m: Map, cell: int, max_spectra: int = 100) -> 
     if not 0 <= cell < n_cells:
         raise NotFoundError(f"cell {cell} not in map {m.id} (cells 0..{n_cells - 1})")
     som = map_service.SOM_CACHE.get(m)
-    stats = map_service.cells_frame(session, m.id, with_pz=True)
+    # Scalars of every cell (for the neighbours) but the p(z) of this one only: parsing
+    # the histograms of all cells cost two thirds of the request.
+    stats = map_service.cells_frame(session, m.id)
     row = stats.loc[cell]
+    pz_phot, pz_spec = map_service.cell_pz(session, m, np.asarray([cell])).get(cell, (None, None))
     features = som.features
     raw = features.inverse_transform(som.weights_[cell])
     widths = np.diff(map_service.z_edges(m))
@@ -189,7 +192,7 @@ def cell_detail(session: Session, m: Map, cell: int, max_spectra: int = 100) -> 
         ),
         {"m": m.id, "c": cell, "n": max_spectra},
     ).all()
-    scalar = {k: _clean(row[k]) for k in stats.columns if k not in ("pz_phot", "pz_spec")}
+    scalar = {k: _clean(row[k]) for k in stats.columns}
     return {
         "map_id": m.id,
         **scalar,
@@ -199,8 +202,8 @@ def cell_detail(session: Session, m: Map, cell: int, max_spectra: int = 100) -> 
             "values": [float(v) for v in raw],
         },
         "z_edges": m.grid["z_edges"],
-        "pz_phot": _density(row["pz_phot"], widths),
-        "pz_spec": _density(row["pz_spec"], widths),
+        "pz_phot": _density(pz_phot, widths),
+        "pz_spec": _density(pz_spec, widths),
         "neighbours": [
             {
                 "cell": c,
