@@ -248,7 +248,7 @@ def test_no_key_or_password_in_logs_or_answers(clean_db, tmp_path, caplog):
 @pytest.mark.postgres
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_no_key_or_password_in_the_server_log(clean_db, tmp_path):
-    """The real server at --log-level debug with its access log: the same holds."""
+    """The real server at --log-level trace (every ASGI message) with its access log."""
     import httpx
 
     harness = _load_harness()
@@ -260,7 +260,7 @@ def test_no_key_or_password_in_the_server_log(clean_db, tmp_path):
         "SOMCAL_UPLOAD_TMP_DIR": str(tmp_path),
     }
     log = tmp_path / "server.log"
-    server = harness.ServerProcess(env, log, log_level="debug", access_log=True)
+    server = harness.ServerProcess(env, log, log_level="trace", access_log=True)
     server.start()
     try:
         with httpx.Client(base_url=server.base_url, timeout=60) as c:
