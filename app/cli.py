@@ -810,6 +810,20 @@ def assign(
     ),
     chunk_size: Annotated[int, typer.Option(min=1000, help="Rows per assignment step.")] = 200_000,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
+    dask: Annotated[
+        str | None,
+        typer.Option(
+            "--dask",
+            metavar="ADDRESS",
+            help="Assign a Parquet dataset (file or directory) on a Dask cluster: a scheduler "
+            "address (tcp://host:8786) or 'local' for a cluster on this machine. OUTPUT is then "
+            "a directory; columns named mag_<band>/magerr_<band> as the map was trained on.",
+        ),
+    ] = None,
+    keep_going: Annotated[
+        bool,
+        typer.Option(help="With --dask: write the partitions that succeed and list the others."),
+    ] = False,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Add each row's cell and the cell's statistics to a catalogue file.
@@ -817,12 +831,18 @@ def assign(
     The same file comes out (same format unless --output says otherwise) with the columns
     <prefix> (-1: no usable colour), <prefix>_row, <prefix>_col, <prefix>_distance and the
     cell's statistics <prefix>_covered, _n_phot, _n_spec_secure, _zphot_median,
-    _zphot_nmad, _zspec_median."""
+    _zphot_nmad, _zspec_median. With --dask the catalogue is a Parquet dataset assigned
+    partition by partition on a Dask cluster (see docs/dask.md)."""
     import numpy as np
 
     from app.services import calibrate
     from som.catalogs import read_table, write_table
 
+    if dask is not None:
+        _assign_on_dask(
+            input_path, output, map_id, dask, prefix, overwrite, keep_going, database_url
+        )
+        return
     output = output or _default_assign_output(input_path)
     if output.resolve() == input_path.resolve():
         raise _fail("the output would replace the input; choose another --output")
@@ -878,6 +898,67 @@ def assign(
         f"({n_cov:,} in covered cells), {n_out:,} without a usable colour"
     )
     typer.echo(str(output))
+
+
+def _assign_on_dask(
+    input_path: Path,
+    output: Path | None,
+    map_id: int | None,
+    address: str,
+    prefix: str,
+    overwrite: bool,
+    keep_going: bool,
+    database_url: str | None,
+) -> None:
+    """``assign --dask``: the same map and cell statistics, computed on a Dask cluster."""
+    import numpy as np
+    import pandas as pd
+
+    from app.services import maps as map_service
+    from som.distributed import PartitionError, assign_parquet
+
+    if not input_path.exists():
+        raise _fail(f"{input_path}: no such file or directory", EXIT_NOT_FOUND)
+    output = output or input_path.with_name(input_path.stem + "_cells")
+    settings = _settings(database_url)
+    with _database(settings) as factory, factory() as session, _user_errors():
+        m = _ready_map(session, map_id)
+        som = map_service.SOM_CACHE.get(m)
+        arrays = map_service.cell_arrays(session, m)
+        stats = pd.DataFrame(
+            {f"{prefix}_{name}": np.asarray(arrays[src]) for name, src in ASSIGN_STATS}
+        )
+        map_label = m.id
+    try:
+        summary = assign_parquet(
+            som,
+            input_path,
+            output,
+            client=address,
+            cell_stats=stats,
+            allow_empty=True,
+            errors_ok=keep_going,
+            overwrite=overwrite,
+            progress=True,
+        )
+    except PartitionError as exc:
+        raise _fail(str(exc)) from exc
+    except FileExistsError as exc:
+        raise _fail(f"{exc}; pass --overwrite to replace it") from exc
+    failed = summary["failed"]
+    message = (
+        f"wrote {output}: {summary['n_rows']:,} rows on map {map_label} assigned on Dask "
+        f"({summary['engine']}, {summary['rows_per_second']:,.0f} rows/s), "
+        f"{summary['n_unassigned']:,} without a usable colour"
+    )
+    if failed:
+        message += f"; {len(failed)} partition(s) failed: " + "; ".join(
+            f"{f['where']}: {f['reason']}" for f in failed[:5]
+        )
+    _done(message)
+    typer.echo(str(output))
+    if failed:
+        raise typer.Exit(EXIT_INPUT)
 
 
 # ----------------------------------------------------------------------------- coverage / gaps

@@ -160,6 +160,22 @@ def test_whole_flow(clean_db, mock_file, tmp_path):
     np.testing.assert_array_equal(got_fits["cell"], phot_cells[:300])
     again = run("assign", sample_fits, "--database-url", url, code=2)
     assert "--overwrite" in again.stderr
+    # ... and a Parquet dataset on a Dask cluster: the same cells and statistics.
+    dataset = tmp_path / "sample_ds"
+    dataset.mkdir()
+    sample.iloc[:150].to_parquet(dataset / "part0.parquet")
+    sample.iloc[150:].to_parquet(dataset / "part1.parquet")
+    res = run("assign", dataset, "--dask", "local", "--database-url", url)
+    out_dir = tmp_path / "sample_ds_cells"
+    assert res.stdout.strip() == str(out_dir)
+    got_ds = pd.concat(
+        [pd.read_parquet(out_dir / "part0.parquet"), pd.read_parquet(out_dir / "part1.parquet")],
+        ignore_index=True,
+    )
+    np.testing.assert_array_equal(got_ds["cell"], phot_cells[:300])
+    np.testing.assert_array_equal(got_ds["cell_n_phot"], n_phot[phot_cells[:300]])
+    np.testing.assert_array_equal(got_ds["cell_covered"], expected_cov[phot_cells[:300]])
+    np.testing.assert_allclose(got_ds["cell_distance"], dist, rtol=1e-5)
 
     # n(z) per tomographic bin: members counted by photo-z, densities of unit area.
     nz = json.loads(
