@@ -33,6 +33,7 @@ import gc
 import json
 import math
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -199,6 +200,8 @@ def bench_somcal(X, args, out: dict) -> object:
     t2 = time_call(lambda: som.fit(X, n_epochs=2), args.repeat)
     t4 = time_call(lambda: som.fit(X, n_epochs=4), args.repeat)
     out["somcal_fit2"], out["somcal_fit4"] = t2.seconds, t4.seconds
+    # CPU seconds hardly change with other processes' load, wall seconds do
+    out["somcal_epoch_cpu"] = (statistics.median(t4.cpu) - statistics.median(t2.cpu)) / 2
     out["somcal_epoch"] = (t4.median - t2.median) / 2
     log(f"somcal: fit 2 epochs {t2}; 4 epochs {t4}; epoch {out['somcal_epoch']:.3f} s")
 
@@ -256,7 +259,8 @@ def bench_somoclu(X, args, out: dict) -> None:
         cpu, start = time.process_time(), time.perf_counter()
         s.train(X, epochs=epochs)
         wall = time.perf_counter() - start
-        out[f"somoclu_fit{epochs}_cores"] = (time.process_time() - cpu) / wall
+        out[f"somoclu_fit{epochs}_cpu"] = time.process_time() - cpu
+        out[f"somoclu_fit{epochs}_cores"] = out[f"somoclu_fit{epochs}_cpu"] / wall
         return wall, s
 
     log("somoclu: training 2 epochs (one run; several minutes at 10^6 rows)")
@@ -268,6 +272,7 @@ def bench_somoclu(X, args, out: dict) -> None:
         raise RuntimeError("somoclu returned a non-finite codebook: its timing is meaningless")
     out["somoclu_fit2"], out["somoclu_fit4"] = t2, t4
     out["somoclu_epoch"] = (t4 - t2) / 2
+    out["somoclu_epoch_cpu"] = (out["somoclu_fit4_cpu"] - out["somoclu_fit2_cpu"]) / 2
     log(f"somoclu: 4 epochs {t4:.1f} s; epoch {out['somoclu_epoch']:.1f} s")
 
     ref_cells, ref_dist = nearest_cells(X[: min(len(X), 20_000)], cb)
@@ -488,6 +493,7 @@ def report(out: dict, args, desc: str, load_start: str) -> str:
     ep_ratio_worst = g("somoclu_epoch") / g("somcal_epoch_worst") if peers else None
     rate_vs_kernel = g("somcal_rows_per_s") / g("somoclu_kernel_rows_per_s") if peers else None
     rate_vs_public = g("somcal_rows_per_s") / g("somoclu_public_rows_per_s") if peers else None
+    ep_ratio_cpu = g("somoclu_epoch_cpu") / g("somcal_epoch_cpu") if peers else None
     mem = g("memory")
     rows = [
         [
@@ -503,6 +509,13 @@ def report(out: dict, args, desc: str, load_start: str) -> str:
             "",
             "",
             f"{ep_ratio_worst:.0f}x" if peers else "-",
+        ],
+        [
+            "  epoch, CPU seconds (load-proof)",
+            fmt_s(g("somcal_epoch_cpu")),
+            fmt_s(g("somoclu_epoch_cpu")),
+            "",
+            f"{ep_ratio_cpu:.0f}x" if peers else "-",
         ],
         [
             "assign, rows/s",
@@ -628,8 +641,8 @@ def report(out: dict, args, desc: str, load_start: str) -> str:
         worst = min(ep_ratio, ep_ratio_worst)
         lines.append(
             f"  epoch >= {GOAL_EPOCH_SPEEDUP:.0f}x faster than somoclu: "
-            f"{worst:.0f}x (worse of the two somcal epoch figures) "
-            f"{verdict(worst >= GOAL_EPOCH_SPEEDUP)}"
+            f"{worst:.0f}x wall (worse of the two somcal epoch figures), {ep_ratio_cpu:.0f}x "
+            f"CPU seconds {verdict(worst >= GOAL_EPOCH_SPEEDUP)}"
         )
     rate = g("somcal_rows_per_s")
     lines.append(
