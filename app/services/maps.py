@@ -455,38 +455,16 @@ def ready_maps(session: Session) -> list[Map]:
 
 def cells_frame(session: Session, map_id: int, with_pz: bool = False) -> pd.DataFrame:
     """All cells of a map as a frame indexed by cell (scalar columns; p(z) on request)."""
-    names = [
-        "cell",
-        "row",
-        "col",
-        "n_phot",
-        "zphot_mean",
-        "zphot_median",
-        "zphot_std",
-        "zphot_nmad",
-        "n_spec",
-        "n_spec_secure",
-        "zspec_mean",
-        "zspec_median",
-        "zspec_std",
-        "covered",
-    ]
+    names = ["cell", *CELL_SCALARS]
     if with_pz:
         names += ["pz_phot", "pz_spec"]
     rows = session.execute(
         select(*[getattr(Cell, n) for n in names]).where(Cell.map_id == map_id).order_by(Cell.cell)
     ).all()
     frame = pd.DataFrame.from_records(records(rows), columns=names)
-    for n in (
-        "zphot_mean",
-        "zphot_median",
-        "zphot_std",
-        "zphot_nmad",
-        "zspec_mean",
-        "zspec_median",
-        "zspec_std",
-    ):
-        frame[n] = pd.to_numeric(frame[n], errors="coerce").astype(float)
+    for n in CELL_SCALARS:
+        if n.startswith(("zphot_", "zspec_")):
+            frame[n] = pd.to_numeric(frame[n], errors="coerce").astype(float)
     frame["covered"] = frame["covered"].astype(bool)
     return frame.set_index("cell", drop=False)
 
