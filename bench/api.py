@@ -27,13 +27,15 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from _service import drop_pg_schema, pg_schema  # noqa: E402
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 BANDS = ("u", "g", "r", "i", "z", "Y", "J", "H")
@@ -77,32 +79,6 @@ class Server:
 def _percentiles(samples: list[float]) -> tuple[float, float]:
     arr = np.asarray(samples) * 1000.0
     return float(np.percentile(arr, 50)), float(np.percentile(arr, 99))
-
-
-def _pg_schema(base: str) -> tuple[str, str]:
-    from sqlalchemy import text
-    from sqlalchemy.engine import make_url
-
-    from app.core.db import make_engine
-
-    schema = f"somcal_bench_{uuid.uuid4().hex[:8]}"
-    engine = make_engine(base)
-    with engine.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine.dispose()
-    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    return url.render_as_string(hide_password=False), schema
-
-
-def _drop_schema(base: str, schema: str) -> None:
-    from sqlalchemy import text
-
-    from app.core.db import make_engine
-
-    engine = make_engine(base)
-    with engine.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    engine.dispose()
 
 
 def _setup(url: str, data_dir: Path):
@@ -237,20 +213,20 @@ def main() -> None:
         print(f"generating a {args.rows:,}-row mock ...", flush=True)
         make_mock(args.rows, seed=3).to_parquet(data_dir / "ingest.parquet")
 
-        url, schema = _pg_schema(args.pg_url)
+        url, schema = pg_schema(args.pg_url)
         try:
             report["ingest_postgresql"] = bench_ingest(url, data_dir, args.rows, "postgresql")
         finally:
-            _drop_schema(args.pg_url, schema)
+            drop_pg_schema(args.pg_url, schema)
         if args.sqlite:
             report["ingest_sqlite"] = bench_ingest(
                 f"sqlite:///{data_dir / 'bench.db'}", data_dir, args.rows, "sqlite"
             )
-        url, schema = _pg_schema(args.pg_url)
+        url, schema = pg_schema(args.pg_url)
         try:
             report["assign_postgresql"] = bench_assign(url, data_dir, repeats, args.train_rows)
         finally:
-            _drop_schema(args.pg_url, schema)
+            drop_pg_schema(args.pg_url, schema)
     report["load_average_end"] = os.getloadavg()
     print(
         f"load average (1, 5, 15 min): start {load0}, end {report['load_average_end']} "
