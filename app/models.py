@@ -84,12 +84,26 @@ def _in(values: tuple[str, ...]) -> str:
     return ", ".join(f"'{v}'" for v in values)
 
 
-def _photometry_columns() -> dict[str, Any]:
-    cols: dict[str, Any] = {}
-    for band in BANDS:
-        cols[MAG_COLUMNS[band]] = mapped_column(Double, nullable=True)
-        cols[MAGERR_COLUMNS[band]] = mapped_column(Double, nullable=True)
-    return cols
+class _Photometry:
+    """AB magnitudes and errors in ``BANDS`` (NULL where missing or undetected), shared by
+    photometric sources and spectra that carry photometry."""
+
+    mag_u: Mapped[float | None] = mapped_column(Double)
+    magerr_u: Mapped[float | None] = mapped_column(Double)
+    mag_g: Mapped[float | None] = mapped_column(Double)
+    magerr_g: Mapped[float | None] = mapped_column(Double)
+    mag_r: Mapped[float | None] = mapped_column(Double)
+    magerr_r: Mapped[float | None] = mapped_column(Double)
+    mag_i: Mapped[float | None] = mapped_column(Double)
+    magerr_i: Mapped[float | None] = mapped_column(Double)
+    mag_z: Mapped[float | None] = mapped_column(Double)
+    magerr_z: Mapped[float | None] = mapped_column(Double)
+    mag_y: Mapped[float | None] = mapped_column(Double)
+    magerr_y: Mapped[float | None] = mapped_column(Double)
+    mag_j: Mapped[float | None] = mapped_column(Double)
+    magerr_j: Mapped[float | None] = mapped_column(Double)
+    mag_h: Mapped[float | None] = mapped_column(Double)
+    magerr_h: Mapped[float | None] = mapped_column(Double)
 
 
 class Catalogue(Base):
@@ -119,7 +133,7 @@ class Catalogue(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class Source(Base):
+class Source(_Photometry, Base):
     """One photometric source. ``row_index`` is the 0-based row in the ingested file."""
 
     __tablename__ = "sources"
@@ -132,25 +146,9 @@ class Source(Base):
     ra: Mapped[float | None] = mapped_column(Double)
     dec: Mapped[float | None] = mapped_column(Double)
     z_phot: Mapped[float | None] = mapped_column(Double)
-    mag_u: Mapped[float | None] = mapped_column(Double)
-    magerr_u: Mapped[float | None] = mapped_column(Double)
-    mag_g: Mapped[float | None] = mapped_column(Double)
-    magerr_g: Mapped[float | None] = mapped_column(Double)
-    mag_r: Mapped[float | None] = mapped_column(Double)
-    magerr_r: Mapped[float | None] = mapped_column(Double)
-    mag_i: Mapped[float | None] = mapped_column(Double)
-    magerr_i: Mapped[float | None] = mapped_column(Double)
-    mag_z: Mapped[float | None] = mapped_column(Double)
-    magerr_z: Mapped[float | None] = mapped_column(Double)
-    mag_y: Mapped[float | None] = mapped_column(Double)
-    magerr_y: Mapped[float | None] = mapped_column(Double)
-    mag_j: Mapped[float | None] = mapped_column(Double)
-    magerr_j: Mapped[float | None] = mapped_column(Double)
-    mag_h: Mapped[float | None] = mapped_column(Double)
-    magerr_h: Mapped[float | None] = mapped_column(Double)
 
 
-class Spectrum(Base):
+class Spectrum(_Photometry, Base):
     """One spectroscopic redshift with its raw quality flag and the derived ``secure``."""
 
     __tablename__ = "spectra"
@@ -167,22 +165,6 @@ class Spectrum(Base):
     quality: Mapped[float | None] = mapped_column(Double)
     secure: Mapped[bool] = mapped_column(Boolean)
     survey: Mapped[str | None] = mapped_column(String(64))
-    mag_u: Mapped[float | None] = mapped_column(Double)
-    magerr_u: Mapped[float | None] = mapped_column(Double)
-    mag_g: Mapped[float | None] = mapped_column(Double)
-    magerr_g: Mapped[float | None] = mapped_column(Double)
-    mag_r: Mapped[float | None] = mapped_column(Double)
-    magerr_r: Mapped[float | None] = mapped_column(Double)
-    mag_i: Mapped[float | None] = mapped_column(Double)
-    magerr_i: Mapped[float | None] = mapped_column(Double)
-    mag_z: Mapped[float | None] = mapped_column(Double)
-    magerr_z: Mapped[float | None] = mapped_column(Double)
-    mag_y: Mapped[float | None] = mapped_column(Double)
-    magerr_y: Mapped[float | None] = mapped_column(Double)
-    mag_j: Mapped[float | None] = mapped_column(Double)
-    magerr_j: Mapped[float | None] = mapped_column(Double)
-    mag_h: Mapped[float | None] = mapped_column(Double)
-    magerr_h: Mapped[float | None] = mapped_column(Double)
 
 
 class Job(Base):
