@@ -17,6 +17,7 @@ import difflib
 import math
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -54,6 +55,8 @@ _PARAM_NAMES = (
     "normalise",
     "sentinels",
     "min_error",
+    "negative_error",
+    "check",
 )
 
 
@@ -301,6 +304,33 @@ class _Columns:
             return _parse_unit(unit, strict=False)
         return unit
 
+    def raw(self, name: str) -> Any:
+        """Column ``name`` as stored (numbers or text), checked for duplicates and length."""
+        if self.kind in ("pandas", "mapping"):
+            keys = self._keys.get(name, [])
+            if len(keys) > 1:
+                raise PhotometryError(
+                    "column name appears more than once", column=name, source=self.source
+                )
+            raw = self.table[keys[0]]
+        else:
+            raw = self.table[name]
+        if not isinstance(raw, pd.Series) and not hasattr(raw, "shape"):
+            raw = np.asarray(raw)
+        if getattr(raw, "ndim", 1) != 1:
+            raise PhotometryError(
+                f"expected a 1-D column, got shape {raw.shape}", column=name, source=self.source
+            )
+        if self.n is None:
+            self.n = len(raw)
+        elif len(raw) != self.n:
+            raise PhotometryError(
+                f"column has {len(raw)} rows, other columns have {self.n}",
+                column=name,
+                source=self.source,
+            )
+        return raw
+
     def floats(self, name: str) -> np.ndarray:
         """Column ``name`` as a 1-D float64 array (a view when possible: never write to it)."""
         if self.kind in ("pandas", "mapping"):
@@ -443,6 +473,335 @@ def _sentinel_mask(values: np.ndarray, sentinels: Sequence[float]) -> np.ndarray
 
 
 # --------------------------------------------------------------------------------------------
+# the one cleaning path: raw values -> AB magnitude, error and a status per row
+# --------------------------------------------------------------------------------------------
+
+#: Status of one band of one row after :func:`clean_band`.
+MEASURED, MISSING, UNDETECTED, NO_ERROR, INVALID = 0, 1, 2, 3, 4
+STATUS_NAMES = ("measured", "missing", "undetected", "no_error", "invalid")
+
+#: Values that mean "no value" in magnitude columns (compared with a relative tolerance of
+#: 1e-6, so float32-stored -99.9 matches). NaN, +-inf, blanks and |v| >= 1e20 (the 1e30
+#: fill of many pipelines) are always missing.
+MAG_SENTINELS: tuple[float, ...] = (99.0, -99.0, 99.9, -99.9, 99.99, -99.99, 999.0, -999.0,
+                                    9999.0, -9999.0)
+#: The same for flux columns. Positive sentinels are left out: a flux of 99 (µJy) is a real
+#: measurement, and a negative or zero flux is a non-detection anyway.
+FLUX_SENTINELS: tuple[float, ...] = (-99.0, -99.9, -99.99, -999.0, -9999.0)
+#: Accepted AB magnitude range for a measurement; outside it the value is invalid (a fill
+#: value not declared as a sentinel, or a flux in a magnitude column).
+MAG_RANGE = (0.0, 50.0)
+_FILL_ABS = 1e20
+
+#: Text that means "no value" in a numeric column (case-insensitive, stripped).
+BLANK_TEXT = frozenset({"", "nan", "+nan", "-nan", "null", "none", "na", "n/a", "--", "-", "?"})
+
+NEGATIVE_ERROR_POLICIES = ("limit", "invalid")
+
+
+def parse_numbers(raw: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Float64 values of a column and the mask of entries that are text, not numbers.
+
+    Blanks and :data:`BLANK_TEXT` (``'N/A'``, ``'null'``, ``'--'``...) become NaN; numeric
+    columns are converted as they are; booleans are refused (``TypeError``) because true and
+    false would pass as the numbers 1 and 0.
+    """
+    if isinstance(raw, pd.Series):
+        if pd.api.types.is_bool_dtype(raw.dtype):
+            raise TypeError("boolean column where numbers are expected")
+        if pd.api.types.is_numeric_dtype(raw.dtype) and not pd.api.types.is_complex_dtype(
+            raw.dtype
+        ):
+            values = raw.to_numpy(dtype=np.float64, na_value=np.nan)
+            return values, np.zeros(len(values), dtype=bool)
+        obj = raw.to_numpy(dtype=object, na_value=None)
+    else:
+        if hasattr(raw, "unit") and hasattr(raw, "value") and not isinstance(
+            raw, np.ma.MaskedArray
+        ):
+            raw = raw.value  # astropy Quantity: units are checked by the caller
+        if isinstance(raw, np.ma.MaskedArray):  # includes astropy MaskedColumn
+            mask = np.ma.getmaskarray(raw)
+            data = np.asarray(np.ma.getdata(raw))
+            if data.dtype.kind in "iuf":
+                values = data.astype(np.float64)
+                values[mask] = np.nan
+                return values, np.zeros(len(values), dtype=bool)
+            obj = data.astype(object)
+            obj[mask] = None
+        else:
+            arr = np.asarray(raw)
+            if arr.dtype.kind == "b":
+                raise TypeError("boolean column where numbers are expected")
+            if arr.dtype.kind == "c":
+                raise TypeError("complex column where real numbers are expected")
+            if arr.dtype.kind in "iuf":
+                values = arr.astype(np.float64, copy=False)
+                return values, np.zeros(values.shape, dtype=bool)
+            if arr.dtype.kind not in "USO":
+                raise TypeError(f"column has non-numeric dtype {arr.dtype}")
+            obj = arr.astype(object)
+    if obj.ndim != 1:
+        raise TypeError(f"expected a 1-D column, got shape {obj.shape}")
+    def decode(v):
+        return v.decode("utf-8", "replace") if isinstance(v, bytes | bytearray | np.bytes_) else v
+
+    text = pd.Series(obj, dtype=object).map(decode)
+    if text.map(lambda v: isinstance(v, bool | np.bool_)).any():
+        raise TypeError("boolean values where numbers are expected")
+    as_text = text.astype("string").str.strip()
+    blank = as_text.isna() | as_text.str.lower().isin(BLANK_TEXT)
+    values = pd.to_numeric(as_text.where(~blank), errors="coerce").astype(np.float64)
+    values = values.to_numpy(na_value=np.nan)
+    bad = np.isnan(values) & ~blank.to_numpy(dtype=bool)
+    return values, bad
+
+
+@dataclass
+class CleanBand:
+    """One band after cleaning: AB magnitude and error (NaN unless measured), status codes."""
+
+    mag: np.ndarray  # (n,) float64
+    magerr: np.ndarray  # (n,) float64, NaN where no error column or not measured
+    status: np.ndarray  # (n,) uint8: MEASURED, MISSING, UNDETECTED, NO_ERROR, INVALID
+    reasons: dict[int, str]  # row -> why it is INVALID (every invalid row)
+
+    def counts(self) -> dict[str, int]:
+        c = np.bincount(self.status, minlength=len(STATUS_NAMES))
+        return {name: int(c[k]) for k, name in enumerate(STATUS_NAMES)}
+
+
+def _close_to(values: np.ndarray, sentinels: Sequence[float]) -> np.ndarray:
+    """True where ``values`` is a sentinel (relative tolerance 1e-6) or a fill (|v| >= 1e20)."""
+    with np.errstate(invalid="ignore"):
+        mag = np.abs(values)
+        hit = mag >= _FILL_ABS
+        if not sentinels:
+            return hit
+        # Sentinels sit far from real photometry, so one cheap |v| test finds the few
+        # candidates and the exact comparisons run on those only.
+        floor = min(abs(s) * (1 - _SENTINEL_RTOL) - _SENTINEL_RTOL for s in sentinels)
+        candidates = np.flatnonzero(mag >= floor)
+        if candidates.size:
+            picked = values[candidates]
+            found = np.zeros(candidates.size, dtype=bool)
+            for s in sentinels:
+                found |= np.abs(picked - s) <= _SENTINEL_RTOL * max(1.0, abs(s))
+            hit[candidates[found]] = True
+    return hit
+
+
+def clean_band(
+    values: Any,
+    errors: Any = None,
+    *,
+    kind: str = "mag",
+    flux_unit: str | float = "uJy",
+    sentinels: Sequence[float] | None = None,
+    negative_error: str = "limit",
+    check: bool = True,
+    column: str | None = None,
+    error_column: str | None = None,
+    source: str | None = None,
+) -> CleanBand:
+    """Turn one band's raw values (and errors) into AB magnitudes: the one cleaning path.
+
+    Library features, ingest, assignment and the CLI all call this, so a raw value has one
+    meaning everywhere:
+
+    ========================================  =========================================
+    raw value                                 outcome
+    ========================================  =========================================
+    NaN, blank, 'N/A', 'null', '--', +-inf    missing
+    a sentinel (see :data:`MAG_SENTINELS`,    missing
+    :data:`FLUX_SENTINELS`), abs >= 1e20
+    flux <= 0                                 undetected
+    error < 0 (CIGALE/LePhare upper limit)    undetected (``negative_error="invalid"``:
+                                              invalid)
+    value given, error missing or sentinel    no_error: the band is dropped (a
+                                              measurement that cannot be weighted)
+    magnitude <= 0 or > 50, text              invalid (named with column and row)
+    ========================================  =========================================
+
+    Parameters
+    ----------
+    values, errors : array-like, shape (n,)
+        Raw magnitudes or fluxes and their 1-sigma errors (``errors=None``: no error column).
+    kind : {"mag", "flux"}
+    flux_unit : str or float
+        Unit of fluxes and flux errors (astropy spectral flux density, "nanomaggy"), or its
+        size in Jy.
+    sentinels : sequence of float, optional
+        Overrides the default sentinels of ``kind``.
+    negative_error : {"limit", "invalid"}
+        What a negative error on a measured value means.
+    check : bool
+        Refuse a column whose values do not look like ``kind`` (see
+        :func:`check_plausible`); pass False when you know better.
+    column, error_column, source : str, optional
+        Names used in messages.
+
+    Returns
+    -------
+    CleanBand
+        ``mag``/``magerr`` NaN wherever ``status != MEASURED``.
+    """
+    if kind not in ("mag", "flux"):
+        raise ValueError(f"kind must be 'mag' or 'flux', got {kind!r}")
+    if negative_error not in NEGATIVE_ERROR_POLICIES:
+        raise ValueError(f"negative_error must be one of {NEGATIVE_ERROR_POLICIES}")
+    reasons: dict[int, str] = {}
+    v, bad_text = _numbers_or_error(values, column, source)
+    n = v.shape[0]
+    status = np.full(n, MEASURED, dtype=np.uint8)
+    if sentinels is None:
+        sentinels = MAG_SENTINELS if kind == "mag" else FLUX_SENTINELS
+    missing = ~np.isfinite(v) | _close_to(v, sentinels)
+    status[missing] = MISSING
+    _mark_text(bad_text, status, reasons, values)
+
+    if check:
+        problem = check_plausible(v[status == MEASURED], kind, flux_unit)
+        if problem:
+            raise PhotometryError(
+                problem + " (pass check=False / --no-check if the values are right)",
+                column=column,
+                source=source,
+            )
+
+    if kind == "flux":
+        unit_jy = float(flux_unit) if isinstance(flux_unit, int | float) else _flux_unit_in_jy(
+            flux_unit
+        )
+        with np.errstate(invalid="ignore"):
+            status[(status == MEASURED) & (v <= 0)] = UNDETECTED
+    else:
+        lo, hi = MAG_RANGE
+        with np.errstate(invalid="ignore"):
+            out = (status == MEASURED) & ((v <= lo) | (v > hi))
+        for r in np.flatnonzero(out):
+            reasons[int(r)] = (
+                f"magnitude {_fmt_num(v[r])} outside ({lo:g}, {hi:g}]: a flux in a magnitude "
+                "column, or a fill value to declare as a sentinel?"
+            )
+        status[out] = INVALID
+
+    e = None
+    if errors is not None:
+        e, bad_etext = _numbers_or_error(errors, error_column, source)
+        if e.shape != v.shape:
+            raise PhotometryError(
+                f"error column has {e.shape[0]} rows, values have {n}",
+                column=error_column,
+                source=source,
+            )
+        measured = status == MEASURED
+        e_missing = ~np.isfinite(e) | _close_to(e, MAG_SENTINELS if kind == "mag" else ())
+        status[measured & e_missing] = NO_ERROR
+        with np.errstate(invalid="ignore"):
+            negative = (status == MEASURED) & (e < 0)
+        if negative_error == "limit":
+            status[negative] = UNDETECTED
+        else:
+            for r in np.flatnonzero(negative):
+                reasons[int(r)] = f"negative error {_fmt_num(e[r])} on a measured value"
+            status[negative] = INVALID
+        text_rows = bad_etext & (status != INVALID)
+        _mark_text(text_rows, status, reasons, errors, error_column)
+
+    ok = status == MEASURED
+    mag = np.full(n, np.nan)
+    err = np.full(n, np.nan)
+    if kind == "flux":
+        zp = _ab_zeropoint(unit_jy)
+        np.log10(v, out=mag, where=ok)
+        mag[ok] *= -2.5
+        mag[ok] += zp
+        if e is not None:
+            np.divide(e, v, out=err, where=ok)
+            err[ok] *= _POGSON
+    else:
+        mag[ok] = v[ok]
+        if e is not None:
+            err[ok] = e[ok]
+    return CleanBand(mag, err, status, reasons)
+
+
+def _numbers_or_error(raw: Any, column: str | None, source: str | None):
+    try:
+        return parse_numbers(raw)
+    except TypeError as exc:
+        raise PhotometryError(str(exc), column=column, source=source) from exc
+
+
+def _mark_text(bad, status, reasons, raw, column=None) -> None:
+    if not bad.any():
+        return
+    status[bad] = INVALID
+    for r in np.flatnonzero(bad):
+        value = raw.iloc[r] if isinstance(raw, pd.Series) else np.asarray(raw, dtype=object)[r]
+        what = f"not a number: {str(value)[:40]!r}"
+        reasons[int(r)] = what if column is None else f"{what} (error column {column!r})"
+
+
+def _fmt_num(value: float) -> str:
+    return np.format_float_positional(float(value), precision=6, trim="-")
+
+
+def check_plausible(values: np.ndarray, kind: str, flux_unit: str | float = "uJy") -> str | None:
+    """Why a column does not look like ``kind`` (magnitudes or fluxes), or None.
+
+    Needs at least 20 measured values. Rules, chosen to be far from any real survey:
+
+    * magnitudes whose median lies outside [10, 40] AB, or whose values spread less than
+      0.02 mag: fluxes (or another quantity) in a magnitude column;
+    * fluxes whose logarithm spreads less than 0.1 dex with values within [10, 40]:
+      magnitudes in a flux column;
+    * fluxes whose implied median AB magnitude lies outside [16, 31]: a unit off by a
+      factor of 1,000 or more (a galaxy survey's median magnitude sits near 20-28).
+    """
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size < 20:
+        return None
+    if kind == "mag":
+        med = float(np.median(v))
+        if not 10.0 <= med <= 40.0:
+            return (
+                f"values do not look like AB magnitudes (median {med:.3g}, outside 10-40): "
+                "fluxes, or another quantity? declare the column as a flux with its unit"
+            )
+        spread = float(np.percentile(v, 95) - np.percentile(v, 5))
+        if spread < 0.02:
+            return (
+                f"magnitudes hardly vary (5-95% range {spread:.2g} mag): not photometry of "
+                "different galaxies"
+            )
+        return None
+    pos = v[v > 0]
+    if pos.size < 20:
+        return None
+    logs = np.log10(pos)
+    inside = np.mean((pos >= 10) & (pos <= 40))
+    if float(np.std(logs)) < 0.1 and inside > 0.9:
+        return (
+            f"values look like magnitudes, not fluxes (median {np.median(pos):.3g}, spread "
+            f"{np.std(logs):.2g} dex): declare the column as a magnitude"
+        )
+    unit_jy = float(flux_unit) if isinstance(flux_unit, int | float) else _flux_unit_in_jy(
+        flux_unit
+    )
+    med_mag = _ab_zeropoint(unit_jy) - 2.5 * float(np.median(logs))
+    if not 16.0 <= med_mag <= 31.0:
+        unit = flux_unit if isinstance(flux_unit, str) else f"{flux_unit:g} Jy"
+        return (
+            f"fluxes in {unit} imply a median AB magnitude of {med_mag:.1f}, far from any "
+            "galaxy survey (16-31): is the flux unit right (off by a factor of 1,000?)"
+        )
+    return None
+
+
+# --------------------------------------------------------------------------------------------
 # features
 # --------------------------------------------------------------------------------------------
 
@@ -502,8 +861,10 @@ class ColourFeatures:
         flux_unit: str = "uJy",
         magnitude_band: str | None = None,
         normalise: str | None = "standard",
-        sentinels: Sequence[float] = (99.0, -99.0, -99.9),
+        sentinels: Sequence[float] | None = None,
         min_error: float = 0.0,
+        negative_error: str = "limit",
+        check: bool = True,
     ) -> None:
         if isinstance(bands, str):
             raise ValueError(f"bands must be a sequence of band names, not the string {bands!r}")
@@ -526,10 +887,18 @@ class ColourFeatures:
         if normalise not in ("standard", None):
             raise ValueError(f"normalise must be 'standard' or None, got {normalise!r}")
         self.normalise = normalise
+        if sentinels is None:
+            sentinels = MAG_SENTINELS if kind == "mag" else FLUX_SENTINELS
         try:
             self.sentinels = tuple(float(s) for s in sentinels)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"sentinels must be numbers, got {sentinels!r}") from exc
+        if negative_error not in NEGATIVE_ERROR_POLICIES:
+            raise ValueError(
+                f"negative_error must be one of {NEGATIVE_ERROR_POLICIES}, got {negative_error!r}"
+            )
+        self.negative_error = negative_error
+        self.check = bool(check)
         if not all(math.isfinite(s) for s in self.sentinels):
             raise ValueError("sentinels must be finite (NaN and inf are always treated as missing)")
         self.min_error = float(min_error)
@@ -585,55 +954,44 @@ class ColourFeatures:
                     source=source,
                 )
 
-        zeropoint = _ab_zeropoint(self._unit_in_jy) if self.kind == "flux" else None
         n = cols.n
         M = Em = None
         for j, band in enumerate(bands):
             vname = self.value_column(band)
             self._check_unit(cols, vname)
-            values = cols.floats(vname)
+            ename = self.error_column(band) if with_errors else None
+            if ename is not None:
+                self._check_unit(cols, ename)
+            cleaned = clean_band(
+                cols.raw(vname),
+                cols.raw(ename) if ename is not None else None,
+                kind=self.kind,
+                flux_unit=self._unit_in_jy if self.kind == "flux" else "uJy",
+                sentinels=self.sentinels,
+                negative_error=self.negative_error,
+                check=self.check,
+                column=vname,
+                error_column=ename,
+                source=source,
+            )
+            if cleaned.reasons:
+                row = min(cleaned.reasons)
+                invalid_in_error = "error column" in cleaned.reasons[row] or (
+                    "negative error" in cleaned.reasons[row]
+                )
+                raise PhotometryError(
+                    cleaned.reasons[row],
+                    column=ename if invalid_in_error else vname,
+                    row=row,
+                    source=source,
+                )
             if M is None:
-                n = len(values)
+                n = len(cleaned.mag)
                 M = np.empty((n, len(bands)), dtype=np.float64)
                 Em = np.empty((n, len(bands)), dtype=np.float64) if with_errors else None
-            missing = _sentinel_mask(values, self.sentinels)
-            errors = None
+            M[:, j] = cleaned.mag
             if with_errors:
-                ename = self.error_column(band)
-                self._check_unit(cols, ename)
-                errors = cols.floats(ename)
-                err_missing = _sentinel_mask(errors, self.sentinels)
-                negative = ~missing & ~err_missing & (errors < 0)
-                if negative.any():
-                    row = int(np.flatnonzero(negative)[0])
-                    raise PhotometryError(
-                        f"negative error ({errors[row]:g}) for a measured value "
-                        f"({values[row]:g}); if the catalogue flags upper limits with negative "
-                        "errors, mask those rows (or set them to NaN) before building features",
-                        column=ename,
-                        row=row,
-                        source=source,
-                    )
-                missing |= err_missing
-            if self.kind == "flux":
-                with np.errstate(invalid="ignore"):
-                    usable = ~missing & (values > 0)
-                # ufuncs with where= skip the unusable entries (left NaN) without the gather
-                # and scatter of fancy indexing, which doubled the cost on 10^6 rows.
-                mag = np.full(n, np.nan)
-                np.log10(values, out=mag, where=usable)
-                mag *= -2.5
-                mag += zeropoint
-                M[:, j] = mag
-                if with_errors:
-                    err = np.full(n, np.nan)
-                    np.divide(errors, values, out=err, where=usable)
-                    err *= _POGSON
-                    Em[:, j] = err
-            else:
-                M[:, j] = np.where(missing, np.nan, values)
-                if with_errors:
-                    Em[:, j] = np.where(missing, np.nan, errors)
+                Em[:, j] = cleaned.magerr
         if with_errors and self.min_error > 0:
             Em = np.hypot(Em, self.min_error)
         return M, Em, bands
@@ -772,6 +1130,8 @@ class ColourFeatures:
             "normalise": self.normalise,
             "sentinels": list(self.sentinels),
             "min_error": self.min_error,
+            "negative_error": self.negative_error,
+            "check": self.check,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -799,7 +1159,11 @@ class ColourFeatures:
                 f"(this somcal reads version {_FORMAT_VERSION})"
             )
         try:
-            obj = cls(**{k: d[k] for k in _PARAM_NAMES})
+            # Maps saved before negative_error/check existed were made with those defaults.
+            optional = {"negative_error": "limit", "check": True}
+            obj = cls(
+                **{k: d[k] if k not in optional else d.get(k, optional[k]) for k in _PARAM_NAMES}
+            )
         except KeyError as exc:
             raise ValueError(f"ColourFeatures description lacks key {exc.args[0]!r}") from exc
         if d.get("fitted"):

@@ -125,7 +125,7 @@ def test_missing_values_and_sentinels():
     df = pd.DataFrame(
         {
             "mag_a": [20.0, np.nan, np.inf, -np.inf, 99.0, -99.0, -99.9, 20.0, 20.0],
-            "mag_b": [19.0, 19.0, 19.0, 19.0, 19.0, 19.0, 19.0, 99.0000001, 98.9],
+            "mag_b": [19.0, 19.0, 19.0, 19.0, 19.0, 19.0, 19.0, 99.0000001, 28.9],
         }
     )
     # float32-stored -99.9 is -99.90000152587891 in float64: must still count as a sentinel.
@@ -135,11 +135,13 @@ def test_missing_values_and_sentinels():
     assert E is None
     expected_missing = [False, True, True, True, True, True, True, True, False]
     np.testing.assert_array_equal(np.isnan(X[:, 0]), expected_missing)
-    np.testing.assert_allclose(X[8, 0], 20.0 - 98.9)
-    # Sentinels are configurable: with none, 99 is a number.
+    np.testing.assert_allclose(X[8, 0], 20.0 - 28.9, rtol=1e-6)
+    # Sentinels are configurable: with none, 99 is a value, and an invalid one (a magnitude
+    # beyond 50 is no measurement), named with its row rather than silently dropped.
     cf2 = ColourFeatures(bands=("a", "b"), error_template=None, normalise=None, sentinels=())
-    X2, _ = cf2.fit_transform(df)
-    assert X2[4, 0] == 80.0
+    with pytest.raises(PhotometryError, match="magnitude 99 outside") as info:
+        cf2.fit_transform(df)
+    assert (info.value.column, info.value.row) == ("mag_a", 4)
 
 
 def test_error_sentinel_on_measured_value_masks_the_band():
@@ -389,7 +391,7 @@ def test_strings_in_numeric_column_give_row():
         ColourFeatures(bands=("u", "g", "r")).fit(df, source="x.csv")
     err = info.value
     assert (err.column, err.row, err.source) == ("mag_g", 2, "x.csv")
-    assert "non-numeric value 'n/a?'" in str(err)
+    assert "not a number: 'n/a?'" in str(err)
     # empty strings and None are missing values, "nan" too
     df.loc[2, "mag_g"] = ""
     df.loc[0, "mag_g"] = None
@@ -399,17 +401,24 @@ def test_strings_in_numeric_column_give_row():
         ColourFeatures(bands=("u", "g", "r")).fit({**small_mags(), "mag_u": [1.0, "x", 2.0]})
 
 
-def test_negative_error_raises_with_location():
+def test_negative_error_is_an_upper_limit_or_an_error_with_location():
     df = small_mags()
     df.loc[1, "magerr_g"] = -0.1
+    # Default (CIGALE/LePhare convention): a negative error marks an upper limit, i.e. a
+    # non-detection, so the band is missing for that row.
+    X, _ = ColourFeatures(bands=("u", "g", "r"), normalise=None).fit_transform(df)
+    assert np.isnan(X[1]).all() and np.isfinite(X[0]).all()
+    strict = ColourFeatures(bands=("u", "g", "r"), negative_error="invalid")
     with pytest.raises(PhotometryError) as info:
-        ColourFeatures(bands=("u", "g", "r")).fit(df, source="catalog.fits")
+        strict.fit(df, source="catalog.fits")
     err = info.value
     assert (err.column, err.row) == ("magerr_g", 1)
-    assert str(err).startswith("catalog.fits: column 'magerr_g', row 1: negative error (-0.1)")
+    assert str(err).startswith("catalog.fits: column 'magerr_g', row 1: negative error -0.1")
     # a negative error on a value that is missing anyway is ignored
     df.loc[1, "mag_g"] = -99.0
-    X, _ = ColourFeatures(bands=("u", "g", "r"), normalise=None).fit_transform(df)
+    X, _ = ColourFeatures(
+        bands=("u", "g", "r"), normalise=None, negative_error="invalid"
+    ).fit_transform(df)
     assert np.isnan(X[1]).all()
 
 
@@ -418,7 +427,7 @@ def test_row_is_positional_not_the_index_label():
     df.index = [100, 50, 7]
     df.loc[7, "magerr_r"] = -1.0
     with pytest.raises(PhotometryError) as info:
-        ColourFeatures(bands=("u", "g", "r")).fit(df)
+        ColourFeatures(bands=("u", "g", "r"), negative_error="invalid").fit(df)
     assert info.value.row == 2
 
 
