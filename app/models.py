@@ -3,8 +3,9 @@
 Row-heavy tables (``sources``, ``spectra``, ``assignments``) are designed for 10^6+ rows:
 narrow numeric columns, composite keys instead of surrogate ids where a natural key exists,
 and indexes that match the service's access paths (per catalogue, per map and cell).
-Photometry columns are fixed to the somcal band set (ugrizYJH); the catalogue's own column
-names are kept in ``catalogues.column_mapping``.
+Photometry is stored per row as packed arrays over the catalogue's own bands
+(``catalogues.bands``, any survey's); the catalogue's column names are kept in
+``catalogues.column_mapping`` and the options it was ingested with in ``catalogues.options``.
 """
 
 from __future__ import annotations
@@ -34,11 +35,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base
 
-# somcal's band set (Euclid-like plus ground-based optical); DB column suffixes are
-# lower-case so that PostgreSQL needs no quoted identifiers.
-BANDS: tuple[str, ...] = ("u", "g", "r", "i", "z", "Y", "J", "H")
-MAG_COLUMNS: dict[str, str] = {b: f"mag_{b.lower()}" for b in BANDS}
-MAGERR_COLUMNS: dict[str, str] = {b: f"magerr_{b.lower()}" for b in BANDS}
+#: dtype of the packed photometry arrays (see ``_Photometry``).
+PHOT_DTYPE = "<f8"
 
 CATALOGUE_KINDS = ("photometric", "spectroscopic")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed")
@@ -85,25 +83,20 @@ def _in(values: tuple[str, ...]) -> str:
 
 
 class _Photometry:
-    """AB magnitudes and errors in ``BANDS`` (NULL where missing or undetected), shared by
-    photometric sources and spectra that carry photometry."""
+    """AB magnitudes and errors of the catalogue's bands, shared by photometric sources and
+    spectra that carry photometry.
 
-    mag_u: Mapped[float | None] = mapped_column(Double)
-    magerr_u: Mapped[float | None] = mapped_column(Double)
-    mag_g: Mapped[float | None] = mapped_column(Double)
-    magerr_g: Mapped[float | None] = mapped_column(Double)
-    mag_r: Mapped[float | None] = mapped_column(Double)
-    magerr_r: Mapped[float | None] = mapped_column(Double)
-    mag_i: Mapped[float | None] = mapped_column(Double)
-    magerr_i: Mapped[float | None] = mapped_column(Double)
-    mag_z: Mapped[float | None] = mapped_column(Double)
-    magerr_z: Mapped[float | None] = mapped_column(Double)
-    mag_y: Mapped[float | None] = mapped_column(Double)
-    magerr_y: Mapped[float | None] = mapped_column(Double)
-    mag_j: Mapped[float | None] = mapped_column(Double)
-    magerr_j: Mapped[float | None] = mapped_column(Double)
-    mag_h: Mapped[float | None] = mapped_column(Double)
-    magerr_h: Mapped[float | None] = mapped_column(Double)
+    One packed array per row instead of one column per band, so that any survey's bands fit
+    (bands are data: ``catalogues.bands`` names them, in this order). ``mags``/``magerrs``
+    hold ``len(catalogue.bands)`` little-endian float64 values, NaN where a band is missing
+    or undetected (see :func:`som.photometry.clean_band`). Packed bytes rather than
+    PostgreSQL ``double precision[]``: the same layout on PostgreSQL and SQLite, read with
+    one ``numpy.frombuffer`` and written by binary COPY without per-element framing; no
+    query filters on one band in SQL (magnitude cuts run in numpy after the read).
+    """
+
+    mags: Mapped[bytes | None] = mapped_column(LargeBinary)
+    magerrs: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class Catalogue(Base):
@@ -125,7 +118,13 @@ class Catalogue(Base):
     preset: Mapped[str | None] = mapped_column(String(32))
     column_mapping: Mapped[dict[str, Any]] = mapped_column(JsonType)
     secure_rule: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    # Canonical band names (som.bands), in the order of the packed photometry arrays.
     bands: Mapped[list[str]] = mapped_column(JsonType)
+    # What the ingest was asked for (preset, mapping, units, declared bands, rules) and what
+    # it found (per-band counts, spectra usable or not): a repeated upload is compared
+    # against it, and people read it.
+    options: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
     n_rows: Mapped[int] = mapped_column(Integer)
     n_skipped: Mapped[int] = mapped_column(Integer, default=0)
     n_secure: Mapped[int | None] = mapped_column(Integer)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -73,6 +73,17 @@ class SecureRule(BaseModel):
         return self.model_dump(exclude_none=True)
 
 
+class DeclaredBand(BaseModel):
+    """A band somcal's registry does not know: a name and its effective wavelength (Å)."""
+
+    name: str = Field(..., min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.+-]+$")
+    wavelength: float = Field(..., ge=500, le=1e6, description="Effective wavelength in Å.")
+    survey: str | None = Field(None, max_length=64)
+    filter: str | None = Field(None, max_length=64)
+
+    model_config = ConfigDict(extra="forbid")
+
+
 class IngestOptions(BaseModel):
     name: str | None = Field(None, max_length=255)
     preset: str | None = Field(
@@ -83,15 +94,44 @@ class IngestOptions(BaseModel):
     mapping: dict[str, str | None] | None = Field(
         None,
         description="somcal field -> file column, overriding the preset (null unmaps). "
-        "Fields: source_id, ra, dec, z_phot | z_spec, quality, secure, survey, mag_{b}, "
-        "magerr_{b} for b in u g r i z Y J H.",
+        "Fields: source_id, ra, dec, z_phot | z_spec, quality, secure, survey, star, and "
+        "mag_<band>, magerr_<band>, flux_<band>, fluxerr_<band> for any known band (GET "
+        "/v1/bands) or a declared one; band names are case-sensitive (LSST y is not VISTA Y).",
     )
     secure_rule: SecureRule | None = None
     on_invalid: Literal["reject", "skip"] = "reject"
     skip_missing_redshift: bool | None = None
-    format: Literal["fits", "parquet", "csv", "ecsv", "votable", "hdf5"] | None = None
+    format: Literal["fits", "parquet", "csv", "ecsv", "votable", "hdf5", "ascii"] | None = None
+    flux_unit: str | None = Field(
+        None,
+        max_length=32,
+        description="Unit of flux_<band> columns (nJy, uJy, mJy, Jy, nanomaggy) when the file's "
+        "column metadata does not say.",
+    )
+    negative_error: Literal["limit", "invalid"] = Field(
+        "limit",
+        description="A negative error on a measured value: an upper limit (CIGALE/LePhare), "
+        "i.e. a non-detection, or an invalid row.",
+    )
+    bands: list[DeclaredBand] | None = Field(
+        None, max_length=100, description="Bands the registry does not know, declared here."
+    )
+    z_min: float = Field(
+        0.002,
+        ge=-0.05,
+        le=1.0,
+        description="Spectra below this redshift (stars) are never secure galaxy redshifts.",
+    )
+    check: bool = Field(
+        True,
+        description="Refuse photometry columns that do not look like what they are declared "
+        "as (fluxes as magnitudes, a flux unit off by 1,000); false when you know better.",
+    )
 
     model_config = ConfigDict(extra="forbid")
+
+    def declared_bands(self) -> list[dict[str, Any]] | None:
+        return [b.model_dump(exclude_none=True) for b in self.bands] if self.bands else None
 
 
 class IngestFromPath(IngestOptions):
@@ -119,6 +159,12 @@ class CatalogueOut(BaseModel):
     column_mapping: dict[str, str]
     secure_rule: dict[str, Any] | None
     bands: list[str]
+    options: dict[str, Any] | None = None
+    summary: dict[str, Any] | None = Field(
+        None,
+        description="What the ingest found: rows read/stored/skipped, per band measured/"
+        "missing/undetected/no_error, for spectra secure/star/below_z_min/no_photometry.",
+    )
     n_rows: int
     n_skipped: int
     n_secure: int | None
@@ -133,6 +179,7 @@ class IngestOut(CatalogueOut):
         default_factory=list, description="Rows left out (on_invalid='skip')."
     )
     assigned_maps: list[int] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
 
 
 class CatalogueList(BaseModel):
@@ -184,7 +231,7 @@ class ReadyOut(BaseModel):
 
 
 # ----------------------------------------------------------------------------- maps
-Band = Literal["u", "g", "r", "i", "z", "Y", "J", "H"]
+Band = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.+-]+$")]
 
 
 class TrainMapIn(BaseModel):
@@ -267,6 +314,14 @@ class AssignIn(BaseModel):
     include_pz: bool = False
     preset: str | None = None
     mapping: dict[str, str | None] | None = None
+    on_invalid: Literal["skip", "reject"] = Field(
+        "skip",
+        description="skip: valid rows are answered and each invalid row carries a reason; "
+        "reject: any invalid row refuses the request (422).",
+    )
+    flux_unit: str | None = Field(None, max_length=32, description="Unit of flux_<band> fields.")
+    negative_error: Literal["limit", "invalid"] = "limit"
+    bands: list[DeclaredBand] | None = Field(None, max_length=100)
 
     model_config = ConfigDict(
         extra="forbid",

@@ -331,9 +331,13 @@ class BandRegistry:
         suggestions = self.suggest(key)
         hint = ""
         if suggestions:
-            hint = "; did you mean " + " or ".join(
-                f"{s!r} ({self._bands[s].filter or self._bands[s].survey})" for s in suggestions
-            ) + "?"
+            hint = (
+                "; did you mean "
+                + " or ".join(
+                    f"{s!r} ({self._bands[s].filter or self._bands[s].survey})" for s in suggestions
+                )
+                + "?"
+            )
         raise BandError(
             f"unknown band {key!r}{hint} Declare a new band with its effective wavelength "
             "(Å) or a filter curve; `somcal bands` lists the known ones",

@@ -1,7 +1,8 @@
 """Bulk loading of column arrays into a table: binary COPY on PostgreSQL, executemany on SQLite.
 
 Columns are numpy arrays: ``float8`` (NaN means NULL), ``int4``/``int8``/``bool`` (never
-NULL) and ``text`` (object arrays, None means NULL).
+NULL), ``text`` (object arrays, None means NULL) and ``bytea`` (a 2-D uint8 array: every
+row the same number of bytes, never NULL — the packed photometry of a catalogue's bands).
 
 The PostgreSQL path writes the binary COPY stream with numpy instead of formatting rows in
 Python: rows that share a NULL pattern and text lengths have an identical byte layout, so
@@ -32,7 +33,7 @@ SQLITE_CHUNK = 50_000
 @dataclass
 class Col:
     name: str
-    type: str  # float8 | int4 | int8 | bool | text
+    type: str  # float8 | int4 | int8 | bool | text | bytea
     data: np.ndarray
 
 
@@ -67,6 +68,15 @@ def pg_binary_stream(cols: list[Col], n: int) -> Iterator[bytes] | None:
             data, lengths, null = _encode_text(np.asarray(col.data, dtype=object))
             prepared.append((col, data, null, lengths))
             keys[f"l{k}"] = np.where(null, -1, lengths)
+        elif col.type == "bytea":
+            data = np.ascontiguousarray(col.data, dtype=np.uint8)
+            data = data.reshape(n, data.shape[1] if data.ndim == 2 else 0)
+            if data.shape[1] == 0:  # a catalogue with no bands: empty (not NULL) arrays
+                prepared.append((col, np.zeros(n, dtype="V1"), np.zeros(n, bool), None))
+            else:
+                # One fixed-size field per row: a void scalar of the row's width.
+                packed = data.view(np.dtype((np.void, data.shape[1]))).reshape(n)
+                prepared.append((col, packed, np.zeros(n, bool), None))
         elif col.type in _FIXED:
             prepared.append((col, np.asarray(col.data), np.zeros(n, bool), None))
         else:
@@ -99,6 +109,15 @@ def pg_binary_stream(cols: list[Col], n: int) -> Iterator[bytes] | None:
                     size = int(lengths[first])
                     if size:
                         fields.append((f"v{k}", f"S{size}"))
+                elif col.type == "bytea":
+                    width = (
+                        np.asarray(col.data).reshape(len(col.data), -1).shape[1]
+                        if len(col.data)
+                        else 0
+                    )
+                    size = data.dtype.itemsize if width else 0
+                    if size:
+                        fields.append((f"v{k}", data.dtype))
                 else:
                     size = np.dtype(_FIXED[col.type]).itemsize
                     fields.append((f"v{k}", _FIXED[col.type]))
@@ -151,6 +170,9 @@ def _python_rows(cols: list[Col], start: int, stop: int) -> list[tuple]:
             lists.append([None if pd.isna(v) else str(v) for v in obj])
         elif col.type == "bool":
             lists.append(np.asarray(part, dtype=bool).tolist())
+        elif col.type == "bytea":
+            rows = np.ascontiguousarray(part, dtype=np.uint8).reshape(len(part), -1)
+            lists.append([r.tobytes() for r in rows])
         else:
             lists.append(np.asarray(part).tolist())
     return list(zip(*lists, strict=True))

@@ -15,10 +15,15 @@ import pandas as pd
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from app.models import BANDS, MAG_COLUMNS, Map, Target, TargetList
+from app.models import Map, Target, TargetList
 from app.services import maps as map_service
-from app.services.errors import InvalidInputError, NotFoundError, RowError, TooLargeError
-from app.services.ingest import resolve_mapping, validate
+from app.services.errors import (
+    BadRequestError,
+    InvalidInputError,
+    NotFoundError,
+    RowError,
+    TooLargeError,
+)
 from som import calibration as cal
 
 
@@ -67,11 +72,16 @@ def map_mag_band(m: Map, requested: str | None) -> str:
     bands = map_service.map_bands(m)
     if requested is None:
         return "i" if "i" in bands else bands[-1]
-    if requested not in BANDS:
+    from som.bands import REGISTRY, BandError
+
+    if requested in bands:
+        return requested
+    try:
+        return REGISTRY.canonical(requested)
+    except BandError as exc:
         raise InvalidInputError(
-            f"unknown band {requested!r}", [RowError(None, "mag_band", None, "unknown band")]
-        )
-    return requested
+            str(exc), [RowError(None, "mag_band", None, "unknown band")]
+        ) from exc
 
 
 # ----------------------------------------------------------------------------- assign
@@ -87,14 +97,86 @@ def photometry_rows(
     file: str,
     preset: str | None = None,
     mapping: dict[str, str | None] | None = None,
+    *,
+    on_invalid: str = "skip",
+    flux_unit: str | None = None,
+    negative_error: str = "limit",
+    bands: list[dict[str, Any]] | None = None,
+    check: bool = True,
 ) -> pd.DataFrame:
-    """Validated photometry (DB column names) of rows a client sends for assignment."""
-    _, resolved = resolve_mapping("photometric", [str(c) for c in frame.columns], preset, mapping)
-    checked = validate(
-        "photometric", frame, resolved, file, None, None, "reject", skip_missing_redshift=False
+    """Every row a client sends for assignment, cleaned by the ingest's rules.
+
+    Returns ``row_index``, ``source_id``, ``mag_<band>``/``magerr_<band>`` and ``reason``
+    (None for a valid row, else why it cannot be used: the same rule for one row as for ten
+    thousand). ``on_invalid="reject"`` refuses the whole request (422) at the first invalid
+    row instead.
+    """
+    from app.services import ingest as ingest_service
+    from app.services.phot_store import photometry_frame
+
+    if on_invalid not in ("skip", "reject"):
+        raise BadRequestError(f"on_invalid must be 'skip' or 'reject', got {on_invalid!r}")
+    registry = ingest_service.registry_for(bands)
+    columns = [str(c) for c in frame.columns]
+    _, resolved, _warnings = ingest_service.resolve_mapping(
+        "photometric", columns, preset, mapping, registry
     )
-    rows = pd.DataFrame(checked.columns)
-    rows["row_index"] = checked.keep
+    units = dict(frame.attrs.get("units", {}) or {})
+    plan = ingest_service.band_columns(resolved, registry, flux_unit, units, file)
+    if not plan:
+        raise InvalidInputError(
+            f"{file}: no photometry columns recognised; send mag_<band> or flux_<band> "
+            "fields (with flux_unit), or a mapping",
+            [RowError(file, None, None, "no photometry")],
+        )
+    rules = ingest_service.Rules(
+        kind="photometric",
+        mapping=resolved,
+        plan=plan,
+        file=file,
+        secure_rule=None,
+        survey_default=None,
+        skip_missing_redshift=False,
+        negative_error=negative_error,
+        # A request's rows are often few or one galaxy repeated: only the per-value rules
+        # apply unless the caller asks for the column checks.
+        check=check and len(frame) >= 1000,
+    )
+    log = ingest_service.ErrorLog(file, limit=None)
+    frame = frame.reset_index(drop=True)
+    checked = ingest_service.validate(frame, rules, log)
+    log.finish()
+    if log.file_level:
+        raise InvalidInputError(f"{file}: the rows cannot be used", log.items, n_errors=log.count)
+    if log.count and on_invalid == "reject":
+        raise InvalidInputError(
+            f"{file}: {log.count} invalid value(s); nothing was assigned "
+            f"(first {min(log.count, ingest_service.MAX_LISTED_ERRORS)} listed)",
+            log.items[: ingest_service.MAX_LISTED_ERRORS],
+            n_errors=log.count,
+        )
+    n = len(frame)
+    B = len(plan)
+    mags = np.full((n, B), np.nan)
+    errs = np.full((n, B), np.nan)
+    mags[checked.keep] = checked.columns["mags"]
+    errs[checked.keep] = checked.columns["magerrs"]
+    rows = photometry_frame([b.band for b in plan], mags, errs)
+    ids = np.full(n, None, dtype=object)
+    if "source_id" in resolved:
+        ids[checked.keep] = checked.columns["source_id"]
+        raw = frame[resolved["source_id"]].to_numpy(dtype=object)
+        bad = np.setdiff1d(np.arange(n), checked.keep)
+        ids[bad] = [None if pd.isna(v) else str(v) for v in raw[bad]]
+    else:
+        ids = np.arange(n).astype(str).astype(object)
+    reasons = np.full(n, None, dtype=object)
+    for e in log.items:
+        if e.row is not None and reasons[e.row] is None:
+            reasons[e.row] = f"{e.column}: {e.reason}" if e.column else e.reason
+    rows.insert(0, "source_id", ids)
+    rows.insert(0, "row_index", np.arange(n))
+    rows["reason"] = reasons
     return rows
 
 
@@ -105,6 +187,8 @@ def assign_rows(
         raise TooLargeError(f"{len(rows)} rows to assign; the limit is {max_rows} per request")
     som = map_service.SOM_CACHE.get(m)
     cells, dist = map_service.assign_frame(som, rows)
+    invalid = rows["reason"].notna().to_numpy() if "reason" in rows else np.zeros(len(rows), bool)
+    cells = np.where(invalid, -1, cells)
     ok = cells >= 0
     stats = map_service.cell_arrays(session, m)
     safe = np.where(ok, cells, 0)
@@ -127,6 +211,10 @@ def assign_rows(
             "zphot_nmad": pick("zphot_nmad"),
             "zspec_median": pick("zspec_median"),
         }
+    )
+    given = rows["reason"].to_numpy(dtype=object) if "reason" in rows else np.full(len(out), None)
+    out["reason"] = np.where(
+        ok, None, np.where(pd.isna(given), "no usable colour for this map's bands", given)
     )
     edges = None
     if include_pz:
@@ -151,7 +239,6 @@ def assign_json(output: AssignOutput, map_id: int) -> str:
         values = pd.array(frame[col].to_numpy(dtype=np.float64), dtype="Float64")
         frame[col] = values.astype("Int64")
         frame.loc[~ok, col] = pd.NA
-    frame["reason"] = np.where(ok, None, "no usable colour for this map's bands")
     n = len(frame)
     n_unassigned = output.n_unassigned
     head = json.dumps(
@@ -244,20 +331,18 @@ def coverage(
         summary.n_galaxies = int(n_phot.sum())
     else:
         band = map_mag_band(m, mag_band) if mag_band is not None else None
-        col = MAG_COLUMNS[band] if band else "NULL"
         rows = session.execute(
             text(
-                f"SELECT a.cell, s.z_phot, s.{col} FROM assignments a JOIN sources s "
-                "ON s.id = a.object_id AND s.catalogue_id = a.catalogue_id WHERE a.map_id = :m"
-            )
-            if band
-            else text(
-                "SELECT a.cell, s.z_phot, NULL FROM assignments a JOIN sources s "
+                "SELECT a.cell, s.z_phot, s.catalogue_id, s.mags FROM assignments a JOIN sources s "
                 "ON s.id = a.object_id AND s.catalogue_id = a.catalogue_id WHERE a.map_id = :m"
             ),
             {"m": m.id},
         ).all()
-        arr = map_service.float_rows(rows, 3)
+        arr = map_service.float_rows([r[:3] for r in rows], 3)
+        if band:
+            arr[:, 2] = map_service.mags_by_catalogue(
+                session, arr[:, 2], [r[3] for r in rows], [band]
+            )[:, 0]
         try:
             summary = cal.coverage_summary(
                 arr[:, 0].astype(np.int64),
@@ -326,24 +411,25 @@ def targets(
     bands = map_service.map_bands(m)
     if band not in bands:
         bands = [*bands, band]
-    mag_cols = [MAG_COLUMNS[b] for b in bands]
     rows = session.execute(
         text(
-            "SELECT s.id, s.catalogue_id, s.source_id, s.ra, s.dec, a.cell, a.distance, "
-            + ", ".join(f"s.{c}" for c in mag_cols)
-            + " FROM assignments a JOIN sources s ON s.id = a.object_id "
+            "SELECT s.id, s.catalogue_id, s.source_id, s.ra, s.dec, a.cell, a.distance, s.mags "
+            "FROM assignments a JOIN sources s ON s.id = a.object_id "
             "AND s.catalogue_id = a.catalogue_id JOIN cells c ON c.map_id = a.map_id "
             "AND c.cell = a.cell WHERE a.map_id = :m AND c.covered = :f"
         ),
         {"m": m.id, "f": False},
     ).all()
-    names = ["id", "catalogue_id", "source_id", "ra", "dec", "cell", "distance"] + [
-        f"mag_{b}" for b in bands
-    ]
-    cand = pd.DataFrame.from_records(map_service.records(rows), columns=names)
+    names = ["id", "catalogue_id", "source_id", "ra", "dec", "cell", "distance"]
+    cand = pd.DataFrame.from_records([tuple(r)[:7] for r in rows], columns=names)
     for c in names:
         if c != "source_id":
             cand[c] = pd.to_numeric(cand[c], errors="coerce")
+    mags = map_service.mags_by_catalogue(
+        session, cand["catalogue_id"].to_numpy(), [r[7] for r in rows], bands
+    )
+    for k, b in enumerate(bands):
+        cand[f"mag_{b}"] = mags[:, k]
     cand["cell"] = cand["cell"].astype(np.int64)
     stats = map_service.cells_frame(session, m.id)
     cell_stats = pd.DataFrame(

@@ -12,26 +12,40 @@ from sqlalchemy.orm import Session
 from app.models import Catalogue
 from app.services import maps as map_service
 from app.services.catalogs import AfterDeleteHook
-from app.services.ingest import AfterInsertHook
+from app.services.ingest import LedgerHook
 
 
-def after_catalogue_inserted(match_radius_arcsec: float) -> AfterInsertHook:
-    def hook(session: Session, catalogue: Catalogue, rows: pd.DataFrame) -> list[int]:
-        maps = map_service.ready_maps(session)
-        if not maps:
-            return []
-        rows = rows.assign(object_id=map_service.object_ids(session, catalogue.kind, catalogue.id))
-        for m in maps:
+class _AssignToReadyMaps(LedgerHook):
+    """Assign each written chunk to every ready map; recompute the cells once at the end."""
+
+    def __init__(self, match_radius_arcsec: float) -> None:
+        self.radius = match_radius_arcsec
+        self._maps: list | None = None
+
+    def _ready(self, session: Session):
+        if self._maps is None:
+            self._maps = map_service.ready_maps(session)
+        return self._maps
+
+    def rows(self, session: Session, catalogue: Catalogue, rows: pd.DataFrame) -> None:
+        for m in self._ready(session):
             som = map_service.SOM_CACHE.get(m)
-            map_service.assign_catalogue(session, m, som, catalogue, rows, match_radius_arcsec)
+            map_service.assign_catalogue(session, m, som, catalogue, rows, self.radius)
+
+    def done(self, session: Session, catalogue: Catalogue) -> list[int]:
+        maps = self._ready(session)
+        for m in maps:
             if catalogue.kind == "photometric":
                 map_service.recompute(session, m, "phot")
                 # New sources may be the nearest neighbours of spectra without photometry.
-                map_service.rematch_by_position(session, m, som, match_radius_arcsec)
+                som = map_service.SOM_CACHE.get(m)
+                map_service.rematch_by_position(session, m, som, self.radius)
             map_service.recompute(session, m, "spec")
         return [m.id for m in maps]
 
-    return hook
+
+def after_catalogue_inserted(match_radius_arcsec: float) -> LedgerHook:
+    return _AssignToReadyMaps(match_radius_arcsec)
 
 
 def after_catalogue_deleted(match_radius_arcsec: float) -> AfterDeleteHook:

@@ -1,20 +1,28 @@
 """Ingest a photometric or spectroscopic catalogue file into the database.
 
-Steps: checksum (a file already ingested as this kind is returned, not duplicated) →
-format and header → column mapping (preset + overrides) → read the mapped columns →
-row-level validation → one transaction: catalogue row, bulk rows (COPY on PostgreSQL),
-then whatever the caller hooks in (assignment to existing maps). Any failure rolls the
-whole ingest back, so a catalogue is either fully there or not at all.
+Steps: checksum (the same file with the same options is recognised; with other options it
+is a 409 naming the difference) → format and header → column mapping (preset + overrides;
+photometry fields ``mag_/magerr_/flux_/fluxerr_<band>`` for any band of the registry or a
+declared one) → the rows, read and validated chunk by chunk → one transaction: catalogue
+row, bulk rows (COPY on PostgreSQL) per chunk, the caller's hooks (assignment to existing
+maps) per chunk and once at the end. Any failure rolls the whole ingest back, so a
+catalogue is either fully there or not at all.
 
-Validation rules (each violation names file, column, 0-based data row and reason):
-* Sentinels ``-99, 99, -99.9, 99.9`` (and NaN/empty) mean "no value" and are stored as NULL.
-* +-inf, non-numeric text in a numeric column, RA outside [0, 360], Dec outside [-90, 90],
-  magnitudes outside [-10, 50], negative magnitude errors, photometric redshifts outside
-  [-0.1, 20] and spectroscopic redshifts outside [-0.05, 15] are errors.
-* A magnitude whose error is a sentinel or ``-1`` (the usual upper-limit marker, e.g. in the
-  COSMOS photometry of zCOSMOS) is a limit, not a measurement: both become NULL.
-* A spectroscopic row without a redshift is an error, unless ``skip_missing_redshift`` (the
-  somcal mock, where only some galaxies have spectra) drops it.
+Photometry goes through ``som.photometry.clean_band``, the one place where a raw value
+becomes an AB magnitude or a missing value (the same rules as the library and ``assign``):
+sentinels, fills, blanks and +-inf are missing; fluxes <= 0 and negative errors (upper
+limits) are non-detections; a value without a usable error is dropped; magnitudes outside
+(0, 50] and text are errors naming file, column and row; a column that does not look like
+what it is declared as (fluxes given as magnitudes, a flux unit off by 1000) is refused
+unless ``check=False``.
+
+Other rules (each violation names file, column, 0-based data row and reason): +-inf, text,
+RA outside [0, 360], Dec outside [-90, 90], photometric redshifts outside [-0.1, 20] and
+spectroscopic redshifts outside [-0.05, 15] are errors. A spectroscopic row without a
+redshift is an error unless ``skip_missing_redshift``; one that has neither usable
+photometry (two bands) nor a position can never be placed on a map and is an error too.
+Secure redshifts must be galaxies': ``z < z_min`` (default 0.002) or a ``star`` flag makes a
+spectrum not secure, and the answer says how many.
 With ``on_invalid="reject"`` (default) any error refuses the file (HTTP 422, first 100
 errors listed); with ``"skip"`` offending rows are left out and reported.
 """
@@ -30,15 +38,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.models import BANDS, MAG_COLUMNS, MAGERR_COLUMNS, Catalogue
+from app.models import Catalogue
 from app.services import presets
 from app.services.bulk import Col, bulk_insert
 from app.services.errors import (
     BadRequestError,
+    ConflictError,
     InvalidInputError,
     NotFoundError,
     RowError,
@@ -46,19 +55,31 @@ from app.services.errors import (
 )
 from app.services.ledger import ledger_transaction
 from app.services.tables import FORMATS, TableFile, detect_format
+from som.bands import REGISTRY, BandError, BandRegistry
+from som.photometry import (
+    INVALID,
+    MEASURED,
+    STATUS_NAMES,
+    PhotometryError,
+    clean_band,
+)
 
-SENTINELS = (-99.0, 99.0, -99.9, 99.9)
-UPPER_LIMIT_ERROR = -1.0
 MAX_LISTED_ERRORS = 100
 RANGES = {
     "ra": (0.0, 360.0),
     "dec": (-90.0, 90.0),
     "z_phot": (-0.1, 20.0),
     "z_spec": (-0.05, 15.0),
-    "mag": (-10.0, 50.0),
 }
+# Non-photometric numbers (positions, redshifts) share the photometry's "no value" codes.
+SENTINELS = (-99.0, 99.0, -99.9, 99.9, -999.0, 999.0, -9999.0)
 SECURE_RULE_KINDS = ("all", "column", "range", "in", "min")
 MAX_TEXT = 64
+#: Below this spectroscopic redshift an object is a star (or a local object whose redshift
+#: is its peculiar velocity): never a calibrating galaxy redshift. 0.002 is ~600 km/s.
+DEFAULT_Z_MIN = 0.002
+#: Rows validated and written per step: bounds memory whatever the file size.
+CHUNK_ROWS = 250_000
 
 
 @dataclass
@@ -68,13 +89,34 @@ class IngestRequest:
     filename: str
     name: str | None = None
     preset: str | None = None
-    mapping: dict[str, str] | None = None
+    mapping: dict[str, str | None] | None = None
     secure_rule: dict[str, Any] | None = None
     on_invalid: str = "reject"
     skip_missing_redshift: bool | None = None
     file_format: str | None = None
     sha256: str | None = None
     size_bytes: int | None = None
+    flux_unit: str | None = None
+    negative_error: str = "limit"
+    bands: list[dict[str, Any]] | None = None  # declared bands: name, wavelength | filter_curve
+    z_min: float = DEFAULT_Z_MIN
+    check: bool = True
+
+    def options(self) -> dict[str, Any]:
+        """What this request asks for, in a form stored with the catalogue and compared
+        when the same file comes again (not the file's name, format or size)."""
+        return {
+            "preset": (self.preset or "auto").strip().lower() or "auto",
+            "mapping": {k: v for k, v in sorted((self.mapping or {}).items())},
+            "secure_rule": self.secure_rule,
+            "on_invalid": self.on_invalid,
+            "skip_missing_redshift": self.skip_missing_redshift,
+            "flux_unit": self.flux_unit,
+            "negative_error": self.negative_error,
+            "bands": list(self.bands or []),
+            "z_min": self.z_min,
+            "check": self.check,
+        }
 
 
 @dataclass
@@ -84,12 +126,26 @@ class IngestResult:
     errors: list[RowError] = field(default_factory=list)
     n_errors: int = 0
     assigned_maps: list[int] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
-# Called inside the ingest transaction after the rows are written, with the stored rows
-# (DB column names plus ``row_index``), e.g. to assign them to every trained map; returns
-# the ids of the maps it updated.
-AfterInsertHook = Callable[[Session, Catalogue, pd.DataFrame], list[int]]
+class LedgerHook:
+    """What the ledger does with a catalogue's rows inside the ingest transaction.
+
+    ``rows`` is called for every written chunk with the stored rows (``object_id``,
+    ``row_index``, ra, dec and ``mag_<band>``/``magerr_<band>``); ``done`` once at the end
+    (recompute cells) and returns the ids of the maps it updated.
+    """
+
+    def rows(self, session: Session, catalogue: Catalogue, rows: pd.DataFrame) -> None:
+        raise NotImplementedError
+
+    def done(self, session: Session, catalogue: Catalogue) -> list[int]:
+        raise NotImplementedError
+
+
+# Kept for callers that type the hook argument.
+AfterInsertHook = LedgerHook
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -102,13 +158,25 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 # ----------------------------------------------------------------------------- errors
 class ErrorLog:
-    """Collects row errors: all are counted, the first ``MAX_LISTED_ERRORS`` are listed."""
+    """Collects row errors over the chunks of a file: all are counted, the first
+    ``MAX_LISTED_ERRORS`` listed, rows numbered from the start of the file."""
 
-    def __init__(self, file: str, n: int) -> None:
+    def __init__(self, file: str, limit: int | None = MAX_LISTED_ERRORS) -> None:
         self.file = file
-        self.bad = np.zeros(n, dtype=bool)
+        self.limit = limit
+        self.offset = 0
+        self.bad = np.zeros(0, dtype=bool)  # rows of the current chunk with an error
         self.items: list[RowError] = []
         self.count = 0
+        self.rows_with_errors = 0
+
+    def start_chunk(self, n: int) -> None:
+        self.offset += len(self.bad)
+        self.rows_with_errors += int(self.bad.sum())
+        self.bad = np.zeros(n, dtype=bool)
+
+    def finish(self) -> None:
+        self.start_chunk(0)
 
     def add(self, column: str, mask: np.ndarray, reason: Callable[[int], str] | str) -> None:
         rows = np.flatnonzero(mask)
@@ -116,14 +184,26 @@ class ErrorLog:
             return
         self.bad[rows] = True
         self.count += len(rows)
-        room = MAX_LISTED_ERRORS - len(self.items)
+        room = len(rows) if self.limit is None else self.limit - len(self.items)
         for r in rows[: max(room, 0)]:
-            text = reason(int(r)) if callable(reason) else reason
-            self.items.append(RowError(self.file, column, int(r), text))
+            text_ = reason(int(r)) if callable(reason) else reason
+            self.items.append(RowError(self.file, column, self.offset + int(r), text_))
+
+    def add_row(self, column: str, row: int, reason: str) -> None:
+        self.bad[row] = True
+        self.count += 1
+        if self.limit is None or len(self.items) < self.limit:
+            self.items.append(RowError(self.file, column, self.offset + int(row), reason))
 
     def add_file(self, column: str | None, reason: str) -> None:
+        if any(e.row is None and e.column == column and e.reason == reason for e in self.items):
+            return  # the same file-level problem found again in a later chunk
         self.count += 1
         self.items.append(RowError(self.file, column, None, reason))
+
+    @property
+    def file_level(self) -> bool:
+        return any(e.row is None for e in self.items)
 
 
 def _fmt(value: Any) -> str:
@@ -162,26 +242,6 @@ def _as_float(series: pd.Series, column: str, log: ErrorLog) -> np.ndarray:
     bad = np.isnan(values) & ~blank.to_numpy(dtype=bool)
     raw = text.to_numpy(dtype=object)
     log.add(column, bad, lambda r: f"not a number: {str(raw[r])[:40]!r}")
-    return values
-
-
-def _sentinel(values: np.ndarray) -> np.ndarray:
-    out = np.zeros(values.shape, dtype=bool)
-    for s in SENTINELS:
-        out |= np.isclose(values, s, rtol=1e-6, atol=0.0)
-    return out
-
-
-def _clean(values: np.ndarray, column: str, log: ErrorLog, lo: float, hi: float, what: str):
-    """Sentinels → NaN; inf and out-of-range values are errors (and become NaN)."""
-    values = values.copy()
-    values[_sentinel(values)] = np.nan
-    inf = np.isinf(values)
-    log.add(column, inf, "infinite value")
-    values[inf] = np.nan
-    out = (values < lo) | (values > hi)
-    log.add(column, out, lambda r: f"{what} {_fmt(float(values[r]))} outside [{lo:g}, {hi:g}]")
-    values[out] = np.nan
     return values
 
 
@@ -232,10 +292,38 @@ def _bools(series: pd.Series, column: str, log: ErrorLog) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- mapping
+@dataclass(frozen=True)
+class BandColumns:
+    """Where one band's photometry is in the file and what it is."""
+
+    band: str  # canonical name
+    kind: str  # "mag" | "flux"
+    value: str  # column
+    error: str | None  # column
+    flux_unit: str | None = None
+
+
+def registry_for(declared: list[dict[str, Any]] | None) -> BandRegistry:
+    try:
+        return REGISTRY.with_bands(declared or [])
+    except BandError as exc:
+        raise InvalidInputError(
+            f"declared bands: {exc}", [RowError(None, "bands", None, str(exc))]
+        ) from exc
+
+
 def resolve_mapping(
-    kind: str, available: list[str], preset_name: str | None, overrides: dict[str, str] | None
-) -> tuple[presets.Preset, dict[str, str]]:
-    """The preset used and the final {somcal field: file column} mapping."""
+    kind: str,
+    available: list[str],
+    preset_name: str | None,
+    overrides: dict[str, str | None] | None,
+    registry: BandRegistry = REGISTRY,
+) -> tuple[presets.Preset, dict[str, str], list[str]]:
+    """The preset used, the final {somcal field: file column} mapping and warnings.
+
+    Photometry fields are canonicalised (``mag_IE`` becomes ``mag_VIS``); an unknown band
+    is an error that suggests the nearest known names.
+    """
     if preset_name in (None, "", "auto"):
         preset = presets.auto_preset(kind, available)
     else:
@@ -247,38 +335,68 @@ def resolve_mapping(
         preset = found
     allowed = presets.fields_for(kind)
     mapping: dict[str, str] = {}
+    warnings: list[str] = []
+    errors: list[RowError] = []
+
+    def canonical(f: str) -> str | None:
+        """The field with its band's canonical name; None (and an error) if unknown."""
+        parsed = presets.photometry_field(f)
+        if parsed is None:
+            return f if f in allowed else None
+        pkind, role, band = parsed
+        try:
+            name = registry.canonical(band)
+        except BandError as exc:
+            errors.append(RowError(None, f, None, str(exc)))
+            return None
+        return f"{pkind}{'err' if role == 'error' else ''}_{name}"
+
     for f, candidates in preset.columns.items():
-        if f not in allowed:
+        if f not in allowed and presets.photometry_field(f) is None:
             continue
         col = presets.resolve_candidates(candidates, available)
         if col is not None:
-            mapping[f] = col
-    errors: list[RowError] = []
+            mapping[canonical(f) or f] = col
+    if preset.options.get("generic_bands"):
+        found, warnings = presets.detect_photometry(available, registry)
+        for f, col in found.items():
+            mapping.setdefault(f, col)
     for f, col in (overrides or {}).items():
-        if f not in allowed:
-            errors.append(
-                RowError(
-                    None,
-                    str(col),
-                    None,
-                    f"unknown field {f!r} for a {kind} catalogue; fields are: {', '.join(allowed)}",
+        target = canonical(str(f))
+        if target is None:
+            if presets.photometry_field(str(f)) is None:
+                errors.append(
+                    RowError(
+                        None,
+                        str(col),
+                        None,
+                        f"unknown field {f!r} for a {kind} catalogue; fields are: "
+                        f"{', '.join(allowed)} and mag_<band>, magerr_<band>, flux_<band>, "
+                        "fluxerr_<band> for any known or declared band",
+                    )
                 )
-            )
             continue
         if col is None or col == "":
-            mapping.pop(f, None)  # explicit null unmaps a preset column
+            mapping.pop(target, None)  # explicit null unmaps a preset column
             continue
         if col not in available:
             errors.append(
                 RowError(None, str(col), None, f"column {col!r} (for {f}) is not in the file")
             )
             continue
-        mapping[f] = col
+        mapping[target] = col
+        # A band is a magnitude or a flux, not both: the override wins.
+        parsed = presets.photometry_field(target)
+        if parsed is not None:
+            other = "flux" if parsed[0] == "mag" else "mag"
+            for stale in (f"{other}_{parsed[2]}", f"{other}err_{parsed[2]}"):
+                if stale in mapping and stale not in (overrides or {}):
+                    mapping.pop(stale)
     if errors:
         raise InvalidInputError(
             "column mapping does not fit the file", errors, available_columns=available[:200]
         )
-    used = [c for c in mapping.values()]
+    used = list(mapping.values())
     dupes = sorted({c for c in used if used.count(c) > 1})
     if dupes:
         fields = [f for f, c in mapping.items() if c in dupes]
@@ -286,7 +404,72 @@ def resolve_mapping(
             f"column {dupes[0]!r} is mapped to several fields ({', '.join(fields)})",
             [RowError(None, dupes[0], None, "mapped to more than one field")],
         )
-    return preset, mapping
+    return preset, mapping, warnings
+
+
+def band_columns(
+    mapping: dict[str, str],
+    registry: BandRegistry,
+    flux_unit: str | None,
+    units: dict[str, str],
+    file: str,
+) -> list[BandColumns]:
+    """The photometry plan in wavelength order, with each flux band's unit."""
+    by_band: dict[str, dict[str, str]] = {}
+    for f, col in mapping.items():
+        parsed = presets.photometry_field(f)
+        if parsed is None:
+            continue
+        kind, role, band = parsed
+        by_band.setdefault(band, {})[f"{kind}_{role}"] = col
+    errors: list[RowError] = []
+    plan: list[BandColumns] = []
+    for band in registry.ordered_names(list(by_band)):
+        cols = by_band[band]
+        kinds = {k.split("_")[0] for k in cols}
+        if len(kinds) > 1:
+            errors.append(
+                RowError(
+                    file,
+                    cols.get("mag_value") or cols.get("mag_error"),
+                    None,
+                    f"band {band} is mapped both as a magnitude and as a flux",
+                )
+            )
+            continue
+        kind = kinds.pop()
+        value = cols.get(f"{kind}_value")
+        error = cols.get(f"{kind}_error")
+        if value is None:
+            errors.append(
+                RowError(file, error, None, f"error column given for band {band} without a value")
+            )
+            continue
+        unit = None
+        if kind == "flux":
+            unit = flux_unit or units.get(value)
+            if unit is None:
+                errors.append(
+                    RowError(
+                        file,
+                        value,
+                        None,
+                        f"flux column for band {band} has no unit in the file; give flux_unit "
+                        "(nJy, uJy, mJy, Jy, nanomaggy)",
+                    )
+                )
+                continue
+            from som.photometry import _flux_unit_in_jy
+
+            try:
+                _flux_unit_in_jy(unit)
+            except ValueError as exc:
+                errors.append(RowError(file, value, None, str(exc)))
+                continue
+        plan.append(BandColumns(band, kind, value, error, unit))
+    if errors:
+        raise InvalidInputError(f"{file}: photometry columns do not fit", errors)
+    return plan
 
 
 def check_secure_rule(rule: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -364,93 +547,118 @@ def evaluate_secure(
 
 
 # ----------------------------------------------------------------------------- validation
+def _sentinel(values: np.ndarray) -> np.ndarray:
+    out = np.zeros(values.shape, dtype=bool)
+    for s in SENTINELS:
+        out |= np.isclose(values, s, rtol=1e-6, atol=0.0)
+    return out
+
+
+def _clean(values: np.ndarray, column: str, log: ErrorLog, lo: float, hi: float, what: str):
+    """Sentinels → NaN; inf and out-of-range values are errors (and become NaN)."""
+    values = values.copy()
+    values[_sentinel(values)] = np.nan
+    inf = np.isinf(values)
+    log.add(column, inf, "infinite value")
+    values[inf] = np.nan
+    out = (values < lo) | (values > hi)
+    log.add(column, out, lambda r: f"{what} {_fmt(float(values[r]))} outside [{lo:g}, {hi:g}]")
+    values[out] = np.nan
+    return values
+
+
+@dataclass
+class Rules:
+    """Everything validation needs besides the rows themselves."""
+
+    kind: str
+    mapping: dict[str, str]
+    plan: list[BandColumns]
+    file: str
+    secure_rule: dict[str, Any] | None
+    survey_default: str | None
+    skip_missing_redshift: bool
+    negative_error: str = "limit"
+    z_min: float = DEFAULT_Z_MIN
+    check: bool = True
+
+
 @dataclass
 class Validated:
-    columns: dict[str, np.ndarray]  # DB column name -> values
-    keep: np.ndarray  # rows (of the file) that are stored, in order
-    n_skipped: int
-    errors: list[RowError]
-    n_errors: int
-    bands: list[str]
-    n_secure: int | None
+    columns: dict[str, np.ndarray]  # stored fields -> values (mags/magerrs: (n, B))
+    keep: np.ndarray  # rows (of the chunk) that are stored, in order
+    counts: dict[str, dict[str, int]]  # band -> status -> rows (of the kept rows)
+    spectra: dict[str, int]  # spectroscopic outcome counts (of the kept rows)
 
 
-def validate(
-    kind: str,
-    frame: pd.DataFrame,
-    mapping: dict[str, str],
-    file: str,
-    secure_rule: dict[str, Any] | None,
-    survey_default: str | None,
-    on_invalid: str,
-    skip_missing_redshift: bool,
-) -> Validated:
-    n = len(frame)
-    log = ErrorLog(file, n)
+def validate(chunk: pd.DataFrame, rules: Rules, log: ErrorLog) -> Validated:
+    """Validate one chunk of rows; errors go to ``log`` (which knows the chunk's offset)."""
+    n = len(chunk)
+    mapping, file = rules.mapping, rules.file
+    log.start_chunk(n)
     out: dict[str, np.ndarray] = {}
 
     if "source_id" in mapping:
-        ids = _text(frame[mapping["source_id"]], mapping["source_id"], log)
+        ids = _text(chunk[mapping["source_id"]], mapping["source_id"], log)
         missing = np.fromiter((v is None for v in ids), dtype=bool, count=n)
         log.add(mapping["source_id"], missing, "missing source id")
         out["source_id"] = ids
     else:
-        out["source_id"] = np.arange(n).astype(str).astype(object)
+        out["source_id"] = (np.arange(n) + log.offset).astype(str).astype(object)
 
     for f in ("ra", "dec"):
         if f in mapping:
             col = mapping[f]
             lo, hi = RANGES[f]
-            out[f] = _clean(_as_float(frame[col], col, log), col, log, lo, hi, f.upper())
+            out[f] = _clean(_as_float(chunk[col], col, log), col, log, lo, hi, f.upper())
         else:
             out[f] = np.full(n, np.nan)
 
-    bands: list[str] = []
-    for band in BANDS:
-        mcol = mapping.get(f"mag_{band}")
-        ecol = mapping.get(f"magerr_{band}")
-        if mcol is None:
-            if ecol is not None:
-                log.add_file(ecol, f"error column given for band {band} without a magnitude")
-            out[MAG_COLUMNS[band]] = np.full(n, np.nan)
-            out[MAGERR_COLUMNS[band]] = np.full(n, np.nan)
+    B = len(rules.plan)
+    mags = np.full((n, B), np.nan)
+    errs = np.full((n, B), np.nan)
+    status = np.zeros((n, B), dtype=np.uint8)
+    for j, bc in enumerate(rules.plan):
+        try:
+            cleaned = clean_band(
+                chunk[bc.value],
+                chunk[bc.error] if bc.error is not None else None,
+                kind=bc.kind,
+                flux_unit=bc.flux_unit or "uJy",
+                negative_error=rules.negative_error,
+                check=rules.check,
+                column=bc.value,
+                error_column=bc.error,
+                source=file,
+            )
+        except PhotometryError as exc:
+            log.add_file(exc.column or bc.value, exc.reason)
             continue
-        lo, hi = RANGES["mag"]
-        mag = _clean(_as_float(frame[mcol], mcol, log), mcol, log, lo, hi, "magnitude")
-        err = np.full(n, np.nan)
-        if ecol is not None:
-            raw = _as_float(frame[ecol], ecol, log)
-            limit = _sentinel(raw) | np.isclose(raw, UPPER_LIMIT_ERROR)
-            mag[limit] = np.nan
-            err = raw.copy()
-            err[limit] = np.nan
-            inf = np.isinf(err)
-            log.add(ecol, inf, "infinite magnitude error")
-            err[inf] = np.nan
-            neg = err < 0
-            log.add(ecol, neg, lambda r, e=err: f"negative magnitude error {_fmt(float(e[r]))}")
-            err[neg] = np.nan
-            err[np.isnan(mag)] = np.nan
-        out[MAG_COLUMNS[band]] = mag
-        out[MAGERR_COLUMNS[band]] = err
-        if np.isfinite(mag).any():
-            bands.append(band)
+        for r, reason in cleaned.reasons.items():
+            column = bc.error if "error" in reason and bc.error else bc.value
+            log.add_row(column, r, reason)
+        mags[:, j] = cleaned.mag
+        errs[:, j] = cleaned.magerr
+        status[:, j] = cleaned.status
+    out["mags"] = mags
+    out["magerrs"] = errs
+    n_measured = (status == MEASURED).sum(axis=1)
 
     dropped = np.zeros(n, dtype=bool)
-    n_secure: int | None = None
-    if kind == "photometric":
+    spectra: dict[str, int] = {}
+    if rules.kind == "photometric":
         if "z_phot" in mapping:
             col = mapping["z_phot"]
             lo, hi = RANGES["z_phot"]
-            out["z_phot"] = _clean(_as_float(frame[col], col, log), col, log, lo, hi, "z_phot")
+            out["z_phot"] = _clean(_as_float(chunk[col], col, log), col, log, lo, hi, "z_phot")
         else:
             out["z_phot"] = np.full(n, np.nan)
     else:
         col = mapping["z_spec"]
         lo, hi = RANGES["z_spec"]
-        z = _clean(_as_float(frame[col], col, log), col, log, lo, hi, "z_spec")
+        z = _clean(_as_float(chunk[col], col, log), col, log, lo, hi, "z_spec")
         no_z = np.isnan(z) & ~log.bad
-        if skip_missing_redshift:
+        if rules.skip_missing_redshift:
             dropped |= no_z
         else:
             log.add(col, no_z, "missing spectroscopic redshift")
@@ -459,7 +667,7 @@ def validate(
         quality = quality_raw = None
         if "quality" in mapping:
             qcol = mapping["quality"]
-            series = frame[qcol]
+            series = chunk[qcol]
             quality_raw = _text(series, qcol, log)
             if pd.api.types.is_numeric_dtype(series):
                 quality = series.astype(np.float64).to_numpy(na_value=np.nan)
@@ -475,72 +683,83 @@ def validate(
 
         secure_col = None
         if "secure" in mapping:
-            secure_col = _bools(frame[mapping["secure"]], mapping["secure"], log)
-        rule = secure_rule
-        if rule is None:
-            if secure_col is not None:
-                rule = {"kind": "column"}
-            elif quality is None:
-                # No flag at all: the catalogue vouches for every redshift it lists.
-                rule = {"kind": "all"}
-            else:
-                raise BadRequestError(
-                    f"{file}: a quality column ({mapping['quality']!r}) is mapped but no "
-                    "secure_rule says which values are secure, e.g. "
-                    '{"kind": "range", "min": 3, "max": 5, "modulo": 10}',
-                    [RowError(file, mapping["quality"], None, "secure_rule needed")],
-                )
-        if rule["kind"] == "column" and secure_col is None:
-            raise BadRequestError(f"{file}: secure_rule 'column' needs a mapped 'secure' column")
-        if rule["kind"] in ("range", "in", "min") and quality is None:
-            raise BadRequestError(
-                f"{file}: secure_rule {rule['kind']!r} needs a 'quality' column; map one, "
-                'e.g. mapping={"quality": "flag"}'
-            )
-        out["secure"] = evaluate_secure(n, rule, quality, quality_raw, secure_col)
+            secure_col = _bools(chunk[mapping["secure"]], mapping["secure"], log)
+        star = np.zeros(n, dtype=bool)
+        if "star" in mapping:
+            star = _bools(chunk[mapping["star"]], mapping["star"], log)
+        rule = rules.secure_rule
+        quality_ok = evaluate_secure(n, rule, quality, quality_raw, secure_col)
+        with np.errstate(invalid="ignore"):
+            low_z = ~star & (z < rules.z_min)
+        galaxy = ~star & ~low_z
+        out["secure"] = quality_ok & galaxy
 
+        # A spectrum without two usable bands and without a position can never be placed
+        # on a map: it would be counted nowhere, so it is not taken silently.
+        placeable = (n_measured >= 2) | (np.isfinite(out["ra"]) & np.isfinite(out["dec"]))
+        log.add(
+            mapping.get("ra") or mapping["z_spec"],
+            ~placeable & ~dropped & ~log.bad,
+            "spectrum has neither usable photometry (two bands) nor RA/Dec, so it cannot be "
+            "placed in a cell; give its photometry or position, or use on_invalid=skip",
+        )
         if "survey" in mapping:
-            out["survey"] = _text(frame[mapping["survey"]], mapping["survey"], log)
+            out["survey"] = _text(chunk[mapping["survey"]], mapping["survey"], log)
         else:
-            out["survey"] = np.full(n, survey_default, dtype=object)
+            out["survey"] = np.full(n, rules.survey_default, dtype=object)
+        spectra = {"star": star, "low_z": low_z, "quality_ok": quality_ok}
 
-    if kind == "photometric" and len(bands) < 2:
-        log.add_file(
-            None,
-            "fewer than two bands with magnitudes (a colour needs two); recognised bands: "
-            f"{bands or 'none'}; map columns such as mag_g, mag_r or choose a preset",
-        )
-
-    if log.count and on_invalid == "reject":
-        raise InvalidInputError(
-            f"{file}: {log.count} invalid value(s); nothing was stored "
-            f"(first {min(log.count, MAX_LISTED_ERRORS)} listed)",
-            log.items,
-            n_errors=log.count,
-        )
-    if any(e.row is None for e in log.items):
-        # File-level problems cannot be skipped row by row.
-        raise InvalidInputError(f"{file}: the file cannot be ingested", log.items)
     keep = ~(log.bad | dropped)
-    if not keep.any():
-        items = log.items[:MAX_LISTED_ERRORS]
-        if dropped.any():
-            items.append(
-                RowError(file, mapping.get("z_spec"), None, "no row has a spectroscopic redshift")
-            )
-        raise InvalidInputError(f"{file}: no valid rows to ingest", items)
     columns = {k: v[keep] for k, v in out.items()}
-    if kind == "spectroscopic":
-        n_secure = int(columns["secure"].sum())
-    return Validated(
-        columns=columns,
-        keep=np.flatnonzero(keep),
-        n_skipped=int((~keep).sum()),
-        errors=log.items,
-        n_errors=log.count,
-        bands=bands,
-        n_secure=n_secure,
-    )
+    kept_status = status[keep]
+    counts = {
+        bc.band: {
+            name: int((kept_status[:, j] == code).sum())
+            for code, name in enumerate(STATUS_NAMES)
+            if code != INVALID
+        }
+        for j, bc in enumerate(rules.plan)
+    }
+    spec_counts: dict[str, int] = {}
+    if rules.kind == "spectroscopic":
+        star, low_z, quality_ok = (spectra[k][keep] for k in ("star", "low_z", "quality_ok"))
+        spec_counts = {
+            "secure": int(columns["secure"].sum()),
+            "not_secure_quality": int((~quality_ok & ~star & ~low_z).sum()),
+            "star": int(star.sum()),
+            "below_z_min": int(low_z.sum()),
+            "no_photometry": int((n_measured[keep] < 2).sum()),
+            "dropped_no_redshift": int(dropped.sum()),
+        }
+    return Validated(columns, np.flatnonzero(keep), counts, spec_counts)
+
+
+def default_secure_rule(
+    mapping: dict[str, str], requested: dict[str, Any] | None, preset: presets.Preset, file: str
+) -> dict[str, Any]:
+    """The rule that decides ``secure``: the request's, the preset's, or implied by columns."""
+    rule = requested if requested is not None else preset.secure_rule
+    if rule is None:
+        if "secure" in mapping:
+            rule = {"kind": "column"}
+        elif "quality" not in mapping:
+            # No flag at all: the catalogue vouches for every redshift it lists.
+            rule = {"kind": "all"}
+        else:
+            raise BadRequestError(
+                f"{file}: a quality column ({mapping['quality']!r}) is mapped but no "
+                "secure_rule says which values are secure, e.g. "
+                '{"kind": "range", "min": 3, "max": 5, "modulo": 10}',
+                [RowError(file, mapping["quality"], None, "secure_rule needed")],
+            )
+    if rule["kind"] == "column" and "secure" not in mapping:
+        raise BadRequestError(f"{file}: secure_rule 'column' needs a mapped 'secure' column")
+    if rule["kind"] in ("range", "in", "min") and "quality" not in mapping:
+        raise BadRequestError(
+            f"{file}: secure_rule {rule['kind']!r} needs a 'quality' column; map one, "
+            'e.g. mapping={"quality": "flag"}'
+        )
+    return rule
 
 
 # ----------------------------------------------------------------------------- orchestration
@@ -550,17 +769,72 @@ def find_duplicate(session: Session, kind: str, sha256: str) -> Catalogue | None
     )
 
 
+def _same_or_conflict(existing: Catalogue, req: IngestRequest) -> IngestResult:
+    """The catalogue already made from this file, if it was made with the same options;
+    otherwise a 409 that names every option that differs."""
+    stored = existing.options
+    wanted = req.options()
+    if stored is None:
+        # Ingested before options were recorded: only the preset and mapping are known.
+        stored = {"preset": wanted["preset"], "mapping": wanted["mapping"]}
+        stored = (
+            {**wanted, **stored}
+            if existing.preset in (None, wanted["preset"])
+            else {**wanted, "preset": existing.preset}
+        )
+    diffs = [
+        RowError(
+            req.filename,
+            None,
+            None,
+            f"{key}: catalogue {existing.id} was ingested with {stored.get(key)!r}, this "
+            f"request asks for {wanted.get(key)!r}",
+        )
+        for key in wanted
+        if stored.get(key) != wanted.get(key)
+    ]
+    if diffs:
+        raise ConflictError(
+            f"{req.filename}: this file is already catalogue {existing.id} ({existing.kind}), "
+            f"ingested with other options ({', '.join(d.reason.split(':')[0] for d in diffs)}); "
+            f"delete catalogue {existing.id} first to ingest it differently",
+            diffs,
+            catalogue_id=existing.id,
+        )
+    return IngestResult(catalogue=existing, duplicate=True)
+
+
+def _chunks(table: TableFile, columns: list[str], text_cols: tuple[str, ...]):
+    """(offset, frame) pieces of the mapped columns, at most ``CHUNK_ROWS`` rows each."""
+    if hasattr(table, "iter_chunks"):
+        offset = 0
+        for frame in table.iter_chunks(columns, text_cols, chunk_rows=CHUNK_ROWS):
+            yield offset, frame
+            offset += len(frame)
+        return
+    frame = table.read(columns, text_cols)
+    for start in range(0, max(len(frame), 1), CHUNK_ROWS):
+        yield start, frame.iloc[start : start + CHUNK_ROWS].reset_index(drop=True)
+
+
 def ingest(
     factory: sessionmaker[Session],
     req: IngestRequest,
     *,
     max_rows: int,
-    after_insert: AfterInsertHook | None = None,
+    after_insert: LedgerHook | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> IngestResult:
     if req.kind not in ("photometric", "spectroscopic"):
         raise BadRequestError(f"kind must be photometric or spectroscopic, got {req.kind!r}")
     if req.on_invalid not in ("reject", "skip"):
         raise BadRequestError(f"on_invalid must be 'reject' or 'skip', got {req.on_invalid!r}")
+    if req.negative_error not in ("limit", "invalid"):
+        raise BadRequestError(
+            f"negative_error must be 'limit' or 'invalid', got {req.negative_error!r}"
+        )
+    if not (isinstance(req.z_min, int | float) and math.isfinite(req.z_min)):
+        raise BadRequestError(f"z_min must be a finite number, got {req.z_min!r}")
     if not req.path.is_file():
         raise NotFoundError(f"file {req.filename!r} not found")
     file = req.filename
@@ -570,7 +844,7 @@ def ingest(
     with factory() as session:
         existing = find_duplicate(session, req.kind, sha)
         if existing is not None:
-            return IngestResult(catalogue=existing, duplicate=True)
+            return _same_or_conflict(existing, req)
 
     if size == 0:
         raise InvalidInputError(f"{file}: file is empty", [RowError(file, None, None, "empty")])
@@ -582,8 +856,11 @@ def ingest(
     if hint is not None and hint > max_rows:
         raise TooLargeError(f"{file}: {hint} rows; the limit is {max_rows}")
     available = table.columns
+    registry = registry_for(req.bands)
     rule = check_secure_rule(req.secure_rule)
-    preset, mapping = resolve_mapping(req.kind, available, req.preset, req.mapping)
+    preset, mapping, warnings = resolve_mapping(
+        req.kind, available, req.preset, req.mapping, registry
+    )
     if req.kind == "spectroscopic" and "z_spec" not in mapping:
         raise InvalidInputError(
             f"{file}: no spectroscopic redshift column found (preset {preset.name!r}); map one "
@@ -591,28 +868,43 @@ def ingest(
             [RowError(file, None, None, "no z_spec column")],
             available_columns=available[:200],
         )
-    text_cols = tuple(mapping[f] for f in ("source_id", "survey", "quality") if f in mapping)
-    frame = table.read(list(dict.fromkeys(mapping.values())), text_cols)
-    if len(frame) > max_rows:
-        raise TooLargeError(f"{file}: {len(frame)} rows; the limit is {max_rows}")
-    if len(frame) == 0:
-        raise InvalidInputError(f"{file}: no data rows", [RowError(file, None, None, "no rows")])
+    units = table.units() if hasattr(table, "units") else {}
+    plan = band_columns(mapping, registry, req.flux_unit, units, file)
+    if req.kind == "photometric" and len(plan) < 2:
+        raise InvalidInputError(
+            f"{file}: fewer than two bands with photometry (a colour needs two); recognised: "
+            f"{[b.band for b in plan] or 'none'}; map columns such as mag_g/flux_g, declare "
+            "bands the registry does not know, or choose a preset",
+            [RowError(file, None, None, w) for w in warnings]
+            or [RowError(file, None, None, "fewer than two bands")],
+            available_columns=available[:200],
+        )
     skip_missing = (
         req.skip_missing_redshift
         if req.skip_missing_redshift is not None
         else bool(preset.options.get("skip_missing_redshift", False))
     )
-    checked = validate(
-        req.kind,
-        frame,
-        mapping,
-        file,
-        rule if rule is not None else preset.secure_rule,
-        preset.survey,
-        req.on_invalid,
-        skip_missing,
+    secure_rule = (
+        default_secure_rule(mapping, rule, preset, file) if req.kind == "spectroscopic" else None
     )
-    del frame
+    rules = Rules(
+        kind=req.kind,
+        mapping=mapping,
+        plan=plan,
+        file=file,
+        secure_rule=secure_rule,
+        survey_default=preset.survey,
+        skip_missing_redshift=skip_missing,
+        negative_error=req.negative_error,
+        z_min=float(req.z_min),
+        check=req.check,
+    )
+    text_cols = tuple(mapping[f] for f in ("source_id", "survey", "quality") if f in mapping)
+    columns = list(dict.fromkeys(mapping.values()))
+    log = ErrorLog(file)
+    band_counts = {bc.band: dict.fromkeys(STATUS_NAMES[:INVALID], 0) for bc in plan}
+    spec_counts: dict[str, int] = {}
+    n_read = n_stored = 0
 
     with factory() as session, ledger_transaction(session):
         try:
@@ -625,11 +917,12 @@ def ingest(
                 size_bytes=size,
                 preset=preset.name,
                 column_mapping=mapping,
-                secure_rule=(rule or preset.secure_rule) if req.kind == "spectroscopic" else None,
-                bands=checked.bands,
-                n_rows=len(checked.keep),
-                n_skipped=checked.n_skipped,
-                n_secure=checked.n_secure,
+                secure_rule=secure_rule,
+                bands=[bc.band for bc in plan],
+                options=req.options(),
+                n_rows=0,
+                n_skipped=0,
+                n_secure=None,
                 status="ready",
             )
             session.add(catalogue)
@@ -641,13 +934,86 @@ def ingest(
                 existing = find_duplicate(session, req.kind, sha)
                 if existing is None:
                     raise
-                return IngestResult(catalogue=existing, duplicate=True)
-            _insert_rows(session, catalogue, checked)
+                return _same_or_conflict(existing, req)
+            pieces = _chunks(table, columns, text_cols)
+            for _offset, chunk in pieces:
+                n_read += len(chunk)
+                if n_read > max_rows:
+                    total = n_read + sum(len(c) for _, c in pieces)  # say how many, to help
+                    raise TooLargeError(f"{file}: {total} rows; the limit is {max_rows}")
+                checked = validate(chunk, rules, log)
+                del chunk
+                if log.file_level or (log.count and req.on_invalid == "reject"):
+                    continue  # keep reading to count (and list) the errors; store nothing
+                for band, counts in checked.counts.items():
+                    for k, v in counts.items():
+                        band_counts[band][k] += v
+                for k, v in checked.spectra.items():
+                    spec_counts[k] = spec_counts.get(k, 0) + v
+                stored_rows = _insert_rows(session, catalogue, checked, log.offset, plan)
+                n_stored += len(checked.keep)
+                if after_insert is not None and len(checked.keep):
+                    after_insert.rows(session, catalogue, stored_rows)
+                if progress is not None:
+                    progress(n_read)
+            log.finish()
+            if n_read == 0:
+                raise InvalidInputError(
+                    f"{file}: no data rows", [RowError(file, None, None, "no rows")]
+                )
+            if log.count and (req.on_invalid == "reject" or log.file_level):
+                what = (
+                    "the file cannot be ingested"
+                    if log.file_level
+                    else (f"{log.count} invalid value(s); nothing was stored")
+                )
+                raise InvalidInputError(
+                    f"{file}: {what} (first {min(log.count, MAX_LISTED_ERRORS)} listed)",
+                    log.items,
+                    n_errors=log.count,
+                )
+            if n_stored == 0:
+                items = log.items[:MAX_LISTED_ERRORS]
+                if spec_counts.get("dropped_no_redshift") or (
+                    skip_missing and req.kind == "spectroscopic"
+                ):
+                    items.append(
+                        RowError(
+                            file, mapping.get("z_spec"), None, "no row has a spectroscopic redshift"
+                        )
+                    )
+                raise InvalidInputError(f"{file}: no valid rows to ingest", items)
+            measured = [b for b, c in band_counts.items() if c["measured"] > 0]
+            if req.kind == "photometric" and len(measured) < 2:
+                raise InvalidInputError(
+                    f"{file}: fewer than two bands have any measurement (a colour needs two); "
+                    f"bands with values: {measured or 'none'}",
+                    [RowError(file, None, None, "fewer than two measured bands")],
+                )
+            catalogue.n_rows = n_stored
+            catalogue.n_skipped = n_read - n_stored
+            catalogue.n_secure = spec_counts.get("secure") if req.kind == "spectroscopic" else None
+            catalogue.summary = {
+                "rows_read": n_read,
+                "rows_stored": n_stored,
+                "rows_skipped": n_read - n_stored,
+                "rows_with_errors": log.rows_with_errors,
+                "photometry": {
+                    b.band: {
+                        "kind": b.kind,
+                        "column": b.value,
+                        "error_column": b.error,
+                        "flux_unit": b.flux_unit,
+                        **band_counts[b.band],
+                    }
+                    for b in plan
+                },
+                **({"spectra": spec_counts} if req.kind == "spectroscopic" else {}),
+                "warnings": warnings,
+            }
             assigned: list[int] = []
             if after_insert is not None:
-                rows = pd.DataFrame(checked.columns)
-                rows["row_index"] = checked.keep
-                assigned = after_insert(session, catalogue, rows)
+                assigned = after_insert.done(session, catalogue)
             session.commit()
         except BaseException:
             session.rollback()
@@ -655,21 +1021,34 @@ def ingest(
     return IngestResult(
         catalogue=catalogue,
         duplicate=False,
-        errors=checked.errors,
-        n_errors=checked.n_errors,
+        errors=log.items,
+        n_errors=log.count,
         assigned_maps=assigned,
+        warnings=warnings,
     )
 
 
-def _insert_rows(session: Session, catalogue: Catalogue, checked: Validated) -> None:
+def _insert_rows(
+    session: Session,
+    catalogue: Catalogue,
+    checked: Validated,
+    offset: int,
+    plan: list[BandColumns],
+) -> pd.DataFrame:
+    """Write a chunk's kept rows; returns them as the ledger hook wants them."""
+    from app.services.phot_store import pack, photometry_frame
+
     c = checked.columns
     n = len(checked.keep)
+    row_index = (checked.keep + offset).astype(np.int32)
     cols = [
         Col("catalogue_id", "int4", np.full(n, catalogue.id, dtype=np.int32)),
-        Col("row_index", "int4", checked.keep.astype(np.int32)),
+        Col("row_index", "int4", row_index),
         Col("source_id", "text", c["source_id"]),
         Col("ra", "float8", c["ra"]),
         Col("dec", "float8", c["dec"]),
+        Col("mags", "bytea", pack(c["mags"])),
+        Col("magerrs", "bytea", pack(c["magerrs"])),
     ]
     if catalogue.kind == "photometric":
         table = "sources"
@@ -683,8 +1062,23 @@ def _insert_rows(session: Session, catalogue: Catalogue, checked: Validated) -> 
             Col("secure", "bool", c["secure"]),
             Col("survey", "text", c["survey"]),
         ]
-    for band in BANDS:
-        cols.append(Col(MAG_COLUMNS[band], "float8", c[MAG_COLUMNS[band]]))
-        cols.append(Col(MAGERR_COLUMNS[band], "float8", c[MAGERR_COLUMNS[band]]))
-    # catalogue_id is the catalogue row flushed just above, in this transaction.
-    bulk_insert(session.connection(), table, cols, references_valid=True)
+    if n:
+        # catalogue_id is the catalogue row flushed in this transaction.
+        bulk_insert(session.connection(), table, cols, references_valid=True)
+    rows = photometry_frame([b.band for b in plan], c["mags"], c["magerrs"])
+    rows.insert(0, "row_index", row_index)
+    rows["ra"] = c["ra"]
+    rows["dec"] = c["dec"]
+    if n:
+        lo, hi = int(row_index[0]), int(row_index[-1])
+        ids = session.execute(
+            text(
+                f"SELECT id FROM {table} WHERE catalogue_id = :c AND row_index BETWEEN :lo AND :hi "
+                "ORDER BY row_index"
+            ),
+            {"c": catalogue.id, "lo": lo, "hi": hi},
+        ).all()
+        rows.insert(0, "object_id", np.fromiter((r[0] for r in ids), np.int64, count=len(ids)))
+    else:
+        rows.insert(0, "object_id", np.zeros(0, np.int64))
+    return rows

@@ -23,9 +23,6 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from app.models import (
-    BANDS,
-    MAG_COLUMNS,
-    MAGERR_COLUMNS,
     Assignment,
     Catalogue,
     Cell,
@@ -33,15 +30,12 @@ from app.models import (
 )
 from app.services.bulk import Col, bulk_insert
 from app.services.errors import ConflictError, NotFoundError
+from app.services.phot_store import photometry_frame, unpack
 from som import SOM
 from som import calibration as cal
 
 DEFAULT_MATCH_RADIUS_ARCSEC = 1.0
 
-# DB column (mag_y) -> the name ColourFeatures reads (mag_Y), for the map's band names.
-DB_TO_FEATURE = {MAG_COLUMNS[b]: f"mag_{b}" for b in BANDS} | {
-    MAGERR_COLUMNS[b]: f"magerr_{b}" for b in BANDS
-}
 
 
 # ----------------------------------------------------------------------------- map objects
@@ -98,14 +92,22 @@ def z_edges(m: Map) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- features
-def feature_frame(rows: pd.DataFrame) -> pd.DataFrame:
-    """Rows with DB photometry columns renamed for ``ColourFeatures`` (mag_y -> mag_Y)."""
-    return rows.rename(columns={k: v for k, v in DB_TO_FEATURE.items() if k in rows.columns})
+def feature_frame(rows: pd.DataFrame, bands: list[str] | None = None) -> pd.DataFrame:
+    """Rows with ``mag_<band>``/``magerr_<band>`` for every band of the map (NaN where the
+    rows' catalogue has no such band), as ``ColourFeatures`` reads them."""
+    if bands is None:
+        return rows
+    missing = {}
+    for b in bands:
+        for name in (f"mag_{b}", f"magerr_{b}"):
+            if name not in rows.columns:
+                missing[name] = np.full(len(rows), np.nan)
+    return rows.assign(**missing) if missing else rows
 
 
 def assign_frame(som: SOM, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Cell (-1: no usable feature) and feature-space distance of each row."""
-    frame = feature_frame(rows)
+    frame = feature_frame(rows, list(som.features._needed_bands()))
     X, E = som.features.transform(frame)
     use_errors = som.distance == "chi2"
     a = som.assign(X, E if use_errors else None, allow_empty=True)
@@ -131,24 +133,31 @@ def _frame(rows: list, columns: list[str], text_cols: tuple[str, ...] = ()) -> p
     return frame
 
 
-def _photometry_cols(bands: list[str]) -> list[str]:
-    cols: list[str] = []
-    for b in bands:
-        cols += [MAG_COLUMNS[b], MAGERR_COLUMNS[b]]
-    return cols
+def catalogue_bands(session: Session, catalogue_id: int) -> list[str]:
+    bands = session.scalar(select(Catalogue.bands).where(Catalogue.id == catalogue_id))
+    return list(bands or [])
 
 
 def load_rows(
     session: Session, kind: str, catalogue_id: int, bands: list[str], extra: tuple[str, ...] = ()
 ) -> pd.DataFrame:
-    """A catalogue's stored rows: ``object_id``, ``row_index``, ra, dec, photometry, extra."""
+    """A catalogue's stored rows: ``object_id``, ``row_index``, ra, dec, ``mag_<b>`` and
+    ``magerr_<b>`` for ``bands`` (NaN for a band the catalogue lacks), extra."""
     table = "sources" if kind == "photometric" else "spectra"
-    cols = ["id", "row_index", "ra", "dec", *_photometry_cols(bands), *extra]
+    cols = ["id", "row_index", "ra", "dec", *extra]
     rows = session.execute(
-        text(f"SELECT {', '.join(cols)} FROM {table} WHERE catalogue_id = :c ORDER BY row_index"),
+        text(
+            f"SELECT {', '.join(cols)}, mags, magerrs FROM {table} WHERE catalogue_id = :c "
+            "ORDER BY row_index"
+        ),
         {"c": catalogue_id},
     ).all()
-    frame = _frame(rows, cols, text_cols=("source_id", "survey", "quality_raw"))
+    stored = catalogue_bands(session, catalogue_id)
+    mags = unpack([r[-2] for r in rows], len(stored))
+    errs = unpack([r[-1] for r in rows], len(stored))
+    frame = _frame([r[:-2] for r in rows], cols, text_cols=("source_id", "survey", "quality_raw"))
+    phot = photometry_frame(stored, mags, errs, bands)
+    frame = pd.concat([frame, phot], axis=1)
     return frame.rename(columns={"id": "object_id"})
 
 
@@ -267,7 +276,7 @@ def rematch_by_position(session: Session, m: Map, som: SOM, match_radius_arcsec:
         rows = load_rows(session, "spectroscopic", cat.id, bands)
         if len(rows) == 0:
             continue
-        X, _ = som.features.transform(feature_frame(rows))
+        X, _ = som.features.transform(feature_frame(rows, bands))
         lost = ~np.isfinite(X).any(axis=1)
         if not lost.any():
             continue
@@ -568,4 +577,23 @@ def cell_pz(session: Session, m: Map, cells: np.ndarray) -> dict[int, tuple[Any,
             )
         ).all()
         out.update({r[0]: (r[1], r[2]) for r in rows})
+    return out
+
+
+def mags_by_catalogue(
+    session: Session, catalogue_ids: np.ndarray, blobs: list, bands: list[str]
+) -> np.ndarray:
+    """(n, len(bands)) magnitudes of rows from several catalogues: each row's packed array is
+    read with its own catalogue's band order; a band a catalogue lacks is NaN."""
+    out = np.full((len(blobs), len(bands)), np.nan)
+    if len(blobs) == 0:
+        return out
+    ids = np.asarray(catalogue_ids, dtype=np.int64)
+    for cid in np.unique(ids):
+        stored = catalogue_bands(session, int(cid))
+        rows = np.flatnonzero(ids == cid)
+        mags = unpack([blobs[r] for r in rows], len(stored))
+        for k, band in enumerate(bands):
+            if band in stored:
+                out[rows, k] = mags[:, stored.index(band)]
     return out

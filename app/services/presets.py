@@ -2,8 +2,11 @@
 
 A preset maps each somcal field to a list of candidate column names (the first present one
 wins, exact case first, then case-insensitively), plus a rule that turns the survey's
-quality flag into ``secure``. Bands are somcal's ugrizYJH; a band a catalogue lacks is left
-unmapped (NULL), never substituted by a neighbouring filter.
+quality flag into ``secure``. Photometry fields are ``mag_<band>``, ``magerr_<band>``,
+``flux_<band>`` and ``fluxerr_<band>`` for any band of the registry (``som.bands``: case-
+sensitive names) or declared by the user; a band a catalogue lacks is left unmapped, never
+substituted by a neighbouring filter. The generic presets (``somcal``, ``somcal_mock``)
+recognise any column named after a known band (``mag_y_lsst``, ``flux_Ks``, ``Ks_mag``...).
 
 Sources of the column names
 ---------------------------
@@ -29,20 +32,118 @@ Sources of the column names
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.models import BANDS
+from som.bands import BandRegistry
 
 PHOT_FIELDS = ("source_id", "ra", "dec", "z_phot")
-SPEC_FIELDS = ("source_id", "ra", "dec", "z_spec", "quality", "secure", "survey")
-MAG_FIELDS = tuple(f"mag_{b}" for b in BANDS)
-MAGERR_FIELDS = tuple(f"magerr_{b}" for b in BANDS)
+SPEC_FIELDS = ("source_id", "ra", "dec", "z_spec", "quality", "secure", "survey", "star")
+#: Photometry field prefixes: (field prefix, kind, role). Longest prefixes first.
+PHOT_PREFIXES = (
+    ("magerr_", "mag", "error"),
+    ("fluxerr_", "flux", "error"),
+    ("mag_", "mag", "value"),
+    ("flux_", "flux", "value"),
+)
 
 
 def fields_for(kind: str) -> tuple[str, ...]:
-    base = PHOT_FIELDS if kind == "photometric" else SPEC_FIELDS
-    return base + MAG_FIELDS + MAGERR_FIELDS
+    """The non-photometric fields of a catalogue kind (photometry fields are per band)."""
+    return PHOT_FIELDS if kind == "photometric" else SPEC_FIELDS
+
+
+def photometry_field(name: str) -> tuple[str, str, str] | None:
+    """``(kind, role, band)`` of a field such as ``flux_Ks`` or ``magerr_y_lsst``, else None."""
+    for prefix, kind, role in PHOT_PREFIXES:
+        if name.startswith(prefix) and len(name) > len(prefix):
+            return kind, role, name[len(prefix) :]
+    return None
+
+
+# Column spellings the generic presets recognise, with {b} a band name or alias (exact
+# case: 'mag_y' is HSC/LSST-like y, never VISTA Y).
+_COLUMN_PATTERNS = (
+    ("mag", "value", ("mag_{b}", "{b}_mag", "MAG_{b}", "{b}_MAG")),
+    (
+        "mag",
+        "error",
+        (
+            "magerr_{b}",
+            "mag_err_{b}",
+            "{b}_magerr",
+            "{b}_mag_err",
+            "MAGERR_{b}",
+            "{b}_MAGERR",
+            "e_mag_{b}",
+        ),
+    ),
+    ("flux", "value", ("flux_{b}", "{b}_flux", "FLUX_{b}", "{b}_FLUX")),
+    (
+        "flux",
+        "error",
+        (
+            "fluxerr_{b}",
+            "flux_err_{b}",
+            "{b}_fluxerr",
+            "{b}_flux_err",
+            "FLUXERR_{b}",
+            "{b}_FLUXERR",
+            "{b}_FLUX_ERR",
+        ),
+    ),
+)
+_PHOTOMETRY_LIKE = re.compile(
+    r"^(?:(?:mag|flux|magerr|fluxerr|mag_err|flux_err)_(?P<a>.+)|(?P<b>.+?)_(?:mag|flux))$",
+    re.IGNORECASE,
+)
+
+
+def detect_photometry(
+    available: list[str], registry: BandRegistry
+) -> tuple[dict[str, str], list[str]]:
+    """Photometry fields found among ``available`` columns, and warnings.
+
+    Returns ``({field: column}, warnings)``: fields like ``mag_Ks``/``flux_y_lsst`` for every
+    column that names a known band (aliases resolve to the canonical band), and a warning
+    for each column that looks like photometry of a band nobody declared (``mag_NB816``),
+    so it is not dropped without a word.
+    """
+    found: dict[str, str] = {}
+    used: set[str] = set()
+    names = set(available)
+    for band in registry:
+        for alias in (band.name, *band.aliases):
+            for kind, role, patterns in _COLUMN_PATTERNS:
+                field_name = f"{kind}_{band.name}" if role == "value" else f"{kind}err_{band.name}"
+                if field_name in found:
+                    continue
+                for pattern in patterns:
+                    col = pattern.format(b=alias)
+                    if col in names and col not in used:
+                        found[field_name] = col
+                        used.add(col)
+                        break
+    warnings: list[str] = []
+    for col in available:
+        if col in used:
+            continue
+        m = _PHOTOMETRY_LIKE.match(col)
+        if not m:
+            continue
+        stem = m.group("a") or m.group("b")
+        if stem in registry:
+            continue
+        hint = registry.suggest(stem)
+        warnings.append(
+            f"column {col!r} looks like photometry of band {stem!r}, which is not a known band"
+            + (f" (did you mean {' or '.join(repr(h) for h in hint)}?)" if hint else "")
+            + "; it was not used: map it (e.g. mapping={'mag_<band>': "
+            + repr(col)
+            + "}) or declare the band with its wavelength"
+        )
+    return found, warnings
 
 
 ZCOSMOS_RULE = {"kind": "range", "modulo": 10, "min": 3, "max": 5}
@@ -67,16 +168,6 @@ def _bands(value: str, error: str, bands: dict[str, str]) -> dict[str, list[str]
     return out
 
 
-_GENERIC_BANDS: dict[str, list[str]] = {}
-for _b in BANDS:
-    _GENERIC_BANDS[f"mag_{_b}"] = [f"mag_{_b}", f"mag_{_b.lower()}", f"{_b}_mag"]
-    _GENERIC_BANDS[f"magerr_{_b}"] = [
-        f"magerr_{_b}",
-        f"magerr_{_b.lower()}",
-        f"mag_err_{_b}",
-        f"{_b}_magerr",
-    ]
-
 PRESETS: dict[str, Preset] = {
     "somcal": Preset(
         name="somcal",
@@ -90,8 +181,9 @@ PRESETS: dict[str, Preset] = {
             "quality": ["quality", "z_quality", "zflag", "z_flag"],
             "secure": ["secure"],
             "survey": ["survey"],
-            **_GENERIC_BANDS,
+            "star": ["star", "is_star"],
         },
+        options={"generic_bands": True},
     ),
     "somcal_mock": Preset(
         name="somcal_mock",
@@ -108,9 +200,8 @@ PRESETS: dict[str, Preset] = {
             "quality": ["quality", "z_quality"],
             "secure": ["secure"],
             "survey": ["spec_survey", "survey"],
-            **_GENERIC_BANDS,
         },
-        options={"skip_missing_redshift": True, "signature": ["z_true"]},
+        options={"skip_missing_redshift": True, "signature": ["z_true"], "generic_bands": True},
     ),
     "cosmos2015": Preset(
         name="cosmos2015",
@@ -148,6 +239,7 @@ PRESETS: dict[str, Preset] = {
                     "Y": "UVISTA_Y",
                     "J": "UVISTA_J",
                     "H": "UVISTA_H",
+                    "Ks": "UVISTA_Ks",
                 },
             ),
         },
@@ -173,6 +265,7 @@ PRESETS: dict[str, Preset] = {
                     "Y": "UVISTA_Y",
                     "J": "UVISTA_J",
                     "H": "UVISTA_H",
+                    "Ks": "UVISTA_Ks",
                 },
             ),
         },
@@ -250,7 +343,7 @@ def auto_preset(kind: str, available: list[str]) -> Preset:
         hits = sum(
             resolve_candidates(cands, available) is not None
             for f, cands in preset.columns.items()
-            if f in wanted
+            if f in wanted or photometry_field(f) is not None
         )
         scored.append((len(signature), hits, -order, preset))
     return max(scored, key=lambda t: t[:3])[3]

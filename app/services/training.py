@@ -17,12 +17,13 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.models import BANDS, Catalogue, Map, utcnow
+from app.models import Catalogue, Map, utcnow
 from app.services import maps as map_service
 from app.services.errors import InvalidInputError, NotFoundError, RowError
 from app.services.jobs import JobContext, JobRunner
 from app.services.ledger import ledger_transaction
 from som import SOM, SOMError
+from som.bands import REGISTRY, BandError
 from som.photometry import ColourFeatures, PhotometryError
 
 log = logging.getLogger("somcal.training")
@@ -51,6 +52,15 @@ def _z_edges(z_max: float, width: float) -> list[float]:
     return [round(i * width, 10) for i in range(n + 1)]
 
 
+def measured_bands(cat: Catalogue) -> list[str]:
+    """The catalogue's bands with at least one measurement (all of them for catalogues
+    ingested before per-band counts were kept)."""
+    phot = (cat.summary or {}).get("photometry")
+    if not phot:
+        return list(cat.bands)
+    return [b for b in cat.bands if phot.get(b, {}).get("measured", 1) > 0]
+
+
 def create_training(
     session: Session, runner: JobRunner, req: TrainingRequest, default_min_secure: int
 ) -> tuple[Map, int]:
@@ -63,18 +73,36 @@ def create_training(
             f"catalogue {cat.id} is {cat.kind}; maps are trained on a photometric catalogue",
             [RowError(None, "catalog_id", None, "not a photometric catalogue")],
         )
-    bands = req.bands or [b for b in BANDS if b in cat.bands]
-    unknown = [b for b in bands if b not in BANDS]
-    absent = [b for b in bands if b in BANDS and b not in cat.bands]
-    errors = [RowError(None, "bands", None, f"unknown band {b!r}") for b in unknown] + [
-        RowError(None, "bands", None, f"band {b!r} has no magnitudes in catalogue {cat.id}")
-        for b in absent
-    ]
+    measured = measured_bands(cat)
+    errors: list[RowError] = []
+    bands: list[str] = []
+    for b in req.bands or measured:
+        try:
+            name = REGISTRY.canonical(b) if b not in cat.bands else b
+        except BandError as exc:
+            errors.append(RowError(None, "bands", None, str(exc)))
+            continue
+        if name not in cat.bands:
+            errors.append(
+                RowError(
+                    None,
+                    "bands",
+                    None,
+                    f"band {b!r} is not in catalogue {cat.id} (its bands: {', '.join(cat.bands)})",
+                )
+            )
+        elif name not in measured:
+            errors.append(
+                RowError(
+                    None, "bands", None, f"band {b!r} has no measurement in catalogue {cat.id}"
+                )
+            )
+        bands.append(name)
     if len(set(bands)) != len(bands):
         errors.append(RowError(None, "bands", None, "bands repeat"))
     if len(bands) < 2:
         errors.append(RowError(None, "bands", None, "need at least two bands for a colour"))
-    if req.magnitude_band is not None and req.magnitude_band not in cat.bands:
+    if req.magnitude_band is not None and req.magnitude_band not in measured:
         errors.append(
             RowError(None, "magnitude_band", None, f"band {req.magnitude_band!r} not available")
         )
@@ -84,8 +112,10 @@ def create_training(
         )
     if errors:
         raise InvalidInputError("cannot train this map", errors)
-    # Keep wavelength order whatever order the caller listed the bands in.
-    bands = [b for b in BANDS if b in bands]
+    # Keep wavelength order whatever order the caller listed the bands in; a band a user
+    # declared at ingest is in the catalogue's own order, which is wavelength order too.
+    order = {b: k for k, b in enumerate(cat.bands)}
+    bands = sorted(bands, key=order.__getitem__)
     m = Map(
         name=(req.name or f"{cat.name} {req.n_rows}x{req.n_cols}")[:255],
         status="queued",
@@ -138,8 +168,11 @@ def run_training(factory: sessionmaker[Session], map_id: int, match_radius_arcse
             bands=bands,
             error_template="magerr_{band}" if use_errors else None,
             magnitude_band=params.get("magnitude_band"),
+            # The rows were checked when they were ingested; a map applied to new rows
+            # cleans them on the way in (ingest, assign), not again here.
+            check=False,
         )
-        frame = map_service.feature_frame(rows)
+        frame = map_service.feature_frame(rows, bands)
         try:
             features.fit(frame, source=f"catalogue {cat.id}")
             X, E = features.transform(frame, source=f"catalogue {cat.id}")

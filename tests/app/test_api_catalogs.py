@@ -16,6 +16,7 @@ from app.core.config import Settings
 from app.core.db import make_engine, make_session_factory
 from app.main import create_app
 from app.models import Catalogue, Source, Spectrum
+from app.services.phot_store import unpack
 
 
 def _csv_bytes(frame: pd.DataFrame) -> bytes:
@@ -66,13 +67,14 @@ def test_photometric_upload_roundtrip_and_duplicate(client, auth, mock_catalogue
         rows = s.scalars(select(Source).order_by(Source.row_index)).all()
     engine.dispose()
     assert [r.source_id for r in rows[:3]] == ["1", "2", "3"]
-    assert rows[3].mag_u is None and rows[3].mag_g == pytest.approx(frame.loc[3, "mag_g"])
+    mags = unpack([r.mags for r in rows], len(body["bands"]))
+    bands = body["bands"]
+    assert np.isnan(mags[3, bands.index("u")])
+    assert mags[3, bands.index("g")] == pytest.approx(frame.loc[3, "mag_g"])
     np.testing.assert_allclose(
-        [r.mag_Y if hasattr(r, "mag_Y") else r.mag_y for r in rows],
-        frame["mag_Y"].to_numpy(),
-        rtol=0,
-        atol=1e-12,
+        mags[:, bands.index("Y")], frame["mag_Y"].to_numpy(), rtol=0, atol=1e-12
     )
+    assert body["summary"]["photometry"]["u"]["missing"] >= 1
 
     listing = client.get("/v1/catalogs").json()
     assert listing["total"] == 1 and listing["items"][0]["id"] == cat_id
@@ -158,7 +160,9 @@ def test_zcosmos_preset_secure_flags_match_the_science_reader(
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["preset"] == "zcosmos"  # detected from the columns
-    assert body["n_rows"] == 17358 and body["n_secure"] == 11934
+    n_stars = int((read_zcosmos(zcosmos_path)["z_spec"] < 0.002).sum())
+    assert body["n_rows"] == 17358 and body["n_secure"] < 11934
+    assert n_stars > 100 and body["summary"]["spectra"]["below_z_min"] == n_stars
     assert body["bands"] == ["u", "g", "r", "i", "z", "J"]
 
     ref = read_zcosmos(zcosmos_path)
@@ -169,17 +173,22 @@ def test_zcosmos_preset_secure_flags_match_the_science_reader(
                 Spectrum.row_index,
                 Spectrum.secure,
                 Spectrum.z_spec,
-                Spectrum.mag_u,
-                Spectrum.mag_i,
+                Spectrum.mags,
                 Spectrum.quality_raw,
             ).order_by(Spectrum.row_index)
         ).all()
     engine.dispose()
     secure = np.array([r.secure for r in rows])
-    np.testing.assert_array_equal(secure, ref["secure"].to_numpy())
+    # Stars (z = 0 in zCOSMOS) are never secure galaxy redshifts, whatever their class.
+    galaxy = ref["z_spec"].to_numpy() >= 0.002
+    np.testing.assert_array_equal(secure, ref["secure"].to_numpy() & galaxy)
+    assert body["summary"]["spectra"]["below_z_min"] == int((ref["secure"] & ~galaxy).sum()) + int(
+        (~ref["secure"] & ~galaxy).sum()
+    )
     np.testing.assert_allclose([r.z_spec for r in rows], ref["z_spec"].to_numpy())
-    for col, band in (("mag_u", "u"), ("mag_i", "i")):
-        ours = np.array([np.nan if getattr(r, col) is None else getattr(r, col) for r in rows])
+    mags = unpack([r.mags for r in rows], 6)
+    for band in ("u", "i"):
+        ours = mags[:, ["u", "g", "r", "i", "z", "J"].index(band)]
         np.testing.assert_array_equal(np.isnan(ours), np.isnan(ref[f"mag_{band}"].to_numpy()))
         np.testing.assert_allclose(ours, ref[f"mag_{band}"].to_numpy(), equal_nan=True)
     assert rows[0].quality_raw == "1.5"
@@ -236,18 +245,18 @@ def test_row_level_errors_name_file_column_row_and_reason(client, auth, mock_cat
     frame.loc[11, "magerr_g"] = -0.2
     frame.loc[4, "ra"] = np.inf
     frame.loc[2, "dec"] = 95.0
-    r = _bad(client, auth, frame, "bad.csv")
+    r = _bad(client, auth, frame, "bad.csv", negative_error="invalid")
     assert r.status_code == 422, r.text
     errors = {(e["column"], e["row"]): e for e in r.json()["errors"]}
     assert errors[("mag_r", 7)]["reason"] == "not a number: 'abc'"
-    assert "negative magnitude error" in errors[("magerr_g", 11)]["reason"]
+    assert "negative error -0.2" in errors[("magerr_g", 11)]["reason"]
     assert errors[("ra", 4)]["reason"] == "infinite value"
     assert "outside [-90, 90]" in errors[("dec", 2)]["reason"]
     assert all(e["file"] == "bad.csv" for e in r.json()["errors"])
     assert _count(settings.database_url, Catalogue) == 0
 
     # on_invalid=skip keeps the good rows and lists the bad ones.
-    r = _bad(client, auth, frame, "bad.csv", on_invalid="skip")
+    r = _bad(client, auth, frame, "bad.csv", on_invalid="skip", negative_error="invalid")
     assert r.status_code == 201, r.text
     assert r.json()["n_rows"] == 16 and r.json()["n_skipped"] == 4 and r.json()["n_errors"] == 4
 
@@ -344,19 +353,25 @@ def test_unsupported_content_type(client, auth):
 
 def test_a_failing_ingest_leaves_nothing_behind(settings, mock_catalogue, tmp_path):
     """Rows are written, then the transaction fails: neither catalogue nor rows remain."""
-    from app.services.ingest import IngestRequest, ingest
+    from app.services.ingest import IngestRequest, LedgerHook, ingest
 
     path = tmp_path / "cat.csv"
     mock_catalogue(500, seed=11).to_csv(path, index=False)
     engine = make_engine(settings.database_url)
     factory = make_session_factory(engine)
 
-    def explode(session, catalogue, rows):
-        n = session.scalar(
-            select(func.count()).select_from(Source).where(Source.catalogue_id == catalogue.id)
-        )
-        assert n == 500  # the bulk load did happen inside the transaction
-        raise RuntimeError("simulated failure after the bulk load")
+    class Explode(LedgerHook):
+        def rows(self, session, catalogue, rows):
+            pass
+
+        def done(self, session, catalogue):
+            n = session.scalar(
+                select(func.count()).select_from(Source).where(Source.catalogue_id == catalogue.id)
+            )
+            assert n == 500  # the bulk load did happen inside the transaction
+            raise RuntimeError("simulated failure after the bulk load")
+
+    explode = Explode()
 
     with pytest.raises(RuntimeError, match="simulated"):
         ingest(

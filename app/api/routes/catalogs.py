@@ -54,6 +54,11 @@ _OPTION_FIELDS = (
     "on_invalid",
     "skip_missing_redshift",
     "format",
+    "flux_unit",
+    "negative_error",
+    "bands",
+    "z_min",
+    "check",
 )
 
 _INGEST_BODY = {
@@ -101,7 +106,7 @@ def _parse_options(form: dict[str, Any]) -> IngestOptions:
             continue
         if not isinstance(value, str):
             raise BadRequestError(f"form field {key!r} must be text")
-        if key in ("mapping", "secure_rule"):
+        if key in ("mapping", "secure_rule", "bands"):
             try:
                 value = json.loads(value)
             except json.JSONDecodeError as exc:
@@ -109,7 +114,7 @@ def _parse_options(form: dict[str, Any]) -> IngestOptions:
                     f"form field {key!r} is not valid JSON: {exc.msg} at position {exc.pos}",
                     [RowError(None, key, None, "not valid JSON")],
                 ) from exc
-        elif key == "skip_missing_redshift":
+        elif key in ("skip_missing_redshift", "check"):
             value = value.strip().lower() in ("1", "true", "yes", "on")
         data[key] = value
     unknown = sorted(set(form) - set(_OPTION_FIELDS) - {"file"})
@@ -158,6 +163,7 @@ def _result_out(result: ingest_service.IngestResult) -> IngestOut:
         n_errors=result.n_errors,
         errors=[ErrorItem(**e.as_dict()) for e in result.errors],
         assigned_maps=result.assigned_maps,
+        warnings=result.warnings,
     )
 
 
@@ -233,6 +239,11 @@ async def ingest_catalogue(
         file_format=options.format,
         sha256=sha,
         size_bytes=size,
+        flux_unit=options.flux_unit,
+        negative_error=options.negative_error,
+        bands=options.declared_bands(),
+        z_min=options.z_min,
+        check=options.check,
     )
     try:
         result = await run_in_threadpool(

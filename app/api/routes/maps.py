@@ -188,12 +188,15 @@ async def assign(
     _auth: ReadDep,
     include_pz: bool = False,
     format: Literal["json", "csv"] = "json",
+    on_invalid: Literal["skip", "reject"] = "skip",
+    flux_unit: Annotated[str | None, Query(max_length=32)] = None,
 ):
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     body = await request.body()
     if not body:
         raise InvalidInputError("empty request body; send JSON rows or a catalogue file")
     preset = mapping = None
+    options: dict[str, Any] = {"on_invalid": on_invalid, "flux_unit": flux_unit}
     if ctype == "application/json":
         try:
             parsed = AssignIn.model_validate_json(body)
@@ -207,6 +210,12 @@ async def assign(
             ) from exc
         include_pz = include_pz or parsed.include_pz
         preset, mapping = parsed.preset, parsed.mapping
+        options = {
+            "on_invalid": parsed.on_invalid,
+            "flux_unit": parsed.flux_unit,
+            "negative_error": parsed.negative_error,
+            "bands": [b.model_dump(exclude_none=True) for b in parsed.bands or []] or None,
+        }
         frame, file = _assign_frame(parsed.rows), "request"
     elif ctype in (
         "text/csv",
@@ -228,7 +237,7 @@ async def assign(
     def work():
         with factory() as session:
             m = _ready_map(session, map_id)
-            rows = calibrate.photometry_rows(frame, file, preset, mapping)
+            rows = calibrate.photometry_rows(frame, file, preset, mapping, **options)
             return calibrate.assign_rows(session, m, rows, include_pz, settings.max_assign_rows)
 
     out = await run_in_threadpool(work)
