@@ -1406,7 +1406,8 @@ def fuzzy_redshift(
     ----------
     som : a fitted :class:`som.SOM` (anything with ``weights_``, ``grid``, ``assign``).
     X : (n, F) features (or a catalogue, if the map has ``features``); NaN = missing
-        feature, left out of the distance as in :meth:`som.SOM.assign`.
+        feature, left out of the distance (rescaled by F / n_present) as in
+        :meth:`som.SOM.assign`.
     cell_z : (n_cells,) label of every cell, NaN where a cell has none, e.g.
         ``cell_statistics(train_cells, z_train, som.n_cells)["z_median"]``.
     errors : (n, F) feature errors, used (as in training) when the map's distance is
@@ -1474,6 +1475,9 @@ def fuzzy_redshift(
         d2 = np.empty(cand.shape)
         for j in range(cand.shape[1]):  # (rows x features) at a time, never rows x cells
             d2[:, j] = np.einsum("nf,nf->n", iv, (x0 - W[cand[:, j]]) ** 2)
+        # as the map's own distance: missing features skipped, rescaled by F / n_present
+        n_present = present.sum(axis=1)
+        d2 *= (xc.shape[1] / np.maximum(n_present, 1))[:, None]
         d2 = np.where(valid, d2, np.inf)
         d2_min = d2.min(axis=1, keepdims=True)
         found = np.isfinite(d2_min[:, 0])

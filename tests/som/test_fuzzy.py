@@ -16,7 +16,8 @@ def reference(som, X, cell_z, temperature, radius, scale):
     all_cells = np.arange(som.n_cells)
     out = np.full(len(X), np.nan)
     for i, x in enumerate(np.asarray(X, dtype=np.float64)):
-        d2 = ((W - x) ** 2).sum(axis=1)
+        p = np.isfinite(x)
+        d2 = ((W[:, p] - x[p]) ** 2).sum(axis=1) * len(x) / p.sum()
         best = int(np.argmin(d2))
         near = (som.grid.distance(best, all_cells) <= radius + 1e-9) & np.isfinite(cell_z)
         if not near.any():
@@ -56,6 +57,8 @@ def test_matches_row_by_row_reference(lattice, periodic, temperature, radius):
     cell_z = rng.uniform(0, 2, som.n_cells)
     cell_z[rng.random(som.n_cells) < 0.3] = np.nan  # unlabelled cells are skipped
     Xt = rng.normal(size=(97, 3))
+    Xt[rng.random(Xt.shape) < 0.15] = np.nan  # missing features are skipped, as by assign
+    Xt[np.isnan(Xt).all(axis=1), 0] = 0.5
     got = fuzzy_redshift(som, Xt, cell_z, temperature=temperature, radius=radius, chunk_size=13)
     want = reference(som, Xt, cell_z, temperature, radius, map_spacing2(som))
     np.testing.assert_allclose(got, want, rtol=1e-10, equal_nan=True)
