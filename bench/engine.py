@@ -193,7 +193,9 @@ def bench_somcal(X, args, out: dict) -> object:
 
     from som import SOM
 
-    som = SOM(N_ROWS, N_COLS, init="random", random_state=args.seed, n_jobs=args.threads)
+    som = SOM(
+        N_ROWS, N_COLS, lattice="rect", init="random", random_state=args.seed, n_jobs=args.threads
+    )
     log(f"somcal: numba threads {numba.get_num_threads()}; compiling on 20,000 rows")
     som.fit(X[:20_000], n_epochs=2)
 

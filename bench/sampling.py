@@ -136,6 +136,7 @@ def train_map(phot: pd.DataFrame, args) -> tuple[SOM, ColourFeatures, np.ndarray
     som = SOM(
         args.rows,
         args.cols,
+        lattice="rect",
         n_epochs=args.epochs,
         sigma_end=args.sigma_end,
         random_state=args.seed,

@@ -184,7 +184,9 @@ def main() -> None:
         train = make_rows(np.random.default_rng(args.seed + 1), 50_000, 0)
         X_train = np.column_stack([train[c].to_numpy() for c in FEATURES])
         t = time.perf_counter()
-        som = SOM(75, 150, random_state=args.seed, n_epochs=3, init="random", n_jobs=1)
+        som = SOM(
+            75, 150, lattice="rect", random_state=args.seed, n_epochs=3, init="random", n_jobs=1
+        )
         som.fit(X_train)
         t_train = time.perf_counter() - t
         cells = np.arange(som.n_cells)

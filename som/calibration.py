@@ -1,9 +1,9 @@
 """Redshift calibration through a self-organising map (Masters et al. 2015, C3R2, DES SOMPZ).
 
-Pure functions over numpy arrays and pandas frames. Nothing here trains or applies a map:
-every input is a *cell assignment*, an integer in ``0 .. n_cells - 1`` (row-major,
-``cell = row * n_cols + col``) or ``-1`` for a source that has no cell, which every function
-here ignores.
+Pure functions over numpy arrays and pandas frames. Nothing here trains a map, and only
+:func:`fuzzy_redshift` applies one: every other input is a *cell assignment*, an integer in
+``0 .. n_cells - 1`` (row-major, ``cell = row * n_cols + col``) or ``-1`` for a source that
+has no cell, which every function here ignores.
 
 The pieces, in the order a calibration uses them:
 
@@ -13,7 +13,10 @@ The pieces, in the order a calibration uses them:
 - spectroscopic targets for the gaps, C3R2-style: :func:`select_targets`;
 - the redshift distribution of a sample: :func:`nz`;
 - the Masters et al. (2015) spectroscopic-sampling experiment: :func:`sampling_experiment`,
-  :func:`first_passing_n`.
+  :func:`first_passing_n`;
+- a per-galaxy redshift from the labelled cells around its best cell, weighted by fuzzy
+  membership: :func:`fuzzy_redshift` (the one function here that applies a map: it needs
+  the galaxy's distance to several cells' weights, which a cell assignment has lost).
 
 Conventions: redshifts are plain floats, magnitudes AB, weights non-negative floats
 (``None`` means every row weighs 1). Histogram bins are given as edges, strictly increasing;
@@ -41,7 +44,9 @@ __all__ = [
     "coverage_summary",
     "covered_cells",
     "first_passing_n",
+    "fuzzy_redshift",
     "gaps",
+    "map_spacing2",
     "nz",
     "sampling_experiment",
     "select_targets",
@@ -1322,3 +1327,166 @@ def first_passing_n(df: pd.DataFrame, min_pass_fraction: float = 0.68) -> pd.Dat
     result = pd.DataFrame(out, columns=["strategy", "tomo_bin", "first_n"])
     result["first_n"] = result["first_n"].astype("Int64")
     return result
+
+
+# --------------------------------------------------------------------------------------
+# 7. a redshift per galaxy that uses the map: fuzzy membership of the cells near its best
+# --------------------------------------------------------------------------------------
+
+
+def _grid_offsets(grid: Any, radius: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row/column offsets of the cells within ``radius`` of a cell, for each row parity.
+
+    Returns ``(dr, dc, ok)``, each ``(2, m)``: offset ``j`` of a cell on a row of parity
+    ``p`` is ``(dr[p, j], dc[p, j])`` where ``ok[p, j]`` (hexagonal lattices have a
+    different set per parity; the shorter set is padded). On a torus, offsets that wrap to
+    the same cell are kept once.
+    """
+    table = grid.offset_distance_table()
+    sets = []
+    for parity in (0, 1):
+        r_idx, c_idx = np.nonzero(table[parity] <= radius + 1e-9)
+        dr, dc = r_idx - (grid.n_rows - 1), c_idx - (grid.n_cols - 1)
+        if grid.periodic:
+            _, first = np.unique(
+                np.column_stack([dr % grid.n_rows, dc % grid.n_cols]), axis=0, return_index=True
+            )
+            first = np.sort(first)
+            dr, dc = dr[first], dc[first]
+        sets.append((dr, dc))
+    m = max(len(s[0]) for s in sets)
+    dr = np.zeros((2, m), np.int64)
+    dc = np.zeros((2, m), np.int64)
+    ok = np.zeros((2, m), bool)
+    for parity, (r, c) in enumerate(sets):
+        dr[parity, : len(r)], dc[parity, : len(c)], ok[parity, : len(r)] = r, c, True
+    return dr, dc, ok
+
+
+def map_spacing2(som: Any) -> float:
+    """Median squared feature-space distance between the weights of adjacent cells.
+
+    The natural unit of a map's resolution: :func:`fuzzy_redshift` measures its
+    ``temperature`` in it on Euclidean maps. Computed over all pairs of grid neighbours.
+    """
+    i, j = som.grid.neighbour_pairs(1.0)
+    if len(i) == 0:
+        return 1.0
+    w = np.asarray(som.weights_, dtype=np.float64)
+    s2 = float(np.median(np.sum((w[i] - w[j]) ** 2, axis=1)))
+    return s2 if s2 > 0 else 1.0
+
+
+def fuzzy_redshift(
+    som: Any,
+    X: Any,
+    cell_z: Any,
+    errors: Any = None,
+    *,
+    temperature: float = 0.25,
+    radius: float = 2.0,
+    scale: float | None = None,
+    chunk_size: int = 65_536,
+) -> np.ndarray:
+    """Redshift of every row from the labelled cells around its best cell, weighted by fit.
+
+    The cell-median estimate gives a galaxy the label of its best-matching cell alone. Here
+    each galaxy takes the mean of the labels of the cells within ``radius`` (grid units) of
+    its best cell, each cell weighted by how well its weight vector matches the galaxy,
+
+        p(c | x) ∝ exp(-d²(x, w_c) / (2 T s²)),
+
+    the soft ("fuzzy") cell membership of DES SOMPZ (Buchs et al. 2019, Myles et al. 2021),
+    restricted to the best cell's grid neighbourhood. On an ordered map those are the
+    cells of similar colours, so the estimate interpolates between neighbouring cells
+    instead of stepping at cell borders, which lets a map keep a neighbourhood large enough
+    to stay ordered and still give precise per-galaxy redshifts.
+
+    Parameters
+    ----------
+    som : a fitted :class:`som.SOM` (anything with ``weights_``, ``grid``, ``assign``).
+    X : (n, F) features (or a catalogue, if the map has ``features``); NaN = missing
+        feature, left out of the distance (rescaled by F / n_present) as in
+        :meth:`som.SOM.assign`.
+    cell_z : (n_cells,) label of every cell, NaN where a cell has none, e.g.
+        ``cell_statistics(train_cells, z_train, som.n_cells)["z_median"]``.
+    errors : (n, F) feature errors, used (as in training) when the map's distance is
+        "chi2": then d² is the chi² of the galaxy against the cell's weights.
+    temperature : T, in units of ``scale``; 0 gives each row the label of the
+        best-matching *labelled* cell within ``radius``, which is the cell median wherever
+        the best cell is labelled. 0.25 suited 30×30 maps of 5-7 colours (README).
+    radius : cells whose grid distance from the best cell is at most this take part.
+    scale : s², squared feature distance. None: :func:`map_spacing2` (the median squared
+        distance between adjacent cells' weights) on Euclidean maps, 1 on chi2 maps (so
+        that T = 1 is the likelihood exp(-chi²/2) of DES's fuzzy assignment).
+    chunk_size : rows per chunk; memory is O(chunk_size x cells within radius).
+
+    Returns
+    -------
+    (n,) float64 redshifts; NaN where a row has no usable feature or no labelled cell lies
+    within ``radius`` of its best cell (fill those from a fallback).
+    """
+    z_cell = np.asarray(cell_z, dtype=np.float64)
+    if z_cell.shape != (som.n_cells,):
+        raise ValueError(f"cell_z has shape {z_cell.shape}, expected ({som.n_cells},)")
+    if not (math.isfinite(temperature) and temperature >= 0):
+        raise ValueError(f"temperature must be finite and >= 0, got {temperature!r}")
+    if not (math.isfinite(radius) and radius >= 0):
+        raise ValueError(f"radius must be finite and >= 0, got {radius!r}")
+    if int(chunk_size) < 1:
+        raise ValueError(f"chunk_size must be positive, got {chunk_size!r}")
+    chi2 = getattr(som, "distance", "euclidean") == "chi2"
+    if scale is None:
+        scale = 1.0 if chi2 else map_spacing2(som)
+    if not (math.isfinite(scale) and scale > 0):
+        raise ValueError(f"scale must be finite and positive, got {scale!r}")
+    X, errors = som._features_from(X, errors)
+    W = np.asarray(som.weights_, dtype=np.float64)
+    labelled = np.isfinite(z_cell)
+    grid = som.grid
+    dr, dc, ok = _grid_offsets(grid, float(radius))
+    two_t = 2.0 * float(temperature) * float(scale)
+    n = X.shape[0]
+    out = np.full(n, np.nan)
+    step = int(chunk_size)
+    for start in range(0, n, step):
+        stop = min(n, start + step)
+        xc = np.asarray(X[start:stop], dtype=np.float64)
+        ec = None if errors is None else errors[start:stop]
+        best = som.assign(xc, ec, allow_empty=True).cell.astype(np.int64)
+        has = best >= 0
+        r0, c0 = np.divmod(np.where(has, best, 0), grid.n_cols)
+        parity = r0 % 2 if grid.lattice == "hex" else np.zeros_like(r0)
+        rr, cc = r0[:, None] + dr[parity], c0[:, None] + dc[parity]
+        valid = ok[parity] & has[:, None]
+        if grid.periodic:
+            rr, cc = rr % grid.n_rows, cc % grid.n_cols
+        else:
+            valid &= (rr >= 0) & (rr < grid.n_rows) & (cc >= 0) & (cc < grid.n_cols)
+        cand = np.where(valid, rr * grid.n_cols + cc, 0)
+        valid &= labelled[cand]
+        present = np.isfinite(xc)
+        x0 = np.where(present, xc, 0.0)
+        if chi2:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                iv = np.where(present, 1.0 / np.asarray(ec, dtype=np.float64) ** 2, 0.0)
+        else:
+            iv = present.astype(np.float64)
+        d2 = np.empty(cand.shape)
+        for j in range(cand.shape[1]):  # (rows x features) at a time, never rows x cells
+            d2[:, j] = np.einsum("nf,nf->n", iv, (x0 - W[cand[:, j]]) ** 2)
+        # as the map's own distance: missing features skipped, rescaled by F / n_present
+        n_present = present.sum(axis=1)
+        d2 *= (xc.shape[1] / np.maximum(n_present, 1))[:, None]
+        d2 = np.where(valid, d2, np.inf)
+        d2_min = d2.min(axis=1, keepdims=True)
+        found = np.isfinite(d2_min[:, 0])
+        d2_min = np.where(found[:, None], d2_min, 0.0)
+        # T = 0: all weight on the closest labelled cell(s)
+        w = np.exp(-(d2 - d2_min) / two_t) if two_t > 0 else (d2 == d2_min).astype(np.float64)
+        w = np.where(valid, w, 0.0)
+        total = w.sum(axis=1)
+        z = np.where(valid, z_cell[cand], 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[start:stop] = np.where(found, (w * z).sum(axis=1) / total, np.nan)
+    return out
