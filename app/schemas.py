@@ -89,7 +89,7 @@ class IngestOptions(BaseModel):
     secure_rule: SecureRule | None = None
     on_invalid: Literal["reject", "skip"] = "reject"
     skip_missing_redshift: bool | None = None
-    format: Literal["fits", "parquet", "csv", "ecsv", "votable", "hdf5"] | None = None
+    format: Literal["fits", "parquet", "csv", "ascii", "ecsv", "votable", "hdf5"] | None = None
 
     model_config = ConfigDict(extra="forbid")
 
