@@ -807,10 +807,8 @@ def _same_or_conflict(existing: Catalogue, req: IngestRequest) -> IngestResult:
 def _chunks(table: TableFile, columns: list[str], text_cols: tuple[str, ...]):
     """(offset, frame) pieces of the mapped columns, at most ``CHUNK_ROWS`` rows each."""
     if hasattr(table, "iter_chunks"):
-        offset = 0
-        for frame in table.iter_chunks(columns, text_cols, chunk_rows=CHUNK_ROWS):
+        for offset, frame in table.iter_chunks(columns, text_cols, chunk_rows=CHUNK_ROWS):
             yield offset, frame
-            offset += len(frame)
         return
     frame = table.read(columns, text_cols)
     for start in range(0, max(len(frame), 1), CHUNK_ROWS):

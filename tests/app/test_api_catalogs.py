@@ -116,6 +116,25 @@ def test_binary_and_ecsv_formats(client, auth, mock_catalogue, tmp_path, fmt):
     assert r.json()["file_format"] == fmt and r.json()["n_rows"] == 80
 
 
+def test_whitespace_ascii_with_hash_header_keeps_ids_as_written(
+    client, auth, mock_catalogue, settings
+):
+    """LePhare/EAZY-style input: '#' comment lines, the last one naming the columns."""
+    frame = mock_catalogue(60, seed=4)
+    frame["id"] = [f"{i:06d}" for i in range(60)]
+    body = frame.to_csv(sep=" ", header=False, index=False, na_rep="nan", lineterminator="\n")
+    content = ("# written for the test\n# " + "  ".join(frame.columns) + "\n" + body).encode()
+    r = _upload(client, "photometric", content, "mock.in", auth)
+    assert r.status_code == 201, r.text
+    assert r.json()["file_format"] == "ascii" and r.json()["n_rows"] == 60
+    engine = make_engine(settings.database_url)
+    with make_session_factory(engine)() as s:
+        ids = s.scalars(select(Source.source_id).order_by(Source.row_index)).all()
+    engine.dispose()
+    assert ids[:3] == ["000000", "000001", "000002"]  # leading zeros kept
+    assert client.delete(f"/v1/catalogs/{r.json()['id']}", headers=auth).status_code == 200
+
+
 def test_json_path_ingest_is_confined_to_data_dirs(
     client, auth, mock_catalogue, data_dir, tmp_path
 ):

@@ -132,6 +132,21 @@ def corpus() -> list[Bad]:
             ("data row 19", "fields"),
             (None, 19),
         ),
+        Bad(
+            "ragged.dat",
+            b"# id mag_g mag_r\n1 22 21\n2 22 21 5\n3 22 21\n",
+            422,
+            ("data row 1 has 4 fields", "header has 3"),
+            (None, 1),
+        ),
+        Bad(
+            # whitespace ASCII (LePhare-style '#' header): a short row after a comment line
+            "short_row.in",
+            b"# note\n# id mag_g mag_r\n1 22 21\n\n# more notes\n2 22\n3 22 21\n",
+            422,
+            ("data row 1 has 2 fields", "header has 3"),
+            (None, 1),
+        ),
         Bad("blank_name.csv", b"id,,mag_r\n1,22,21\n", 422, ("empty column name", "position 1")),
         # --- wrong or duplicate columns
         Bad("no_bands.csv", b"id,ra,dec\n1,150,2\n", 422, ("fewer than two bands",)),

@@ -18,6 +18,7 @@ from som.catalogs import (
     zcosmos_secure,
 )
 from som.photometry import ColourFeatures, PhotometryError
+from som.tables import TableReader, detect_format
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 ZCOSMOS = DATA / "real" / "zcosmos_bright20k_cosmos_photometry.csv"
@@ -221,3 +222,167 @@ def test_read_zcosmos_real_file():
     assert cf.feature_names_ == ["u-g", "g-r", "r-i", "i-z", "z-J", "J-Ks", "i"]
     assert np.isfinite(X).all(axis=1).sum() > 15000
     np.testing.assert_array_equal(np.isnan(X), np.isnan(E))
+
+
+# ------------------------------------------------------------------ whitespace ASCII, ids, chunks
+
+LEPHARE_IN = """\
+# LePhare input catalogue (flux mode), written by hand for this test
+# columns: id, then flux and error per band, context, z_spec
+# id  f_u  e_u  f_g  e_g  f_r  e_r  context  zspec
+000001   1.20e-29  2.0e-31   2.50e-29  1.5e-31   3.10e-29  1.2e-31   7  0.3521
+000002  -99.0     -99.0      4.00e-29  2.5e-31   4.40e-29  2.0e-31   6  -99
+000010   5.00e-30  1.0e-31   9.90e-30  1.1e-31   1.70e-29  1.3e-31   7  1.2044
+"""
+
+EAZY_CAT = """\
+#  id        F1       E1       F2       E2     z_spec
+\t100   12.5     0.51     13.25    0.60     0.512
+
+  00200  -99      -99      14.0     0.7     -1
+   12345678901234567891  11.0  0.4  12.0  0.5  2.25
+"""
+
+
+def test_ascii_lephare_like_header_is_the_last_comment_line(tmp_path):
+    path = tmp_path / "lephare.in"
+    path.write_text(LEPHARE_IN)
+    df = read_table(path, text_columns=["id"])
+    assert list(df.columns) == [
+        "id", "f_u", "e_u", "f_g", "e_g", "f_r", "e_r", "context", "zspec",
+    ]  # fmt: skip
+    assert df["id"].tolist() == ["000001", "000002", "000010"]  # leading zeros kept
+    assert df["f_u"].dtype == np.float64 and df.loc[0, "f_u"] == 1.20e-29
+    assert df["context"].dtype == np.int64
+    assert df["zspec"].tolist() == [0.3521, -99.0, 1.2044]
+    # Without text_columns the ids are numbers, like any other column.
+    assert read_table(path)["id"].tolist() == [1, 2, 10]
+
+
+def test_ascii_eazy_like_blanks_tabs_and_ids_beyond_int64(tmp_path):
+    path = tmp_path / "eazy.cat"
+    path.write_text(EAZY_CAT)
+    reader = TableReader(path)
+    assert reader.format == "ascii"
+    assert reader.columns == ["id", "F1", "E1", "F2", "E2", "z_spec"]
+    df = reader.read(["id", "F2", "z_spec"], text_columns=["id"])
+    assert list(df.columns) == ["id", "F2", "z_spec"]
+    assert df["id"].tolist() == ["100", "00200", "12345678901234567891"]
+    assert df["F2"].tolist() == [13.25, 14.0, 12.0]
+
+
+def test_ascii_without_header_and_with_a_plain_header(tmp_path):
+    (tmp_path / "nohead.dat").write_text("# a note, not a header\n1 2.5 x\n2 3.5 y\n")
+    df = read_table(tmp_path / "nohead.dat")
+    assert list(df.columns) == ["col1", "col2", "col3"]
+    assert df["col3"].tolist() == ["x", "y"]
+    (tmp_path / "plain.txt").write_text("id mag_g mag_r\ngal_a 22.1 21.9\ngal_b 23 nan\n")
+    df = read_table(tmp_path / "plain.txt")  # .txt: sniffed as whitespace, not CSV
+    assert list(df.columns) == ["id", "mag_g", "mag_r"]
+    assert df["mag_g"].tolist() == [22.1, 23.0] and np.isnan(df.loc[1, "mag_r"])
+
+
+def test_txt_is_sniffed_and_names_decide_otherwise(tmp_path):
+    (tmp_path / "a.txt").write_text("id,mag\n1,2\n")
+    (tmp_path / "b.txt").write_text("# id mag\n1 2\n")
+    assert detect_format(tmp_path / "a.txt") == "csv"
+    assert detect_format(tmp_path / "b.txt") == "ascii"
+    assert detect_format(tmp_path / "b.txt", name="upload") == "ascii"
+    assert detect_format(tmp_path / "a.txt", name="upload.dat") == "ascii"  # the name says so
+    fits_bytes = tmp_path / "ldac.cat"
+    write_table(sample_frame(), tmp_path / "x.fits")
+    fits_bytes.write_bytes((tmp_path / "x.fits").read_bytes())
+    assert detect_format(fits_bytes) == "fits"  # SExtractor-style .cat holding FITS
+
+
+def test_csv_ids_kept_as_written(tmp_path):
+    path = tmp_path / "ids.csv"
+    path.write_text("id,mag_g\n000123,22.5\n9007199254740993,23\n00,NA\n")
+    df = read_table(path, text_columns=["id"])
+    assert df["id"].tolist() == ["000123", "9007199254740993", "00"]
+    assert df["mag_g"].dtype == np.float64 and np.isnan(df.loc[2, "mag_g"])
+    ints = read_table(path)["id"]
+    assert ints.dtype == np.int64 and ints.tolist() == [123, 9007199254740993, 0]  # exact
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "# id a b\n1 2 3\n2 5 6 7\n3 1 1\n",  # a field too many
+        "# id a b\n1 2 3\n\n# a comment between rows\n2 5\n3 1 1\n",  # one too few
+    ],
+)
+def test_ascii_ragged_row_is_located(tmp_path, content):
+    path = tmp_path / "ragged.dat"
+    path.write_text(content)
+    with pytest.raises(CatalogError, match=r"data row 1 has \d fields but the header has 3") as e:
+        read_table(path)
+    assert e.value.row == 1 and e.value.source == str(path)
+    with pytest.raises(CatalogError, match="data row 1"):
+        list(TableReader(path).iter_chunks(chunk_rows=1))
+
+
+def test_ascii_not_utf8_is_located(tmp_path):
+    path = tmp_path / "latin.dat"
+    path.write_bytes("# id a\ng1 1\ng\xe9 2\n".encode("latin-1"))
+    with pytest.raises(CatalogError, match="byte 0xe9 in data row 1") as e:
+        read_table(path, text_columns=["id"])
+    assert e.value.row == 1
+
+
+def test_ascii_write_read_round_trip(tmp_path):
+    df = sample_frame()
+    path = write_table(df, tmp_path / "cat.dat")
+    assert path.read_text().startswith("# id ra mag_g flux_i name\n")
+    back = read_table(path)
+    np.testing.assert_array_equal(back["flux_i"].astype(np.float32), df["flux_i"])
+    back["flux_i"] = back["flux_i"].astype(np.float32)
+    pd.testing.assert_frame_equal(back, df, check_exact=True)
+    with pytest.raises(CatalogError, match="blanks") as e:
+        write_table(df.assign(name="a b"), tmp_path / "bad.dat")
+    assert (e.value.column, e.value.row) == ("name", 0)
+
+
+def _big_frame(n: int) -> pd.DataFrame:
+    rng = np.random.default_rng(4)
+    return pd.DataFrame(
+        {
+            "id": [f"{i:08d}" for i in range(n)],
+            "mag_g": np.where(rng.random(n) < 0.05, np.nan, rng.normal(23, 1, n)),
+            "mag_r": rng.normal(22.5, 1, n),
+            "flag": rng.integers(0, 3, n),
+        }
+    )
+
+
+@pytest.mark.parametrize("filename", ["big.csv", "big.csv.gz", "big.dat", "big.parquet",
+                                      "big.fits", "big.hdf5", "big.ecsv"])  # fmt: skip
+def test_chunks_equal_the_full_read(tmp_path, filename):
+    df = _big_frame(2_345)
+    path = write_table(df, tmp_path / filename)
+    reader = TableReader(path)
+    cols, text = ["id", "mag_g", "flag"], ["id"]
+    full = reader.read(cols, text)
+    chunks = list(reader.iter_chunks(cols, text, chunk_rows=500))
+    assert [c.offset for c in chunks] == [0, 500, 1000, 1500, 2000]
+    assert [len(c.frame) for c in chunks] == [500] * 4 + [345]
+    assert all(c.frame.index[0] == 0 for c in chunks)
+    joined = pd.concat([c.frame for c in chunks], ignore_index=True)
+    pd.testing.assert_frame_equal(joined, full, check_exact=True)
+    assert full["id"].astype(str).tolist() == df["id"].tolist()
+    np.testing.assert_array_equal(full["mag_g"], df["mag_g"])
+    assert reader.n_rows_hint() in (None, 2_345)
+
+
+def test_chunks_of_a_headed_file_without_rows_and_bad_chunk_size(tmp_path):
+    path = tmp_path / "empty.dat"
+    path.write_text("# id a b\n")
+    reader = TableReader(path)
+    assert reader.columns == ["id", "a", "b"]
+    assert list(reader.iter_chunks()) == []
+    assert len(reader.read()) == 0
+    with pytest.raises(ValueError, match="chunk_rows"):
+        list(reader.iter_chunks(chunk_rows=0))
+    with pytest.raises(CatalogError, match="no such column") as e:
+        reader.read(["nope"])
+    assert e.value.column == "nope"

@@ -87,7 +87,7 @@ _INGEST_BODY = {
                         "skip_missing_redshift": {"type": "boolean"},
                         "format": {
                             "type": "string",
-                            "enum": ["fits", "parquet", "csv", "ecsv", "votable", "hdf5"],
+                            "enum": ["fits", "parquet", "csv", "ascii", "ecsv", "votable", "hdf5"],
                         },
                     },
                 }
