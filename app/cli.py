@@ -81,9 +81,28 @@ class Kind(StrEnum):
     spectroscopic = "spectroscopic"
 
 
+def _som_defaults() -> dict:
+    import inspect
+
+    from som import SOM
+
+    return {
+        n: p.default
+        for n, p in inspect.signature(SOM.__init__).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
+
+
+_SOM_DEFAULTS = _som_defaults()
+
+
 class Lattice(StrEnum):
     rect = "rect"
     hex = "hex"
+
+
+DEFAULT_LATTICE = Lattice(_SOM_DEFAULTS["lattice"])
+DEFAULT_EPOCHS = int(_SOM_DEFAULTS["n_epochs"])
 
 
 class Distance(StrEnum):
@@ -724,9 +743,9 @@ def train(
     catalog_id: Annotated[int, typer.Argument(help="Photometric catalogue id.", min=1)],
     rows: Annotated[int, typer.Option(min=1, max=1000, help="Map rows.")] = 75,
     cols: Annotated[int, typer.Option(min=1, max=1000, help="Map columns.")] = 150,
-    lattice: Annotated[Lattice, typer.Option(help="Square or hexagonal cells.")] = Lattice.rect,
+    lattice: Annotated[Lattice, typer.Option(help="Square or hexagonal cells.")] = DEFAULT_LATTICE,
     periodic: Annotated[bool, typer.Option(help="Toroidal map (no edges).")] = False,
-    epochs: Annotated[int, typer.Option(min=1, max=1000, help="Batch-map epochs.")] = 10,
+    epochs: Annotated[int, typer.Option(min=1, max=1000, help="Batch epochs.")] = DEFAULT_EPOCHS,
     bands: Annotated[
         str | None, typer.Option(help="Bands for colours, e.g. u,g,r,i,z,Y,J,H (default: all).")
     ] = None,
@@ -1444,8 +1463,8 @@ def quickstart(
     n_galaxies: Annotated[int, typer.Option("--n-galaxies", "-n", min=1000)] = 200_000,
     rows: Annotated[int, typer.Option(min=2, max=1000)] = 75,
     cols: Annotated[int, typer.Option(min=2, max=1000)] = 150,
-    lattice: Annotated[Lattice, typer.Option()] = Lattice.rect,
-    epochs: Annotated[int, typer.Option(min=1, max=1000)] = 10,
+    lattice: Annotated[Lattice, typer.Option()] = DEFAULT_LATTICE,
+    epochs: Annotated[int, typer.Option(min=1, max=1000)] = DEFAULT_EPOCHS,
     seed: Annotated[int, typer.Option(min=0)] = 0,
     retrain: Annotated[
         bool, typer.Option(help="Train a new map even if an identical one is ready.")

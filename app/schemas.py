@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import inspect
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from som import SOM
+
 CatalogueKind = Literal["photometric", "spectroscopic"]
+_SOM_DEFAULTS = {
+    name: p.default
+    for name, p in inspect.signature(SOM.__init__).parameters.items()
+    if p.default is not inspect.Parameter.empty
+}
 
 
 class ErrorItem(BaseModel):
@@ -238,9 +246,11 @@ class TrainMapIn(BaseModel):
     catalog_id: int = Field(..., ge=1, le=2**31 - 1, description="Photometric catalogue.")
     n_rows: int = Field(20, ge=1, le=500)
     n_cols: int = Field(20, ge=1, le=500)
-    lattice: Literal["rect", "hex"] = "rect"
+    lattice: Literal["rect", "hex"] = Field(
+        _SOM_DEFAULTS["lattice"], description="Default: the library's (validated) default."
+    )
     periodic: bool = False
-    n_epochs: int = Field(10, ge=1, le=500)
+    n_epochs: int = Field(_SOM_DEFAULTS["n_epochs"], ge=1, le=500)
     bands: list[Band] | None = Field(
         None,
         description="Bands whose adjacent colours are the features (default: all the "

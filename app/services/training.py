@@ -9,6 +9,7 @@ failed with the reason and no assignment or cell row of it exists.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -28,15 +29,23 @@ from som.photometry import ColourFeatures, PhotometryError
 
 log = logging.getLogger("somcal.training")
 
+#: The library's defaults: the service and the CLI train what ``SOM(n_rows, n_cols)`` trains
+#: (chosen by validation on real data, see the README), never a copy that drifts.
+SOM_DEFAULTS = {
+    name: p.default
+    for name, p in inspect.signature(SOM.__init__).parameters.items()
+    if p.default is not inspect.Parameter.empty
+}
+
 
 @dataclass
 class TrainingRequest:
     catalog_id: int
     n_rows: int = 20
     n_cols: int = 20
-    lattice: str = "rect"
+    lattice: str = SOM_DEFAULTS["lattice"]
     periodic: bool = False
-    n_epochs: int = 10
+    n_epochs: int = SOM_DEFAULTS["n_epochs"]
     bands: list[str] | None = None
     magnitude_band: str | None = None
     distance: str = "euclidean"
