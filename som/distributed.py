@@ -913,7 +913,7 @@ def _add_sums(*parts):
     return S, N, sq, n
 
 
-def _part_quality(ctx: _Context, weights: np.ndarray, part: _Part):
+def _part_quality(ctx: _Context, weights: np.ndarray, den: np.ndarray | None, part: _Part):
     """Task: summed distance, topographic errors, occupancy and the histogram of distances,
     for ``SOM.quality_`` and ``SOM.training_distances_`` (see ``SOM._measure``)."""
     som = _trainer(ctx, weights)
@@ -921,7 +921,7 @@ def _part_quality(ctx: _Context, weights: np.ndarray, part: _Part):
         record = DistanceDistribution.empty(som.distance, som.n_features_in_)
         return 0.0, 0, 0, np.zeros(som.n_cells, np.int64), record
     try:
-        return som._measure(part.X, part.E, ctx.allow_empty)
+        return som._measure(part.X, part.E, ctx.allow_empty, part.w, den)
     except Exception as exc:
         raise _fail(part.index, part.where, exc, part.first_row) from exc
 
@@ -1161,7 +1161,8 @@ def _fit(som, data, client, *, n_epochs, sample_size, progress, feature_columns,
         if not persist:
             parts = make_parts()
         weights = client.scatter(som.weights_, broadcast=True)
-        q = [client.submit(_part_quality, ctx_future, weights, p, pure=False) for p in parts]
+        den = client.scatter(som._batch_den, broadcast=True)
+        q = [client.submit(_part_quality, ctx_future, weights, den, p, pure=False) for p in parts]
         try:
             measures = _tree(client, q, _add_quality).result()
         except Exception:

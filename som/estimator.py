@@ -423,6 +423,8 @@ class SOM:
         # a cell no data reaches keeps its weight rather than collapsing to zero
         with np.errstate(invalid="ignore", divide="ignore"):
             self.weights_ = np.where(den > 0, num / den, self.weights_)
+        # each cell's summed pull, for the leave-one-out training distances (_measure)
+        self._batch_den = den.mean(axis=1)
         return self
 
     @staticmethod
@@ -448,6 +450,7 @@ class SOM:
         self.training_ = {"epochs": [], "started": time.time()}
         self.training_distances_ = None
         self.n_skipped_ = 0
+        self._batch_den = None
 
     def fit(
         self,
@@ -486,7 +489,7 @@ class SOM:
                 self._record_epoch(sigma, sq, X.shape[0], progress, e + 1, n_epochs)
         else:
             self._fit_online(X, errors, rng, n_epochs, progress, skip_empty)
-        self._finish([(X, errors)], skip_empty)
+        self._finish([(X, errors, sample_weight)], skip_empty)
         return self
 
     def fit_chunks(
@@ -534,7 +537,7 @@ class SOM:
                 n_rows += len(X)
             self.apply_batch_sums(S, N, sigma)
             self._record_epoch(sigma, sq, n_rows, progress, e + 1, n_epochs)
-        self._finish(((X, err) for X, err, _ in parts()), skip_empty)
+        self._finish(parts(), skip_empty)
         return self
 
     def partial_fit(
@@ -571,7 +574,7 @@ class SOM:
             self._record_epoch(sigma, sq, X.shape[0], progress, e + 1, n_epochs)
         before = getattr(self, "training_distances_", None)
         skipped_before = int(getattr(self, "n_skipped_", 0) or 0)
-        self._finish([(X, errors)], skip_empty)
+        self._finish([(X, errors, sample_weight)], skip_empty)
         if (
             before is not None
             and before.metric == self.training_distances_.metric
@@ -618,14 +621,30 @@ class SOM:
         if progress is not None:
             progress(done / total, f"epoch {done}/{total} (sigma {sigma:.2f})")
 
-    def _measure(self, X, errors, skip_empty=False):
+    def _measure(self, X, errors, skip_empty=False, sample_weight=None, den=None):
         """Quality sums of one chunk of training rows, which add up over chunks:
-        (summed distance, rows with a cell, topographic errors, occupancy, distances)."""
-        a = self._assign(X, errors, return_second=True, skip_empty=skip_empty, trust=False)
+        (summed distance, rows with a cell, topographic errors, occupancy, distances).
+
+        The distances recorded are *leave-one-out* distances when the batch map's final
+        per-cell sums ``den`` are known (default: those of the last ``apply_batch_sums``):
+        a batch weight is the mean of the rows it holds, so a training row sits closer to
+        its cell than a new row drawn like it would. Taking the row's own pull out,
+        ``w_k(-i) = (num_k - w_i x_i) / (den_k - w_i)``, gives exactly
+        ``|x_i - w_k(-i)| = |x_i - w_k| den_k / (den_k - w_i)``; the row may then prefer
+        its second-best cell, so the distance to that caps it. Without this, rows of
+        sparsely filled cells (small maps' neighbourhoods aside, a final sigma well below
+        1) would make held-out rows look far more unusual than they are.
+        """
+        if den is None:
+            den = getattr(self, "_batch_den", None)
+        if den is None:  # online training: no batch sums, the plain distances
+            a, loo = self._assign(X, errors, True, skip_empty, trust=False), None
+        else:
+            a, loo = self._assign(X, errors, True, skip_empty, False, (den, sample_weight))
         ok = a.cell >= 0
         cell = a.cell[ok]
         record = DistanceDistribution.empty(self.distance, self.n_features_in_)
-        record.add(a.distance, a.n_features)
+        record.add(a.distance if loo is None else loo, a.n_features)
         return (
             float(a.distance[ok].sum(dtype=np.float64)),
             int(cell.size),
@@ -656,11 +675,11 @@ class SOM:
     def _finish(self, parts, skip_empty=False):
         """Quality figures and distance record of the trained map on its training data.
 
-        ``parts``: iterable of (X, errors) chunks of the training data.
+        ``parts``: iterable of (X, errors, sample_weight) chunks of the training data.
         """
         total = None
-        for X, errors in parts:
-            m = self._measure(X, errors, skip_empty)
+        for X, errors, sample_weight in parts:
+            m = self._measure(X, errors, skip_empty, sample_weight)
             total = m if total is None else self._add_measures(total, m)
         self._set_quality(*total)
 
@@ -689,10 +708,16 @@ class SOM:
         """
         return self._assign(X, errors, return_second, skip_empty or allow_empty, trust=True)
 
-    def _assign(self, X, errors, return_second, skip_empty, trust) -> Assignment:
+    def _assign(self, X, errors, return_second, skip_empty, trust, loo=None):
+        """``assign``; with ``loo = (den, sample_weight)`` also the leave-one-out distances
+        (see ``_measure``), returned as ``(Assignment, distances)``."""
         self._check_fitted()
         X, errors = self._features_from(X, errors)
         n, F = X.shape
+        if loo is not None:
+            den, sw = loo
+            sw = self._sample_weight(sw, n)
+            loo_dist = np.empty(n, np.float64)
         # int32 cells and float32 distances: at 10^9 rows the outputs alone would
         # otherwise outweigh a float32 input
         cell = np.empty(n, np.int32)
@@ -727,7 +752,43 @@ class SOM:
                     pct[start:stop] = (
                         np.nan if record is None else record.percentile(dist[start:stop])
                     )
-        return Assignment(cell, dist, second, n_feat, pct, int(F))
+                if loo is not None:
+                    loo_dist[start:stop] = self._loo_distance(
+                        xc,
+                        inv_var,
+                        cell[start:stop],
+                        dist[start:stop],
+                        out_second,
+                        den,
+                        sw[start:stop] if sw.size else 1.0,
+                    )
+        a = Assignment(cell, dist, second, n_feat, pct, int(F))
+        return a if loo is None else (a, loo_dist)
+
+    def _row_distance(self, xc, inv_var, cells):
+        """Distance of each row of a chunk to the given cells, as the kernels measure it."""
+        W = self.weights_[np.maximum(cells, 0)]
+        diff2 = (xc.astype(np.float64) - W) ** 2
+        present = np.isfinite(diff2)
+        if inv_var is not None:
+            diff2 = diff2 * inv_var
+        n_p = present.sum(axis=1)
+        d2 = np.where(present, diff2, 0.0).sum(axis=1) * xc.shape[1] / np.maximum(n_p, 1)
+        return np.where((cells >= 0) & (n_p > 0), np.sqrt(d2), np.nan)
+
+    def _loo_distance(self, xc, inv_var, cell, dist, second, den, w):
+        """Leave-one-out distances of training rows to their cells (see ``_measure``)."""
+        den_k = den[np.maximum(cell, 0)]
+        rest = den_k - w
+        with np.errstate(divide="ignore", invalid="ignore"):
+            factor = np.where(rest > 1e-9 * den_k, den_k / rest, np.inf)
+        d = dist.astype(np.float64) * factor
+        has_second = second >= 0
+        if has_second.any():
+            d2nd = self._row_distance(xc, inv_var, second)
+            d = np.where(has_second, np.fmin(d, d2nd), d)
+        # a lone row on a one-cell map: nothing better to compare with than its own distance
+        return np.where(np.isfinite(d), d, dist)
 
     def predict(self, X, errors=None, *, skip_empty: bool = False) -> np.ndarray:
         """Best-matching cell (row-major index) of every row.
