@@ -782,7 +782,7 @@ class SOM:
         rest = den_k - w
         with np.errstate(divide="ignore", invalid="ignore"):
             factor = np.where(rest > 1e-9 * den_k, den_k / rest, np.inf)
-        d = dist.astype(np.float64) * factor
+            d = dist.astype(np.float64) * factor  # 0 x inf: NaN, settled below
         has_second = second >= 0
         if has_second.any():
             d2nd = self._row_distance(xc, inv_var, second)
