@@ -11,6 +11,8 @@ The pieces, in the order a calibration uses them:
 - spectroscopic coverage of the map and its gaps: :func:`cell_spec_counts`,
   :func:`covered_cells`, :func:`coverage_summary`, :func:`gaps`;
 - spectroscopic targets for the gaps, C3R2-style: :func:`select_targets`;
+- cells without spectroscopy borrowing from the nearest labelled cell on the map:
+  :func:`fill_unlabelled_cells`;
 - the redshift distribution of a sample: :func:`nz`;
 - the Masters et al. (2015) spectroscopic-sampling experiment: :func:`sampling_experiment`,
   :func:`first_passing_n`;
@@ -37,12 +39,14 @@ import pandas as pd
 __all__ = [
     "NMAD_SCALE",
     "CoverageSummary",
+    "FilledCells",
     "NzResult",
     "cell_pz",
     "cell_spec_counts",
     "cell_statistics",
     "coverage_summary",
     "covered_cells",
+    "fill_unlabelled_cells",
     "first_passing_n",
     "fuzzy_redshift",
     "gaps",
@@ -1490,3 +1494,102 @@ def fuzzy_redshift(
         with np.errstate(invalid="ignore", divide="ignore"):
             out[start:stop] = np.where(found, (w * z).sum(axis=1) / total, np.nan)
     return out
+
+# cells without a label: borrow from the nearest labelled cell on the map
+# --------------------------------------------------------------------------------------
+
+#: (unlabelled x labelled) grid distances computed per block, to bound memory
+_FILL_BLOCK = 4_000_000
+
+
+@dataclass
+class FilledCells:
+    """Per-cell labels with the gaps filled from the nearest labelled cell on the map.
+
+    ``values`` has the input's type and shape; ``fallback`` (n_cells,) is True where the
+    value was borrowed, ``source`` (n_cells,) is the cell each value comes from (the cell
+    itself when labelled, -1 when nothing could be borrowed: no labelled cell within
+    ``max_distance``, the value stays as it was) and ``grid_distance`` (n_cells,) how far
+    away that cell is in grid units (0 for a labelled cell, inf when nothing was borrowed).
+    """
+
+    values: Any
+    fallback: np.ndarray
+    source: np.ndarray
+    grid_distance: np.ndarray
+
+    @property
+    def n_filled(self) -> int:
+        return int(np.count_nonzero(self.fallback))
+
+
+def fill_unlabelled_cells(
+    values: Any,
+    grid: Any,
+    labelled: Any = None,
+    *,
+    max_distance: float | None = None,
+) -> FilledCells:
+    """Give every unlabelled cell the label of the nearest labelled cell *on the map*.
+
+    A cell holding no spectroscopic galaxy has no redshift of its own; the cells around it
+    on the map hold the most similar colours, so the nearest labelled cell in grid distance
+    (honouring a hexagonal lattice and the wrap of a toroidal map, ``Grid.distance``) is the
+    natural stand-in. The answer says it borrowed (``fallback``), from where and how far.
+
+    values : (n_cells,) or (n_cells, k) array, or a DataFrame with one row per cell (e.g.
+        :func:`cell_statistics` or :func:`cell_pz` output); a cell's whole row is copied.
+    grid : a ``som.Grid`` (or anything with a ``.grid``, such as a ``SOM``).
+    labelled : (n_cells,) bool, which cells hold a label. Default for arrays: cells with at
+        least one finite value in their row (a row of NaN is unlabelled); required for a
+        DataFrame, whose count columns are finite even in empty cells (e.g.
+        ``stats["count_z"].to_numpy() > 0``). Borrowed rows are copied whole, counts
+        included: ``fallback`` tells them apart.
+    max_distance : borrow only from cells at most this far (grid units); None: any distance.
+
+    Among equidistant labelled cells the one with the lowest index is taken, so the result
+    is deterministic.
+    """
+    grid = getattr(grid, "grid", grid)
+    n_cells = int(grid.n_cells)
+    frame = isinstance(values, pd.DataFrame)
+    arr = values.to_numpy() if frame else np.asarray(values)
+    if arr.ndim not in (1, 2) or arr.shape[0] != n_cells:
+        raise ValueError(
+            f"values must have one row per cell ({n_cells}), got shape {np.shape(values)}"
+        )
+    if labelled is None:
+        if frame:
+            raise ValueError(
+                "labelled is needed for a DataFrame: say which cells hold a label, "
+                "e.g. labelled=stats['count_z'].to_numpy() > 0 for cell_statistics output"
+            )
+        finite = np.isfinite(arr.astype(np.float64, copy=False))
+        labelled = finite if finite.ndim == 1 else finite.any(axis=1)
+    else:
+        labelled = _as_mask(labelled, n_cells, "labelled", "the grid")
+    if max_distance is not None and not max_distance >= 0:
+        raise ValueError(f"max_distance must be non-negative, got {max_distance!r}")
+
+    source = np.where(labelled, np.arange(n_cells), -1).astype(np.int64)
+    distance = np.where(labelled, 0.0, np.inf)
+    lab = np.flatnonzero(labelled)
+    unl = np.flatnonzero(~labelled)
+    if lab.size and unl.size:
+        step = max(1, _FILL_BLOCK // lab.size)
+        for i in range(0, unl.size, step):
+            block = unl[i : i + step]
+            d = grid.distance(block[:, None], lab[None, :])
+            k = np.argmin(d, axis=1)  # first minimum: the lowest labelled index on ties
+            dk = d[np.arange(block.size), k]
+            ok = np.ones(block.size, bool) if max_distance is None else dk <= max_distance + 1e-9
+            source[block[ok]] = lab[k[ok]]
+            distance[block[ok]] = dk[ok]
+    fallback = ~labelled & (source >= 0)
+    take = np.where(fallback, source, np.arange(n_cells))
+    if frame:
+        filled = values.iloc[take].copy()
+        filled.index = values.index
+    else:
+        filled = arr[take].copy()
+    return FilledCells(filled, fallback, source, distance)

@@ -40,6 +40,7 @@ import pyarrow.parquet as pq
 
 from .estimator import SOM, ProgressCallback, SOMError
 from .photometry import PhotometryError
+from .trust import DistanceDistribution
 
 __all__ = [
     "CELL_COLUMN",
@@ -892,7 +893,9 @@ def _part_sums(ctx: _Context, weights: np.ndarray, part: _Part):
         F = weights.shape[1]
         return np.zeros((weights.shape[0], F)), np.zeros((weights.shape[0], F)), 0.0, 0
     try:
-        S, N, sq = _trainer(ctx, weights).batch_sums(part.X, part.E, part.w)
+        S, N, sq = _trainer(ctx, weights).batch_sums(
+            part.X, part.E, part.w, skip_empty=ctx.allow_empty
+        )
     except Exception as exc:
         raise _fail(part.index, part.where, exc, part.first_row) from exc
     return S, N, sq, part.X.shape[0]
@@ -910,28 +913,21 @@ def _add_sums(*parts):
     return S, N, sq, n
 
 
-def _part_quality(ctx: _Context, weights: np.ndarray, part: _Part):
-    """Task: summed distance, topographic errors and occupancy, for ``SOM.quality_``."""
+def _part_quality(ctx: _Context, weights: np.ndarray, den: np.ndarray | None, part: _Part):
+    """Task: summed distance, topographic errors, occupancy and the histogram of distances,
+    for ``SOM.quality_`` and ``SOM.training_distances_`` (see ``SOM._measure``)."""
     som = _trainer(ctx, weights)
-    n = part.X.shape[0]
-    if n == 0:
-        return 0.0, 0, 0, np.zeros(som.n_cells, np.int64)
+    if part.X.shape[0] == 0:
+        record = DistanceDistribution.empty(som.distance, som.n_features_in_)
+        return 0.0, 0, 0, np.zeros(som.n_cells, np.int64), record
     try:
-        a = som.assign(part.X, part.E, return_second=True)
+        return som._measure(part.X, part.E, ctx.allow_empty, part.w, den)
     except Exception as exc:
         raise _fail(part.index, part.where, exc, part.first_row) from exc
-    n_topo = int(round(som._topographic(a.cell, a.second) * n))
-    return (
-        float(a.distance.sum(dtype=np.float64)),
-        n,
-        n_topo,
-        np.bincount(a.cell, minlength=som.n_cells),
-    )
 
 
 def _add_quality(*parts):
-    d = sum(p[0] for p in parts)
-    return d, sum(p[1] for p in parts), sum(p[2] for p in parts), sum(p[3] for p in parts)
+    return SOM._add_measures(*parts)
 
 
 def _tree(client, futures: list, combine: Callable, fan_in: int = 8):
@@ -973,6 +969,7 @@ def fit_distributed(
     rows_per_task: int = DEFAULT_ROWS_PER_TASK,
     threads_per_task: int = 1,
     compute_quality: bool = True,
+    skip_empty: bool = False,
 ) -> SOM:
     """Train the Kohonen batch map on a Dask cluster; returns ``som``, fitted.
 
@@ -999,6 +996,12 @@ def fit_distributed(
     between epochs (8 bytes x features per row, twice with errors); ``persist=False``
     re-reads them every epoch, bounding memory by the partitions in flight.
     ``progress(fraction, message)`` is called after each epoch (True: a line on stderr).
+
+    ``compute_quality`` runs one more pass to fill ``som.quality_`` and record the training
+    rows' own distances (``som.training_distances_``, summed over partitions exactly as
+    ``SOM.fit`` records them); without it ``assign`` cannot give percentiles. With
+    ``skip_empty`` rows without any usable feature are left out (``som.n_skipped_``)
+    instead of failing their partition.
     """
     client, owned = _resolve_client(client, required=True)
     try:
@@ -1016,13 +1019,15 @@ def fit_distributed(
             rows_per_task=int(rows_per_task),
             threads=max(1, int(threads_per_task)),
             compute_quality=compute_quality,
+            skip_empty=bool(skip_empty),
         )
     finally:
         _close(client, owned)
 
 
 def _fit(som, data, client, *, n_epochs, sample_size, progress, feature_columns, error_columns,
-         weight_column, persist, rows_per_task, threads, compute_quality):  # fmt: skip
+         weight_column, persist, rows_per_task, threads, compute_quality,
+         skip_empty):  # fmt: skip
     som._check_params()
     if som.method != "batch":
         raise ValueError("fit_distributed trains the batch map (method='batch') only")
@@ -1056,6 +1061,7 @@ def _fit(som, data, client, *, n_epochs, sample_size, progress, feature_columns,
     template.n_features_in_ = n_features
     template.weights_ = np.zeros((som.n_cells, n_features))
     template.n_jobs = threads
+    template.training_distances_ = None  # the workers measure; a stale record is dead weight
     map_bytes = template.to_bytes()
     ctx = _Context(
         map_bytes=map_bytes,
@@ -1065,6 +1071,7 @@ def _fit(som, data, client, *, n_epochs, sample_size, progress, feature_columns,
         weight_column=weight_column,
         batch_rows=int(som.chunk_size),
         threads=threads,
+        allow_empty=skip_empty,
     )
     ctx_future = client.scatter(ctx, broadcast=True, hash=False)
 
@@ -1154,14 +1161,15 @@ def _fit(som, data, client, *, n_epochs, sample_size, progress, feature_columns,
         if not persist:
             parts = make_parts()
         weights = client.scatter(som.weights_, broadcast=True)
-        q = [client.submit(_part_quality, ctx_future, weights, p, pure=False) for p in parts]
-        dist, n, n_topo, occupancy = _tree(client, q, _add_quality).result()
-        som.quality_ = {
-            "n_rows_trained": int(n),
-            "quantization_error": dist / n,
-            "topographic_error": n_topo / n if som.n_cells > 1 else 0.0,
-            "occupied_cells": int(np.count_nonzero(occupancy)),
-        }
+        den = client.scatter(som._batch_den, broadcast=True)
+        q = [client.submit(_part_quality, ctx_future, weights, den, p, pure=False) for p in parts]
+        try:
+            measures = _tree(client, q, _add_quality).result()
+        except Exception:
+            _raise_failures(q)
+            raise
+        som._set_quality(*measures)
     else:
+        # no measuring pass: no distance record, so assign() gives NaN percentiles
         som.quality_ = {"n_rows_trained": n_total}
     return som

@@ -26,6 +26,8 @@ import numpy as np
 
 from . import kernels
 from .grid import Grid
+from .trust import DEFAULT_MAX_PERCENTILE, DistanceDistribution, default_min_features
+from .trust import outside_training as _outside_training
 
 FORMAT_NAME = "somcal-map"
 FORMAT_VERSION = 1
@@ -44,11 +46,29 @@ class MapFormatError(ValueError):
 
 @dataclass
 class Assignment:
-    """Best-matching cells of a set of rows."""
+    """Best-matching cells of a set of rows, and how far to trust them.
 
-    cell: np.ndarray  # (n,) int32, -1 where a row has no usable feature (allow_empty)
-    distance: np.ndarray  # (n,) float32, distance to the cell's weight vector
+    ``percentile`` places each row's distance among the training rows' own distances
+    (``SOM.training_distances_``): about uniform on 0-100 for rows like the training set,
+    near 100 for rows unlike it. ``som.trust.outside_training`` turns it into a flag.
+    """
+
+    cell: np.ndarray  # (n,) int32, -1 where a row has no usable feature (skip_empty)
+    distance: np.ndarray  # (n,) float32, distance to the cell's weight vector (NaN: no cell)
     second: np.ndarray | None = None  # (n,) int32 second-best cell, when asked for
+    n_features: np.ndarray | None = None  # (n,) int16 usable (finite) features of each row
+    percentile: np.ndarray | None = None  # (n,) float32 0-100; NaN: no cell or no record
+    n_features_in: int | None = None  # features of the map (for the min_features default)
+
+    @property
+    def empty(self) -> np.ndarray:
+        """Rows without any usable feature (cell -1)."""
+        return np.asarray(self.cell) < 0
+
+    @property
+    def n_skipped(self) -> int:
+        """How many rows got no cell because they have no usable feature."""
+        return int(np.count_nonzero(self.empty))
 
 
 def _version() -> str:
@@ -98,6 +118,14 @@ class SOM:
     dtype : float32 (default) or float64 for distance computations.
     chunk_size : rows per chunk in every pass, so memory does not grow with the input.
     n_jobs : threads for the kernels (default: numba's default, all cores).
+
+    Attributes (after fitting)
+    --------------------------
+    weights_ : (n_cells, F) weight vectors. quality_ : dict of quality figures.
+    training_distances_ : ``som.trust.DistanceDistribution`` of the training rows' own
+        distances to their cells (saved with the map); None for a map saved before somcal
+        recorded it, and then ``assign`` gives NaN percentiles.
+    n_skipped_ : training rows left out because they have no usable feature (skip_empty).
     """
 
     def __init__(
@@ -305,13 +333,13 @@ class SOM:
             kernels.bmu_masked(xc, iv, WT, want_second, cell, d2, second)
         return cell, d2, second
 
-    def _iter_assign(self, X, errors, weights, want_second):
+    def _iter_assign(self, X, errors, weights, want_second, skip_empty=False):
         WT, half_norm2 = self._prepared_weights(weights)
         n = X.shape[0]
         step = int(self.chunk_size)
         for start in range(0, n, step):
             stop = min(n, start + step)
-            xc, inv_var, has_missing = self._chunk(X, errors, start, stop)
+            xc, inv_var, has_missing = self._chunk(X, errors, start, stop, skip_empty)
             cell, d2, second = self._bmu_chunk(
                 xc, inv_var, has_missing, WT, half_norm2, want_second
             )
@@ -326,6 +354,13 @@ class SOM:
         n, F = X.shape
         sample = X[rng.choice(n, size=min(n, 100_000), replace=False)] if n > 100_000 else X
         sample = np.asarray(sample, dtype=np.float64)
+        # rows without any feature (skip_empty) do not take part; without skip_empty they
+        # are refused by the first epoch anyway
+        usable = np.isfinite(sample).any(axis=1)
+        if not usable.all():
+            sample = sample[usable]
+        if sample.shape[0] == 0:
+            raise SOMError("no row has a usable feature")
         mean = np.nanmean(sample, axis=0)
         if np.isnan(mean).any():
             raise SOMError(
@@ -364,13 +399,14 @@ class SOM:
         win_r = int(np.ceil(reach / self.grid.row_spacing)) + 1
         return h, win_r, win_c
 
-    def batch_sums(self, X, errors=None, sample_weight=None):
+    def batch_sums(self, X, errors=None, sample_weight=None, *, skip_empty: bool = False):
         """Per-cell sums of one batch epoch over ``X`` with the current weights.
 
         Returns ``(S, N, sq_err)``: S (n_cells, F) weighted feature sums per best cell,
         N (n_cells, F) weighted counts per feature, and the summed squared quantization
         distance. Epoch sums of separate chunks or partitions simply add up, which is
-        what out-of-core and distributed training use.
+        what out-of-core and distributed training use. With ``skip_empty`` rows without
+        any usable feature add nothing instead of raising.
         """
         self._check_fitted()
         X, errors = self._features_from(X, errors)
@@ -380,7 +416,9 @@ class SOM:
         N = np.zeros((self.n_cells, F))
         sq = 0.0
         with self._threads():
-            for start, stop, xc, cell, d2, _ in self._iter_assign(X, errors, self.weights_, False):
+            for start, stop, xc, cell, d2, _ in self._iter_assign(
+                X, errors, self.weights_, False, skip_empty
+            ):
                 kernels.accumulate(xc, cell, sw[start:stop] if sw.size else sw, S, N)
                 sq += float(np.nansum(d2))
         return S, N, sq
@@ -398,6 +436,8 @@ class SOM:
         # a cell no data reaches keeps its weight rather than collapsing to zero
         with np.errstate(invalid="ignore", divide="ignore"):
             self.weights_ = np.where(den > 0, num / den, self.weights_)
+        # each cell's summed pull, for the leave-one-out training distances (_measure)
+        self._batch_den = den.mean(axis=1)
         return self
 
     @staticmethod
@@ -421,6 +461,9 @@ class SOM:
         self.weights_ = self._initial_weights(X, rng)
         self.n_epochs_done_ = 0
         self.training_ = {"epochs": [], "started": time.time()}
+        self.training_distances_ = None
+        self.n_skipped_ = 0
+        self._batch_den = None
 
     def fit(
         self,
@@ -430,13 +473,19 @@ class SOM:
         *,
         n_epochs: int | None = None,
         progress: ProgressCallback | None = None,
+        skip_empty: bool = False,
     ) -> SOM:
         """Train the map from scratch on ``X`` (n, F) (or a catalogue, with ``features``).
 
         ``errors`` (n, F) are used by the chi2 distance; ``sample_weight`` (n,) weights
         each row's pull on the map. ``progress(fraction, message)`` is called after every
         epoch. ``X`` may be a memory-mapped array larger than memory: it is read in
-        chunks of ``chunk_size`` rows.
+        chunks of ``chunk_size`` rows. A row without any usable feature is an error naming
+        it, unless ``skip_empty``: then it is left out and counted in ``n_skipped_``.
+
+        At the end the training rows' own distances to their cells are recorded in
+        ``training_distances_`` (see ``som.trust``), from which ``assign`` reports each
+        new row's ``percentile``.
         """
         self._check_params()
         if hasattr(self, "n_features_in_"):
@@ -448,12 +497,12 @@ class SOM:
         sigmas = self.sigma_schedule(n_epochs)
         if self.method == "batch":
             for e, sigma in enumerate(sigmas):
-                S, N, sq = self.batch_sums(X, errors, sample_weight)
+                S, N, sq = self.batch_sums(X, errors, sample_weight, skip_empty=skip_empty)
                 self.apply_batch_sums(S, N, sigma)
                 self._record_epoch(sigma, sq, X.shape[0], progress, e + 1, n_epochs)
         else:
-            self._fit_online(X, errors, rng, n_epochs, progress)
-        self._finish(X, errors)
+            self._fit_online(X, errors, rng, n_epochs, progress, skip_empty)
+        self._finish([(X, errors, sample_weight)], skip_empty)
         return self
 
     def fit_chunks(
@@ -462,13 +511,16 @@ class SOM:
         *,
         n_epochs: int | None = None,
         progress: ProgressCallback | None = None,
+        skip_empty: bool = False,
     ) -> SOM:
         """Batch-train on data that never sits in memory at once.
 
         ``chunks()`` must return a fresh iterable of ``X`` arrays (or ``(X, errors,
         sample_weight)`` tuples) on every call; it is called once for initialisation
-        (only the first chunk is used) and once per epoch. Each epoch sums the chunks'
+        (only the first chunk is used), once per epoch and once more at the end to measure
+        the map (``quality_``, ``training_distances_``). Each epoch sums the chunks'
         ``batch_sums``, so the result equals ``fit`` on the concatenated data.
+        ``skip_empty`` as in ``fit``.
         """
         self._check_params()
         if self.method != "batch":
@@ -491,14 +543,14 @@ class SOM:
             N = np.zeros_like(S)
             sq, n_rows = 0.0, 0
             for X, err, sw in parts():
-                s, nn, q = self.batch_sums(X, err, sw)
+                s, nn, q = self.batch_sums(X, err, sw, skip_empty=skip_empty)
                 S += s
                 N += nn
                 sq += q
                 n_rows += len(X)
             self.apply_batch_sums(S, N, sigma)
             self._record_epoch(sigma, sq, n_rows, progress, e + 1, n_epochs)
-        self.quality_ = {"n_rows_trained": n_rows}
+        self._finish(parts(), skip_empty)
         return self
 
     def partial_fit(
@@ -510,34 +562,49 @@ class SOM:
         n_epochs: int = 1,
         sigma: float | None = None,
         progress: ProgressCallback | None = None,
+        skip_empty: bool = False,
     ) -> SOM:
         """Continue training on new data (a catalogue that arrives in parts).
 
         An unfitted map is initialised from ``X`` and fully trained. A fitted map runs
         ``n_epochs`` batch epochs on ``X`` at the final radius ``sigma_end`` (or ``sigma``),
         which refines the weights without unfolding the map again.
+
+        The map has now been trained on every part, so the distances of ``X`` are *added*
+        to ``training_distances_`` (earlier parts keep the distances they had under the
+        weights of their time; refining at the final radius moves weights little), and
+        ``n_skipped_`` counts the skipped rows of every part. ``quality_`` describes ``X``.
         """
         if not hasattr(self, "weights_"):
-            return self.fit(X, errors, sample_weight, progress=progress)
+            return self.fit(X, errors, sample_weight, progress=progress, skip_empty=skip_empty)
         if self.method != "batch":
             raise ValueError("partial_fit continues batch training only")
         X, errors = self._features_from(X, errors)
         sigma = float(sigma or self.sigma_end)
         for e in range(int(n_epochs)):
-            S, N, sq = self.batch_sums(X, errors, sample_weight)
+            S, N, sq = self.batch_sums(X, errors, sample_weight, skip_empty=skip_empty)
             self.apply_batch_sums(S, N, sigma)
             self._record_epoch(sigma, sq, X.shape[0], progress, e + 1, n_epochs)
-        self._finish(X, errors)
+        before = getattr(self, "training_distances_", None)
+        skipped_before = int(getattr(self, "n_skipped_", 0) or 0)
+        self._finish([(X, errors, sample_weight)], skip_empty)
+        if (
+            before is not None
+            and before.metric == self.training_distances_.metric
+            and before.n_features.size == self.training_distances_.n_features.size
+        ):
+            self.training_distances_ = before.merge(self.training_distances_)
+        self.n_skipped_ += skipped_before
         return self
 
-    def _fit_online(self, X, errors, rng, n_epochs, progress):
+    def _fit_online(self, X, errors, rng, n_epochs, progress, skip_empty=False):
         n = X.shape[0]
         W = np.ascontiguousarray(self.weights_, dtype=np.float64)
         n_steps = n * n_epochs
         s0, s1 = self._sigma0(), float(self.sigma_end)
         for e in range(n_epochs):
             order = rng.permutation(n).astype(np.int64)
-            xc, inv_var, _ = self._chunk(X, errors, 0, n)
+            xc, inv_var, _ = self._chunk(X, errors, 0, n, skip_empty)
             iv = inv_var if inv_var is not None else np.zeros((0, 0), xc.dtype)
             kernels.online_epoch(
                 xc.astype(np.float64),
@@ -567,15 +634,67 @@ class SOM:
         if progress is not None:
             progress(done / total, f"epoch {done}/{total} (sigma {sigma:.2f})")
 
-    def _finish(self, X, errors):
-        """Quality figures of the trained map on its training data."""
-        a = self.assign(X, errors, return_second=True)
+    def _measure(self, X, errors, skip_empty=False, sample_weight=None, den=None):
+        """Quality sums of one chunk of training rows, which add up over chunks:
+        (summed distance, rows with a cell, topographic errors, occupancy, distances).
+
+        The distances recorded are *leave-one-out* distances when the batch map's final
+        per-cell sums ``den`` are known (default: those of the last ``apply_batch_sums``):
+        a batch weight is the mean of the rows it holds, so a training row sits closer to
+        its cell than a new row drawn like it would. Taking the row's own pull out,
+        ``w_k(-i) = (num_k - w_i x_i) / (den_k - w_i)``, gives exactly
+        ``|x_i - w_k(-i)| = |x_i - w_k| den_k / (den_k - w_i)``; the row may then prefer
+        its second-best cell, so the distance to that caps it. Without this, rows of
+        sparsely filled cells (small maps' neighbourhoods aside, a final sigma well below
+        1) would make held-out rows look far more unusual than they are.
+        """
+        if den is None:
+            den = getattr(self, "_batch_den", None)
+        if den is None:  # online training: no batch sums, the plain distances
+            a, loo = self._assign(X, errors, True, skip_empty, trust=False), None
+        else:
+            a, loo = self._assign(X, errors, True, skip_empty, False, (den, sample_weight))
+        ok = a.cell >= 0
+        cell = a.cell[ok]
+        record = DistanceDistribution.empty(self.distance, self.n_features_in_)
+        record.add(a.distance if loo is None else loo, a.n_features)
+        return (
+            float(a.distance[ok].sum(dtype=np.float64)),
+            int(cell.size),
+            self._n_topographic(cell, a.second[ok]),
+            np.bincount(cell, minlength=self.n_cells),
+            record,
+        )
+
+    @staticmethod
+    def _add_measures(*parts):
+        d, n, t, occ, rec = parts[0]
+        for d2, n2, t2, occ2, rec2 in parts[1:]:
+            d, n, t, occ, rec = d + d2, n + n2, t + t2, occ + occ2, rec.merge(rec2)
+        return d, n, t, occ, rec
+
+    def _set_quality(self, dist_sum, n, n_topo, occupancy, record) -> None:
+        """``quality_``, ``training_distances_`` and ``n_skipped_`` from summed measures."""
+        self.training_distances_ = record
+        self.n_skipped_ = record.n_skipped
         self.quality_ = {
-            "n_rows_trained": int(X.shape[0]),
-            "quantization_error": float(np.mean(a.distance)),
-            "topographic_error": float(self._topographic(a.cell, a.second)),
-            "occupied_cells": int(np.count_nonzero(np.bincount(a.cell, minlength=self.n_cells))),
+            "n_rows_trained": int(n),
+            "quantization_error": float(dist_sum / n) if n else float("nan"),
+            "topographic_error": float(n_topo / n) if n and self.n_cells > 1 else 0.0,
+            "occupied_cells": int(np.count_nonzero(occupancy)),
+            "n_rows_skipped": int(record.n_skipped),
         }
+
+    def _finish(self, parts, skip_empty=False):
+        """Quality figures and distance record of the trained map on its training data.
+
+        ``parts``: iterable of (X, errors, sample_weight) chunks of the training data.
+        """
+        total = None
+        for X, errors, sample_weight in parts:
+            m = self._measure(X, errors, skip_empty, sample_weight)
+            total = m if total is None else self._add_measures(total, m)
+        self._set_quality(*total)
 
     # ------------------------------------------------------------------ inference
     def _check_fitted(self) -> None:
@@ -583,28 +702,50 @@ class SOM:
             raise RuntimeError("this SOM is not fitted yet: call fit() first")
 
     def assign(
-        self, X, errors=None, *, return_second: bool = False, allow_empty: bool = False
+        self,
+        X,
+        errors=None,
+        *,
+        return_second: bool = False,
+        skip_empty: bool = False,
+        allow_empty: bool = False,
     ) -> Assignment:
-        """Best-matching cell and distance of every row (chunked, parallel).
+        """Best-matching cell and distance of every row (chunked, parallel), with trust.
 
-        With ``allow_empty`` a row with no usable feature gets cell -1 and distance NaN
-        instead of raising; with ``return_second`` the second-best cell is found too.
+        With ``skip_empty`` (or its older name ``allow_empty``) a row with no usable feature
+        gets cell -1 and distance NaN instead of raising (``Assignment.n_skipped`` counts
+        them); with ``return_second`` the second-best cell is found too. Every row also gets
+        ``n_features`` (its usable features) and ``percentile`` (0-100, where its distance
+        lies among the training rows' own, ``training_distances_``; NaN for a row without a
+        cell or a map saved without that record). See ``outside_training``.
         """
+        return self._assign(X, errors, return_second, skip_empty or allow_empty, trust=True)
+
+    def _assign(self, X, errors, return_second, skip_empty, trust, loo=None):
+        """``assign``; with ``loo = (den, sample_weight)`` also the leave-one-out distances
+        (see ``_measure``), returned as ``(Assignment, distances)``."""
         self._check_fitted()
         X, errors = self._features_from(X, errors)
-        n = X.shape[0]
+        n, F = X.shape
+        if loo is not None:
+            den, sw = loo
+            sw = self._sample_weight(sw, n)
+            loo_dist = np.empty(n, np.float64)
         # int32 cells and float32 distances: at 10^9 rows the outputs alone would
         # otherwise outweigh a float32 input
         cell = np.empty(n, np.int32)
         dist = np.empty(n, np.float32)
         second = np.empty(n, np.int32) if return_second else None
+        n_feat = np.empty(n, np.int16 if F < 2**15 else np.int32)
+        record = getattr(self, "training_distances_", None) if trust else None
+        pct = np.empty(n, np.float32) if trust else None
         step = int(self.chunk_size)
         unused_second = None if return_second else np.empty(min(n, step), np.int32)
         WT, half_norm2 = self._prepared_weights(self.weights_)
         with self._threads():
             for start in range(0, n, step):
                 stop = min(n, start + step)
-                xc, inv_var, has_missing = self._chunk(X, errors, start, stop, allow_empty)
+                xc, inv_var, has_missing = self._chunk(X, errors, start, stop, skip_empty)
                 out_second = second[start:stop] if return_second else unused_second[: stop - start]
                 self._bmu_chunk(
                     xc,
@@ -616,11 +757,90 @@ class SOM:
                     out=(cell[start:stop], dist[start:stop], out_second),
                 )
                 np.sqrt(dist[start:stop], out=dist[start:stop])
-        return Assignment(cell, dist, second)
+                if has_missing:
+                    n_feat[start:stop] = np.count_nonzero(np.isfinite(xc), axis=1)
+                else:
+                    n_feat[start:stop] = F
+                if pct is not None:
+                    pct[start:stop] = (
+                        np.nan if record is None else record.percentile(dist[start:stop])
+                    )
+                if loo is not None:
+                    loo_dist[start:stop] = self._loo_distance(
+                        xc,
+                        inv_var,
+                        cell[start:stop],
+                        dist[start:stop],
+                        out_second,
+                        den,
+                        sw[start:stop] if sw.size else 1.0,
+                    )
+        a = Assignment(cell, dist, second, n_feat, pct, int(F))
+        return a if loo is None else (a, loo_dist)
 
-    def predict(self, X, errors=None) -> np.ndarray:
-        """Best-matching cell (row-major index) of every row."""
-        return self.assign(X, errors).cell
+    def _row_distance(self, xc, inv_var, cells):
+        """Distance of each row of a chunk to the given cells, as the kernels measure it."""
+        W = self.weights_[np.maximum(cells, 0)]
+        diff2 = (xc.astype(np.float64) - W) ** 2
+        present = np.isfinite(diff2)
+        if inv_var is not None:
+            diff2 = diff2 * inv_var
+        n_p = present.sum(axis=1)
+        d2 = np.where(present, diff2, 0.0).sum(axis=1) * xc.shape[1] / np.maximum(n_p, 1)
+        return np.where((cells >= 0) & (n_p > 0), np.sqrt(d2), np.nan)
+
+    def _loo_distance(self, xc, inv_var, cell, dist, second, den, w):
+        """Leave-one-out distances of training rows to their cells (see ``_measure``)."""
+        den_k = den[np.maximum(cell, 0)]
+        rest = den_k - w
+        with np.errstate(divide="ignore", invalid="ignore"):
+            factor = np.where(rest > 1e-9 * den_k, den_k / rest, np.inf)
+            d = dist.astype(np.float64) * factor  # 0 x inf: NaN, settled below
+        has_second = second >= 0
+        if has_second.any():
+            d2nd = self._row_distance(xc, inv_var, second)
+            d = np.where(has_second, np.fmin(d, d2nd), d)
+        # a lone row on a one-cell map: nothing better to compare with than its own distance
+        return np.where(np.isfinite(d), d, dist)
+
+    def predict(self, X, errors=None, *, skip_empty: bool = False) -> np.ndarray:
+        """Best-matching cell (row-major index) of every row.
+
+        With ``skip_empty`` rows with no usable feature get cell -1 instead of raising;
+        ``(cells < 0).sum()`` (or ``assign(...).n_skipped``) says how many.
+        """
+        return self._assign(X, errors, False, skip_empty, trust=False).cell
+
+    def outside_training(
+        self,
+        assignment_or_X,
+        errors=None,
+        *,
+        max_percentile: float | None = DEFAULT_MAX_PERCENTILE,
+        min_features: int | None = None,
+    ) -> np.ndarray:
+        """True for the rows this map should not be trusted on (see ``som.trust``).
+
+        ``assignment_or_X``: an ``Assignment`` from this map, or rows to assign (rows
+        without any feature are then flagged, not refused). A row is flagged when it has no
+        cell, fewer than ``min_features`` usable features (default: half the map's
+        features, at least 2, ``som.trust.default_min_features``), or a distance beyond
+        ``max_percentile`` (default 99.5) of the training rows' own distances: rows drawn
+        like the training set are flagged 0.5% of the time, unfamiliar ones far more.
+        """
+        self._check_fitted()
+        if max_percentile is not None and getattr(self, "training_distances_", None) is None:
+            raise ValueError(
+                "this map has no record of its training distances (saved by an older somcal "
+                "or never measured): refit it, or pass max_percentile=None to test only the "
+                "feature count"
+            )
+        a = assignment_or_X
+        if not isinstance(a, Assignment):
+            a = self.assign(a, errors, skip_empty=True)
+        if min_features is None:
+            min_features = default_min_features(self.n_features_in_)
+        return _outside_training(a, max_percentile=max_percentile, min_features=min_features)
 
     def winner(self, x) -> tuple[int, int]:
         """(row, col) of the best-matching cell of one sample, as MiniSom returns it."""
@@ -641,6 +861,12 @@ class SOM:
             return 0.0
         d = self.grid.distance(best, second)
         return float(np.mean(d > 1.0 + 1e-6))
+
+    def _n_topographic(self, best, second) -> int:
+        """Rows whose best and second-best cells are not grid neighbours."""
+        if self.n_cells == 1 or len(best) == 0:
+            return 0
+        return int(np.count_nonzero(self.grid.distance(best, second) > 1.0 + 1e-6))
 
     def topographic_error(self, X, errors=None) -> float:
         """Fraction of rows whose best and second-best cells are not grid neighbours."""
@@ -683,6 +909,7 @@ class SOM:
         params["dtype"] = np.dtype(self.dtype).name
         rs = params["random_state"]
         params["random_state"] = rs if isinstance(rs, int | type(None)) else None
+        record = getattr(self, "training_distances_", None)
         meta = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
@@ -694,6 +921,8 @@ class SOM:
             "training": getattr(self, "training_", {}),
             "quality": getattr(self, "quality_", {}),
             "n_epochs_done": int(getattr(self, "n_epochs_done_", 0)),
+            "training_distances": None if record is None else record.to_dict(),
+            "n_skipped": int(getattr(self, "n_skipped_", 0) or 0),
         }
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
@@ -755,6 +984,15 @@ class SOM:
         som.quality_ = meta.get("quality", {})
         som.n_epochs_done_ = int(meta.get("n_epochs_done", 0))
         som.somcal_version_ = meta.get("somcal_version")
+        # maps saved before somcal recorded training distances: no percentiles (NaN)
+        record = meta.get("training_distances")
+        try:
+            som.training_distances_ = (
+                None if record is None else DistanceDistribution.from_dict(record)
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MapFormatError(f"{source}: unreadable training_distances ({exc})") from exc
+        som.n_skipped_ = int(meta.get("n_skipped", 0))
         som._distance_table = som.grid.offset_distance_table()
         return som
 

@@ -363,6 +363,10 @@ def test_distributed_training_equals_single_machine(tmp_path, client):
     )
     rms = [e["rms_distance"] for e in dist.training_["epochs"]]
     assert rms == pytest.approx([e["rms_distance"] for e in single.training_["epochs"]])
+    # the training rows' own distances: a histogram summed over partitions, as fit records it
+    assert dist.training_distances_.n == len(X)
+    assert dist.training_distances_ == single.training_distances_
+    np.testing.assert_array_equal(dist.assign(X).percentile, single.assign(X).percentile)
 
     # the same data as a Dask DataFrame, features re-read every epoch
     ddf = dd.from_pandas(df, npartitions=3)
@@ -399,6 +403,15 @@ def test_training_failures_name_the_partition(tmp_path, client):
         )  # fmt: skip
     assert "partition 1 of the Dask DataFrame" in str(info.value)
     assert "row 40: no usable feature" in str(info.value)
+    # skip_empty leaves such rows out and counts them, as SOM.fit(skip_empty=True) does
+    skipped = fit_distributed(
+        SOM(4, 4, random_state=0, n_epochs=2), ddf, client=client,
+        feature_columns=["a", "b", "c", "d"], skip_empty=True,
+    )  # fmt: skip
+    single = SOM(4, 4, random_state=0, n_epochs=2).fit(ddf.compute().to_numpy(), skip_empty=True)
+    assert skipped.n_skipped_ == single.n_skipped_ == 1
+    assert skipped.quality_["n_rows_trained"] == 2 * len(df) - 1
+    np.testing.assert_allclose(skipped.weights_, single.weights_, rtol=1e-10, atol=1e-12)
 
     text = df.assign(c=df["c"].astype(str))
     _write(df, tmp_path / "train" / "ok.parquet")
