@@ -29,6 +29,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -270,6 +271,11 @@ class Assignment(Base):
     object_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     cell: Mapped[int] = mapped_column(Integer)
     distance: Mapped[float] = mapped_column(Double)
+    # How far to trust the cell: the distance's percentile among the training galaxies' own,
+    # and outside_training (beyond the 99.5th percentile or too few colours). Flagged rows
+    # never make a cell covered and are counted apart.
+    percentile: Mapped[float | None] = mapped_column(Double)
+    outside: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class TargetList(Base):

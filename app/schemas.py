@@ -365,12 +365,26 @@ class AssignItem(BaseModel):
     cell_row: int | None
     cell_col: int | None
     distance: float | None
+    n_colours: int = Field(0, description="Colours (features) the row had for this map.")
+    percentile: float | None = Field(
+        None, description="The distance's percentile among the training galaxies' own."
+    )
+    outside_training: bool = Field(
+        False,
+        description="Beyond the 99.5th percentile of the training distances, or too few "
+        "colours: the cell's redshifts do not describe this galaxy. Never covered.",
+    )
     covered: bool
     n_phot: int | None
     n_spec_secure: int | None
     zphot_median: float | None
     zphot_nmad: float | None
     zspec_median: float | None
+    zspec_fallback: bool = Field(
+        False, description="The cell has no secure spectrum: zspec_median is the nearest "
+        "labelled cell's (zspec_cell) on the map."
+    )
+    zspec_cell: int | None = None
     pz_phot: list[float] | None = None
     pz_spec: list[float] | None = None
     reason: str | None = None
@@ -457,6 +471,10 @@ class CoverageOut(BaseModel):
     summary: dict[str, Any]
     n_spectra: int
     n_spectra_secure: int
+    n_outside_training: int = Field(
+        0, description="Sources outside what the map was trained on: in no cell's numbers."
+    )
+    n_spectra_outside_training: int = 0
     cells: CoverageCells
 
 
@@ -477,6 +495,7 @@ class GapsOut(BaseModel):
     map_id: int
     k: int
     n_gaps: int
+    n_outside_training: int = 0
     n_galaxies_in_gaps: int
     fraction_in_gaps: float | None
     limit: int

@@ -147,7 +147,9 @@ def photometry_rows(
     checked = ingest_service.validate(frame, rules, log)
     log.finish()
     if log.file_level:
-        raise InvalidInputError(f"{file}: the rows cannot be used", log.items, n_errors=log.count)
+        raise InvalidInputError(
+            f"{file}: invalid input, the rows cannot be used", log.items, n_errors=log.count
+        )
     if log.count and on_invalid == "reject":
         raise InvalidInputError(
             f"{file}: {log.count} invalid value(s); nothing was assigned "
@@ -186,7 +188,8 @@ def assign_rows(
     if len(rows) > max_rows:
         raise TooLargeError(f"{len(rows)} rows to assign; the limit is {max_rows} per request")
     som = map_service.SOM_CACHE.get(m)
-    cells, dist = map_service.assign_frame(som, rows)
+    trusted = map_service.assign_trusted(som, rows)
+    cells, dist = trusted.cell.astype(np.int64), trusted.distance.astype(np.float64)
     invalid = rows["reason"].notna().to_numpy() if "reason" in rows else np.zeros(len(rows), bool)
     cells = np.where(invalid, -1, cells)
     ok = cells >= 0
@@ -204,7 +207,11 @@ def assign_rows(
             "cell_row": np.where(ok, stats["row"][safe], -1).astype(np.int64),
             "cell_col": np.where(ok, stats["col"][safe], -1).astype(np.int64),
             "distance": np.where(ok, dist, np.nan),
-            "covered": ok & stats["covered"][safe],
+            "n_colours": np.where(invalid, 0, trusted.n_features).astype(np.int64),
+            "percentile": np.where(ok, trusted.percentile, np.nan),
+            "outside_training": ~ok | trusted.outside,
+            # Nothing outside what the map was trained on is called covered.
+            "covered": ok & ~trusted.outside & stats["covered"][safe],
             "n_phot": pick("n_phot"),
             "n_spec_secure": pick("n_spec_secure"),
             "zphot_median": pick("zphot_median"),
@@ -212,6 +219,11 @@ def assign_rows(
             "zspec_median": pick("zspec_median"),
         }
     )
+    # A cell with no secure spectrum takes the nearest labelled cell's redshift, flagged.
+    filled = cal.fill_unlabelled_cells(stats["zspec_median"], som)
+    out["zspec_median"] = np.where(ok, filled.values[safe], np.nan)
+    out["zspec_fallback"] = ok & filled.fallback[safe]
+    out["zspec_cell"] = np.where(ok, filled.source[safe], -1).astype(np.int64)
     given = rows["reason"].to_numpy(dtype=object) if "reason" in rows else np.full(len(out), None)
     out["reason"] = np.where(
         ok, None, np.where(pd.isna(given), "no usable colour for this map's bands", given)
@@ -227,7 +239,7 @@ def assign_rows(
     return AssignOutput(out, edges, int((~ok).sum()))
 
 
-_INT_COLUMNS = ("cell", "cell_row", "cell_col", "n_phot", "n_spec_secure")
+_INT_COLUMNS = ("cell", "cell_row", "cell_col", "n_phot", "n_spec_secure", "zspec_cell")
 
 
 def assign_json(output: AssignOutput, map_id: int) -> str:
@@ -356,13 +368,18 @@ def coverage(
             raise InvalidInputError(str(exc)) from exc
     n_sources = map_service.count_sources(session)
     out = summary.to_dict()
-    out["n_unassigned"] = max(n_sources - out["n_galaxies"], 0)
+    n_outside = map_service.n_outside(session, m.id, "photometric")
+    out["n_outside_training"] = n_outside
+    out["n_unassigned"] = max(n_sources - out["n_galaxies"] - n_outside, 0)
     return {
         "map_id": m.id,
         "k": m.min_secure,
         "summary": out,
         "n_spectra": int(stats["n_spec"].sum()),
         "n_spectra_secure": int(stats["n_spec_secure"].sum()),
+        # Counted apart: never in a covered cell's numbers, nor in the fractions above.
+        "n_outside_training": n_outside,
+        "n_spectra_outside_training": map_service.n_outside(session, m.id, "spectroscopic"),
         "cells": {
             "n_cells": n_cells,
             "covered": [bool(c) for c in covered],
@@ -388,6 +405,7 @@ def gaps(session: Session, m: Map, limit: int, offset: int) -> dict[str, Any]:
         "map_id": m.id,
         "k": m.min_secure,
         "n_gaps": len(frame),
+        "n_outside_training": map_service.n_outside(session, m.id, "photometric"),
         "n_galaxies_in_gaps": int(frame["n_galaxies"].sum()),
         "fraction_in_gaps": _clean(float(frame["fraction"].sum())) if len(frame) else 0.0,
         "limit": limit,

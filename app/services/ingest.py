@@ -347,7 +347,7 @@ def resolve_mapping(
         try:
             name = registry.canonical(band)
         except BandError as exc:
-            errors.append(RowError(None, f, None, str(exc)))
+            errors.append(RowError(None, f, None, f"unknown field {f!r}: {exc}"))
             return None
         return f"{pkind}{'err' if role == 'error' else ''}_{name}"
 
@@ -961,7 +961,7 @@ def ingest(
                 )
             if log.count and (req.on_invalid == "reject" or log.file_level):
                 what = (
-                    "the file cannot be ingested"
+                    "invalid input, the file cannot be ingested"
                     if log.file_level
                     else (f"{log.count} invalid value(s); nothing was stored")
                 )

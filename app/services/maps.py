@@ -37,7 +37,6 @@ from som import calibration as cal
 DEFAULT_MATCH_RADIUS_ARCSEC = 1.0
 
 
-
 # ----------------------------------------------------------------------------- map objects
 def get_map(session: Session, map_id: int) -> Map:
     m = session.get(Map, map_id)
@@ -105,13 +104,40 @@ def feature_frame(rows: pd.DataFrame, bands: list[str] | None = None) -> pd.Data
     return rows.assign(**missing) if missing else rows
 
 
-def assign_frame(som: SOM, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Cell (-1: no usable feature) and feature-space distance of each row."""
+@dataclass
+class Trusted:
+    """Cells of rows on one map and how far to trust them (see ``som.trust``)."""
+
+    cell: np.ndarray  # -1: no usable feature
+    distance: np.ndarray
+    n_features: np.ndarray  # usable colours (features) of each row
+    percentile: np.ndarray  # of the distance among the training rows' own; NaN: unknown
+    outside: np.ndarray  # outside_training: beyond the 99.5th percentile or too few colours
+
+
+def assign_trusted(som: SOM, rows: pd.DataFrame) -> Trusted:
+    """Cell, distance, colours used, distance percentile and ``outside_training`` of rows."""
+    from som.trust import outside_training
+
     frame = feature_frame(rows, list(som.features._needed_bands()))
     X, E = som.features.transform(frame)
     use_errors = som.distance == "chi2"
-    a = som.assign(X, E if use_errors else None, allow_empty=True)
-    return a.cell, a.distance
+    a = som.assign(X, E if use_errors else None, skip_empty=True)
+    n_features = (
+        np.asarray(a.n_features) if a.n_features is not None else np.isfinite(X).sum(axis=1)
+    )
+    percentile = (
+        np.asarray(a.percentile, dtype=np.float64)
+        if a.percentile is not None
+        else np.full(len(a.cell), np.nan)
+    )
+    return Trusted(a.cell, a.distance, n_features, percentile, outside_training(a))
+
+
+def assign_frame(som: SOM, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Cell (-1: no usable feature) and feature-space distance of each row."""
+    t = assign_trusted(som, rows)
+    return t.cell, t.distance
 
 
 # ----------------------------------------------------------------------------- loading
@@ -176,6 +202,7 @@ class AssignReport:
     n_rows: int
     n_by_photometry: int
     n_by_position: int
+    n_outside_training: int = 0
 
     @property
     def n_unassigned(self) -> int:
@@ -229,7 +256,9 @@ def assign_catalogue(
     match_radius_arcsec: float = DEFAULT_MATCH_RADIUS_ARCSEC,
 ) -> AssignReport:
     """Write the assignments of ``rows`` (with ``object_id``) of a catalogue to map ``m``."""
-    cells, dist = assign_frame(som, rows)
+    t = assign_trusted(som, rows)
+    cells, dist = t.cell.astype(np.int64), t.distance.astype(np.float64)
+    outside, percentile = t.outside.copy(), t.percentile.copy()
     n_phot = int((cells >= 0).sum())
     n_pos = 0
     if catalogue.kind == "spectroscopic" and (cells < 0).any():
@@ -242,6 +271,15 @@ def assign_catalogue(
             match_radius_arcsec,
         )
         cells[lost], dist[lost] = mc, md
+        # A spectrum placed by its position takes the trust of the source it matched.
+        mo, mp = match_trust(
+            session,
+            m.id,
+            rows["ra"].to_numpy(dtype=float)[lost],
+            rows["dec"].to_numpy(dtype=float)[lost],
+            match_radius_arcsec,
+        )
+        outside[lost], percentile[lost] = mo, mp
         n_pos = int((mc >= 0).sum())
     keep = cells >= 0
     n = int(keep.sum())
@@ -254,11 +292,47 @@ def assign_catalogue(
             Col("object_id", "int8", rows["object_id"].to_numpy(dtype=np.int64)[keep]),
             Col("cell", "int4", cells[keep].astype(np.int32)),
             Col("distance", "float8", dist[keep]),
+            Col("percentile", "float8", percentile[keep]),
+            Col("outside", "bool", outside[keep]),
         ],
         # The map and the catalogue are rows this ledger transaction holds.
         references_valid=True,
     )
-    return AssignReport(len(rows), n_phot, n_pos)
+    return AssignReport(len(rows), n_phot, n_pos, int(outside[keep].sum()))
+
+
+def match_trust(
+    session: Session, map_id: int, ra: np.ndarray, dec: np.ndarray, radius_arcsec: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``outside`` and ``percentile`` of the nearest assigned source within the radius
+    (unmatched rows: not outside, NaN)."""
+    from scipy.spatial import cKDTree
+
+    n = len(ra)
+    outside = np.zeros(n, dtype=bool)
+    pct = np.full(n, np.nan)
+    ok = np.isfinite(ra) & np.isfinite(dec)
+    if not ok.any() or radius_arcsec <= 0:
+        return outside, pct
+    rows = session.execute(
+        text(
+            "SELECT s.ra, s.dec, a.outside, a.percentile FROM assignments a "
+            "JOIN sources s ON s.id = a.object_id AND s.catalogue_id = a.catalogue_id "
+            "WHERE a.map_id = :m AND s.ra IS NOT NULL AND s.dec IS NOT NULL"
+        ),
+        {"m": map_id},
+    ).all()
+    if not rows:
+        return outside, pct
+    arr = float_rows(rows, 4)
+    tree = cKDTree(_unit_vectors(arr[:, 0], arr[:, 1]))
+    chord = 2.0 * math.sin(math.radians(radius_arcsec / 3600.0) / 2.0)
+    d, idx = tree.query(_unit_vectors(ra[ok], dec[ok]), k=1, distance_upper_bound=chord)
+    hit = np.isfinite(d)
+    where = np.flatnonzero(ok)[hit]
+    outside[where] = arr[idx[hit], 2] == 1.0
+    pct[where] = arr[idx[hit], 3]
+    return outside, pct
 
 
 def rematch_by_position(session: Session, m: Map, som: SOM, match_radius_arcsec: float) -> int:
@@ -297,6 +371,13 @@ def rematch_by_position(session: Session, m: Map, som: SOM, match_radius_arcsec:
             rows["dec"].to_numpy(dtype=float)[lost],
             match_radius_arcsec,
         )
+        mo, mp = match_trust(
+            session,
+            m.id,
+            rows["ra"].to_numpy(dtype=float)[lost],
+            rows["dec"].to_numpy(dtype=float)[lost],
+            match_radius_arcsec,
+        )
         keep = cells >= 0
         n = int(keep.sum())
         matched += n
@@ -309,6 +390,8 @@ def rematch_by_position(session: Session, m: Map, som: SOM, match_radius_arcsec:
                 Col("object_id", "int8", ids[keep]),
                 Col("cell", "int4", cells[keep].astype(np.int32)),
                 Col("distance", "float8", dist[keep]),
+                Col("percentile", "float8", mp[keep]),
+                Col("outside", "bool", mo[keep]),
             ],
             references_valid=True,
         )
@@ -322,9 +405,9 @@ def phot_assigned(session: Session, map_id: int) -> tuple[np.ndarray, np.ndarray
         text(
             "SELECT a.cell, s.z_phot FROM assignments a "
             "JOIN sources s ON s.id = a.object_id AND s.catalogue_id = a.catalogue_id "
-            "WHERE a.map_id = :m"
+            "WHERE a.map_id = :m AND a.outside = :f"
         ),
-        {"m": map_id},
+        {"m": map_id, "f": False},
     ).all()
     arr = float_rows(rows, 2)
     return arr[:, 0].astype(np.int64), arr[:, 1]
@@ -334,14 +417,30 @@ def spec_assigned(session: Session, map_id: int) -> tuple[np.ndarray, np.ndarray
     """Cells, redshifts and secure flags of every spectrum assigned to the map."""
     rows = session.execute(
         text(
-            "SELECT a.cell, p.z_spec, p.secure FROM assignments a "
+            "SELECT a.cell, p.z_spec, p.secure, a.outside FROM assignments a "
             "JOIN spectra p ON p.id = a.object_id AND p.catalogue_id = a.catalogue_id "
             "WHERE a.map_id = :m"
         ),
         {"m": map_id},
     ).all()
-    arr = float_rows(rows, 3)
-    return arr[:, 0].astype(np.int64), arr[:, 1], arr[:, 2].astype(bool)
+    arr = float_rows(rows, 4)
+    # A spectrum outside what the map was trained on cannot make its cell covered: it is
+    # kept (counted in n_spec) but never secure for the map.
+    secure = arr[:, 2].astype(bool) & (arr[:, 3] != 1.0)
+    return arr[:, 0].astype(np.int64), arr[:, 1], secure
+
+
+def n_outside(session: Session, map_id: int, kind: str) -> int:
+    """Rows of ``kind`` assigned to the map but flagged outside_training."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Assignment)
+            .join(Catalogue, Catalogue.id == Assignment.catalogue_id)
+            .where(Assignment.map_id == map_id, Catalogue.kind == kind, Assignment.outside)
+        )
+        or 0
+    )
 
 
 def _none_if_nan(values: np.ndarray) -> list[float | None]:

@@ -3,7 +3,9 @@
 ``sources`` and ``spectra`` lose the sixteen ``mag_{ugrizyjh}``/``magerr_*`` columns and
 gain ``mags``/``magerrs``: little-endian float64 arrays over the catalogue's own bands
 (``catalogues.bands``, in that order; NaN = missing). ``catalogues`` gains ``options``
-(what the ingest was asked for) and ``summary`` (what it found).
+(what the ingest was asked for) and ``summary`` (what it found); ``assignments`` gains
+``percentile`` and ``outside`` (how far to trust a cell; rows assigned before are trusted
+as they were, not outside).
 
 The data move: each catalogue's stored bands (a subset of u g r i z Y J H, in that order,
 which is also wavelength order) are packed row by row. Downgrade unpacks them again and
@@ -60,6 +62,11 @@ def upgrade() -> None:
     with op.batch_alter_table("catalogues") as batch:
         batch.add_column(sa.Column("options", _json_type(), nullable=True))
         batch.add_column(sa.Column("summary", _json_type(), nullable=True))
+    with op.batch_alter_table("assignments") as batch:
+        batch.add_column(sa.Column("percentile", sa.Double(), nullable=True))
+        batch.add_column(
+            sa.Column("outside", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
     for table in TABLES:
         with op.batch_alter_table(table) as batch:
             batch.add_column(sa.Column("mags", sa.LargeBinary(), nullable=True))
@@ -93,8 +100,6 @@ def upgrade() -> None:
                     sa.text(f"UPDATE {table} SET mags = :m, magerrs = :e WHERE id = :i"), updates
                 )
                 last = rows[-1][0]
-    # Catalogues ingested before bands were data have their (old-schema) bands in order;
-    # record that they came through the old, fixed mapping.
     for table in TABLES:
         with op.batch_alter_table(table) as batch:
             for band in OLD_BANDS:
@@ -158,6 +163,9 @@ def downgrade() -> None:
         with op.batch_alter_table(table) as batch:
             batch.drop_column("mags")
             batch.drop_column("magerrs")
+    with op.batch_alter_table("assignments") as batch:
+        batch.drop_column("outside")
+        batch.drop_column("percentile")
     with op.batch_alter_table("catalogues") as batch:
         batch.drop_column("summary")
         batch.drop_column("options")

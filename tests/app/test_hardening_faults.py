@@ -138,18 +138,19 @@ def test_postgres_stopped_mid_ingest(dying_pg, mock_catalogue, monkeypatch, tmp_
         def dying_hook(radius):
             inner = real_hook(radius)
 
-            def hook(session, catalogue, rows):
-                stored = session.scalar(
-                    select(func.count())
-                    .select_from(Source)
-                    .where(Source.catalogue_id == catalogue.id)
-                )
-                assert stored == 3000  # every row is written, only the COMMIT is missing
-                out = inner(session, catalogue, rows)
-                stop_once()
-                return out
+            class Hook(type(inner)):
+                def done(self, session, catalogue):
+                    stored = session.scalar(
+                        select(func.count())
+                        .select_from(Source)
+                        .where(Source.catalogue_id == catalogue.id)
+                    )
+                    assert stored == 3000  # every row is written, only the COMMIT is missing
+                    out = super().done(session, catalogue)
+                    stop_once()
+                    return out
 
-            return hook
+            return Hook(radius)
 
         monkeypatch.setattr(catalogs_route, "after_catalogue_inserted", dying_hook)
 
@@ -199,16 +200,19 @@ def test_ingest_connection_killed_leaves_nothing(clean_db, mock_catalogue, monke
     def killing_hook(radius):
         inner = real_hook(radius)
 
-        def hook(session, catalogue, rows):
-            out = inner(session, catalogue, rows)
-            pid = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
-            admin = make_engine(clean_db)
-            with admin.connect() as conn:
-                killed.append(conn.execute(text(f"SELECT pg_terminate_backend({pid})")).scalar())
-            admin.dispose()
-            return out
+        class Hook(type(inner)):
+            def done(self, session, catalogue):
+                out = super().done(session, catalogue)
+                pid = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+                admin = make_engine(clean_db)
+                with admin.connect() as conn:
+                    killed.append(
+                        conn.execute(text(f"SELECT pg_terminate_backend({pid})")).scalar()
+                    )
+                admin.dispose()
+                return out
 
-        return hook
+        return Hook(radius)
 
     monkeypatch.setattr(catalogs_route, "after_catalogue_inserted", killing_hook)
     content = _csv(mock_catalogue(800, seed=22))
@@ -382,7 +386,13 @@ def test_two_ingests_of_different_catalogues_at_once_both_land(
             assert s.scalar(assigned) == n
         # Both landed in the map's statistics too, not only in the row tables.
         n_phot = s.scalar(select(func.sum(Cell.n_phot)).where(Cell.map_id == map_id))
-        assert n_phot == 300 + 700 + 500
+        # Sources outside what the map was trained on are counted apart, not in a cell.
+        n_out = s.scalar(
+            select(func.count())
+            .select_from(Assignment)
+            .where(Assignment.map_id == map_id, Assignment.outside)
+        )
+        assert n_phot + n_out == 300 + 700 + 500
     engine.dispose()
 
 
