@@ -490,6 +490,7 @@ def _ingest(
     secure_rule: dict[str, Any] | None = None,
     on_invalid: str = "reject",
     skip_missing_redshift: bool | None = None,
+    **options: Any,
 ):
     from app.services import ingest as ingest_service
     from app.services.hooks import after_catalogue_inserted
@@ -506,6 +507,7 @@ def _ingest(
         secure_rule=secure_rule,
         on_invalid=on_invalid,
         skip_missing_redshift=skip_missing_redshift,
+        **options,
     )
     with _user_errors():
         result = _spin(
@@ -558,10 +560,35 @@ def ingest(
         typer.Option(
             "--map",
             help="FIELD=COLUMN, repeatable: map a file column to a somcal field "
-            "(source_id, ra, dec, z_phot, z_spec, quality, secure, survey, mag_<b>, "
-            "magerr_<b> for b in u g r i z Y J H); overrides the preset.",
+            "(source_id, ra, dec, z_phot, z_spec, quality, secure, survey, star, and "
+            "mag_<b>, magerr_<b>, flux_<b>, fluxerr_<b> for any band of `somcal bands` or a "
+            "declared one, e.g. flux_Ks=KS_FLUX); overrides the preset.",
         ),
     ] = None,
+    flux_unit: Annotated[
+        str | None,
+        typer.Option(
+            help="Unit of flux columns (nJy, uJy, mJy, Jy, nanomaggy) if the file does not say."
+        ),
+    ] = None,
+    declare_band: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--declare-band",
+            help="NAME=WAVELENGTH_ANGSTROM (or NAME=FILTER_CURVE_FILE), repeatable: a band the "
+            "registry does not know.",
+        ),
+    ] = None,
+    negative_error: Annotated[
+        str, typer.Option(help="limit: a negative error is an upper limit; invalid: an error.")
+    ] = "limit",
+    z_min: Annotated[
+        float, typer.Option(help="Spectra below this redshift (stars) are never secure.")
+    ] = 0.002,
+    check: Annotated[
+        bool,
+        typer.Option(help="Refuse columns that do not look like what they are declared as."),
+    ] = True,
     name: Annotated[str | None, typer.Option(help="Catalogue name (default: file stem).")] = None,
     secure_rule: Annotated[
         str | None,
@@ -598,8 +625,36 @@ def ingest(
             name=name,
             secure_rule=rule,
             on_invalid=on_invalid.value,
+            flux_unit=flux_unit,
+            bands=_parse_declared(declare_band),
+            negative_error=negative_error,
+            z_min=z_min,
+            check=check,
         )
     typer.echo(result.catalogue.id)
+
+
+def _parse_declared(items: list[str] | None) -> list[dict[str, Any]] | None:
+    out = []
+    for item in items or []:
+        band, sep, value = item.partition("=")
+        if not sep or not band.strip() or not value.strip():
+            raise _fail(f"--declare-band {item!r}: expected NAME=WAVELENGTH or NAME=FILE")
+        try:
+            out.append({"name": band.strip(), "wavelength": float(value)})
+        except ValueError:
+            out.append({"name": band.strip(), "filter_curve": value.strip()})
+    return out or None
+
+
+@cli.command()
+def bands() -> None:
+    """List the photometric bands somcal knows (names are case-sensitive: y is not Y)."""
+    from som.bands import REGISTRY
+
+    for b in sorted(REGISTRY, key=lambda b: b.wavelength):
+        aliases = f"  (also {', '.join(b.aliases)})" if b.aliases else ""
+        typer.echo(f"{b.name:<12} {b.wavelength:>8.0f} Å  {b.filter or b.survey}{aliases}")
 
 
 @cli.command()

@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from app.api import errors
 from app.api.limits import BodySizeLimitMiddleware
-from app.api.routes import catalogs, dashboard, health, jobs, maps, plots
+from app.api.routes import bands, catalogs, dashboard, health, jobs, maps, plots
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_session_factory
 from app.core.security import hash_key
@@ -80,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(health.router)
     app.include_router(catalogs.router)
+    app.include_router(bands.router)
     app.include_router(maps.router)
     app.include_router(jobs.router)
     app.include_router(plots.router)

@@ -149,10 +149,12 @@ def test_whole_flow(clean_db, mock_file, tmp_path):
     assert res.stdout.strip() == str(out_path)
     got = pd.read_csv(out_path)
     assert list(got.columns[: len(sample.columns)]) == list(sample.columns)
-    np.testing.assert_array_equal(got["cell"], phot_cells[:300])
-    np.testing.assert_array_equal(got["cell_row"], phot_cells[:300] // 10)
-    np.testing.assert_array_equal(got["cell_n_phot"], n_phot[phot_cells[:300]])
-    np.testing.assert_array_equal(got["cell_covered"], expected_cov[phot_cells[:300]])
+    # Every row gets its cell; rows outside the training set are flagged, never covered.
+    cells300, out300 = a.cell[:300], som.outside_training(a)[:300]
+    np.testing.assert_array_equal(got["cell"], cells300)
+    np.testing.assert_array_equal(got["cell_row"], cells300 // 10)
+    np.testing.assert_array_equal(got["cell_n_phot"], n_phot[cells300])
+    np.testing.assert_array_equal(got["cell_covered"], expected_cov[cells300] & ~out300)
     dist = som.assign(X[:300], allow_empty=True).distance
     np.testing.assert_allclose(got["cell_distance"], dist, rtol=1e-5)
     # ... FITS in, FITS out (the format follows the file), refusing to overwrite.
@@ -160,7 +162,7 @@ def test_whole_flow(clean_db, mock_file, tmp_path):
     Table.from_pandas(sample.drop(columns=["spec_survey"])).write(sample_fits)
     run("assign", sample_fits, "--database-url", url)
     got_fits = Table.read(tmp_path / "sample_cells.fits")
-    np.testing.assert_array_equal(got_fits["cell"], phot_cells[:300])
+    np.testing.assert_array_equal(got_fits["cell"], cells300)
     again = run("assign", sample_fits, "--database-url", url, code=2)
     assert "--overwrite" in again.stderr
     # ... and a Parquet dataset on a Dask cluster: the same cells and statistics.
@@ -175,9 +177,9 @@ def test_whole_flow(clean_db, mock_file, tmp_path):
         [pd.read_parquet(out_dir / "part0.parquet"), pd.read_parquet(out_dir / "part1.parquet")],
         ignore_index=True,
     )
-    np.testing.assert_array_equal(got_ds["cell"], phot_cells[:300])
-    np.testing.assert_array_equal(got_ds["cell_n_phot"], n_phot[phot_cells[:300]])
-    np.testing.assert_array_equal(got_ds["cell_covered"], expected_cov[phot_cells[:300]])
+    np.testing.assert_array_equal(got_ds["cell"], cells300)
+    np.testing.assert_array_equal(got_ds["cell_n_phot"], n_phot[cells300])
+    np.testing.assert_array_equal(got_ds["cell_covered"], expected_cov[cells300] & ~out300)
     np.testing.assert_allclose(got_ds["cell_distance"], dist, rtol=1e-5)
 
     # n(z) per tomographic bin: members counted by photo-z, densities of unit area.

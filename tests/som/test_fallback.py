@@ -70,7 +70,7 @@ def test_matches_brute_force_and_keeps_2d_rows(lattice, periodic):
 
 
 def test_max_distance_dataframe_and_a_som():
-    som = SOM(3, 4)
+    som = SOM(3, 4, lattice="rect")
     cells = np.array([0, 0, 0])
     stats = cell_statistics(cells, np.array([0.1, 0.2, 0.3]), 12)
     with pytest.raises(ValueError, match="labelled is needed"):
