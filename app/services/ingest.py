@@ -54,6 +54,7 @@ from app.services.errors import (
     TooLargeError,
 )
 from app.services.ledger import ledger_transaction
+from app.services.phot_store import pack, photometry_frame
 from app.services.tables import FORMATS, TableFile, detect_format
 from som.bands import REGISTRY, BandError, BandRegistry
 from som.photometry import (
@@ -62,6 +63,9 @@ from som.photometry import (
     STATUS_NAMES,
     PhotometryError,
     clean_band,
+    flux_unit_in_jy,
+    near_sentinels,
+    parse_numbers,
 )
 
 MAX_LISTED_ERRORS = 100
@@ -144,10 +148,6 @@ class LedgerHook:
         raise NotImplementedError
 
 
-# Kept for callers that type the hook argument.
-AfterInsertHook = LedgerHook
-
-
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -179,7 +179,14 @@ class ErrorLog:
         self.start_chunk(0)
 
     def add(self, column: str, mask: np.ndarray, reason: Callable[[int], str] | str) -> None:
-        rows = np.flatnonzero(mask)
+        """Errors in the rows of the current chunk where ``mask`` is true."""
+        self._add_rows(column, np.flatnonzero(mask), reason)
+
+    def add_row(self, column: str, row: int, reason: str) -> None:
+        """An error in one row of the current chunk (no chunk-sized mask needed)."""
+        self._add_rows(column, np.array([row]), reason)
+
+    def _add_rows(self, column: str, rows: np.ndarray, reason: Callable[[int], str] | str):
         if len(rows) == 0:
             return
         self.bad[rows] = True
@@ -188,12 +195,6 @@ class ErrorLog:
         for r in rows[: max(room, 0)]:
             text_ = reason(int(r)) if callable(reason) else reason
             self.items.append(RowError(self.file, column, self.offset + int(r), text_))
-
-    def add_row(self, column: str, row: int, reason: str) -> None:
-        self.bad[row] = True
-        self.count += 1
-        if self.limit is None or len(self.items) < self.limit:
-            self.items.append(RowError(self.file, column, self.offset + int(row), reason))
 
     def add_file(self, column: str | None, reason: str) -> None:
         if any(e.row is None and e.column == column and e.reason == reason for e in self.items):
@@ -227,21 +228,17 @@ def _strings(series: pd.Series) -> pd.Series:
 
 
 def _as_float(series: pd.Series, column: str, log: ErrorLog) -> np.ndarray:
-    """Float64 values; text that is not a number is an error, blanks are NaN."""
-    if pd.api.types.is_bool_dtype(series):
-        # true/false would otherwise pass as magnitudes or coordinates of 0 and 1.
-        log.add_file(column, "column holds true/false values where numbers are needed")
+    """Float64 values by the photometry's parsing rules (``som.photometry.parse_numbers``):
+    text that is not a number is an error, blanks are NaN, a true/false column is refused."""
+    try:
+        values, bad = parse_numbers(series)
+    except TypeError as exc:
+        # true/false would otherwise pass as coordinates or redshifts of 0 and 1.
+        log.add_file(column, str(exc))
         return np.full(len(series), np.nan)
-    if pd.api.types.is_numeric_dtype(series):
-        return pd.to_numeric(series, errors="coerce").astype(np.float64).to_numpy(na_value=np.nan)
-    text = _strings(series).str.strip()
-    lowered = text.str.lower()
-    blank = text.isna() | lowered.isin(["", "nan", "null", "none", "na", "n/a", "--"])
-    values = pd.to_numeric(text.where(~blank), errors="coerce").astype(np.float64)
-    values = values.to_numpy(na_value=np.nan)
-    bad = np.isnan(values) & ~blank.to_numpy(dtype=bool)
-    raw = text.to_numpy(dtype=object)
-    log.add(column, bad, lambda r: f"not a number: {str(raw[r])[:40]!r}")
+    if bad.any():
+        raw = _strings(series).str.strip().to_numpy(dtype=object)
+        log.add(column, bad, lambda r: f"not a number: {str(raw[r])[:40]!r}")
     return values
 
 
@@ -349,7 +346,7 @@ def resolve_mapping(
         except BandError as exc:
             errors.append(RowError(None, f, None, f"unknown field {f!r}: {exc}"))
             return None
-        return f"{pkind}{'err' if role == 'error' else ''}_{name}"
+        return presets.photometry_field_name(pkind, role, name)
 
     for f, candidates in preset.columns.items():
         if f not in allowed and presets.photometry_field(f) is None:
@@ -389,7 +386,10 @@ def resolve_mapping(
         parsed = presets.photometry_field(target)
         if parsed is not None:
             other = "flux" if parsed[0] == "mag" else "mag"
-            for stale in (f"{other}_{parsed[2]}", f"{other}err_{parsed[2]}"):
+            for stale in (
+                presets.photometry_field_name(other, "value", parsed[2]),
+                presets.photometry_field_name(other, "error", parsed[2]),
+            ):
                 if stale in mapping and stale not in (overrides or {}):
                     mapping.pop(stale)
     if errors:
@@ -459,10 +459,8 @@ def band_columns(
                     )
                 )
                 continue
-            from som.photometry import _flux_unit_in_jy
-
             try:
-                _flux_unit_in_jy(unit)
+                flux_unit_in_jy(unit)
             except ValueError as exc:
                 errors.append(RowError(file, value, None, str(exc)))
                 continue
@@ -547,17 +545,10 @@ def evaluate_secure(
 
 
 # ----------------------------------------------------------------------------- validation
-def _sentinel(values: np.ndarray) -> np.ndarray:
-    out = np.zeros(values.shape, dtype=bool)
-    for s in SENTINELS:
-        out |= np.isclose(values, s, rtol=1e-6, atol=0.0)
-    return out
-
-
 def _clean(values: np.ndarray, column: str, log: ErrorLog, lo: float, hi: float, what: str):
     """Sentinels → NaN; inf and out-of-range values are errors (and become NaN)."""
     values = values.copy()
-    values[_sentinel(values)] = np.nan
+    values[near_sentinels(values, SENTINELS)] = np.nan
     inf = np.isinf(values)
     log.add(column, inf, "infinite value")
     values[inf] = np.nan
@@ -634,9 +625,8 @@ def validate(chunk: pd.DataFrame, rules: Rules, log: ErrorLog) -> Validated:
         except PhotometryError as exc:
             log.add_file(exc.column or bc.value, exc.reason)
             continue
-        for r, reason in cleaned.reasons.items():
-            column = bc.error if "error" in reason and bc.error else bc.value
-            log.add_row(column, r, reason)
+        for r, (column, reason) in cleaned.invalid.items():
+            log.add_row(column or bc.value, r, reason)
         mags[:, j] = cleaned.mag
         errs[:, j] = cleaned.magerr
         status[:, j] = cleaned.status
@@ -805,14 +795,9 @@ def _same_or_conflict(existing: Catalogue, req: IngestRequest) -> IngestResult:
 
 
 def _chunks(table: TableFile, columns: list[str], text_cols: tuple[str, ...]):
-    """(offset, frame) pieces of the mapped columns, at most ``CHUNK_ROWS`` rows each."""
-    if hasattr(table, "iter_chunks"):
-        for offset, frame in table.iter_chunks(columns, text_cols, chunk_rows=CHUNK_ROWS):
-            yield offset, frame
-        return
-    frame = table.read(columns, text_cols)
-    for start in range(0, max(len(frame), 1), CHUNK_ROWS):
-        yield start, frame.iloc[start : start + CHUNK_ROWS].reset_index(drop=True)
+    """The mapped columns in frames of at most ``CHUNK_ROWS`` rows, in file order."""
+    for _offset, frame in table.iter_chunks(columns, text_cols, chunk_rows=CHUNK_ROWS):
+        yield frame
 
 
 def ingest(
@@ -934,13 +919,16 @@ def ingest(
                     raise
                 return _same_or_conflict(existing, req)
             pieces = _chunks(table, columns, text_cols)
-            for _offset, chunk in pieces:
+            for chunk in pieces:
                 n_read += len(chunk)
                 if n_read > max_rows:
-                    total = n_read + sum(len(c) for _, c in pieces)  # say how many, to help
+                    total = n_read + sum(len(c) for c in pieces)  # say how many, to help
                     raise TooLargeError(f"{file}: {total} rows; the limit is {max_rows}")
+                # The log numbers this chunk's rows from its first row in the file.
                 checked = validate(chunk, rules, log)
                 del chunk
+                if progress is not None:
+                    progress(n_read)
                 if log.file_level or (log.count and req.on_invalid == "reject"):
                     continue  # keep reading to count (and list) the errors; store nothing
                 for band, counts in checked.counts.items():
@@ -948,12 +936,16 @@ def ingest(
                         band_counts[band][k] += v
                 for k, v in checked.spectra.items():
                     spec_counts[k] = spec_counts.get(k, 0) + v
-                stored_rows = _insert_rows(session, catalogue, checked, log.offset, plan)
+                if len(checked.keep) == 0:
+                    continue
+                _insert_rows(session, catalogue, checked, log.offset)
                 n_stored += len(checked.keep)
-                if after_insert is not None and len(checked.keep):
-                    after_insert.rows(session, catalogue, stored_rows)
-                if progress is not None:
-                    progress(n_read)
+                if after_insert is not None:
+                    after_insert.rows(
+                        session,
+                        catalogue,
+                        _stored_rows(session, catalogue, checked, log.offset, plan),
+                    )
             log.finish()
             if n_read == 0:
                 raise InvalidInputError(
@@ -1026,22 +1018,13 @@ def ingest(
     )
 
 
-def _insert_rows(
-    session: Session,
-    catalogue: Catalogue,
-    checked: Validated,
-    offset: int,
-    plan: list[BandColumns],
-) -> pd.DataFrame:
-    """Write a chunk's kept rows; returns them as the ledger hook wants them."""
-    from app.services.phot_store import pack, photometry_frame
-
+def _insert_rows(session: Session, catalogue: Catalogue, checked: Validated, offset: int) -> None:
+    """Write a chunk's kept rows (``offset``: the chunk's first row in the file)."""
     c = checked.columns
     n = len(checked.keep)
-    row_index = (checked.keep + offset).astype(np.int32)
     cols = [
         Col("catalogue_id", "int4", np.full(n, catalogue.id, dtype=np.int32)),
-        Col("row_index", "int4", row_index),
+        Col("row_index", "int4", (checked.keep + offset).astype(np.int32)),
         Col("source_id", "text", c["source_id"]),
         Col("ra", "float8", c["ra"]),
         Col("dec", "float8", c["dec"]),
@@ -1049,10 +1032,8 @@ def _insert_rows(
         Col("magerrs", "bytea", pack(c["magerrs"])),
     ]
     if catalogue.kind == "photometric":
-        table = "sources"
         cols.append(Col("z_phot", "float8", c["z_phot"]))
     else:
-        table = "spectra"
         cols += [
             Col("z_spec", "float8", c["z_spec"]),
             Col("quality_raw", "text", c["quality_raw"]),
@@ -1060,23 +1041,36 @@ def _insert_rows(
             Col("secure", "bool", c["secure"]),
             Col("survey", "text", c["survey"]),
         ]
-    if n:
-        # catalogue_id is the catalogue row flushed in this transaction.
-        bulk_insert(session.connection(), table, cols, references_valid=True)
+    # catalogue_id is the catalogue row flushed in this transaction.
+    bulk_insert(session.connection(), _table(catalogue), cols, references_valid=True)
+
+
+def _table(catalogue: Catalogue) -> str:
+    return "sources" if catalogue.kind == "photometric" else "spectra"
+
+
+def _stored_rows(
+    session: Session,
+    catalogue: Catalogue,
+    checked: Validated,
+    offset: int,
+    plan: list[BandColumns],
+) -> pd.DataFrame:
+    """A written chunk as the ledger hook wants it: ``object_id`` (the ids the database
+    gave, which COPY does not return), ``row_index``, ``mag_<band>``/``magerr_<band>``,
+    ra, dec."""
+    c = checked.columns
+    row_index = (checked.keep + offset).astype(np.int32)
+    ids = session.execute(
+        text(
+            f"SELECT id FROM {_table(catalogue)} WHERE catalogue_id = :c "
+            "AND row_index BETWEEN :lo AND :hi ORDER BY row_index"
+        ),
+        {"c": catalogue.id, "lo": int(row_index[0]), "hi": int(row_index[-1])},
+    ).all()
     rows = photometry_frame([b.band for b in plan], c["mags"], c["magerrs"])
     rows.insert(0, "row_index", row_index)
+    rows.insert(0, "object_id", np.fromiter((r[0] for r in ids), np.int64, count=len(ids)))
     rows["ra"] = c["ra"]
     rows["dec"] = c["dec"]
-    if n:
-        lo, hi = int(row_index[0]), int(row_index[-1])
-        ids = session.execute(
-            text(
-                f"SELECT id FROM {table} WHERE catalogue_id = :c AND row_index BETWEEN :lo AND :hi "
-                "ORDER BY row_index"
-            ),
-            {"c": catalogue.id, "lo": lo, "hi": hi},
-        ).all()
-        rows.insert(0, "object_id", np.fromiter((r[0] for r in ids), np.int64, count=len(ids)))
-    else:
-        rows.insert(0, "object_id", np.zeros(0, np.int64))
     return rows

@@ -62,6 +62,12 @@ def photometry_field(name: str) -> tuple[str, str, str] | None:
     return None
 
 
+def photometry_field_name(kind: str, role: str, band: str) -> str:
+    """The field of ``band``'s value or error as a magnitude or flux: the inverse of
+    :func:`photometry_field` (``("flux", "error", "Ks")`` -> ``fluxerr_Ks``)."""
+    return f"{kind}{'err' if role == 'error' else ''}_{band}"
+
+
 # Column spellings the generic presets recognise, with {b} a band name or alias (exact
 # case: 'mag_y' is HSC/LSST-like y, never VISTA Y).
 _COLUMN_PATTERNS = (
@@ -116,7 +122,7 @@ def detect_photometry(
     for band in registry:
         for alias in (band.name, *band.aliases):
             for kind, role, patterns in _COLUMN_PATTERNS:
-                field_name = f"{kind}_{band.name}" if role == "value" else f"{kind}err_{band.name}"
+                field_name = photometry_field_name(kind, role, band.name)
                 if field_name in found:
                     continue
                 for pattern in patterns:
