@@ -189,7 +189,7 @@ def assign_rows(
         raise TooLargeError(f"{len(rows)} rows to assign; the limit is {max_rows} per request")
     som = map_service.SOM_CACHE.get(m)
     trusted = map_service.assign_trusted(som, rows)
-    cells, dist = trusted.cell.astype(np.int64), trusted.distance.astype(np.float64)
+    cells, dist = trusted.cell, trusted.distance
     invalid = rows["reason"].notna().to_numpy() if "reason" in rows else np.zeros(len(rows), bool)
     cells = np.where(invalid, -1, cells)
     ok = cells >= 0
@@ -220,7 +220,7 @@ def assign_rows(
         }
     )
     # A cell with no secure spectrum takes the nearest labelled cell's redshift, flagged.
-    filled = cal.fill_unlabelled_cells(stats["zspec_median"], som)
+    filled = map_service.zspec_fallback(session, m, som)
     out["zspec_median"] = np.where(ok, filled.values[safe], np.nan)
     out["zspec_fallback"] = ok & filled.fallback[safe]
     out["zspec_cell"] = np.where(ok, filled.source[safe], -1).astype(np.int64)

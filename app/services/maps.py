@@ -83,7 +83,12 @@ SOM_CACHE = _SomCache()
 
 
 def map_bands(m: Map) -> list[str]:
-    return list((m.features or {}).get("bands", []))
+    """Every band the map's features read: the colour bands, then the magnitude band if it
+    is not one of them."""
+    features = m.features or {}
+    bands = list(features.get("bands", []))
+    extra = features.get("magnitude_band")
+    return bands + [extra] if extra and extra not in bands else bands
 
 
 def z_edges(m: Map) -> np.ndarray:
@@ -123,21 +128,13 @@ def assign_trusted(som: SOM, rows: pd.DataFrame) -> Trusted:
     X, E = som.features.transform(frame)
     use_errors = som.distance == "chi2"
     a = som.assign(X, E if use_errors else None, skip_empty=True)
-    n_features = (
-        np.asarray(a.n_features) if a.n_features is not None else np.isfinite(X).sum(axis=1)
+    return Trusted(
+        cell=a.cell.astype(np.int64),
+        distance=a.distance.astype(np.float64),
+        n_features=a.n_features.astype(np.int64),
+        percentile=a.percentile.astype(np.float64),
+        outside=outside_training(a),
     )
-    percentile = (
-        np.asarray(a.percentile, dtype=np.float64)
-        if a.percentile is not None
-        else np.full(len(a.cell), np.nan)
-    )
-    return Trusted(a.cell, a.distance, n_features, percentile, outside_training(a))
-
-
-def assign_frame(som: SOM, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Cell (-1: no usable feature) and feature-space distance of each row."""
-    t = assign_trusted(som, rows)
-    return t.cell, t.distance
 
 
 # ----------------------------------------------------------------------------- loading
@@ -216,35 +213,68 @@ def _unit_vectors(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
 
 def match_by_position(
     session: Session, map_id: int, ra: np.ndarray, dec: np.ndarray, radius_arcsec: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Cell and distance of the nearest assigned photometric source within the radius."""
+) -> Trusted:
+    """The nearest assigned photometric source within the radius, for each position: its
+    cell, distance and trust (a spectrum placed by its position takes its source's).
+    Unmatched rows: cell -1, distance and percentile NaN, not outside."""
     from scipy.spatial import cKDTree
 
     n = len(ra)
-    cells = np.full(n, -1, dtype=np.int64)
-    dist = np.full(n, np.nan)
+    out = Trusted(
+        cell=np.full(n, -1, dtype=np.int64),
+        distance=np.full(n, np.nan),
+        n_features=np.zeros(n, dtype=np.int64),
+        percentile=np.full(n, np.nan),
+        outside=np.zeros(n, dtype=bool),
+    )
     ok = np.isfinite(ra) & np.isfinite(dec)
     if not ok.any() or radius_arcsec <= 0:
-        return cells, dist
+        return out
     rows = session.execute(
         text(
-            "SELECT s.ra, s.dec, a.cell, a.distance FROM assignments a "
+            "SELECT s.ra, s.dec, a.cell, a.distance, a.percentile, a.outside FROM assignments a "
             "JOIN sources s ON s.id = a.object_id AND s.catalogue_id = a.catalogue_id "
             "WHERE a.map_id = :m AND s.ra IS NOT NULL AND s.dec IS NOT NULL"
         ),
         {"m": map_id},
     ).all()
     if not rows:
-        return cells, dist
-    arr = float_rows(rows, 4)
+        return out
+    arr = float_rows(rows, 6)
     tree = cKDTree(_unit_vectors(arr[:, 0], arr[:, 1]))
     chord = 2.0 * math.sin(math.radians(radius_arcsec / 3600.0) / 2.0)
     d, idx = tree.query(_unit_vectors(ra[ok], dec[ok]), k=1, distance_upper_bound=chord)
     hit = np.isfinite(d)
-    where = np.flatnonzero(ok)[hit]
-    cells[where] = arr[idx[hit], 2].astype(np.int64)
-    dist[where] = arr[idx[hit], 3]
-    return cells, dist
+    where, src = np.flatnonzero(ok)[hit], idx[hit]
+    out.cell[where] = arr[src, 2].astype(np.int64)
+    out.distance[where] = arr[src, 3]
+    out.percentile[where] = arr[src, 4]
+    out.outside[where] = arr[src, 5] == 1.0
+    return out
+
+
+def _write_assignments(
+    session: Session, map_id: int, catalogue_id: int, object_ids: np.ndarray, t: Trusted
+) -> int:
+    """Insert the rows of ``t`` that have a cell; returns how many."""
+    keep = t.cell >= 0
+    n = int(keep.sum())
+    bulk_insert(
+        session.connection(),
+        "assignments",
+        [
+            Col("map_id", "int4", np.full(n, map_id, dtype=np.int32)),
+            Col("catalogue_id", "int4", np.full(n, catalogue_id, dtype=np.int32)),
+            Col("object_id", "int8", np.asarray(object_ids, dtype=np.int64)[keep]),
+            Col("cell", "int4", t.cell[keep].astype(np.int32)),
+            Col("distance", "float8", t.distance[keep]),
+            Col("percentile", "float8", t.percentile[keep]),
+            Col("outside", "bool", t.outside[keep]),
+        ],
+        # The map and the catalogue are rows this ledger transaction holds.
+        references_valid=True,
+    )
+    return n
 
 
 def assign_catalogue(
@@ -257,82 +287,22 @@ def assign_catalogue(
 ) -> AssignReport:
     """Write the assignments of ``rows`` (with ``object_id``) of a catalogue to map ``m``."""
     t = assign_trusted(som, rows)
-    cells, dist = t.cell.astype(np.int64), t.distance.astype(np.float64)
-    outside, percentile = t.outside.copy(), t.percentile.copy()
-    n_phot = int((cells >= 0).sum())
+    n_phot = int((t.cell >= 0).sum())
     n_pos = 0
-    if catalogue.kind == "spectroscopic" and (cells < 0).any():
-        lost = np.flatnonzero(cells < 0)
-        mc, md = match_by_position(
+    if catalogue.kind == "spectroscopic" and (t.cell < 0).any():
+        lost = np.flatnonzero(t.cell < 0)
+        matched = match_by_position(
             session,
             m.id,
             rows["ra"].to_numpy(dtype=float)[lost],
             rows["dec"].to_numpy(dtype=float)[lost],
             match_radius_arcsec,
         )
-        cells[lost], dist[lost] = mc, md
-        # A spectrum placed by its position takes the trust of the source it matched.
-        mo, mp = match_trust(
-            session,
-            m.id,
-            rows["ra"].to_numpy(dtype=float)[lost],
-            rows["dec"].to_numpy(dtype=float)[lost],
-            match_radius_arcsec,
-        )
-        outside[lost], percentile[lost] = mo, mp
-        n_pos = int((mc >= 0).sum())
-    keep = cells >= 0
-    n = int(keep.sum())
-    bulk_insert(
-        session.connection(),
-        "assignments",
-        [
-            Col("map_id", "int4", np.full(n, m.id, dtype=np.int32)),
-            Col("catalogue_id", "int4", np.full(n, catalogue.id, dtype=np.int32)),
-            Col("object_id", "int8", rows["object_id"].to_numpy(dtype=np.int64)[keep]),
-            Col("cell", "int4", cells[keep].astype(np.int32)),
-            Col("distance", "float8", dist[keep]),
-            Col("percentile", "float8", percentile[keep]),
-            Col("outside", "bool", outside[keep]),
-        ],
-        # The map and the catalogue are rows this ledger transaction holds.
-        references_valid=True,
-    )
-    return AssignReport(len(rows), n_phot, n_pos, int(outside[keep].sum()))
-
-
-def match_trust(
-    session: Session, map_id: int, ra: np.ndarray, dec: np.ndarray, radius_arcsec: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """``outside`` and ``percentile`` of the nearest assigned source within the radius
-    (unmatched rows: not outside, NaN)."""
-    from scipy.spatial import cKDTree
-
-    n = len(ra)
-    outside = np.zeros(n, dtype=bool)
-    pct = np.full(n, np.nan)
-    ok = np.isfinite(ra) & np.isfinite(dec)
-    if not ok.any() or radius_arcsec <= 0:
-        return outside, pct
-    rows = session.execute(
-        text(
-            "SELECT s.ra, s.dec, a.outside, a.percentile FROM assignments a "
-            "JOIN sources s ON s.id = a.object_id AND s.catalogue_id = a.catalogue_id "
-            "WHERE a.map_id = :m AND s.ra IS NOT NULL AND s.dec IS NOT NULL"
-        ),
-        {"m": map_id},
-    ).all()
-    if not rows:
-        return outside, pct
-    arr = float_rows(rows, 4)
-    tree = cKDTree(_unit_vectors(arr[:, 0], arr[:, 1]))
-    chord = 2.0 * math.sin(math.radians(radius_arcsec / 3600.0) / 2.0)
-    d, idx = tree.query(_unit_vectors(ra[ok], dec[ok]), k=1, distance_upper_bound=chord)
-    hit = np.isfinite(d)
-    where = np.flatnonzero(ok)[hit]
-    outside[where] = arr[idx[hit], 2] == 1.0
-    pct[where] = arr[idx[hit], 3]
-    return outside, pct
+        t.cell[lost], t.distance[lost] = matched.cell, matched.distance
+        t.percentile[lost], t.outside[lost] = matched.percentile, matched.outside
+        n_pos = int((matched.cell >= 0).sum())
+    _write_assignments(session, m.id, catalogue.id, rows["object_id"].to_numpy(), t)
+    return AssignReport(len(rows), n_phot, n_pos, int(t.outside[t.cell >= 0].sum()))
 
 
 def rematch_by_position(session: Session, m: Map, som: SOM, match_radius_arcsec: float) -> int:
@@ -364,37 +334,14 @@ def rematch_by_position(session: Session, m: Map, som: SOM, match_radius_arcsec:
                 ),
                 {"m": m.id, "c": cat.id},
             )
-        cells, dist = match_by_position(
+        found = match_by_position(
             session,
             m.id,
             rows["ra"].to_numpy(dtype=float)[lost],
             rows["dec"].to_numpy(dtype=float)[lost],
             match_radius_arcsec,
         )
-        mo, mp = match_trust(
-            session,
-            m.id,
-            rows["ra"].to_numpy(dtype=float)[lost],
-            rows["dec"].to_numpy(dtype=float)[lost],
-            match_radius_arcsec,
-        )
-        keep = cells >= 0
-        n = int(keep.sum())
-        matched += n
-        bulk_insert(
-            session.connection(),
-            "assignments",
-            [
-                Col("map_id", "int4", np.full(n, m.id, dtype=np.int32)),
-                Col("catalogue_id", "int4", np.full(n, cat.id, dtype=np.int32)),
-                Col("object_id", "int8", ids[keep]),
-                Col("cell", "int4", cells[keep].astype(np.int32)),
-                Col("distance", "float8", dist[keep]),
-                Col("percentile", "float8", mp[keep]),
-                Col("outside", "bool", mo[keep]),
-            ],
-            references_valid=True,
-        )
+        matched += _write_assignments(session, m.id, cat.id, ids, found)
     return matched
 
 
@@ -662,6 +609,25 @@ def cell_arrays(session: Session, m: Map) -> dict[str, np.ndarray]:
         values.flags.writeable = False
     CELL_CACHE.put(m, out)
     return out
+
+
+def zspec_fallback(session: Session, m: Map, som: SOM) -> cal.FilledCells:
+    """Each cell's spectroscopic median redshift, or the nearest labelled cell's on the map
+    (flagged), cached with the cell arrays: finding nearest cells takes ~0.3 s on a 75x150
+    map, too much for every assign request."""
+    key = _CellCache.key(m)  # valid while the map's cells are unchanged
+    with _FALLBACK_LOCK:
+        cached = _FALLBACK.get(m.id)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+    filled = cal.fill_unlabelled_cells(cell_arrays(session, m)["zspec_median"], som)
+    with _FALLBACK_LOCK:
+        _FALLBACK[m.id] = (key, filled)
+    return filled
+
+
+_FALLBACK: dict[int, tuple[tuple, cal.FilledCells]] = {}  # map id -> (cells key, fill)
+_FALLBACK_LOCK = threading.Lock()
 
 
 def cell_pz(session: Session, m: Map, cells: np.ndarray) -> dict[int, tuple[Any, Any]]:

@@ -171,7 +171,8 @@ def run_training(factory: sessionmaker[Session], map_id: int, match_radius_arcse
             if cat is None:
                 raise InvalidInputError(f"training catalogue {params['catalog_id']} was deleted")
             ctx.progress(0.01, f"loading {cat.n_rows} sources of catalogue {cat.id}", force=True)
-            rows = map_service.load_rows(session, "photometric", cat.id, bands)
+            read = map_service.map_bands(m)
+            rows = map_service.load_rows(session, "photometric", cat.id, read)
         use_errors = params.get("distance") == "chi2"
         features = ColourFeatures(
             bands=bands,
@@ -181,7 +182,7 @@ def run_training(factory: sessionmaker[Session], map_id: int, match_radius_arcse
             # cleans them on the way in (ingest, assign), not again here.
             check=False,
         )
-        frame = map_service.feature_frame(rows, bands)
+        frame = map_service.feature_frame(rows, read)
         try:
             features.fit(frame, source=f"catalogue {cat.id}")
             X, E = features.transform(frame, source=f"catalogue {cat.id}")
@@ -232,7 +233,7 @@ def _store(
         m = map_service.get_map(session, map_id)
         reports: dict[str, dict[str, int]] = {}
         cats = session.scalars(select(Catalogue).order_by(Catalogue.kind, Catalogue.id)).all()
-        bands = m.features["bands"]
+        bands = map_service.map_bands(m)
         # Photometric catalogues first: spectra without photometry match their positions.
         for cat in sorted(cats, key=lambda c: c.kind != "photometric"):
             rows = map_service.load_rows(session, cat.kind, cat.id, bands)
