@@ -36,6 +36,7 @@ from rich.progress import (
 from rich.table import Table
 
 from app.core.config import Settings, get_settings
+from som import SOM
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -81,19 +82,7 @@ class Kind(StrEnum):
     spectroscopic = "spectroscopic"
 
 
-def _som_defaults() -> dict:
-    import inspect
-
-    from som import SOM
-
-    return {
-        n: p.default
-        for n, p in inspect.signature(SOM.__init__).parameters.items()
-        if p.default is not inspect.Parameter.empty
-    }
-
-
-_SOM_DEFAULTS = _som_defaults()
+_SOM_DEFAULTS = SOM.default_params()
 
 
 class Lattice(StrEnum):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -11,11 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from som import SOM
 
 CatalogueKind = Literal["photometric", "spectroscopic"]
-_SOM_DEFAULTS = {
-    name: p.default
-    for name, p in inspect.signature(SOM.__init__).parameters.items()
-    if p.default is not inspect.Parameter.empty
-}
+_SOM_DEFAULTS = SOM.default_params()
 
 
 class ErrorItem(BaseModel):

@@ -11,6 +11,7 @@ decaying learning rate. Neither is "mini-batch".
 
 from __future__ import annotations
 
+import inspect
 import io
 import json
 import time
@@ -199,6 +200,16 @@ class SOM:
     @property
     def n_cells(self) -> int:
         return int(self.n_rows) * int(self.n_cols)
+
+    @classmethod
+    def default_params(cls) -> dict:
+        """The hyper-parameters' defaults, from the signature: what the service and the CLI
+        train with unless told otherwise, so no copy of them can drift."""
+        return {
+            name: p.default
+            for name, p in inspect.signature(cls.__init__).parameters.items()
+            if p.default is not inspect.Parameter.empty
+        }
 
     def get_params(self) -> dict:
         return {

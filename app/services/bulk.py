@@ -69,14 +69,12 @@ def pg_binary_stream(cols: list[Col], n: int) -> Iterator[bytes] | None:
             prepared.append((col, data, null, lengths))
             keys[f"l{k}"] = np.where(null, -1, lengths)
         elif col.type == "bytea":
-            data = np.ascontiguousarray(col.data, dtype=np.uint8)
-            data = data.reshape(n, data.shape[1] if data.ndim == 2 else 0)
-            if data.shape[1] == 0:  # a catalogue with no bands: empty (not NULL) arrays
-                prepared.append((col, np.zeros(n, dtype="V1"), np.zeros(n, bool), None))
-            else:
-                # One fixed-size field per row: a void scalar of the row's width.
-                packed = data.view(np.dtype((np.void, data.shape[1]))).reshape(n)
-                prepared.append((col, packed, np.zeros(n, bool), None))
+            data = np.ascontiguousarray(col.data, dtype=np.uint8).reshape(n, -1)
+            width = data.shape[1]
+            # One fixed-size field per row, a void scalar of the row's width; a catalogue
+            # without bands writes empty (not NULL) values.
+            packed = data.view(np.dtype((np.void, width))).reshape(n) if width else None
+            prepared.append((col, packed, np.zeros(n, bool), width))
         elif col.type in _FIXED:
             prepared.append((col, np.asarray(col.data), np.zeros(n, bool), None))
         else:
@@ -110,12 +108,7 @@ def pg_binary_stream(cols: list[Col], n: int) -> Iterator[bytes] | None:
                     if size:
                         fields.append((f"v{k}", f"S{size}"))
                 elif col.type == "bytea":
-                    width = (
-                        np.asarray(col.data).reshape(len(col.data), -1).shape[1]
-                        if len(col.data)
-                        else 0
-                    )
-                    size = data.dtype.itemsize if width else 0
+                    size = lengths  # the fixed width of every row
                     if size:
                         fields.append((f"v{k}", data.dtype))
                 else:

@@ -16,6 +16,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from app.models import Map, Target, TargetList
+from app.services import ingest as ingest_service
 from app.services import maps as map_service
 from app.services.errors import (
     BadRequestError,
@@ -24,7 +25,9 @@ from app.services.errors import (
     RowError,
     TooLargeError,
 )
+from app.services.phot_store import photometry_frame
 from som import calibration as cal
+from som.bands import REGISTRY, BandError
 
 
 def _clean(v: Any) -> Any:
@@ -72,8 +75,6 @@ def map_mag_band(m: Map, requested: str | None) -> str:
     bands = map_service.map_bands(m)
     if requested is None:
         return "i" if "i" in bands else bands[-1]
-    from som.bands import REGISTRY, BandError
-
     if requested in bands:
         return requested
     try:
@@ -111,9 +112,6 @@ def photometry_rows(
     thousand). ``on_invalid="reject"`` refuses the whole request (422) at the first invalid
     row instead.
     """
-    from app.services import ingest as ingest_service
-    from app.services.phot_store import photometry_frame
-
     if on_invalid not in ("skip", "reject"):
         raise BadRequestError(f"on_invalid must be 'skip' or 'reject', got {on_invalid!r}")
     registry = ingest_service.registry_for(bands)
@@ -343,10 +341,13 @@ def coverage(
         summary.n_galaxies = int(n_phot.sum())
     else:
         band = map_mag_band(m, mag_band) if mag_band is not None else None
+        # The photometry is read only when a magnitude is binned.
         rows = session.execute(
             text(
-                "SELECT a.cell, s.z_phot, s.catalogue_id, s.mags FROM assignments a JOIN sources s "
-                "ON s.id = a.object_id AND s.catalogue_id = a.catalogue_id WHERE a.map_id = :m"
+                "SELECT a.cell, s.z_phot, s.catalogue_id"
+                + (", s.mags" if band else "")
+                + " FROM assignments a JOIN sources s ON s.id = a.object_id "
+                "AND s.catalogue_id = a.catalogue_id WHERE a.map_id = :m"
             ),
             {"m": m.id},
         ).all()

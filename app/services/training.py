@@ -9,7 +9,6 @@ failed with the reason and no assignment or cell row of it exists.
 
 from __future__ import annotations
 
-import inspect
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -29,13 +28,9 @@ from som.photometry import ColourFeatures, PhotometryError
 
 log = logging.getLogger("somcal.training")
 
-#: The library's defaults: the service and the CLI train what ``SOM(n_rows, n_cols)`` trains
-#: (chosen by validation on real data, see the README), never a copy that drifts.
-SOM_DEFAULTS = {
-    name: p.default
-    for name, p in inspect.signature(SOM.__init__).parameters.items()
-    if p.default is not inspect.Parameter.empty
-}
+#: The service trains what ``SOM(n_rows, n_cols)`` trains (defaults chosen by validation on
+#: real data, see the README).
+SOM_DEFAULTS = SOM.default_params()
 
 
 @dataclass

@@ -54,6 +54,23 @@ def _catalogue_bands(conn) -> dict[int, list[str]]:
     return out
 
 
+def _batches(conn, table: str, catalogue_id: int, columns: list[str]):
+    """The rows (``id`` first) of one catalogue in ``table``, ``BATCH`` at a time by id."""
+    last = -1
+    while True:
+        rows = conn.execute(
+            sa.text(
+                f"SELECT id, {', '.join(columns)} FROM {table} "
+                "WHERE catalogue_id = :c AND id > :last ORDER BY id LIMIT :n"
+            ),
+            {"c": catalogue_id, "last": last, "n": BATCH},
+        ).all()
+        if not rows:
+            return
+        yield rows
+        last = rows[-1][0]
+
+
 def _nan(values) -> np.ndarray:
     return np.array([np.nan if v is None else float(v) for v in values], dtype="<f8")
 
@@ -80,17 +97,7 @@ def upgrade() -> None:
             if not bands:
                 continue
             cols = [c for b in bands for c in _old(b)]
-            last = -1
-            while True:
-                rows = conn.execute(
-                    sa.text(
-                        f"SELECT id, {', '.join(cols)} FROM {table} "
-                        "WHERE catalogue_id = :c AND id > :last ORDER BY id LIMIT :n"
-                    ),
-                    {"c": cid, "last": last, "n": BATCH},
-                ).all()
-                if not rows:
-                    break
+            for rows in _batches(conn, table, cid, cols):
                 updates = []
                 for row in rows:
                     vals = _nan(row[1:])
@@ -99,7 +106,6 @@ def upgrade() -> None:
                 conn.execute(
                     sa.text(f"UPDATE {table} SET mags = :m, magerrs = :e WHERE id = :i"), updates
                 )
-                last = rows[-1][0]
     for table in TABLES:
         with op.batch_alter_table(table) as batch:
             for band in OLD_BANDS:
@@ -129,36 +135,18 @@ def downgrade() -> None:
             sets = ", ".join(
                 f"{m} = :m{k}, {e} = :e{k}" for k, (m, e) in enumerate(_old(b) for b in bands)
             )
-            last = -1
-            while True:
-                rows = conn.execute(
-                    sa.text(
-                        f"SELECT id, mags, magerrs FROM {table} "
-                        "WHERE catalogue_id = :c AND id > :last ORDER BY id LIMIT :n"
-                    ),
-                    {"c": cid, "last": last, "n": BATCH},
-                ).all()
-                if not rows:
-                    break
+            empty = np.full(len(bands), np.nan)
+            for rows in _batches(conn, table, cid, ["mags", "magerrs"]):
                 updates = []
                 for rid, mags, errs in rows:
-                    m = (
-                        np.frombuffer(mags, "<f8")
-                        if mags is not None
-                        else np.full(len(bands), np.nan)
-                    )
-                    e = (
-                        np.frombuffer(errs, "<f8")
-                        if errs is not None
-                        else np.full(len(bands), np.nan)
-                    )
+                    m = np.frombuffer(mags, "<f8") if mags is not None else empty
+                    e = np.frombuffer(errs, "<f8") if errs is not None else empty
                     item = {"i": rid}
                     for k in range(len(bands)):
                         item[f"m{k}"] = None if np.isnan(m[k]) else float(m[k])
                         item[f"e{k}"] = None if np.isnan(e[k]) else float(e[k])
                     updates.append(item)
                 conn.execute(sa.text(f"UPDATE {table} SET {sets} WHERE id = :i"), updates)
-                last = rows[-1][0]
     for table in TABLES:
         with op.batch_alter_table(table) as batch:
             batch.drop_column("mags")
