@@ -341,15 +341,17 @@ def coverage(
         summary.n_galaxies = int(n_phot.sum())
     else:
         band = map_mag_band(m, mag_band) if mag_band is not None else None
-        # The photometry is read only when a magnitude is binned.
+        # Only trusted rows, as in the per-cell counts of the unbinned summary: a galaxy
+        # outside what the map was trained on is counted apart, not in any bin. The
+        # photometry is read only when a magnitude is binned.
         rows = session.execute(
             text(
                 "SELECT a.cell, s.z_phot, s.catalogue_id"
                 + (", s.mags" if band else "")
                 + " FROM assignments a JOIN sources s ON s.id = a.object_id "
-                "AND s.catalogue_id = a.catalogue_id WHERE a.map_id = :m"
+                "AND s.catalogue_id = a.catalogue_id WHERE a.map_id = :m AND a.outside = :f"
             ),
-            {"m": m.id},
+            {"m": m.id, "f": False},
         ).all()
         arr = map_service.float_rows([r[:3] for r in rows], 3)
         if band:

@@ -123,7 +123,10 @@ def test_full_flow(client, auth, settings, mock):
     by = client.get(f"/v1/maps/{map_id}/coverage?mag_band=i&mag_bins=3&z_bins=0,1,2,4").json()
     rows = by["summary"]["by_redshift"]
     assert [r["bin_lo"] for r in rows] == [0, 1, 2]
-    assert sum(r["n_galaxies"] for r in by["summary"]["by_magnitude"]) == 3000
+    # binned or not, the same trusted galaxies; those outside the training set apart
+    n_binned = sum(r["n_galaxies"] for r in by["summary"]["by_magnitude"])
+    assert n_binned == by["summary"]["n_galaxies"] == cov0["summary"]["n_galaxies"]
+    assert n_binned + by["summary"]["n_outside_training"] == 3000
 
     # Gaps: the uncovered occupied cells, most galaxies first.
     gaps = client.get(f"/v1/maps/{map_id}/gaps?limit=1000").json()
