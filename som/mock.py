@@ -53,6 +53,19 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 
 BANDS = ("u", "g", "r", "i", "z", "Y", "J", "H")
 NIR_OPTIONS = ("ultravista", "euclid")
+#: The band names of the mock's columns (``som.bands`` registry names): VISTA's Y J H, or
+#: Euclid NISP's YE JE HE, which are other filters and so other bands.
+BAND_NAMES = {
+    "ultravista": BANDS,
+    "euclid": ("u", "g", "r", "i", "z", "YE", "JE", "HE"),
+}
+
+
+def band_names(nir: str = "ultravista") -> tuple[str, ...]:
+    """Band names of ``make_mock(..., nir=nir)``'s ``mag_<band>`` columns, in ``BANDS`` order."""
+    if nir not in BAND_NAMES:
+        raise ValueError(f"nir must be one of {NIR_OPTIONS}, got {nir!r}")
+    return BAND_NAMES[nir]
 
 _FILTER_FILES = {
     "ultravista": (
@@ -726,9 +739,9 @@ def make_mock(
         "z_spec": z_spec,
         "spec_survey": survey,
     }
-    for band in BANDS:
-        out[f"mag_{band}"] = columns[f"mag_{band}"]
-        out[f"magerr_{band}"] = columns[f"magerr_{band}"]
+    for band, name in zip(BANDS, band_names(nir), strict=True):
+        out[f"mag_{name}"] = columns[f"mag_{band}"]
+        out[f"magerr_{name}"] = columns[f"magerr_{band}"]
     if truth:
         out["template"] = template.astype(np.int16)
         out["ebv"] = EBV_GRID[ebv_idx]
