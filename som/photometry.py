@@ -28,6 +28,7 @@ __all__ = [
     "ColourFeatures",
     "PhotometryError",
     "clean_band",
+    "column_unit_kind",
     "flux_to_mag",
     "flux_unit_in_jy",
 ]
@@ -164,6 +165,22 @@ def flux_unit_in_jy(flux_unit: str) -> float:
             "(expected e.g. 'uJy', 'nJy', 'Jy', 'erg/s/cm2/Hz', 'nanomaggy')"
         )
     return size
+
+
+def column_unit_kind(text: str | None) -> tuple[str | None, float | None]:
+    """What a column's declared unit says it holds: ``("flux", size in Jy)``, ``("mag",
+    None)``, or ``(None, None)`` for no unit or one that is neither (counts, "dimensionless").
+
+    The same reading of FITS/ECSV/VOTable/Parquet unit strings as ``ColourFeatures`` applies
+    to astropy tables, for callers that read a file's header themselves (the service).
+    """
+    if not text:
+        return None, None
+    unit = _parse_unit(str(text), strict=False)
+    if _is_magnitude_unit(unit):
+        return "mag", None
+    size = _unit_size_jy(unit)
+    return ("flux", size) if size is not None else (None, None)
 
 
 def _unit_size_jy(unit) -> float | None:

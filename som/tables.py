@@ -433,6 +433,23 @@ class TableReader:
                 return hdu
         self._fail(f"FITS file has no table extension{self._hint()}")
 
+    def units(self) -> dict[str, str]:
+        """Column units the file declares (``{column: unit}``, as written): FITS ``TUNITn``,
+        ECSV/VOTable column units, Parquet field metadata ``unit`` or astropy's table
+        metadata; empty for CSV, ASCII and HDF5. Read from the header only."""
+        with self._errors():
+            if self.format in ("ecsv", "votable"):
+                return dict(self._whole.attrs.get("units", {}) or {})
+            if self.format == "fits":
+                from astropy.io import fits
+
+                with fits.open(self.path, memmap=True) as hdul:
+                    cols = self._table_hdu(hdul).columns
+                    return {c.name: str(c.unit) for c in cols if c.unit}
+            if self.format == "parquet":
+                return _parquet_units(self.path)
+        return {}
+
     # ------------------------------------------------------------------ rows
     def n_rows_hint(self) -> int | None:
         """Row count from metadata, before reading (Parquet, FITS, HDF5, ECSV, VOTable);
@@ -1009,6 +1026,28 @@ def _native(values: np.ndarray) -> np.ndarray:
     if values.dtype.byteorder not in ("=", "|"):
         values = values.astype(values.dtype.newbyteorder("="))
     return values
+
+
+def _parquet_units(path: Path) -> dict[str, str]:
+    """Units of a Parquet file's columns: each field's ``unit`` metadata (the convention of
+    pyarrow writers that keep units), else astropy's serialised table header."""
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(path)
+    units = {}
+    for field in schema:
+        meta = field.metadata or {}
+        if b"unit" in meta:
+            units[field.name] = meta[b"unit"].decode("utf-8", "replace")
+    yaml_meta = (schema.metadata or {}).get(b"table_meta_yaml")
+    if yaml_meta and not units:
+        from astropy.table.meta import get_header_from_yaml
+
+        header = get_header_from_yaml(yaml_meta.decode("utf-8").splitlines())
+        for col in header.get("datatype", []):
+            if col.get("unit"):
+                units[col["name"]] = str(col["unit"])
+    return units
 
 
 def _astropy_to_pandas(table, source: str) -> pd.DataFrame:

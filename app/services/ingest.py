@@ -63,6 +63,7 @@ from som.photometry import (
     STATUS_NAMES,
     PhotometryError,
     clean_band,
+    column_unit_kind,
     flux_unit_in_jy,
     near_sentinels,
     parse_numbers,
@@ -445,6 +446,20 @@ def band_columns(
                 RowError(file, error, None, f"error column given for band {band} without a value")
             )
             continue
+        declared, declared_jy = column_unit_kind(units.get(value))
+        if declared is not None and declared != kind:
+            errors.append(
+                RowError(
+                    file,
+                    value,
+                    None,
+                    f"the file gives column {value!r} the unit {units[value]!r}, a "
+                    f"{'flux' if declared == 'flux' else 'magnitude'}, but it is mapped as "
+                    f"{kind}_{band}; map it as "
+                    f"{presets.photometry_field_name(declared, 'value', band)}",
+                )
+            )
+            continue
         unit = None
         if kind == "flux":
             unit = flux_unit or units.get(value)
@@ -460,9 +475,20 @@ def band_columns(
                 )
                 continue
             try:
-                flux_unit_in_jy(unit)
+                size = flux_unit_in_jy(unit)
             except ValueError as exc:
                 errors.append(RowError(file, value, None, str(exc)))
+                continue
+            if declared_jy is not None and not math.isclose(size, declared_jy, rel_tol=1e-9):
+                errors.append(
+                    RowError(
+                        file,
+                        value,
+                        None,
+                        f"the file gives column {value!r} the unit {units[value]!r} but "
+                        f"flux_unit is {flux_unit!r}; leave flux_unit out to use the file's",
+                    )
+                )
                 continue
         plan.append(BandColumns(band, kind, value, error, unit))
     if errors:
@@ -851,7 +877,7 @@ def ingest(
             [RowError(file, None, None, "no z_spec column")],
             available_columns=available[:200],
         )
-    units = table.units() if hasattr(table, "units") else {}
+    units = table.units()
     plan = band_columns(mapping, registry, req.flux_unit, units, file)
     if req.kind == "photometric" and len(plan) < 2:
         raise InvalidInputError(

@@ -57,6 +57,11 @@ class TableFile:
             self._reader = TableReader(path, fmt, name=file)
         self.columns: list[str] = self._reader.columns
 
+    def units(self) -> dict[str, str]:
+        """:meth:`som.tables.TableReader.units`: the column units the file declares."""
+        with _as_invalid_input(self.file):
+            return self._reader.units()
+
     def n_rows_hint(self) -> int | None:
         """Row count from metadata, before reading (Parquet, FITS, HDF5, ECSV, VOTable);
         None for CSV and ASCII."""
