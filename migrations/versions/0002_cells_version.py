@@ -27,5 +27,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("maps") as batch:
+    # ALTER TABLE ... DROP COLUMN, not a copy: on SQLite recreating maps drops the old table,
+    # and with foreign keys on that deletes every map's cells and assignments (CASCADE).
+    with op.batch_alter_table("maps", recreate="never") as batch:
         batch.drop_column("cells_version")

@@ -154,6 +154,9 @@ def downgrade() -> None:
     with op.batch_alter_table("assignments") as batch:
         batch.drop_column("outside")
         batch.drop_column("percentile")
-    with op.batch_alter_table("catalogues") as batch:
+    # Not recreated on SQLite (plain ALTER TABLE ... DROP COLUMN, SQLite >= 3.35): copying
+    # catalogues into a new table drops the old one, and with foreign keys on that deletes
+    # every source and spectrum (ON DELETE CASCADE).
+    with op.batch_alter_table("catalogues", recreate="never") as batch:
         batch.drop_column("summary")
         batch.drop_column("options")

@@ -3,6 +3,8 @@ migrated schema is exactly what the ORM models describe."""
 
 from __future__ import annotations
 
+import json
+
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
@@ -44,3 +46,79 @@ def test_migrated_schema_matches_models(empty_db_url):
         diff = compare_metadata(ctx, metadata)
     engine.dispose()
     assert diff == []
+
+
+def test_0004_moves_band_columns_into_packed_arrays_and_back(empty_db_url):
+    """Data written by the fixed-column schema (0003) survives 0004 and its downgrade bit for
+    bit: each catalogue's bands packed in its band order, NULL as NaN, and back."""
+    import numpy as np
+    from sqlalchemy import text
+
+    from app.services.phot_store import unpack
+
+    migrate.upgrade(empty_db_url, "0003")
+    old = ["u", "g", "r", "i", "z", "y", "j", "h"]
+    rng = np.random.default_rng(4)
+    mags = rng.uniform(18, 26, (6, 8))
+    mags[rng.random((6, 8)) < 0.2] = np.nan
+    errs = np.where(np.isnan(mags), np.nan, 0.05)
+    cats = {1: ["u", "g", "r", "i", "z", "Y", "J", "H"], 2: ["g", "r", "i"]}
+    engine = make_engine(empty_db_url)
+    with engine.begin() as conn:
+        for cid, bands in cats.items():
+            conn.execute(
+                text(
+                    "INSERT INTO catalogues (id, kind, name, filename, file_format, sha256, "
+                    "size_bytes, column_mapping, bands, n_rows, n_skipped, status, created_at) "
+                    "VALUES (:id, 'photometric', 'c', 'c.csv', 'csv', :sha, 1, '{}', :bands, 3, "
+                    "0, 'ready', CURRENT_TIMESTAMP)"
+                ),
+                {"id": cid, "sha": str(cid) * 64, "bands": json.dumps(bands)},
+            )
+        for row in range(6):
+            cid = 1 if row < 3 else 2
+            used = [old.index(b.lower()) for b in cats[cid]]
+            values = {f"mag_{old[k]}": _none(mags[row, k]) for k in used}
+            values |= {f"magerr_{old[k]}": _none(errs[row, k]) for k in used}
+            names = ", ".join(values)
+            conn.execute(
+                text(
+                    f"INSERT INTO sources (catalogue_id, row_index, source_id, {names}) "
+                    f"VALUES (:cid, :row, :sid, {', '.join(':' + n for n in values)})"
+                ),
+                {"cid": cid, "row": row, "sid": str(row), **values},
+            )
+    engine.dispose()
+
+    migrate.upgrade(empty_db_url, "0004")
+    engine = make_engine(empty_db_url)
+    with engine.connect() as conn:
+        stored = conn.execute(
+            text("SELECT row_index, catalogue_id, mags, magerrs FROM sources ORDER BY row_index")
+        ).all()
+    engine.dispose()
+    for row, cid, m, e in stored:
+        used = [old.index(b.lower()) for b in cats[cid]]
+        np.testing.assert_array_equal(unpack([m], len(used))[0], mags[row, used])
+        np.testing.assert_array_equal(unpack([e], len(used))[0], errs[row, used])
+
+    migrate.downgrade(empty_db_url, "0003")
+    engine = make_engine(empty_db_url)
+    with engine.connect() as conn:
+        back = conn.execute(
+            text(
+                "SELECT " + ", ".join(f"mag_{b}" for b in old) + " FROM sources ORDER BY row_index"
+            )
+        ).all()
+    engine.dispose()
+    got = np.array([[np.nan if v is None else v for v in r] for r in back])
+    for row in range(6):
+        used = [old.index(b.lower()) for b in cats[1 if row < 3 else 2]]
+        np.testing.assert_array_equal(got[row, used], mags[row, used])
+        assert np.isnan(np.delete(got[row], used)).all()
+
+
+def _none(value: float) -> float | None:
+    import math
+
+    return None if math.isnan(value) else float(value)
