@@ -1038,6 +1038,9 @@ def _coverage_table(cov: dict[str, Any], m: Map) -> Table:
         ("galaxies", _fmt(s["n_galaxies"])),
         ("galaxies in covered cells", _pct(s["fraction_galaxies_covered"])),
         ("spectra (secure)", f"{cov['n_spectra']:,} ({cov['n_spectra_secure']:,})"),
+        # Counted apart from everything above: their cells do not describe them.
+        ("galaxies outside the training set", _fmt(cov.get("n_outside_training", 0))),
+        ("spectra outside the training set", _fmt(cov.get("n_spectra_outside_training", 0))),
     ]
     if s.get("n_unassigned"):
         rows.append(("sources without a cell", _fmt(s["n_unassigned"])))
@@ -1289,7 +1292,7 @@ def nz(
         typer.echo(json.dumps(results, indent=2))
     else:
         table = Table(title=f"n(z) per tomographic bin, map {m.id}")
-        for c in ("bin", "photo-z", "members", "<z>", "±", "uncovered", "spectra used"):
+        for c in ("bin", "photo-z", "members", "<z>", "±", "uncovered", "spectra used", "outside"):
             table.add_column(c, justify="right")
         for r in results:
             if "error" in r:
@@ -1298,6 +1301,7 @@ def nz(
                     f"{r['z_lo']:g}–{r['z_hi']:g}",
                     _fmt(r["n_members"]),
                     f"[yellow]{r['error']}",
+                    "",
                     "",
                     "",
                     "",
@@ -1311,6 +1315,7 @@ def nz(
                 _fmt(r["mean_z_err"], 4),
                 _pct(r["uncovered_fraction"]),
                 _fmt(r["n_spec_used"]),
+                _fmt(r["n_outside_training"]),
             )
         _out().print(table)
     if output is not None:

@@ -569,7 +569,18 @@ def nz(
     gold: bool,
     n_boot: int,
     random_state: int | None,
+    outside: np.ndarray | None = None,
 ) -> dict[str, Any]:
+    """n(z) of a sample (its cells on the map) through the map's secure spectra.
+
+    ``outside`` marks members outside what the map was trained on: their cell says nothing
+    about their redshift, so they are left out of the n(z) and counted apart
+    (``n_outside_training``)."""
+    n_out = 0
+    if outside is not None:
+        outside = np.asarray(outside, dtype=bool)
+        n_out = int(outside.sum())
+        sample_cells = np.asarray(sample_cells)[~outside]
     spec_cells, spec_z, secure = map_service.spec_assigned(session, m.id)
     edges = bins if bins is not None else map_service.z_edges(m)
     try:
@@ -587,12 +598,30 @@ def nz(
         )
     except ValueError as exc:
         raise InvalidInputError(f"n(z) cannot be computed: {exc}") from exc
-    return {"map_id": m.id, **result.to_dict()}
+    return {"map_id": m.id, **result.to_dict(), "n_outside_training": n_out}
 
 
-def catalogue_cells(session: Session, m: Map, catalogue_id: int) -> np.ndarray:
-    rows = session.execute(
-        text("SELECT cell FROM assignments WHERE map_id = :m AND catalogue_id = :c"),
-        {"m": m.id, "c": catalogue_id},
-    ).all()
-    return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+def sample_assignments(
+    session: Session, m: Map, catalog_id: int | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cells, photometric redshifts and outside_training flags of a photometric catalogue's
+    sources on the map (every photometric source assigned to it when ``catalog_id`` is
+    None): the sample of an n(z)."""
+    query = (
+        "SELECT a.cell, s.z_phot, a.outside FROM assignments a JOIN sources s "
+        "ON s.id = a.object_id AND s.catalogue_id = a.catalogue_id WHERE a.map_id = :m"
+    )
+    params: dict[str, int] = {"m": m.id}
+    if catalog_id is not None:
+        from app.services.catalogs import get_catalogue
+
+        cat = get_catalogue(session, catalog_id)
+        if cat.kind != "photometric":
+            raise InvalidInputError(
+                f"catalogue {cat.id} is {cat.kind}; the n(z) sample must be photometric",
+                [RowError(None, "catalog_id", None, "not a photometric catalogue")],
+            )
+        query += " AND a.catalogue_id = :c"
+        params["c"] = cat.id
+    arr = map_service.float_rows(session.execute(text(query), params).all(), 3)
+    return arr[:, 0].astype(np.int64), arr[:, 1], arr[:, 2] == 1.0

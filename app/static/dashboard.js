@@ -438,6 +438,9 @@
       [s.fraction_galaxies_covered >= 0.9 ? "good" : "", pct(s.fraction_galaxies_covered),
         "galaxies in covered cells", `${pct(1 - s.fraction_galaxies_covered)} in gaps`],
       [nGaps > 0 ? "bad" : "good", int(nGaps), "gaps to fill", "uncovered cells holding galaxies"],
+      // counted apart: colours unlike the training set's, so their cells say nothing
+      [s.n_outside_training > 0 ? "bad" : "good", int(s.n_outside_training || 0),
+        "outside the training set", "galaxies in no cell's numbers"],
       ["", fmt(q.quantization_error, 3), "quantization error", `topographic error ${fmt(q.topographic_error, 3)}`],
     ];
     $("summary").innerHTML = cards

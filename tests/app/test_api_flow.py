@@ -211,9 +211,10 @@ def test_full_flow(client, auth, settings, mock):
         json={"catalog_id": phot["id"], "bins": np.linspace(0, 4, 41).tolist(), "n_boot": 20},
     ).json()
     assert np.sum(np.array(nz["nz"]) * 0.1) == pytest.approx(1.0)
-    # n(z) of all 3000 sources, each by its own cell (the sample is not trust-filtered)
-    in_covered = expected_cov[a.cell[a.cell >= 0]].sum()
-    assert nz["uncovered_fraction"] == pytest.approx(1 - in_covered / 3000)
+    # sources outside the training set are left out of the n(z) and counted apart
+    assert nz["uncovered_fraction"] == pytest.approx(1 - frac)
+    assert nz["n_outside_training"] == nz["sample"]["n_outside_training"] == 3000 - n_phot.sum()
+    assert nz["n_sample"] == n_phot.sum()
     assert nz["n_spec_used"] == has_z.sum() and len(nz["nz_err"]) == 40
 
     # Spectra without photometry (a compilation) are matched on the sky to the sources.

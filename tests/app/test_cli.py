@@ -120,6 +120,12 @@ def test_whole_flow(clean_db, mock_file, tmp_path):
     assert cov["summary"]["fraction_galaxies_covered"] == pytest.approx(
         n_phot[expected_cov].sum() / n_phot.sum()
     )
+    n_out = int(((phot_cells < 0) & (a.cell >= 0)).sum())
+    assert cov["n_outside_training"] == n_out
+    assert re.search(
+        rf"galaxies outside the training set\s*│\s*{n_out:,}\b",
+        run("coverage", "--database-url", url).stdout,
+    )
     table = run("coverage", "--mag-band", "i", "--mag-bins", 3, "--database-url", url).stdout
     assert "by i magnitude" in table
 

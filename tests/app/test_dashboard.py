@@ -365,6 +365,7 @@ def test_dashboard_in_headless_chromium(server, client, auth, mock_catalogue, tm
         assert browser.eval("document.getElementById('cell-badge').textContent") == "covered"
         summary = browser.eval("document.getElementById('summary').innerText")
         assert f"{cov['n_cells_occupied_covered']} of {cov['n_cells_occupied']}" in summary
+        assert f"{cov['n_outside_training']:,}\noutside the training set" in summary
 
         # Hover over the most populated gap: the tooltip names it; click: its panel fills.
         rect = browser.eval(

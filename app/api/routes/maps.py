@@ -525,20 +525,18 @@ def nz(map_id: IdPath, body: NzIn, session: SessionDep, settings: SettingsDep, _
         from app.services.catalogs import get_catalogue
 
         cat = get_catalogue(session, body.catalog_id)
-        if cat.kind != "photometric":
-            raise InvalidInputError(
-                f"catalogue {cat.id} is {cat.kind}; the n(z) sample must be photometric",
-                [RowError(None, "catalog_id", None, "not a photometric catalogue")],
-            )
-        cells = calibrate.catalogue_cells(session, m, cat.id)
-        sample = {"catalog_id": cat.id, "n_rows": cat.n_rows, "n_assigned": int(len(cells))}
+        cells, _, outside = calibrate.sample_assignments(session, m, cat.id)
+        sample = {"catalog_id": cat.id, "n_rows": cat.n_rows, "n_assigned": len(cells)}
     else:
         rows = calibrate.photometry_rows(_assign_frame(body.rows or []), "request")
         out = calibrate.assign_rows(session, m, rows, False, settings.max_assign_rows)
         cells = out.frame["cell"].to_numpy(dtype=np.int64)
+        # rows without a cell stay in the sample as before (uncovered); flagged ones apart
+        outside = out.frame["outside_training"].to_numpy(dtype=bool) & (cells >= 0)
         sample = {"rows": len(cells), "n_assigned": int((cells >= 0).sum())}
+    sample["n_outside_training"] = int(outside.sum())
     bins = np.asarray(body.bins, dtype=float) if body.bins is not None else None
     result = calibrate.nz(
-        session, m, cells, bins, body.k, body.gold, body.n_boot, body.random_state
+        session, m, cells, bins, body.k, body.gold, body.n_boot, body.random_state, outside
     )
     return _json({**result, "sample": sample})
