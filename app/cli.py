@@ -523,6 +523,19 @@ def _ingest(
             f" (preset {cat.preset})"
             + (f"; assigned to map(s) {result.assigned_maps}" if result.assigned_maps else "")
         )
+        summary = cat.summary or {}
+        for map_id, placed in (summary.get("maps") or {}).items():
+            # Say how many rows found a cell, so a catalogue that cannot land is never silent.
+            n_cell = placed.get("by_photometry", 0) + placed.get("by_position", 0)
+            line = f"  map {map_id}: {n_cell:,} of {placed.get('rows', 0):,} rows in a cell"
+            if placed.get("by_position"):
+                line += f" ({placed['by_position']:,} matched on the sky)"
+            if placed.get("outside_training"):
+                line += f", {placed['outside_training']:,} outside the training set"
+            colour = "yellow" if n_cell < placed.get("rows", 0) else "green"
+            _err().print(f"[{colour}]{line}", highlight=False)
+        for warning in summary.get("warnings", []):
+            _err().print(f"[yellow]warning: {warning}", highlight=False)
     if result.n_errors:
         _err().print(
             f"[yellow]skipped {cat.n_skipped:,} row(s) with {result.n_errors:,} invalid value(s):",

@@ -21,6 +21,7 @@ class _AssignToReadyMaps(LedgerHook):
     def __init__(self, match_radius_arcsec: float) -> None:
         self.radius = match_radius_arcsec
         self._maps: list | None = None
+        self._placed: dict[int, dict[str, int]] = {}
 
     def _ready(self, session: Session):
         if self._maps is None:
@@ -30,9 +31,12 @@ class _AssignToReadyMaps(LedgerHook):
     def rows(self, session: Session, catalogue: Catalogue, rows: pd.DataFrame) -> None:
         for m in self._ready(session):
             som = map_service.SOM_CACHE.get(m)
-            map_service.assign_catalogue(session, m, som, catalogue, rows, self.radius)
+            rep = map_service.assign_catalogue(session, m, som, catalogue, rows, self.radius)
+            placed = self._placed.setdefault(m.id, dict.fromkeys(rep.counts(), 0))
+            for key, value in rep.counts().items():
+                placed[key] += value
 
-    def done(self, session: Session, catalogue: Catalogue) -> list[int]:
+    def done(self, session: Session, catalogue: Catalogue) -> dict[int, dict[str, int]]:
         maps = self._ready(session)
         for m in maps:
             if catalogue.kind == "photometric":
@@ -41,7 +45,7 @@ class _AssignToReadyMaps(LedgerHook):
                 som = map_service.SOM_CACHE.get(m)
                 map_service.rematch_by_position(session, m, som, self.radius)
             map_service.recompute(session, m, "spec")
-        return [m.id for m in maps]
+        return {m.id: self._placed.get(m.id, {}) for m in maps}
 
 
 def after_catalogue_inserted(match_radius_arcsec: float) -> LedgerHook:

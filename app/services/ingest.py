@@ -84,7 +84,7 @@ MAX_TEXT = 64
 #: is its peculiar velocity): never a calibrating galaxy redshift. 0.002 is ~600 km/s.
 DEFAULT_Z_MIN = 0.002
 #: Rows validated and written per step: bounds memory whatever the file size.
-CHUNK_ROWS = 250_000
+CHUNK_ROWS = 100_000
 
 
 @dataclass
@@ -139,13 +139,14 @@ class LedgerHook:
 
     ``rows`` is called for every written chunk with the stored rows (``object_id``,
     ``row_index``, ra, dec and ``mag_<band>``/``magerr_<band>``); ``done`` once at the end
-    (recompute cells) and returns the ids of the maps it updated.
+    (recompute cells) and returns, for each map it updated, how the rows landed (counts by
+    photometry, by position, unassigned, outside the training set).
     """
 
     def rows(self, session: Session, catalogue: Catalogue, rows: pd.DataFrame) -> None:
         raise NotImplementedError
 
-    def done(self, session: Session, catalogue: Catalogue) -> list[int]:
+    def done(self, session: Session, catalogue: Catalogue) -> dict[int, dict[str, int]]:
         raise NotImplementedError
 
 
@@ -1027,9 +1028,15 @@ def ingest(
                 **({"spectra": spec_counts} if req.kind == "spectroscopic" else {}),
                 "warnings": warnings,
             }
-            assigned: list[int] = []
+            placed: dict[int, dict[str, int]] = {}
             if after_insert is not None:
-                assigned = after_insert.done(session, catalogue)
+                placed = after_insert.done(session, catalogue)
+                # every ready map, and how many rows landed in a cell there (never silent)
+                catalogue.summary = {
+                    **catalogue.summary,
+                    "maps": {str(k): v for k, v in placed.items()},
+                }
+            assigned = list(placed)
             session.commit()
         except BaseException:
             session.rollback()

@@ -205,6 +205,17 @@ class AssignReport:
     def n_unassigned(self) -> int:
         return self.n_rows - self.n_by_photometry - self.n_by_position
 
+    def counts(self) -> dict[str, int]:
+        """How the rows landed: by their photometry, by a position match, not at all, and
+        how many of those placed are outside the training set."""
+        return {
+            "rows": self.n_rows,
+            "by_photometry": self.n_by_photometry,
+            "by_position": self.n_by_position,
+            "unassigned": self.n_unassigned,
+            "outside_training": self.n_outside_training,
+        }
+
 
 def _unit_vectors(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
     r, d = np.radians(ra), np.radians(dec)

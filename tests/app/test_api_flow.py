@@ -113,6 +113,11 @@ def test_full_flow(client, auth, settings, mock):
     spec = _ingest(client, auth, "spectroscopic", mock, "mock_spec.csv")
     has_z = mock["z_spec"].notna().to_numpy()
     assert spec["n_rows"] == has_z.sum() and spec["assigned_maps"] == [map_id]
+    placed = spec["summary"]["maps"][str(map_id)]
+    assert placed["rows"] == placed["by_photometry"] == has_z.sum()
+    assert placed["unassigned"] == 0 and placed["outside_training"] == int(
+        (phot_cells[has_z] < 0).sum()
+    )
     spec_cells = phot_cells[has_z]
     expected_cov = cell_spec_counts(spec_cells[spec_cells >= 0], 120) >= 1
     cov = client.get(f"/v1/maps/{map_id}/coverage").json()
