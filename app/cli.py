@@ -846,7 +846,7 @@ def train(
 
 
 # ----------------------------------------------------------------------------- assign
-ASSIGN_STATS = (
+ASSIGN_STATS = (  # the cell's statistics
     ("covered", "covered"),
     ("n_phot", "n_phot"),
     ("n_spec_secure", "n_spec_secure"),
@@ -854,6 +854,10 @@ ASSIGN_STATS = (
     ("zphot_nmad", "zphot_nmad"),
     ("zspec_median", "zspec_median"),
 )
+# Per row, beside the cell's statistics: how far to trust the cell, the borrowed redshift's
+# flag and why a row could not be used (the Dask path writes its own trust columns).
+ASSIGN_ROW = ("n_colours", "percentile", "outside_training", "zspec_fallback", "reason")
+_ASSIGN_TYPES = {"covered": bool, "outside_training": bool, "zspec_fallback": bool, "reason": str}
 
 
 def _default_assign_output(path: Path) -> Path:
@@ -885,6 +889,13 @@ def assign(
         "cell"
     ),
     chunk_size: Annotated[int, typer.Option(min=1000, help="Rows per assignment step.")] = 200_000,
+    flux_unit: Annotated[
+        str | None, typer.Option(help="Unit of flux_<band> columns if the file does not say.")
+    ] = None,
+    on_invalid: Annotated[
+        OnInvalid,
+        typer.Option(help="skip: a bad row gets cell -1 and its <prefix>_reason; reject: stop."),
+    ] = OnInvalid.skip,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
     dask: Annotated[
         str | None,
@@ -905,9 +916,12 @@ def assign(
     """Add each row's cell and the cell's statistics to a catalogue file.
 
     The same file comes out (same format unless --output says otherwise) with the columns
-    <prefix> (-1: no usable colour), <prefix>_row, <prefix>_col, <prefix>_distance and the
-    cell's statistics <prefix>_covered, _n_phot, _n_spec_secure, _zphot_median,
-    _zphot_nmad, _zspec_median. With --dask the catalogue is a Parquet dataset assigned
+    <prefix> (-1: no usable colour, or an invalid row: see <prefix>_reason), <prefix>_row,
+    <prefix>_col, <prefix>_distance, how far to trust it (<prefix>_n_colours, _percentile of
+    the distance among the training galaxies', _outside_training) and the cell's statistics
+    <prefix>_covered (never for a row outside the training set), _n_phot, _n_spec_secure,
+    _zphot_median, _zphot_nmad, _zspec_median (the nearest labelled cell's where the cell
+    has none: _zspec_fallback). With --dask the catalogue is a Parquet dataset assigned
     partition by partition on a Dask cluster (see docs/dask.md)."""
     import numpy as np
 
@@ -932,7 +946,8 @@ def assign(
             raise _fail(f"{input_path}: no such file", EXIT_NOT_FOUND)
         frame = _spin(f"read {input_path.name}", lambda: read_table(input_path))
         new_cols = [prefix] + [
-            f"{prefix}_{s}" for s in ("row", "col", "distance", *(a for a, _ in ASSIGN_STATS))
+            f"{prefix}_{s}"
+            for s in ("row", "col", "distance", *(a for a, _ in ASSIGN_STATS), *ASSIGN_ROW)
         ]
         clash = [c for c in new_cols if c in frame.columns]
         if clash:
@@ -940,7 +955,14 @@ def assign(
                 f"{input_path.name} already has column(s) {', '.join(clash)}; choose another "
                 "--prefix"
             )
-        rows = calibrate.photometry_rows(frame, input_path.name, preset, mapping)
+        rows = calibrate.photometry_rows(
+            frame,
+            input_path.name,
+            preset,
+            mapping,
+            on_invalid=on_invalid.value,
+            flux_unit=flux_unit,
+        )
         n = len(rows)
         parts = []
         with _progress() as progress:
@@ -960,18 +982,25 @@ def assign(
         frame[f"{prefix}_row"] = res["cell_row"].to_numpy(dtype=np.int64)
         frame[f"{prefix}_col"] = res["cell_col"].to_numpy(dtype=np.int64)
         frame[f"{prefix}_distance"] = res["distance"].to_numpy(dtype=np.float64)
-        for name, src in ASSIGN_STATS:
-            values = res[src].to_numpy()
-            frame[f"{prefix}_{name}"] = values.astype(bool if name == "covered" else np.float64)
+        for name, src in (*ASSIGN_STATS, *((n, n) for n in ASSIGN_ROW)):
+            values = res[src]
+            kind = _ASSIGN_TYPES.get(name, np.float64)
+            frame[f"{prefix}_{name}"] = (
+                values.fillna("").astype(str) if kind is str else values.to_numpy().astype(kind)
+            )
         _spin(
             f"write {output.name}",
             lambda: write_table(frame, output, format=out_format, overwrite=overwrite),
         )
     n_out = int((frame[prefix] < 0).sum())
     n_cov = int(frame[f"{prefix}_covered"].sum())
+    n_far = int((frame[f"{prefix}_outside_training"] & (frame[prefix] >= 0)).sum())
+    n_invalid = int(rows["reason"].notna().sum())
     _done(
         f"wrote {output}: {len(frame):,} rows on map {m.id}, {len(frame) - n_out:,} assigned "
-        f"({n_cov:,} in covered cells), {n_out:,} without a usable colour"
+        f"({n_cov:,} in covered cells, {n_far:,} outside the training set), "
+        f"{n_out - n_invalid:,} without a usable colour, {n_invalid:,} invalid "
+        f"(see {prefix}_reason)"
     )
     typer.echo(str(output))
 

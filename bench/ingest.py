@@ -40,11 +40,13 @@ def hwm():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) * 1024
 
+from app.core import migrate
 from app.core.db import make_engine, make_session_factory
 from app.services.ingest import IngestRequest, ingest
-import app.services.hooks, som.tables  # everything an ingest imports, before the baseline
+import app.services.hooks  # everything an ingest imports, before the baseline
 
 url, path = sys.argv[1], Path(sys.argv[2])
+migrate.upgrade(url)
 engine = make_engine(url)
 factory = make_session_factory(engine)
 base = hwm()
@@ -96,13 +98,15 @@ def write_catalogue(path: Path, n: int, fmt: str) -> None:
         writer.close()
 
 
-def run(url: str, path: Path) -> dict:
+def run(url: str, path: Path, code: Path) -> dict:
+    """Migrate and ingest in a child process running the somcal in ``code``."""
     out = subprocess.run(
         [sys.executable, "-c", CHILD, url, str(path)],
         capture_output=True,
         text=True,
         check=False,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        cwd=code,
+        env={**os.environ, "PYTHONPATH": str(code)},
     )
     if out.returncode != 0:
         raise SystemExit(f"ingest child failed:\n{out.stderr[-3000:]}")
@@ -113,6 +117,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+    parser.add_argument(
+        "--compare",
+        metavar="REV",
+        help="also ingest with the somcal of this git revision (a temporary worktree), "
+        "side by side, e.g. the commit before bands became data",
+    )
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args()
 
@@ -120,53 +130,77 @@ def main() -> None:
     reason = pg_reachable(base)
     if reason:
         raise SystemExit(f"PostgreSQL needed: {reason}")
-    from app.core import migrate
 
+    here = Path(__file__).resolve().parents[1]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for n in args.rows:
-            path = Path(tmp) / f"catalogue_{n}.{args.format}"
-            log(f"writing {n:,} rows to {path.name}")
-            write_catalogue(path, n, args.format)
-            size = path.stat().st_size
-            url, schema = pg_schema(base)
-            try:
-                migrate.upgrade(url)
-                log(f"ingesting {n:,} rows ({size / 2**20:,.0f} MiB {args.format})")
-                r = run(url, path)
-            finally:
-                drop_pg_schema(base, schema)
-            path.unlink()
-            added = r["peak"] - r["baseline"]
-            rows.append(
-                {
-                    "rows": r["rows"],
-                    "format": args.format,
-                    "file_mib": size / 2**20,
-                    "seconds": r["seconds"],
-                    "rows_per_s": r["rows"] / r["seconds"],
-                    "peak_mib": r["peak"] / 2**20,
-                    "ingest_mib": added / 2**20,
-                    "bytes_per_row": added / r["rows"],
-                }
+        codes = [("this", here)]
+        if args.compare:
+            tree = Path(tmp) / "compare"
+            subprocess.run(
+                ["git", "-C", str(here), "worktree", "add", "--detach", str(tree), args.compare],
+                check=True,
+                capture_output=True,
             )
-            log(f"done: {rows[-1]['rows_per_s']:,.0f} rows/s, peak {rows[-1]['peak_mib']:,.0f} MiB")
-
-    print()
-    print(
-        "| rows | format | file (MiB) | seconds | rows/s | peak RSS (MiB) | ingest adds (MiB) "
-        "| bytes/row |"
-    )
-    print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for r in rows:
-        print(
-            f"| {r['rows']:,} | {r['format']} | {r['file_mib']:,.0f} | {r['seconds']:.1f} "
-            f"| {r['rows_per_s']:,.0f} | {r['peak_mib']:,.0f} | {r['ingest_mib']:,.0f} "
-            f"| {r['bytes_per_row']:.0f} |"
-        )
-    print("goal: peak < 1024 MiB at 10^7 rows; >= 140,000 rows/s into PostgreSQL")
+            codes.append((args.compare[:12], tree))
+        try:
+            for n in args.rows:
+                path = Path(tmp) / f"catalogue_{n}.{args.format}"
+                log(f"writing {n:,} rows to {path.name}")
+                write_catalogue(path, n, args.format)
+                for label, code in codes:
+                    rows.append(_measure(base, path, n, args.format, label, code))
+                path.unlink()
+        finally:
+            if args.compare:
+                subprocess.run(
+                    ["git", "-C", str(here), "worktree", "remove", "--force", str(tree)],
+                    check=False,
+                    capture_output=True,
+                )
+    _report(rows)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
+
+
+def _measure(base: str, path: Path, n: int, fmt: str, label: str, code: Path) -> dict:
+    size = path.stat().st_size
+    url, schema = pg_schema(base)
+    try:
+        log(f"{label}: ingesting {n:,} rows ({size / 2**20:,.0f} MiB {fmt})")
+        r = run(url, path, code)
+    finally:
+        drop_pg_schema(base, schema)
+    added = r["peak"] - r["baseline"]
+    out = {
+        "code": label,
+        "rows": r["rows"],
+        "format": fmt,
+        "file_mib": size / 2**20,
+        "seconds": r["seconds"],
+        "rows_per_s": r["rows"] / r["seconds"],
+        "peak_mib": r["peak"] / 2**20,
+        "ingest_mib": added / 2**20,
+        "bytes_per_row": added / r["rows"],
+    }
+    log(f"{label}: {out['rows_per_s']:,.0f} rows/s, peak {out['peak_mib']:,.0f} MiB")
+    return out
+
+
+def _report(rows: list[dict]) -> None:
+    print()
+    print(
+        "| somcal | rows | format | file (MiB) | seconds | rows/s | peak RSS (MiB) "
+        "| ingest adds (MiB) | bytes/row |"
+    )
+    print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in rows:
+        print(
+            f"| {r['code']} | {r['rows']:,} | {r['format']} | {r['file_mib']:,.0f} "
+            f"| {r['seconds']:.1f} | {r['rows_per_s']:,.0f} | {r['peak_mib']:,.0f} "
+            f"| {r['ingest_mib']:,.0f} | {r['bytes_per_row']:.0f} |"
+        )
+    print("goal: peak < 1024 MiB at 10^7 rows; >= 140,000 rows/s into PostgreSQL")
 
 
 if __name__ == "__main__":

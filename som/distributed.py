@@ -40,12 +40,13 @@ import pyarrow.parquet as pq
 
 from .estimator import SOM, ProgressCallback, SOMError
 from .photometry import PhotometryError
-from .trust import DistanceDistribution
+from .trust import DistanceDistribution, outside_training
 
 __all__ = [
     "CELL_COLUMN",
     "DISTANCE_COLUMN",
     "INIT_SAMPLE_SIZE",
+    "TRUST_COLUMNS",
     "PartitionError",
     "assign_parquet",
     "fit_distributed",
@@ -54,6 +55,9 @@ __all__ = [
 
 CELL_COLUMN = "cell"
 DISTANCE_COLUMN = "cell_distance"
+#: how far to trust each row's cell, as ``SOM.assign`` and ``som.trust`` give it: usable
+#: features, the distance's percentile among the training rows', outside_training
+TRUST_COLUMNS = ("cell_n_colours", "cell_percentile", "cell_outside_training")
 #: rows ``SOM._initial_weights`` draws for the PCA/random initialisation; drawing the same
 #: number here (with the map's seed) makes the distributed start equal the in-memory one
 INIT_SAMPLE_SIZE = 100_000
@@ -351,14 +355,20 @@ def _assign_batch(som: SOM, ctx: _Context, batch, first_row: int, source: str) -
         X, E, _ = _batch_features(som, ctx, batch, first_row, source)
         a = som.assign(X, E, allow_empty=ctx.allow_empty)
         cell, dist = a.cell, a.distance
+        trust = (a.n_features, a.percentile, outside_training(a))
     else:
         cell, dist = np.empty(0, np.int32), np.empty(0, np.float64)
+        trust = (np.empty(0, np.int16), np.empty(0, np.float32), np.empty(0, bool))
     carry = batch.schema.names if ctx.carry is None else list(ctx.carry)
     table = pa.Table.from_batches([batch.select(carry)])
     # fixed output types whatever the engine returns: int32 holds any cell number, and
     # float64 holds a float32 or float64 distance exactly
     table = table.append_column(CELL_COLUMN, pa.array(cell, type=pa.int32()))
     table = table.append_column(DISTANCE_COLUMN, pa.array(dist, type=pa.float64()))
+    for name, values, kind in zip(
+        TRUST_COLUMNS, trust, (pa.int16(), pa.float64(), pa.bool_()), strict=True
+    ):
+        table = table.append_column(name, pa.array(values, type=kind))
     stats = _stats_columns(ctx, cell)
     if stats is not None:
         for name, column in zip(stats.column_names, stats.columns, strict=True):
@@ -590,7 +600,9 @@ def assign_parquet(
         hive/HATS directory layouts and file order are kept. Holds the carried columns,
         ``cell`` (int32; -1 for rows without a usable feature when ``allow_empty``),
         ``cell_distance`` (float64, feature-space distance to the cell's weights; NaN for
-        cell -1) and the ``cell_stats`` columns, plus a ``_somcal.json`` manifest.
+        cell -1), how far to trust it (``TRUST_COLUMNS``: ``cell_n_colours``,
+        ``cell_percentile`` among the training rows' distances, ``cell_outside_training``)
+        and the ``cell_stats`` columns, plus a ``_somcal.json`` manifest.
     client : a ``distributed.Client``, a scheduler address ("tcp://host:8786"), "local"
         (a LocalCluster of one single-threaded worker per core, closed afterwards), or None:
         the default Dask client if one is running, else this process, one piece at a time.
@@ -650,7 +662,7 @@ def assign_parquet(
     if int(rows_per_task) < 1 or (batch_rows is not None and int(batch_rows) < 1):
         raise ValueError("rows_per_task and batch_rows must be positive")
 
-    added = {CELL_COLUMN, DISTANCE_COLUMN}
+    added = {CELL_COLUMN, DISTANCE_COLUMN, *TRUST_COLUMNS}
     stats, stats_row = _stats_context(som, cell_stats, added)
     added |= set(stats.column_names if stats is not None else ())
     if columns is not None:
@@ -724,7 +736,7 @@ def assign_parquet(
         "task_seconds": sum(r["seconds"] for r in done),
         "engine": engine,
         "map_sha256": ctx.digest,
-        "columns_added": [CELL_COLUMN, DISTANCE_COLUMN]
+        "columns_added": [CELL_COLUMN, DISTANCE_COLUMN, *TRUST_COLUMNS]
         + (stats.column_names if stats is not None else []),
     }
     manifest = {

@@ -161,6 +161,9 @@ def test_whole_flow(clean_db, mock_file, tmp_path):
     np.testing.assert_array_equal(got["cell_row"], cells300 // 10)
     np.testing.assert_array_equal(got["cell_n_phot"], n_phot[cells300])
     np.testing.assert_array_equal(got["cell_covered"], expected_cov[cells300] & ~out300)
+    np.testing.assert_array_equal(got["cell_outside_training"], out300)
+    np.testing.assert_array_equal(got["cell_n_colours"], a.n_features[:300])
+    np.testing.assert_allclose(got["cell_percentile"], a.percentile[:300], rtol=1e-6)
     dist = som.assign(X[:300], allow_empty=True).distance
     np.testing.assert_allclose(got["cell_distance"], dist, rtol=1e-5)
     # ... FITS in, FITS out (the format follows the file), refusing to overwrite.

@@ -18,12 +18,14 @@ da = pytest.importorskip("dask.array", reason="dask[array] is not installed")
 from som import SOM  # noqa: E402
 from som.distributed import (  # noqa: E402
     MANIFEST,
+    TRUST_COLUMNS,
     PartitionError,
     assign_parquet,
     fit_distributed,
     list_parquet_files,
 )
 from som.photometry import ColourFeatures  # noqa: E402
+from som.trust import outside_training  # noqa: E402
 
 FEATURES = [f"f{k}" for k in range(5)]
 
@@ -147,8 +149,19 @@ def test_assign_equals_single_process(trained, dataset, tmp_path, client, engine
     )
     expected = trained.assign(table[FEATURES].to_numpy())
     out = _read_dataset(tmp_path / "out")
-    assert list(out.columns) == ["id", "label", "cell", "cell_distance", *stats.columns]
+    assert list(out.columns) == [
+        "id",
+        "label",
+        "cell",
+        "cell_distance",
+        *TRUST_COLUMNS,
+        *stats.columns,
+    ]
     np.testing.assert_array_equal(out["id"], table["id"])
+    # each row's trust, as the estimator gives it
+    np.testing.assert_array_equal(out["cell_n_colours"], expected.n_features)
+    np.testing.assert_array_equal(out["cell_percentile"], expected.percentile)
+    np.testing.assert_array_equal(out["cell_outside_training"], outside_training(expected))
     assert list(out["label"]) == list(table["label"])
     np.testing.assert_array_equal(out["cell"], expected.cell)
     np.testing.assert_array_equal(out["cell_distance"], expected.distance)
