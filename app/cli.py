@@ -988,6 +988,11 @@ def assign(
             frame[f"{prefix}_{name}"] = (
                 values.fillna("").astype(str) if kind is str else values.to_numpy().astype(kind)
             )
+        reasons = frame.pop(f"{prefix}_reason") if out_format == "ascii" else None
+        if reasons is not None:
+            # a whitespace table cannot hold free text: the reasons go to the terminal
+            for row in np.flatnonzero(reasons.to_numpy() != "")[:10]:
+                _err().print(f"[yellow]  row {row}: {reasons.iloc[row]}", highlight=False)
         _spin(
             f"write {output.name}",
             lambda: write_table(frame, output, format=out_format, overwrite=overwrite),
@@ -999,8 +1004,8 @@ def assign(
     _done(
         f"wrote {output}: {len(frame):,} rows on map {m.id}, {len(frame) - n_out:,} assigned "
         f"({n_cov:,} in covered cells, {n_far:,} outside the training set), "
-        f"{n_out - n_invalid:,} without a usable colour, {n_invalid:,} invalid "
-        f"(see {prefix}_reason)"
+        f"{n_out - n_invalid:,} without a usable colour, {n_invalid:,} invalid"
+        + ("" if reasons is not None else f" (see {prefix}_reason)")
     )
     typer.echo(str(output))
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -141,23 +142,40 @@ def test_lsst_ugrizy_with_a_y_band_ingests_trains_and_assigns(client, auth, sett
     assert r.status_code == 422 and "did you mean 'y_lsst'" in r.text, r.text
 
 
-def test_mjy_fluxes_with_ks_and_cigale_upper_limits(client, auth, settings, galaxies, tmp_path):
-    bands = ("u", "g", "r", "i", "z", "Y", "J", "Ks")
+FLUX_BANDS = ("u", "g", "r", "i", "z", "Y", "J", "Ks")
+
+
+def _flux_table(galaxies: pd.DataFrame) -> tuple[Table, dict, dict]:
+    """COSMOS2020-like fluxes in mJy (unit in the table), -1 errors for CIGALE limits."""
     rng = np.random.default_rng(1)
     table = Table()
     table["ID"] = galaxies["id"].to_numpy()
     flux, err = {}, {}
-    for b in bands:
+    for b in FLUX_BANDS:
         mag = galaxies["mag_H" if b == "Ks" else f"mag_{b}"].to_numpy() - (0.3 if b == "Ks" else 0)
         f = 10 ** (-0.4 * (np.nan_to_num(mag, nan=30.0) - 16.4))  # AB 16.4 is 1 mJy
         e = np.abs(f) * 0.05 + 1e-6
-        limit = rng.random(len(f)) < 0.05
-        e[limit] = -1.0  # CIGALE: a negative error marks an upper limit
+        e[rng.random(len(f)) < 0.05] = -1.0  # CIGALE: a negative error marks an upper limit
         flux[b], err[b] = f, e
         table[f"flux_{b}"] = f
         table[f"flux_{b}"].unit = "mJy"
         table[f"fluxerr_{b}"] = e
         table[f"fluxerr_{b}"].unit = "mJy"
+    return table, flux, err
+
+
+def _lephare_text(frame: pd.DataFrame) -> str:
+    """A LePhare-style whitespace table: '#' lines, the last naming the columns, padded ids."""
+    lines = ["# LePhare-style input", "# id mag_g magerr_g mag_r magerr_r mag_i magerr_i"]
+    for k, row in enumerate(frame.itertuples()):
+        vals = [row.mag_g, row.magerr_g, row.mag_r, row.magerr_r, row.mag_i, row.magerr_i]
+        lines.append(f"{k:06d} " + " ".join("-99" if np.isnan(v) else f"{v:.5f}" for v in vals))
+    return "\n".join(lines) + "\n"
+
+
+def test_mjy_fluxes_with_ks_and_cigale_upper_limits(client, auth, settings, galaxies, tmp_path):
+    bands = FLUX_BANDS
+    table, flux, err = _flux_table(galaxies)
     path = tmp_path / "cosmos2020_like.fits"
     table.write(path)
     content = path.read_bytes()
@@ -210,12 +228,8 @@ def test_mjy_fluxes_with_ks_and_cigale_upper_limits(client, auth, settings, gala
 
 def test_whitespace_ascii_with_a_hash_header_keeps_ids(settings, galaxies, tmp_path):
     frame = galaxies.head(300)
-    lines = ["# LePhare-style input", "# id mag_g magerr_g mag_r magerr_r mag_i magerr_i"]
-    for k, row in enumerate(frame.itertuples()):
-        vals = [row.mag_g, row.magerr_g, row.mag_r, row.magerr_r, row.mag_i, row.magerr_i]
-        lines.append(f"{k:06d} " + " ".join("-99" if np.isnan(v) else f"{v:.5f}" for v in vals))
     path = tmp_path / "lephare.in"
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text(_lephare_text(frame))
     url = settings.database_url
     cat_id = int(_cli("ingest", "photometric", path, "--database-url", url).stdout.strip())
     ids, mags = _stored_mags(url, cat_id, 3)
@@ -255,6 +269,44 @@ def test_a_magnitude_band_outside_the_colour_bands(client, auth, settings, galax
     m = client.get(f"/v1/maps/{map_id}").json()
     assert m["features"]["feature_names"] == ["u-g", "g-r", "i"]
     assert m["quality"]["n_train"] > 1000
+
+
+@pytest.mark.parametrize("shape", ["lsst.csv", "cosmos2020.fits", "lephare.in", "euclid.parquet"])
+def test_each_shape_ingests_trains_and_assigns_through_the_cli(settings, galaxies, tmp_path, shape):
+    path = tmp_path / shape
+    if shape == "lsst.csv":
+        _lsst(galaxies).to_csv(path, index=False)
+    elif shape == "cosmos2020.fits":
+        _flux_table(galaxies)[0].write(path)
+    elif shape == "lephare.in":
+        path.write_text(_lephare_text(galaxies))
+    else:
+        make_mock(1500, seed=5, nir="euclid").to_parquet(path)
+    url = settings.database_url
+    cat_id = int(_cli("ingest", "photometric", path, "--database-url", url).stdout.strip())
+    map_id = int(
+        _cli(
+            "train", cat_id, "--rows", 5, "--cols", 5, "--epochs", 3, "--database-url", url
+        ).stdout.strip()
+    )
+    out = Path(_cli("assign", path, "-m", map_id, "--database-url", url).stdout.strip())
+    assigned = read_table(out)
+    assert len(assigned) == 1500
+    som = _stored_map(url, map_id)
+    source = read_table(path, text_columns=("id",)) if shape != "lsst.csv" else _lsst(galaxies)
+    # the CLI's cells are the library's on the same photometry, cleaned the same way
+    X, _ = som.features.transform(_as_feature_table(source, shape))
+    np.testing.assert_array_equal(assigned["cell"], som.assign(X, skip_empty=True).cell)
+
+
+def _as_feature_table(source: pd.DataFrame, shape: str) -> pd.DataFrame:
+    if shape != "cosmos2020.fits":
+        return source
+    out = pd.DataFrame()
+    for b in FLUX_BANDS:  # what ingest stores: AB magnitudes, upper limits missing
+        mag, _ = flux_to_mag(source[f"flux_{b}"].to_numpy(), flux_unit="mJy")
+        out[f"mag_{b}"] = np.where(source[f"fluxerr_{b}"].to_numpy() < 0, np.nan, mag)
+    return out
 
 
 # ----------------------------------------------------------------------------- one cleaning path
