@@ -9,6 +9,7 @@ skip PostgreSQL with the reason only when the server cannot be reached.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -213,3 +214,55 @@ def zcosmos_path() -> Path:
 def empty_db_url(request, tmp_path) -> Iterator[str]:
     """An empty (unmigrated) database per backend, for migration and readiness tests."""
     yield from empty_database(request.param, tmp_path)
+
+
+@pytest.fixture
+def wait_job(client):
+    """``wait_job(job_id, timeout=180) -> (job, progress seen)``: poll until the job ends."""
+
+    def wait(job_id: int, timeout: float = 180.0) -> tuple[dict, list[float]]:
+        deadline = time.monotonic() + timeout
+        seen: list[float] = []
+        while time.monotonic() < deadline:
+            job = client.get(f"/v1/jobs/{job_id}").json()
+            seen.append(job["progress"])
+            if job["status"] in ("succeeded", "failed"):
+                return job, seen
+            time.sleep(0.05)
+        raise AssertionError(f"job {job_id} did not finish in {timeout} s: {seen[-5:]}")
+
+    return wait
+
+
+@pytest.fixture
+def train_map(client, auth, wait_job):
+    """``train_map(catalog_id, **options) -> map id``: POST /v1/maps (3 epochs unless
+    told otherwise), wait for the job and require it to succeed."""
+
+    def train(catalog_id: int, **options) -> int:
+        body = {"catalog_id": catalog_id, "n_epochs": 3, **options}
+        r = client.post("/v1/maps", json=body, headers=auth)
+        assert r.status_code == 202, r.text
+        job, _ = wait_job(r.json()["job"]["id"])
+        assert job["status"] == "succeeded", job.get("error")
+        return r.json()["map"]["id"]
+
+    return train
+
+
+def load_stored_map(url: str, map_id: int):
+    """The map as the ledger stores it (its serialised weights and features)."""
+    from app.models import Map
+    from som import SOM
+
+    engine = make_engine(url)
+    with make_session_factory(engine)() as s:
+        blob = s.get(Map, map_id).weights
+    engine.dispose()
+    return SOM.from_bytes(blob)
+
+
+@pytest.fixture
+def stored_map():
+    """``stored_map(url, map_id) -> SOM``."""
+    return load_stored_map

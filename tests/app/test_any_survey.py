@@ -13,7 +13,6 @@ file ingested with other options is a 409, assign answers row by row.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,14 +24,14 @@ from typer.testing import CliRunner
 
 from app.cli import cli
 from app.core.db import make_engine, make_session_factory
-from app.models import Map, Source
+from app.models import Source
 from app.services.phot_store import unpack
-from som import SOM
 from som.mock import make_mock
 from som.photometry import ColourFeatures, PhotometryError, flux_to_mag
 from som.tables import read_table
 
 LSST = ("u", "g", "r", "i", "z", "y")
+SMALL = {"n_rows": 6, "n_cols": 6, "n_epochs": 4}  # maps that train in a second
 runner = CliRunner()
 
 
@@ -45,29 +44,6 @@ def _upload(client, auth, kind, content: bytes, name: str, **fields):
         data=data,
         headers=auth,
     )
-
-
-def _train(client, auth, catalog_id: int, **options) -> int:
-    body = {"catalog_id": catalog_id, "n_rows": 6, "n_cols": 6, "n_epochs": 4, **options}
-    r = client.post("/v1/maps", json=body, headers=auth)
-    assert r.status_code == 202, r.text
-    job_id = r.json()["job"]["id"]
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        job = client.get(f"/v1/jobs/{job_id}").json()
-        if job["status"] in ("succeeded", "failed"):
-            assert job["status"] == "succeeded", job["error"]
-            return r.json()["map"]["id"]
-        time.sleep(0.05)
-    raise AssertionError("training did not finish")
-
-
-def _stored_map(url: str, map_id: int) -> SOM:
-    engine = make_engine(url)
-    with make_session_factory(engine)() as s:
-        blob = s.get(Map, map_id).weights
-    engine.dispose()
-    return SOM.from_bytes(blob)
 
 
 def _stored_mags(url: str, catalogue_id: int, n_bands: int) -> tuple[list[str], np.ndarray]:
@@ -107,7 +83,9 @@ def _lsst(galaxies: pd.DataFrame) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------------------- shapes
-def test_lsst_ugrizy_with_a_y_band_ingests_trains_and_assigns(client, auth, settings, galaxies):
+def test_lsst_ugrizy_with_a_y_band_ingests_trains_and_assigns(
+    client, auth, settings, galaxies, train_map, stored_map
+):
     frame = _lsst(galaxies)
     r = _upload(client, auth, "photometric", frame.to_csv(index=False).encode(), "dc2.csv")
     assert r.status_code == 201, r.text
@@ -116,10 +94,10 @@ def test_lsst_ugrizy_with_a_y_band_ingests_trains_and_assigns(client, auth, sett
     n99 = int((frame["mag_u_lsst"] == 99.0).sum())
     assert n99 > 0 and body["summary"]["photometry"]["u_lsst"]["missing"] == n99
 
-    map_id = _train(client, auth, body["id"])
+    map_id = train_map(body["id"], **SMALL)
     m = client.get(f"/v1/maps/{map_id}").json()
     assert m["features"]["feature_names"][-1] == "z_lsst-y_lsst"
-    som = _stored_map(settings.database_url, map_id)
+    som = stored_map(settings.database_url, map_id)
 
     rows = frame.head(40).drop(columns=["redshift"])
     res = client.post(
@@ -173,7 +151,9 @@ def _lephare_text(frame: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def test_mjy_fluxes_with_ks_and_cigale_upper_limits(client, auth, settings, galaxies, tmp_path):
+def test_mjy_fluxes_with_ks_and_cigale_upper_limits(
+    client, auth, settings, galaxies, tmp_path, train_map
+):
     bands = FLUX_BANDS
     table, flux, err = _flux_table(galaxies)
     path = tmp_path / "cosmos2020_like.fits"
@@ -191,7 +171,7 @@ def test_mjy_fluxes_with_ks_and_cigale_upper_limits(client, auth, settings, gala
     expected, _ = flux_to_mag(flux["Ks"], flux_unit="mJy")
     expected[err["Ks"] < 0] = np.nan
     np.testing.assert_allclose(mags[:, bands.index("Ks")], expected, rtol=1e-12)
-    assert _train(client, auth, body["id"]) > 0
+    assert train_map(body["id"], **SMALL) > 0
 
     # The file says mJy: a different flux_unit is refused, naming both (nothing stored).
     other = tmp_path / "other.fits"
@@ -243,14 +223,14 @@ def test_whitespace_ascii_with_a_hash_header_keeps_ids(settings, galaxies, tmp_p
     assert map_id > 0
 
 
-def test_euclid_band_mock_and_band_aliases(client, auth, settings):
+def test_euclid_band_mock_and_band_aliases(client, auth, settings, train_map, stored_map):
     euclid = make_mock(1200, seed=5, nir="euclid")
     r = _upload(client, auth, "photometric", euclid.to_csv(index=False).encode(), "eu.csv")
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["bands"][-3:] == ["YE", "JE", "HE"]
-    map_id = _train(client, auth, body["id"])
-    som = _stored_map(settings.database_url, map_id)
+    map_id = train_map(body["id"], **SMALL)
+    som = stored_map(settings.database_url, map_id)
     # Q1-style names (Y_E ...) are aliases of the same filters.
     rows = euclid.head(20)[["id"] + [c for c in euclid if c.startswith("mag_")]]
     renamed = rows.rename(columns={"mag_YE": "mag_Y_E", "mag_JE": "mag_J_E", "mag_HE": "mag_H_E"})
@@ -262,17 +242,19 @@ def test_euclid_band_mock_and_band_aliases(client, auth, settings):
     assert [x["cell"] for x in res["results"]] == list(som.predict(X))
 
 
-def test_a_magnitude_band_outside_the_colour_bands(client, auth, settings, galaxies):
+def test_a_magnitude_band_outside_the_colour_bands(client, auth, settings, galaxies, train_map):
     r = _upload(client, auth, "photometric", galaxies.to_csv(index=False).encode(), "g.csv")
     assert r.status_code == 201, r.text
-    map_id = _train(client, auth, r.json()["id"], bands=["u", "g", "r"], magnitude_band="i")
+    map_id = train_map(r.json()["id"], **SMALL, bands=["u", "g", "r"], magnitude_band="i")
     m = client.get(f"/v1/maps/{map_id}").json()
     assert m["features"]["feature_names"] == ["u-g", "g-r", "i"]
     assert m["quality"]["n_train"] > 1000
 
 
 @pytest.mark.parametrize("shape", ["lsst.csv", "cosmos2020.fits", "lephare.in", "euclid.parquet"])
-def test_each_shape_ingests_trains_and_assigns_through_the_cli(settings, galaxies, tmp_path, shape):
+def test_each_shape_ingests_trains_and_assigns_through_the_cli(
+    settings, galaxies, tmp_path, shape, stored_map
+):
     path = tmp_path / shape
     if shape == "lsst.csv":
         _lsst(galaxies).to_csv(path, index=False)
@@ -292,7 +274,7 @@ def test_each_shape_ingests_trains_and_assigns_through_the_cli(settings, galaxie
     out = Path(_cli("assign", path, "-m", map_id, "--database-url", url).stdout.strip())
     assigned = read_table(out)
     assert len(assigned) == 1500
-    som = _stored_map(url, map_id)
+    som = stored_map(url, map_id)
     source = read_table(path, text_columns=("id",)) if shape != "lsst.csv" else _lsst(galaxies)
     # the CLI's cells are the library's on the same photometry, cleaned the same way
     X, _ = som.features.transform(_as_feature_table(source, shape))
@@ -366,7 +348,7 @@ def _cleaning_table() -> pd.DataFrame:
 
 
 def test_one_raw_value_means_the_same_in_library_ingest_and_assign(
-    client, auth, settings, tmp_path
+    client, auth, settings, tmp_path, train_map
 ):
     table = _cleaning_table()
     expected = table.pop("expected").tolist()
@@ -403,7 +385,7 @@ def test_one_raw_value_means_the_same_in_library_ingest_and_assign(
     assert ingest == expected
 
     # assign: every row answered; invalid rows carry the reason, others their colours
-    map_id = _train(client, auth, r.json()["id"], n_rows=3, n_cols=3)
+    map_id = train_map(r.json()["id"], **{**SMALL, "n_rows": 3, "n_cols": 3})
     res = client.post(
         f"/v1/maps/{map_id}/assign", content=content, headers={"Content-Type": "text/csv"}
     ).json()["results"]
@@ -418,9 +400,9 @@ def test_one_raw_value_means_the_same_in_library_ingest_and_assign(
     assert assigned == expected
 
 
-def test_assign_answers_row_by_row_the_same_for_one_row_or_many(client, auth, galaxies):
+def test_assign_answers_row_by_row_the_same_for_one_row_or_many(client, auth, galaxies, train_map):
     r = _upload(client, auth, "photometric", galaxies.to_csv(index=False).encode(), "g.csv")
-    map_id = _train(client, auth, r.json()["id"])
+    map_id = train_map(r.json()["id"], **SMALL)
     good = {"id": "a", "mag_g": 22.0, "mag_r": 21.6, "mag_i": 21.3}
     bad = {"id": "b", "mag_g": -4.0, "mag_r": 21.6, "mag_i": 21.3}
     alone = client.post(f"/v1/maps/{map_id}/assign", json={"rows": [bad]})

@@ -8,7 +8,6 @@ against the same computation done independently from the mock and the stored map
 from __future__ import annotations
 
 import io
-import time
 
 import numpy as np
 import pandas as pd
@@ -46,32 +45,12 @@ def _ingest(client, auth, kind, frame, name, **data):
     return r.json()
 
 
-def _wait(client, job_id, timeout=180.0):
-    deadline = time.monotonic() + timeout
-    seen = []
-    while time.monotonic() < deadline:
-        job = client.get(f"/v1/jobs/{job_id}").json()
-        seen.append(job["progress"])
-        if job["status"] in ("succeeded", "failed"):
-            return job, seen
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} did not finish in {timeout} s: {seen[-5:]}")
-
-
-def _stored_map(url: str, map_id: int) -> SOM:
-    engine = make_engine(url)
-    with make_session_factory(engine)() as s:
-        blob = s.get(Map, map_id).weights
-    engine.dispose()
-    return SOM.from_bytes(blob)
-
-
 def _features(som: SOM, frame: pd.DataFrame) -> np.ndarray:
     X, _ = som.features.transform(frame)
     return X
 
 
-def test_full_flow(client, auth, settings, mock):
+def test_full_flow(client, auth, settings, mock, wait_job, stored_map):
     phot = _ingest(client, auth, "photometric", mock, "mock_phot.csv")
     assert phot["n_rows"] == 3000 and phot["assigned_maps"] == []
 
@@ -89,7 +68,7 @@ def test_full_flow(client, auth, settings, mock):
     assert r.status_code == 202, r.text
     map_id, job_id = r.json()["map"]["id"], r.json()["job"]["id"]
     assert r.headers["location"] == f"/v1/jobs/{job_id}"
-    job, progress = _wait(client, job_id)
+    job, progress = wait_job(job_id)
     assert job["status"] == "succeeded", job
     assert progress == sorted(progress) and job["progress"] == 1.0
     m = client.get(f"/v1/maps/{map_id}").json()
@@ -97,7 +76,7 @@ def test_full_flow(client, auth, settings, mock):
     assert m["quality"]["n_train"] == 3000
 
     # Every source is in the cell the stored map gives it.
-    som = _stored_map(settings.database_url, map_id)
+    som = stored_map(settings.database_url, map_id)
     a = som.assign(_features(som, mock), skip_empty=True)
     # Sources outside what the map was trained on are counted apart, in no cell.
     phot_cells = np.where(som.outside_training(a), -1, a.cell)
@@ -262,7 +241,7 @@ def test_full_flow(client, auth, settings, mock):
     assert r.status_code == 422 and "covered" in r.json()["detail"]
 
 
-def test_a_failed_training_leaves_no_partial_map(client, auth, settings, mock):
+def test_a_failed_training_leaves_no_partial_map(client, auth, settings, mock, wait_job):
     flat = mock.copy()
     flat["mag_u"] = flat["mag_g"] + 0.5  # u-g has zero spread: cannot be standardised
     phot = _ingest(client, auth, "photometric", flat, "flat.csv")
@@ -278,7 +257,7 @@ def test_a_failed_training_leaves_no_partial_map(client, auth, settings, mock):
         headers=auth,
     )
     assert r.status_code == 202, r.text
-    job, _ = _wait(client, r.json()["job"]["id"])
+    job, _ = wait_job(r.json()["job"]["id"])
     assert job["status"] == "failed" and "zero spread" in job["error"]
     m = client.get(f"/v1/maps/{r.json()['map']['id']}").json()
     assert m["status"] == "failed" and "zero spread" in m["error"]
@@ -342,7 +321,7 @@ def test_a_job_whose_process_died_is_marked_failed(settings, client):
         assert c.get(f"/v1/maps/{map_id}").json()["status"] == "failed"
 
 
-def test_positional_matches_follow_the_photometry(client, auth, mock):
+def test_positional_matches_follow_the_photometry(client, auth, mock, wait_job):
     """Spectra without photometry live in the cell of their sky neighbour: when that
     neighbour's catalogue goes, so does their coverage, and it returns with it."""
     phot_a = _ingest(client, auth, "photometric", mock.iloc[:1500], "a.csv")
@@ -352,7 +331,7 @@ def test_positional_matches_follow_the_photometry(client, auth, mock):
         json={"catalog_id": phot_a["id"], "n_rows": 6, "n_cols": 6, "n_epochs": 2},
         headers=auth,
     )
-    job, _ = _wait(client, r.json()["job"]["id"])
+    job, _ = wait_job(r.json()["job"]["id"])
     assert job["status"] == "succeeded", job
     map_id = r.json()["map"]["id"]
     pick = mock.iloc[1500:1504]  # sources of catalogue b
@@ -382,7 +361,7 @@ def test_positional_matches_follow_the_photometry(client, auth, mock):
     assert all(c["covered"] and c["n_spec_secure"] >= 1 for c in covered_cells["items"])
 
 
-def test_hexagonal_toroidal_map(client, auth, mock):
+def test_hexagonal_toroidal_map(client, auth, mock, wait_job):
     phot = _ingest(client, auth, "photometric", mock.iloc[:800], "hex.csv")
     r = client.post(
         "/v1/maps",
@@ -397,7 +376,7 @@ def test_hexagonal_toroidal_map(client, auth, mock):
         headers=auth,
     )
     assert r.status_code == 202, r.text
-    job, _ = _wait(client, r.json()["job"]["id"])
+    job, _ = wait_job(r.json()["job"]["id"])
     assert job["status"] == "succeeded", job
     map_id = r.json()["map"]["id"]
     # A torus has no edges: every cell of a hexagonal one has six neighbours.

@@ -31,7 +31,6 @@ from app.core.db import make_engine, make_session_factory
 from app.main import create_app
 from app.models import Map
 from app.plots import PNG_SIGNATURE
-from som import SOM
 from som.calibration import cell_spec_counts
 
 runner = CliRunner()
@@ -44,14 +43,6 @@ def run(*args: str, code: int = 0):
         f"stdout: {result.stdout}\nstderr: {result.stderr}\n{result.exception!r}"
     )
     return result
-
-
-def stored_map(url: str, map_id: int) -> SOM:
-    engine = make_engine(url)
-    with make_session_factory(engine)() as s:
-        blob = s.get(Map, map_id).weights
-    engine.dispose()
-    return SOM.from_bytes(blob)
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +66,7 @@ def test_every_command_has_help():
         assert "Usage" in result.stdout, name
 
 
-def test_whole_flow(clean_db, mock_file, tmp_path):
+def test_whole_flow(clean_db, mock_file, tmp_path, stored_map):
     url = clean_db
     mock = pd.read_parquet(mock_file)
     has_z = mock["z_spec"].notna().to_numpy()

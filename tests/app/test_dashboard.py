@@ -44,37 +44,19 @@ def _ingest(client, auth, kind, frame, name):
     return r.json()
 
 
-def _train(client, auth, catalog_id, **grid) -> int:
-    r = client.post(
-        "/v1/maps",
-        json={"catalog_id": catalog_id, "n_epochs": 3, "random_state": 3, **grid},
-        headers=auth,
-    )
-    assert r.status_code == 202, r.text
-    job_id = r.json()["job"]["id"]
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        job = client.get(f"/v1/jobs/{job_id}").json()
-        if job["status"] in ("succeeded", "failed"):
-            break
-        time.sleep(0.05)
-    assert job["status"] == "succeeded", job
-    return r.json()["map"]["id"]
-
-
-def _ledger(client, auth, mock_catalogue, lattice="rect", n_rows=6, n_cols=9) -> int:
+def _ledger(client, auth, train_map, mock_catalogue, lattice="rect", n_rows=6, n_cols=9) -> int:
     frame = mock_catalogue(500, seed=11, spec_fraction=0.15)
     phot = _ingest(client, auth, "photometric", frame, "phot.csv")
-    map_id = _train(client, auth, phot["id"], n_rows=n_rows, n_cols=n_cols, lattice=lattice)
+    map_id = train_map(phot["id"], random_state=3, n_rows=n_rows, n_cols=n_cols, lattice=lattice)
     _ingest(client, auth, "spectroscopic", frame, "spec.csv")
     return map_id
 
 
 # ----------------------------------------------------------------------------- arrays
 def test_arrays_agree_with_cells_coverage_and_the_stored_map(
-    client, auth, settings, mock_catalogue
+    client, auth, settings, mock_catalogue, train_map
 ):
-    map_id = _ledger(client, auth, mock_catalogue, lattice="hex")
+    map_id = _ledger(client, auth, train_map, mock_catalogue, lattice="hex")
     r = client.get(f"/v1/maps/{map_id}/arrays")
     assert r.status_code == 200, r.text
     d = r.json()
@@ -338,10 +320,12 @@ class _Elements(HTMLParser):
                 self.text[ident] += data
 
 
-def test_dashboard_in_headless_chromium(server, client, auth, mock_catalogue, tmp_path):
+def test_dashboard_in_headless_chromium(server, client, auth, mock_catalogue, tmp_path, train_map):
     chrome = _chromium()
     n_rows, n_cols = 8, 12
-    map_id = _ledger(client, auth, mock_catalogue, lattice="hex", n_rows=n_rows, n_cols=n_cols)
+    map_id = _ledger(
+        client, auth, train_map, mock_catalogue, lattice="hex", n_rows=n_rows, n_cols=n_cols
+    )
     items = client.get(f"/v1/maps/{map_id}/cells?limit=10000").json()["items"]
     gap = max((c for c in items if not c["covered"] and c["n_phot"]), key=lambda c: c["n_phot"])
     covered = max((c for c in items if c["covered"]), key=lambda c: c["n_spec_secure"])

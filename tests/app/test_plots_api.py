@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 
 import numpy as np
 from matplotlib.image import imread
@@ -22,31 +21,15 @@ def _ingest(client, auth, kind, frame, name):
     return r.json()
 
 
-def trained_map(client, auth, frame, *, lattice="rect", n_rows=6, n_cols=8) -> tuple[int, int]:
+def trained_map(
+    client, auth, train_map, frame, *, lattice="rect", n_rows=6, n_cols=8
+) -> tuple[int, int]:
     """(map id, photometric catalogue id) of a small map trained through the API."""
     phot = _ingest(client, auth, "photometric", frame, "phot.csv")
-    r = client.post(
-        "/v1/maps",
-        json={
-            "catalog_id": phot["id"],
-            "n_rows": n_rows,
-            "n_cols": n_cols,
-            "lattice": lattice,
-            "n_epochs": 3,
-            "random_state": 1,
-        },
-        headers=auth,
+    map_id = train_map(
+        phot["id"], n_rows=n_rows, n_cols=n_cols, lattice=lattice, n_epochs=3, random_state=1
     )
-    assert r.status_code == 202, r.text
-    job_id = r.json()["job"]["id"]
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        job = client.get(f"/v1/jobs/{job_id}").json()
-        if job["status"] in ("succeeded", "failed"):
-            break
-        time.sleep(0.05)
-    assert job["status"] == "succeeded", job
-    return r.json()["map"]["id"], phot["id"]
+    return map_id, phot["id"]
 
 
 def png_shape(content: bytes) -> tuple[int, ...]:
@@ -54,9 +37,9 @@ def png_shape(content: bytes) -> tuple[int, ...]:
     return imread(io.BytesIO(content), format="png").shape
 
 
-def test_every_kind_is_a_png_drawn_from_the_current_ledger(client, auth, mock_catalogue):
+def test_every_kind_is_a_png_drawn_from_the_current_ledger(client, auth, mock_catalogue, train_map):
     frame = mock_catalogue(400, seed=3, spec_fraction=0.3)
-    map_id, phot_id = trained_map(client, auth, frame.assign(z_spec=np.nan))
+    map_id, phot_id = trained_map(client, auth, train_map, frame.assign(z_spec=np.nan))
     before = client.get(f"/v1/maps/{map_id}/plots/coverage.png?dpi=60")
     assert before.status_code == 200
     # Without spectra n(z) is undefined, and the answer says why.
@@ -91,9 +74,9 @@ def test_every_kind_is_a_png_drawn_from_the_current_ledger(client, auth, mock_ca
     assert nz.status_code == 200 and nz.content != images["nz"]
 
 
-def test_unknown_maps_kinds_and_bad_parameters(client, auth, mock_catalogue):
+def test_unknown_maps_kinds_and_bad_parameters(client, auth, mock_catalogue, train_map):
     frame = mock_catalogue(200, seed=5, spec_fraction=0.4)
-    map_id, _ = trained_map(client, auth, frame, lattice="hex", n_rows=4, n_cols=6)
+    map_id, _ = trained_map(client, auth, train_map, frame, lattice="hex", n_rows=4, n_cols=6)
     assert client.get(f"/v1/maps/{map_id}/plots/umatrix.png").status_code == 200
     r = client.get(f"/v1/maps/{map_id + 1}/plots/redshift.png")
     assert r.status_code == 404 and f"map {map_id + 1} not found" in r.json()["detail"]
