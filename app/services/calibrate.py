@@ -437,10 +437,12 @@ def targets(
             "SELECT s.id, s.catalogue_id, s.source_id, s.ra, s.dec, a.cell, a.distance, s.mags "
             "FROM assignments a JOIN sources s ON s.id = a.object_id "
             "AND s.catalogue_id = a.catalogue_id JOIN cells c ON c.map_id = a.map_id "
-            "AND c.cell = a.cell WHERE a.map_id = :m AND c.covered = :f"
+            "AND c.cell = a.cell WHERE a.map_id = :m AND c.covered = :f AND a.outside = :f"
         ),
         {"m": m.id, "f": False},
     ).all()
+    # A galaxy outside what the map was trained on does not stand for its cell: its
+    # spectrum would not calibrate the cell, so it is never a target (it is counted apart).
     names = ["id", "catalogue_id", "source_id", "ra", "dec", "cell", "distance"]
     cand = pd.DataFrame.from_records([tuple(r)[:7] for r in rows], columns=names)
     for c in names:

@@ -121,6 +121,13 @@ def test_full_flow(client, auth, settings, mock, wait_job, stored_map):
     assert gaps["n_galaxies_in_gaps"] == n_phot[~expected_cov].sum()
 
     # Targets: in gaps, the most populated gap first, closest source to the weights first.
+    # every candidate in an uncovered cell, and none outside the training set
+    every = client.get(f"/v1/maps/{map_id}/targets?budget=100000&per_cell=1000").json()
+    flagged = set(mock["id"].astype(str)[som.outside_training(a)])
+    assert flagged and every["n_outside_training"] == len(flagged)
+    assert not flagged & {x["source_id"] for x in every["targets"]}
+    in_gaps = (phot_cells >= 0) & ~expected_cov[np.maximum(phot_cells, 0)]
+    assert every["n_targets"] == int(in_gaps.sum())
     t = client.get(f"/v1/maps/{map_id}/targets?budget=8&mag_band=i").json()
     assert t["n_targets"] == 8
     assert [x["cell"] for x in t["targets"]] == gap_cells[:8]

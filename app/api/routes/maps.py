@@ -419,6 +419,7 @@ def targets(
         {
             "map_id": m.id,
             "n_targets": len(frame),
+            "n_outside_training": map_service.n_outside(session, m.id, "photometric"),
             "params": params,
             "targets": calibrate.target_records(frame),
         }
