@@ -809,6 +809,10 @@ def train(
     magnitude_band: Annotated[
         str | None, typer.Option(help="Add this band's magnitude as a feature.")
     ] = None,
+    colours: Annotated[
+        str | None,
+        typer.Option(help="Colours instead of adjacent bands', e.g. u-g,g-i,i-Ks."),
+    ] = None,
     distance: Annotated[
         Distance, typer.Option(help="chi2 weights each colour by its error.")
     ] = Distance.euclidean,
@@ -834,6 +838,7 @@ def train(
         n_epochs=epochs,
         bands=[b.strip() for b in bands.split(",") if b.strip()] if bands else None,
         magnitude_band=magnitude_band,
+        colours=[c.strip() for c in colours.split(",") if c.strip()] if colours else None,
         distance=distance.value,
         random_state=seed,
         name=name,

@@ -252,6 +252,12 @@ class TrainMapIn(BaseModel):
         "catalogue has), in any order; wavelength order is used.",
     )
     magnitude_band: Band | None = Field(None, description="Also use this band's magnitude.")
+    colours: list[Annotated[str, Field(min_length=3, max_length=65)]] | None = Field(
+        None,
+        max_length=50,
+        description="Colours to use instead of those of adjacent bands, as 'a-b' of the "
+        "catalogue's bands, e.g. ['u-g', 'g-i', 'i-Ks']; the bands follow from them.",
+    )
     distance: Literal["euclidean", "chi2"] = "euclidean"
     random_state: int | None = Field(0, ge=0, le=2**32 - 1)
     name: str | None = Field(None, max_length=255)
@@ -376,8 +382,9 @@ class AssignItem(BaseModel):
     zphot_nmad: float | None
     zspec_median: float | None
     zspec_fallback: bool = Field(
-        False, description="The cell has no secure spectrum: zspec_median is the nearest "
-        "labelled cell's (zspec_cell) on the map."
+        False,
+        description="The cell has no secure spectrum: zspec_median is the nearest "
+        "labelled cell's (zspec_cell) on the map.",
     )
     zspec_cell: int | None = None
     pz_phot: list[float] | None = None

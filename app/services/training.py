@@ -24,7 +24,7 @@ from app.services.jobs import JobContext, JobRunner
 from app.services.ledger import ledger_transaction
 from som import SOM, SOMError
 from som.bands import REGISTRY, BandError
-from som.photometry import ColourFeatures, PhotometryError
+from som.photometry import ColourFeatures, PhotometryError, parse_colour
 
 log = logging.getLogger("somcal.training")
 
@@ -43,6 +43,7 @@ class TrainingRequest:
     n_epochs: int = SOM_DEFAULTS["n_epochs"]
     bands: list[str] | None = None
     magnitude_band: str | None = None
+    colours: list[str] | None = None  # "a-b": instead of the adjacent bands' colours
     distance: str = "euclidean"
     random_state: int | None = 0
     name: str | None = None
@@ -79,8 +80,19 @@ def create_training(
         )
     measured = measured_bands(cat)
     errors: list[RowError] = []
+    colours: list[tuple[str, str]] | None = None
+    if req.colours:
+        colours = []
+        for text in req.colours:
+            try:
+                colours.append(parse_colour(str(text), cat.bands))
+            except ValueError as exc:
+                errors.append(RowError(None, "colours", None, str(exc)))
     bands: list[str] = []
-    for b in req.bands or measured:
+    wanted = req.bands or (
+        [b for b in cat.bands if any(b in c for c in colours)] if colours else measured
+    )
+    for b in wanted:
         try:
             name = REGISTRY.canonical(b) if b not in cat.bands else b
         except BandError as exc:
@@ -106,6 +118,14 @@ def create_training(
         errors.append(RowError(None, "bands", None, "bands repeat"))
     if len(bands) < 2:
         errors.append(RowError(None, "bands", None, "need at least two bands for a colour"))
+    if colours:
+        if len(set(colours)) != len(colours):
+            errors.append(RowError(None, "colours", None, "colours repeat"))
+        outside = sorted({b for c in colours for b in c} - set(bands))
+        if outside:
+            errors.append(
+                RowError(None, "colours", None, f"colour band(s) {outside} not among the bands")
+            )
     if req.magnitude_band is not None and req.magnitude_band not in measured:
         errors.append(
             RowError(None, "magnitude_band", None, f"band {req.magnitude_band!r} not available")
@@ -135,7 +155,7 @@ def create_training(
             "n_cells": req.n_rows * req.n_cols,
             "z_edges": _z_edges(req.z_max, req.z_bin_width),
         },
-        features={"bands": bands, "magnitude_band": req.magnitude_band},
+        features={"bands": bands, "magnitude_band": req.magnitude_band, "colours": req.colours},
         params={
             "catalog_id": cat.id,
             "n_epochs": req.n_epochs,
@@ -143,6 +163,7 @@ def create_training(
             "distance": req.distance,
             "bands": bands,
             "magnitude_band": req.magnitude_band,
+            "colours": [f"{a}-{b}" for a, b in colours] if colours else None,
         },
         min_secure=req.min_secure or default_min_secure,
         training_catalogue_id=cat.id,
@@ -173,6 +194,7 @@ def run_training(factory: sessionmaker[Session], map_id: int, match_radius_arcse
             bands=bands,
             error_template="magerr_{band}" if use_errors else None,
             magnitude_band=params.get("magnitude_band"),
+            colours=params.get("colours"),
             # The rows were checked when they were ingested; a map applied to new rows
             # cleans them on the way in (ingest, assign), not again here.
             check=False,

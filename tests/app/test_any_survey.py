@@ -291,6 +291,26 @@ def _as_feature_table(source: pd.DataFrame, shape: str) -> pd.DataFrame:
     return out
 
 
+def test_a_colour_list_instead_of_adjacent_bands(
+    client, auth, settings, galaxies, train_map, stored_map
+):
+    r = _upload(client, auth, "photometric", galaxies.to_csv(index=False).encode(), "g.csv")
+    cat = r.json()["id"]
+    map_id = train_map(cat, **SMALL, colours=["u-g", "g-i", "i-H"])
+    m = client.get(f"/v1/maps/{map_id}").json()
+    assert m["features"]["feature_names"] == ["u-g", "g-i", "i-H"]
+    assert m["features"]["bands"] == ["u", "g", "i", "H"]
+    som = stored_map(settings.database_url, map_id)
+    rows = galaxies.head(30)
+    res = client.post(
+        f"/v1/maps/{map_id}/assign", json={"rows": json.loads(rows.to_json(orient="records"))}
+    ).json()
+    X, _ = som.features.transform(rows)
+    assert [x["cell"] for x in res["results"]] == list(som.assign(X, skip_empty=True).cell)
+    bad = client.post("/v1/maps", json={"catalog_id": cat, "colours": ["g-q"]}, headers=auth)
+    assert bad.status_code == 422 and "g-q" in bad.text
+
+
 # ----------------------------------------------------------------------------- one cleaning path
 # raw text in a magnitude column (error 0.1) -> outcome, the same in library, ingest, assign
 RAW_MAGNITUDES = {

@@ -15,15 +15,40 @@ def test_case_matters_and_lsst_y_is_not_vista_y():
 
 
 def test_built_ins_cover_the_surveys_a_calibration_team_meets():
-    for name in ["u", "g", "r", "i", "z", "y", "Y", "J", "H", "Ks", "Z", "VIS", "YE", "JE",
-                 "HE", "u_lsst", "y_lsst", "g_des", "Y_des", "u_kids", "i_kids"]:
+    for name in [
+        "u",
+        "g",
+        "r",
+        "i",
+        "z",
+        "y",
+        "Y",
+        "J",
+        "H",
+        "Ks",
+        "Z",
+        "VIS",
+        "YE",
+        "JE",
+        "HE",
+        "u_lsst",
+        "y_lsst",
+        "g_des",
+        "Y_des",
+        "u_kids",
+        "i_kids",
+    ]:
         assert name in REGISTRY
     assert REGISTRY.canonical("IE") == "VIS" and REGISTRY.canonical("Y_E") == "YE"
 
 
 def test_resolve_orders_by_wavelength_and_refuses_one_filter_twice():
     assert REGISTRY.ordered_names(["Ks", "u", "IE", "y_lsst", "J"]) == [
-        "u", "VIS", "y_lsst", "J", "Ks"
+        "u",
+        "VIS",
+        "y_lsst",
+        "J",
+        "Ks",
     ]
     with pytest.raises(BandError, match="same filter"):
         REGISTRY.resolve(["VIS", "IE"])

@@ -531,3 +531,21 @@ def test_byte_strings_are_parsed():
         table
     )
     np.testing.assert_array_equal(X[:, 0], [1.0, 1.0, np.nan])
+
+
+def test_a_colour_list_instead_of_adjacent_bands():
+    df = small_mags()
+    cf = ColourFeatures(bands=("u", "g", "r"), normalise=None, colours=["u-r", ("g", "r")])
+    X, E = cf.fit_transform(df)
+    assert cf.feature_names_ == ["u-r", "g-r"]
+    ok = np.isfinite(X[:, 0])
+    assert ok.sum() >= 2  # small_mags' sentinel rows leave the colour missing, nothing else
+    np.testing.assert_allclose(X[ok, 0], (df["mag_u"] - df["mag_r"])[ok])
+    np.testing.assert_allclose(E[ok, 0], np.hypot(df["magerr_u"], df["magerr_r"])[ok])
+    again = ColourFeatures.from_dict(cf.to_dict())
+    np.testing.assert_array_equal(again.transform(df)[0], X)
+    # names with a '-' split where both sides are bands; unknown or repeated colours refused
+    assert ColourFeatures(bands=("NB-1", "r"), colours=["NB-1-r"]).colours == (("NB-1", "r"),)
+    for bad in (["u-z"], ["u-u"], ["u-g", "u-g"], []):
+        with pytest.raises(ValueError):
+            ColourFeatures(bands=("u", "g", "r"), colours=bad)
