@@ -29,6 +29,7 @@ from . import kernels
 from .grid import Grid
 from .trust import DEFAULT_MAX_PERCENTILE, DistanceDistribution, default_min_features
 from .trust import outside_training as _outside_training
+from .vocabulary import Distance, Init, Method, Neighbourhood, Schedule, choices
 
 FORMAT_NAME = "somcal-map"
 FORMAT_VERSION = 1
@@ -174,14 +175,14 @@ class SOM:
 
     # ------------------------------------------------------------------ settings
     def _check_params(self) -> None:
-        choices = {
-            "neighbourhood": ("gaussian", "bubble"),
-            "init": ("pca", "random"),
-            "method": ("batch", "online"),
-            "schedule": ("exponential", "linear"),
-            "distance": ("euclidean", "chi2"),
+        allowed_values = {
+            "neighbourhood": choices(Neighbourhood),
+            "init": choices(Init),
+            "method": choices(Method),
+            "schedule": choices(Schedule),
+            "distance": choices(Distance),
         }
-        for name, allowed in choices.items():
+        for name, allowed in allowed_values.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if np.dtype(self.dtype) not in (np.float32, np.float64):

@@ -20,7 +20,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-LATTICES = ("rect", "hex")
+from .vocabulary import Lattice, choices
+
+LATTICES = choices(Lattice)
 ROW_SPACING = {"rect": 1.0, "hex": float(np.sqrt(3.0) / 2.0)}
 
 

@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .vocabulary import NegativeError, choices
+
 __all__ = [
     "AB_ZEROPOINT_JY",
     "ColourFeatures",
@@ -425,7 +427,7 @@ _FILL_ABS = 1e20
 #: Text that means "no value" in a numeric column (case-insensitive, stripped).
 BLANK_TEXT = frozenset({"", "nan", "+nan", "-nan", "null", "none", "na", "n/a", "--", "-", "?"})
 
-NEGATIVE_ERROR_POLICIES = ("limit", "invalid")
+NEGATIVE_ERROR_POLICIES = choices(NegativeError)
 
 
 def parse_numbers(raw: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,150 @@
+"""The words somcal accepts, declared once.
+
+Every choice a user can make by name (a lattice, a distance, a plot, a table format …) is
+an enum here. The library validates against these; the service's pydantic models, the CLI's
+option choices and the database's check constraints are derived from them, so adding a
+choice in one place adds it everywhere and a choice cannot be spelled differently in two
+layers. They are ``StrEnum`` so that a member *is* its string: ``Lattice.hex == "hex"``, and
+plain strings keep working wherever an enum is expected.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = [
+    "CatalogueKind",
+    "Distance",
+    "Init",
+    "JobStatus",
+    "Lattice",
+    "MapStatus",
+    "Method",
+    "NegativeError",
+    "Neighbourhood",
+    "NirPreset",
+    "OnInvalid",
+    "PlotKind",
+    "RedshiftSource",
+    "Schedule",
+    "TableFormat",
+    "choices",
+]
+
+
+class Lattice(StrEnum):
+    """Cell layout: ``hex`` (odd rows shifted by half a cell, six neighbours) or ``rect``."""
+
+    rect = "rect"
+    hex = "hex"
+
+
+class Neighbourhood(StrEnum):
+    """Neighbourhood function: ``gaussian`` (truncated at 4 σ) or ``bubble`` (1 within σ)."""
+
+    gaussian = "gaussian"
+    bubble = "bubble"
+
+
+class Init(StrEnum):
+    """Initial weights: plane of the two leading principal components, or random rows."""
+
+    pca = "pca"
+    random = "random"
+
+
+class Method(StrEnum):
+    """Training algorithm: the Kohonen batch map (no learning rate) or online updates."""
+
+    batch = "batch"
+    online = "online"
+
+
+class Schedule(StrEnum):
+    """How σ (and the online learning rate) decay over the epochs."""
+
+    exponential = "exponential"
+    linear = "linear"
+
+
+class Distance(StrEnum):
+    """Best-matching-cell metric: plain Euclidean, or χ² weighting each feature by 1/error²."""
+
+    euclidean = "euclidean"
+    chi2 = "chi2"
+
+
+class NegativeError(StrEnum):
+    """What a negative photometric error means: an upper limit (CIGALE/LePhare) or a fault."""
+
+    limit = "limit"
+    invalid = "invalid"
+
+
+class OnInvalid(StrEnum):
+    """What to do with a row whose photometry cannot be used: refuse the input, or skip it."""
+
+    reject = "reject"
+    skip = "skip"
+
+
+class CatalogueKind(StrEnum):
+    photometric = "photometric"
+    spectroscopic = "spectroscopic"
+
+
+class RedshiftSource(StrEnum):
+    """Which redshifts colour a cell: photometric (the deep catalogue's) or spectroscopic."""
+
+    phot = "phot"
+    spec = "spec"
+
+
+class PlotKind(StrEnum):
+    """The figures of a trained map (``overview`` is the four-panel summary)."""
+
+    redshift = "redshift"
+    dispersion = "dispersion"
+    occupation = "occupation"
+    coverage = "coverage"
+    umatrix = "umatrix"
+    overview = "overview"
+    nz = "nz"
+
+
+class TableFormat(StrEnum):
+    """Table formats read and written (see :mod:`som.tables` for endings and detection)."""
+
+    fits = "fits"
+    parquet = "parquet"
+    csv = "csv"
+    ecsv = "ecsv"
+    votable = "votable"
+    hdf5 = "hdf5"
+    ascii = "ascii"
+
+
+class NirPreset(StrEnum):
+    """Near-infrared bands of the bundled mock: UltraVISTA (Y J H) or Euclid (YE JE HE)."""
+
+    ultravista = "ultravista"
+    euclid = "euclid"
+
+
+class JobStatus(StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+
+
+class MapStatus(StrEnum):
+    queued = "queued"
+    training = "training"
+    ready = "ready"
+    failed = "failed"
+
+
+def choices(enum: type[StrEnum]) -> tuple[str, ...]:
+    """The plain string values of ``enum``, in declaration order (for messages and checks)."""
+    return tuple(member.value for member in enum)
