@@ -8,8 +8,17 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from som import SOM
+from som.vocabulary import (
+    CatalogueKind,
+    Distance,
+    JobStatus,
+    Lattice,
+    MapStatus,
+    NegativeError,
+    OnInvalid,
+    TableFormat,
+)
 
-CatalogueKind = Literal["photometric", "spectroscopic"]
 _SOM_DEFAULTS = SOM.default_params()
 
 
@@ -102,17 +111,17 @@ class IngestOptions(BaseModel):
         "/v1/bands) or a declared one; band names are case-sensitive (LSST y is not VISTA Y).",
     )
     secure_rule: SecureRule | None = None
-    on_invalid: Literal["reject", "skip"] = "reject"
+    on_invalid: OnInvalid = OnInvalid.reject
     skip_missing_redshift: bool | None = None
-    format: Literal["fits", "parquet", "csv", "ecsv", "votable", "hdf5", "ascii"] | None = None
+    format: TableFormat | None = None
     flux_unit: str | None = Field(
         None,
         max_length=32,
         description="Unit of flux_<band> columns (nJy, uJy, mJy, Jy, nanomaggy) when the file's "
         "column metadata does not say.",
     )
-    negative_error: Literal["limit", "invalid"] = Field(
-        "limit",
+    negative_error: NegativeError = Field(
+        NegativeError.limit,
         description="A negative error on a measured value: an upper limit (CIGALE/LePhare), "
         "i.e. a non-detection, or an invalid row.",
     )
@@ -203,7 +212,7 @@ class JobOut(BaseModel):
 
     id: int
     kind: str
-    status: Literal["queued", "running", "succeeded", "failed"]
+    status: JobStatus
     progress: float = Field(..., ge=0, le=1)
     message: str | None
     error: str | None
@@ -241,8 +250,8 @@ class TrainMapIn(BaseModel):
     catalog_id: int = Field(..., ge=1, le=2**31 - 1, description="Photometric catalogue.")
     n_rows: int = Field(20, ge=1, le=500)
     n_cols: int = Field(20, ge=1, le=500)
-    lattice: Literal["rect", "hex"] = Field(
-        _SOM_DEFAULTS["lattice"], description="Default: the library's (validated) default."
+    lattice: Lattice = Field(
+        Lattice(_SOM_DEFAULTS["lattice"]), description="Default: the library's (validated) default."
     )
     periodic: bool = False
     n_epochs: int = Field(_SOM_DEFAULTS["n_epochs"], ge=1, le=500)
@@ -258,7 +267,7 @@ class TrainMapIn(BaseModel):
         description="Colours to use instead of those of adjacent bands, as 'a-b' of the "
         "catalogue's bands, e.g. ['u-g', 'g-i', 'i-Ks']; the bands follow from them.",
     )
-    distance: Literal["euclidean", "chi2"] = "euclidean"
+    distance: Distance = Distance.euclidean
     random_state: int | None = Field(0, ge=0, le=2**32 - 1)
     name: str | None = Field(None, max_length=255)
     z_max: float = Field(6.0, gt=0, le=20, description="Upper edge of the p(z) histograms.")
@@ -288,10 +297,10 @@ class MapOut(BaseModel):
 
     id: int
     name: str
-    status: Literal["queued", "training", "ready", "failed"]
+    status: MapStatus
     n_rows: int
     n_cols: int
-    lattice: str
+    lattice: Lattice
     periodic: bool
     grid: dict[str, Any]
     features: dict[str, Any] | None
@@ -325,13 +334,13 @@ class AssignIn(BaseModel):
     include_pz: bool = False
     preset: str | None = None
     mapping: dict[str, str | None] | None = None
-    on_invalid: Literal["skip", "reject"] = Field(
-        "skip",
+    on_invalid: OnInvalid = Field(
+        OnInvalid.skip,
         description="skip: valid rows are answered and each invalid row carries a reason; "
         "reject: any invalid row refuses the request (422).",
     )
     flux_unit: str | None = Field(None, max_length=32, description="Unit of flux_<band> fields.")
-    negative_error: Literal["limit", "invalid"] = "limit"
+    negative_error: NegativeError = NegativeError.limit
     bands: list[DeclaredBand] | None = Field(None, max_length=100)
 
     model_config = ConfigDict(

@@ -72,17 +72,22 @@ def _density(counts: list[int] | None, widths: np.ndarray) -> list[float] | None
 
 
 def map_mag_band(m: Map, requested: str | None) -> str:
+    """The band of a magnitude cut or breakdown: one of the map's own bands (the map's
+    ``i`` or its reddest band when none is asked for); a registry alias of one of them
+    (e.g. a survey-qualified name) is accepted."""
     bands = map_service.map_bands(m)
     if requested is None:
         return "i" if "i" in bands else bands[-1]
     if requested in bands:
         return requested
     try:
-        return REGISTRY.canonical(requested)
-    except BandError as exc:
-        raise InvalidInputError(
-            str(exc), [RowError(None, "mag_band", None, "unknown band")]
-        ) from exc
+        canonical = REGISTRY.canonical(requested)
+    except BandError:
+        canonical = None
+    if canonical in bands:
+        return canonical
+    reason = f"band {requested!r} is not one of map {m.id}'s bands: {', '.join(bands)}"
+    raise InvalidInputError(reason, [RowError(None, "mag_band", None, reason)])
 
 
 # ----------------------------------------------------------------------------- assign

@@ -24,9 +24,10 @@ from app.models import Map
 from app.services import calibrate
 from app.services import maps as map_service
 from app.services.errors import InvalidInputError, NotFoundError, RowError
+from som.vocabulary import PlotKind, RedshiftSource, choices
 
-PLOT_KINDS = ("redshift", "dispersion", "occupation", "coverage", "umatrix", "overview", "nz")
-Z_SOURCES = ("phot", "spec")
+PLOT_KINDS = choices(PlotKind)
+Z_SOURCES = choices(RedshiftSource)
 # Tomographic bins in photo-z when none are asked for: four bins over the range where the
 # mock (and COSMOS-depth data) holds most galaxies.
 DEFAULT_TOMO_EDGES = (0.2, 0.5, 0.8, 1.2, 2.0)

@@ -30,6 +30,7 @@ from app.models import Map
 from app.schemas import (
     AssignIn,
     AssignOut,
+    Band,
     CellDetail,
     CellList,
     CoverageOut,
@@ -52,6 +53,7 @@ from app.services import maps as map_service
 from app.services.errors import ConflictError, InvalidInputError, RowError
 from app.services.jobs import get_job
 from app.services.tables import TableFile, detect_format
+from som.vocabulary import MapStatus, OnInvalid
 
 router = APIRouter(prefix="/v1/maps", tags=["maps"])
 
@@ -92,8 +94,7 @@ def train_map(
     jobs: JobsDep,
     _key: ApiKeyDep,
 ) -> TrainAccepted:
-    req = training.TrainingRequest(**body.model_dump())
-    m, job_id = training.create_training(session, jobs, req, settings.coverage_min_secure)
+    m, job_id = training.create_training(session, jobs, body, settings.coverage_min_secure)
     session.commit()
     jobs.start(
         job_id,
@@ -109,7 +110,7 @@ def train_map(
 def list_maps(
     session: SessionDep,
     _auth: ReadDep,
-    status: Literal["queued", "training", "ready", "failed"] | None = None,
+    status: MapStatus | None = None,
 ) -> MapList:
     query = select(Map).order_by(Map.id)
     if status:
@@ -188,7 +189,7 @@ async def assign(
     _auth: ReadDep,
     include_pz: bool = False,
     format: Literal["json", "csv"] = "json",
-    on_invalid: Literal["skip", "reject"] = "skip",
+    on_invalid: OnInvalid = OnInvalid.skip,
     flux_unit: Annotated[str | None, Query(max_length=32)] = None,
 ):
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -340,9 +341,9 @@ def coverage(
     map_id: IdPath,
     session: SessionDep,
     _auth: ReadDep,
-    mag_band: Literal["u", "g", "r", "i", "z", "Y", "J", "H"] | None = Query(
-        None, description="Break the coverage down by this band's magnitude."
-    ),
+    mag_band: Annotated[
+        Band | None, Query(description="Break the coverage down by this band (one of the map's).")
+    ] = None,
     mag_bins: str | None = Query(None, description="Number of bins or comma-separated edges."),
     z_bins: str | None = Query(None, description="Break down by photo-z: bins or edges."),
 ):
@@ -390,7 +391,9 @@ def targets(
     _auth: ReadDep,
     budget: Annotated[int | None, Query(ge=0, le=10_000_000)] = None,
     budget_hours: Annotated[float | None, Query(ge=0, le=1e6)] = None,
-    mag_band: Literal["u", "g", "r", "i", "z", "Y", "J", "H"] | None = None,
+    mag_band: Annotated[
+        Band | None, Query(description="Band of the magnitude limit (one of the map's).")
+    ] = None,
     mag_limit: Annotated[float | None, Query(ge=-10, le=50)] = None,
     per_cell: Annotated[int, Query(ge=1, le=1000)] = 1,
     format: Literal["json", "csv", "fits"] = "json",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
@@ -10,10 +10,9 @@ from app.api.deps import IdPath, ReadDep, SessionDep
 from app.schemas import ErrorResponse
 from app.services import figures
 from app.services import maps as map_service
+from som.vocabulary import PlotKind, RedshiftSource
 
 router = APIRouter(prefix="/v1/maps", tags=["maps"])
-
-PlotKind = Literal["redshift", "dispersion", "occupation", "coverage", "umatrix", "overview", "nz"]
 
 
 @router.get(
@@ -43,9 +42,9 @@ def map_plot(
     session: SessionDep,
     _auth: ReadDep,
     z_source: Annotated[
-        Literal["phot", "spec"],
+        RedshiftSource,
         Query(description="Redshifts colouring the redshift/dispersion maps."),
-    ] = "phot",
+    ] = RedshiftSource.phot,
     tomo_bins: Annotated[
         str | None,
         Query(
