@@ -272,10 +272,10 @@ def _ready_map(session: Session, map_id: int | None) -> Map:
     from sqlalchemy import select
 
     from app.models import Map
-    from app.services import maps as map_service
+    from app.services import map_store
 
     if map_id is not None:
-        m = map_service.get_map(session, map_id)
+        m = map_store.get_map(session, map_id)
     else:
         m = session.scalars(
             select(Map).where(Map.status == "ready").order_by(Map.id.desc()).limit(1)
@@ -286,7 +286,7 @@ def _ready_map(session: Session, map_id: int | None) -> Map:
                 "(see `somcal maps` and `somcal catalogs`)",
                 EXIT_NOT_FOUND,
             )
-    map_service.require_ready(m)
+    map_store.require_ready(m)
     return m
 
 
@@ -1030,7 +1030,7 @@ def _assign_on_dask(
     import numpy as np
     import pandas as pd
 
-    from app.services import maps as map_service
+    from app.services import ledger, map_store
     from som.distributed import PartitionError, assign_parquet
 
     if not input_path.exists():
@@ -1039,8 +1039,8 @@ def _assign_on_dask(
     settings = _settings(database_url)
     with _database(settings) as factory, factory() as session, _user_errors():
         m = _ready_map(session, map_id)
-        som = map_service.SOM_CACHE.get(m)
-        arrays = map_service.cell_arrays(session, m)
+        som = map_store.SOM_CACHE.get(m)
+        arrays = ledger.cell_arrays(session, m)
         stats = pd.DataFrame(
             {f"{prefix}_{name}": np.asarray(arrays[src]) for name, src in ASSIGN_STATS}
         )

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Map, Target, TargetList
 from app.services import ingest as ingest_service
-from app.services import maps as map_service
+from app.services import ledger, map_store, phot_store
 from app.services.errors import (
     BadRequestError,
     InvalidInputError,
@@ -75,7 +75,7 @@ def map_mag_band(m: Map, requested: str | None) -> str:
     """The band of a magnitude cut or breakdown: one of the map's own bands (the map's
     ``i`` or its reddest band when none is asked for); a registry alias of one of them
     (e.g. a survey-qualified name) is accepted."""
-    bands = map_service.map_bands(m)
+    bands = map_store.map_bands(m)
     if requested is None:
         return "i" if "i" in bands else bands[-1]
     if requested in bands:
@@ -190,13 +190,13 @@ def assign_rows(
 ) -> AssignOutput:
     if len(rows) > max_rows:
         raise TooLargeError(f"{len(rows)} rows to assign; the limit is {max_rows} per request")
-    som = map_service.SOM_CACHE.get(m)
-    trusted = map_service.assign_trusted(som, rows)
+    som = map_store.SOM_CACHE.get(m)
+    trusted = ledger.assign_trusted(som, rows)
     cells, dist = trusted.cell, trusted.distance
     invalid = rows["reason"].notna().to_numpy() if "reason" in rows else np.zeros(len(rows), bool)
     cells = np.where(invalid, -1, cells)
     ok = cells >= 0
-    stats = map_service.cell_arrays(session, m)
+    stats = ledger.cell_arrays(session, m)
     safe = np.where(ok, cells, 0)
 
     def pick(name: str) -> np.ndarray:
@@ -223,7 +223,7 @@ def assign_rows(
         }
     )
     # A cell with no secure spectrum takes the nearest labelled cell's redshift, flagged.
-    filled = map_service.zspec_fallback(session, m, som)
+    filled = ledger.zspec_fallback(session, m, som)
     out["zspec_median"] = np.where(ok, filled.values[safe], np.nan)
     out["zspec_fallback"] = ok & filled.fallback[safe]
     out["zspec_cell"] = np.where(ok, filled.source[safe], -1).astype(np.int64)
@@ -233,8 +233,8 @@ def assign_rows(
     )
     edges = None
     if include_pz:
-        widths = np.diff(map_service.z_edges(m))
-        stored = map_service.cell_pz(session, m, cells)
+        widths = np.diff(map_store.z_edges(m))
+        stored = ledger.cell_pz(session, m, cells)
         dens = {c: (_density(p, widths), _density(s, widths)) for c, (p, s) in stored.items()}
         out["pz_phot"] = [dens[c][0] if c >= 0 else None for c in cells]
         out["pz_spec"] = [dens[c][1] if c >= 0 else None for c in cells]
@@ -275,15 +275,15 @@ def cell_detail(session: Session, m: Map, cell: int, max_spectra: int = 100) -> 
     n_cells = m.n_rows * m.n_cols
     if not 0 <= cell < n_cells:
         raise NotFoundError(f"cell {cell} not in map {m.id} (cells 0..{n_cells - 1})")
-    som = map_service.SOM_CACHE.get(m)
+    som = map_store.SOM_CACHE.get(m)
     # Scalars of every cell (for the neighbours) but the p(z) of this one only: parsing
     # the histograms of all cells cost two thirds of the request.
-    stats = map_service.cells_frame(session, m.id)
+    stats = ledger.cells_frame(session, m.id)
     row = stats.loc[cell]
-    pz_phot, pz_spec = map_service.cell_pz(session, m, np.asarray([cell])).get(cell, (None, None))
+    pz_phot, pz_spec = ledger.cell_pz(session, m, np.asarray([cell])).get(cell, (None, None))
     features = som.features
     raw = features.inverse_transform(som.weights_[cell])
-    widths = np.diff(map_service.z_edges(m))
+    widths = np.diff(map_store.z_edges(m))
     neighbours = [int(c) for c in som.neighbours(cell)]
     spectra = session.execute(
         text(
@@ -335,7 +335,7 @@ def cell_detail(session: Session, m: Map, cell: int, max_spectra: int = 100) -> 
 def coverage(
     session: Session, m: Map, mag_band: str | None, mag_bins: Any, z_bins: Any
 ) -> dict[str, Any]:
-    stats = map_service.cells_frame(session, m.id)
+    stats = ledger.cells_frame(session, m.id)
     covered = stats["covered"].to_numpy()
     n_cells = len(stats)
     if mag_band is None and z_bins is None:
@@ -358,9 +358,9 @@ def coverage(
             ),
             {"m": m.id, "f": False},
         ).all()
-        arr = map_service.float_rows([r[:3] for r in rows], 3)
+        arr = phot_store.float_rows([r[:3] for r in rows], 3)
         if band:
-            arr[:, 2] = map_service.mags_by_catalogue(
+            arr[:, 2] = phot_store.mags_by_catalogue(
                 session, arr[:, 2], [r[3] for r in rows], [band]
             )[:, 0]
         try:
@@ -374,9 +374,9 @@ def coverage(
             )
         except ValueError as exc:
             raise InvalidInputError(str(exc)) from exc
-    n_sources = map_service.count_sources(session)
+    n_sources = ledger.count_sources(session)
     out = summary.to_dict()
-    n_outside = map_service.n_outside(session, m.id, "photometric")
+    n_outside = ledger.n_outside(session, m.id, "photometric")
     out["n_outside_training"] = n_outside
     out["n_unassigned"] = max(n_sources - out["n_galaxies"] - n_outside, 0)
     return {
@@ -387,7 +387,7 @@ def coverage(
         "n_spectra_secure": int(stats["n_spec_secure"].sum()),
         # Counted apart: never in a covered cell's numbers, nor in the fractions above.
         "n_outside_training": n_outside,
-        "n_spectra_outside_training": map_service.n_outside(session, m.id, "spectroscopic"),
+        "n_spectra_outside_training": ledger.n_outside(session, m.id, "spectroscopic"),
         "cells": {
             "n_cells": n_cells,
             "covered": [bool(c) for c in covered],
@@ -398,7 +398,7 @@ def coverage(
 
 
 def gaps(session: Session, m: Map, limit: int, offset: int) -> dict[str, Any]:
-    stats = map_service.cells_frame(session, m.id)
+    stats = ledger.cells_frame(session, m.id)
     n_phot = stats["n_phot"].to_numpy()
     occupied = np.flatnonzero(n_phot > 0)
     frame = cal.gaps(
@@ -413,7 +413,7 @@ def gaps(session: Session, m: Map, limit: int, offset: int) -> dict[str, Any]:
         "map_id": m.id,
         "k": m.min_secure,
         "n_gaps": len(frame),
-        "n_outside_training": map_service.n_outside(session, m.id, "photometric"),
+        "n_outside_training": ledger.n_outside(session, m.id, "photometric"),
         "n_galaxies_in_gaps": int(frame["n_galaxies"].sum()),
         "fraction_in_gaps": _clean(float(frame["fraction"].sum())) if len(frame) else 0.0,
         "limit": limit,
@@ -434,7 +434,7 @@ def targets(
     per_cell: int,
 ) -> pd.DataFrame:
     band = map_mag_band(m, mag_band)
-    bands = map_service.map_bands(m)
+    bands = map_store.map_bands(m)
     if band not in bands:
         bands = [*bands, band]
     rows = session.execute(
@@ -453,13 +453,13 @@ def targets(
     for c in names:
         if c != "source_id":
             cand[c] = pd.to_numeric(cand[c], errors="coerce")
-    mags = map_service.mags_by_catalogue(
+    mags = phot_store.mags_by_catalogue(
         session, cand["catalogue_id"].to_numpy(), [r[7] for r in rows], bands
     )
     for k, b in enumerate(bands):
         cand[f"mag_{b}"] = mags[:, k]
     cand["cell"] = cand["cell"].astype(np.int64)
-    stats = map_service.cells_frame(session, m.id)
+    stats = ledger.cells_frame(session, m.id)
     cell_stats = pd.DataFrame(
         {
             "count": stats["n_phot"].to_numpy(),
@@ -512,7 +512,7 @@ def save_target_list(
     tl = TargetList(map_id=m.id, params=params, n_targets=len(frame))
     session.add(tl)
     session.flush()
-    total = max(int(np.nansum(map_service.cell_arrays(session, m)["n_phot"])), 1)
+    total = max(int(np.nansum(ledger.cell_arrays(session, m)["n_phot"])), 1)
     mag_col = f"mag_{params['mag_band']}"
     extra_cols = [c for c in frame.columns if c not in _TARGET_FIXED]
     extras = _records(frame[extra_cols]) if extra_cols else [{} for _ in range(len(frame))]
@@ -588,8 +588,8 @@ def nz(
         outside = np.asarray(outside, dtype=bool)
         n_out = int(outside.sum())
         sample_cells = np.asarray(sample_cells)[~outside]
-    spec_cells, spec_z, secure = map_service.spec_assigned(session, m.id)
-    edges = bins if bins is not None else map_service.z_edges(m)
+    spec_cells, spec_z, secure = ledger.spec_assigned(session, m.id)
+    edges = bins if bins is not None else map_store.z_edges(m)
     try:
         result = cal.nz(
             sample_cells,
@@ -630,5 +630,5 @@ def sample_assignments(
             )
         query += " AND a.catalogue_id = :c"
         params["c"] = cat.id
-    arr = map_service.float_rows(session.execute(text(query), params).all(), 3)
+    arr = phot_store.float_rows(session.execute(text(query), params).all(), 3)
     return arr[:, 0].astype(np.int64), arr[:, 1], arr[:, 2] == 1.0

@@ -21,8 +21,7 @@ from sqlalchemy.orm import Session
 
 from app import plots
 from app.models import Map
-from app.services import calibrate
-from app.services import maps as map_service
+from app.services import calibrate, ledger, map_store
 from app.services.errors import InvalidInputError, NotFoundError, RowError
 from som.vocabulary import PlotKind, RedshiftSource, choices
 
@@ -58,12 +57,12 @@ class MapArrays:
 
 def map_arrays(session: Session, m: Map) -> MapArrays:
     """Per-cell statistics of a ready map and its U-matrix."""
-    map_service.require_ready(m)
-    frame = map_service.cells_frame(session, m.id)
+    map_store.require_ready(m)
+    frame = ledger.cells_frame(session, m.id)
     n_cells = m.n_rows * m.n_cols
     if len(frame) != n_cells:
         raise NotFoundError(f"map {m.id} has {len(frame)} of its {n_cells} cells stored")
-    som = map_service.SOM_CACHE.get(m)
+    som = map_store.SOM_CACHE.get(m)
     return MapArrays(
         n_rows=m.n_rows,
         n_cols=m.n_cols,
@@ -206,7 +205,7 @@ def map_figure(
             f"z_source must be 'phot' or 'spec', got {z_source!r}",
             [RowError(None, "z_source", None, f"invalid value {z_source!r}")],
         )
-    map_service.require_ready(m)
+    map_store.require_ready(m)
     label = f"map {m.id} ({m.n_rows}×{m.n_cols} {m.lattice})"
     if kind == "nz":
         results = tomographic_nz(

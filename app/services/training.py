@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.models import Catalogue, Map, utcnow
 from app.schemas import TrainMapIn
-from app.services import maps as map_service
+from app.services import ledger, map_store, phot_store
 from app.services.errors import InvalidInputError, NotFoundError, RowError
 from app.services.jobs import JobContext, JobRunner
 from app.services.ledger import ledger_transaction
@@ -179,7 +179,7 @@ def create_training(
 def run_training(factory: sessionmaker[Session], map_id: int, match_radius_arcsec: float) -> Any:
     def run(ctx: JobContext) -> dict[str, Any]:
         with factory() as session:
-            m = map_service.get_map(session, map_id)
+            m = map_store.get_map(session, map_id)
             m.status = "training"
             session.commit()
             params = dict(m.params or {})
@@ -188,10 +188,10 @@ def run_training(factory: sessionmaker[Session], map_id: int, match_radius_arcse
             if cat is None:
                 raise InvalidInputError(f"training catalogue {params['catalog_id']} was deleted")
             ctx.progress(0.01, f"loading {cat.n_rows} sources of catalogue {cat.id}", force=True)
-            read = map_service.map_bands(m)
-            rows = map_service.load_rows(session, "photometric", cat.id, read)
+            read = map_store.map_bands(m)
+            rows = phot_store.load_rows(session, "photometric", cat.id, read)
         use_errors = params.get("distance") == "chi2"
-        frame = map_service.feature_frame(rows, read)
+        frame = ledger.feature_frame(rows, read)
         try:
             features.fit(frame, source=f"catalogue {cat.id}")
             X, E = features.transform(frame, source=f"catalogue {cat.id}")
@@ -239,16 +239,16 @@ def _store(
     ctx: JobContext,
 ) -> dict[str, Any]:
     with factory() as session, ledger_transaction(session):
-        m = map_service.get_map(session, map_id)
+        m = map_store.get_map(session, map_id)
         reports: dict[str, dict[str, int]] = {}
         cats = session.scalars(select(Catalogue).order_by(Catalogue.kind, Catalogue.id)).all()
-        bands = map_service.map_bands(m)
+        bands = map_store.map_bands(m)
         # Photometric catalogues first: spectra without photometry match their positions.
         for cat in sorted(cats, key=lambda c: c.kind != "photometric"):
-            rows = map_service.load_rows(session, cat.kind, cat.id, bands)
+            rows = phot_store.load_rows(session, cat.kind, cat.id, bands)
             if len(rows) == 0:
                 continue
-            rep = map_service.assign_catalogue(session, m, som, cat, rows, match_radius_arcsec)
+            rep = ledger.assign_catalogue(session, m, som, cat, rows, match_radius_arcsec)
             reports[str(cat.id)] = {
                 "n_rows": rep.n_rows,
                 "by_photometry": rep.n_by_photometry,
@@ -258,11 +258,11 @@ def _store(
         # No progress writes from here to the commit: on SQLite this transaction holds the
         # database's write lock, and a progress update from another connection would wait
         # for it.
-        cells, z = map_service.phot_assigned(session, m.id)
-        values = map_service.phot_cell_values(m, cells, z)
-        s_cells, s_z, s_secure = map_service.spec_assigned(session, m.id)
-        values.update(map_service.spec_cell_values(m, s_cells, s_z, s_secure))
-        map_service.write_new_cells(session, m, values)
+        cells, z = ledger.phot_assigned(session, m.id)
+        values = ledger.phot_cell_values(m, cells, z)
+        s_cells, s_z, s_secure = ledger.spec_assigned(session, m.id)
+        values.update(ledger.spec_cell_values(m, s_cells, s_z, s_secure))
+        ledger.write_new_cells(session, m, values)
         quality = {
             **{k: v for k, v in (som.quality_ or {}).items()},
             "n_train": n_train,

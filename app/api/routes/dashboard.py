@@ -13,8 +13,7 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 
 from app.api.deps import IdPath, ReadDep, SessionDep
 from app.schemas import ErrorResponse
-from app.services import calibrate, figures
-from app.services import maps as map_service
+from app.services import calibrate, figures, map_store
 
 STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
 
@@ -54,7 +53,7 @@ def _floats(values: np.ndarray, digits: int = 4) -> list[float | None]:
     },
 )
 def map_arrays(map_id: IdPath, session: SessionDep, _auth: ReadDep) -> JSONResponse:
-    m = map_service.get_map(session, map_id)
+    m = map_store.get_map(session, map_id)
     a = figures.map_arrays(session, m)
     cov = calibrate.coverage(session, m, None, 10, None)
     payload: dict[str, Any] = {

@@ -48,8 +48,7 @@ from app.schemas import (
     TrainAccepted,
     TrainMapIn,
 )
-from app.services import calibrate, training
-from app.services import maps as map_service
+from app.services import calibrate, ledger, map_store, training
 from app.services.errors import ConflictError, InvalidInputError, RowError
 from app.services.jobs import get_job
 from app.services.tables import TableFile, detect_format
@@ -62,8 +61,8 @@ _409 = {409: {"model": ErrorResponse, "description": "Map not ready"}}
 
 
 def _ready_map(session, map_id: int) -> Map:
-    m = map_service.get_map(session, map_id)
-    map_service.require_ready(m)
+    m = map_store.get_map(session, map_id)
+    map_store.require_ready(m)
     return m
 
 
@@ -121,7 +120,7 @@ def list_maps(
 
 @router.get("/{map_id}", response_model=MapOut, summary="One map", responses=_404)
 def read_map(map_id: IdPath, session: SessionDep, _auth: ReadDep) -> MapOut:
-    return MapOut.model_validate(map_service.get_map(session, map_id))
+    return MapOut.model_validate(map_store.get_map(session, map_id))
 
 
 @router.delete(
@@ -130,7 +129,7 @@ def read_map(map_id: IdPath, session: SessionDep, _auth: ReadDep) -> MapOut:
     responses={**_404, **_409, 401: {"model": ErrorResponse}},
 )
 def delete_map(map_id: IdPath, session: SessionDep, _key: ApiKeyDep) -> dict[str, int]:
-    m = map_service.get_map(session, map_id)
+    m = map_store.get_map(session, map_id)
     if m.status in ("queued", "training"):
         raise ConflictError(f"map {map_id} is {m.status}; wait for its job to finish")
     session.delete(m)
@@ -270,7 +269,7 @@ def list_cells(
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ):
     m = _ready_map(session, map_id)
-    frame = map_service.cells_frame(session, m.id)
+    frame = ledger.cells_frame(session, m.id)
     keep = frame["n_phot"] >= min_phot
     if covered is not None:
         keep &= frame["covered"] == covered
@@ -422,7 +421,7 @@ def targets(
         {
             "map_id": m.id,
             "n_targets": len(frame),
-            "n_outside_training": map_service.n_outside(session, m.id, "photometric"),
+            "n_outside_training": ledger.n_outside(session, m.id, "photometric"),
             "params": params,
             "targets": calibrate.target_records(frame),
         }
@@ -490,7 +489,7 @@ def save_target_list(map_id: IdPath, body: TargetsQuery, session: SessionDep, _k
     responses=_404,
 )
 def list_target_lists(map_id: IdPath, session: SessionDep, _auth: ReadDep):
-    m = map_service.get_map(session, map_id)
+    m = map_store.get_map(session, map_id)
     return [TargetListOut.model_validate(t) for t in calibrate.list_target_lists(session, m)]
 
 
@@ -507,7 +506,7 @@ def read_target_list(
     _auth: ReadDep,
     format: Literal["json", "csv", "fits"] = "json",
 ):
-    m = map_service.get_map(session, map_id)
+    m = map_store.get_map(session, map_id)
     tl, frame = calibrate.get_target_list(session, m, list_id)
     if format != "json":
         return _table_response(

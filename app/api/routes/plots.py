@@ -8,8 +8,7 @@ from fastapi import APIRouter, Query, Response
 
 from app.api.deps import IdPath, ReadDep, SessionDep
 from app.schemas import ErrorResponse
-from app.services import figures
-from app.services import maps as map_service
+from app.services import figures, map_store
 from som.vocabulary import PlotKind, RedshiftSource
 
 router = APIRouter(prefix="/v1/maps", tags=["maps"])
@@ -61,7 +60,7 @@ def map_plot(
     seed: Annotated[int, Query(ge=0, le=2**31 - 1, description="nz only: bootstrap seed.")] = 0,
     dpi: Annotated[int, Query(ge=50, le=300)] = 100,
 ) -> Response:
-    m = map_service.get_map(session, map_id)
+    m = map_store.get_map(session, map_id)
     png = figures.map_png(
         session,
         m,
