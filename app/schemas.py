@@ -1,35 +1,59 @@
-"""Pydantic models at the edge of the API (requests and responses)."""
+"""Pydantic models at the edge of the API (requests and responses).
+
+Every route answers through one of these models (downloads apart: CSV, FITS and PNG), so the
+OpenAPI schema is what the service sends. Floats that are undefined (a cell with no galaxy
+has no median redshift) are NaN in the services and ``null`` in JSON: that conversion is
+:class:`ApiModel`'s, in one place, for every model and every float inside it.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from som import SOM
-from som.vocabulary import (
-    CatalogueKind,
-    Distance,
-    JobStatus,
-    Lattice,
-    MapStatus,
-    NegativeError,
-    OnInvalid,
-    TableFormat,
-)
+from som import vocabulary as vocab
+
+
+def _one_of(enum: type[StrEnum]) -> Any:
+    """``Literal`` of a ``som.vocabulary`` enum's values: the choices are declared once, in
+    ``som``, and the OpenAPI schema lists them inline where they are used."""
+    return Literal[vocab.choices(enum)]
+
+
+CatalogueKind = _one_of(vocab.CatalogueKind)
+DistanceName = _one_of(vocab.Distance)
+JobStatusName = _one_of(vocab.JobStatus)
+LatticeName = _one_of(vocab.Lattice)
+MapStatusName = _one_of(vocab.MapStatus)
+NegativeErrorName = _one_of(vocab.NegativeError)
+OnInvalidName = _one_of(vocab.OnInvalid)
+PlotKindName = _one_of(vocab.PlotKind)
+RedshiftSourceName = _one_of(vocab.RedshiftSource)
+TableFormatName = _one_of(vocab.TableFormat)
 
 _SOM_DEFAULTS = SOM.default_params()
 
 
-class ErrorItem(BaseModel):
+class ApiModel(BaseModel):
+    """Base of every request and response model: NaN and ±inf are written as JSON ``null``
+    (pydantic's JSON serialisation, also for floats inside ``dict[str, Any]`` fields), so a
+    service hands NaN for "undefined" and never converts it by hand."""
+
+    model_config = ConfigDict(ser_json_inf_nan="null")
+
+
+class ErrorItem(ApiModel):
     file: str | None = Field(None, description="File the problem is in (if any).")
     column: str | None = Field(None, description="Column, or request field, at fault.")
     row: int | None = Field(None, description="0-based data row (header excluded).")
     reason: str
 
 
-class ErrorResponse(BaseModel):
+class ErrorResponse(ApiModel):
     detail: str
     errors: list[ErrorItem] = Field(default_factory=list)
 
@@ -53,7 +77,7 @@ class ErrorResponse(BaseModel):
     )
 
 
-class SecureRule(BaseModel):
+class SecureRule(ApiModel):
     """How a quality flag decides that a redshift is secure.
 
     * ``all``: every listed redshift is secure; ``column``: a boolean ``secure`` column;
@@ -85,7 +109,7 @@ class SecureRule(BaseModel):
         return self.model_dump(exclude_none=True)
 
 
-class DeclaredBand(BaseModel):
+class DeclaredBand(ApiModel):
     """A band somcal's registry does not know: a name and its effective wavelength (Å)."""
 
     name: str = Field(..., min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.+-]+$")
@@ -96,7 +120,18 @@ class DeclaredBand(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class IngestOptions(BaseModel):
+class BandOut(ApiModel):
+    """A band of the registry (``GET /v1/bands``)."""
+
+    name: str = Field(..., description="Canonical, case-sensitive name (LSST y is not VISTA Y).")
+    wavelength: float = Field(..., description="Effective (pivot) wavelength in Å.")
+    survey: str
+    filter: str
+    aliases: list[str]
+    builtin: bool
+
+
+class IngestOptions(ApiModel):
     name: str | None = Field(None, max_length=255)
     preset: str | None = Field(
         None,
@@ -111,17 +146,17 @@ class IngestOptions(BaseModel):
         "/v1/bands) or a declared one; band names are case-sensitive (LSST y is not VISTA Y).",
     )
     secure_rule: SecureRule | None = None
-    on_invalid: OnInvalid = OnInvalid.reject
+    on_invalid: OnInvalidName = vocab.OnInvalid.reject
     skip_missing_redshift: bool | None = None
-    format: TableFormat | None = None
+    format: TableFormatName | None = None
     flux_unit: str | None = Field(
         None,
         max_length=32,
         description="Unit of flux_<band> columns (nJy, uJy, mJy, Jy, nanomaggy) when the file's "
         "column metadata does not say.",
     )
-    negative_error: NegativeError = Field(
-        NegativeError.limit,
+    negative_error: NegativeErrorName = Field(
+        vocab.NegativeError.limit,
         description="A negative error on a measured value: an upper limit (CIGALE/LePhare), "
         "i.e. a non-detection, or an invalid row.",
     )
@@ -157,7 +192,7 @@ class IngestFromPath(IngestOptions):
     )
 
 
-class CatalogueOut(BaseModel):
+class CatalogueOut(ApiModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
@@ -194,25 +229,25 @@ class IngestOut(CatalogueOut):
     warnings: list[str] = Field(default_factory=list)
 
 
-class CatalogueList(BaseModel):
+class CatalogueList(ApiModel):
     items: list[CatalogueOut]
     total: int
     limit: int
     offset: int
 
 
-class DeleteOut(BaseModel):
+class DeleteOut(ApiModel):
     deleted: int
     kind: CatalogueKind
     maps_updated: list[int] = Field(default_factory=list)
 
 
-class JobOut(BaseModel):
+class JobOut(ApiModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
     kind: str
-    status: JobStatus
+    status: JobStatusName
     progress: float = Field(..., ge=0, le=1)
     message: str | None
     error: str | None
@@ -223,19 +258,19 @@ class JobOut(BaseModel):
     finished_at: datetime | None
 
 
-class PresetOut(BaseModel):
+class PresetOut(ApiModel):
     name: str
     description: str
     columns: dict[str, list[str]]
     secure_rule: dict[str, Any] | None
 
 
-class HealthOut(BaseModel):
+class HealthOut(ApiModel):
     status: Literal["ok"]
     version: str
 
 
-class ReadyOut(BaseModel):
+class ReadyOut(ApiModel):
     status: Literal["ready", "not ready"]
     database: str
     revision: list[str]
@@ -246,12 +281,12 @@ class ReadyOut(BaseModel):
 Band = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.+-]+$")]
 
 
-class TrainMapIn(BaseModel):
+class TrainMapIn(ApiModel):
     catalog_id: int = Field(..., ge=1, le=2**31 - 1, description="Photometric catalogue.")
     n_rows: int = Field(20, ge=1, le=500)
     n_cols: int = Field(20, ge=1, le=500)
-    lattice: Lattice = Field(
-        Lattice(_SOM_DEFAULTS["lattice"]), description="Default: the library's (validated) default."
+    lattice: LatticeName = Field(
+        _SOM_DEFAULTS["lattice"], description="Default: the library's (validated) default."
     )
     periodic: bool = False
     n_epochs: int = Field(_SOM_DEFAULTS["n_epochs"], ge=1, le=500)
@@ -267,7 +302,7 @@ class TrainMapIn(BaseModel):
         description="Colours to use instead of those of adjacent bands, as 'a-b' of the "
         "catalogue's bands, e.g. ['u-g', 'g-i', 'i-Ks']; the bands follow from them.",
     )
-    distance: Distance = Distance.euclidean
+    distance: DistanceName = vocab.Distance.euclidean
     random_state: int | None = Field(0, ge=0, le=2**32 - 1)
     name: str | None = Field(None, max_length=255)
     z_max: float = Field(6.0, gt=0, le=20, description="Upper edge of the p(z) histograms.")
@@ -292,15 +327,15 @@ class TrainMapIn(BaseModel):
         return self
 
 
-class MapOut(BaseModel):
+class MapOut(ApiModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
     name: str
-    status: MapStatus
+    status: MapStatusName
     n_rows: int
     n_cols: int
-    lattice: Lattice
+    lattice: LatticeName
     periodic: bool
     grid: dict[str, Any]
     features: dict[str, Any] | None
@@ -315,17 +350,58 @@ class MapOut(BaseModel):
     trained_at: datetime | None
 
 
-class TrainAccepted(BaseModel):
+class TrainAccepted(ApiModel):
     map: MapOut
     job: JobOut
 
 
-class MapList(BaseModel):
+class MapList(ApiModel):
     items: list[MapOut]
     total: int
 
 
-class AssignIn(BaseModel):
+class MapDeleted(ApiModel):
+    deleted: int = Field(..., description="Id of the deleted map.")
+
+
+class MapQualityOut(ApiModel):
+    quantization_error: float | None = None
+    topographic_error: float | None = None
+    n_train: int | None = None
+
+
+class CellArrays(ApiModel):
+    """One entry per cell (index = cell); ``null`` where a statistic is undefined."""
+
+    n_phot: list[int]
+    zphot_median: list[float | None]
+    zphot_nmad: list[float | None]
+    zspec_median: list[float | None]
+    zspec_std: list[float | None]
+    n_spec: list[int]
+    n_spec_secure: list[int]
+    covered: list[int] = Field(..., description="1 covered, 0 not.")
+    umatrix: list[float | None]
+
+
+class MapArraysOut(ApiModel):
+    map_id: int
+    name: str
+    n_rows: int
+    n_cols: int
+    n_cells: int
+    lattice: LatticeName
+    periodic: bool
+    k: int
+    feature_names: list[str]
+    quality: MapQualityOut
+    summary: CoverageSummary
+    n_spectra: int
+    n_spectra_secure: int
+    arrays: CellArrays
+
+
+class AssignIn(ApiModel):
     rows: list[dict[str, Any]] = Field(
         ...,
         min_length=1,
@@ -334,13 +410,13 @@ class AssignIn(BaseModel):
     include_pz: bool = False
     preset: str | None = None
     mapping: dict[str, str | None] | None = None
-    on_invalid: OnInvalid = Field(
-        OnInvalid.skip,
+    on_invalid: OnInvalidName = Field(
+        vocab.OnInvalid.skip,
         description="skip: valid rows are answered and each invalid row carries a reason; "
         "reject: any invalid row refuses the request (422).",
     )
     flux_unit: str | None = Field(None, max_length=32, description="Unit of flux_<band> fields.")
-    negative_error: NegativeError = NegativeError.limit
+    negative_error: NegativeErrorName = vocab.NegativeError.limit
     bands: list[DeclaredBand] | None = Field(None, max_length=100)
 
     model_config = ConfigDict(
@@ -368,7 +444,7 @@ class AssignIn(BaseModel):
     )
 
 
-class AssignItem(BaseModel):
+class AssignItem(ApiModel):
     row: int
     id: str | None
     cell: int | None
@@ -401,7 +477,7 @@ class AssignItem(BaseModel):
     reason: str | None = None
 
 
-class AssignOut(BaseModel):
+class AssignOut(ApiModel):
     map_id: int
     n: int
     n_assigned: int
@@ -410,7 +486,7 @@ class AssignOut(BaseModel):
     results: list[AssignItem]
 
 
-class CellOut(BaseModel):
+class CellOut(ApiModel):
     cell: int
     row: int
     col: int
@@ -427,7 +503,7 @@ class CellOut(BaseModel):
     covered: bool
 
 
-class CellList(BaseModel):
+class CellList(ApiModel):
     map_id: int
     items: list[CellOut]
     total: int
@@ -435,20 +511,20 @@ class CellList(BaseModel):
     offset: int
 
 
-class CellNeighbour(BaseModel):
+class CellNeighbour(ApiModel):
     cell: int
     covered: bool
     n_phot: int
     n_spec_secure: int
 
 
-class CellWeights(BaseModel):
+class CellWeights(ApiModel):
     feature_names: list[str]
     normalised: list[float]
     values: list[float] = Field(..., description="De-normalised: colours (and magnitude).")
 
 
-class CellSpectrum(BaseModel):
+class CellSpectrum(ApiModel):
     source_id: str
     catalogue_id: int
     ra: float | None
@@ -469,17 +545,34 @@ class CellDetail(CellOut):
     spectra: list[CellSpectrum]
 
 
-class CoverageCells(BaseModel):
+class CoverageCells(ApiModel):
     n_cells: int
     covered: list[bool]
     n_phot: list[int]
     n_spec_secure: list[int]
 
 
-class CoverageOut(BaseModel):
+class CoverageSummary(ApiModel):
+    n_cells: int
+    n_cells_occupied: int
+    n_cells_covered: int
+    n_cells_occupied_covered: int
+    fraction_cells_covered: float | None
+    fraction_occupied_cells_covered: float | None
+    fraction_galaxies_covered: float | None
+    n_galaxies: int
+    n_unassigned: int
+    n_outside_training: int = 0
+    by_magnitude: list[dict[str, Any]] | None = Field(
+        None, description="Coverage per magnitude bin (bin_lo, bin_hi, n_galaxies, ...)."
+    )
+    by_redshift: list[dict[str, Any]] | None = Field(None, description="Coverage per photo-z bin.")
+
+
+class CoverageOut(ApiModel):
     map_id: int
     k: int
-    summary: dict[str, Any]
+    summary: CoverageSummary
     n_spectra: int
     n_spectra_secure: int
     n_outside_training: int = Field(
@@ -489,7 +582,7 @@ class CoverageOut(BaseModel):
     cells: CoverageCells
 
 
-class GapItem(BaseModel):
+class GapItem(ApiModel):
     cell: int
     row: int
     col: int
@@ -502,7 +595,7 @@ class GapItem(BaseModel):
     n_spec_secure: int
 
 
-class GapsOut(BaseModel):
+class GapsOut(ApiModel):
     map_id: int
     k: int
     n_gaps: int
@@ -514,14 +607,21 @@ class GapsOut(BaseModel):
     gaps: list[GapItem]
 
 
-class TargetsOut(BaseModel):
+class TargetsOut(ApiModel):
     map_id: int
     n_targets: int
+    n_outside_training: int = Field(
+        0, description="Sources outside what the map was trained on: never targets."
+    )
     params: dict[str, Any]
-    targets: list[dict[str, Any]]
+    targets: list[dict[str, Any]] = Field(
+        ...,
+        description="Ranked targets: priority, source_id, catalogue_id, ra, dec, cell, "
+        "cell_row, cell_col, mag_<band> of the map's bands and the cell's statistics.",
+    )
 
 
-class NzIn(BaseModel):
+class NzIn(ApiModel):
     catalog_id: int | None = Field(
         None, ge=1, le=2**31 - 1, description="Sample: an ingested photometric catalogue."
     )
@@ -554,7 +654,7 @@ class NzIn(BaseModel):
         return self
 
 
-class NzOut(BaseModel):
+class NzOut(ApiModel):
     map_id: int
     bins: list[float]
     nz: list[float | None]
@@ -570,11 +670,20 @@ class NzOut(BaseModel):
     k: int
     gold: bool
     n_boot: int
+    truth_mean_z: float | None = None
+    delta_mean_z: float | None = None
+    requirement: float | None = None
+    passes: bool | None = None
+    n_outside_training: int = Field(
+        0, description="Sample members outside what the map was trained on: left out."
+    )
+    sample: dict[str, int] = Field(
+        default_factory=dict,
+        description="The sample: catalog_id, n_rows or rows, n_assigned, n_outside_training.",
+    )
 
-    model_config = ConfigDict(extra="allow")
 
-
-class TargetsQuery(BaseModel):
+class TargetsQuery(ApiModel):
     budget: int | None = Field(None, ge=0, le=10_000_000, description="Most targets.")
     budget_hours: float | None = Field(None, ge=0, le=1e6, description="Most hours.")
     mag_band: Band | None = None
@@ -588,7 +697,7 @@ class TargetsQuery(BaseModel):
     )
 
 
-class TargetListOut(BaseModel):
+class TargetListOut(ApiModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int

@@ -5,7 +5,6 @@ gathers the arrays from the store and shapes the answers.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -30,35 +29,15 @@ from som import calibration as cal
 from som.bands import REGISTRY, BandError
 
 
-def _clean(v: Any) -> Any:
-    if isinstance(v, float | np.floating):
-        return float(v) if math.isfinite(v) else None
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, np.bool_):
-        return bool(v)
-    return v
+def _json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows of a frame for a JSON column of the ledger (a target's ``extra``): Python
+    scalars, NaN as None (JSON has no NaN, and PostgreSQL's jsonb refuses it)."""
+    return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
 
 
-def _column_list(values: np.ndarray) -> list[Any]:
-    """JSON-ready list of a column: NaN/inf -> None, numpy scalars -> Python."""
-    arr = np.asarray(values)
-    if arr.dtype.kind == "f":
-        bad = ~np.isfinite(arr)
-        if bad.any():
-            obj = arr.astype(object)
-            obj[bad] = None
-            return obj.tolist()
-        return arr.tolist()
-    if arr.dtype.kind == "O":
-        return [_clean(v) for v in arr]
-    return arr.tolist()
-
-
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    cols = [str(c) for c in frame.columns]
-    lists = [_column_list(frame[c].to_numpy()) for c in frame.columns]
-    return [dict(zip(cols, vals, strict=True)) for vals in zip(*lists, strict=True)]
+def _sql_float(v: Any) -> float | None:
+    """A float for a nullable column: NaN as NULL."""
+    return None if v is None or not math.isfinite(v) else float(v)
 
 
 def _density(counts: list[int] | None, widths: np.ndarray) -> list[float] | None:
@@ -245,29 +224,23 @@ def assign_rows(
 _INT_COLUMNS = ("cell", "cell_row", "cell_col", "n_phot", "n_spec_secure", "zspec_cell")
 
 
-def assign_json(output: AssignOutput, map_id: int) -> str:
-    """The JSON answer of /assign, serialised by pandas' C encoder (the per-row Python
-    dicts of a 10,000-source answer would cost more than the assignment itself)."""
-    frame = output.frame.copy()
+def assign_results(output: AssignOutput) -> list[dict[str, Any]]:
+    """The rows of an assignment as the ``results`` of ``AssignOut``: a row without a cell
+    has no cell, position or cell statistics (None), not -1."""
+    frame = output.frame
     ok = frame["cell"].to_numpy() >= 0
-    for col in _INT_COLUMNS:
-        values = pd.array(frame[col].to_numpy(dtype=np.float64), dtype="Float64")
-        frame[col] = values.astype("Int64")
-        frame.loc[~ok, col] = pd.NA
-    n = len(frame)
-    n_unassigned = output.n_unassigned
-    head = json.dumps(
-        {
-            "map_id": map_id,
-            "n": n,
-            "n_assigned": n - n_unassigned,
-            "n_unassigned": n_unassigned,
-            "z_edges": output.z_edges,
-        }
-    )
-    # 15 significant digits: below any measurement's precision, and what pandas allows.
-    body = frame.to_json(orient="records", double_precision=15)
-    return head[:-1] + ', "results": ' + body + "}"
+    columns: dict[str, list[Any]] = {}
+    for col in frame.columns:
+        values = frame[col].to_numpy()
+        if col in _INT_COLUMNS:
+            as_int = np.where(ok, np.nan_to_num(values.astype(np.float64), nan=-1), -1)
+            columns[col] = [int(v) if keep else None for v, keep in zip(as_int, ok, strict=True)]
+        elif values.dtype == object:  # text (id, reason) or p(z) lists; pandas' missing: None
+            columns[col] = [None if isinstance(v, float) and v != v else v for v in values]
+        else:
+            columns[col] = values.tolist()
+    names = list(columns)
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
 
 
 # ----------------------------------------------------------------------------- cells
@@ -279,7 +252,7 @@ def cell_detail(session: Session, m: Map, cell: int, max_spectra: int = 100) -> 
     # Scalars of every cell (for the neighbours) but the p(z) of this one only: parsing
     # the histograms of all cells cost two thirds of the request.
     stats = ledger.cells_frame(session, m.id)
-    row = stats.loc[cell]
+    scalar = stats.loc[[cell]].to_dict(orient="records")[0]
     pz_phot, pz_spec = ledger.cell_pz(session, m, np.asarray([cell])).get(cell, (None, None))
     features = som.features
     raw = features.inverse_transform(som.weights_[cell])
@@ -294,7 +267,6 @@ def cell_detail(session: Session, m: Map, cell: int, max_spectra: int = 100) -> 
         ),
         {"m": m.id, "c": cell, "n": max_spectra},
     ).all()
-    scalar = {k: _clean(row[k]) for k in stats.columns}
     return {
         "map_id": m.id,
         **scalar,
@@ -319,9 +291,9 @@ def cell_detail(session: Session, m: Map, cell: int, max_spectra: int = 100) -> 
             {
                 "source_id": s[0],
                 "catalogue_id": s[1],
-                "ra": _clean(s[2]),
-                "dec": _clean(s[3]),
-                "z_spec": _clean(s[4]),
+                "ra": s[2],
+                "dec": s[3],
+                "z_spec": s[4],
                 "quality": s[5],
                 "secure": bool(s[6]),
                 "survey": s[7],
@@ -415,10 +387,10 @@ def gaps(session: Session, m: Map, limit: int, offset: int) -> dict[str, Any]:
         "n_gaps": len(frame),
         "n_outside_training": ledger.n_outside(session, m.id, "photometric"),
         "n_galaxies_in_gaps": int(frame["n_galaxies"].sum()),
-        "fraction_in_gaps": _clean(float(frame["fraction"].sum())) if len(frame) else 0.0,
+        "fraction_in_gaps": float(frame["fraction"].sum()) if len(frame) else 0.0,
         "limit": limit,
         "offset": offset,
-        "gaps": _records(page),
+        "gaps": page.to_dict(orient="records"),
     }
 
 
@@ -498,10 +470,6 @@ def targets(
     return chosen
 
 
-def target_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return _records(frame)
-
-
 _TARGET_FIXED = ("priority", "source_id", "catalogue_id", "ra", "dec", "cell")
 
 
@@ -515,16 +483,16 @@ def save_target_list(
     total = max(int(np.nansum(ledger.cell_arrays(session, m)["n_phot"])), 1)
     mag_col = f"mag_{params['mag_band']}"
     extra_cols = [c for c in frame.columns if c not in _TARGET_FIXED]
-    extras = _records(frame[extra_cols]) if extra_cols else [{} for _ in range(len(frame))]
+    extras = _json_records(frame[extra_cols]) if extra_cols else [{} for _ in range(len(frame))]
     rows = [
         {
             "target_list_id": tl.id,
             "rank": int(r.priority),
             "catalogue_id": int(r.catalogue_id),
             "source_id": str(r.source_id),
-            "ra": _clean(r.ra),
-            "dec": _clean(r.dec),
-            "mag": _clean(getattr(r, mag_col)),
+            "ra": _sql_float(r.ra),
+            "dec": _sql_float(r.dec),
+            "mag": _sql_float(getattr(r, mag_col)),
             "cell": int(r.cell),
             "priority": float(r.cell_n_galaxies) / total,
             "extra": extra,

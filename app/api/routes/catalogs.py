@@ -17,6 +17,7 @@ from starlette.datastructures import UploadFile
 from app.api.deps import ApiKeyDep, FactoryDep, IdPath, ReadDep, SessionDep, SettingsDep
 from app.core.paths import resolve_data_path
 from app.schemas import (
+    CatalogueKind,
     CatalogueList,
     CatalogueOut,
     DeleteOut,
@@ -32,7 +33,7 @@ from app.services import ingest as ingest_service
 from app.services import presets
 from app.services.errors import BadRequestError, InvalidInputError, RowError, TooLargeError
 from app.services.hooks import after_catalogue_deleted, after_catalogue_inserted
-from som.vocabulary import CatalogueKind, OnInvalid, TableFormat, choices
+from som.vocabulary import OnInvalid, TableFormat, choices
 
 router = APIRouter(prefix="/v1/catalogs", tags=["catalogs"])
 

@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from app.api.deps import IdPath, ReadDep, SessionDep
-from app.schemas import ErrorResponse
+from app.schemas import ErrorResponse, PlotKindName, RedshiftSourceName
 from app.services import figures, map_store
-from som.vocabulary import PlotKind, RedshiftSource
+from som.vocabulary import RedshiftSource
 
-router = APIRouter(prefix="/v1/maps", tags=["maps"])
+router = APIRouter()
 
 
 @router.get(
@@ -29,7 +29,10 @@ router = APIRouter(prefix="/v1/maps", tags=["maps"])
     ),
     response_class=Response,
     responses={
-        200: {"content": {"image/png": {}}, "description": "The figure"},
+        200: {
+            "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "The figure",
+        },
         404: {"model": ErrorResponse, "description": "Unknown map or catalogue"},
         409: {"model": ErrorResponse, "description": "Map not ready"},
         422: {"model": ErrorResponse, "description": "Unknown kind or bad parameters"},
@@ -37,11 +40,11 @@ router = APIRouter(prefix="/v1/maps", tags=["maps"])
 )
 def map_plot(
     map_id: IdPath,
-    kind: PlotKind,
+    kind: PlotKindName,
     session: SessionDep,
     _auth: ReadDep,
     z_source: Annotated[
-        RedshiftSource,
+        RedshiftSourceName,
         Query(description="Redshifts colouring the redshift/dispersion maps."),
     ] = RedshiftSource.phot,
     tomo_bins: Annotated[
