@@ -405,10 +405,8 @@ def targets(
     mag_limit: float | None,
     per_cell: int,
 ) -> pd.DataFrame:
-    band = map_mag_band(m, mag_band)
+    band = map_mag_band(m, mag_band)  # one of the map's bands
     bands = map_store.map_bands(m)
-    if band not in bands:
-        bands = [*bands, band]
     rows = session.execute(
         text(
             "SELECT s.id, s.catalogue_id, s.source_id, s.ra, s.dec, a.cell, a.distance, s.mags "
