@@ -131,7 +131,7 @@ def create_training(
                 bands=bands,
                 error_template="magerr_{band}" if req.distance == Distance.chi2 else None,
                 magnitude_band=req.magnitude_band,
-                colours=colours,
+                colours=req.colours,  # as written: its messages quote them so
                 # The rows were checked when they were ingested; a map applied to new rows
                 # cleans them on the way in (ingest, assign), not again in training.
                 check=False,
