@@ -241,7 +241,7 @@ class TypeMix:
     ``_class_features``. ``freq`` (L, T, E): P(template, E(B-V) | class, luminosity
     bin), each (bin, class) block summing to 1, in the template order of
     ``load_templates`` and the E(B-V) of ``EBV_GRID``; the bins split
-    ``luminosity_proxy`` at ``lum_edges`` (L - 1,). Made by ``som/data/calibrate_mix.py``
+    ``luminosity_proxy`` at ``lum_edges`` (L - 1,). Made by ``scripts/calibrate_mix.py``
     from best-fit templates of 11,223 secure redshifts (E(B-V) <= 0.1 for Ell/S0,
     <= 0.3 for spirals).
     """
@@ -537,7 +537,7 @@ def _class_probabilities(i_mag: np.ndarray, z: np.ndarray) -> np.ndarray:
     """P(early), P(spiral), P(starburst) for each galaxy, shape (n, 3).
 
     Inside i < 22.5, z < 1.2 this is the logistic fitted to the best-fit templates of
-    real zCOSMOS-bright galaxies (``som/data/calibrate_mix.py``). Beyond, where no
+    real zCOSMOS-bright galaxies (``scripts/calibrate_mix.py``). Beyond, where no
     spectra constrain it, early types fade by e^-(i - 22.5)/2.5 and e^-(z - 1.2) and
     the difference goes to starbursts: blue star-formers dominate faint, distant samples.
     """

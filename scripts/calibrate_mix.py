@@ -13,7 +13,7 @@ within each class (kept joint because bluer templates take more dust in the fits
 Only these fitted summaries enter the package, never the catalogue. Dust follows the
 brief and Ilbert et al. (2009): at most E(B-V) = 0.1 for Ell/S0 and 0.3 for spirals.
 
-    python som/data/calibrate_mix.py [--shared ../shared/data]
+    python scripts/calibrate_mix.py [--shared ../shared/data]
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ import pandas as pd
 from astropy.table import Table
 from scipy.optimize import minimize
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "som" / "data"  # the packaged files this script writes
+sys.path.insert(0, str(ROOT))
 
 from som import mock  # noqa: E402
 
@@ -143,7 +144,7 @@ def main(shared: Path) -> None:
         "description": "P(template, E(B-V) | class, luminosity bin) from best fits to secure "
         "zCOSMOS-bright redshifts; each (lum_bin, kind) block sums to 1 "
         "(kind 0 early, 1 spiral, 2 starburst)",
-        "made_by": "som/data/calibrate_mix.py",
+        "made_by": "scripts/calibrate_mix.py",
         "n_galaxies": len(fits),
         "lum_proxy": "i - distance modulus(z), flat LCDM H0=70 Om0=0.3, no k-correction",
         "lum_edges": list(LUM_EDGES),
@@ -151,7 +152,7 @@ def main(shared: Path) -> None:
         "mix_features": "1, min(i, 22.5) - 22, ln z, z  (z clipped to 0.05-1.2)",
         "mix_coeff": np.round(theta, 4).tolist(),
     }
-    out = HERE / "mix" / "template_ebv_freq.ecsv"
+    out = DATA / "mix" / "template_ebv_freq.ecsv"
     out.parent.mkdir(exist_ok=True)
     table.write(out, format="ascii.ecsv", overwrite=True)
     print("wrote", out)
@@ -168,5 +169,5 @@ def main(shared: Path) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shared", type=Path, default=HERE.parents[1] / ".." / "shared" / "data")
+    parser.add_argument("--shared", type=Path, default=ROOT / ".." / "shared" / "data")
     main(parser.parse_args().shared.resolve())
