@@ -362,7 +362,7 @@ def _keys_by_name(keys) -> dict[str, list]:
     return out
 
 
-def _to_float64(raw: Any, column: str, source: str | None) -> np.ndarray:
+def column_as_float64(raw: Any, column: str, source: str | None) -> np.ndarray:
     """Column as float64 by :func:`parse_numbers`' rules; text that is not a number raises,
     naming the first such row."""
     values, bad = _numbers_or_error(raw, column, source)
@@ -396,11 +396,6 @@ def near_sentinels(values: np.ndarray, sentinels: Sequence[float]) -> np.ndarray
             found |= np.abs(picked - s) <= t
         hit[candidates[found]] = True
     return hit
-
-
-def _sentinel_mask(values: np.ndarray, sentinels: Sequence[float]) -> np.ndarray:
-    """True where ``values`` is NaN, +-inf or within tolerance of a sentinel."""
-    return ~np.isfinite(values) | near_sentinels(values, sentinels)
 
 
 # --------------------------------------------------------------------------------------------
