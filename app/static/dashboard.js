@@ -2,7 +2,7 @@
  *
  * Plain JavaScript, no build step and no third-party code: everything comes from this
  * server's API (/v1/maps, /v1/maps/{id}/arrays, /v1/maps/{id}/cells/{cell},
- * /v1/maps/{id}/targets). Geometry follows app/plots.py and som.grid: cell = row * n_cols +
+ * /v1/maps/{id}/targets). Geometry follows som.plotting and som.grid: cell = row * n_cols +
  * col, row 0 at the bottom; hexagonal maps are pointy-top with odd rows shifted right by
  * half a cell and rows sqrt(3)/2 apart.
  *

@@ -28,8 +28,8 @@ from matplotlib.image import imread
 from app.api.routes.dashboard import STATIC_DIR
 from app.core.db import make_engine, make_session_factory
 from app.models import Map
-from app.plots import cell_centres
 from som import SOM
+from som.plotting import cell_centres
 
 REPO = Path(__file__).resolve().parents[2]
 
