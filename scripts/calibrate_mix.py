@@ -32,6 +32,8 @@ DATA = ROOT / "som" / "data"  # the packaged files this script writes
 sys.path.insert(0, str(ROOT))
 
 from som import mock  # noqa: E402
+from som.mock import catalogue as mock_catalogue  # noqa: E402
+from som.mock import sed as mock_sed  # noqa: E402
 
 REAL_BANDS = {  # column stem -> filter file (LePhare curves; used here only, not shipped)
     "b": "lephare_B_subaru.res",
@@ -54,8 +56,8 @@ PSEUDO_COUNTS = 20.0
 
 
 def class_features(i_mag: np.ndarray, z: np.ndarray) -> np.ndarray:
-    """Features of the type-mix logistic; must match ``som.mock._class_features``."""
-    return mock._class_features(i_mag, z)
+    """Features of the type-mix logistic; must match ``som.mock.catalogue._class_features``."""
+    return mock_catalogue._class_features(i_mag, z)
 
 
 def fit_templates(shared: Path, real: pd.DataFrame) -> pd.DataFrame:
@@ -83,7 +85,7 @@ def fit_templates(shared: Path, real: pd.DataFrame) -> pd.DataFrame:
     ivar = np.where(good, (flux * np.hypot(err, MAG_FLOOR) / 1.0857) ** -2.0, 0.0)
     best = np.empty(len(real), dtype=int)
     for n, z in enumerate(real["zpec"].to_numpy()):
-        model = seds @ mock._band_weights(tpl.wavelength, filters, float(z), igm=True)
+        model = seds @ mock_sed._band_weights(tpl.wavelength, filters, float(z), igm=True)
         scale = (model * flux[n] * ivar[n]).sum(1) / (model * model * ivar[n]).sum(1)
         chi2 = ((flux[n] - scale[:, None] * model) ** 2 * ivar[n]).sum(1)
         best[n] = np.argmin(np.where(allowed & np.isfinite(chi2), chi2, np.inf))
@@ -99,7 +101,7 @@ def fit_mix(fits: pd.DataFrame) -> np.ndarray:
     k = fits["kind"].to_numpy()
 
     def nll(theta: np.ndarray) -> float:
-        p = mock._softmax_classes(theta.reshape(2, -1), x)
+        p = mock_catalogue._softmax_classes(theta.reshape(2, -1), x)
         return -np.log(p[np.arange(len(k)), k]).sum()
 
     return minimize(nll, np.zeros(2 * x.shape[1]), method="BFGS").x.reshape(2, -1)
@@ -159,7 +161,7 @@ def main(shared: Path) -> None:
     i_bins = pd.cut(fits["mag_sel"], [17, 19, 20, 21, 21.5, 22, 22.5])
     z_bins = pd.cut(fits["zpec"], [0, 0.3, 0.5, 0.7, 0.9, 1.4])
     observed = pd.crosstab([i_bins, z_bins], fits["kind"], normalize="index")
-    model = mock._softmax_classes(
+    model = mock_catalogue._softmax_classes(
         theta, class_features(fits["mag_sel"].to_numpy(), fits["zpec"].to_numpy())
     )
     modelled = pd.DataFrame(model).groupby([i_bins.values, z_bins.values], observed=True).mean()
