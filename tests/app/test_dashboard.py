@@ -290,7 +290,7 @@ class DevTools:
 
 
 def _cell_pixel(rect: dict, n_rows: int, n_cols: int, lattice: str, cell: int):
-    """Where a cell's centre is on the page: the lattice positions of app.plots (the same
+    """Where a cell's centre is on the page: the lattice positions of som.plotting (the same
     as som.grid) in the dashboard's layout (map bounding box plus a 0.35-cell margin)."""
     margin = 0.35
     hex_r = 1 / np.sqrt(3)
