@@ -405,8 +405,8 @@ def apikey_create(
 
 # ----------------------------------------------------------------------------- mock
 def _write_mock(path: Path, n: int, seed: int, nir: str, spec: bool) -> pd.DataFrame:
-    from som.catalogs import write_table
     from som.mock import make_mock
+    from som.tables import write_table
 
     frame = make_mock(n, seed, nir=nir, spec=spec)
     # Written through a temporary name: an interrupted run leaves no half-written catalogue
@@ -419,7 +419,7 @@ def _write_mock(path: Path, n: int, seed: int, nir: str, spec: bool) -> pd.DataF
 
 
 def _table_format(path: Path) -> str:
-    from som.catalogs import FORMATS
+    from som.tables import FORMATS
 
     name = path.name.lower()
     best: tuple[str, str] | None = None
@@ -866,7 +866,7 @@ _ASSIGN_TYPES = {"covered": bool, "outside_training": bool, "zspec_fallback": bo
 
 
 def _default_assign_output(path: Path) -> Path:
-    from som.catalogs import FORMATS
+    from som.tables import FORMATS
 
     name = path.name
     for suffixes in FORMATS.values():
@@ -931,7 +931,7 @@ def assign(
     import numpy as np
 
     from app.services import calibrate
-    from som.catalogs import read_table, write_table
+    from som.tables import read_table, write_table
 
     if dask is not None:
         _assign_on_dask(
@@ -1158,7 +1158,7 @@ def coverage(
 
 
 def _write_frame(frame: pd.DataFrame, path: Path, overwrite: bool, meta: dict | None = None):
-    from som.catalogs import write_table
+    from som.tables import write_table
 
     fmt = _table_format(path)
     if fmt == "fits" and meta:

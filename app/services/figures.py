@@ -19,11 +19,11 @@ import numpy as np
 from matplotlib.figure import Figure
 from sqlalchemy.orm import Session
 
-from app import plots
 from app.models import Map
 from app.services import calibrate
 from app.services import maps as map_service
 from app.services.errors import InvalidInputError, NotFoundError, RowError
+from som import plotting as plots
 
 PLOT_KINDS = ("redshift", "dispersion", "occupation", "coverage", "umatrix", "overview", "nz")
 Z_SOURCES = ("phot", "spec")

@@ -30,8 +30,8 @@ from app.core.config import Settings
 from app.core.db import make_engine, make_session_factory
 from app.main import create_app
 from app.models import Map
-from app.plots import PNG_SIGNATURE
 from som.calibration import cell_spec_counts
+from som.plotting import PNG_SIGNATURE
 
 runner = CliRunner()
 

@@ -28,8 +28,8 @@ from matplotlib.image import imread
 from app.api.routes.dashboard import STATIC_DIR
 from app.core.db import make_engine, make_session_factory
 from app.models import Map
-from app.plots import cell_centres
 from som import SOM
+from som.plotting import cell_centres, map_colormap_stops
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -109,6 +109,21 @@ def test_pages_are_served_and_load_nothing_from_outside(client):
         if path.suffix in (".html", ".js", ".css"):
             assert not external.search(path.read_text()), path.name
     assert client.get("/static/nope.js").status_code == 404
+
+
+def test_dashboard_colours_are_the_figures_colour_maps(client):
+    """The page draws with the stops the API samples from matplotlib, keyed by plot kind,
+    not with a copy of them: change a figure's colour map and the dashboard follows."""
+    r = client.get("/v1/plots/colormaps")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body == {"n": 256, "colormaps": map_colormap_stops(256)}
+    assert set(body["colormaps"]) == {"redshift", "dispersion", "occupation", "coverage", "umatrix"}
+    assert body["colormaps"]["redshift"][0] == "#440154"  # viridis, as the PNG draws it
+    js = (STATIC_DIR / "dashboard.js").read_text()
+    modes = set(re.findall(r'cmap: "(\w+)"', js))
+    assert modes and modes <= set(body["colormaps"]), modes
+    assert not re.search(r"[0-9a-f]{60}", js), "a colour table copied into the script"
 
 
 # ----------------------------------------------------------------------------- browser
@@ -275,7 +290,7 @@ class DevTools:
 
 
 def _cell_pixel(rect: dict, n_rows: int, n_cols: int, lattice: str, cell: int):
-    """Where a cell's centre is on the page: the lattice positions of app.plots (the same
+    """Where a cell's centre is on the page: the lattice positions of som.plotting (the same
     as som.grid) in the dashboard's layout (map bounding box plus a 0.35-cell margin)."""
     margin = 0.35
     hex_r = 1 / np.sqrt(3)
