@@ -36,7 +36,17 @@ from rich.progress import (
 from rich.table import Table
 
 from app.core.config import Settings, get_settings
+from app.services.presets import PRESETS
 from som import SOM
+from som.vocabulary import (
+    CatalogueKind,
+    Distance,
+    Lattice,
+    NirPreset,
+    OnInvalid,
+    PlotKind,
+    RedshiftSource,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -77,52 +87,12 @@ MapId = Annotated[
 ]
 
 
-class Kind(StrEnum):
-    photometric = "photometric"
-    spectroscopic = "spectroscopic"
-
-
 _SOM_DEFAULTS = SOM.default_params()
-
-
-class Lattice(StrEnum):
-    rect = "rect"
-    hex = "hex"
-
-
 DEFAULT_LATTICE = Lattice(_SOM_DEFAULTS["lattice"])
 DEFAULT_EPOCHS = int(_SOM_DEFAULTS["n_epochs"])
 
-
-class Distance(StrEnum):
-    euclidean = "euclidean"
-    chi2 = "chi2"
-
-
-class OnInvalid(StrEnum):
-    reject = "reject"
-    skip = "skip"
-
-
-class ZSource(StrEnum):
-    phot = "phot"
-    spec = "spec"
-
-
-class PlotKind(StrEnum):
-    redshift = "redshift"
-    dispersion = "dispersion"
-    occupation = "occupation"
-    coverage = "coverage"
-    umatrix = "umatrix"
-    overview = "overview"
-    nz = "nz"
-    all = "all"
-
-
-class Nir(StrEnum):
-    ultravista = "ultravista"
-    euclid = "euclid"
+# `plot` draws one figure of som.vocabulary.PlotKind, or every one of them with `all`.
+PlotChoice = StrEnum("PlotChoice", [*((k.name, k.value) for k in PlotKind), ("all", "all")])
 
 
 # ----------------------------------------------------------------------------- output helpers
@@ -441,8 +411,8 @@ def mock(
     ] = Path("var/mock_cosmos.parquet"),
     n_galaxies: Annotated[int, typer.Option("--n-galaxies", "-n", min=1)] = 200_000,
     seed: Annotated[int, typer.Option(min=0, help="One seed drives every random step.")] = 0,
-    nir: Annotated[Nir, typer.Option(help="Near-infrared bands: UltraVISTA or Euclid.")] = (
-        Nir.ultravista
+    nir: Annotated[NirPreset, typer.Option(help="Near-infrared bands: UltraVISTA or Euclid.")] = (
+        NirPreset.ultravista
     ),
     spec: Annotated[
         bool, typer.Option("--spec/--no-spec", help="Draw the spectroscopic sample.")
@@ -548,14 +518,11 @@ def _ingest(
 
 @cli.command()
 def ingest(
-    kind: Annotated[Kind, typer.Argument(help="photometric or spectroscopic.")],
+    kind: Annotated[CatalogueKind, typer.Argument(help="photometric or spectroscopic.")],
     path: Annotated[Path, typer.Argument(help="FITS, Parquet, CSV, ECSV, VOTable or HDF5 file.")],
     preset: Annotated[
         str | None,
-        typer.Option(
-            help="Column preset: somcal, somcal_mock, cosmos2015, cosmos2020_classic, "
-            "cosmos2020_farmer, zcosmos, cosmos_specz_compilation (default: detected)."
-        ),
+        typer.Option(help=f"Column preset: {', '.join(PRESETS)} (default: detected)."),
     ] = None,
     map_: Annotated[
         list[str] | None,
@@ -1420,10 +1387,8 @@ def _plots(
 @cli.command()
 def plot(
     kind: Annotated[
-        PlotKind,
-        typer.Argument(
-            help="redshift | dispersion | occupation | coverage | umatrix | overview | nz | all"
-        ),
+        PlotChoice,
+        typer.Argument(help=" | ".join(PlotChoice)),
     ],
     map_id: MapId = None,
     output: Annotated[
@@ -1435,8 +1400,9 @@ def plot(
         ),
     ] = None,
     z_source: Annotated[
-        ZSource, typer.Option(help="Redshifts of the redshift/dispersion maps: phot or spec.")
-    ] = ZSource.phot,
+        RedshiftSource,
+        typer.Option(help="Redshifts of the redshift/dispersion maps: phot or spec."),
+    ] = RedshiftSource.phot,
     tomo_bins: Annotated[
         str | None, typer.Option(help="nz: photo-z edges of the tomographic bins.")
     ] = None,
@@ -1456,8 +1422,8 @@ def plot(
     with _database(_settings(database_url)) as factory, factory() as session, _user_errors():
         edges = figures.parse_edges(tomo_bins, "--tomo-bins")
         m = _ready_map(session, map_id)
-        if kind is PlotKind.all:
-            kinds = list(figures.PLOT_KINDS)
+        if kind is PlotChoice.all:
+            kinds = [k.value for k in PlotKind]
             folder = output or Path(f"somcal_map{m.id}_plots")
             paths = [folder / f"map{m.id}_{k}.png" for k in kinds]
         else:
@@ -1639,9 +1605,7 @@ def quickstart(
             targets_path = workdir / f"targets_map{m.id}.csv"
             _targets(session, m, targets_path, overwrite=True)
             plot_dir = workdir / "plots"
-            from app.services import figures
-
-            kinds = list(figures.PLOT_KINDS)
+            kinds = [k.value for k in PlotKind]
             plot_paths = _plots(
                 session, m, kinds, [plot_dir / f"map{m.id}_{k}.png" for k in kinds], dpi=100
             )
