@@ -100,10 +100,12 @@ def _user_errors() -> Iterator[None]:
     except typer.Exit:
         raise
     except se.ServiceError as exc:
-        code = {
-            se.NotFoundError: EXIT_NOT_FOUND,
-            se.ConflictError: EXIT_NOT_READY,
-        }.get(type(exc), EXIT_INPUT)
+        if isinstance(exc, se.NotFoundError):
+            code = EXIT_NOT_FOUND
+        elif isinstance(exc, se.ConflictError):
+            code = EXIT_NOT_READY
+        else:  # a 5xx is ours (the environment), a 4xx the user's input
+            code = EXIT_ENV if exc.status_code >= 500 else EXIT_INPUT
         shown = exc.errors[:20]
         details = [_row_error_line(e) for e in shown]
         if len(exc.errors) > len(shown):
@@ -144,6 +146,28 @@ def _spin(label: str, fn: Callable[[], T]) -> T:
         result = fn()
         progress.update(task, total=1, completed=1)
     return result
+
+
+@contextmanager
+def _progress_callback(label: str) -> Iterator[Callable[[float, str], None]]:
+    """A rich bar driven by ``report(fraction, message)``: the progress convention of the
+    services, of som.distributed and of a job's progress, so one kind of bar draws them all.
+    The bar appears at the first report, so work refused before it starts draws none."""
+    progress = _progress()
+    task = None
+
+    def report(fraction: float, message: str = "") -> None:
+        nonlocal task
+        if task is None:
+            progress.start()
+            task = progress.add_task(label, total=100, note="")
+        progress.update(task, completed=100 * min(max(fraction, 0.0), 1.0), note=message)
+
+    try:
+        yield report
+    finally:
+        if task is not None:
+            progress.stop()
 
 
 def _done(message: str) -> None:
@@ -279,19 +303,15 @@ def _pct(v: float | None) -> str:
 
 
 def _table_format(path: Path) -> str:
-    from som.catalogs import FORMATS
+    """The table format an output file's name asks for (som.tables' endings)."""
+    from som.tables import format_from_name
 
-    name = path.name.lower()
-    best: tuple[str, str] | None = None
-    for fmt, suffixes in FORMATS.items():
-        for suffix in suffixes:
-            if name.endswith(suffix) and (best is None or len(suffix) > len(best[1])):
-                best = (fmt, suffix)
-    if best is None:
+    fmt = format_from_name(path.name)
+    if fmt is None:
         raise _fail(
             f"{path}: cannot tell the format from the name; use .parquet, .fits, .csv or .ecsv"
         )
-    return best[0]
+    return fmt
 
 
 def _write_frame(frame: pd.DataFrame, path: Path, overwrite: bool, meta: dict | None = None):
