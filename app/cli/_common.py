@@ -256,29 +256,6 @@ def _parse_mapping(items: list[str] | None) -> dict[str, str] | None:
     return mapping
 
 
-def _parse_bins(value: str | None, name: str) -> Any:
-    """A number of bins ("5") or comma-separated edges ("0,0.5,1"), as the API takes them."""
-    import numpy as np
-
-    if value is None or not value.strip():
-        return None
-    try:
-        if "," in value:
-            edges = np.array([float(v) for v in value.split(",")])
-            if len(edges) < 2 or not np.all(np.isfinite(edges)) or np.any(np.diff(edges) <= 0):
-                raise ValueError
-            return edges
-        n = int(value)
-        if not 1 <= n <= 1000:
-            raise ValueError
-        return n
-    except ValueError as exc:
-        raise _fail(
-            f"{name} {value!r}: give a number of bins (1-1000) or increasing comma-separated "
-            "edges, e.g. 0,0.5,1,2"
-        ) from exc
-
-
 def _output_path(path: Path, overwrite: bool) -> Path:
     if path.exists() and not overwrite:
         raise _fail(f"{path} exists; pass --overwrite to replace it")

@@ -18,7 +18,6 @@ from app.cli._common import (
     _fmt,
     _out,
     _output_path,
-    _parse_bins,
     _pct,
     _ready_map,
     _settings,
@@ -71,6 +70,17 @@ def _breakdown_table(title: str, rows: list[dict[str, Any]]) -> Table:
             _pct(r.get("fraction_covered")),
         )
     return table
+
+
+def _parse_bins(value: str | None, option: str) -> Any:
+    """Bins as the API takes them (app.services.map_queries.parse_bins), named by option."""
+    from app.services.errors import InvalidInputError
+    from app.services.map_queries import parse_bins
+
+    try:
+        return parse_bins(value, option)
+    except InvalidInputError as exc:
+        raise _fail(exc.detail) from exc
 
 
 def coverage(
@@ -164,11 +174,11 @@ def _targets(
     per_cell: int = 1,
     overwrite: bool = False,
 ) -> pd.DataFrame:
-    from app.services import calibrate
+    from app.services.map_queries import select_targets
 
-    frame = _spin(
+    chosen = _spin(
         "targets",
-        lambda: calibrate.targets(
+        lambda: select_targets(
             session,
             m,
             budget=budget,
@@ -178,15 +188,7 @@ def _targets(
             per_cell=per_cell,
         ),
     )
-    meta = {
-        "budget": budget,
-        "budget_hours": budget_hours,
-        "mag_band": calibrate.map_mag_band(m, mag_band),
-        "mag_limit": mag_limit,
-        "per_cell": per_cell,
-        "k": m.min_secure,
-        "map_id": m.id,
-    }
+    frame, meta = chosen.frame, {**chosen.params, "map_id": m.id}
     _write_frame(frame, output, overwrite, meta)
     n_cells = int(frame["cell"].nunique()) if len(frame) else 0
     _done(f"wrote {len(frame):,} targets in {n_cells:,} uncovered cells to {output}")
