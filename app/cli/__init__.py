@@ -70,7 +70,3 @@ apikey_cli.command("create")(db.apikey_create)
 
 def main() -> None:
     cli()
-
-
-if __name__ == "__main__":
-    main()
