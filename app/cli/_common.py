@@ -32,10 +32,9 @@ if TYPE_CHECKING:
 
 EXIT_ENV, EXIT_INPUT, EXIT_NOT_FOUND, EXIT_NOT_READY, EXIT_INTERRUPTED = 1, 2, 3, 4, 130
 
-
 T = TypeVar("T")
 
-
+# options several commands take
 DatabaseUrl = Annotated[
     str | None,
     typer.Option(
@@ -44,8 +43,6 @@ DatabaseUrl = Annotated[
         show_default=False,
     ),
 ]
-
-
 MapId = Annotated[
     int | None,
     typer.Option("--map-id", "-m", help="Map id (default: the most recent ready map).", min=1),

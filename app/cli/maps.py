@@ -32,12 +32,9 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
 
+# `train` and `quickstart` default to what SOM(n_rows, n_cols) does without options
 _SOM_DEFAULTS = SOM.default_params()
-
-
 DEFAULT_LATTICE = Lattice(_SOM_DEFAULTS["lattice"])
-
-
 DEFAULT_EPOCHS = int(_SOM_DEFAULTS["n_epochs"])
 
 
