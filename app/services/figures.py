@@ -1,6 +1,6 @@
 """Per-cell arrays and figures of a map, shared by the CLI (``somcal plot``), the API
 (``GET /v1/maps/{id}/plots/{kind}.png``) and the dashboard, so all three show the same
-numbers drawn the same way. The drawing is ``app.plots``'s, the n(z) ``som.calibration``'s
+numbers drawn the same way. The drawing is ``som.plotting``'s, the n(z) ``som.calibration``'s
 (through ``app.services.calibrate``); this module gathers the arrays from the store.
 
 Which redshift colours the "redshift" and "dispersion" maps: ``z_source="phot"`` (default)
