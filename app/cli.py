@@ -1535,6 +1535,21 @@ def serve(
     _serve(settings, host, port, log_level)
 
 
+@cli.command()
+def worker(
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-c", min=1, help="Jobs run at once.")
+    ] = 1,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Run queued jobs (training) from the database until SIGTERM/Ctrl-C (running jobs are
+    then released to other workers). Pair with SOMCAL_EMBEDDED_WORKERS=0 on the API."""
+    from app import worker as worker_process
+
+    raise typer.Exit(worker_process.main(database_url, concurrency, log_level))
+
+
 # ----------------------------------------------------------------------------- quickstart
 def _find_trained_map(session: Session, cat: Catalogue, req: Any) -> Map | None:
     """A ready map trained on ``cat`` with the same settings (quickstart runs twice)."""
