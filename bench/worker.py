@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/worker.py                      # PostgreSQL on 127.0.0.1:5432/test
     .venv/bin/python bench/worker.py --worker-threads 2   # let the worker's numba use 2 threads
+    .venv/bin/python bench/worker.py --embedded           # for comparison: train in the API
 
 What it does, on loopback against PostgreSQL (a schema of its own, dropped at the end):
 
@@ -68,6 +69,12 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=30, help="epochs of the 75x150 map")
     ap.add_argument("--requests", type=int, default=400, help="reads per phase (at most)")
     ap.add_argument("--worker-threads", type=int, default=1, help="NUMBA_NUM_THREADS")
+    ap.add_argument(
+        "--embedded",
+        action="store_true",
+        help="train in the API process (SOMCAL_EMBEDDED_WORKERS=1, the SQLite default's "
+        "arrangement) instead of a worker process, for comparison",
+    )
     args = ap.parse_args()
 
     load0 = os.getloadavg()
@@ -83,7 +90,7 @@ def main() -> None:
             make_mock(args.train_rows, seed=21).to_parquet(data / "train.parquet")
             env = {
                 "SOMCAL_DATABASE_URL": url,
-                "SOMCAL_EMBEDDED_WORKERS": "0",
+                "SOMCAL_EMBEDDED_WORKERS": "1" if args.embedded else "0",
                 "SOMCAL_DATA_DIRS": str(data),
                 "SOMCAL_UPLOAD_TMP_DIR": str(tmp_path),
             }
@@ -92,17 +99,21 @@ def main() -> None:
             worker = None
             try:
                 base = api.start()
-                worker = subprocess.Popen(
-                    [sys.executable, "-m", "app.cli", "worker"],
-                    cwd=REPO,
-                    env={
-                        **os.environ,
-                        **env,
-                        "NUMBA_NUM_THREADS": str(args.worker_threads),
-                        "PYTHONUNBUFFERED": "1",
-                    },
-                    stdout=worker_log,
-                    stderr=subprocess.STDOUT,
+                worker = (
+                    None
+                    if args.embedded
+                    else subprocess.Popen(
+                        [sys.executable, "-m", "app.cli", "worker"],
+                        cwd=REPO,
+                        env={
+                            **os.environ,
+                            **env,
+                            "NUMBA_NUM_THREADS": str(args.worker_threads),
+                            "PYTHONUNBUFFERED": "1",
+                        },
+                        stdout=worker_log,
+                        stderr=subprocess.STDOUT,
+                    )
                 )
                 with httpx.Client(base_url=base, timeout=120) as client:
                     cat = client.post(
@@ -186,9 +197,14 @@ def main() -> None:
 
     i50, i95 = _stats(idle)
     b50, b95 = _stats(busy)
+    where = (
+        "inside the API process"
+        if args.embedded
+        else f"in a separate worker process (NUMBA_NUM_THREADS={args.worker_threads})"
+    )
     print(
-        f"75x150 map, {args.epochs} epochs on {args.train_rows:,} rows, in a separate worker "
-        f"process (NUMBA_NUM_THREADS={args.worker_threads}): {train_s:.1f} s; "
+        f"75x150 map, {args.epochs} epochs on {args.train_rows:,} rows, {where}: "
+        f"{train_s:.1f} s; "
         f"{os.cpu_count()} cores; load average {load0[0]:.2f} -> {load1[0]:.2f}"
     )
     print(f"{'reads':<26}{'n':>6}{'median ms':>11}{'p95 ms':>9}")
