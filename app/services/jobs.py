@@ -77,6 +77,11 @@ _PROGRESS_SECONDS = 0.5
 # How long a worker keeps trying to record a job's outcome while the database is away.
 RECORD_RETRY_SECONDS = 600.0
 FINISHED = ("succeeded", "failed")
+# Jobs running in this process (job id -> worker): alive by definition, whatever their
+# heartbeat says. On SQLite a long write (a big ingest, a map being stored) holds the
+# database lock and delays every heartbeat; this process's reaper must not fail its own
+# live job for that.
+_RUNNING_HERE: dict[int, str] = {}
 
 
 class JobLostError(Exception):
@@ -287,8 +292,11 @@ def heartbeat(factory: sessionmaker[Session], job_id: int, worker: str) -> bool:
     return res.rowcount == 1
 
 
-def reap_stale(factory: sessionmaker[Session], timeout: float) -> list[tuple[int, str]]:
-    """Requeue or fail every running job without a heartbeat for ``timeout`` seconds.
+def reap_stale(
+    factory: sessionmaker[Session], timeout: float, alive: set[int] | frozenset[int] = frozenset()
+) -> list[tuple[int, str]]:
+    """Requeue or fail every running job without a heartbeat for ``timeout`` seconds,
+    except the jobs in ``alive`` (known to be running in the calling process).
 
     Safe to run from any number of processes at once: each job is handled by the one whose
     guarded update matched it. Returns ``(job id, "requeued" | "failed")`` pairs.
@@ -301,6 +309,8 @@ def reap_stale(factory: sessionmaker[Session], timeout: float) -> list[tuple[int
             )
         ).all()
     for job_id, kind_name, worker, attempts, max_attempts in stale:
+        if job_id in alive:
+            continue
         kind = JOB_KINDS.get(kind_name)
         reason = (
             f"interrupted: its worker {worker or '(unknown)'} sent no heartbeat for "
@@ -426,7 +436,7 @@ class Worker:
         interval = self.settings.job_heartbeat_seconds
         while not self.stopping.is_set():
             try:
-                reap_stale(self.factory, self.settings.heartbeat_timeout)
+                reap_stale(self.factory, self.settings.heartbeat_timeout, set(_RUNNING_HERE))
             except SQLAlchemyError as exc:
                 log.warning("cannot look for stale jobs (%s)", type(exc).__name__)
             self.stopping.wait(interval)
@@ -435,7 +445,7 @@ class Worker:
         """Claim job ``job_id`` here and run it; if another process has it, wait until it
         ends. The job's final status."""
         try:
-            reap_stale(self.factory, self.settings.heartbeat_timeout)
+            reap_stale(self.factory, self.settings.heartbeat_timeout, set(_RUNNING_HERE))
         except SQLAlchemyError as exc:
             log.warning("cannot look for stale jobs (%s)", type(exc).__name__)
         job = claim(self.factory, f"{self.name}/inline", list(JOB_KINDS), job_id=job_id)
@@ -459,30 +469,41 @@ class Worker:
         )
         beat.start()
         self.running[job.id] = worker
+        _RUNNING_HERE[job.id] = worker
         log.info("job %s (%s) started by %s, attempt %s", job.id, job.kind, worker, job.attempts)
+        # The heartbeat goes on, and the job counts as running here, until its outcome is
+        # recorded (which may wait for the database to come back).
         try:
-            if kind is None:
-                raise ServiceError(f"this worker does not know job kind {job.kind!r}")
-            result = kind.run(ctx, job.params)
-        except JobReleasedError:
-            self._release(job, worker, kind)
-            return "released"
-        except JobLostError:
-            log.warning("job %s: taken from %s (declared dead); nothing recorded", job.id, worker)
-            return "lost"
-        except Exception as exc:  # noqa: BLE001 - every failure must end up on the job row
-            reason = exc.detail if isinstance(exc, ServiceError) else f"{type(exc).__name__}: {exc}"
-            if not isinstance(exc, ServiceError):
-                log.exception("job %s failed", job.id)
-            hook = kind.on_failure if kind else None
-            self._record(job.id, "the failure", lambda: self._fail(job.id, worker, reason, hook))
-            return "failed"
+            try:
+                if kind is None:
+                    raise ServiceError(f"this worker does not know job kind {job.kind!r}")
+                result = kind.run(ctx, job.params)
+            except JobReleasedError:
+                self._release(job, worker, kind)
+                return "released"
+            except JobLostError:
+                log.warning(
+                    "job %s: taken from %s (declared dead); nothing recorded", job.id, worker
+                )
+                return "lost"
+            except Exception as exc:  # noqa: BLE001 - every failure must end up on the job row
+                reason = (
+                    exc.detail if isinstance(exc, ServiceError) else f"{type(exc).__name__}: {exc}"
+                )
+                if not isinstance(exc, ServiceError):
+                    log.exception("job %s failed", job.id)
+                hook = kind.on_failure if kind else None
+                self._record(
+                    job.id, "the failure", lambda: self._fail(job.id, worker, reason, hook)
+                )
+                return "failed"
+            self._record(job.id, "the success", lambda: self._succeed(job.id, worker, result))
+            log.info("job %s succeeded", job.id)
+            return "succeeded"
         finally:
             beats.set()
             self.running.pop(job.id, None)
-        self._record(job.id, "the success", lambda: self._succeed(job.id, worker, result))
-        log.info("job %s succeeded", job.id)
-        return "succeeded"
+            _RUNNING_HERE.pop(job.id, None)
 
     def _beat(self, ctx: JobContext, done: threading.Event) -> None:
         while not done.wait(self.settings.job_heartbeat_seconds):

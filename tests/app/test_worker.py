@@ -175,6 +175,8 @@ def test_a_stale_job_is_requeued_while_attempts_remain_then_failed(factory, echo
     claim(factory, "dead-host:1:aa/0", ["echo"])
     assert reap_stale(factory, timeout=30) == []  # a fresh heartbeat is left alone
     _age_heartbeat(factory, job_id, 31)
+    # A process knows its own running jobs are alive, however late their heartbeat.
+    assert reap_stale(factory, timeout=30, alive={job_id}) == []
     assert reap_stale(factory, timeout=30) == [(job_id, "requeued")]
     job = _job(factory, job_id)
     assert (job.status, job.worker, job.attempts) == ("queued", None, 1)
