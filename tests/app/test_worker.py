@@ -483,3 +483,41 @@ def test_a_worker_killed_mid_training_is_requeued_then_failed_never_left_running
         assert s.get(Map, map_id).weights is None
         assert s.scalars(select(Cell).where(Cell.map_id == map_id)).first() is None
     engine.dispose()
+
+
+def test_sigterm_releases_the_running_training_and_the_worker_exits_0(
+    clean_db, mock_catalogue, tmp_path
+):
+    """Stopping a worker (docker compose stop, a deploy) hands its job back: queued again
+    without spending an attempt, its map queued, and the process exits 0."""
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    env = {"SOMCAL_DATABASE_URL": clean_db, **QUICK_BEATS}
+    auth = {"X-API-Key": harness.create_key(clean_db, "term")}
+    settings = Settings(database_url=clean_db, embedded_workers=0, upload_tmp_dir=tmp_path)
+    with TestClient(create_app(settings)) as client:
+        cat = _post_catalogue(client, auth, mock_catalogue(3000, seed=63))
+        r = client.post(
+            "/v1/maps",
+            json={"catalog_id": cat, "n_rows": 30, "n_cols": 30, "n_epochs": 500},
+            headers=auth,
+        )
+        assert r.status_code == 202, r.text
+        job_id, map_id = r.json()["job"]["id"], r.json()["map"]["id"]
+        w = WorkerProcess(env, tmp_path / "worker.log")
+        try:
+            _wait(client, job_id, lambda j: j["status"] == "running" and j["progress"] >= 0.05, 120)
+            w.proc.send_signal(signal.SIGTERM)
+            assert w.proc.wait(timeout=60) == 0, w.text()[-2000:]
+        finally:
+            w.kill()
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        assert job["status"] == "queued" and "released" in job["message"], job
+        assert client.get(f"/v1/maps/{map_id}").json()["status"] == "queued"
+    engine = make_engine(clean_db)
+    with make_session_factory(engine)() as s:
+        job = s.get(Job, job_id)
+        assert (job.attempts, job.worker, job.heartbeat_at) == (0, None, None)
+    engine.dispose()
