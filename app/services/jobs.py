@@ -430,7 +430,11 @@ class Worker:
             if job is None:
                 self._wake.wait(self.settings.job_poll_seconds)
                 continue
-            self.run_claimed(job, worker)
+            try:
+                self.run_claimed(job, worker)
+            except Exception:  # noqa: BLE001 - the loop outlives any one job's bookkeeping
+                # The job's row is left to the heartbeat timeout (its beats have stopped).
+                log.exception("%s: job %s could not be recorded", worker, job.id)
 
     def _reaper(self) -> None:
         interval = self.settings.job_heartbeat_seconds
@@ -439,6 +443,8 @@ class Worker:
                 reap_stale(self.factory, self.settings.heartbeat_timeout, set(_RUNNING_HERE))
             except SQLAlchemyError as exc:
                 log.warning("cannot look for stale jobs (%s)", type(exc).__name__)
+            except Exception:  # noqa: BLE001 - a failing hook must not end the reaper
+                log.exception("reaping stale jobs failed")
             self.stopping.wait(interval)
 
     def run_one(self, job_id: int, poll_seconds: float = 0.25) -> str:
