@@ -11,9 +11,9 @@ old in-process pool has no heartbeat, so the first worker or API process that lo
 (its one attempt is spent) once its start is older than the heartbeat timeout; a ``queued``
 one is run by the next worker.
 
-On SQLite the columns are added with plain ``ALTER TABLE`` (``recreate="never"``):
-rebuilding ``jobs`` would drop the old table, and with foreign keys on that sets every
-``maps.job_id`` to NULL (``ON DELETE SET NULL``).
+On SQLite the columns are added and dropped with plain ``ALTER TABLE``
+(``recreate="never"``; DROP COLUMN needs SQLite >= 3.35, as 0004's downgrade does): nullable
+or defaulted columns need no copy of the table that ``maps.job_id`` refers to.
 
 Revision ID: 0005
 Revises: 0004

@@ -521,3 +521,57 @@ def test_sigterm_releases_the_running_training_and_the_worker_exits_0(
         job = s.get(Job, job_id)
         assert (job.attempts, job.worker, job.heartbeat_at) == (0, None, None)
     engine.dispose()
+
+
+# ----------------------------------------------------------------------------- migration
+def test_0005_keeps_jobs_and_their_maps_and_counts_started_jobs_as_one_attempt(empty_db_url):
+    """Jobs written before the queue (0004) survive 0005 and its downgrade with their maps
+    still linked; a job that had started counts one attempt, a queued one none."""
+    from sqlalchemy import text
+
+    from app.core import migrate
+
+    migrate.upgrade(empty_db_url, "0004")
+    engine = make_engine(empty_db_url)
+    with engine.begin() as conn:
+        for job_id, status in ((1, "running"), (2, "succeeded"), (3, "queued")):
+            conn.execute(
+                text(
+                    "INSERT INTO jobs (id, kind, status, progress, created_at) "
+                    "VALUES (:id, 'train_map', :status, 0, CURRENT_TIMESTAMP)"
+                ),
+                {"id": job_id, "status": status},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO maps (id, name, status, n_rows, n_cols, lattice, periodic, "
+                    "grid, min_secure, job_id, created_at) VALUES (:id, 'm', 'queued', 2, 2, "
+                    "'rect', false, '{}', 1, :id, CURRENT_TIMESTAMP)"
+                ),
+                {"id": job_id},
+            )
+    engine.dispose()
+
+    def read():
+        engine = make_engine(empty_db_url)
+        with engine.connect() as conn:
+            links = conn.execute(text("SELECT id, job_id FROM maps ORDER BY id")).all()
+            jobs = conn.execute(text("SELECT * FROM jobs ORDER BY id")).mappings().all()
+        engine.dispose()
+        return [tuple(r) for r in links], [dict(j) for j in jobs]
+
+    migrate.upgrade(empty_db_url, "0005")
+    links, jobs = read()
+    assert links == [(1, 1), (2, 2), (3, 3)]
+    assert [(j["status"], j["attempts"], j["max_attempts"]) for j in jobs] == [
+        ("running", 1, 1),
+        ("succeeded", 1, 1),
+        ("queued", 0, 1),
+    ]
+    assert all(j["worker"] is None and j["heartbeat_at"] is None for j in jobs)
+
+    migrate.downgrade(empty_db_url, "0004")
+    links, jobs = read()
+    assert links == [(1, 1), (2, 2), (3, 3)]
+    assert [j["status"] for j in jobs] == ["running", "succeeded", "queued"]
+    assert "attempts" not in jobs[0] and "heartbeat_at" not in jobs[0]
