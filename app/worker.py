@@ -91,13 +91,17 @@ def run(settings: Settings, concurrency: int = 1, stop: threading.Event | None =
         )
         stop.set()
 
+    if settings.worker_nice:
+        # Training is batch work: on a host shared with an API process, requests go first.
+        os.nice(settings.worker_nice)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
     log.info(
-        "worker %s: %d job loop(s), heartbeat every %g s, timeout %g s, max attempts %d",
+        "worker %s: %d job loop(s), nice %d, heartbeat every %g s, timeout %g s, max attempts %d",
         WORKER_ID,
         concurrency,
+        os.nice(0),
         settings.job_heartbeat_seconds,
         settings.heartbeat_timeout,
         settings.job_max_attempts,

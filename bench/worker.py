@@ -72,7 +72,12 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=30, help="epochs of the 75x150 map")
     ap.add_argument("--requests", type=int, default=400, help="reads per phase (at most)")
     ap.add_argument("--worker-threads", type=int, default=1, help="NUMBA_NUM_THREADS")
-    ap.add_argument("--nice", type=int, default=0, help="run the worker at this nice level")
+    ap.add_argument(
+        "--worker-nice",
+        type=int,
+        default=None,
+        help="SOMCAL_WORKER_NICE for the worker (default: the setting's default, 10)",
+    )
     ap.add_argument(
         "--embedded",
         action="store_true",
@@ -113,11 +118,15 @@ def main() -> None:
                             **os.environ,
                             **env,
                             "NUMBA_NUM_THREADS": str(args.worker_threads),
+                            **(
+                                {"SOMCAL_WORKER_NICE": str(args.worker_nice)}
+                                if args.worker_nice is not None
+                                else {}
+                            ),
                             "PYTHONUNBUFFERED": "1",
                         },
                         stdout=worker_log,
                         stderr=subprocess.STDOUT,
-                        preexec_fn=(lambda: os.nice(args.nice)) if args.nice else None,
                     )
                 )
                 with httpx.Client(base_url=base, timeout=120) as client:
@@ -208,8 +217,8 @@ def main() -> None:
     where = (
         "inside the API process"
         if args.embedded
-        else f"in a separate worker process (NUMBA_NUM_THREADS={args.worker_threads}"
-        + (f", nice {args.nice})" if args.nice else ")")
+        else f"in a separate worker process (NUMBA_NUM_THREADS={args.worker_threads}, "
+        f"SOMCAL_WORKER_NICE={'default' if args.worker_nice is None else args.worker_nice})"
     )
     print(
         f"75x150 map, {args.epochs} epochs on {args.train_rows:,} rows, {where}: "

@@ -92,6 +92,13 @@ class Settings(BaseSettings):
         le=20,
         description="Runs of a job whose worker vanished before it is failed (1: never rerun).",
     )
+    worker_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="`somcal worker` lowers its CPU priority by this much (nice), so that an API "
+        "on the same host answers first; no effect on a host of its own.",
+    )
     job_poll_seconds: float = Field(
         default=2.0, gt=0, le=600, description="How often an idle worker looks for queued jobs."
     )

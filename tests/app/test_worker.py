@@ -509,6 +509,8 @@ def test_sigterm_releases_the_running_training_and_the_worker_exits_0(
         w = WorkerProcess(env, tmp_path / "worker.log")
         try:
             _wait(client, job_id, lambda j: j["status"] == "running" and j["progress"] >= 0.05, 120)
+            # Batch work yields the CPU to an API on the same host (SOMCAL_WORKER_NICE=10).
+            assert os.getpriority(os.PRIO_PROCESS, w.proc.pid) == min(os.nice(0) + 10, 19)
             w.proc.send_signal(signal.SIGTERM)
             assert w.proc.wait(timeout=60) == 0, w.text()[-2000:]
         finally:
