@@ -11,7 +11,7 @@ failed, unexpected error); 2 bad input a user must fix (command line, file, colu
 
 One module per group of commands, registered here in the order ``somcal --help`` lists
 them: ``catalogues`` (mock, ingest, bands, catalogs), ``maps`` (maps, train), ``assign``,
-``calibrate`` (coverage, gaps, targets, nz), ``plot``, ``serve`` (serve, quickstart) and
+``calibrate`` (coverage, gaps, targets, nz), ``plot``, ``serve`` (serve, worker, quickstart) and
 ``db`` (db upgrade, apikey create); what they share (consoles, errors, progress, the
 database) is in ``_common``.
 """
@@ -61,6 +61,7 @@ for command in (
     calibrate.nz,
     plot.plot,
     serve.serve,
+    serve.worker,
     serve.quickstart,
 ):
     cli.command()(command)

@@ -1,5 +1,5 @@
-"""`somcal serve` (the API and dashboard) and `somcal quickstart` (the whole calibration
-on the bundled mock, then serve)."""
+"""`somcal serve` (the API and dashboard), `somcal worker` (queued jobs) and
+`somcal quickstart` (the whole calibration on the bundled mock, then serve)."""
 
 from __future__ import annotations
 
@@ -87,6 +87,23 @@ def serve(
     finally:
         engine.dispose()
     _serve(settings, host, port, log_level)
+
+
+def worker(
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-c", min=1, help="Jobs run at once.")
+    ] = 1,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Run queued jobs (training) from the database until SIGTERM or Ctrl-C.
+
+    Running jobs are then released to other workers. Pair with SOMCAL_EMBEDDED_WORKERS=0
+    on the API processes.
+    """
+    from app import worker as worker_process
+
+    raise typer.Exit(worker_process.main(database_url, concurrency, log_level))
 
 
 # ----------------------------------------------------------------------------- quickstart

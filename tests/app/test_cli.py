@@ -352,7 +352,7 @@ def test_compose_runs_postgres_then_a_one_shot_migration_then_the_api():
     yaml = pytest.importorskip("yaml")
     spec = yaml.safe_load((REPO / "docker-compose.yml").read_text())
     services = spec["services"]
-    assert set(services) == {"db", "migrate", "api"}
+    assert set(services) == {"db", "migrate", "api", "worker"}
 
     db = services["db"]
     assert db["image"] == "postgres:15"
@@ -371,8 +371,13 @@ def test_compose_runs_postgres_then_a_one_shot_migration_then_the_api():
     assert api["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert api["image"] == migrate["image"] and "build" in api
     assert any(p.endswith(":8000") for p in api["ports"])
-    # Both containers reach the same database as the one the db service creates.
-    for svc in (migrate, api):
+    # Jobs run in the worker service, not in the API process.
+    worker = services["worker"]
+    assert worker["command"][:2] == ["somcal", "worker"] and worker["image"] == api["image"]
+    assert worker["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert api["environment"]["SOMCAL_EMBEDDED_WORKERS"] == "0"
+    # Every container reaches the same database as the one the db service creates.
+    for svc in (migrate, api, worker):
         url = svc["environment"]["DATABASE_URL"]
         assert url.startswith("postgresql+psycopg://")
         assert f"{env['POSTGRES_USER']}:" in url and f"@db:5432/{env['POSTGRES_DB']}" in url
