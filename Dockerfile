@@ -30,10 +30,8 @@ RUN python -m venv "$VIRTUAL_ENV" \
     && pip install -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
 
-# The package is installed in editable mode from /app: the Alembic migrations, which
-# `somcal db upgrade` reads next to the package, stay where it looks for them.
-COPY alembic.ini ./
-COPY migrations ./migrations
+# The package is installed in editable mode from /app (its Alembic migrations are package
+# data in app/migrations).
 COPY som ./som
 COPY app ./app
 RUN pip install --no-deps -e . \
