@@ -71,8 +71,13 @@ def _compose() -> dict:
 
 
 def _somcal_services(spec: dict) -> dict[str, dict]:
-    """The services that run the image built from this tree."""
-    return {name: svc for name, svc in spec["services"].items() if "build" in svc}
+    """The services that run the image built from this tree (built there, or by its tag)."""
+    built = {svc.get("image") for svc in spec["services"].values() if "build" in svc}
+    return {
+        name: svc
+        for name, svc in spec["services"].items()
+        if "build" in svc or (svc.get("image") and svc["image"] in built)
+    }
 
 
 def _with_defaults(value: str) -> str:
