@@ -19,6 +19,7 @@ import time
 import urllib.request
 import venv
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -93,15 +94,20 @@ def wheel(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def installed(wheel, tmp_path_factory) -> Path:
+def installed(wheel, tmp_path_factory) -> Iterator[Path]:
     """The bin directory of a fresh virtual environment holding only the wheel and its
-    dependencies."""
+    dependencies (removed afterwards: numpy, scipy, pyarrow and friends weigh hundreds of MB)."""
     env_dir = tmp_path_factory.mktemp("venv") / "venv"
     venv.create(env_dir, with_pip=True)
     bin_dir = env_dir / "bin"
-    # --no-compile: byte-compiling every dependency slows the install and proves nothing here.
-    _run([bin_dir / "python", "-m", "pip", "install", "-q", "--no-compile", wheel], env_dir, 900)
-    return bin_dir
+    try:
+        # --no-compile: byte-compiling every dependency slows the install, proves nothing here.
+        _run(
+            [bin_dir / "python", "-m", "pip", "install", "-q", "--no-compile", wheel], env_dir, 900
+        )
+        yield bin_dir
+    finally:
+        shutil.rmtree(env_dir, ignore_errors=True)
 
 
 def test_developers_alembic_ini_reads_the_migrations_the_package_runs():
