@@ -9,6 +9,7 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from app.api import errors
 from app.api.limits import BodySizeLimitMiddleware
@@ -55,7 +56,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runner.shutdown(wait=False)
         engine.dispose()
 
-    app = FastAPI(
+    # /docs (Swagger UI) and /redoc load their scripts and styles from the fastapi-offline
+    # package, not a CDN: the docs work on a network with no outside access.
+    app = FastAPIOffline(
         title="somcal",
         version=_version(),
         summary="SOM photometric-redshift calibration: coverage ledger, gaps, targets, n(z)",
