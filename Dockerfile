@@ -4,6 +4,21 @@
 #   docker run -p 8000:8000 -v somcal-var:/app/var somcal somcal quickstart --host 0.0.0.0
 #       (the whole job on the bundled mock and SQLite, then serves http://127.0.0.1:8000)
 #   docker compose up                  (with PostgreSQL: see docker-compose.yml)
+#
+# The image installs the wheel built from this tree, not an editable checkout: what runs here
+# is exactly what `pip install somcal-*.whl` gives anyone (tests/app/test_packaging.py builds
+# the same wheel and runs `somcal db upgrade` and `somcal quickstart` from it).
+
+# ---- the wheel
+FROM python:3.11-slim AS wheel
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY som ./som
+COPY app ./app
+RUN pip wheel --no-deps --wheel-dir /dist .
+
+# ---- the service
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -13,7 +28,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH \
     # Compiled numba kernels and matplotlib's font cache go to directories the service user
-    # owns (the source tree stays read-only).
+    # owns (the installed package stays read-only).
     NUMBA_CACHE_DIR=/home/somcal/.cache/numba \
     MPLCONFIGDIR=/home/somcal/.cache/matplotlib \
     SOMCAL_HOST=0.0.0.0 \
@@ -30,13 +45,11 @@ RUN python -m venv "$VIRTUAL_ENV" \
     && pip install -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
 
-# The package is installed in editable mode from /app: the Alembic migrations, which
-# `somcal db upgrade` reads next to the package, stay where it looks for them.
-COPY alembic.ini ./
-COPY migrations ./migrations
-COPY som ./som
-COPY app ./app
-RUN pip install --no-deps -e . \
+# The package itself (its migrations, static files and mock data ride inside the wheel);
+# /app keeps only the working directory the SQLite default and quickstart write to.
+COPY --from=wheel /dist /tmp/dist
+RUN pip install /tmp/dist/somcal-*.whl \
+    && rm -rf /tmp/dist pyproject.toml README.md \
     && mkdir -p /app/var \
     && chown somcal:somcal /app/var
 

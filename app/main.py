@@ -9,6 +9,7 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from app.api import errors
 from app.api.limits import BodySizeLimitMiddleware
@@ -35,21 +36,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     engine = make_engine(settings.database_url)
     factory = make_session_factory(engine)
-    runner = JobRunner(factory, workers=settings.job_workers)
+    runner = JobRunner(factory, workers=settings.embedded_workers, settings=settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        # Jobs whose worker vanished (this server killed mid-training, a worker host gone)
+        # are requeued or failed now and then by the reaper thread every heartbeat; the
+        # embedded workers (SOMCAL_EMBEDDED_WORKERS, 0 where `somcal worker` runs jobs)
+        # claim queued jobs from the database like any worker process.
         try:
-            n = fail_orphaned_jobs(factory)
+            n = fail_orphaned_jobs(factory, settings.heartbeat_timeout)
             if n:
-                log.warning("marked %d interrupted job(s) as failed", n)
+                log.warning("requeued or failed %d interrupted job(s)", n)
         except Exception as exc:  # noqa: BLE001 - e.g. schema not migrated yet; /ready says so
             log.warning("could not check for interrupted jobs: %s", type(exc).__name__)
+        runner.serve()
         yield
+        # Running jobs are released (queued again) at their next progress report.
         runner.shutdown(wait=False)
         engine.dispose()
 
-    app = FastAPI(
+    # /docs (Swagger UI) and /redoc load their scripts and styles from the fastapi-offline
+    # package, not a CDN: the docs work on a network with no outside access.
+    app = FastAPIOffline(
         title="somcal",
         version=_version(),
         summary="SOM photometric-redshift calibration: coverage ledger, gaps, targets, n(z)",

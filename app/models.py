@@ -169,8 +169,19 @@ class Spectrum(_Photometry, Base):
 
 
 class Job(Base):
+    """A unit of background work and the queue entry that runs it (see app.services.jobs).
+
+    Any process claims a ``queued`` row (``worker``, ``claimed_at``, ``attempts``), keeps
+    ``heartbeat_at`` fresh while it runs, and records the outcome; a ``running`` row whose
+    heartbeat is too old is requeued (``attempts < max_attempts``) or failed by whoever
+    sees it. ``params`` holds everything the job's kind needs to run from the row alone.
+    """
+
     __tablename__ = "jobs"
-    __table_args__ = (CheckConstraint(f"status IN ({_in(JOB_STATUSES)})", name="status"),)
+    __table_args__ = (
+        CheckConstraint(f"status IN ({_in(JOB_STATUSES)})", name="status"),
+        Index(None, "status"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))
@@ -184,6 +195,11 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    worker: Mapped[str | None] = mapped_column(String(128))
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    max_attempts: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class Map(Base):

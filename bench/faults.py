@@ -189,7 +189,9 @@ def kill_mid_training(mock, tmp: Path) -> None:
     url = f"sqlite:///{tmp / 'kill.db'}"
     migrate.upgrade(url)
     auth = {"X-API-Key": create_key(url)}
-    env = {"SOMCAL_DATABASE_URL": url, "SOMCAL_UPLOAD_TMP_DIR": str(tmp)}
+    # A killed server's job is failed once its heartbeat is overdue (short here).
+    beats = {"SOMCAL_JOB_HEARTBEAT_SECONDS": "1", "SOMCAL_JOB_HEARTBEAT_TIMEOUT_SECONDS": "4"}
+    env = {"SOMCAL_DATABASE_URL": url, "SOMCAL_UPLOAD_TMP_DIR": str(tmp), **beats}
     server = ServerProcess(env, tmp / "kill.log")
     server.start()
     try:
@@ -212,7 +214,7 @@ def kill_mid_training(mock, tmp: Path) -> None:
         ServerProcess(env, tmp / "kill2.log") as again,
         httpx.Client(base_url=again.base_url, timeout=60) as client,
     ):
-        job = client.get(f"/v1/jobs/{job_id}").json()
+        job = _wait_job(client, job_id, lambda j: j["status"] != "running")
         m = client.get(f"/v1/maps/{map_id}").json()
         cells = client.get(f"/v1/maps/{map_id}/cells").status_code
     engine = make_engine(url)

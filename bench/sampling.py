@@ -384,7 +384,7 @@ def realistic_case(mock, phot, som, feats, cells, bin_z, edges, args):
 
 # ------------------------------------------------------------------------------ figures
 def save_figures(df, results, edges, path: Path, setup: str) -> list[Path]:
-    from app.plots import figure_to_png, plot_nz, plot_sampling_experiment
+    from som.plotting import figure_to_png, plot_nz, plot_sampling_experiment
 
     path.parent.mkdir(parents=True, exist_ok=True)
     fig = plot_sampling_experiment(

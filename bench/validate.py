@@ -38,8 +38,9 @@ import numpy as np
 
 from som import SOM
 from som.calibration import cell_statistics, fuzzy_redshift
-from som.catalogs import ZCOSMOS_BANDS, read_table, read_zcosmos
 from som.photometry import ColourFeatures
+from som.tables import read_table
+from som.zcosmos import ZCOSMOS_BANDS, read_zcosmos
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 FILES = {

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from som import SOM
-from som.catalogs import read_zcosmos
 from som.mock import make_mock
 from som.photometry import ColourFeatures
+from som.zcosmos import read_zcosmos
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 FILE = DATA / "zcosmos_bright20k_cosmos_photometry.csv"

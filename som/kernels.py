@@ -5,7 +5,7 @@ Every kernel is a small ``@njit`` function over plain arrays. Shapes use
 ``WT`` of shape (F, K), so that the innermost loop runs over contiguous cells and
 vectorises. Distances are squared, in normalised feature units.
 
-A pure-numpy reference of each kernel lives in ``som.reference``; the tests hold the
+A pure-numpy reference of each kernel lives in ``tests/som/reference.py``; the tests hold the
 two to agreement.
 """
 

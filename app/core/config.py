@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SQLITE_URL = "sqlite:///./var/somcal.db"
@@ -65,7 +65,43 @@ class Settings(BaseSettings):
         description="Spectra without usable photometry take the cell of the nearest "
         "photometric source within this radius.",
     )
-    job_workers: int = Field(default=1, ge=1, description="Threads running training jobs.")
+    # Jobs (training) are rows of the ``jobs`` table that any process claims: see
+    # app.services.jobs and docs/operations.md ("Workers").
+    embedded_workers: int = Field(
+        default=1,
+        ge=0,
+        le=64,
+        validation_alias=AliasChoices(
+            "SOMCAL_EMBEDDED_WORKERS", "SOMCAL_JOB_WORKERS", "embedded_workers"
+        ),
+        description="Job threads inside each API process (1 so that the SQLite default runs "
+        "everything with one command; 0 where `somcal worker` processes run the jobs).",
+    )
+    job_heartbeat_seconds: float = Field(
+        default=15.0, gt=0, le=3600, description="How often a running job's worker says so."
+    )
+    job_heartbeat_timeout_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="A running job without a heartbeat for this long has lost its worker "
+        "(default 4x the heartbeat interval: 60 s).",
+    )
+    job_max_attempts: int = Field(
+        default=1,
+        ge=1,
+        le=20,
+        description="Runs of a job whose worker vanished before it is failed (1: never rerun).",
+    )
+    worker_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="`somcal worker` lowers its CPU priority by this much (nice), so that an API "
+        "on the same host answers first; no effect on a host of its own.",
+    )
+    job_poll_seconds: float = Field(
+        default=2.0, gt=0, le=600, description="How often an idle worker looks for queued jobs."
+    )
     upload_tmp_dir: Path | None = Field(default=None, description="Where uploads are spooled.")
 
     @field_validator("api_keys", "data_dirs", "cors_origins", mode="before")
@@ -78,6 +114,24 @@ class Settings(BaseSettings):
     def _resolve_dirs(cls, value: list[Path]) -> list[Path]:
         # Resolved once so that containment checks compare canonical paths.
         return [Path(p).expanduser().resolve() for p in value]
+
+    @model_validator(mode="after")
+    def _heartbeat_timeout_outlives_beats(self) -> Settings:
+        # A timeout within two intervals would fail live jobs whose beat is merely late
+        # (a busy database, a long garbage collection).
+        if self.heartbeat_timeout < 2 * self.job_heartbeat_seconds:
+            raise ValueError(
+                f"job_heartbeat_timeout_seconds ({self.heartbeat_timeout:g}) must be at least "
+                f"twice job_heartbeat_seconds ({self.job_heartbeat_seconds:g})"
+            )
+        return self
+
+    @property
+    def heartbeat_timeout(self) -> float:
+        """Seconds without a heartbeat after which a running job's worker is presumed gone."""
+        if self.job_heartbeat_timeout_seconds is not None:
+            return self.job_heartbeat_timeout_seconds
+        return 4 * self.job_heartbeat_seconds
 
     @property
     def is_sqlite(self) -> bool:

@@ -1,7 +1,9 @@
 """Run Alembic programmatically (``somcal db upgrade``, ``/ready``, tests).
 
-The migration scripts live in the repository's ``migrations/`` directory next to
-``alembic.ini``; the Config is built in code so that no working directory is assumed.
+The migration scripts ship inside the package (``app/migrations``, package data of the
+wheel), so an installed somcal finds them wherever it is installed. The Config is built in
+code: neither a working directory nor an ``alembic.ini`` is assumed (the repository's
+``alembic.ini`` is only for running the ``alembic`` command by hand while developing).
 """
 
 from __future__ import annotations
@@ -16,14 +18,13 @@ from sqlalchemy import Connection, Engine
 
 from app.core.db import make_engine
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-MIGRATIONS_DIR = REPO_ROOT / "migrations"
+MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
 
 
 def alembic_config(url: str | None = None, connection: Connection | None = None) -> Config:
-    ini = REPO_ROOT / "alembic.ini"
-    cfg = Config(str(ini)) if ini.exists() else Config()
+    cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("path_separator", "os")
     if url is not None:
         # ConfigParser interpolation would choke on '%' in passwords/options.
         cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))

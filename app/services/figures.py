@@ -1,6 +1,6 @@
 """Per-cell arrays and figures of a map, shared by the CLI (``somcal plot``), the API
 (``GET /v1/maps/{id}/plots/{kind}.png``) and the dashboard, so all three show the same
-numbers drawn the same way. The drawing is ``app.plots``'s, the n(z) ``som.calibration``'s
+numbers drawn the same way. The drawing is ``som.plotting``'s, the n(z) ``som.calibration``'s
 (through ``app.services.calibrate``); this module gathers the arrays from the store.
 
 Which redshift colours the "redshift" and "dispersion" maps: ``z_source="phot"`` (default)
@@ -18,10 +18,10 @@ import numpy as np
 from matplotlib.figure import Figure
 from sqlalchemy.orm import Session
 
-from app import plots
 from app.models import Map
 from app.services import calibrate, ledger, map_store
 from app.services.errors import InvalidInputError, NotFoundError, RowError
+from som import plotting as plots
 from som.vocabulary import PlotKind, RedshiftSource, choices
 
 PLOT_KINDS = choices(PlotKind)

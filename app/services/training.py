@@ -1,10 +1,11 @@
 """Training a map as a background job, and keeping every map's ledger current.
 
 ``create_training`` validates the request and records a queued map and its job;
-``run_training`` (in the job thread) fits the SOM on the catalogue's photometry, then in
-one ledger transaction stores the map, assigns every ingested source and spectrum to it
-and writes its per-cell statistics and coverage. If anything fails the map is marked
-failed with the reason and no assignment or cell row of it exists.
+``run_training`` (the ``train_map`` job kind, run by whichever worker claims the job) fits
+the SOM on the catalogue's photometry, then in one ledger transaction stores the map,
+assigns every ingested source and spectrum to it and writes its per-cell statistics and
+coverage. If anything fails the map is marked failed with the reason and no assignment or
+cell row of it exists.
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ from typing import Any
 
 import numpy as np
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.models import Catalogue, Map, utcnow
 from app.schemas import TrainMapIn
 from app.services import ledger, map_store, phot_store
 from app.services.errors import InvalidInputError, NotFoundError, RowError
-from app.services.jobs import JobContext, JobRunner
+from app.services.jobs import JobContext, JobKind, JobRunner, register
 from app.services.ledger import ledger_transaction
 from som import SOM, SOMError
 from som.bands import REGISTRY, BandError
@@ -177,10 +178,16 @@ def create_training(
 
 
 def run_training(factory: sessionmaker[Session], map_id: int, match_radius_arcsec: float) -> Any:
+    """The training of map ``map_id`` as a function of the job's context (what the
+    ``train_map`` job kind runs in whichever process claimed the job)."""
+
     def run(ctx: JobContext) -> dict[str, Any]:
         with factory() as session:
             m = map_store.get_map(session, map_id)
+            if m.status not in ("queued", "training"):
+                raise InvalidInputError(f"map {map_id} is {m.status}; only a queued map trains")
             m.status = "training"
+            m.error = None
             session.commit()
             params = dict(m.params or {})
             features = ColourFeatures.from_dict(m.features or {})
@@ -263,6 +270,10 @@ def _store(
         s_cells, s_z, s_secure = ledger.spec_assigned(session, m.id)
         values.update(ledger.spec_cell_values(m, s_cells, s_z, s_secure))
         ledger.write_new_cells(session, m, values)
+        # Last, so the job row is held only for the commit: a worker declared dead while it
+        # trained must not store a map its job no longer owns (the map is failed or queued
+        # again by then).
+        ctx.fence(session)
         quality = {
             **{k: v for k, v in (som.quality_ or {}).items()},
             "n_train": n_train,
@@ -287,13 +298,50 @@ def _store(
     }
 
 
+def fail_maps(session: Session, job_id: int, reason: str) -> None:
+    """The maps of training job ``job_id`` failed (in the caller's transaction)."""
+    session.execute(
+        update(Map)
+        .where(Map.job_id == job_id, Map.status.in_(("queued", "training")))
+        .values(status="failed", error=reason[:4000], weights=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def requeue_maps(session: Session, job_id: int, reason: str) -> None:
+    """The job goes back to the queue: so does its map (its training starts over)."""
+    session.execute(
+        update(Map)
+        .where(Map.job_id == job_id, Map.status == "training")
+        .values(status="queued", weights=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def mark_failed(factory: sessionmaker[Session]):
+    """``on_failure(job_id, reason)``: mark the job's map failed in a transaction of its own."""
+
     def on_failure(job_id: int, reason: str) -> None:
         with factory() as session:
-            for m in session.scalars(select(Map).where(Map.job_id == job_id)):
-                m.status = "failed"
-                m.error = reason[:4000]
-                m.weights = None
+            fail_maps(session, job_id, reason)
             session.commit()
 
     return on_failure
+
+
+def _train_map_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
+    radius = params.get("match_radius_arcsec")
+    if radius is None:  # queued before jobs carried their settings
+        radius = ctx.settings.match_radius_arcsec
+    return run_training(ctx.factory, int(params["map_id"]), float(radius))(ctx)
+
+
+register(
+    JobKind(
+        name="train_map",
+        run=_train_map_job,
+        on_failure=fail_maps,
+        on_requeue=requeue_maps,
+        defaults=lambda settings: {"match_radius_arcsec": settings.match_radius_arcsec},
+    )
+)

@@ -2,7 +2,7 @@
  *
  * Plain JavaScript, no build step and no third-party code: everything comes from this
  * server's API (/v1/maps, /v1/maps/{id}/arrays, /v1/maps/{id}/cells/{cell},
- * /v1/maps/{id}/targets). Geometry follows app/plots.py and som.grid: cell = row * n_cols +
+ * /v1/maps/{id}/targets, /v1/plots/colormaps). Geometry follows som.plotting and som.grid: cell = row * n_cols +
  * col, row 0 at the bottom; hexagonal maps are pointy-top with odd rows shifted right by
  * half a cell and rows sqrt(3)/2 apart.
  *
@@ -20,50 +20,42 @@
   const EMPTY_HATCH = "#b5b5b5";
   const NAN_FACE = "#c8c8c8";
 
-  // 32-step colour maps sampled from matplotlib (viridis, magma, cividis, Blues from 25%,
-  // bone_r): the dashboard's colours match the PNG figures.
-  const LUTS = {
-    viridis: "440154470d6048186a482374472e7c4538824241863e4a893a548c365d8d32658e2e6d8e2b758e287d8e25848e228c8d1f948c1e9c8920a38625ab822eb37c3aba7648c16e58c7656ccd5a7fd34e93d741a8db34c0df25d5e21aeae51afde725",
-    magma: "0000040303120a0822130d341e11492a115c38106c45107754137d6018806d1d81792282882781942c80a1307eae347bbd3977ca3e72d6456ce24d66ec5860f3655cf8745cfb835ffd9467fea36ffeb27afec185fed194fde0a1fceeb0fcfdbf",
-    cividis: "00224e00285b002e6a0533711c396f293f6e33446d3c4a6c45506c4d556c555b6d5c616e6467706b6d72727274787877807f78888578908b78979177a09875a89e73b0a571b9ab6dc2b369cbb965d3c05fdcc859e6d051efd748f8df3cfee838",
-    blues: "c6dbefbed8ecb7d4eaafd1e7a8cee4a0cbe295c5df8cc0dd82bbdb79b5d96fb0d765aad45da5d156a0ce4e9acb4695c83e8ec43888c13282be2c7cba2575b71f6eb31a68ae1562a9115ca50c56a0084f99084990084387083c7d08367408306b",
-    bone_r: "fffffff4f8f8e9f1f1deeaead2e2e2c7dbdbbcd4d4b1cdcda5c5c59ebbbe97b2b790a8b0889da88294a17a8a9a7380936c758b656c845e627d5759764f4f6e48486441415a3a3a503232452b2b3c2424321d1d2815151d0e0e1307070a000000",
-  };
+  // The colour map of each map figure, as RGB stops sampled from matplotlib by the server
+  // (GET /v1/plots/colormaps, keyed by plot kind): the dashboard's colours are the PNGs'.
   const PALETTES = {};
-  for (const [name, hex] of Object.entries(LUTS)) {
-    const stops = [];
-    for (let i = 0; i < hex.length; i += 6) {
-      stops.push([0, 2, 4].map((k) => parseInt(hex.slice(i + k, i + k + 2), 16)));
+  async function loadPalettes() {
+    const body = await api("/v1/plots/colormaps");
+    for (const [kind, stops] of Object.entries(body.colormaps)) {
+      PALETTES[kind] = stops.map((hex) => [1, 3, 5].map((k) => parseInt(hex.slice(k, k + 2), 16)));
     }
-    PALETTES[name] = stops;
   }
 
   /* What each "colour by" choice draws. value(a, c) is the cell's number or null. */
   const MODES = {
     zphot: {
-      label: "median photo-z", cmap: "viridis", value: (a, c) => a.zphot_median[c],
+      label: "median photo-z", cmap: "redshift", value: (a, c) => a.zphot_median[c],
       range: (v) => [0, quantile(v, 0.995)], nan: "no photo-z",
     },
     zspec: {
-      label: "median spectroscopic z (secure)", cmap: "viridis", value: (a, c) => a.zspec_median[c],
+      label: "median spectroscopic z (secure)", cmap: "redshift", value: (a, c) => a.zspec_median[c],
       range: (v) => [0, quantile(v, 0.995)], nan: "no secure spectrum",
     },
     dispersion: {
-      label: "σ_NMAD of photo-z", cmap: "magma", value: (a, c) => a.zphot_nmad[c],
+      label: "σ_NMAD of photo-z", cmap: "dispersion", value: (a, c) => a.zphot_nmad[c],
       range: (v) => [0, quantile(v, 0.99)], nan: "no photo-z",
     },
     occupation: {
-      label: "galaxies per cell", cmap: "cividis", log: true,
+      label: "galaxies per cell", cmap: "occupation", log: true,
       value: (a, c) => (a.n_phot[c] > 0 ? a.n_phot[c] : null),
       range: (v) => [1, Math.max(2, max(v))], nan: null,
     },
     coverage: {
-      label: "secure spectra per cell", cmap: "blues", log: true,
+      label: "secure spectra per cell", cmap: "coverage", log: true,
       value: (a, c) => (a.n_spec_secure[c] > 0 ? a.n_spec_secure[c] : null),
       range: (v) => [1, Math.max(2, max(v))], nan: "no spectra",
     },
     umatrix: {
-      label: "U-matrix: mean feature distance to neighbours", cmap: "bone_r",
+      label: "U-matrix: mean feature distance to neighbours", cmap: "umatrix",
       value: (a, c) => a.umatrix[c], range: (v) => [quantile(v, 0.01), quantile(v, 0.99)],
       nan: null, showEmpty: false,
     },
@@ -705,7 +697,7 @@
     $("color-select").value = state.color;
     let list;
     try {
-      list = await api("/v1/maps?status=ready");
+      [list] = await Promise.all([api("/v1/maps?status=ready"), loadPalettes()]);
     } catch (err) {
       document.body.dataset.state = "error";
       showBanner(`Cannot list maps: ${err.message}`);

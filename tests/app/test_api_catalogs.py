@@ -164,7 +164,7 @@ def test_json_path_ingest_is_confined_to_data_dirs(
 def test_zcosmos_preset_secure_flags_match_the_science_reader(
     db_url, clean_db, zcosmos_path, tmp_path
 ):
-    from som.catalogs import read_zcosmos
+    from som.zcosmos import read_zcosmos
 
     settings = Settings(
         database_url=clean_db, data_dirs=[zcosmos_path.parent], upload_tmp_dir=tmp_path

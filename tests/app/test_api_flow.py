@@ -288,20 +288,25 @@ def test_training_requests_are_validated(client, auth, mock):
 
 
 def test_a_job_whose_process_died_is_marked_failed(settings, client):
-    """A server killed mid-training leaves a 'running' job; the next start fails it."""
+    """A worker killed mid-training (on any host) leaves a 'running' job whose heartbeat
+    stopped; the next start fails it (its one attempt spent) and its map."""
+    from datetime import timedelta
+
     from app.main import create_app
     from app.models import Job, utcnow
-    from app.services.jobs import WORKER_ID
 
-    host = WORKER_ID.rpartition(":")[0]
     engine = make_engine(settings.database_url)
     with make_session_factory(engine)() as s:
         job = Job(
             kind="train_map",
             status="running",
             progress=0.4,
-            params={"worker": f"{host}:999999999"},
-            started_at=utcnow(),
+            params={"map_id": 0},
+            worker="another-host:4242:0badc0de/0",
+            started_at=utcnow() - timedelta(minutes=10),
+            heartbeat_at=utcnow() - timedelta(minutes=10),
+            attempts=1,
+            max_attempts=1,
         )
         s.add(job)
         s.flush()

@@ -7,31 +7,22 @@ from the mock and the stored map (as the HTTP flow test does for the API).
 from __future__ import annotations
 
 import json
-import os
 import re
-import socket
-import subprocess
-import sys
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import typer
-import uvicorn
 from astropy.table import Table
 from sqlalchemy import select
 from typer.testing import CliRunner
 
 from app.cli import cli
-from app.core.config import Settings
 from app.core.db import make_engine, make_session_factory
-from app.main import create_app
 from app.models import Map
-from app.plots import PNG_SIGNATURE
 from som.calibration import cell_spec_counts
+from som.plotting import PNG_SIGNATURE
 
 runner = CliRunner()
 
@@ -277,102 +268,3 @@ def test_quickstart_runs_the_whole_job_and_reuses_it(tmp_path):
     with make_session_factory(engine)() as s:
         assert len(s.scalars(select(Map)).all()) == 1
     engine.dispose()
-
-
-# ----------------------------------------------------------------------------- deployment
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _dockerfile() -> list[tuple[str, str]]:
-    """(instruction, arguments) of the Dockerfile, continuation lines joined."""
-    text = (REPO / "Dockerfile").read_text()
-    lines, current = [], ""
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not current and (not line or line.startswith("#")):
-            continue
-        if line.startswith("#"):
-            continue
-        current += (" " if current else "") + line.rstrip("\\").strip()
-        if not line.endswith("\\"):
-            word, _, rest = current.partition(" ")
-            lines.append((word.upper(), rest.strip()))
-            current = ""
-    return lines
-
-
-def test_dockerfile_is_slim_non_root_with_a_healthcheck_that_works(tmp_path):
-    steps = _dockerfile()
-    assert steps[0] == ("FROM", "python:3.11-slim")
-    users = [args for op, args in steps if op == "USER"]
-    assert users and users[-1] not in ("root", "0")
-    last_user = max(i for i, (op, _) in enumerate(steps) if op == "USER")
-    # Nothing is installed after dropping root except the numba warm-up.
-    assert all("pip install" not in args for op, args in steps[last_user:] if op == "RUN")
-    assert json.loads(next(a for op, a in steps if op == "CMD")) == ["somcal", "serve"]
-    assert ("EXPOSE", "8000") in steps
-    health = next(a for op, a in steps if op == "HEALTHCHECK")
-    probe = json.loads(health[health.index("CMD") + 3 :].strip())
-    assert probe[0] == "python" and "/health" in probe[-1]
-    copied = {a.split()[0] for op, a in steps if op == "COPY"}
-    ignored = {
-        line.strip() for line in (REPO / ".dockerignore").read_text().splitlines() if line.strip()
-    }
-    assert {".venv", "var", ".git"} <= ignored and not copied & ignored
-    for path in copied:
-        assert (REPO / path).exists(), path
-
-    # The probe, run as the container runs it, passes against a live somcal and fails
-    # against a closed port.
-    app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'h.db'}"))
-    port = free_port()
-    env = {**os.environ, "SOMCAL_PORT": str(port)}
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    try:
-        assert subprocess.run([sys.executable, *probe[1:]], env=env, timeout=30).returncode == 0
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=10)
-    down = subprocess.run([sys.executable, *probe[1:]], env=env, timeout=30, capture_output=True)
-    assert down.returncode != 0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_compose_runs_postgres_then_a_one_shot_migration_then_the_api():
-    yaml = pytest.importorskip("yaml")
-    spec = yaml.safe_load((REPO / "docker-compose.yml").read_text())
-    services = spec["services"]
-    assert set(services) == {"db", "migrate", "api"}
-
-    db = services["db"]
-    assert db["image"] == "postgres:15"
-    volume, target = db["volumes"][0].split(":")
-    assert target == "/var/lib/postgresql/data" and volume in spec["volumes"]
-    assert "pg_isready" in " ".join(db["healthcheck"]["test"])
-    env = db["environment"]
-
-    migrate = services["migrate"]
-    assert migrate["command"] == ["somcal", "db", "upgrade"]
-    assert migrate["depends_on"]["db"]["condition"] == "service_healthy"
-    assert migrate["restart"] == "no"
-
-    api = services["api"]
-    assert api["command"][:2] == ["somcal", "serve"] and "0.0.0.0" in api["command"]
-    assert api["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
-    assert api["image"] == migrate["image"] and "build" in api
-    assert any(p.endswith(":8000") for p in api["ports"])
-    # Both containers reach the same database as the one the db service creates.
-    for svc in (migrate, api):
-        url = svc["environment"]["DATABASE_URL"]
-        assert url.startswith("postgresql+psycopg://")
-        assert f"{env['POSTGRES_USER']}:" in url and f"@db:5432/{env['POSTGRES_DB']}" in url

@@ -233,11 +233,13 @@ def test_ingest_connection_killed_leaves_nothing(clean_db, mock_catalogue, monke
 def test_training_killed_mid_way_is_failed_without_a_partial_map(
     clean_db, mock_catalogue, tmp_path
 ):
-    """SIGKILL the server while a map trains; the next start marks job and map failed."""
+    """SIGKILL the server while a map trains; once its heartbeat is overdue the next start
+    marks job and map failed."""
     import httpx
 
     auth = _key(clean_db)
-    env = {"SOMCAL_DATABASE_URL": clean_db, "SOMCAL_UPLOAD_TMP_DIR": str(tmp_path)}
+    beats = {"SOMCAL_JOB_HEARTBEAT_SECONDS": "0.5", "SOMCAL_JOB_HEARTBEAT_TIMEOUT_SECONDS": "2"}
+    env = {"SOMCAL_DATABASE_URL": clean_db, "SOMCAL_UPLOAD_TMP_DIR": str(tmp_path), **beats}
     server = harness.ServerProcess(env, tmp_path / "server.log")
     base = server.start()
     try:
@@ -270,9 +272,14 @@ def test_training_killed_mid_way_is_failed_without_a_partial_map(
     with factory() as s:
         assert s.get(Job, job_id).status == "running"  # nobody is left to say otherwise
         assert s.get(Map, map_id).status == "training"
-    settings = Settings(database_url=clean_db, upload_tmp_dir=tmp_path)
+    settings = Settings(
+        database_url=clean_db,
+        upload_tmp_dir=tmp_path,
+        job_heartbeat_seconds=0.5,
+        job_heartbeat_timeout_seconds=2,
+    )
     with TestClient(create_app(settings)) as client:  # the next start of the service
-        job = client.get(f"/v1/jobs/{job_id}").json()
+        job = _wait_job(client, job_id, lambda j: j["status"] != "running", timeout=30)
         assert job["status"] == "failed" and "interrupted" in job["error"], job
         m = client.get(f"/v1/maps/{map_id}").json()
         assert m["status"] == "failed", m

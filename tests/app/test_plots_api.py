@@ -7,8 +7,8 @@ import io
 import numpy as np
 from matplotlib.image import imread
 
-from app.plots import PNG_SIGNATURE
 from app.services.figures import PLOT_KINDS
+from som.plotting import PNG_SIGNATURE
 
 
 def _ingest(client, auth, kind, frame, name):

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from som import SOM, Grid, MapFormatError, SOMError
-from som import reference as ref
 from som.estimator import FORMAT_VERSION
+from tests.som import reference as ref
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from som import mock
+from som.mock import catalogue as mock_catalogue
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 N = 20_000
@@ -139,7 +140,7 @@ def test_detection_probability_follows_the_noise():
     sigma = np.ones(200_000)
     for snr, expected in ((2.0, 0.5), (5.0, 0.99865), (0.8, 0.1151)):
         flux = snr * sigma + rng.standard_normal(sigma.size)
-        mag, err = mock._mag_from_flux(flux, sigma)
+        mag, err = mock_catalogue._mag_from_flux(flux, sigma)
         assert np.isfinite(mag).mean() == pytest.approx(expected, abs=0.005)
         assert (np.isfinite(mag) == np.isfinite(err)).all()
 
@@ -360,7 +361,7 @@ def test_type_mix_file_is_consistent():
     assert mix.freq.shape == (mix.lum_edges.size + 1, len(tpl.names), mock.EBV_GRID.size)
     early = tpl.kind == mock.EARLY
     assert np.all(mix.freq[:, early, 2:] == 0)  # the calibration allowed E(B-V) <= 0.1
-    p = mock._class_probabilities(np.array([18.0, 22.0, 25.0]), np.array([0.4, 0.8, 2.5]))
+    p = mock_catalogue._class_probabilities(np.array([18.0, 22.0, 25.0]), np.array([0.4, 0.8, 2.5]))
     np.testing.assert_allclose(p.sum(axis=1), 1.0)
     assert p[0, mock.EARLY] > p[1, mock.EARLY] > p[2, mock.EARLY]
 

@@ -1,13 +1,18 @@
 """The web dashboard: the page at /dashboard (static HTML + JS, no build step, nothing fetched
-from outside the server). The per-cell arrays it draws a map from are a map resource
+from outside the server) and the colour maps it draws with (the figures' own, sampled from
+matplotlib). The per-cell arrays it draws a map from are a map resource
 (``GET /v1/maps/{id}/arrays``, :mod:`app.api.routes.maps.arrays`)."""
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, RedirectResponse
+from pydantic import BaseModel, Field
+
+from som.plotting import map_colormap_stops
 
 STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
 
@@ -25,3 +30,30 @@ def dashboard() -> FileResponse:
     return FileResponse(
         STATIC_DIR / "index.html", media_type="text/html", headers={"Cache-Control": "no-cache"}
     )
+
+
+class ColourMapsOut(BaseModel):
+    """The colour map of each map figure as evenly spaced stops, first to last colour."""
+
+    n: int = Field(description="Stops per colour map.")
+    colormaps: dict[str, list[str]] = Field(
+        description="Plot kind (redshift, dispersion, occupation, coverage, umatrix) -> "
+        "`#rrggbb` stops of the colour map its figure draws with."
+    )
+
+
+@cache
+def _colour_maps(n: int) -> ColourMapsOut:
+    return ColourMapsOut(n=n, colormaps=map_colormap_stops(n))
+
+
+@router.get(
+    "/v1/plots/colormaps",
+    tags=["maps"],
+    summary="The colour maps of the map figures (what the dashboard draws with)",
+    description="256 `#rrggbb` stops per colour map, sampled from matplotlib, so a page "
+    "colouring cells by interpolating them shows the colours of the PNG figures.",
+    response_model=ColourMapsOut,
+)
+def colour_maps() -> ColourMapsOut:
+    return _colour_maps(256)

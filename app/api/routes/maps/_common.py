@@ -1,11 +1,10 @@
-"""What the map routes share: the ready-map lookup, error responses, bin and table helpers."""
+"""What the map routes share: the ready-map lookup, error responses, table downloads."""
 
 from __future__ import annotations
 
 import io
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from fastapi import Response
 from sqlalchemy.orm import Session
@@ -13,7 +12,6 @@ from sqlalchemy.orm import Session
 from app.models import Map
 from app.schemas import ErrorResponse
 from app.services import map_store
-from app.services.errors import InvalidInputError, RowError
 
 NOT_FOUND = {404: {"model": ErrorResponse, "description": "Unknown map or cell"}}
 NOT_READY = {409: {"model": ErrorResponse, "description": "Map not ready"}}
@@ -33,28 +31,6 @@ def ready_map(session: Session, map_id: int) -> Map:
     m = map_store.get_map(session, map_id)
     map_store.require_ready(m)
     return m
-
-
-def bins_param(value: str | None, name: str) -> Any:
-    """A query parameter that is a number of bins (1-1000) or comma-separated edges."""
-    if value is None or value == "":
-        return None
-    text = value.strip()
-    try:
-        if "," in text:
-            edges = [float(v) for v in text.split(",")]
-            if len(edges) < 2 or any(not np.isfinite(e) for e in edges):
-                raise ValueError
-            return np.asarray(edges)
-        n = int(text)
-        if not 1 <= n <= 1000:
-            raise ValueError
-        return n
-    except ValueError as exc:
-        raise InvalidInputError(
-            f"{name} must be a number of bins (1-1000) or comma-separated edges",
-            [RowError(None, name, None, f"invalid value {value!r}")],
-        ) from exc
 
 
 def table_response(

@@ -7,10 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from app.api.deps import IdPath, ReadDep, SessionDep
-from app.api.routes.maps._common import NOT_FOUND, NOT_READY, bins_param, ready_map
+from app.api.routes.maps._common import NOT_FOUND, NOT_READY, ready_map
 from app.schemas import Band, CoverageOut, GapsOut
 from app.services import calibrate
 from app.services.errors import InvalidInputError
+from app.services.map_queries import parse_bins
 
 router = APIRouter()
 
@@ -32,8 +33,8 @@ def coverage(
     z_bins: str | None = Query(None, description="Break down by photo-z: bins or edges."),
 ) -> CoverageOut:
     m = ready_map(session, map_id)
-    mb = bins_param(mag_bins, "mag_bins")
-    zb = bins_param(z_bins, "z_bins")
+    mb = parse_bins(mag_bins, "mag_bins")
+    zb = parse_bins(z_bins, "z_bins")
     if mb is not None and mag_band is None:
         raise InvalidInputError("mag_bins given without mag_band")
     return CoverageOut.model_validate(

@@ -23,6 +23,7 @@ from app.schemas import (
     TargetsQuery,
 )
 from app.services import calibrate, ledger, map_store
+from app.services.map_queries import select_targets
 
 router = APIRouter()
 
@@ -50,7 +51,7 @@ def targets(
     format: Literal["json", "csv", "fits"] = "json",
 ) -> Any:
     m = ready_map(session, map_id)
-    frame = calibrate.targets(
+    chosen = select_targets(
         session,
         m,
         budget=budget,
@@ -59,22 +60,15 @@ def targets(
         mag_limit=mag_limit,
         per_cell=per_cell,
     )
-    params = {
-        "budget": budget,
-        "budget_hours": budget_hours,
-        "mag_band": calibrate.map_mag_band(m, mag_band),
-        "mag_limit": mag_limit,
-        "per_cell": per_cell,
-        "k": m.min_secure,
-    }
     if format != "json":
-        return table_response(frame, params, f"somcal_map{m.id}_targets", format, m.id)
+        name = f"somcal_map{m.id}_targets"
+        return table_response(chosen.frame, chosen.params, name, format, m.id)
     return TargetsOut(
         map_id=m.id,
-        n_targets=len(frame),
+        n_targets=len(chosen.frame),
         n_outside_training=ledger.n_outside(session, m.id, "photometric"),
-        params=params,
-        targets=frame.to_dict(orient="records"),
+        params=chosen.params,
+        targets=chosen.frame.to_dict(orient="records"),
     )
 
 
@@ -89,7 +83,7 @@ def save_target_list(
     map_id: IdPath, body: TargetsQuery, session: SessionDep, _key: ApiKeyDep
 ) -> TargetListFull:
     m = ready_map(session, map_id)
-    frame = calibrate.targets(
+    chosen = select_targets(
         session,
         m,
         budget=body.budget,
@@ -98,15 +92,12 @@ def save_target_list(
         mag_limit=body.mag_limit,
         per_cell=body.per_cell,
     )
-    params = {
-        **body.model_dump(),
-        "mag_band": calibrate.map_mag_band(m, body.mag_band),
-        "k": m.min_secure,
-    }
-    tl = calibrate.save_target_list(session, m, frame, params)
+    params = {**body.model_dump(), **chosen.params}
+    tl = calibrate.save_target_list(session, m, chosen.frame, params)
     session.commit()
     return TargetListFull(
-        **TargetListOut.model_validate(tl).model_dump(), targets=frame.to_dict(orient="records")
+        **TargetListOut.model_validate(tl).model_dump(),
+        targets=chosen.frame.to_dict(orient="records"),
     )
 
 

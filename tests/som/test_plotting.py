@@ -1,4 +1,4 @@
-"""Figures of app.plots: geometry of the drawn cells, the overlays, n(z), the sampling
+"""Figures of som.plotting: geometry of the drawn cells, the overlays, n(z), the sampling
 experiment, PNG output and argument checking. Small maps only, so the suite stays fast."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import pytest
 from matplotlib.collections import LineCollection, PolyCollection, QuadMesh
 from matplotlib.figure import Figure
 
-from app import plots
 from som import calibration
+from som import plotting as plots
 from som.grid import Grid
 
 REPO = Path(__file__).resolve().parents[2]
@@ -438,5 +438,39 @@ def test_concurrent_rendering_matches_serial():
 
 
 def test_module_does_not_load_pyplot():
-    code = "import sys, app.plots; sys.exit('matplotlib.pyplot' in sys.modules)"
+    code = "import sys, som.plotting; sys.exit('matplotlib.pyplot' in sys.modules)"
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=120)
+
+
+def test_colormap_stops_sample_matplotlib():
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    stops = plots.colormap_stops("viridis", 5)
+    assert stops == [to_hex(colormaps["viridis"](t)) for t in np.linspace(0, 1, 5)]
+    assert stops[0] == "#440154" and stops[-1] == "#fde725"
+    with pytest.raises(ValueError, match="n must be"):
+        plots.colormap_stops("viridis", 1)
+    with pytest.raises(ValueError, match="not a known matplotlib colormap"):
+        plots.colormap_stops("no-such-map")
+
+
+def test_map_figures_draw_with_the_declared_colour_maps():
+    """The dashboard draws with map_colormap_stops(): it must be what the PNGs draw with."""
+    every = plots.map_colormap_stops(16)
+    assert set(every) == {"redshift", "dispersion", "occupation", "coverage", "umatrix"}
+    assert all(len(v) == 16 for v in every.values())
+    vals = np.arange(1.0, 13.0)
+    for kind, draw in [
+        ("redshift", plots.plot_redshift_map),
+        ("dispersion", plots.plot_dispersion_map),
+        ("occupation", plots.plot_occupation_map),
+        ("umatrix", plots.plot_umatrix),
+    ]:
+        fig = draw(vals.reshape(3, 4)) if kind == "umatrix" else draw(vals, 3, 4)
+        cmap = fig.axes[0].collections[0].get_cmap()
+        assert plots.colormap_stops(cmap, 16) == every[kind], kind
+    fig = plots.plot_coverage_map(vals, vals > 3, np.ones(12, bool), 3, 4)
+    assert plots.colormap_stops(fig.axes[0].collections[0].get_cmap(), 16) == every["coverage"]
+    # The coverage map leaves out the palest quarter of Blues.
+    assert every["coverage"][0] == plots.colormap_stops("Blues", 5)[1]

@@ -1,9 +1,8 @@
-"""Catalogue files to pandas DataFrames and back, and the zCOSMOS-bright reader.
+"""The zCOSMOS-bright DR3 x COSMOS reader (Lilly et al. 2009; Capak et al. 2007).
 
-The generic reading and writing lives in :mod:`som.tables` (formats, detection, the
-column-selective and streaming :class:`~som.tables.TableReader`); its public names are
-re-exported here: :data:`FORMATS`, :class:`CatalogError`, :func:`read_table`,
-:func:`write_table`.
+Reads the real spectroscopic catalogue the validation benches use into somcal's shape
+(``id``, ``ra``, ``dec``, ``z_spec``, ``z_quality``, ``secure``, ``mag_*``, ``magerr_*``);
+the file itself goes through :func:`som.tables.read_table`.
 """
 
 from __future__ import annotations
@@ -13,17 +12,13 @@ import os
 import numpy as np
 import pandas as pd
 
-from som.photometry import PhotometryError, _sentinel_mask, _to_float64
-from som.tables import FORMATS, CatalogError, read_table, write_table
+from som.photometry import PhotometryError, column_as_float64, near_sentinels
+from som.tables import CatalogError, read_table
 
 __all__ = [
-    "FORMATS",
     "ZCOSMOS_ALL_BANDS",
     "ZCOSMOS_BANDS",
-    "CatalogError",
-    "read_table",
     "read_zcosmos",
-    "write_table",
     "zcosmos_secure",
 ]
 
@@ -47,10 +42,6 @@ _ZCOSMOS_STEMS = {
     "Ks": "k",
 }
 _ZCOSMOS_SENTINELS = (-99.0, -99.9)
-
-# --------------------------------------------------------------------------------------------
-# zCOSMOS-bright
-# --------------------------------------------------------------------------------------------
 
 
 def zcosmos_secure(cc) -> np.ndarray:
@@ -139,10 +130,10 @@ def read_zcosmos(path: str | os.PathLike) -> pd.DataFrame:
 
 def _numeric(df: pd.DataFrame, column: str, source: str) -> np.ndarray:
     try:
-        return _to_float64(df[column], column, source)
+        return column_as_float64(df[column], column, source)
     except PhotometryError as exc:
         raise CatalogError(exc.reason, column=exc.column, row=exc.row, source=source) from exc
 
 
 def _is_sentinel(values: np.ndarray) -> np.ndarray:
-    return _sentinel_mask(values, _ZCOSMOS_SENTINELS)
+    return ~np.isfinite(values) | near_sentinels(values, _ZCOSMOS_SENTINELS)

@@ -4,7 +4,7 @@ Not imported at run time: it documents, and lets anyone repeat, how the packaged
 were derived from the MIT/BSD originals (see ``LICENSES.md``). Run from the repository
 root with the reference data checked out next to it::
 
-    python som/data/make_data.py [--shared ../shared/data]
+    python scripts/make_data.py [--shared ../shared/data]
 
 Filters: negative noise clipped to 0; trimmed to the wavelengths where the response
 exceeds ``TRIM_FRACTION`` of its peak (plus one sample either side), which drops the
@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table
 
-HERE = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "som" / "data"  # the packaged files this script writes
 TRIM_FRACTION = 0.005
 MAX_FILTER_POINTS = 200
 SED_LAMBDA_MIN = 900.0
@@ -103,7 +104,7 @@ def read_sed(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def build(shared: Path) -> None:
-    out_f = HERE / "filters"
+    out_f = DATA / "filters"
     out_f.mkdir(parents=True, exist_ok=True)
     for name, (rel, scale, licence, origin) in FILTERS.items():
         wave, resp = trim_filter(*read_curve(shared / rel, scale))
@@ -132,7 +133,7 @@ def build(shared: Path) -> None:
         binned = box_average(wave, flux, edges)
         norm = binned[(centres > 5000) & (centres < 6000)].mean()
         fluxes.append(binned / norm)
-    out_s = HERE / "seds"
+    out_s = DATA / "seds"
     out_s.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(
         out_s / "cosmos_ilbert09.npz",
@@ -142,7 +143,7 @@ def build(shared: Path) -> None:
     )
 
     grid = np.loadtxt(shared / "selection" / "zCOSMOS_success.txt")
-    out_sel = HERE / "selection"
+    out_sel = DATA / "selection"
     out_sel.mkdir(parents=True, exist_ok=True)
     header = (
         "zCOSMOS-bright redshift success rate vs I_AB (rows) and redshift (columns), "
@@ -156,6 +157,6 @@ def build(shared: Path) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default = HERE.parents[1] / ".." / "shared" / "data"
+    default = ROOT / ".." / "shared" / "data"
     parser.add_argument("--shared", type=Path, default=default)
     build(parser.parse_args().shared.resolve())

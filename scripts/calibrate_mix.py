@@ -13,7 +13,7 @@ within each class (kept joint because bluer templates take more dust in the fits
 Only these fitted summaries enter the package, never the catalogue. Dust follows the
 brief and Ilbert et al. (2009): at most E(B-V) = 0.1 for Ell/S0 and 0.3 for spirals.
 
-    python som/data/calibrate_mix.py [--shared ../shared/data]
+    python scripts/calibrate_mix.py [--shared ../shared/data]
 """
 
 from __future__ import annotations
@@ -27,10 +27,13 @@ import pandas as pd
 from astropy.table import Table
 from scipy.optimize import minimize
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "som" / "data"  # the packaged files this script writes
+sys.path.insert(0, str(ROOT))
 
 from som import mock  # noqa: E402
+from som.mock import catalogue as mock_catalogue  # noqa: E402
+from som.mock import sed as mock_sed  # noqa: E402
 
 REAL_BANDS = {  # column stem -> filter file (LePhare curves; used here only, not shipped)
     "b": "lephare_B_subaru.res",
@@ -53,8 +56,8 @@ PSEUDO_COUNTS = 20.0
 
 
 def class_features(i_mag: np.ndarray, z: np.ndarray) -> np.ndarray:
-    """Features of the type-mix logistic; must match ``som.mock._class_features``."""
-    return mock._class_features(i_mag, z)
+    """Features of the type-mix logistic; must match ``som.mock.catalogue._class_features``."""
+    return mock_catalogue._class_features(i_mag, z)
 
 
 def fit_templates(shared: Path, real: pd.DataFrame) -> pd.DataFrame:
@@ -82,7 +85,7 @@ def fit_templates(shared: Path, real: pd.DataFrame) -> pd.DataFrame:
     ivar = np.where(good, (flux * np.hypot(err, MAG_FLOOR) / 1.0857) ** -2.0, 0.0)
     best = np.empty(len(real), dtype=int)
     for n, z in enumerate(real["zpec"].to_numpy()):
-        model = seds @ mock._band_weights(tpl.wavelength, filters, float(z), igm=True)
+        model = seds @ mock_sed._band_weights(tpl.wavelength, filters, float(z), igm=True)
         scale = (model * flux[n] * ivar[n]).sum(1) / (model * model * ivar[n]).sum(1)
         chi2 = ((flux[n] - scale[:, None] * model) ** 2 * ivar[n]).sum(1)
         best[n] = np.argmin(np.where(allowed & np.isfinite(chi2), chi2, np.inf))
@@ -98,7 +101,7 @@ def fit_mix(fits: pd.DataFrame) -> np.ndarray:
     k = fits["kind"].to_numpy()
 
     def nll(theta: np.ndarray) -> float:
-        p = mock._softmax_classes(theta.reshape(2, -1), x)
+        p = mock_catalogue._softmax_classes(theta.reshape(2, -1), x)
         return -np.log(p[np.arange(len(k)), k]).sum()
 
     return minimize(nll, np.zeros(2 * x.shape[1]), method="BFGS").x.reshape(2, -1)
@@ -143,7 +146,7 @@ def main(shared: Path) -> None:
         "description": "P(template, E(B-V) | class, luminosity bin) from best fits to secure "
         "zCOSMOS-bright redshifts; each (lum_bin, kind) block sums to 1 "
         "(kind 0 early, 1 spiral, 2 starburst)",
-        "made_by": "som/data/calibrate_mix.py",
+        "made_by": "scripts/calibrate_mix.py",
         "n_galaxies": len(fits),
         "lum_proxy": "i - distance modulus(z), flat LCDM H0=70 Om0=0.3, no k-correction",
         "lum_edges": list(LUM_EDGES),
@@ -151,14 +154,14 @@ def main(shared: Path) -> None:
         "mix_features": "1, min(i, 22.5) - 22, ln z, z  (z clipped to 0.05-1.2)",
         "mix_coeff": np.round(theta, 4).tolist(),
     }
-    out = HERE / "mix" / "template_ebv_freq.ecsv"
+    out = DATA / "mix" / "template_ebv_freq.ecsv"
     out.parent.mkdir(exist_ok=True)
     table.write(out, format="ascii.ecsv", overwrite=True)
     print("wrote", out)
     i_bins = pd.cut(fits["mag_sel"], [17, 19, 20, 21, 21.5, 22, 22.5])
     z_bins = pd.cut(fits["zpec"], [0, 0.3, 0.5, 0.7, 0.9, 1.4])
     observed = pd.crosstab([i_bins, z_bins], fits["kind"], normalize="index")
-    model = mock._softmax_classes(
+    model = mock_catalogue._softmax_classes(
         theta, class_features(fits["mag_sel"].to_numpy(), fits["zpec"].to_numpy())
     )
     modelled = pd.DataFrame(model).groupby([i_bins.values, z_bins.values], observed=True).mean()
@@ -168,5 +171,5 @@ def main(shared: Path) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shared", type=Path, default=HERE.parents[1] / ".." / "shared" / "data")
+    parser.add_argument("--shared", type=Path, default=ROOT / ".." / "shared" / "data")
     main(parser.parse_args().shared.resolve())

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .grid import Grid
+from som.grid import Grid
 
 
 def bmu(X: np.ndarray, W: np.ndarray, inv_var: np.ndarray | None = None):

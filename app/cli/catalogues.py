@@ -1,0 +1,298 @@
+"""Catalogues: `somcal mock`, `ingest`, `bands` and `catalogs`."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+
+from app.cli._common import (
+    EXIT_NOT_FOUND,
+    DatabaseUrl,
+    _database,
+    _done,
+    _err,
+    _fail,
+    _fmt,
+    _out,
+    _output_path,
+    _parse_mapping,
+    _row_error_line,
+    _settings,
+    _spin,
+    _table_format,
+    _user_errors,
+)
+from app.core.config import Settings
+from app.services.presets import PRESETS
+from som.vocabulary import CatalogueKind, NirPreset, OnInvalid
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sqlalchemy.orm import Session, sessionmaker
+
+
+# ----------------------------------------------------------------------------- mock
+def _write_mock(path: Path, n: int, seed: int, nir: str, spec: bool) -> pd.DataFrame:
+    from som.mock import make_mock
+    from som.tables import write_table
+
+    frame = make_mock(n, seed, nir=nir, spec=spec)
+    # Written through a temporary name: an interrupted run leaves no half-written catalogue
+    # that a later run would take for a finished one.
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.unlink(missing_ok=True)
+    write_table(frame, tmp, format=_table_format(path))
+    os.replace(tmp, path)
+    return frame
+
+
+def mock(
+    output: Annotated[
+        Path, typer.Argument(help="File to write: .parquet, .fits, .csv or .ecsv.")
+    ] = Path("var/mock_cosmos.parquet"),
+    n_galaxies: Annotated[int, typer.Option("--n-galaxies", "-n", min=1)] = 200_000,
+    seed: Annotated[int, typer.Option(min=0, help="One seed drives every random step.")] = 0,
+    nir: Annotated[NirPreset, typer.Option(help="Near-infrared bands: UltraVISTA or Euclid.")] = (
+        NirPreset.ultravista
+    ),
+    spec: Annotated[
+        bool, typer.Option("--spec/--no-spec", help="Draw the spectroscopic sample.")
+    ] = True,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing file.")] = False,
+) -> None:
+    """Write the COSMOS-like mock catalogue (somcal's embedded default data).
+
+    Bands u*, HSC g r i z, UltraVISTA (or Euclid) Y J H at COSMOS depths, a reference
+    photo-z (z_phot) and a zCOSMOS-like + deep spectroscopic sample (z_spec, NaN without)."""
+    _output_path(output, overwrite)
+    _table_format(output)
+    with _user_errors():
+        frame = _spin(
+            f"mock: {n_galaxies:,} galaxies",
+            lambda: _write_mock(output, n_galaxies, seed, nir.value, spec),
+        )
+    n_spec = int(frame["z_spec"].notna().sum())
+    _done(f"wrote {output} ({n_galaxies:,} galaxies, {n_spec:,} with a spectroscopic redshift)")
+    typer.echo(str(output))
+    _err().print(f"next: somcal ingest photometric {output}", highlight=False)
+
+
+# ----------------------------------------------------------------------------- catalogues
+def _ingest(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    kind: str,
+    path: Path,
+    *,
+    preset: str | None = None,
+    mapping: dict[str, str] | None = None,
+    name: str | None = None,
+    secure_rule: dict[str, Any] | None = None,
+    on_invalid: str = "reject",
+    skip_missing_redshift: bool | None = None,
+    **options: Any,
+):
+    from app.services import ingest as ingest_service
+    from app.services.hooks import after_catalogue_inserted
+
+    if not path.is_file():
+        raise _fail(f"{path}: no such file", EXIT_NOT_FOUND)
+    req = ingest_service.IngestRequest(
+        kind=kind,
+        path=path,
+        filename=path.name,
+        name=name,
+        preset=preset,
+        mapping=mapping,
+        secure_rule=secure_rule,
+        on_invalid=on_invalid,
+        skip_missing_redshift=skip_missing_redshift,
+        **options,
+    )
+    with _user_errors():
+        result = _spin(
+            f"ingest {kind}: {path.name}",
+            lambda: ingest_service.ingest(
+                factory,
+                req,
+                max_rows=settings.max_rows,
+                after_insert=after_catalogue_inserted(settings.match_radius_arcsec),
+            ),
+        )
+    cat = result.catalogue
+    if result.duplicate:
+        _done(
+            f"{path.name} is already catalogue {cat.id} ({cat.kind}, {cat.n_rows:,} rows): "
+            "same content, not ingested again"
+        )
+    else:
+        what = f"{cat.n_rows:,} rows"
+        if cat.kind == "spectroscopic":
+            what += f", {cat.n_secure:,} secure"
+        _done(
+            f"catalogue {cat.id} {cat.name!r}: {cat.kind}, {what}, bands {' '.join(cat.bands)}"
+            f" (preset {cat.preset})"
+            + (f"; assigned to map(s) {result.assigned_maps}" if result.assigned_maps else "")
+        )
+        summary = cat.summary or {}
+        for map_id, placed in (summary.get("maps") or {}).items():
+            # Say how many rows found a cell, so a catalogue that cannot land is never silent.
+            n_cell = placed.get("by_photometry", 0) + placed.get("by_position", 0)
+            line = f"  map {map_id}: {n_cell:,} of {placed.get('rows', 0):,} rows in a cell"
+            if placed.get("by_position"):
+                line += f" ({placed['by_position']:,} matched on the sky)"
+            if placed.get("outside_training"):
+                line += f", {placed['outside_training']:,} outside the training set"
+            colour = "yellow" if n_cell < placed.get("rows", 0) else "green"
+            _err().print(f"[{colour}]{line}", highlight=False)
+        for warning in summary.get("warnings", []):
+            _err().print(f"[yellow]warning: {warning}", highlight=False)
+    if result.n_errors:
+        _err().print(
+            f"[yellow]skipped {cat.n_skipped:,} row(s) with {result.n_errors:,} invalid value(s):",
+            highlight=False,
+        )
+        for e in result.errors[:10]:
+            _err().print(f"  {_row_error_line(e)}", highlight=False)
+    return result
+
+
+def ingest(
+    kind: Annotated[CatalogueKind, typer.Argument(help="photometric or spectroscopic.")],
+    path: Annotated[Path, typer.Argument(help="FITS, Parquet, CSV, ECSV, VOTable or HDF5 file.")],
+    preset: Annotated[
+        str | None,
+        typer.Option(help=f"Column preset: {', '.join(PRESETS)} (default: detected)."),
+    ] = None,
+    map_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--map",
+            help="FIELD=COLUMN, repeatable: map a file column to a somcal field "
+            "(source_id, ra, dec, z_phot, z_spec, quality, secure, survey, star, and "
+            "mag_<b>, magerr_<b>, flux_<b>, fluxerr_<b> for any band of `somcal bands` or a "
+            "declared one, e.g. flux_Ks=KS_FLUX); overrides the preset.",
+        ),
+    ] = None,
+    flux_unit: Annotated[
+        str | None,
+        typer.Option(
+            help="Unit of flux columns (nJy, uJy, mJy, Jy, nanomaggy) if the file does not say."
+        ),
+    ] = None,
+    declare_band: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--declare-band",
+            help="NAME=WAVELENGTH_ANGSTROM (or NAME=FILTER_CURVE_FILE), repeatable: a band the "
+            "registry does not know.",
+        ),
+    ] = None,
+    negative_error: Annotated[
+        str, typer.Option(help="limit: a negative error is an upper limit; invalid: an error.")
+    ] = "limit",
+    z_min: Annotated[
+        float, typer.Option(help="Spectra below this redshift (stars) are never secure.")
+    ] = 0.002,
+    check: Annotated[
+        bool,
+        typer.Option(help="Refuse columns that do not look like what they are declared as."),
+    ] = True,
+    name: Annotated[str | None, typer.Option(help="Catalogue name (default: file stem).")] = None,
+    secure_rule: Annotated[
+        str | None,
+        typer.Option(
+            help='Which quality flags are secure, as JSON, e.g. \'{"kind": "range", "min": 3, '
+            '"max": 5, "modulo": 10}\' (zCOSMOS 3.x, 4.x).'
+        ),
+    ] = None,
+    on_invalid: Annotated[
+        OnInvalid, typer.Option(help="reject: refuse the file on any bad value; skip: drop rows.")
+    ] = OnInvalid.reject,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Ingest a photometric or spectroscopic catalogue file.
+
+    One transaction: a failure stores nothing, and a file already ingested is recognised.
+    New sources and spectra are assigned to every ready map and coverage is updated. Prints
+    the catalogue id on stdout."""
+    rule = None
+    if secure_rule:
+        try:
+            rule = json.loads(secure_rule)
+        except json.JSONDecodeError as exc:
+            raise _fail(f"--secure-rule is not valid JSON: {exc}") from exc
+    settings = _settings(database_url)
+    with _database(settings) as factory:
+        result = _ingest(
+            factory,
+            settings,
+            kind.value,
+            path,
+            preset=preset,
+            mapping=_parse_mapping(map_),
+            name=name,
+            secure_rule=rule,
+            on_invalid=on_invalid.value,
+            flux_unit=flux_unit,
+            bands=_parse_declared(declare_band),
+            negative_error=negative_error,
+            z_min=z_min,
+            check=check,
+        )
+    typer.echo(result.catalogue.id)
+
+
+def _parse_declared(items: list[str] | None) -> list[dict[str, Any]] | None:
+    out = []
+    for item in items or []:
+        band, sep, value = item.partition("=")
+        if not sep or not band.strip() or not value.strip():
+            raise _fail(f"--declare-band {item!r}: expected NAME=WAVELENGTH or NAME=FILE")
+        try:
+            out.append({"name": band.strip(), "wavelength": float(value)})
+        except ValueError:
+            out.append({"name": band.strip(), "filter_curve": value.strip()})
+    return out or None
+
+
+def bands() -> None:
+    """List the photometric bands somcal knows (names are case-sensitive: y is not Y)."""
+    from som.bands import REGISTRY
+
+    for b in sorted(REGISTRY, key=lambda b: b.wavelength):
+        aliases = f"  (also {', '.join(b.aliases)})" if b.aliases else ""
+        typer.echo(f"{b.name:<12} {b.wavelength:>8.0f} Å  {b.filter or b.survey}{aliases}")
+
+
+def catalogs(database_url: DatabaseUrl = None) -> None:
+    """List the ingested catalogues."""
+    from app.services import catalogs as catalog_service
+
+    with _database(_settings(database_url)) as factory, factory() as session, _user_errors():
+        items, total = catalog_service.list_catalogues(session, None, 10_000, 0)
+        table = Table(title=f"{total} catalogue(s)")
+        for col in ("id", "kind", "name", "rows", "secure", "bands", "preset", "file"):
+            table.add_column(
+                col,
+                justify="right" if col in ("id", "rows", "secure") else "left",
+                no_wrap=col in ("id", "kind", "rows", "secure"),
+                overflow="fold",
+            )
+        for c in items:
+            table.add_row(
+                str(c.id),
+                c.kind,
+                c.name,
+                _fmt(c.n_rows),
+                _fmt(c.n_secure),
+                " ".join(c.bands),
+                c.preset or "",
+                c.filename,
+            )
+        _out().print(table)

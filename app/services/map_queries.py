@@ -1,0 +1,91 @@
+"""A map's read-side requests as the API and the command line both take them: bins written
+as text (``"5"`` or ``"0,0.5,1"``) and a target selection with the parameters that made it.
+
+Routes and ``somcal`` commands call these so that a value refused, or a target list made,
+is the same through either door; only the name the caller shows for a parameter differs
+(``mag_bins`` in a query string, ``--mag-bins`` on the command line).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy.orm import Session
+
+from app.models import Map
+from app.services import calibrate
+from app.services.errors import InvalidInputError, RowError
+
+__all__ = ["MAX_BINS", "TargetSelection", "parse_bins", "select_targets"]
+
+MAX_BINS = 1000
+
+
+def parse_bins(value: str | None, name: str) -> int | np.ndarray | None:
+    """A number of bins (``"5"``, 1 to :data:`MAX_BINS`) or strictly increasing
+    comma-separated edges (``"0,0.5,1,2"``); None when ``value`` is empty. ``name`` is the
+    parameter as the caller knows it, for the message."""
+    if value is None or not str(value).strip():
+        return None
+    text = str(value).strip()
+    try:
+        if "," in text:
+            edges = np.array([float(v) for v in text.split(",")])
+            if len(edges) < 2 or not np.all(np.isfinite(edges)) or np.any(np.diff(edges) <= 0):
+                raise ValueError
+            return edges
+        n = int(text)
+        if not 1 <= n <= MAX_BINS:
+            raise ValueError
+        return n
+    except ValueError as exc:
+        raise InvalidInputError(
+            f"{name} {value!r}: give a number of bins (1-{MAX_BINS}) or increasing "
+            "comma-separated edges, e.g. 0,0.5,1,2",
+            [RowError(None, name, None, f"invalid value {value!r}")],
+        ) from exc
+
+
+@dataclass
+class TargetSelection:
+    """A target list and the parameters that chose it (``mag_band`` as resolved for the map,
+    ``k`` the secure spectra that make a cell covered): what a saved list or a FITS header
+    records."""
+
+    frame: pd.DataFrame
+    params: dict[str, Any]
+
+
+def select_targets(
+    session: Session,
+    m: Map,
+    *,
+    budget: int | None = None,
+    budget_hours: float | None = None,
+    mag_band: str | None = None,
+    mag_limit: float | None = None,
+    per_cell: int = 1,
+) -> TargetSelection:
+    """The spectroscopic targets for the map's gaps (:func:`app.services.calibrate.targets`)
+    with the parameters that chose them."""
+    frame = calibrate.targets(
+        session,
+        m,
+        budget=budget,
+        budget_hours=budget_hours,
+        mag_band=mag_band,
+        mag_limit=mag_limit,
+        per_cell=per_cell,
+    )
+    params = {
+        "budget": budget,
+        "budget_hours": budget_hours,
+        "mag_band": calibrate.map_mag_band(m, mag_band),
+        "mag_limit": mag_limit,
+        "per_cell": per_cell,
+        "k": m.min_secure,
+    }
+    return TargetSelection(frame, params)
