@@ -13,7 +13,7 @@ from fastapi_offline import FastAPIOffline
 
 from app.api import errors
 from app.api.limits import BodySizeLimitMiddleware
-from app.api.routes import bands, catalogs, dashboard, health, jobs, maps, plots
+from app.api.routes import bands, catalogs, dashboard, health, jobs, maps
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_session_factory
 from app.core.security import hash_key
@@ -92,7 +92,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(bands.router)
     app.include_router(maps.router)
     app.include_router(jobs.router)
-    app.include_router(plots.router)
     app.include_router(dashboard.router)
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
     return app

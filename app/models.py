@@ -35,13 +35,14 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base
+from som.vocabulary import Lattice, MapStatus, choices
 
 #: dtype of the packed photometry arrays (see ``_Photometry``).
 PHOT_DTYPE = "<f8"
 
 CATALOGUE_KINDS = ("photometric", "spectroscopic")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed")
-MAP_STATUSES = ("queued", "training", "ready", "failed")
+MAP_STATUSES = choices(MapStatus)
 
 # Named constraints are required for Alembic batch mode on SQLite (it recreates tables
 # and must be able to refer to each constraint by name).
@@ -211,7 +212,7 @@ class Map(Base):
     __tablename__ = "maps"
     __table_args__ = (
         CheckConstraint(f"status IN ({_in(MAP_STATUSES)})", name="status"),
-        CheckConstraint("lattice IN ('rect', 'hex')", name="lattice"),
+        CheckConstraint(f"lattice IN ({_in(choices(Lattice))})", name="lattice"),
         CheckConstraint("n_rows > 0 AND n_cols > 0", name="shape"),
     )
 

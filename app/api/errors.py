@@ -10,7 +10,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.services.errors import ServiceError
+from app.services.errors import ServiceError, unreadable_file
+from som.tables import CatalogError
 
 log = logging.getLogger("somcal.api")
 
@@ -24,6 +25,10 @@ def error_body(detail: str, errors: list[dict] | None = None, **extra) -> dict:
 async def _service_error(_request: Request, exc: ServiceError) -> JSONResponse:
     body = error_body(exc.detail, [e.as_dict() for e in exc.errors], **exc.extra)
     return JSONResponse(body, status_code=exc.status_code)
+
+
+async def _catalog_error(request: Request, exc: CatalogError) -> JSONResponse:
+    return await _service_error(request, unreadable_file(exc))
 
 
 async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -77,6 +82,7 @@ async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(CatalogError, _catalog_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(DBAPIError, _db_error)

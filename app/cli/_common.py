@@ -220,10 +220,10 @@ def _ready_map(session: Session, map_id: int | None) -> Map:
     from sqlalchemy import select
 
     from app.models import Map
-    from app.services import maps as map_service
+    from app.services import map_store
 
     if map_id is not None:
-        m = map_service.get_map(session, map_id)
+        m = map_store.get_map(session, map_id)
     else:
         m = session.scalars(
             select(Map).where(Map.status == "ready").order_by(Map.id.desc()).limit(1)
@@ -234,7 +234,7 @@ def _ready_map(session: Session, map_id: int | None) -> Map:
                 "(see `somcal maps` and `somcal catalogs`)",
                 EXIT_NOT_FOUND,
             )
-    map_service.require_ready(m)
+    map_store.require_ready(m)
     return m
 
 

@@ -133,7 +133,7 @@ def _assign_on_dask(
     database_url: str | None,
 ) -> None:
     """``assign --dask``: the same map and cell statistics, computed on a Dask cluster."""
-    from app.services import maps as map_service
+    from app.services import map_store
     from app.services.assign_file import cell_stats_frame
     from som.distributed import PartitionError, assign_parquet
 
@@ -143,7 +143,7 @@ def _assign_on_dask(
     settings = _settings(database_url)
     with _database(settings) as factory, factory() as session, _user_errors():
         m = _ready_map(session, map_id)
-        som = map_service.SOM_CACHE.get(m)
+        som = map_store.SOM_CACHE.get(m)
         stats = cell_stats_frame(session, m, prefix)
         map_label = m.id
     try:

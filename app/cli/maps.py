@@ -175,23 +175,24 @@ def train(
 
     Then every ingested source and spectrum is assigned to it and its cell statistics and
     coverage are computed. Prints the new map id on stdout."""
-    from app.services.training import TrainingRequest
+    from app.services.training import train_request
 
-    req = TrainingRequest(
-        catalog_id=catalog_id,
-        n_rows=rows,
-        n_cols=cols,
-        lattice=lattice.value,
-        periodic=periodic,
-        n_epochs=epochs,
-        bands=[b.strip() for b in bands.split(",") if b.strip()] if bands else None,
-        magnitude_band=magnitude_band,
-        colours=[c.strip() for c in colours.split(",") if c.strip()] if colours else None,
-        distance=distance.value,
-        random_state=seed,
-        name=name,
-        min_secure=min_secure,
-    )
+    with _user_errors():
+        req = train_request(
+            catalog_id=catalog_id,
+            n_rows=rows,
+            n_cols=cols,
+            lattice=lattice.value,
+            periodic=periodic,
+            n_epochs=epochs,
+            bands=[b.strip() for b in bands.split(",") if b.strip()] if bands else None,
+            magnitude_band=magnitude_band,
+            colours=[c.strip() for c in colours.split(",") if c.strip()] if colours else None,
+            distance=distance.value,
+            random_state=seed,
+            name=name,
+            min_secure=min_secure,
+        )
     settings = _settings(database_url)
     with _database(settings) as factory:
         map_id = _train(factory, settings, req)

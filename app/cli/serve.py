@@ -155,7 +155,7 @@ def quickstart(
     reuses what is already there."""
     from app.core import migrate
     from app.services import calibrate
-    from app.services.training import TrainingRequest
+    from app.services.training import train_request
 
     started = time.monotonic()
     settings = _settings(database_url)
@@ -184,7 +184,7 @@ def quickstart(
 
     with _database(settings) as factory:
         phot = _ingest(factory, settings, "photometric", mock_path, preset="somcal_mock")
-        req = TrainingRequest(
+        req = train_request(
             catalog_id=phot.catalogue.id,
             n_rows=rows,
             n_cols=cols,

@@ -25,8 +25,7 @@ import pandas as pd
 from sqlalchemy.orm import Session
 
 from app.models import Map
-from app.services import calibrate
-from app.services import maps as map_service
+from app.services import calibrate, ledger
 from app.services.errors import InvalidInputError, NotFoundError, RowError, ServiceError
 from som.tables import FORMATS, CatalogError, format_from_name, read_table, write_table
 
@@ -134,7 +133,7 @@ def output_format(path: Path) -> str:
 def cell_stats_frame(session: Session, m: Map, prefix: str = "cell") -> pd.DataFrame:
     """The cell statistics of a map indexed by cell, named as :func:`assign_frame` names
     them (``<prefix>_covered`` ...): what :func:`som.distributed.assign_parquet` joins on."""
-    arrays = map_service.cell_arrays(session, m)
+    arrays = ledger.cell_arrays(session, m)
     return pd.DataFrame({f"{prefix}_{name}": np.asarray(arrays[name]) for name in CELL_STATS})
 
 

@@ -5,7 +5,6 @@ gathers the arrays from the store and shapes the answers.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Map, Target, TargetList
 from app.services import ingest as ingest_service
-from app.services import maps as map_service
+from app.services import ledger, map_store, phot_store
 from app.services.errors import (
     BadRequestError,
     InvalidInputError,
@@ -30,35 +29,15 @@ from som import calibration as cal
 from som.bands import REGISTRY, BandError
 
 
-def _clean(v: Any) -> Any:
-    if isinstance(v, float | np.floating):
-        return float(v) if math.isfinite(v) else None
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, np.bool_):
-        return bool(v)
-    return v
+def _json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows of a frame for a JSON column of the ledger (a target's ``extra``): Python
+    scalars, NaN as None (JSON has no NaN, and PostgreSQL's jsonb refuses it)."""
+    return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
 
 
-def _column_list(values: np.ndarray) -> list[Any]:
-    """JSON-ready list of a column: NaN/inf -> None, numpy scalars -> Python."""
-    arr = np.asarray(values)
-    if arr.dtype.kind == "f":
-        bad = ~np.isfinite(arr)
-        if bad.any():
-            obj = arr.astype(object)
-            obj[bad] = None
-            return obj.tolist()
-        return arr.tolist()
-    if arr.dtype.kind == "O":
-        return [_clean(v) for v in arr]
-    return arr.tolist()
-
-
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    cols = [str(c) for c in frame.columns]
-    lists = [_column_list(frame[c].to_numpy()) for c in frame.columns]
-    return [dict(zip(cols, vals, strict=True)) for vals in zip(*lists, strict=True)]
+def _sql_float(v: Any) -> float | None:
+    """A float for a nullable column: NaN as NULL."""
+    return None if v is None or not math.isfinite(v) else float(v)
 
 
 def _density(counts: list[int] | None, widths: np.ndarray) -> list[float] | None:
@@ -72,17 +51,22 @@ def _density(counts: list[int] | None, widths: np.ndarray) -> list[float] | None
 
 
 def map_mag_band(m: Map, requested: str | None) -> str:
-    bands = map_service.map_bands(m)
+    """The band of a magnitude cut or breakdown: one of the map's own bands (the map's
+    ``i`` or its reddest band when none is asked for); a registry alias of one of them
+    (e.g. a survey-qualified name) is accepted."""
+    bands = map_store.map_bands(m)
     if requested is None:
         return "i" if "i" in bands else bands[-1]
     if requested in bands:
         return requested
     try:
-        return REGISTRY.canonical(requested)
-    except BandError as exc:
-        raise InvalidInputError(
-            str(exc), [RowError(None, "mag_band", None, "unknown band")]
-        ) from exc
+        canonical = REGISTRY.canonical(requested)
+    except BandError:
+        canonical = None
+    if canonical in bands:
+        return canonical
+    reason = f"band {requested!r} is not one of map {m.id}'s bands: {', '.join(bands)}"
+    raise InvalidInputError(reason, [RowError(None, "mag_band", None, reason)])
 
 
 # ----------------------------------------------------------------------------- assign
@@ -185,13 +169,13 @@ def assign_rows(
 ) -> AssignOutput:
     if len(rows) > max_rows:
         raise TooLargeError(f"{len(rows)} rows to assign; the limit is {max_rows} per request")
-    som = map_service.SOM_CACHE.get(m)
-    trusted = map_service.assign_trusted(som, rows)
+    som = map_store.SOM_CACHE.get(m)
+    trusted = ledger.assign_trusted(som, rows)
     cells, dist = trusted.cell, trusted.distance
     invalid = rows["reason"].notna().to_numpy() if "reason" in rows else np.zeros(len(rows), bool)
     cells = np.where(invalid, -1, cells)
     ok = cells >= 0
-    stats = map_service.cell_arrays(session, m)
+    stats = ledger.cell_arrays(session, m)
     safe = np.where(ok, cells, 0)
 
     def pick(name: str) -> np.ndarray:
@@ -218,7 +202,7 @@ def assign_rows(
         }
     )
     # A cell with no secure spectrum takes the nearest labelled cell's redshift, flagged.
-    filled = map_service.zspec_fallback(session, m, som)
+    filled = ledger.zspec_fallback(session, m, som)
     out["zspec_median"] = np.where(ok, filled.values[safe], np.nan)
     out["zspec_fallback"] = ok & filled.fallback[safe]
     out["zspec_cell"] = np.where(ok, filled.source[safe], -1).astype(np.int64)
@@ -228,8 +212,8 @@ def assign_rows(
     )
     edges = None
     if include_pz:
-        widths = np.diff(map_service.z_edges(m))
-        stored = map_service.cell_pz(session, m, cells)
+        widths = np.diff(map_store.z_edges(m))
+        stored = ledger.cell_pz(session, m, cells)
         dens = {c: (_density(p, widths), _density(s, widths)) for c, (p, s) in stored.items()}
         out["pz_phot"] = [dens[c][0] if c >= 0 else None for c in cells]
         out["pz_spec"] = [dens[c][1] if c >= 0 else None for c in cells]
@@ -240,29 +224,23 @@ def assign_rows(
 _INT_COLUMNS = ("cell", "cell_row", "cell_col", "n_phot", "n_spec_secure", "zspec_cell")
 
 
-def assign_json(output: AssignOutput, map_id: int) -> str:
-    """The JSON answer of /assign, serialised by pandas' C encoder (the per-row Python
-    dicts of a 10,000-source answer would cost more than the assignment itself)."""
-    frame = output.frame.copy()
+def assign_results(output: AssignOutput) -> list[dict[str, Any]]:
+    """The rows of an assignment as the ``results`` of ``AssignOut``: a row without a cell
+    has no cell, position or cell statistics (None), not -1."""
+    frame = output.frame
     ok = frame["cell"].to_numpy() >= 0
-    for col in _INT_COLUMNS:
-        values = pd.array(frame[col].to_numpy(dtype=np.float64), dtype="Float64")
-        frame[col] = values.astype("Int64")
-        frame.loc[~ok, col] = pd.NA
-    n = len(frame)
-    n_unassigned = output.n_unassigned
-    head = json.dumps(
-        {
-            "map_id": map_id,
-            "n": n,
-            "n_assigned": n - n_unassigned,
-            "n_unassigned": n_unassigned,
-            "z_edges": output.z_edges,
-        }
-    )
-    # 15 significant digits: below any measurement's precision, and what pandas allows.
-    body = frame.to_json(orient="records", double_precision=15)
-    return head[:-1] + ', "results": ' + body + "}"
+    columns: dict[str, list[Any]] = {}
+    for col in frame.columns:
+        values = frame[col].to_numpy()
+        if col in _INT_COLUMNS:
+            as_int = np.where(ok, np.nan_to_num(values.astype(np.float64), nan=-1), -1)
+            columns[col] = [int(v) if keep else None for v, keep in zip(as_int, ok, strict=True)]
+        elif values.dtype == object:  # text (id, reason) or p(z) lists; pandas' missing: None
+            columns[col] = [None if isinstance(v, float) and v != v else v for v in values]
+        else:
+            columns[col] = values.tolist()
+    names = list(columns)
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
 
 
 # ----------------------------------------------------------------------------- cells
@@ -270,15 +248,15 @@ def cell_detail(session: Session, m: Map, cell: int, max_spectra: int = 100) -> 
     n_cells = m.n_rows * m.n_cols
     if not 0 <= cell < n_cells:
         raise NotFoundError(f"cell {cell} not in map {m.id} (cells 0..{n_cells - 1})")
-    som = map_service.SOM_CACHE.get(m)
+    som = map_store.SOM_CACHE.get(m)
     # Scalars of every cell (for the neighbours) but the p(z) of this one only: parsing
     # the histograms of all cells cost two thirds of the request.
-    stats = map_service.cells_frame(session, m.id)
-    row = stats.loc[cell]
-    pz_phot, pz_spec = map_service.cell_pz(session, m, np.asarray([cell])).get(cell, (None, None))
+    stats = ledger.cells_frame(session, m.id)
+    scalar = stats.loc[[cell]].to_dict(orient="records")[0]
+    pz_phot, pz_spec = ledger.cell_pz(session, m, np.asarray([cell])).get(cell, (None, None))
     features = som.features
     raw = features.inverse_transform(som.weights_[cell])
-    widths = np.diff(map_service.z_edges(m))
+    widths = np.diff(map_store.z_edges(m))
     neighbours = [int(c) for c in som.neighbours(cell)]
     spectra = session.execute(
         text(
@@ -289,7 +267,6 @@ def cell_detail(session: Session, m: Map, cell: int, max_spectra: int = 100) -> 
         ),
         {"m": m.id, "c": cell, "n": max_spectra},
     ).all()
-    scalar = {k: _clean(row[k]) for k in stats.columns}
     return {
         "map_id": m.id,
         **scalar,
@@ -314,9 +291,9 @@ def cell_detail(session: Session, m: Map, cell: int, max_spectra: int = 100) -> 
             {
                 "source_id": s[0],
                 "catalogue_id": s[1],
-                "ra": _clean(s[2]),
-                "dec": _clean(s[3]),
-                "z_spec": _clean(s[4]),
+                "ra": s[2],
+                "dec": s[3],
+                "z_spec": s[4],
                 "quality": s[5],
                 "secure": bool(s[6]),
                 "survey": s[7],
@@ -330,7 +307,7 @@ def cell_detail(session: Session, m: Map, cell: int, max_spectra: int = 100) -> 
 def coverage(
     session: Session, m: Map, mag_band: str | None, mag_bins: Any, z_bins: Any
 ) -> dict[str, Any]:
-    stats = map_service.cells_frame(session, m.id)
+    stats = ledger.cells_frame(session, m.id)
     covered = stats["covered"].to_numpy()
     n_cells = len(stats)
     if mag_band is None and z_bins is None:
@@ -353,9 +330,9 @@ def coverage(
             ),
             {"m": m.id, "f": False},
         ).all()
-        arr = map_service.float_rows([r[:3] for r in rows], 3)
+        arr = phot_store.float_rows([r[:3] for r in rows], 3)
         if band:
-            arr[:, 2] = map_service.mags_by_catalogue(
+            arr[:, 2] = phot_store.mags_by_catalogue(
                 session, arr[:, 2], [r[3] for r in rows], [band]
             )[:, 0]
         try:
@@ -369,9 +346,9 @@ def coverage(
             )
         except ValueError as exc:
             raise InvalidInputError(str(exc)) from exc
-    n_sources = map_service.count_sources(session)
+    n_sources = ledger.count_sources(session)
     out = summary.to_dict()
-    n_outside = map_service.n_outside(session, m.id, "photometric")
+    n_outside = ledger.n_outside(session, m.id, "photometric")
     out["n_outside_training"] = n_outside
     out["n_unassigned"] = max(n_sources - out["n_galaxies"] - n_outside, 0)
     return {
@@ -382,7 +359,7 @@ def coverage(
         "n_spectra_secure": int(stats["n_spec_secure"].sum()),
         # Counted apart: never in a covered cell's numbers, nor in the fractions above.
         "n_outside_training": n_outside,
-        "n_spectra_outside_training": map_service.n_outside(session, m.id, "spectroscopic"),
+        "n_spectra_outside_training": ledger.n_outside(session, m.id, "spectroscopic"),
         "cells": {
             "n_cells": n_cells,
             "covered": [bool(c) for c in covered],
@@ -393,7 +370,7 @@ def coverage(
 
 
 def gaps(session: Session, m: Map, limit: int, offset: int) -> dict[str, Any]:
-    stats = map_service.cells_frame(session, m.id)
+    stats = ledger.cells_frame(session, m.id)
     n_phot = stats["n_phot"].to_numpy()
     occupied = np.flatnonzero(n_phot > 0)
     frame = cal.gaps(
@@ -408,12 +385,12 @@ def gaps(session: Session, m: Map, limit: int, offset: int) -> dict[str, Any]:
         "map_id": m.id,
         "k": m.min_secure,
         "n_gaps": len(frame),
-        "n_outside_training": map_service.n_outside(session, m.id, "photometric"),
+        "n_outside_training": ledger.n_outside(session, m.id, "photometric"),
         "n_galaxies_in_gaps": int(frame["n_galaxies"].sum()),
-        "fraction_in_gaps": _clean(float(frame["fraction"].sum())) if len(frame) else 0.0,
+        "fraction_in_gaps": float(frame["fraction"].sum()) if len(frame) else 0.0,
         "limit": limit,
         "offset": offset,
-        "gaps": _records(page),
+        "gaps": page.to_dict(orient="records"),
     }
 
 
@@ -428,10 +405,8 @@ def targets(
     mag_limit: float | None,
     per_cell: int,
 ) -> pd.DataFrame:
-    band = map_mag_band(m, mag_band)
-    bands = map_service.map_bands(m)
-    if band not in bands:
-        bands = [*bands, band]
+    band = map_mag_band(m, mag_band)  # one of the map's bands
+    bands = map_store.map_bands(m)
     rows = session.execute(
         text(
             "SELECT s.id, s.catalogue_id, s.source_id, s.ra, s.dec, a.cell, a.distance, s.mags "
@@ -448,13 +423,13 @@ def targets(
     for c in names:
         if c != "source_id":
             cand[c] = pd.to_numeric(cand[c], errors="coerce")
-    mags = map_service.mags_by_catalogue(
+    mags = phot_store.mags_by_catalogue(
         session, cand["catalogue_id"].to_numpy(), [r[7] for r in rows], bands
     )
     for k, b in enumerate(bands):
         cand[f"mag_{b}"] = mags[:, k]
     cand["cell"] = cand["cell"].astype(np.int64)
-    stats = map_service.cells_frame(session, m.id)
+    stats = ledger.cells_frame(session, m.id)
     cell_stats = pd.DataFrame(
         {
             "count": stats["n_phot"].to_numpy(),
@@ -493,10 +468,6 @@ def targets(
     return chosen
 
 
-def target_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return _records(frame)
-
-
 _TARGET_FIXED = ("priority", "source_id", "catalogue_id", "ra", "dec", "cell")
 
 
@@ -507,19 +478,19 @@ def save_target_list(
     tl = TargetList(map_id=m.id, params=params, n_targets=len(frame))
     session.add(tl)
     session.flush()
-    total = max(int(np.nansum(map_service.cell_arrays(session, m)["n_phot"])), 1)
+    total = max(int(np.nansum(ledger.cell_arrays(session, m)["n_phot"])), 1)
     mag_col = f"mag_{params['mag_band']}"
     extra_cols = [c for c in frame.columns if c not in _TARGET_FIXED]
-    extras = _records(frame[extra_cols]) if extra_cols else [{} for _ in range(len(frame))]
+    extras = _json_records(frame[extra_cols]) if extra_cols else [{} for _ in range(len(frame))]
     rows = [
         {
             "target_list_id": tl.id,
             "rank": int(r.priority),
             "catalogue_id": int(r.catalogue_id),
             "source_id": str(r.source_id),
-            "ra": _clean(r.ra),
-            "dec": _clean(r.dec),
-            "mag": _clean(getattr(r, mag_col)),
+            "ra": _sql_float(r.ra),
+            "dec": _sql_float(r.dec),
+            "mag": _sql_float(getattr(r, mag_col)),
             "cell": int(r.cell),
             "priority": float(r.cell_n_galaxies) / total,
             "extra": extra,
@@ -583,8 +554,8 @@ def nz(
         outside = np.asarray(outside, dtype=bool)
         n_out = int(outside.sum())
         sample_cells = np.asarray(sample_cells)[~outside]
-    spec_cells, spec_z, secure = map_service.spec_assigned(session, m.id)
-    edges = bins if bins is not None else map_service.z_edges(m)
+    spec_cells, spec_z, secure = ledger.spec_assigned(session, m.id)
+    edges = bins if bins is not None else map_store.z_edges(m)
     try:
         result = cal.nz(
             sample_cells,
@@ -625,5 +596,5 @@ def sample_assignments(
             )
         query += " AND a.catalogue_id = :c"
         params["c"] = cat.id
-    arr = map_service.float_rows(session.execute(text(query), params).all(), 3)
+    arr = phot_store.float_rows(session.execute(text(query), params).all(), 3)
     return arr[:, 0].astype(np.int64), arr[:, 1], arr[:, 2] == 1.0

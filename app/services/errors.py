@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from som.tables import CatalogError
+
 
 @dataclass(frozen=True)
 class RowError:
@@ -52,3 +54,15 @@ class ConflictError(ServiceError):
 
 class TooLargeError(ServiceError):
     status_code = 413
+
+
+def unreadable_file(exc: CatalogError, file: str | None = None) -> InvalidInputError:
+    """A table ``som.tables`` could not read, as the service's 422: the file (``file``, or
+    the name the reader was given), the column and the 0-based data row where known, and
+    why. The one place a ``CatalogError`` becomes a service error (the API's handler and
+    the ingest both use it)."""
+    name = file or exc.source or "file"
+    where = f" column {exc.column!r}:" if exc.column else ""
+    return InvalidInputError(
+        f"{name}:{where} {exc.reason}", [RowError(name, exc.column, exc.row, exc.reason)]
+    )

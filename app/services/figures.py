@@ -11,7 +11,6 @@ spectroscopic redshifts, available only in covered cells.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,13 +19,13 @@ from matplotlib.figure import Figure
 from sqlalchemy.orm import Session
 
 from app.models import Map
-from app.services import calibrate
-from app.services import maps as map_service
+from app.services import calibrate, ledger, map_store
 from app.services.errors import InvalidInputError, NotFoundError, RowError
 from som import plotting as plots
+from som.vocabulary import PlotKind, RedshiftSource, choices
 
-PLOT_KINDS = ("redshift", "dispersion", "occupation", "coverage", "umatrix", "overview", "nz")
-Z_SOURCES = ("phot", "spec")
+PLOT_KINDS = choices(PlotKind)
+Z_SOURCES = choices(RedshiftSource)
 # Tomographic bins in photo-z when none are asked for: four bins over the range where the
 # mock (and COSMOS-depth data) holds most galaxies.
 DEFAULT_TOMO_EDGES = (0.2, 0.5, 0.8, 1.2, 2.0)
@@ -57,12 +56,12 @@ class MapArrays:
 
 def map_arrays(session: Session, m: Map) -> MapArrays:
     """Per-cell statistics of a ready map and its U-matrix."""
-    map_service.require_ready(m)
-    frame = map_service.cells_frame(session, m.id)
+    map_store.require_ready(m)
+    frame = ledger.cells_frame(session, m.id)
     n_cells = m.n_rows * m.n_cols
     if len(frame) != n_cells:
         raise NotFoundError(f"map {m.id} has {len(frame)} of its {n_cells} cells stored")
-    som = map_service.SOM_CACHE.get(m)
+    som = map_store.SOM_CACHE.get(m)
     return MapArrays(
         n_rows=m.n_rows,
         n_cols=m.n_cols,
@@ -77,6 +76,48 @@ def map_arrays(session: Session, m: Map) -> MapArrays:
         covered=frame["covered"].to_numpy(dtype=bool),
         umatrix=som.distance_map(),
     )
+
+
+def _rounded(values: np.ndarray, digits: int = 4) -> list[float]:
+    # Four decimals is finer than any redshift statistic here and halves the payload
+    # (NaN stays NaN: null in the answer).
+    return np.round(np.asarray(values, dtype=float), digits).tolist()
+
+
+def dashboard_arrays(session: Session, m: Map) -> dict[str, Any]:
+    """What the dashboard draws a map from: its description, coverage summary and every
+    per-cell array (index = cell), in one answer (``GET /v1/maps/{id}/arrays``)."""
+    a = map_arrays(session, m)
+    cov = calibrate.coverage(session, m, None, 10, None)
+    quality = m.quality or {}
+    return {
+        "map_id": m.id,
+        "name": m.name,
+        "n_rows": m.n_rows,
+        "n_cols": m.n_cols,
+        "n_cells": m.n_rows * m.n_cols,
+        "lattice": m.lattice,
+        "periodic": bool(m.periodic),
+        "k": m.min_secure,
+        "feature_names": list((m.features or {}).get("feature_names", [])),
+        "quality": {
+            key: quality.get(key) for key in ("quantization_error", "topographic_error", "n_train")
+        },
+        "summary": cov["summary"],
+        "n_spectra": cov["n_spectra"],
+        "n_spectra_secure": cov["n_spectra_secure"],
+        "arrays": {
+            "n_phot": a.n_phot.tolist(),
+            "zphot_median": _rounded(a.zphot_median),
+            "zphot_nmad": _rounded(a.zphot_nmad),
+            "zspec_median": _rounded(a.zspec_median),
+            "zspec_std": _rounded(a.zspec_std),
+            "n_spec": a.n_spec.tolist(),
+            "n_spec_secure": a.n_spec_secure.tolist(),
+            "covered": a.covered.astype(int).tolist(),
+            "umatrix": _rounded(a.umatrix.reshape(-1)),
+        },
+    }
 
 
 # ----------------------------------------------------------------------------- n(z)
@@ -152,10 +193,6 @@ def tomographic_nz(
     return out
 
 
-def _finite_or_none(v: Any) -> float | None:
-    return float(v) if v is not None and math.isfinite(float(v)) else None
-
-
 def nz_figure(results: list[dict[str, Any]], title: str) -> Figure:
     ok = [r for r in results if "error" not in r]
     if not ok:
@@ -176,8 +213,9 @@ def nz_figure(results: list[dict[str, Any]], title: str) -> Figure:
             f"{r['uncovered_fraction']:.0%} uncovered)"
             for r in ok
         ],
-        mean_z=[_finite_or_none(r.get("mean_z")) for r in ok],
-        mean_z_err=[_finite_or_none(r.get("mean_z_err")) for r in ok],
+        # calibrate.nz's answer: None where undefined
+        mean_z=[r.get("mean_z") for r in ok],
+        mean_z_err=[r.get("mean_z_err") for r in ok],
         title=title,
     )
 
@@ -205,7 +243,7 @@ def map_figure(
             f"z_source must be 'phot' or 'spec', got {z_source!r}",
             [RowError(None, "z_source", None, f"invalid value {z_source!r}")],
         )
-    map_service.require_ready(m)
+    map_store.require_ready(m)
     label = f"map {m.id} ({m.n_rows}×{m.n_cols} {m.lattice})"
     if kind == "nz":
         results = tomographic_nz(

@@ -10,7 +10,7 @@ import pandas as pd
 from sqlalchemy.orm import Session
 
 from app.models import Catalogue
-from app.services import maps as map_service
+from app.services import ledger, map_store
 from app.services.catalogs import AfterDeleteHook
 from app.services.ingest import LedgerHook
 
@@ -25,13 +25,13 @@ class _AssignToReadyMaps(LedgerHook):
 
     def _ready(self, session: Session):
         if self._maps is None:
-            self._maps = map_service.ready_maps(session)
+            self._maps = map_store.ready_maps(session)
         return self._maps
 
     def rows(self, session: Session, catalogue: Catalogue, rows: pd.DataFrame) -> None:
         for m in self._ready(session):
-            som = map_service.SOM_CACHE.get(m)
-            rep = map_service.assign_catalogue(session, m, som, catalogue, rows, self.radius)
+            som = map_store.SOM_CACHE.get(m)
+            rep = ledger.assign_catalogue(session, m, som, catalogue, rows, self.radius)
             placed = self._placed.setdefault(m.id, dict.fromkeys(rep.counts(), 0))
             for key, value in rep.counts().items():
                 placed[key] += value
@@ -40,11 +40,11 @@ class _AssignToReadyMaps(LedgerHook):
         maps = self._ready(session)
         for m in maps:
             if catalogue.kind == "photometric":
-                map_service.recompute(session, m, "phot")
+                ledger.recompute(session, m, "phot")
                 # New sources may be the nearest neighbours of spectra without photometry.
-                som = map_service.SOM_CACHE.get(m)
-                map_service.rematch_by_position(session, m, som, self.radius)
-            map_service.recompute(session, m, "spec")
+                som = map_store.SOM_CACHE.get(m)
+                ledger.rematch_by_position(session, m, som, self.radius)
+            ledger.recompute(session, m, "spec")
         return {m.id: self._placed.get(m.id, {}) for m in maps}
 
 
@@ -54,14 +54,14 @@ def after_catalogue_inserted(match_radius_arcsec: float) -> LedgerHook:
 
 def after_catalogue_deleted(match_radius_arcsec: float) -> AfterDeleteHook:
     def hook(session: Session, catalogue: Catalogue) -> list[int]:
-        maps = map_service.ready_maps(session)
+        maps = map_store.ready_maps(session)
         for m in maps:
             if catalogue.kind == "photometric":
-                map_service.recompute(session, m, "phot")
+                ledger.recompute(session, m, "phot")
                 # Spectra matched on the sky to the deleted sources must find new partners.
-                som = map_service.SOM_CACHE.get(m)
-                map_service.rematch_by_position(session, m, som, match_radius_arcsec)
-            map_service.recompute(session, m, "spec")
+                som = map_store.SOM_CACHE.get(m)
+                ledger.rematch_by_position(session, m, som, match_radius_arcsec)
+            ledger.recompute(session, m, "spec")
         return [m.id for m in maps]
 
     return hook

@@ -52,10 +52,10 @@ from app.services.errors import (
     NotFoundError,
     RowError,
     TooLargeError,
+    unreadable_file,
 )
 from app.services.ledger import ledger_transaction
 from app.services.phot_store import pack, photometry_frame
-from app.services.tables import FORMATS, TableFile, detect_format
 from som.bands import REGISTRY, BandError, BandRegistry
 from som.photometry import (
     INVALID,
@@ -68,6 +68,7 @@ from som.photometry import (
     near_sentinels,
     parse_numbers,
 )
+from som.tables import FORMATS, CatalogError, TableReader, detect_format
 
 MAX_LISTED_ERRORS = 100
 RANGES = {
@@ -572,7 +573,7 @@ def evaluate_secure(
 
 
 # ----------------------------------------------------------------------------- validation
-def _clean(values: np.ndarray, column: str, log: ErrorLog, lo: float, hi: float, what: str):
+def _in_range(values: np.ndarray, column: str, log: ErrorLog, lo: float, hi: float, what: str):
     """Sentinels → NaN; inf and out-of-range values are errors (and become NaN)."""
     values = values.copy()
     values[near_sentinels(values, SENTINELS)] = np.nan
@@ -628,7 +629,7 @@ def validate(chunk: pd.DataFrame, rules: Rules, log: ErrorLog) -> Validated:
         if f in mapping:
             col = mapping[f]
             lo, hi = RANGES[f]
-            out[f] = _clean(_as_float(chunk[col], col, log), col, log, lo, hi, f.upper())
+            out[f] = _in_range(_as_float(chunk[col], col, log), col, log, lo, hi, f.upper())
         else:
             out[f] = np.full(n, np.nan)
 
@@ -667,13 +668,13 @@ def validate(chunk: pd.DataFrame, rules: Rules, log: ErrorLog) -> Validated:
         if "z_phot" in mapping:
             col = mapping["z_phot"]
             lo, hi = RANGES["z_phot"]
-            out["z_phot"] = _clean(_as_float(chunk[col], col, log), col, log, lo, hi, "z_phot")
+            out["z_phot"] = _in_range(_as_float(chunk[col], col, log), col, log, lo, hi, "z_phot")
         else:
             out["z_phot"] = np.full(n, np.nan)
     else:
         col = mapping["z_spec"]
         lo, hi = RANGES["z_spec"]
-        z = _clean(_as_float(chunk[col], col, log), col, log, lo, hi, "z_spec")
+        z = _in_range(_as_float(chunk[col], col, log), col, log, lo, hi, "z_spec")
         no_z = np.isnan(z) & ~log.bad
         if rules.skip_missing_redshift:
             dropped |= no_z
@@ -821,7 +822,7 @@ def _same_or_conflict(existing: Catalogue, req: IngestRequest) -> IngestResult:
     return IngestResult(catalogue=existing, duplicate=True)
 
 
-def _chunks(table: TableFile, columns: list[str], text_cols: tuple[str, ...]):
+def _chunks(table: TableReader, columns: list[str], text_cols: tuple[str, ...]):
     """The mapped columns in frames of at most ``CHUNK_ROWS`` rows, in file order."""
     for _offset, frame in table.iter_chunks(columns, text_cols, chunk_rows=CHUNK_ROWS):
         yield frame
@@ -834,6 +835,25 @@ def ingest(
     max_rows: int,
     after_insert: LedgerHook | None = None,
     progress: Callable[[int], None] | None = None,
+) -> IngestResult:
+    """Read, check and store one catalogue file in one transaction (see the module's text).
+    A file ``som.tables`` cannot read is an ``InvalidInputError`` naming the file, column
+    and row, as for the API's other tables."""
+    try:
+        return _ingest(
+            factory, req, max_rows=max_rows, after_insert=after_insert, progress=progress
+        )
+    except CatalogError as exc:
+        raise unreadable_file(exc, req.filename) from exc
+
+
+def _ingest(
+    factory: sessionmaker[Session],
+    req: IngestRequest,
+    *,
+    max_rows: int,
+    after_insert: LedgerHook | None,
+    progress: Callable[[int], None] | None,
 ) -> IngestResult:
     if req.kind not in ("photometric", "spectroscopic"):
         raise BadRequestError(f"kind must be photometric or spectroscopic, got {req.kind!r}")
@@ -861,7 +881,7 @@ def ingest(
     fmt = req.file_format or detect_format(req.path, req.filename)
     if fmt not in FORMATS:
         raise BadRequestError(f"unsupported format {fmt!r}; use one of {', '.join(FORMATS)}")
-    table = TableFile(req.path, fmt, file)
+    table = TableReader(req.path, fmt, name=file)
     hint = table.n_rows_hint()
     if hint is not None and hint > max_rows:
         raise TooLargeError(f"{file}: {hint} rows; the limit is {max_rows}")

@@ -11,46 +11,41 @@ cell row of it exists.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.models import Catalogue, Map, utcnow
-from app.services import maps as map_service
+from app.schemas import TrainMapIn
+from app.services import ledger, map_store, phot_store
 from app.services.errors import InvalidInputError, NotFoundError, RowError
 from app.services.jobs import JobContext, JobKind, JobRunner, register
 from app.services.ledger import ledger_transaction
 from som import SOM, SOMError
 from som.bands import REGISTRY, BandError
 from som.photometry import ColourFeatures, PhotometryError, parse_colour
+from som.vocabulary import Distance, Lattice, MapStatus
 
 log = logging.getLogger("somcal.training")
 
-#: The service trains what ``SOM(n_rows, n_cols)`` trains (defaults chosen by validation on
-#: real data, see the README).
-SOM_DEFAULTS = SOM.default_params()
 
-
-@dataclass
-class TrainingRequest:
-    catalog_id: int
-    n_rows: int = 20
-    n_cols: int = 20
-    lattice: str = SOM_DEFAULTS["lattice"]
-    periodic: bool = False
-    n_epochs: int = SOM_DEFAULTS["n_epochs"]
-    bands: list[str] | None = None
-    magnitude_band: str | None = None
-    colours: list[str] | None = None  # "a-b": instead of the adjacent bands' colours
-    distance: str = "euclidean"
-    random_state: int | None = 0
-    name: str | None = None
-    z_max: float = 6.0
-    z_bin_width: float = 0.05
-    min_secure: int | None = None
+def train_request(**fields: Any) -> TrainMapIn:
+    """The service's training request (``TrainMapIn``, what ``POST /v1/maps`` reads) from
+    keyword fields, for callers that are not the API (the CLI): an invalid field is an
+    ``InvalidInputError`` naming it, as the API's 422 does."""
+    try:
+        return TrainMapIn(**fields)
+    except ValidationError as exc:
+        raise InvalidInputError(
+            "cannot train this map",
+            [
+                RowError(None, ".".join(str(p) for p in e["loc"]) or None, None, e["msg"])
+                for e in exc.errors()
+            ],
+        ) from exc
 
 
 def _z_edges(z_max: float, width: float) -> list[float]:
@@ -68,7 +63,7 @@ def measured_bands(cat: Catalogue) -> list[str]:
 
 
 def create_training(
-    session: Session, runner: JobRunner, req: TrainingRequest, default_min_secure: int
+    session: Session, runner: JobRunner, req: TrainMapIn, default_min_secure: int
 ) -> tuple[Map, int]:
     """Add the queued map and its job to the session (caller commits, then starts)."""
     cat = session.get(Catalogue, req.catalog_id)
@@ -89,6 +84,9 @@ def create_training(
                 colours.append(parse_colour(str(text), cat.bands))
             except ValueError as exc:
                 errors.append(RowError(None, "colours", None, str(exc)))
+    # Which of the catalogue's bands: what the catalogue has is this function's to check;
+    # what makes a valid set of features (two bands, no repeats, colours of those bands)
+    # is ColourFeatures', checked below by building it.
     bands: list[str] = []
     wanted = req.bands or (
         [b for b in cat.bands if any(b in c for c in colours)] if colours else measured
@@ -115,56 +113,59 @@ def create_training(
                 )
             )
         bands.append(name)
-    if len(set(bands)) != len(bands):
-        errors.append(RowError(None, "bands", None, "bands repeat"))
-    if len(bands) < 2:
-        errors.append(RowError(None, "bands", None, "need at least two bands for a colour"))
-    if colours:
-        if len(set(colours)) != len(colours):
-            errors.append(RowError(None, "colours", None, "colours repeat"))
-        outside = sorted({b for c in colours for b in c} - set(bands))
-        if outside:
-            errors.append(
-                RowError(None, "colours", None, f"colour band(s) {outside} not among the bands")
-            )
     if req.magnitude_band is not None and req.magnitude_band not in measured:
         errors.append(
             RowError(None, "magnitude_band", None, f"band {req.magnitude_band!r} not available")
         )
-    if req.lattice == "hex" and req.periodic and req.n_rows % 2:
+    if req.lattice == Lattice.hex and req.periodic and req.n_rows % 2:
         errors.append(
             RowError(None, "n_rows", None, "a toroidal hexagonal map needs an even n_rows")
         )
-    if errors:
-        raise InvalidInputError("cannot train this map", errors)
     # Keep wavelength order whatever order the caller listed the bands in; a band a user
     # declared at ingest is in the catalogue's own order, which is wavelength order too.
     order = {b: k for k, b in enumerate(cat.bands)}
-    bands = sorted(bands, key=order.__getitem__)
+    bands = sorted(bands, key=lambda b: order.get(b, len(order)))
+    features = None
+    if not any(e.column in ("bands", "colours") for e in errors):
+        try:
+            features = ColourFeatures(
+                bands=bands,
+                error_template="magerr_{band}" if req.distance == Distance.chi2 else None,
+                magnitude_band=req.magnitude_band,
+                colours=req.colours,  # as written: its messages quote them so
+                # The rows were checked when they were ingested; a map applied to new rows
+                # cleans them on the way in (ingest, assign), not again in training.
+                check=False,
+            )
+        except ValueError as exc:
+            field = "colours" if colours and "colour" in str(exc) else "bands"
+            errors.append(RowError(None, field, None, str(exc)))
+    if errors or features is None:
+        raise InvalidInputError("cannot train this map", errors)
     m = Map(
         name=(req.name or f"{cat.name} {req.n_rows}x{req.n_cols}")[:255],
-        status="queued",
+        status=MapStatus.queued.value,
         n_rows=req.n_rows,
         n_cols=req.n_cols,
-        lattice=req.lattice,
+        lattice=str(req.lattice),
         periodic=req.periodic,
         grid={
             "n_rows": req.n_rows,
             "n_cols": req.n_cols,
-            "lattice": req.lattice,
+            "lattice": str(req.lattice),
             "periodic": req.periodic,
             "n_cells": req.n_rows * req.n_cols,
             "z_edges": _z_edges(req.z_max, req.z_bin_width),
         },
-        features={"bands": bands, "magnitude_band": req.magnitude_band, "colours": req.colours},
+        # The map's definition, stored once: what its features are (the fitted description
+        # replaces this at the end of training, with the same keys) ...
+        features=features.to_dict(),
+        # ... and how it is trained.
         params={
             "catalog_id": cat.id,
             "n_epochs": req.n_epochs,
             "random_state": req.random_state,
-            "distance": req.distance,
-            "bands": bands,
-            "magnitude_band": req.magnitude_band,
-            "colours": [f"{a}-{b}" for a, b in colours] if colours else None,
+            "distance": str(req.distance),
         },
         min_secure=req.min_secure or default_min_secure,
         training_catalogue_id=cat.id,
@@ -182,31 +183,22 @@ def run_training(factory: sessionmaker[Session], map_id: int, match_radius_arcse
 
     def run(ctx: JobContext) -> dict[str, Any]:
         with factory() as session:
-            m = map_service.get_map(session, map_id)
+            m = map_store.get_map(session, map_id)
             if m.status not in ("queued", "training"):
                 raise InvalidInputError(f"map {map_id} is {m.status}; only a queued map trains")
             m.status = "training"
             m.error = None
             session.commit()
             params = dict(m.params or {})
-            bands = list(params["bands"])
+            features = ColourFeatures.from_dict(m.features or {})
             cat = session.get(Catalogue, params["catalog_id"])
             if cat is None:
                 raise InvalidInputError(f"training catalogue {params['catalog_id']} was deleted")
             ctx.progress(0.01, f"loading {cat.n_rows} sources of catalogue {cat.id}", force=True)
-            read = map_service.map_bands(m)
-            rows = map_service.load_rows(session, "photometric", cat.id, read)
+            read = map_store.map_bands(m)
+            rows = phot_store.load_rows(session, "photometric", cat.id, read)
         use_errors = params.get("distance") == "chi2"
-        features = ColourFeatures(
-            bands=bands,
-            error_template="magerr_{band}" if use_errors else None,
-            magnitude_band=params.get("magnitude_band"),
-            colours=params.get("colours"),
-            # The rows were checked when they were ingested; a map applied to new rows
-            # cleans them on the way in (ingest, assign), not again here.
-            check=False,
-        )
-        frame = map_service.feature_frame(rows, read)
+        frame = ledger.feature_frame(rows, read)
         try:
             features.fit(frame, source=f"catalogue {cat.id}")
             X, E = features.transform(frame, source=f"catalogue {cat.id}")
@@ -254,16 +246,16 @@ def _store(
     ctx: JobContext,
 ) -> dict[str, Any]:
     with factory() as session, ledger_transaction(session):
-        m = map_service.get_map(session, map_id)
+        m = map_store.get_map(session, map_id)
         reports: dict[str, dict[str, int]] = {}
         cats = session.scalars(select(Catalogue).order_by(Catalogue.kind, Catalogue.id)).all()
-        bands = map_service.map_bands(m)
+        bands = map_store.map_bands(m)
         # Photometric catalogues first: spectra without photometry match their positions.
         for cat in sorted(cats, key=lambda c: c.kind != "photometric"):
-            rows = map_service.load_rows(session, cat.kind, cat.id, bands)
+            rows = phot_store.load_rows(session, cat.kind, cat.id, bands)
             if len(rows) == 0:
                 continue
-            rep = map_service.assign_catalogue(session, m, som, cat, rows, match_radius_arcsec)
+            rep = ledger.assign_catalogue(session, m, som, cat, rows, match_radius_arcsec)
             reports[str(cat.id)] = {
                 "n_rows": rep.n_rows,
                 "by_photometry": rep.n_by_photometry,
@@ -273,11 +265,11 @@ def _store(
         # No progress writes from here to the commit: on SQLite this transaction holds the
         # database's write lock, and a progress update from another connection would wait
         # for it.
-        cells, z = map_service.phot_assigned(session, m.id)
-        values = map_service.phot_cell_values(m, cells, z)
-        s_cells, s_z, s_secure = map_service.spec_assigned(session, m.id)
-        values.update(map_service.spec_cell_values(m, s_cells, s_z, s_secure))
-        map_service.write_new_cells(session, m, values)
+        cells, z = ledger.phot_assigned(session, m.id)
+        values = ledger.phot_cell_values(m, cells, z)
+        s_cells, s_z, s_secure = ledger.spec_assigned(session, m.id)
+        values.update(ledger.spec_cell_values(m, s_cells, s_z, s_secure))
+        ledger.write_new_cells(session, m, values)
         # Last, so the job row is held only for the commit: a worker declared dead while it
         # trained must not store a map its job no longer owns (the map is failed or queued
         # again by then).
@@ -289,11 +281,7 @@ def _store(
             "epochs": (getattr(som, "training_", {}) or {}).get("epochs", []),
         }
         m.weights = som.to_bytes()
-        m.features = {
-            **som.features.to_dict(),
-            "bands": list(som.features.bands),
-            "magnitude_band": som.features.magnitude_band,
-        }
+        m.features = som.features.to_dict()  # the definition, now with its normalisation
         m.quality = quality
         m.n_train = n_train
         m.status = "ready"

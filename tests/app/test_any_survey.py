@@ -119,6 +119,18 @@ def test_lsst_ugrizy_with_a_y_band_ingests_trains_and_assigns(
     )
     assert r.status_code == 422 and "did you mean 'y_lsst'" in r.text, r.text
 
+    # Magnitude cuts and breakdowns take the map's own bands (no fixed band list)...
+    by_y = client.get(f"/v1/maps/{map_id}/coverage", params={"mag_band": "y_lsst"})
+    assert by_y.status_code == 200 and by_y.json()["summary"]["by_magnitude"], by_y.text
+    t = client.get(f"/v1/maps/{map_id}/targets", params={"mag_band": "y_lsst", "budget": 3})
+    assert t.status_code == 200 and t.json()["params"]["mag_band"] == "y_lsst", t.text
+    # ... and a band the map does not have is a 422 that names the map's bands.
+    for url in ("coverage", "targets"):
+        bad = client.get(f"/v1/maps/{map_id}/{url}", params={"mag_band": "H"})
+        assert bad.status_code == 422, bad.text
+        assert "u_lsst, g_lsst, r_lsst, i_lsst, z_lsst, y_lsst" in bad.json()["detail"]
+        assert bad.json()["errors"][0]["column"] == "mag_band"
+
 
 FLUX_BANDS = ("u", "g", "r", "i", "z", "Y", "J", "Ks")
 
@@ -300,6 +312,9 @@ def test_a_colour_list_instead_of_adjacent_bands(
     m = client.get(f"/v1/maps/{map_id}").json()
     assert m["features"]["feature_names"] == ["u-g", "g-i", "i-H"]
     assert m["features"]["bands"] == ["u", "g", "i", "H"]
+    assert m["features"]["colours"] == [["u", "g"], ["g", "i"], ["i", "H"]]
+    # The definition is stored once (in features), not again with the training settings.
+    assert not {"bands", "colours", "magnitude_band"} & set(m["params"]), m["params"]
     som = stored_map(settings.database_url, map_id)
     rows = galaxies.head(30)
     res = client.post(

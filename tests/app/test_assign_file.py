@@ -12,8 +12,7 @@ import pandas as pd
 import pytest
 
 from app.core.db import make_engine, make_session_factory
-from app.services import assign_file, calibrate
-from app.services import maps as map_service
+from app.services import assign_file, calibrate, map_store
 from app.services.errors import InvalidInputError, NotFoundError
 from app.services.map_queries import parse_bins
 
@@ -44,7 +43,7 @@ def test_a_file_assigned_in_chunks_equals_one_assignment_of_every_row(ready_map,
     sample.to_csv(path, index=False)
     seen: list[tuple[float, str]] = []
     with factory() as session:
-        m = map_service.get_map(session, map_id)
+        m = map_store.get_map(session, map_id)
         result = assign_file.assign_file(
             session, m, path, chunk_size=70, progress=lambda f, msg: seen.append((f, msg))
         )
@@ -74,7 +73,7 @@ def test_a_whitespace_table_gets_the_reasons_back_instead_of_a_text_column(ready
     sample.to_csv(path, index=False)
     out = tmp_path / "sample.dat"
     with factory() as session:
-        result = assign_file.assign_file(session, map_service.get_map(session, map_id), path, out)
+        result = assign_file.assign_file(session, map_store.get_map(session, map_id), path, out)
     assert "cell_reason" not in result.frame.columns and result.output == out
     assert [row for row, _ in result.dropped_reasons] == [7]
     assert "mag_r" in result.dropped_reasons[0][1]
@@ -85,7 +84,7 @@ def test_what_cannot_be_done_is_refused_before_anything_is_written(ready_map, tm
     path = tmp_path / "sample.csv"
     sample.assign(cell=1).to_csv(path, index=False)
     with factory() as session:
-        m = map_service.get_map(session, map_id)
+        m = map_store.get_map(session, map_id)
         with pytest.raises(InvalidInputError, match="already has column"):
             assign_file.assign_file(session, m, path)
         with pytest.raises(InvalidInputError, match="replace the input"):

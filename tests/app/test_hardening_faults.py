@@ -301,7 +301,7 @@ def test_training_whose_database_dies_ends_failed_when_it_is_back(
 ):
     """The database is down when a finished training stores its map: the job must not stay
     'running' for the life of the process; it is failed once the database answers again."""
-    import app.api.routes.maps as maps_route
+    import app.api.routes.maps.core as maps_route
     from app.services import training
 
     pg = dying_pg

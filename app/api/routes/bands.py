@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 
 from app.api.deps import ReadDep
+from app.schemas import BandOut
 from som.bands import REGISTRY
 
 router = APIRouter(prefix="/v1/bands", tags=["catalogues"])
 
 
-@router.get("", summary="Known photometric bands (name, survey, filter, wavelength in Å)")
-def list_bands(_auth: ReadDep) -> list[dict[str, Any]]:
-    return [b.to_dict() for b in sorted(REGISTRY, key=lambda b: b.wavelength)]
+@router.get(
+    "",
+    response_model=list[BandOut],
+    summary="Known photometric bands (name, survey, filter, wavelength in Å)",
+)
+def list_bands(_auth: ReadDep) -> list[BandOut]:
+    return [BandOut(**b.to_dict()) for b in sorted(REGISTRY, key=lambda b: b.wavelength)]

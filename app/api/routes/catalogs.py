@@ -33,6 +33,7 @@ from app.services import ingest as ingest_service
 from app.services import presets
 from app.services.errors import BadRequestError, InvalidInputError, RowError, TooLargeError
 from app.services.hooks import after_catalogue_deleted, after_catalogue_inserted
+from som.vocabulary import OnInvalid, TableFormat, choices
 
 router = APIRouter(prefix="/v1/catalogs", tags=["catalogs"])
 
@@ -83,12 +84,9 @@ _INGEST_BODY = {
                             "description": "JSON object, see SecureRule",
                             "example": '{"kind": "range", "min": 3, "max": 5, "modulo": 10}',
                         },
-                        "on_invalid": {"type": "string", "enum": ["reject", "skip"]},
+                        "on_invalid": {"type": "string", "enum": list(choices(OnInvalid))},
                         "skip_missing_redshift": {"type": "boolean"},
-                        "format": {
-                            "type": "string",
-                            "enum": ["fits", "parquet", "csv", "ascii", "ecsv", "votable", "hdf5"],
-                        },
+                        "format": {"type": "string", "enum": list(choices(TableFormat))},
                     },
                 }
             },

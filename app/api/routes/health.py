@@ -1,7 +1,6 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request, Response
 from sqlalchemy import text
 
 from app.core import migrate
@@ -21,26 +20,27 @@ def health(request: Request) -> HealthOut:
     summary="The database is reachable and its schema is at the latest migration",
     responses={503: {"model": ReadyOut}},
 )
-def ready(request: Request):
+def ready(request: Request, response: Response) -> ReadyOut:
     head = list(migrate.head_revisions())
     try:
         with request.app.state.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
             current_ok, current, _ = migrate.is_current(conn)
     except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
-        body = ReadyOut(
+        response.status_code = 503
+        response.headers["Retry-After"] = "5"
+        return ReadyOut(
             status="not ready",
             database=f"unreachable: {type(exc).__name__}",
             revision=[],
             head=head,
         )
-        return JSONResponse(body.model_dump(), status_code=503, headers={"Retry-After": "5"})
     if not current_ok:
-        body = ReadyOut(
+        response.status_code = 503
+        return ReadyOut(
             status="not ready",
             database="schema not current: run `somcal db upgrade`",
             revision=list(current),
             head=head,
         )
-        return JSONResponse(body.model_dump(), status_code=503)
     return ReadyOut(status="ready", database="ok", revision=list(current), head=head)

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
 from app.api.deps import IdPath, ReadDep, SessionDep
-from app.schemas import ErrorResponse
-from app.services import figures
-from app.services import maps as map_service
+from app.schemas import ErrorResponse, PlotKindName, RedshiftSourceName
+from app.services import figures, map_store
+from som.vocabulary import RedshiftSource
 
-router = APIRouter(prefix="/v1/maps", tags=["maps"])
-
-PlotKind = Literal["redshift", "dispersion", "occupation", "coverage", "umatrix", "overview", "nz"]
+router = APIRouter()
 
 
 @router.get(
@@ -31,7 +29,10 @@ PlotKind = Literal["redshift", "dispersion", "occupation", "coverage", "umatrix"
     ),
     response_class=Response,
     responses={
-        200: {"content": {"image/png": {}}, "description": "The figure"},
+        200: {
+            "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "The figure",
+        },
         404: {"model": ErrorResponse, "description": "Unknown map or catalogue"},
         409: {"model": ErrorResponse, "description": "Map not ready"},
         422: {"model": ErrorResponse, "description": "Unknown kind or bad parameters"},
@@ -39,13 +40,13 @@ PlotKind = Literal["redshift", "dispersion", "occupation", "coverage", "umatrix"
 )
 def map_plot(
     map_id: IdPath,
-    kind: PlotKind,
+    kind: PlotKindName,
     session: SessionDep,
     _auth: ReadDep,
     z_source: Annotated[
-        Literal["phot", "spec"],
+        RedshiftSourceName,
         Query(description="Redshifts colouring the redshift/dispersion maps."),
-    ] = "phot",
+    ] = RedshiftSource.phot,
     tomo_bins: Annotated[
         str | None,
         Query(
@@ -62,7 +63,7 @@ def map_plot(
     seed: Annotated[int, Query(ge=0, le=2**31 - 1, description="nz only: bootstrap seed.")] = 0,
     dpi: Annotated[int, Query(ge=50, le=300)] = 100,
 ) -> Response:
-    m = map_service.get_map(session, map_id)
+    m = map_store.get_map(session, map_id)
     png = figures.map_png(
         session,
         m,

@@ -1,0 +1,59 @@
+"""What the map routes share: the ready-map lookup, error responses, table downloads."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pandas as pd
+from fastapi import Response
+from sqlalchemy.orm import Session
+
+from app.models import Map
+from app.schemas import ErrorResponse
+from app.services import map_store
+
+NOT_FOUND = {404: {"model": ErrorResponse, "description": "Unknown map or cell"}}
+NOT_READY = {409: {"model": ErrorResponse, "description": "Map not ready"}}
+#: The 200 answer of a route that can also send its table as a CSV or FITS download.
+TABLE_DOWNLOADS = {
+    200: {
+        "content": {
+            "text/csv": {"schema": {"type": "string"}},
+            "application/fits": {"schema": {"type": "string", "format": "binary"}},
+        },
+        "description": "JSON, or the table as CSV or FITS with `format=csv|fits`",
+    }
+}
+
+
+def ready_map(session: Session, map_id: int) -> Map:
+    m = map_store.get_map(session, map_id)
+    map_store.require_ready(m)
+    return m
+
+
+def table_response(
+    frame: pd.DataFrame, params: dict[str, Any], name: str, format: str, map_id: int
+) -> Response:
+    """A table as a CSV or FITS download (FITS carries the parameters in its header)."""
+    if format == "csv":
+        return Response(
+            frame.to_csv(index=False),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+        )
+    from astropy.table import Table
+
+    table = Table.from_pandas(frame)
+    for key, value in params.items():
+        if value is not None and not isinstance(value, dict | list):
+            table.meta[key.upper()[:8]] = value
+    table.meta["MAP_ID"] = map_id
+    buf = io.BytesIO()
+    table.write(buf, format="fits")
+    return Response(
+        buf.getvalue(),
+        media_type="application/fits",
+        headers={"Content-Disposition": f'attachment; filename="{name}.fits"'},
+    )

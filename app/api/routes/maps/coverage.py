@@ -1,0 +1,59 @@
+"""Spectroscopic coverage of a map and its gaps (the uncovered cells)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from app.api.deps import IdPath, ReadDep, SessionDep
+from app.api.routes.maps._common import NOT_FOUND, NOT_READY, ready_map
+from app.schemas import Band, CoverageOut, GapsOut
+from app.services import calibrate
+from app.services.errors import InvalidInputError
+from app.services.map_queries import parse_bins
+
+router = APIRouter()
+
+
+@router.get(
+    "/{map_id}/coverage",
+    response_model=CoverageOut,
+    summary="Spectroscopic coverage: summary and per-cell arrays",
+    responses={**NOT_FOUND, **NOT_READY},
+)
+def coverage(
+    map_id: IdPath,
+    session: SessionDep,
+    _auth: ReadDep,
+    mag_band: Annotated[
+        Band | None, Query(description="Break the coverage down by this band (one of the map's).")
+    ] = None,
+    mag_bins: str | None = Query(None, description="Number of bins or comma-separated edges."),
+    z_bins: str | None = Query(None, description="Break down by photo-z: bins or edges."),
+) -> CoverageOut:
+    m = ready_map(session, map_id)
+    mb = parse_bins(mag_bins, "mag_bins")
+    zb = parse_bins(z_bins, "z_bins")
+    if mb is not None and mag_band is None:
+        raise InvalidInputError("mag_bins given without mag_band")
+    return CoverageOut.model_validate(
+        calibrate.coverage(session, m, mag_band, mb if mb is not None else 10, zb)
+    )
+
+
+@router.get(
+    "/{map_id}/gaps",
+    response_model=GapsOut,
+    summary="Uncovered cells ranked by the galaxies they hold",
+    responses={**NOT_FOUND, **NOT_READY},
+)
+def gaps(
+    map_id: IdPath,
+    session: SessionDep,
+    _auth: ReadDep,
+    limit: Annotated[int, Query(ge=1, le=100000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+) -> GapsOut:
+    m = ready_map(session, map_id)
+    return GapsOut.model_validate(calibrate.gaps(session, m, limit, offset))

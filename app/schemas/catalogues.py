@@ -1,0 +1,190 @@
+"""Catalogues: ingest options, the ingested catalogue, presets and the band registry."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field, model_validator
+
+from app.schemas.base import (
+    ApiModel,
+    CatalogueKind,
+    ErrorItem,
+    NegativeErrorName,
+    OnInvalidName,
+    TableFormatName,
+)
+from som import vocabulary as vocab
+
+
+class SecureRule(ApiModel):
+    """How a quality flag decides that a redshift is secure.
+
+    * ``all``: every listed redshift is secure; ``column``: a boolean ``secure`` column;
+    * ``range``: ``min <= q (% modulo) < max`` (zCOSMOS: min 3, max 5, modulo 10);
+    * ``in``: q is one of ``values`` (numbers or strings); ``min``: ``q >= value``.
+    """
+
+    kind: Literal["all", "column", "range", "in", "min"]
+    min: float | None = None
+    max: float | None = None
+    modulo: float | None = Field(None, gt=0)
+    value: float | None = None
+    values: list[float | str] | None = None
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"kind": "range", "min": 3, "max": 5, "modulo": 10}]},
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> SecureRule:
+        needs = {"range": ("min",), "min": ("value",), "in": ("values",)}.get(self.kind, ())
+        for name in needs:
+            if getattr(self, name) in (None, []):
+                raise ValueError(f"secure_rule of kind {self.kind!r} needs {name!r}")
+        return self
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+class DeclaredBand(ApiModel):
+    """A band somcal's registry does not know: a name and its effective wavelength (Å)."""
+
+    name: str = Field(..., min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.+-]+$")
+    wavelength: float = Field(..., ge=500, le=1e6, description="Effective wavelength in Å.")
+    survey: str | None = Field(None, max_length=64)
+    filter: str | None = Field(None, max_length=64)
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class BandOut(ApiModel):
+    """A band of the registry (``GET /v1/bands``)."""
+
+    name: str = Field(..., description="Canonical, case-sensitive name (LSST y is not VISTA Y).")
+    wavelength: float = Field(..., description="Effective (pivot) wavelength in Å.")
+    survey: str
+    filter: str
+    aliases: list[str]
+    builtin: bool
+
+
+class IngestOptions(ApiModel):
+    name: str | None = Field(None, max_length=255)
+    preset: str | None = Field(
+        None,
+        description="somcal, somcal_mock, cosmos2015, cosmos2020_classic, cosmos2020_farmer, "
+        "zcosmos, cosmos_specz_compilation; omitted or 'auto' = detect from the columns.",
+    )
+    mapping: dict[str, str | None] | None = Field(
+        None,
+        description="somcal field -> file column, overriding the preset (null unmaps). "
+        "Fields: source_id, ra, dec, z_phot | z_spec, quality, secure, survey, star, and "
+        "mag_<band>, magerr_<band>, flux_<band>, fluxerr_<band> for any known band (GET "
+        "/v1/bands) or a declared one; band names are case-sensitive (LSST y is not VISTA Y).",
+    )
+    secure_rule: SecureRule | None = None
+    on_invalid: OnInvalidName = vocab.OnInvalid.reject
+    skip_missing_redshift: bool | None = None
+    format: TableFormatName | None = None
+    flux_unit: str | None = Field(
+        None,
+        max_length=32,
+        description="Unit of flux_<band> columns (nJy, uJy, mJy, Jy, nanomaggy) when the file's "
+        "column metadata does not say.",
+    )
+    negative_error: NegativeErrorName = Field(
+        vocab.NegativeError.limit,
+        description="A negative error on a measured value: an upper limit (CIGALE/LePhare), "
+        "i.e. a non-detection, or an invalid row.",
+    )
+    bands: list[DeclaredBand] | None = Field(
+        None, max_length=100, description="Bands the registry does not know, declared here."
+    )
+    z_min: float = Field(
+        0.002,
+        ge=-0.05,
+        le=1.0,
+        description="Spectra below this redshift (stars) are never secure galaxy redshifts.",
+    )
+    check: bool = Field(
+        True,
+        description="Refuse photometry columns that do not look like what they are declared "
+        "as (fluxes as magnitudes, a flux unit off by 1,000); false when you know better.",
+    )
+
+    model_config = ConfigDict(extra="forbid")
+
+    def declared_bands(self) -> list[dict[str, Any]] | None:
+        return [b.model_dump(exclude_none=True) for b in self.bands] if self.bands else None
+
+
+class IngestFromPath(IngestOptions):
+    path: str = Field(..., min_length=1, max_length=4096)
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"path": "zcosmos_bright20k_cosmos_photometry.csv", "preset": "zcosmos"}]
+        },
+    )
+
+
+class CatalogueOut(ApiModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    kind: CatalogueKind
+    name: str
+    filename: str
+    file_format: str
+    sha256: str
+    size_bytes: int
+    preset: str | None
+    column_mapping: dict[str, str]
+    secure_rule: dict[str, Any] | None
+    bands: list[str]
+    options: dict[str, Any] | None = None
+    summary: dict[str, Any] | None = Field(
+        None,
+        description="What the ingest found: rows read/stored/skipped, per band measured/"
+        "missing/undetected/no_error, for spectra secure/star/below_z_min/no_photometry.",
+    )
+    n_rows: int
+    n_skipped: int
+    n_secure: int | None
+    status: str
+    created_at: datetime
+
+
+class IngestOut(CatalogueOut):
+    duplicate: bool = Field(False, description="True when this file was already ingested.")
+    n_errors: int = 0
+    errors: list[ErrorItem] = Field(
+        default_factory=list, description="Rows left out (on_invalid='skip')."
+    )
+    assigned_maps: list[int] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+
+
+class CatalogueList(ApiModel):
+    items: list[CatalogueOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class DeleteOut(ApiModel):
+    deleted: int
+    kind: CatalogueKind
+    maps_updated: list[int] = Field(default_factory=list)
+
+
+class PresetOut(ApiModel):
+    name: str
+    description: str
+    columns: dict[str, list[str]]
+    secure_rule: dict[str, Any] | None
