@@ -13,10 +13,12 @@ from fastapi_offline import FastAPIOffline
 
 from app.api import errors
 from app.api.limits import BodySizeLimitMiddleware
+from app.api.openapi import add_body_schemas
 from app.api.routes import bands, catalogs, dashboard, health, jobs, maps
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_session_factory
 from app.core.security import hash_key
+from app.schemas import AssignIn, IngestFromPath
 from app.services.jobs import JobRunner, fail_orphaned_jobs
 
 log = logging.getLogger("somcal")
@@ -56,13 +58,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runner.shutdown(wait=False)
         engine.dispose()
 
-    # /docs (Swagger UI) and /redoc load their scripts and styles from the fastapi-offline
-    # package, not a CDN: the docs work on a network with no outside access.
+    # /docs (Swagger UI) loads its scripts and styles from the fastapi-offline package, not
+    # a CDN: the docs work on a network with no outside access. No ReDoc: once it renders,
+    # it loads its logo from Redocly's CDN.
     app = FastAPIOffline(
         title="somcal",
         version=_version(),
         summary="SOM photometric-redshift calibration: coverage ledger, gaps, targets, n(z)",
         lifespan=lifespan,
+        redoc_url=None,
         openapi_tags=[
             {"name": "catalogs", "description": "Photometric and spectroscopic catalogues"},
             {"name": "maps", "description": "Trained self-organising maps and their cells"},
@@ -94,4 +98,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(dashboard.router)
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
+    # Bodies read by hand (JSON or a file) are documented by name in their routes.
+    add_body_schemas(app, [AssignIn, IngestFromPath])
     return app
