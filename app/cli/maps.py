@@ -25,6 +25,7 @@ from app.cli._common import (
     _user_errors,
 )
 from app.core.config import Settings
+from app.schemas import TrainMapIn
 from som import SOM
 from som.vocabulary import Distance, Lattice
 
@@ -36,6 +37,18 @@ if TYPE_CHECKING:
 _SOM_DEFAULTS = SOM.default_params()
 DEFAULT_LATTICE = Lattice(_SOM_DEFAULTS["lattice"])
 DEFAULT_EPOCHS = int(_SOM_DEFAULTS["n_epochs"])
+
+
+def request_limits(field: str) -> dict[str, Any]:
+    """``min``/``max`` of a training-request field, so the CLI's options refuse exactly what
+    the API refuses (one definition: :class:`app.schemas.TrainMapIn`)."""
+    limits: dict[str, Any] = {}
+    for rule in TrainMapIn.model_fields[field].metadata:
+        if getattr(rule, "ge", None) is not None:
+            limits["min"] = rule.ge
+        if getattr(rule, "le", None) is not None:
+            limits["max"] = rule.le
+    return limits
 
 
 def maps(database_url: DatabaseUrl = None) -> None:
@@ -146,11 +159,13 @@ def _interrupt_training(factory, job_id: int, on_failure) -> None:
 
 def train(
     catalog_id: Annotated[int, typer.Argument(help="Photometric catalogue id.", min=1)],
-    rows: Annotated[int, typer.Option(min=1, max=1000, help="Map rows.")] = 75,
-    cols: Annotated[int, typer.Option(min=1, max=1000, help="Map columns.")] = 150,
+    rows: Annotated[int, typer.Option(**request_limits("n_rows"), help="Map rows.")] = 75,
+    cols: Annotated[int, typer.Option(**request_limits("n_cols"), help="Map columns.")] = 150,
     lattice: Annotated[Lattice, typer.Option(help="Square or hexagonal cells.")] = DEFAULT_LATTICE,
     periodic: Annotated[bool, typer.Option(help="Toroidal map (no edges).")] = False,
-    epochs: Annotated[int, typer.Option(min=1, max=1000, help="Batch epochs.")] = DEFAULT_EPOCHS,
+    epochs: Annotated[
+        int, typer.Option(**request_limits("n_epochs"), help="Batch epochs.")
+    ] = DEFAULT_EPOCHS,
     bands: Annotated[
         str | None, typer.Option(help="Bands for colours, e.g. u,g,r,i,z,Y,J,H (default: all).")
     ] = None,

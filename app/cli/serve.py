@@ -26,7 +26,7 @@ from app.cli._common import (
 )
 from app.cli.calibrate import _coverage_table, _targets
 from app.cli.catalogues import _ingest, _write_mock
-from app.cli.maps import DEFAULT_EPOCHS, DEFAULT_LATTICE, _train
+from app.cli.maps import DEFAULT_EPOCHS, DEFAULT_LATTICE, _train, request_limits
 from app.cli.plot import _plots
 from app.core.config import Settings
 from som.vocabulary import Lattice, PlotKind
@@ -132,10 +132,10 @@ def quickstart(
         Path, typer.Option(help="Where the mock, the target list and the plots go.")
     ] = Path("var"),
     n_galaxies: Annotated[int, typer.Option("--n-galaxies", "-n", min=1000)] = 200_000,
-    rows: Annotated[int, typer.Option(min=2, max=1000)] = 75,
-    cols: Annotated[int, typer.Option(min=2, max=1000)] = 150,
+    rows: Annotated[int, typer.Option(min=2, max=request_limits("n_rows")["max"])] = 75,
+    cols: Annotated[int, typer.Option(min=2, max=request_limits("n_cols")["max"])] = 150,
     lattice: Annotated[Lattice, typer.Option()] = DEFAULT_LATTICE,
-    epochs: Annotated[int, typer.Option(min=1, max=1000)] = DEFAULT_EPOCHS,
+    epochs: Annotated[int, typer.Option(**request_limits("n_epochs"))] = DEFAULT_EPOCHS,
     seed: Annotated[int, typer.Option(min=0)] = 0,
     retrain: Annotated[
         bool, typer.Option(help="Train a new map even if an identical one is ready.")

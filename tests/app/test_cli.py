@@ -268,3 +268,13 @@ def test_quickstart_runs_the_whole_job_and_reuses_it(tmp_path):
     with make_session_factory(engine)() as s:
         assert len(s.scalars(select(Map)).all()) == 1
     engine.dispose()
+
+
+def test_train_options_refuse_what_the_api_refuses():
+    """The CLI's size limits are the training request's, not a second copy of them."""
+    from app.schemas import TrainMapIn
+
+    most = next(r.le for r in TrainMapIn.model_fields["n_rows"].metadata if hasattr(r, "le"))
+    result = runner.invoke(cli, ["train", "1", "--rows", str(most + 1)])
+    assert result.exit_code == 2
+    assert str(most) in result.output
