@@ -14,7 +14,7 @@ from fastapi_offline import FastAPIOffline
 from app.api import errors
 from app.api.limits import BodySizeLimitMiddleware
 from app.api.openapi import add_body_schemas
-from app.api.routes import bands, catalogs, dashboard, health, jobs, maps
+from app.api.routes import bands, catalogues, dashboard, health, jobs, maps
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_session_factory
 from app.core.security import hash_key
@@ -68,7 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         redoc_url=None,
         openapi_tags=[
-            {"name": "catalogs", "description": "Photometric and spectroscopic catalogues"},
+            {"name": "catalogues", "description": "Photometric and spectroscopic catalogues"},
             {"name": "maps", "description": "Trained self-organising maps and their cells"},
             {"name": "jobs", "description": "Background work (training) and its progress"},
             {"name": "health", "description": "Liveness and readiness"},
@@ -92,7 +92,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes + _MULTIPART_OVERHEAD
     )
     app.include_router(health.router)
-    app.include_router(catalogs.router)
+    app.include_router(catalogues.router)
+    app.include_router(catalogues.moved)
     app.include_router(bands.router)
     app.include_router(maps.router)
     app.include_router(jobs.router)

@@ -109,7 +109,7 @@ def bench_ingest(url: str, data_dir: Path, n_rows: int, label: str) -> dict:
     settings, auth = _setup(url, data_dir)
     with Server(settings) as base, httpx.Client(base_url=base, timeout=3600) as client:
         t0 = time.perf_counter()
-        r = client.post("/v1/catalogs/photometric", json={"path": "ingest.parquet"}, headers=auth)
+        r = client.post("/v1/catalogues/photometric", json={"path": "ingest.parquet"}, headers=auth)
         dt = time.perf_counter() - t0
     r.raise_for_status()
     assert r.json()["n_rows"] == n_rows, r.text
@@ -130,12 +130,12 @@ def bench_assign(url: str, data_dir: Path, repeats: dict[int, int], train_rows: 
     results: dict[str, dict] = {}
     with Server(settings) as base, httpx.Client(base_url=base, timeout=600) as client:
         cat = client.post(
-            "/v1/catalogs/photometric", json={"path": "train.parquet"}, headers=auth
+            "/v1/catalogues/photometric", json={"path": "train.parquet"}, headers=auth
         ).json()
         t0 = time.perf_counter()
         r = client.post(
             "/v1/maps",
-            json={"catalog_id": cat["id"], "n_rows": 75, "n_cols": 150, "n_epochs": 3},
+            json={"catalogue_id": cat["id"], "n_rows": 75, "n_cols": 150, "n_epochs": 3},
             headers=auth,
         )
         r.raise_for_status()

@@ -68,7 +68,7 @@ def _csv(frame) -> bytes:
 
 def _upload(client, auth, content: bytes, name: str, kind: str = "photometric", **data):
     return client.post(
-        f"/v1/catalogs/{kind}",
+        f"/v1/catalogues/{kind}",
         files={"file": (name, content, "text/csv")},
         data=data,
         headers=auth,
@@ -137,7 +137,7 @@ def crash_mid_ingest(mock, tmp: Path) -> None:
                 seen_copy and r.status_code == 503 and bool(r.headers.get("retry-after")),
             )
             outage = []
-            for path in ("/v1/catalogs", "/v1/maps", "/ready", "/v1/catalogs/1"):
+            for path in ("/v1/catalogues", "/v1/maps", "/ready", "/v1/catalogues/1"):
                 resp = client.get(path)
                 outage.append((path, resp.status_code, resp.headers.get("retry-after")))
             health = client.get("/health").status_code
@@ -151,11 +151,11 @@ def crash_mid_ingest(mock, tmp: Path) -> None:
             time.sleep(2.0)  # a database that stays away for a while
             pg.start()
             t_back = time.perf_counter()
-            first = client.get("/v1/catalogs")
+            first = client.get("/v1/catalogues")
             n_tries = 1
             while first.status_code != 200 and time.perf_counter() - t_back < 60:
                 time.sleep(0.1)
-                first = client.get("/v1/catalogs")
+                first = client.get("/v1/catalogues")
                 n_tries += 1
             counts = _counts(pg.url)
             record(
@@ -199,7 +199,7 @@ def kill_mid_training(mock, tmp: Path) -> None:
             cat = _upload(client, auth, _csv(mock.iloc[:20000]), "train.csv").json()
             r = client.post(
                 "/v1/maps",
-                json={"catalog_id": cat["id"], "n_rows": 40, "n_cols": 40, "n_epochs": 300},
+                json={"catalogue_id": cat["id"], "n_rows": 40, "n_cols": 40, "n_epochs": 300},
                 headers=auth,
             )
             job_id, map_id = r.json()["job"]["id"], r.json()["map"]["id"]
@@ -271,7 +271,7 @@ def concurrent_ingests(mock, tmp: Path) -> None:
         base = _upload(client, auth, _csv(mock.iloc[:5000]), "base.csv").json()
         r = client.post(
             "/v1/maps",
-            json={"catalog_id": base["id"], "n_rows": 15, "n_cols": 15, "n_epochs": 5},
+            json={"catalogue_id": base["id"], "n_rows": 15, "n_cols": 15, "n_epochs": 5},
             headers=auth,
         )
         _wait_job(

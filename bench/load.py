@@ -99,14 +99,14 @@ def _preload(client, auth: dict, mock, n_sources: int, map_size: int, epochs: in
     if len(queries) < 1000:
         raise ValueError("the mock needs 1,000 rows beyond the loaded sources for /assign")
     r = client.post(
-        "/v1/catalogs/photometric",
+        "/v1/catalogues/photometric",
         files={"file": ("mock_phot.csv", train.to_csv(index=False).encode(), "text/csv")},
         headers=auth,
     )
     r.raise_for_status()
     cat_id = r.json()["id"]
     r = client.post(
-        "/v1/catalogs/spectroscopic",
+        "/v1/catalogues/spectroscopic",
         files={"file": ("mock_spec.csv", train.to_csv(index=False).encode(), "text/csv")},
         data={"skip_missing_redshift": "true"},
         headers=auth,
@@ -117,7 +117,7 @@ def _preload(client, auth: dict, mock, n_sources: int, map_size: int, epochs: in
     r = client.post(
         "/v1/maps",
         json={
-            "catalog_id": cat_id,
+            "catalogue_id": cat_id,
             "n_rows": map_size,
             "n_cols": map_size,
             "n_epochs": epochs,

@@ -10,7 +10,7 @@ What it does, on loopback against PostgreSQL (a schema of its own, dropped at th
    and one ``somcal worker`` process (``NUMBA_NUM_THREADS=--worker-threads``);
 2. ingests a ``make_mock`` catalogue (``--train-rows``) and trains a 10x10 map to read;
 3. times ``--requests`` sequential reads, cycling over ``GET /v1/maps``,
-   ``/v1/maps/{id}``, ``/v1/maps/{id}/cells``, ``/v1/jobs/{id}`` and ``/v1/catalogs``,
+   ``/v1/maps/{id}``, ``/v1/maps/{id}/cells``, ``/v1/jobs/{id}`` and ``/v1/catalogues``,
    with nothing training (idle);
 4. queues a 75x150 map (``--epochs``) and times the same reads while the worker fits it
    (job progress between 0.05 and 0.8, i.e. the SOM epochs, not loading or storing);
@@ -131,13 +131,13 @@ def main() -> None:
                 )
                 with httpx.Client(base_url=base, timeout=120) as client:
                     cat = client.post(
-                        "/v1/catalogs/photometric", json={"path": "train.parquet"}, headers=auth
+                        "/v1/catalogues/photometric", json={"path": "train.parquet"}, headers=auth
                     )
                     cat.raise_for_status()
                     cat_id = cat.json()["id"]
                     r = client.post(
                         "/v1/maps",
-                        json={"catalog_id": cat_id, "n_rows": 10, "n_cols": 10, "n_epochs": 3},
+                        json={"catalogue_id": cat_id, "n_rows": 10, "n_cols": 10, "n_epochs": 3},
                         headers=auth,
                     )
                     r.raise_for_status()
@@ -154,7 +154,7 @@ def main() -> None:
                         f"/v1/maps/{small_map}",
                         f"/v1/maps/{small_map}/cells",
                         f"/v1/jobs/{small_job}",
-                        "/v1/catalogs",
+                        "/v1/catalogues",
                     ]
 
                     def read(k: int) -> float:
@@ -169,7 +169,7 @@ def main() -> None:
                     r = client.post(
                         "/v1/maps",
                         json={
-                            "catalog_id": cat_id,
+                            "catalogue_id": cat_id,
                             "n_rows": 75,
                             "n_cols": 150,
                             "n_epochs": args.epochs,

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from som.photometry import PhotometryError, column_as_float64, near_sentinels
-from som.tables import CatalogError, read_table
+from som.tables import CatalogueError, read_table
 
 __all__ = [
     "ZCOSMOS_ALL_BANDS",
@@ -84,7 +84,9 @@ def read_zcosmos(path: str | os.PathLike) -> pd.DataFrame:
         needed += [f"{stem}_photzi25", f"e{stem}_photzi25"]
     absent = [c for c in needed if c not in df.columns]
     if absent:
-        raise CatalogError(f"not a zCOSMOS x COSMOS table: missing columns {absent}", source=source)
+        raise CatalogueError(
+            f"not a zCOSMOS x COSMOS table: missing columns {absent}", source=source
+        )
 
     out = pd.DataFrame(
         {
@@ -98,13 +100,13 @@ def read_zcosmos(path: str | os.PathLike) -> pd.DataFrame:
     for col in ("id", "ra", "dec", "z_spec", "z_quality"):
         bad = ~np.isfinite(out[col].to_numpy())
         if bad.any():
-            raise CatalogError(
+            raise CatalogueError(
                 "missing value", column=col, row=int(np.flatnonzero(bad)[0]), source=source
             )
     ids = out["id"].to_numpy()
     if np.any(ids != np.round(ids)):
         row = int(np.flatnonzero(ids != np.round(ids))[0])
-        raise CatalogError("non-integer id", column="id_zcosmos", row=row, source=source)
+        raise CatalogueError("non-integer id", column="id_zcosmos", row=row, source=source)
     out["id"] = ids.astype(np.int64)
     out["secure"] = zcosmos_secure(out["z_quality"].to_numpy())
 
@@ -118,7 +120,7 @@ def read_zcosmos(path: str | os.PathLike) -> pd.DataFrame:
         out[f"magerr_{band}"] = np.where(missing, np.nan, err)
         bad = np.isfinite(out[f"mag_{band}"].to_numpy()) & ~(out[f"mag_{band}"].to_numpy() > 0)
         if bad.any():
-            raise CatalogError(
+            raise CatalogueError(
                 f"non-positive AB magnitude {mag[np.flatnonzero(bad)[0]]:g}",
                 column=f"{stem}_photzi25",
                 row=int(np.flatnonzero(bad)[0]),
@@ -132,7 +134,7 @@ def _numeric(df: pd.DataFrame, column: str, source: str) -> np.ndarray:
     try:
         return column_as_float64(df[column], column, source)
     except PhotometryError as exc:
-        raise CatalogError(exc.reason, column=exc.column, row=exc.row, source=source) from exc
+        raise CatalogueError(exc.reason, column=exc.column, row=exc.row, source=source) from exc
 
 
 def _is_sentinel(values: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.services.errors import ServiceError, unreadable_file
-from som.tables import CatalogError
+from som.tables import CatalogueError
 
 log = logging.getLogger("somcal.api")
 
@@ -27,7 +27,7 @@ async def _service_error(_request: Request, exc: ServiceError) -> JSONResponse:
     return JSONResponse(body, status_code=exc.status_code)
 
 
-async def _catalog_error(request: Request, exc: CatalogError) -> JSONResponse:
+async def _catalogue_error(request: Request, exc: CatalogueError) -> JSONResponse:
     return await _service_error(request, unreadable_file(exc))
 
 
@@ -82,7 +82,7 @@ async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _service_error)
-    app.add_exception_handler(CatalogError, _catalog_error)
+    app.add_exception_handler(CatalogueError, _catalogue_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(DBAPIError, _db_error)

@@ -1,7 +1,7 @@
 """The OpenAPI document's extra request-body schemas.
 
 Two routes read their JSON body by hand because the same operation also takes a file
-(``POST /v1/maps/{id}/assign``, ``POST /v1/catalogs/{kind}``), so FastAPI never sees the
+(``POST /v1/maps/{id}/assign``, ``POST /v1/catalogues/{kind}``), so FastAPI never sees the
 pydantic model and does not put it in ``components``. Their ``openapi_extra`` refers to the
 model by name; this adds those models (and the models they nest) to the document, so every
 ``$ref`` resolves and ReDoc and Swagger UI can show the bodies.

@@ -10,7 +10,7 @@ failed, unexpected error); 2 bad input a user must fix (command line, file, colu
 130 interrupted.
 
 One module per group of commands, registered here in the order ``somcal --help`` lists
-them: ``catalogues`` (mock, ingest, bands, catalogs), ``maps`` (maps, train), ``assign``,
+them: ``catalogues`` (mock, ingest, bands, catalogues), ``maps`` (maps, train), ``assign``,
 ``calibrate`` (coverage, gaps, targets, nz), ``plot``, ``serve`` (serve, worker, quickstart) and
 ``db`` (db upgrade, apikey create); what they share (consoles, errors, progress, the
 database) is in ``_common``.
@@ -51,7 +51,7 @@ for command in (
     catalogues.mock,
     catalogues.ingest,
     catalogues.bands,
-    catalogues.catalogs,
+    catalogues.catalogues,
     maps.maps,
     maps.train,
     assign.assign,
@@ -65,6 +65,8 @@ for command in (
     serve.quickstart,
 ):
     cli.command()(command)
+# The command's spelling before catalogue became the one spelling; kept out of --help.
+cli.command("catalogs", hidden=True)(catalogues.catalogues)
 db_cli.command("upgrade")(db.db_upgrade)
 apikey_cli.command("create")(db.apikey_create)
 

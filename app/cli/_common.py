@@ -111,7 +111,7 @@ def _user_errors() -> Iterator[None]:
         if cols:
             details.append(f"columns in the file: {', '.join(map(str, cols[:40]))}")
         raise _fail(exc.detail, code, details) from exc
-    except PhotometryError as exc:  # som.tables.CatalogError included
+    except PhotometryError as exc:  # som.tables.CatalogueError included
         raise _fail(str(exc), EXIT_INPUT) from exc
     except (FileNotFoundError, FileExistsError, IsADirectoryError) as exc:
         code = EXIT_NOT_FOUND if isinstance(exc, FileNotFoundError) else EXIT_INPUT
@@ -231,7 +231,7 @@ def _ready_map(session: Session, map_id: int | None) -> Map:
         if m is None:
             raise _fail(
                 "there is no ready map; train one with `somcal train CATALOG_ID` "
-                "(see `somcal maps` and `somcal catalogs`)",
+                "(see `somcal maps` and `somcal catalogues`)",
                 EXIT_NOT_FOUND,
             )
     map_store.require_ready(m)

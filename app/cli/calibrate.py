@@ -235,8 +235,9 @@ def targets(
 # ----------------------------------------------------------------------------- n(z)
 def nz(
     map_id: MapId = None,
-    catalog: Annotated[
-        int | None, typer.Option(min=1, help="Photometric sample (default: every source).")
+    catalogue: Annotated[
+        int | None,
+        typer.Option("--catalogue", min=1, help="Photometric sample (default: every source)."),
     ] = None,
     tomo_bins: Annotated[
         str, typer.Option(help="Photo-z edges of the tomographic bins, comma-separated.")
@@ -274,7 +275,7 @@ def nz(
                 session,
                 m,
                 tomo_edges=edges,
-                catalog_id=catalog,
+                catalogue_id=catalogue,
                 n_boot=n_boot,
                 random_state=seed,
                 k=k,

@@ -1,4 +1,4 @@
-"""Catalogues: `somcal mock`, `ingest`, `bands` and `catalogs`."""
+"""Catalogues: `somcal mock`, `ingest`, `bands` and `catalogues`."""
 
 from __future__ import annotations
 
@@ -270,12 +270,12 @@ def bands() -> None:
         typer.echo(f"{b.name:<12} {b.wavelength:>8.0f} Å  {b.filter or b.survey}{aliases}")
 
 
-def catalogs(database_url: DatabaseUrl = None) -> None:
+def catalogues(database_url: DatabaseUrl = None) -> None:
     """List the ingested catalogues."""
-    from app.services import catalogs as catalog_service
+    from app.services import catalogues as catalogue_service
 
     with _database(_settings(database_url)) as factory, factory() as session, _user_errors():
-        items, total = catalog_service.list_catalogues(session, None, 10_000, 0)
+        items, total = catalogue_service.list_catalogues(session, None, 10_000, 0)
         table = Table(title=f"{total} catalogue(s)")
         for col in ("id", "kind", "name", "rows", "secure", "bands", "preset", "file"):
             table.add_column(

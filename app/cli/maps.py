@@ -93,7 +93,7 @@ def _train(
         map_id = m.id
     _err().print(
         f"training map {map_id} ({req.n_rows}×{req.n_cols} {req.lattice}, {req.n_epochs} epochs) "
-        f"on catalogue {req.catalog_id} as job {job_id}",
+        f"on catalogue {req.catalogue_id} as job {job_id}",
         highlight=False,
     )
     on_failure = training.mark_failed(factory)
@@ -158,7 +158,7 @@ def _interrupt_training(factory, job_id: int, on_failure) -> None:
 
 
 def train(
-    catalog_id: Annotated[int, typer.Argument(help="Photometric catalogue id.", min=1)],
+    catalogue_id: Annotated[int, typer.Argument(help="Photometric catalogue id.", min=1)],
     rows: Annotated[int, typer.Option(**request_limits("n_rows"), help="Map rows.")] = 75,
     cols: Annotated[int, typer.Option(**request_limits("n_cols"), help="Map columns.")] = 150,
     lattice: Annotated[Lattice, typer.Option(help="Square or hexagonal cells.")] = DEFAULT_LATTICE,
@@ -194,7 +194,7 @@ def train(
 
     with _user_errors():
         req = train_request(
-            catalog_id=catalog_id,
+            catalogue_id=catalogue_id,
             n_rows=rows,
             n_cols=cols,
             lattice=lattice.value,

@@ -77,7 +77,10 @@ def plot(
     tomo_bins: Annotated[
         str | None, typer.Option(help="nz: photo-z edges of the tomographic bins.")
     ] = None,
-    catalog: Annotated[int | None, typer.Option(min=1, help="nz: photometric sample.")] = None,
+    catalogue: Annotated[
+        int | None,
+        typer.Option("--catalogue", "--catalogue", min=1, help="nz: photometric sample."),
+    ] = None,
     n_boot: Annotated[int, typer.Option(min=0, max=10_000, help="nz: bootstrap draws.")] = 100,
     dpi: Annotated[int, typer.Option(min=50, max=600)] = 100,
     overwrite: Annotated[bool, typer.Option(help="Replace existing files.")] = False,
@@ -112,7 +115,7 @@ def plot(
             dpi=dpi,
             z_source=z_source.value,
             tomo_edges=edges,
-            catalog_id=catalog,
+            catalogue_id=catalogue,
             n_boot=n_boot,
         )
     for p in written:

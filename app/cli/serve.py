@@ -185,7 +185,7 @@ def quickstart(
     with _database(settings) as factory:
         phot = _ingest(factory, settings, "photometric", mock_path, preset="somcal_mock")
         req = train_request(
-            catalog_id=phot.catalogue.id,
+            catalogue_id=phot.catalogue.id,
             n_rows=rows,
             n_cols=cols,
             lattice=lattice.value,

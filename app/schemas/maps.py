@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, NotRequired
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import AliasChoices, ConfigDict, Field, model_validator
 from typing_extensions import TypedDict
 
 from app.schemas.base import (
@@ -23,10 +23,18 @@ from som import SOM
 from som import vocabulary as vocab
 
 _SOM_DEFAULTS = SOM.default_params()
+# Requests written before "catalogue" became the one spelling still validate.
+_CATALOGUE_ID = AliasChoices("catalogue_id", "catalog_id")
 
 
 class TrainMapIn(ApiModel):
-    catalog_id: int = Field(..., ge=1, le=2**31 - 1, description="Photometric catalogue.")
+    catalogue_id: int = Field(
+        ...,
+        ge=1,
+        le=2**31 - 1,
+        validation_alias=_CATALOGUE_ID,
+        description="Photometric catalogue.",
+    )
     n_rows: int = Field(20, ge=1, le=500)
     n_cols: int = Field(20, ge=1, le=500)
     lattice: LatticeName = Field(
@@ -58,7 +66,7 @@ class TrainMapIn(ApiModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"catalog_id": 1, "n_rows": 75, "n_cols": 150, "n_epochs": 10}]
+            "examples": [{"catalogue_id": 1, "n_rows": 75, "n_cols": 150, "n_epochs": 10}]
         },
     )
 
@@ -375,8 +383,12 @@ class TargetsOut(ApiModel):
 
 
 class NzIn(ApiModel):
-    catalog_id: int | None = Field(
-        None, ge=1, le=2**31 - 1, description="Sample: an ingested photometric catalogue."
+    catalogue_id: int | None = Field(
+        None,
+        ge=1,
+        le=2**31 - 1,
+        validation_alias=_CATALOGUE_ID,
+        description="Sample: an ingested photometric catalogue.",
     )
     rows: list[dict[str, Any]] | None = Field(
         None, min_length=1, description="Sample: photometry rows, as for /assign."
@@ -390,13 +402,13 @@ class NzIn(ApiModel):
     random_state: int | None = Field(0, ge=0, le=2**32 - 1)
 
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"catalog_id": 1, "n_boot": 100}]}
+        extra="forbid", json_schema_extra={"examples": [{"catalogue_id": 1, "n_boot": 100}]}
     )
 
     @model_validator(mode="after")
     def _one_sample(self) -> NzIn:
-        if (self.catalog_id is None) == (self.rows is None):
-            raise ValueError("give exactly one of catalog_id or rows")
+        if (self.catalogue_id is None) == (self.rows is None):
+            raise ValueError("give exactly one of catalogue_id or rows")
         if self.bins is not None:
             import math
 
@@ -432,7 +444,7 @@ class NzOut(ApiModel):
     )
     sample: dict[str, int] = Field(
         default_factory=dict,
-        description="The sample: catalog_id, n_rows or rows, n_assigned, n_outside_training.",
+        description="The sample: catalogue_id, n_rows or rows, n_assigned, n_outside_training.",
     )
 
 

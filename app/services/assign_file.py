@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from app.models import Map
 from app.services import calibrate, ledger
 from app.services.errors import InvalidInputError, NotFoundError, RowError, ServiceError
-from som.tables import FORMATS, CatalogError, format_from_name, read_table, write_table
+from som.tables import FORMATS, CatalogueError, format_from_name, read_table, write_table
 
 __all__ = [
     "CELL_STATS",
@@ -198,7 +198,7 @@ def _as_invalid_input(file: str) -> Iterator[None]:
     """A table file that cannot be read or written is the caller's to fix (422)."""
     try:
         yield
-    except CatalogError as exc:
+    except CatalogueError as exc:
         raise InvalidInputError(
             str(exc), [RowError(file, exc.column, exc.row, exc.reason)]
         ) from exc

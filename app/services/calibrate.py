@@ -575,24 +575,24 @@ def nz(
 
 
 def sample_assignments(
-    session: Session, m: Map, catalog_id: int | None
+    session: Session, m: Map, catalogue_id: int | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cells, photometric redshifts and outside_training flags of a photometric catalogue's
-    sources on the map (every photometric source assigned to it when ``catalog_id`` is
+    sources on the map (every photometric source assigned to it when ``catalogue_id`` is
     None): the sample of an n(z)."""
     query = (
         "SELECT a.cell, s.z_phot, a.outside FROM assignments a JOIN sources s "
         "ON s.id = a.object_id AND s.catalogue_id = a.catalogue_id WHERE a.map_id = :m"
     )
     params: dict[str, int] = {"m": m.id}
-    if catalog_id is not None:
-        from app.services.catalogs import get_catalogue
+    if catalogue_id is not None:
+        from app.services.catalogues import get_catalogue
 
-        cat = get_catalogue(session, catalog_id)
+        cat = get_catalogue(session, catalogue_id)
         if cat.kind != "photometric":
             raise InvalidInputError(
                 f"catalogue {cat.id} is {cat.kind}; the n(z) sample must be photometric",
-                [RowError(None, "catalog_id", None, "not a photometric catalogue")],
+                [RowError(None, "catalogue_id", None, "not a photometric catalogue")],
             )
         query += " AND a.catalogue_id = :c"
         params["c"] = cat.id

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from som.tables import CatalogError
+from som.tables import CatalogueError
 
 
 @dataclass(frozen=True)
@@ -56,10 +56,10 @@ class TooLargeError(ServiceError):
     status_code = 413
 
 
-def unreadable_file(exc: CatalogError, file: str | None = None) -> InvalidInputError:
+def unreadable_file(exc: CatalogueError, file: str | None = None) -> InvalidInputError:
     """A table ``som.tables`` could not read, as the service's 422: the file (``file``, or
     the name the reader was given), the column and the 0-based data row where known, and
-    why. The one place a ``CatalogError`` becomes a service error (the API's handler and
+    why. The one place a ``CatalogueError`` becomes a service error (the API's handler and
     the ingest both use it)."""
     name = file or exc.source or "file"
     where = f" column {exc.column!r}:" if exc.column else ""

@@ -148,7 +148,7 @@ def tomographic_nz(
     m: Map,
     *,
     tomo_edges: np.ndarray | None = None,
-    catalog_id: int | None = None,
+    catalogue_id: int | None = None,
     n_boot: int = 100,
     random_state: int | None = 0,
     k: int | None = None,
@@ -158,7 +158,7 @@ def tomographic_nz(
     the map's spectra, each with its bootstrap band; a bin whose n(z) cannot be computed
     (no member, or no member in a covered cell) carries ``error`` instead."""
     edges = np.asarray(tomo_edges if tomo_edges is not None else DEFAULT_TOMO_EDGES, float)
-    cells, z_phot, outside = calibrate.sample_assignments(session, m, catalog_id)
+    cells, z_phot, outside = calibrate.sample_assignments(session, m, catalogue_id)
     out: list[dict[str, Any]] = []
     for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
         with np.errstate(invalid="ignore"):
@@ -228,7 +228,7 @@ def map_figure(
     *,
     z_source: str = "phot",
     tomo_edges: np.ndarray | None = None,
-    catalog_id: int | None = None,
+    catalogue_id: int | None = None,
     n_boot: int = 100,
     random_state: int | None = 0,
 ) -> Figure:
@@ -250,7 +250,7 @@ def map_figure(
             session,
             m,
             tomo_edges=tomo_edges,
-            catalog_id=catalog_id,
+            catalogue_id=catalogue_id,
             n_boot=n_boot,
             random_state=random_state,
         )

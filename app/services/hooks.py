@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Catalogue
 from app.services import ledger, map_store
-from app.services.catalogs import AfterDeleteHook
+from app.services.catalogues import AfterDeleteHook
 from app.services.ingest import LedgerHook
 
 

@@ -68,7 +68,7 @@ from som.photometry import (
     near_sentinels,
     parse_numbers,
 )
-from som.tables import FORMATS, CatalogError, TableReader, detect_format
+from som.tables import FORMATS, CatalogueError, TableReader, detect_format
 
 MAX_LISTED_ERRORS = 100
 RANGES = {
@@ -843,7 +843,7 @@ def ingest(
         return _ingest(
             factory, req, max_rows=max_rows, after_insert=after_insert, progress=progress
         )
-    except CatalogError as exc:
+    except CatalogueError as exc:
         raise unreadable_file(exc, req.filename) from exc
 
 

@@ -66,13 +66,13 @@ def create_training(
     session: Session, runner: JobRunner, req: TrainMapIn, default_min_secure: int
 ) -> tuple[Map, int]:
     """Add the queued map and its job to the session (caller commits, then starts)."""
-    cat = session.get(Catalogue, req.catalog_id)
+    cat = session.get(Catalogue, req.catalogue_id)
     if cat is None:
-        raise NotFoundError(f"catalogue {req.catalog_id} not found")
+        raise NotFoundError(f"catalogue {req.catalogue_id} not found")
     if cat.kind != "photometric":
         raise InvalidInputError(
             f"catalogue {cat.id} is {cat.kind}; maps are trained on a photometric catalogue",
-            [RowError(None, "catalog_id", None, "not a photometric catalogue")],
+            [RowError(None, "catalogue_id", None, "not a photometric catalogue")],
         )
     measured = measured_bands(cat)
     errors: list[RowError] = []
@@ -162,7 +162,7 @@ def create_training(
         features=features.to_dict(),
         # ... and how it is trained.
         params={
-            "catalog_id": cat.id,
+            "catalogue_id": cat.id,
             "n_epochs": req.n_epochs,
             "random_state": req.random_state,
             "distance": str(req.distance),
@@ -191,9 +191,9 @@ def run_training(factory: sessionmaker[Session], map_id: int, match_radius_arcse
             session.commit()
             params = dict(m.params or {})
             features = ColourFeatures.from_dict(m.features or {})
-            cat = session.get(Catalogue, params["catalog_id"])
+            cat = session.get(Catalogue, params["catalogue_id"])
             if cat is None:
-                raise InvalidInputError(f"training catalogue {params['catalog_id']} was deleted")
+                raise InvalidInputError(f"training catalogue {params['catalogue_id']} was deleted")
             ctx.progress(0.01, f"loading {cat.n_rows} sources of catalogue {cat.id}", force=True)
             read = map_store.map_bands(m)
             rows = phot_store.load_rows(session, "photometric", cat.id, read)

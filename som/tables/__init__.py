@@ -57,7 +57,7 @@ the chunks hold the same values as :meth:`TableReader.read`.
 
 Errors
 ------
-Everything is reported as :class:`CatalogError` (a :class:`~som.photometry.PhotometryError`)
+Everything is reported as :class:`CatalogueError` (a :class:`~som.photometry.PhotometryError`)
 with ``reason``, and ``column``/``row`` where known: rows are 0-based data rows (header and
 comment lines excluded), e.g. ``data row 1 has 4 fields but the header has 3`` or ``file is
 not UTF-8 text: byte 0xe9 in data row 1``. ``source`` is the name given to the reader.
@@ -74,7 +74,7 @@ from som.tables.formats import (
     DEFAULT_CHUNK_ROWS,
     FORMATS,
     TEXT_FORMATS,
-    CatalogError,
+    CatalogueError,
     Chunk,
     detect_format,
     format_from_name,
@@ -86,7 +86,7 @@ __all__ = [
     "DEFAULT_CHUNK_ROWS",
     "FORMATS",
     "TEXT_FORMATS",
-    "CatalogError",
+    "CatalogueError",
     "Chunk",
     "TableReader",
     "detect_format",

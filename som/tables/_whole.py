@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from som.tables.formats import CatalogError
+from som.tables.formats import CatalogueError
 
 
 def read_whole(path: Path, fmt: str, key, source: str) -> pd.DataFrame:
@@ -20,10 +20,10 @@ def read_whole(path: Path, fmt: str, key, source: str) -> pd.DataFrame:
             df = read_hdf5(path, key, source)
         else:
             df = read_astropy(path, fmt, key, source)
-    except CatalogError:
+    except CatalogueError:
         raise
     except Exception as exc:  # the libraries' own errors rarely name the file
-        raise CatalogError(
+        raise CatalogueError(
             f"cannot read as {fmt}: {type(exc).__name__}: {exc}", source=source
         ) from exc
     return tidy(df, source)
@@ -65,7 +65,7 @@ def hdf5_table(f, key, source: str):
         )
     )
     if len(datasets) > 1:
-        raise CatalogError(
+        raise CatalogueError(
             f"holds several tables ({', '.join(d.name for d in datasets)}); pick one with key=",
             source=source,
         )
@@ -74,10 +74,10 @@ def hdf5_table(f, key, source: str):
     group = node if key is not None else single_column_group(f, source)
     columns = {n: o for n, o in group.items() if isinstance(o, h5py.Dataset) and o.ndim == 1}
     if not columns:
-        raise CatalogError("no table found in the HDF5 file", source=source)
+        raise CatalogueError("no table found in the HDF5 file", source=source)
     lengths = {len(v) for v in columns.values()}
     if len(lengths) != 1:
-        raise CatalogError(
+        raise CatalogueError(
             f"columns of group {group.name!r} have different lengths {sorted(lengths)}",
             source=source,
         )
@@ -88,7 +88,7 @@ def read_hdf5(path: Path, key, source: str) -> pd.DataFrame:
     try:
         import h5py
     except ImportError as exc:  # pragma: no cover - h5py is present wherever astropy HDF5 is
-        raise CatalogError("reading HDF5 needs the h5py package", source=source) from exc
+        raise CatalogueError("reading HDF5 needs the h5py package", source=source) from exc
 
     with h5py.File(path, "r") as f:
         kind, node = hdf5_table(f, key, source)
@@ -123,7 +123,7 @@ def single_column_group(f, source: str):
     f.visititems(visit)
     if len(groups) != 1:
         names = ", ".join(g.name for g in groups) or "(none)"
-        raise CatalogError(
+        raise CatalogueError(
             f"cannot tell which group holds the table (candidates: {names}); pick one with key=",
             source=source,
         )
@@ -163,7 +163,7 @@ def astropy_to_pandas(table, source: str) -> pd.DataFrame:
     for name in table.colnames:
         col = table[name]
         if col.ndim > 1:
-            raise CatalogError(
+            raise CatalogueError(
                 f"multidimensional column (shape {col.shape[1:]} per row) cannot become a "
                 "DataFrame column",
                 column=name,
@@ -195,7 +195,7 @@ def tidy(df: pd.DataFrame, source: str) -> pd.DataFrame:
     df = decode_bytes(df)
     dupes = df.columns[df.columns.duplicated()]
     if len(dupes):
-        raise CatalogError(f"duplicate column names {list(dupes)}", source=source)
+        raise CatalogueError(f"duplicate column names {list(dupes)}", source=source)
     units = df.attrs.get("units", {})
     df = df.reset_index(drop=True)
     df.attrs["units"] = dict(units)

@@ -37,7 +37,7 @@ _COMPRESSION = (".gz", ".bz2", ".xz")
 BLOCK_BYTES = 8 << 20
 
 
-class CatalogError(PhotometryError):
+class CatalogueError(PhotometryError):
     """A catalogue file could not be read or written, or its content is not what it claims.
 
     Subclass of :class:`~som.photometry.PhotometryError`, so ``column``, ``row`` and ``source``
@@ -90,7 +90,7 @@ def open_binary(path: Path):
 def detect_format(path: str | os.PathLike, name: str | None = None) -> str:
     """The format of a file: by content first, then by ``name`` (default: the path's name).
 
-    Raises CatalogError for a corrupt gzip stream and for a name promising FITS, Parquet or
+    Raises CatalogueError for a corrupt gzip stream and for a name promising FITS, Parquet or
     HDF5 whose bytes do not carry that format's signature.
     """
     path = Path(path)
@@ -103,7 +103,7 @@ def detect_format(path: str | os.PathLike, name: str | None = None) -> str:
                 head = gz.read(512)
         except (OSError, EOFError, zlib.error):
             # A stream cut short raises EOFError and damaged data zlib.error, not OSError.
-            raise CatalogError("corrupt gzip stream", source=file) from None
+            raise CatalogueError("corrupt gzip stream", source=file) from None
     for fmt, magic in _SIGNED.items():
         if head.startswith(magic):
             return fmt
@@ -115,7 +115,7 @@ def detect_format(path: str | os.PathLike, name: str | None = None) -> str:
     fmt = format_from_name(file)
     if fmt in _SIGNED:
         # The name promises a binary format whose signature the bytes do not carry.
-        raise CatalogError(
+        raise CatalogueError(
             f"not a valid {fmt.upper()} file (no {fmt.upper()} signature; truncated "
             "or mislabelled?)",
             source=file,
@@ -150,14 +150,14 @@ def format_for(path: Path, format: str | None) -> str:
     if format is not None:
         fmt = format.lower()
         if fmt not in FORMATS:
-            raise CatalogError(
+            raise CatalogueError(
                 f"unknown format {format!r}; supported: {', '.join(FORMATS)}", source=str(path)
             )
         return fmt
     fmt = format_from_name(path.name)
     if fmt is None:
         known = ", ".join(s for suffixes in FORMATS.values() for s in suffixes)
-        raise CatalogError(
+        raise CatalogueError(
             f"cannot tell the table format from the file name (known endings: {known}); "
             "pass format=...",
             source=str(path),

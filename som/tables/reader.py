@@ -20,7 +20,7 @@ from som.tables.formats import (
     DEFAULT_CHUNK_ROWS,
     FORMATS,
     TEXT_FORMATS,
-    CatalogError,
+    CatalogueError,
     Chunk,
     detect_format,
     format_for,
@@ -48,7 +48,7 @@ class TableReader:
     path : str or path-like
     format : one of :data:`FORMATS`, or None to :func:`detect_format`
     name : str, optional
-        What errors call the file (``CatalogError.source``), default the path. A service
+        What errors call the file (``CatalogueError.source``), default the path. A service
         passes the uploaded file's name here.
     key : str or int, optional
         FITS: the HDU (name or index) holding the table, default the first table HDU.
@@ -91,14 +91,14 @@ class TableReader:
 
     # ------------------------------------------------------------------ errors
     def _fail(self, reason: str, column: str | None = None, row: int | None = None):
-        raise CatalogError(reason, column=column, row=row, source=self.name)
+        raise CatalogueError(reason, column=column, row=row, source=self.name)
 
     @contextlib.contextmanager
     def _errors(self):
-        """Every failure as CatalogError; a failed text parse is first located to its row."""
+        """Every failure as CatalogueError; a failed text parse is first located to its row."""
         try:
             yield
-        except CatalogError:
+        except CatalogueError:
             raise
         except UnicodeDecodeError:
             if self.format in TEXT_FORMATS:
@@ -109,7 +109,7 @@ class TableReader:
                 try:
                     # The fast parsers do not say where; find the first offending line.
                     self._locate_text_problem()
-                except CatalogError:
+                except CatalogueError:
                     raise
                 except Exception as inner:  # noqa: BLE001 - e.g. a gzip stream cut short
                     exc = inner
@@ -470,7 +470,7 @@ class TableReader:
 
     # ------------------------------------------------------------------ locating problems
     def _locate_text_problem(self) -> None:
-        """Raise a CatalogError naming the first data row that is not UTF-8 or has the wrong
+        """Raise a CatalogueError naming the first data row that is not UTF-8 or has the wrong
         number of fields; return if there is none (the caller reports the parser's error)."""
         import csv
 
@@ -537,16 +537,16 @@ def read_table(
 
     Raises
     ------
-    FileNotFoundError if the file does not exist; CatalogError (naming the file) otherwise.
+    FileNotFoundError if the file does not exist; CatalogueError (naming the file) otherwise.
     """
     path = Path(path)
     fmt = format_for(path, format)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such catalogue file")
     if path.is_dir():
-        raise CatalogError("is a directory, not a catalogue file", source=str(path))
+        raise CatalogueError("is a directory, not a catalogue file", source=str(path))
     if key is not None and fmt not in ("fits", "hdf5"):
-        raise CatalogError(f"key= applies to FITS and HDF5 only, not {fmt}", source=str(path))
+        raise CatalogueError(f"key= applies to FITS and HDF5 only, not {fmt}", source=str(path))
     if format is None and fmt in TEXT_FORMATS:
         fmt = detect_format(path)
     if fmt in TEXT_FORMATS:
@@ -559,7 +559,7 @@ def read_table(
         if columns is not None:
             missing = [c for c in columns if c not in df.columns]
             if missing:
-                raise CatalogError(
+                raise CatalogueError(
                     "no such column in the file", column=missing[0], source=str(path)
                 )
             units = df.attrs.get("units", {})

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from som.tables.formats import CatalogError, format_for
+from som.tables.formats import CatalogueError, format_for
 
 
 def write_table(
@@ -35,10 +35,10 @@ def write_table(
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"write_table needs a pandas DataFrame, got {type(df).__name__}")
     if path.exists() and not overwrite:
-        raise CatalogError("file exists; pass overwrite=True to replace it", source=str(path))
+        raise CatalogueError("file exists; pass overwrite=True to replace it", source=str(path))
     bad = [c for c in df.columns if not isinstance(c, str)]
     if bad:
-        raise CatalogError(f"column names must be strings, got {bad!r}", source=str(path))
+        raise CatalogueError(f"column names must be strings, got {bad!r}", source=str(path))
     if fmt == "ascii":
         _check_ascii_writable(df, str(path))
     try:
@@ -68,7 +68,7 @@ def write_table(
                 warnings.simplefilter("ignore")
                 table.write(path, format=astropy_format, overwrite=overwrite, **kwargs)
     except Exception as exc:
-        raise CatalogError(
+        raise CatalogueError(
             f"cannot write as {fmt}: {type(exc).__name__}: {exc}", source=str(path)
         ) from exc
     return path
@@ -77,7 +77,7 @@ def write_table(
 def _check_ascii_writable(df: pd.DataFrame, source: str) -> None:
     for name in df.columns:
         if not name or re.search(r"\s", name) or name.startswith("#"):
-            raise CatalogError(
+            raise CatalogueError(
                 "column name cannot be written to a whitespace table", column=name, source=source
             )
         col = df[name]
@@ -87,7 +87,7 @@ def _check_ascii_writable(df: pd.DataFrame, source: str) -> None:
         bad = text.str.contains(r"\s", regex=True) | (text == "") | text.str.startswith("#")
         if bad.any():
             row = int(np.flatnonzero(col.notna().to_numpy())[np.flatnonzero(bad.to_numpy())[0]])
-            raise CatalogError(
+            raise CatalogueError(
                 "empty text, text with blanks or starting with '#' cannot be written to a "
                 "whitespace table",
                 column=name,

@@ -236,11 +236,11 @@ def wait_job(client):
 
 @pytest.fixture
 def train_map(client, auth, wait_job):
-    """``train_map(catalog_id, **options) -> map id``: POST /v1/maps (3 epochs unless
+    """``train_map(catalogue_id, **options) -> map id``: POST /v1/maps (3 epochs unless
     told otherwise), wait for the job and require it to succeed."""
 
-    def train(catalog_id: int, **options) -> int:
-        body = {"catalog_id": catalog_id, "n_epochs": 3, **options}
+    def train(catalogue_id: int, **options) -> int:
+        body = {"catalogue_id": catalogue_id, "n_epochs": 3, **options}
         r = client.post("/v1/maps", json=body, headers=auth)
         assert r.status_code == 202, r.text
         job, _ = wait_job(r.json()["job"]["id"])

@@ -39,7 +39,7 @@ runner = CliRunner()
 def _upload(client, auth, kind, content: bytes, name: str, **fields):
     data = {k: json.dumps(v) if isinstance(v, dict | list) else str(v) for k, v in fields.items()}
     return client.post(
-        f"/v1/catalogs/{kind}",
+        f"/v1/catalogues/{kind}",
         files={"file": (name, content, "application/octet-stream")},
         data=data,
         headers=auth,
@@ -114,7 +114,7 @@ def test_lsst_ugrizy_with_a_y_band_ingests_trains_and_assigns(
     # A band name in the wrong case is refused with the nearest names.
     r = client.post(
         "/v1/maps",
-        json={"catalog_id": body["id"], "bands": ["u_lsst", "g_lsst", "Y_lsst"]},
+        json={"catalogue_id": body["id"], "bands": ["u_lsst", "g_lsst", "Y_lsst"]},
         headers=auth,
     )
     assert r.status_code == 422 and "did you mean 'y_lsst'" in r.text, r.text
@@ -322,7 +322,7 @@ def test_a_colour_list_instead_of_adjacent_bands(
     ).json()
     X, _ = som.features.transform(rows)
     assert [x["cell"] for x in res["results"]] == list(som.assign(X, skip_empty=True).cell)
-    bad = client.post("/v1/maps", json={"catalog_id": cat, "colours": ["g-q"]}, headers=auth)
+    bad = client.post("/v1/maps", json={"catalogue_id": cat, "colours": ["g-q"]}, headers=auth)
     assert bad.status_code == 422 and "g-q" in bad.text
 
 

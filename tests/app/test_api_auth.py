@@ -18,7 +18,9 @@ CSV = b"id,mag_g,mag_r\n1,22.0,21.5\n2,23.0,22.1\n"
 
 
 def _post(client, headers):
-    return client.post("/v1/catalogs/photometric", files={"file": ("c.csv", CSV)}, headers=headers)
+    return client.post(
+        "/v1/catalogues/photometric", files={"file": ("c.csv", CSV)}, headers=headers
+    )
 
 
 def test_writes_need_a_valid_key(client, api_key, settings):
@@ -27,10 +29,10 @@ def test_writes_need_a_valid_key(client, api_key, settings):
     assert "API key" in r.json()["detail"]
     assert _post(client, {"X-API-Key": "wrong"}).status_code == 403
     assert _post(client, {"X-API-Key": api_key[:-1] + "x"}).status_code == 403
-    assert client.delete("/v1/catalogs/1").status_code == 401
+    assert client.delete("/v1/catalogues/1").status_code == 401
     r = _post(client, {"Authorization": f"Bearer {api_key}"})
     assert r.status_code == 201, r.text
-    assert client.get("/v1/catalogs").status_code == 200  # reads are open by default
+    assert client.get("/v1/catalogues").status_code == 200  # reads are open by default
 
     engine = make_engine(settings.database_url)
     factory = make_session_factory(engine)
@@ -80,15 +82,15 @@ def test_static_key_and_read_auth(settings):
         update={"read_auth": True, "api_keys": Settings(api_keys="k-one,k-two").api_keys}
     )
     with TestClient(create_app(cfg)) as c:
-        assert c.get("/v1/catalogs").status_code == 401
-        assert c.get("/v1/catalogs", headers={"X-API-Key": "k-two"}).status_code == 200
+        assert c.get("/v1/catalogues").status_code == 401
+        assert c.get("/v1/catalogues", headers={"X-API-Key": "k-two"}).status_code == 200
         assert _post(c, {"X-API-Key": "k-one"}).status_code == 201
         assert c.get("/health").status_code == 200  # probes stay open
 
 
 def test_cors_closed_by_default(client):
     r = client.options(
-        "/v1/catalogs",
+        "/v1/catalogues",
         headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"},
     )
     assert "access-control-allow-origin" not in r.headers

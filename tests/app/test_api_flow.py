@@ -36,7 +36,7 @@ def _csv(frame: pd.DataFrame) -> bytes:
 
 def _ingest(client, auth, kind, frame, name, **data):
     r = client.post(
-        f"/v1/catalogs/{kind}",
+        f"/v1/catalogues/{kind}",
         files={"file": (name, _csv(frame), "text/csv")},
         data=data,
         headers=auth,
@@ -57,7 +57,7 @@ def test_full_flow(client, auth, settings, mock, wait_job, stored_map):
     r = client.post(
         "/v1/maps",
         json={
-            "catalog_id": phot["id"],
+            "catalogue_id": phot["id"],
             "n_rows": 10,
             "n_cols": 12,
             "n_epochs": 3,
@@ -199,7 +199,7 @@ def test_full_flow(client, auth, settings, mock, wait_job, stored_map):
     # n(z) of the photometric catalogue.
     nz = client.post(
         f"/v1/maps/{map_id}/nz",
-        json={"catalog_id": phot["id"], "bins": np.linspace(0, 4, 41).tolist(), "n_boot": 20},
+        json={"catalogue_id": phot["id"], "bins": np.linspace(0, 4, 41).tolist(), "n_boot": 20},
     ).json()
     assert np.sum(np.array(nz["nz"]) * 0.1) == pytest.approx(1.0)
     # sources outside the training set are left out of the n(z) and counted apart
@@ -231,7 +231,7 @@ def test_full_flow(client, auth, settings, mock, wait_job, stored_map):
 
     # Deleting the spectra shrinks coverage back to nothing.
     for cat in (spec, comp_cat):
-        r = client.delete(f"/v1/catalogs/{cat['id']}", headers=auth)
+        r = client.delete(f"/v1/catalogues/{cat['id']}", headers=auth)
         assert r.status_code == 200 and r.json()["maps_updated"] == [map_id]
     cov3 = client.get(f"/v1/maps/{map_id}/coverage").json()
     assert cov3["summary"]["n_cells_covered"] == 0 and cov3["n_spectra"] == 0
@@ -244,7 +244,7 @@ def test_full_flow(client, auth, settings, mock, wait_job, stored_map):
     kept_csv = client.get(f"/v1/maps/{map_id}/target-lists/{list_id}?format=csv")
     assert list(pd.read_csv(io.StringIO(kept_csv.text))["priority"]) == list(range(1, 9))
     assert client.get(f"/v1/maps/{map_id}/target-lists/999").status_code == 404
-    r = client.post(f"/v1/maps/{map_id}/nz", json={"catalog_id": phot["id"], "n_boot": 0})
+    r = client.post(f"/v1/maps/{map_id}/nz", json={"catalogue_id": phot["id"], "n_boot": 0})
     assert r.status_code == 422 and "covered" in r.json()["detail"]
 
 
@@ -255,7 +255,7 @@ def test_a_failed_training_leaves_no_partial_map(client, auth, settings, mock, w
     r = client.post(
         "/v1/maps",
         json={
-            "catalog_id": phot["id"],
+            "catalogue_id": phot["id"],
             "n_rows": 4,
             "n_cols": 4,
             "n_epochs": 1,
@@ -278,12 +278,12 @@ def test_a_failed_training_leaves_no_partial_map(client, auth, settings, mock, w
 
 def test_training_requests_are_validated(client, auth, mock):
     spec = _ingest(client, auth, "spectroscopic", mock, "spec_only.csv")
-    r = client.post("/v1/maps", json={"catalog_id": spec["id"]}, headers=auth)
-    assert r.status_code == 422 and r.json()["errors"][0]["column"] == "catalog_id"
-    assert client.post("/v1/maps", json={"catalog_id": 99999}, headers=auth).status_code == 404
-    r = client.post("/v1/maps", json={"catalog_id": 1, "n_rows": 0}, headers=auth)
+    r = client.post("/v1/maps", json={"catalogue_id": spec["id"]}, headers=auth)
+    assert r.status_code == 422 and r.json()["errors"][0]["column"] == "catalogue_id"
+    assert client.post("/v1/maps", json={"catalogue_id": 99999}, headers=auth).status_code == 404
+    r = client.post("/v1/maps", json={"catalogue_id": 1, "n_rows": 0}, headers=auth)
     assert r.status_code == 422 and r.json()["errors"][0]["column"] == "n_rows"
-    assert client.post("/v1/maps", json={"catalog_id": 1}).status_code == 401
+    assert client.post("/v1/maps", json={"catalogue_id": 1}).status_code == 401
     assert client.get("/v1/maps/424242").status_code == 404
 
 
@@ -340,7 +340,7 @@ def test_positional_matches_follow_the_photometry(client, auth, mock, wait_job):
     phot_b = _ingest(client, auth, "photometric", mock.iloc[1500:], "b.csv")
     r = client.post(
         "/v1/maps",
-        json={"catalog_id": phot_a["id"], "n_rows": 6, "n_cols": 6, "n_epochs": 2},
+        json={"catalogue_id": phot_a["id"], "n_rows": 6, "n_cols": 6, "n_epochs": 2},
         headers=auth,
     )
     job, _ = wait_job(r.json()["job"]["id"])
@@ -361,7 +361,7 @@ def test_positional_matches_follow_the_photometry(client, auth, mock, wait_job):
     _ingest(client, auth, "spectroscopic", comp, "comp.csv")
     n_covered = client.get(f"/v1/maps/{map_id}/coverage").json()["summary"]["n_cells_covered"]
     assert n_covered >= 1
-    assert client.delete(f"/v1/catalogs/{phot_b['id']}", headers=auth).status_code == 200
+    assert client.delete(f"/v1/catalogues/{phot_b['id']}", headers=auth).status_code == 200
     cov = client.get(f"/v1/maps/{map_id}/coverage").json()
     assert cov["summary"]["n_cells_covered"] == 0 and cov["n_spectra"] == 0
     back = _ingest(client, auth, "photometric", mock.iloc[1500:], "b_again.csv")
@@ -378,7 +378,7 @@ def test_hexagonal_toroidal_map(client, auth, mock, wait_job):
     r = client.post(
         "/v1/maps",
         json={
-            "catalog_id": phot["id"],
+            "catalogue_id": phot["id"],
             "n_rows": 4,
             "n_cols": 6,
             "lattice": "hex",
@@ -398,7 +398,7 @@ def test_hexagonal_toroidal_map(client, auth, mock, wait_job):
     r = client.post(
         "/v1/maps",
         json={
-            "catalog_id": phot["id"],
+            "catalogue_id": phot["id"],
             "n_rows": 5,
             "n_cols": 6,
             "lattice": "hex",

@@ -37,7 +37,7 @@ def test_ready_is_503_when_the_database_is_unreachable():
 
 def test_openapi_documents_the_error_shape(client):
     spec = client.get("/openapi.json").json()
-    assert "/v1/catalogs/{kind}" in spec["paths"]
-    post = spec["paths"]["/v1/catalogs/{kind}"]["post"]
+    assert "/v1/catalogues/{kind}" in spec["paths"]
+    post = spec["paths"]["/v1/catalogues/{kind}"]["post"]
     assert set(post["requestBody"]["content"]) == {"multipart/form-data", "application/json"}
     assert "ErrorResponse" in spec["components"]["schemas"]

@@ -122,3 +122,48 @@ def _none(value: float) -> float | None:
     import math
 
     return None if math.isnan(value) else float(value)
+
+
+def test_0006_renames_the_stored_catalog_id_key_and_back(empty_db_url):
+    """Parameters stored under the old spelling are read under the one spelling after 0006;
+    everything else in them is kept, and the downgrade restores the old key."""
+    from sqlalchemy import text
+
+    migrate.upgrade(empty_db_url, "0005")
+    old = {"catalog_id": 7, "n_epochs": 3, "random_state": 1, "distance": "euclidean"}
+    engine = make_engine(empty_db_url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO jobs (id, kind, status, progress, params, created_at, attempts, "
+                "max_attempts) VALUES (1, 'train_map', 'succeeded', 1, :p, CURRENT_TIMESTAMP, "
+                "1, 1)"
+            ),
+            {"p": json.dumps({"map_id": 1, **old})},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO maps (id, name, status, n_rows, n_cols, lattice, periodic, grid, "
+                "features, params, min_secure, created_at) VALUES (1, 'm', 'ready', 2, 2, "
+                "'hex', false, '{}', '{}', :p, 1, CURRENT_TIMESTAMP)"
+            ),
+            {"p": json.dumps(old)},
+        )
+    engine.dispose()
+
+    def stored() -> list[dict]:
+        eng = make_engine(empty_db_url)
+        with eng.connect() as conn:
+            rows = conn.execute(
+                text("SELECT params FROM maps UNION ALL SELECT params FROM jobs")
+            ).all()
+        eng.dispose()
+        return [json.loads(p) if isinstance(p, str) else p for (p,) in rows]
+
+    migrate.upgrade(empty_db_url, "0006")
+    for params in stored():
+        assert "catalog_id" not in params and params["catalogue_id"] == 7
+        assert params["n_epochs"] == 3 and params["distance"] == "euclidean"
+    migrate.downgrade(empty_db_url, "0005")
+    for params in stored():
+        assert "catalogue_id" not in params and params["catalog_id"] == 7

@@ -24,7 +24,7 @@ def ready_map(client, auth, train_map, mock_catalogue, settings):
     buf = io.BytesIO()
     frame.to_csv(buf, index=False)
     r = client.post(
-        "/v1/catalogs/photometric",
+        "/v1/catalogues/photometric",
         files={"file": ("phot.csv", buf.getvalue(), "text/csv")},
         headers=auth,
     )

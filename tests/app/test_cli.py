@@ -213,7 +213,7 @@ def test_whole_flow(clean_db, mock_file, tmp_path, stored_map):
 
     listing = run("maps", "--database-url", url).stdout
     assert re.search(rf"{map_id}\s.*ready", listing)
-    assert "spectroscopic" in run("catalogs", "--database-url", url).stdout
+    assert "spectroscopic" in run("catalogues", "--database-url", url).stdout
 
 
 def test_errors_say_what_to_do(clean_db, tmp_path, mock_file):
@@ -235,7 +235,7 @@ def test_errors_say_what_to_do(clean_db, tmp_path, mock_file):
     frame.to_csv(bad, index=False)
     res = run("ingest", "photometric", bad, "--database-url", url, code=2)
     assert "bad.csv, column 'mag_r', row 7" in res.stderr and "nothing was stored" in res.stderr
-    assert "0 catalogue(s)" in run("catalogs", "--database-url", url).stdout
+    assert "0 catalogue(s)" in run("catalogues", "--database-url", url).stdout
     cols = run("ingest", "photometric", bad, "--map", "mag_q=x", "--database-url", url, code=2)
     assert "unknown field 'mag_q'" in cols.stderr
 
@@ -247,7 +247,7 @@ def test_errors_say_what_to_do(clean_db, tmp_path, mock_file):
 
 def test_a_database_without_the_schema_is_named(tmp_path):
     url = f"sqlite:///{tmp_path / 'empty.db'}"
-    res = run("catalogs", "--database-url", url, code=1)
+    res = run("catalogs", "--database-url", url, code=1)  # the old spelling still runs
     assert "somcal db upgrade" in res.stderr and "empty" in res.stderr
 
 

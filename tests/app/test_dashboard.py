@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _ingest(client, auth, kind, frame, name):
     r = client.post(
-        f"/v1/catalogs/{kind}",
+        f"/v1/catalogues/{kind}",
         files={"file": (name, frame.to_csv(index=False).encode(), "text/csv")},
         headers=auth,
     )

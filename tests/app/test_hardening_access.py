@@ -52,7 +52,7 @@ def _csv(n: int = 5, seed: int = 0) -> bytes:
 
 def _upload(client, headers, content: bytes | None = None, name: str = "c.csv"):
     return client.post(
-        "/v1/catalogs/photometric",
+        "/v1/catalogues/photometric",
         files={"file": (name, content if content is not None else _csv(), "text/csv")},
         headers=headers,
     )
@@ -74,7 +74,7 @@ def _dump_database(url: str) -> str:
 def test_keys_are_stored_only_as_their_sha256(client, settings, api_key):
     auth = {"X-API-Key": api_key}
     assert _upload(client, auth).status_code == 201
-    assert client.post("/v1/catalogs/photometric", json={"path": "nope.csv"}, headers=auth)
+    assert client.post("/v1/catalogues/photometric", json={"path": "nope.csv"}, headers=auth)
     dump = _dump_database(settings.database_url)
     secret = api_key.split("_", 2)[2]
     assert api_key not in dump and secret not in dump
@@ -185,7 +185,7 @@ def test_every_write_needs_a_valid_key(client, settings, api_key):
             for headers in ({"X-API-Key": key}, {"Authorization": f"Bearer {key}"}):
                 r = client.request(method, url, json={}, headers=headers)
                 assert r.status_code == 403, (method, url, label, r.text)
-    assert client.get("/v1/catalogs").json()["total"] == 0
+    assert client.get("/v1/catalogues").json()["total"] == 0
 
 
 # ----------------------------------------------------------------------------- logs
@@ -200,10 +200,10 @@ def _requests_with_secrets(client, key: str) -> list[str]:
     ):
         for r in (
             _upload(client, headers, _csv(7, seed=len(bodies))),
-            client.post("/v1/catalogs/photometric", json={"path": "../x.csv"}, headers=headers),
-            client.get("/v1/catalogs", headers=headers),
-            client.delete("/v1/catalogs/999", headers=headers),
-            client.post("/v1/maps", json={"catalog_id": 999}, headers=headers),
+            client.post("/v1/catalogues/photometric", json={"path": "../x.csv"}, headers=headers),
+            client.get("/v1/catalogues", headers=headers),
+            client.delete("/v1/catalogues/999", headers=headers),
+            client.post("/v1/maps", json={"catalogue_id": 999}, headers=headers),
         ):
             bodies.append(r.text)
     bodies.append(client.get("/ready").text)
@@ -268,7 +268,7 @@ def test_no_key_or_password_in_the_server_log(clean_db, tmp_path):
     finally:
         server.stop()
     text_logged = log.read_text(errors="replace")
-    assert "POST /v1/catalogs/photometric" in text_logged  # the access log was on
+    assert "POST /v1/catalogues/photometric" in text_logged  # the access log was on
     for secret in (key, key.split("_", 2)[2], STATIC_KEY, PASSWORD):
         assert secret not in text_logged
         assert not any(secret in b for b in bodies)
@@ -308,31 +308,31 @@ def test_server_side_paths_stay_inside_the_data_directories(client, auth, data_d
         ("sub/ok4.csv", 201),
     ]
     for path, status in cases:
-        r = client.post("/v1/catalogs/photometric", json={"path": path}, headers=auth)
+        r = client.post("/v1/catalogues/photometric", json={"path": path}, headers=auth)
         assert r.status_code == status, (path, r.text)
         if status == 403:
             detail = r.json()["detail"]
             assert "outside the configured data directories" in detail or "NUL" in detail
     # An outside file that exists and one that does not get the same answer.
     texts = [
-        client.post("/v1/catalogs/photometric", json={"path": str(outside / n)}, headers=auth)
+        client.post("/v1/catalogues/photometric", json={"path": str(outside / n)}, headers=auth)
         .json()["detail"]
         .replace(n, "")
         for n in ("secret.csv", "absent.csv")
     ]
     assert texts[0] == texts[1]
-    assert client.get("/v1/catalogs").json()["total"] == 4
+    assert client.get("/v1/catalogues").json()["total"] == 4
 
 
 def test_server_side_reads_are_off_without_data_directories(settings, auth):
     cfg = settings.model_copy(update={"data_dirs": []})
     with TestClient(create_app(cfg)) as c:
-        r = c.post("/v1/catalogs/photometric", json={"path": "ok.csv"}, headers=auth)
+        r = c.post("/v1/catalogues/photometric", json={"path": "ok.csv"}, headers=auth)
     assert r.status_code == 403 and "disabled" in r.json()["detail"]
 
 
 # ----------------------------------------------------------------------------- CORS
-_ROUTES_FOR_CORS = ["/v1/catalogs", "/v1/maps", "/health", "/v1/maps/1/assign"]
+_ROUTES_FOR_CORS = ["/v1/catalogues", "/v1/maps", "/health", "/v1/maps/1/assign"]
 
 
 def test_cors_is_closed_by_default(client):
@@ -355,17 +355,17 @@ def test_cors_allows_only_configured_origins(settings):
     cfg = settings.model_copy(update={"cors_origins": ["https://survey.example"]})
     with TestClient(create_app(cfg)) as c:
         ok = c.options(
-            "/v1/catalogs",
+            "/v1/catalogues",
             headers={"Origin": "https://survey.example", "Access-Control-Request-Method": "POST"},
         )
         assert ok.headers["access-control-allow-origin"] == "https://survey.example"
         assert "access-control-allow-credentials" not in ok.headers
         evil = c.options(
-            "/v1/catalogs",
+            "/v1/catalogues",
             headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
         )
         assert evil.headers.get("access-control-allow-origin") != "https://evil.example"
-        r = c.get("/v1/catalogs", headers={"Origin": "https://evil.example"})
+        r = c.get("/v1/catalogues", headers={"Origin": "https://evil.example"})
         assert "access-control-allow-origin" not in r.headers
 
 
@@ -388,7 +388,7 @@ def test_size_and_row_limits_answer_413(settings, auth, data_dir):
                 yield b"y" * 16384
 
         r = c.post(
-            "/v1/catalogs/photometric",
+            "/v1/catalogues/photometric",
             content=chunks(),
             headers={**auth, "Content-Type": "multipart/form-data; boundary=zzz"},
         )
@@ -403,12 +403,12 @@ def test_size_and_row_limits_answer_413(settings, auth, data_dir):
         assert r.status_code == 413 and "101 rows; the limit is 100" in r.json()["detail"]
         table = pa.table({"mag_g": np.ones(150), "mag_r": np.ones(150)})
         pq.write_table(table, data_dir / "many.parquet")
-        r = c.post("/v1/catalogs/photometric", json={"path": "many.parquet"}, headers=auth)
+        r = c.post("/v1/catalogues/photometric", json={"path": "many.parquet"}, headers=auth)
         assert r.status_code == 413 and "150 rows" in r.json()["detail"]
 
         cat = _upload(c, auth, _csv(60, seed=3)).json()
         accepted = c.post(
-            "/v1/maps", json={"catalog_id": cat["id"], "n_rows": 3, "n_cols": 3}, headers=auth
+            "/v1/maps", json={"catalogue_id": cat["id"], "n_rows": 3, "n_cols": 3}, headers=auth
         ).json()
         c.app.state.jobs.wait(accepted["job"]["id"], timeout=120)
         assign = f"/v1/maps/{accepted['map']['id']}/assign"

@@ -318,19 +318,19 @@ def bad_client(tmp_path_factory):
         # A ready map, so that assign bodies get past the map lookup to their validation;
         # its catalogue is removed again so each bad file starts from an empty ledger.
         cat = client.post(
-            "/v1/catalogs/photometric",
+            "/v1/catalogues/photometric",
             files={"file": ("seed.csv", _csv(_frame(120, seed=9)), "text/csv")},
             headers=auth,
         ).json()
         r = client.post(
             "/v1/maps",
-            json={"catalog_id": cat["id"], "n_rows": 3, "n_cols": 3, "n_epochs": 2},
+            json={"catalogue_id": cat["id"], "n_rows": 3, "n_cols": 3, "n_epochs": 2},
             headers=auth,
         )
         client.app.state.jobs.wait(r.json()["job"]["id"], timeout=120)
         map_id = r.json()["map"]["id"]
         assert client.get(f"/v1/maps/{map_id}").json()["status"] == "ready"
-        assert client.delete(f"/v1/catalogs/{cat['id']}", headers=auth).status_code == 200
+        assert client.delete(f"/v1/catalogues/{cat['id']}", headers=auth).status_code == 200
         yield client, auth, engine, map_id
     engine.dispose()
 
@@ -349,7 +349,7 @@ def test_corpus_is_what_it_claims():
 def test_bad_file_is_refused_naming_the_problem(bad_client, bad: Bad):
     client, auth, engine, _ = bad_client
     r = client.post(
-        f"/v1/catalogs/{bad.kind}",
+        f"/v1/catalogues/{bad.kind}",
         files={"file": (bad.name, bad.content, "application/octet-stream")},
         data=bad.fields,
         headers=auth,
@@ -392,7 +392,7 @@ def test_each_value_error_gives_its_reason(bad_client):
     for name, reason in expected.items():
         bad = by_name[name]
         r = client.post(
-            f"/v1/catalogs/{bad.kind}",
+            f"/v1/catalogues/{bad.kind}",
             files={"file": (name, bad.content, "application/octet-stream")},
             data=bad.fields,
             headers=auth,
@@ -406,7 +406,7 @@ def test_nan_magnitudes_mean_no_value_not_an_error(bad_client):
     client, auth, engine, _ = bad_client
     frame = _with(_with(_frame(seed=3), "mag_g", 4, "nan"), "mag_r", 6, -99.0)
     r = client.post(
-        "/v1/catalogs/photometric",
+        "/v1/catalogues/photometric",
         files={"file": ("nan_mags.csv", _csv(frame), "text/csv")},
         headers=auth,
     )
@@ -424,7 +424,7 @@ def test_nan_magnitudes_mean_no_value_not_an_error(bad_client):
         (4, True, False),
         (6, False, True),
     }
-    assert client.delete(f"/v1/catalogs/{r.json()['id']}", headers=auth).status_code == 200
+    assert client.delete(f"/v1/catalogues/{r.json()['id']}", headers=auth).status_code == 200
 
 
 @pytest.mark.parametrize(

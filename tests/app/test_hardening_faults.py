@@ -51,7 +51,7 @@ def _csv(frame: pd.DataFrame) -> bytes:
 
 def _post_csv(client, auth, content: bytes, name: str, kind: str = "photometric"):
     return client.post(
-        f"/v1/catalogs/{kind}", files={"file": (name, content, "text/csv")}, headers=auth
+        f"/v1/catalogues/{kind}", files={"file": (name, content, "text/csv")}, headers=auth
     )
 
 
@@ -80,10 +80,10 @@ def _wait_job(client, job_id: int, until, timeout: float = 120.0) -> dict:
     raise AssertionError(f"job {job_id} never reached the expected state: {job}")
 
 
-def _train(client, auth, catalog_id: int, size: int = 6, epochs: int = 3) -> int:
+def _train(client, auth, catalogue_id: int, size: int = 6, epochs: int = 3) -> int:
     r = client.post(
         "/v1/maps",
-        json={"catalog_id": catalog_id, "n_rows": size, "n_cols": size, "n_epochs": epochs},
+        json={"catalogue_id": catalogue_id, "n_rows": size, "n_cols": size, "n_epochs": epochs},
         headers=auth,
     )
     assert r.status_code == 202, r.text
@@ -108,7 +108,7 @@ def dying_pg():
 @pytest.mark.parametrize("kill_point", ["during_copy", "before_commit"])
 def test_postgres_stopped_mid_ingest(dying_pg, mock_catalogue, monkeypatch, tmp_path, kill_point):
     """Crash mid-ingest → 503 + Retry-After, nothing stored; back up → same file lands whole."""
-    import app.api.routes.catalogs as catalogs_route
+    import app.api.routes.catalogues as catalogues_route
     import app.services.bulk as bulk
 
     pg = dying_pg
@@ -133,7 +133,7 @@ def test_postgres_stopped_mid_ingest(dying_pg, mock_catalogue, monkeypatch, tmp_
 
         monkeypatch.setattr(bulk, "pg_binary_stream", dying_stream)
     else:
-        real_hook = catalogs_route.after_catalogue_inserted
+        real_hook = catalogues_route.after_catalogue_inserted
 
         def dying_hook(radius):
             inner = real_hook(radius)
@@ -152,7 +152,7 @@ def test_postgres_stopped_mid_ingest(dying_pg, mock_catalogue, monkeypatch, tmp_
 
             return Hook(radius)
 
-        monkeypatch.setattr(catalogs_route, "after_catalogue_inserted", dying_hook)
+        monkeypatch.setattr(catalogues_route, "after_catalogue_inserted", dying_hook)
 
     settings = Settings(database_url=pg.url, upload_tmp_dir=tmp_path)
     with TestClient(create_app(settings)) as client:
@@ -164,7 +164,7 @@ def test_postgres_stopped_mid_ingest(dying_pg, mock_catalogue, monkeypatch, tmp_
 
         # While it is down: reads, writes and readiness all say 503 + Retry-After.
         for resp in (
-            client.get("/v1/catalogs"),
+            client.get("/v1/catalogues"),
             client.get("/v1/maps"),
             _post_csv(client, auth, content, "dies.csv"),
             client.get("/ready"),
@@ -175,7 +175,7 @@ def test_postgres_stopped_mid_ingest(dying_pg, mock_catalogue, monkeypatch, tmp_
 
         pg.start()
         # No restart of the service: the first request after the database is back works.
-        r = client.get("/v1/catalogs")
+        r = client.get("/v1/catalogues")
         assert r.status_code == 200, r.text
         assert r.json()["total"] == 0
         assert _counts(pg.url) == {"catalogues": 0, "sources": 0, "assignments": 0}
@@ -191,10 +191,10 @@ def test_postgres_stopped_mid_ingest(dying_pg, mock_catalogue, monkeypatch, tmp_
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_ingest_connection_killed_leaves_nothing(clean_db, mock_catalogue, monkeypatch, tmp_path):
     """The ingest's own connection is terminated after its COPY: 503, no trace, next one lands."""
-    import app.api.routes.catalogs as catalogs_route
+    import app.api.routes.catalogues as catalogues_route
 
     auth = _key(clean_db)
-    real_hook = catalogs_route.after_catalogue_inserted
+    real_hook = catalogues_route.after_catalogue_inserted
     killed = []
 
     def killing_hook(radius):
@@ -214,7 +214,7 @@ def test_ingest_connection_killed_leaves_nothing(clean_db, mock_catalogue, monke
 
         return Hook(radius)
 
-    monkeypatch.setattr(catalogs_route, "after_catalogue_inserted", killing_hook)
+    monkeypatch.setattr(catalogues_route, "after_catalogue_inserted", killing_hook)
     content = _csv(mock_catalogue(800, seed=22))
     settings = Settings(database_url=clean_db, upload_tmp_dir=tmp_path)
     with TestClient(create_app(settings)) as client:
@@ -222,7 +222,7 @@ def test_ingest_connection_killed_leaves_nothing(clean_db, mock_catalogue, monke
         assert killed == [True]
         assert r.status_code == 503 and r.headers.get("retry-after"), r.text
         assert _counts(clean_db) == {"catalogues": 0, "sources": 0, "assignments": 0}
-        monkeypatch.setattr(catalogs_route, "after_catalogue_inserted", real_hook)
+        monkeypatch.setattr(catalogues_route, "after_catalogue_inserted", real_hook)
         r = _post_csv(client, auth, content, "cut.csv")
         assert r.status_code == 201, r.text
     assert _counts(clean_db)["sources"] == 800
@@ -249,7 +249,7 @@ def test_training_killed_mid_way_is_failed_without_a_partial_map(
             r = client.post(
                 "/v1/maps",
                 json={
-                    "catalog_id": cat.json()["id"],
+                    "catalogue_id": cat.json()["id"],
                     "n_rows": 30,
                     "n_cols": 30,
                     "n_epochs": 500,
@@ -321,7 +321,7 @@ def test_training_whose_database_dies_ends_failed_when_it_is_back(
         cat = _post_csv(client, auth, _csv(mock_catalogue(400, seed=24)), "t.csv").json()
         r = client.post(
             "/v1/maps",
-            json={"catalog_id": cat["id"], "n_rows": 5, "n_cols": 5, "n_epochs": 2},
+            json={"catalogue_id": cat["id"], "n_rows": 5, "n_cols": 5, "n_epochs": 2},
             headers=auth,
         )
         assert r.status_code == 202, r.text

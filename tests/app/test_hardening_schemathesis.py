@@ -101,7 +101,7 @@ def _header(headers: Any, name: str) -> str:
 def _seed(client, auth, mock_catalogue) -> dict[str, int]:
     phot = mock_catalogue(400, seed=41)
     r = client.post(
-        "/v1/catalogs/photometric",
+        "/v1/catalogues/photometric",
         files={"file": ("phot.csv", phot.to_csv(index=False).encode(), "text/csv")},
         headers=auth,
     )
@@ -109,7 +109,7 @@ def _seed(client, auth, mock_catalogue) -> dict[str, int]:
     cat_id = r.json()["id"]
     spec = mock_catalogue(400, seed=41, spec_fraction=0.3)
     r = client.post(
-        "/v1/catalogs/spectroscopic",
+        "/v1/catalogues/spectroscopic",
         files={"file": ("spec.csv", spec.to_csv(index=False).encode(), "text/csv")},
         data={"skip_missing_redshift": "true"},
         headers=auth,
@@ -118,7 +118,7 @@ def _seed(client, auth, mock_catalogue) -> dict[str, int]:
     spec_id = r.json()["id"]
     r = client.post(
         "/v1/maps",
-        json={"catalog_id": cat_id, "n_rows": 6, "n_cols": 6, "n_epochs": 3},
+        json={"catalogue_id": cat_id, "n_rows": 6, "n_cols": 6, "n_epochs": 3},
         headers=auth,
     )
     assert r.status_code == 202, r.text

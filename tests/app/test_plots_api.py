@@ -13,7 +13,7 @@ from som.plotting import PNG_SIGNATURE
 
 def _ingest(client, auth, kind, frame, name):
     r = client.post(
-        f"/v1/catalogs/{kind}",
+        f"/v1/catalogues/{kind}",
         files={"file": (name, frame.to_csv(index=False).encode(), "text/csv")},
         headers=auth,
     )
@@ -69,7 +69,7 @@ def test_every_kind_is_a_png_drawn_from_the_current_ledger(client, auth, mock_ca
     assert spec.status_code == 200 and spec.content != images["redshift"]
     nz = client.get(
         f"/v1/maps/{map_id}/plots/nz.png",
-        params={"tomo_bins": "0.1,0.8,2", "catalog_id": phot_id, "n_boot": 5, "dpi": 60},
+        params={"tomo_bins": "0.1,0.8,2", "catalogue_id": phot_id, "n_boot": 5, "dpi": 60},
     )
     assert nz.status_code == 200 and nz.content != images["nz"]
 
@@ -86,12 +86,12 @@ def test_unknown_maps_kinds_and_bad_parameters(client, auth, mock_catalogue, tra
     assert r.status_code == 422 and "tomo_bins" in r.json()["detail"]
     r = client.get(f"/v1/maps/{map_id}/plots/redshift.png?z_source=true")
     assert r.status_code == 422
-    spec_cat = client.get("/v1/catalogs?kind=spectroscopic").json()["items"]
+    spec_cat = client.get("/v1/catalogues?kind=spectroscopic").json()["items"]
     assert spec_cat == []
     spec = _ingest(client, auth, "spectroscopic", frame, "spec.csv")
-    r = client.get(f"/v1/maps/{map_id}/plots/nz.png?catalog_id={spec['id']}")
+    r = client.get(f"/v1/maps/{map_id}/plots/nz.png?catalogue_id={spec['id']}")
     assert r.status_code == 422 and "must be photometric" in r.json()["detail"]
-    assert client.get(f"/v1/maps/{map_id}/plots/nz.png?catalog_id=999").status_code == 404
+    assert client.get(f"/v1/maps/{map_id}/plots/nz.png?catalogue_id=999").status_code == 404
 
 
 def test_the_schema_documents_png_and_the_kinds(client):

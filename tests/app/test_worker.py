@@ -348,7 +348,7 @@ class WorkerProcess:
 
 def _post_catalogue(client, auth, frame) -> int:
     r = client.post(
-        "/v1/catalogs/photometric",
+        "/v1/catalogues/photometric",
         files={"file": ("train.csv", frame.to_csv(index=False).encode(), "text/csv")},
         headers=auth,
     )
@@ -384,7 +384,13 @@ def test_two_apis_and_two_workers_run_ten_trainings_each_exactly_once(
         for k in range(10):
             r = clients[k % 2].post(
                 "/v1/maps",
-                json={"catalog_id": cat, "n_rows": 6, "n_cols": 8, "n_epochs": 3, "name": f"m{k}"},
+                json={
+                    "catalogue_id": cat,
+                    "n_rows": 6,
+                    "n_cols": 8,
+                    "n_epochs": 3,
+                    "name": f"m{k}",
+                },
                 headers=auth,
             )
             assert r.status_code == 202, r.text
@@ -449,7 +455,7 @@ def test_a_worker_killed_mid_training_is_requeued_then_failed_never_left_running
         cat = _post_catalogue(client, auth, mock_catalogue(3000, seed=62))
         r = client.post(
             "/v1/maps",
-            json={"catalog_id": cat, "n_rows": 30, "n_cols": 30, "n_epochs": 500},
+            json={"catalogue_id": cat, "n_rows": 30, "n_cols": 30, "n_epochs": 500},
             headers=auth,
         )
         assert r.status_code == 202, r.text
@@ -501,7 +507,7 @@ def test_sigterm_releases_the_running_training_and_the_worker_exits_0(
         cat = _post_catalogue(client, auth, mock_catalogue(3000, seed=63))
         r = client.post(
             "/v1/maps",
-            json={"catalog_id": cat, "n_rows": 30, "n_cols": 30, "n_epochs": 500},
+            json={"catalogue_id": cat, "n_rows": 30, "n_cols": 30, "n_epochs": 500},
             headers=auth,
         )
         assert r.status_code == 202, r.text

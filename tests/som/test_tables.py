@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from som.photometry import ColourFeatures, PhotometryError
-from som.tables import CatalogError, TableReader, detect_format, read_table, write_table
+from som.tables import CatalogueError, TableReader, detect_format, read_table, write_table
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 DC2 = DATA / "mocks" / "test_dc2_training_9816.hdf5"
@@ -62,10 +62,10 @@ def test_explicit_format_and_unknown_suffix(tmp_path):
     df = sample_frame()
     path = write_table(df, tmp_path / "cat.data", format="parquet")
     pd.testing.assert_frame_equal(read_table(path, format="PARQUET"), df)
-    with pytest.raises(CatalogError, match="cannot tell the table format") as info:
+    with pytest.raises(CatalogueError, match="cannot tell the table format") as info:
         read_table(path)
     assert info.value.source == str(path)
-    with pytest.raises(CatalogError, match="unknown format 'xls'"):
+    with pytest.raises(CatalogueError, match="unknown format 'xls'"):
         read_table(path, format="xls")
 
 
@@ -74,19 +74,19 @@ def test_read_errors_name_the_file(tmp_path):
         read_table(tmp_path / "nope.fits")
     broken = tmp_path / "broken.fits"
     broken.write_bytes(b"this is not a FITS file at all" * 10)
-    with pytest.raises(CatalogError) as info:
+    with pytest.raises(CatalogueError) as info:
         read_table(broken)
     assert str(info.value).startswith(str(broken) + ": cannot read as fits")
     assert isinstance(info.value, PhotometryError)
     bad_parquet = tmp_path / "x.parquet"
     bad_parquet.write_text("id,mag\n1,2\n")
-    with pytest.raises(CatalogError, match="x.parquet: cannot read as parquet"):
+    with pytest.raises(CatalogueError, match="x.parquet: cannot read as parquet"):
         read_table(bad_parquet)
 
 
 def test_write_refuses_to_overwrite(tmp_path):
     path = write_table(sample_frame(), tmp_path / "a.parquet")
-    with pytest.raises(CatalogError, match="exists"):
+    with pytest.raises(CatalogueError, match="exists"):
         write_table(sample_frame(), path)
     write_table(sample_frame().iloc[:3], path, overwrite=True)
     assert len(read_table(path)) == 3
@@ -100,7 +100,7 @@ def test_fits_byte_strings_become_str_and_multidim_is_refused(tmp_path):
     df = read_table(tmp_path / "s.fits")
     assert df["name"].tolist() == ["a", "bb"]
     Table({"v": np.zeros((2, 3))}).write(tmp_path / "v.fits")
-    with pytest.raises(CatalogError, match="multidimensional") as info:
+    with pytest.raises(CatalogueError, match="multidimensional") as info:
         read_table(tmp_path / "v.fits")
     assert info.value.column == "v"
 
@@ -118,7 +118,7 @@ def test_hdf5_one_dataset_per_column(tmp_path):
     np.testing.assert_array_equal(df["mag_u"], [20.0, 21.0, 99.0, 22.0])
     with h5py.File(path, "a") as f:
         f["photometry/short"] = np.arange(3)
-    with pytest.raises(CatalogError, match="different lengths"):
+    with pytest.raises(CatalogueError, match="different lengths"):
         read_table(path)
 
 
@@ -230,17 +230,17 @@ def test_csv_ids_kept_as_written(tmp_path):
 def test_ascii_ragged_row_is_located(tmp_path, content):
     path = tmp_path / "ragged.dat"
     path.write_text(content)
-    with pytest.raises(CatalogError, match=r"data row 1 has \d fields but the header has 3") as e:
+    with pytest.raises(CatalogueError, match=r"data row 1 has \d fields but the header has 3") as e:
         read_table(path)
     assert e.value.row == 1 and e.value.source == str(path)
-    with pytest.raises(CatalogError, match="data row 1"):
+    with pytest.raises(CatalogueError, match="data row 1"):
         list(TableReader(path).iter_chunks(chunk_rows=1))
 
 
 def test_ascii_not_utf8_is_located(tmp_path):
     path = tmp_path / "latin.dat"
     path.write_bytes("# id a\ng1 1\ng\xe9 2\n".encode("latin-1"))
-    with pytest.raises(CatalogError, match="byte 0xe9 in data row 1") as e:
+    with pytest.raises(CatalogueError, match="byte 0xe9 in data row 1") as e:
         read_table(path, text_columns=["id"])
     assert e.value.row == 1
 
@@ -253,7 +253,7 @@ def test_ascii_write_read_round_trip(tmp_path):
     np.testing.assert_array_equal(back["flux_i"].astype(np.float32), df["flux_i"])
     back["flux_i"] = back["flux_i"].astype(np.float32)
     pd.testing.assert_frame_equal(back, df, check_exact=True)
-    with pytest.raises(CatalogError, match="blanks") as e:
+    with pytest.raises(CatalogueError, match="blanks") as e:
         write_table(df.assign(name="a b"), tmp_path / "bad.dat")
     assert (e.value.column, e.value.row) == ("name", 0)
 
@@ -298,6 +298,6 @@ def test_chunks_of_a_headed_file_without_rows_and_bad_chunk_size(tmp_path):
     assert len(reader.read()) == 0
     with pytest.raises(ValueError, match="chunk_rows"):
         list(reader.iter_chunks(chunk_rows=0))
-    with pytest.raises(CatalogError, match="no such column") as e:
+    with pytest.raises(CatalogueError, match="no such column") as e:
         reader.read(["nope"])
     assert e.value.column == "nope"

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from som.photometry import ColourFeatures
-from som.tables import CatalogError
+from som.tables import CatalogueError
 from som.zcosmos import ZCOSMOS_ALL_BANDS, ZCOSMOS_BANDS, read_zcosmos, zcosmos_secure
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
@@ -58,7 +58,8 @@ def test_read_zcosmos_on_a_synthetic_file(tmp_path):
     raw = pd.read_csv(path).drop(columns=["zpec"])
     raw.to_csv(tmp_path / "nozpec.csv", index=False)
     with pytest.raises(
-        CatalogError, match=r"nozpec.csv: not a zCOSMOS x COSMOS table: missing columns \['zpec'\]"
+        CatalogueError,
+        match=r"nozpec.csv: not a zCOSMOS x COSMOS table: missing columns \['zpec'\]",
     ):
         read_zcosmos(tmp_path / "nozpec.csv")
 

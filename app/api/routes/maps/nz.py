@@ -10,7 +10,7 @@ from app.api.deps import IdPath, ReadDep, SessionDep, SettingsDep
 from app.api.routes.maps._common import NOT_FOUND, NOT_READY, ready_map
 from app.schemas import ErrorResponse, NzIn, NzOut
 from app.services import calibrate
-from app.services.catalogs import get_catalogue
+from app.services.catalogues import get_catalogue
 from app.services.errors import InvalidInputError
 
 router = APIRouter()
@@ -26,10 +26,10 @@ def nz(
     map_id: IdPath, body: NzIn, session: SessionDep, settings: SettingsDep, _auth: ReadDep
 ) -> NzOut:
     m = ready_map(session, map_id)
-    if body.catalog_id is not None:
-        cat = get_catalogue(session, body.catalog_id)
+    if body.catalogue_id is not None:
+        cat = get_catalogue(session, body.catalogue_id)
         cells, _, outside = calibrate.sample_assignments(session, m, cat.id)
-        sample = {"catalog_id": cat.id, "n_rows": cat.n_rows, "n_assigned": len(cells)}
+        sample = {"catalogue_id": cat.id, "n_rows": cat.n_rows, "n_assigned": len(cells)}
     else:
         frame = pd.DataFrame.from_records(body.rows or [])
         if frame.empty:

@@ -55,7 +55,7 @@ def map_plot(
             examples=["0.2,0.5,0.8,1.2,2.0"],
         ),
     ] = None,
-    catalog_id: Annotated[
+    catalogue_id: Annotated[
         int | None,
         Query(ge=1, le=2**31 - 1, description="nz only: the photometric sample (default: all)."),
     ] = None,
@@ -71,7 +71,7 @@ def map_plot(
         dpi=dpi,
         z_source=z_source,
         tomo_edges=figures.parse_edges(tomo_bins),
-        catalog_id=catalog_id,
+        catalogue_id=catalogue_id,
         n_boot=n_boot,
         random_state=seed,
     )

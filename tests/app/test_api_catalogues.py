@@ -26,7 +26,7 @@ def _csv_bytes(frame: pd.DataFrame) -> bytes:
 def _upload(client, kind, content: bytes, filename="cat.csv", auth=None, **fields):
     data = {k: (json.dumps(v) if isinstance(v, dict) else str(v)) for k, v in fields.items()}
     return client.post(
-        f"/v1/catalogs/{kind}",
+        f"/v1/catalogues/{kind}",
         files={"file": (filename, content, "application/octet-stream")},
         data=data,
         headers=auth or {},
@@ -76,20 +76,20 @@ def test_photometric_upload_roundtrip_and_duplicate(client, auth, mock_catalogue
     )
     assert body["summary"]["photometry"]["u"]["missing"] >= 1
 
-    listing = client.get("/v1/catalogs").json()
+    listing = client.get("/v1/catalogues").json()
     assert listing["total"] == 1 and listing["items"][0]["id"] == cat_id
-    assert client.get(f"/v1/catalogs/{cat_id}").json()["sha256"] == body["sha256"]
-    assert client.get("/v1/catalogs?kind=spectroscopic").json()["total"] == 0
+    assert client.get(f"/v1/catalogues/{cat_id}").json()["sha256"] == body["sha256"]
+    assert client.get("/v1/catalogues?kind=spectroscopic").json()["total"] == 0
 
     # The same file as the other kind is a different catalogue.
     r3 = _upload(client, "spectroscopic", content, "mock.csv", auth)
     assert r3.status_code == 422  # no z_spec values at all in this file
     assert r3.json()["errors"][0]["column"] == "z_spec"
 
-    d = client.delete(f"/v1/catalogs/{cat_id}", headers=auth)
+    d = client.delete(f"/v1/catalogues/{cat_id}", headers=auth)
     assert d.status_code == 200 and d.json()["deleted"] == cat_id
-    assert client.get(f"/v1/catalogs/{cat_id}").status_code == 404
-    assert client.delete(f"/v1/catalogs/{cat_id}", headers=auth).status_code == 404
+    assert client.get(f"/v1/catalogues/{cat_id}").status_code == 404
+    assert client.delete(f"/v1/catalogues/{cat_id}", headers=auth).status_code == 404
     assert _count(settings.database_url, Source) == 0
 
 
@@ -132,7 +132,7 @@ def test_whitespace_ascii_with_hash_header_keeps_ids_as_written(
         ids = s.scalars(select(Source.source_id).order_by(Source.row_index)).all()
     engine.dispose()
     assert ids[:3] == ["000000", "000001", "000002"]  # leading zeros kept
-    assert client.delete(f"/v1/catalogs/{r.json()['id']}", headers=auth).status_code == 200
+    assert client.delete(f"/v1/catalogues/{r.json()['id']}", headers=auth).status_code == 200
 
 
 def test_json_path_ingest_is_confined_to_data_dirs(
@@ -144,7 +144,7 @@ def test_json_path_ingest_is_confined_to_data_dirs(
     frame.to_csv(tmp_path / "outside.csv", index=False)
     (data_dir / "link.csv").symlink_to(tmp_path / "outside.csv")
 
-    r = client.post("/v1/catalogs/photometric", json={"path": "sub/cat.csv"}, headers=auth)
+    r = client.post("/v1/catalogues/photometric", json={"path": "sub/cat.csv"}, headers=auth)
     assert r.status_code == 201, r.text
     for bad in [
         "../outside.csv",
@@ -152,12 +152,12 @@ def test_json_path_ingest_is_confined_to_data_dirs(
         "link.csv",
         "sub/../../outside.csv",
     ]:
-        r = client.post("/v1/catalogs/photometric", json={"path": bad}, headers=auth)
+        r = client.post("/v1/catalogues/photometric", json={"path": bad}, headers=auth)
         assert r.status_code == 403, (bad, r.text)
         assert "outside" in r.json()["detail"]
-    r = client.post("/v1/catalogs/photometric", json={"path": "sub/nope.csv"}, headers=auth)
+    r = client.post("/v1/catalogues/photometric", json={"path": "sub/nope.csv"}, headers=auth)
     assert r.status_code == 404
-    r = client.post("/v1/catalogs/photometric", json={"path": "x.csv", "bogus": 1}, headers=auth)
+    r = client.post("/v1/catalogues/photometric", json={"path": "x.csv", "bogus": 1}, headers=auth)
     assert r.status_code == 422 and r.json()["errors"][0]["column"] == "bogus"
 
 
@@ -172,7 +172,7 @@ def test_zcosmos_preset_secure_flags_match_the_science_reader(
     key = _make_key(clean_db)
     with TestClient(create_app(settings)) as client:
         r = client.post(
-            "/v1/catalogs/spectroscopic",
+            "/v1/catalogues/spectroscopic",
             json={"path": zcosmos_path.name},
             headers={"X-API-Key": key},
         )
@@ -362,12 +362,12 @@ def test_size_and_row_limits(db_url, clean_db, mock_catalogue, tmp_path):
 
 def test_unsupported_content_type(client, auth):
     r = client.post(
-        "/v1/catalogs/photometric",
+        "/v1/catalogues/photometric",
         content=b"a,b\n1,2\n",
         headers={**auth, "Content-Type": "text/csv"},
     )
     assert r.status_code == 415
-    assert client.post("/v1/catalogs/other", json={"path": "x"}, headers=auth).status_code == 422
+    assert client.post("/v1/catalogues/other", json={"path": "x"}, headers=auth).status_code == 422
 
 
 def test_a_failing_ingest_leaves_nothing_behind(settings, mock_catalogue, tmp_path):
@@ -501,5 +501,16 @@ def test_cosmos_presets_are_recognised_from_fits_columns(client, auth, preset, c
         else ["u", "g", "r", "i", "z", "Y", "J", "H"]
     )
     assert body["bands"] == expected_bands
-    cat = client.get(f"/v1/catalogs/{body['id']}").json()
+    cat = client.get(f"/v1/catalogues/{body['id']}").json()
     assert cat["n_rows"] == n
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_the_old_catalogs_path_redirects_to_catalogues_keeping_method_and_query(client, auth):
+    r = client.get("/v1/catalogs?limit=5", follow_redirects=False)
+    assert r.status_code == 308
+    assert r.headers["location"].endswith("/v1/catalogues?limit=5")
+    assert client.get("/v1/catalogs", follow_redirects=True).status_code == 200
+    r = client.post("/v1/catalogs/photometric", headers=auth, follow_redirects=False)
+    assert r.status_code == 308 and r.headers["location"].endswith("/v1/catalogues/photometric")
+    assert "/v1/catalogs" not in str(client.get("/openapi.json").json()["paths"])

@@ -1,4 +1,4 @@
-"""Catalogue ingestion and management: /v1/catalogs."""
+"""Catalogue ingestion and management: /v1/catalogues."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -28,14 +29,23 @@ from app.schemas import (
     IngestOut,
     PresetOut,
 )
-from app.services import catalogs as catalog_service
+from app.services import catalogues as catalogue_service
 from app.services import ingest as ingest_service
 from app.services import presets
 from app.services.errors import BadRequestError, InvalidInputError, RowError, TooLargeError
 from app.services.hooks import after_catalogue_deleted, after_catalogue_inserted
 from som.vocabulary import OnInvalid, TableFormat, choices
 
-router = APIRouter(prefix="/v1/catalogs", tags=["catalogs"])
+router = APIRouter(prefix="/v1/catalogues", tags=["catalogues"])
+# Clients written before "catalogue" became the one spelling: a permanent redirect that
+# keeps the method and body (308), out of the documented schema.
+moved = APIRouter(include_in_schema=False)
+
+
+@moved.api_route("/v1/catalogs{rest:path}", methods=["GET", "POST", "DELETE"])
+async def catalogs_moved(request: Request, rest: str) -> RedirectResponse:
+    return RedirectResponse(str(request.url.replace(path="/v1/catalogues" + rest)), 308)
+
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "Bad options"},
@@ -274,7 +284,7 @@ def list_catalogues(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> CatalogueList:
-    items, total = catalog_service.list_catalogues(session, kind, limit, offset)
+    items, total = catalogue_service.list_catalogues(session, kind, limit, offset)
     return CatalogueList(
         items=[CatalogueOut.model_validate(c) for c in items],
         total=total,
@@ -290,7 +300,7 @@ def list_catalogues(
     responses={404: {"model": ErrorResponse}},
 )
 def read_catalogue(catalogue_id: IdPath, session: SessionDep, _auth: ReadDep) -> CatalogueOut:
-    return CatalogueOut.model_validate(catalog_service.get_catalogue(session, catalogue_id))
+    return CatalogueOut.model_validate(catalogue_service.get_catalogue(session, catalogue_id))
 
 
 @router.delete(
@@ -302,7 +312,7 @@ def read_catalogue(catalogue_id: IdPath, session: SessionDep, _auth: ReadDep) ->
 def delete_catalogue(
     catalogue_id: IdPath, session: SessionDep, settings: SettingsDep, _key: ApiKeyDep
 ) -> DeleteOut:
-    cat, updated = catalog_service.delete_catalogue(
+    cat, updated = catalogue_service.delete_catalogue(
         session, catalogue_id, after_catalogue_deleted(settings.match_radius_arcsec)
     )
     return DeleteOut(deleted=cat.id, kind=cat.kind, maps_updated=updated)
