@@ -113,21 +113,55 @@ def test_discovery_keeps_file_order_and_skips_hidden(dataset):
     ]
 
 
+def _hats_catalogue(tmp_path, n=3000):
+    """A small HATS collection (catalogue and margin) written by lsdb itself."""
+    import lsdb
+
+    rng = np.random.default_rng(0)
+    df = _frame(rng, n, 0)
+    df["ra"] = rng.uniform(0, 360, n)
+    df["dec"] = np.degrees(np.arcsin(rng.uniform(-1, 1, n)))
+    catalogue = lsdb.from_dataframe(
+        df, ra_column="ra", dec_column="dec", highest_order=2, partition_rows=500
+    )
+    catalogue.write_catalog(tmp_path / "hats", catalog_name="cat", progress_bar=False)
+    return tmp_path / "hats", df
+
+
 def test_hats_catalogue_contributes_its_pixel_files_only(tmp_path):
-    root = tmp_path / "hats"
-    df = _frame(np.random.default_rng(0), 10, 0)
-    (root / "dataset").mkdir(parents=True)
-    (root / "hats.properties").write_text("dataset_type=object\n")
-    _write(df, root / "dataset" / "Norder=0" / "Dir=0" / "Npix=4.parquet")
-    _write(df, root / "dataset" / "Norder=1" / "Dir=0" / "Npix=17.parquet")
-    _write(df, root / "dataset" / "data_thumbnail.parquet")
-    _write(df, root / "dataset" / "_metadata")
+    import hats
+
+    root, df = _hats_catalogue(tmp_path)
     got, files = list_parquet_files(root)
-    assert got == root.resolve()
-    assert [f.relative_to(root).as_posix() for f in files] == [
-        "dataset/Norder=0/Dir=0/Npix=4.parquet",
-        "dataset/Norder=1/Dir=0/Npix=17.parquet",
-    ]
+    main = hats.read_hats(root).main_catalog
+    assert got == (root / "cat").resolve()  # the collection's main catalogue, not its margin
+    assert len(files) == len(main.get_healpix_pixels()) > 1
+    rels = [f.relative_to(got).as_posix() for f in files]
+    assert all(r.startswith("dataset/Norder=") and "/Dir=" in r for r in rels)
+    assert sum(pq.read_metadata(f).num_rows for f in files) == len(df)  # no margin rows
+
+
+def test_hats_catalogue_is_assigned_into_a_hats_catalogue(trained, tmp_path, client):
+    import hats
+    import lsdb
+
+    root, df = _hats_catalogue(tmp_path)
+    summary = assign_parquet(
+        trained, root, tmp_path / "out", client=client, feature_columns=FEATURES,
+        columns=["id"], cell_stats=_cell_stats(trained), progress=False,
+    )  # fmt: skip
+    assert summary["hats"] and summary["n_rows"] == len(df)
+    info = hats.read_hats(tmp_path / "out").catalog_info
+    assert info.total_rows == len(df) and info.catalog_name == "out"
+    out = lsdb.read_hats(tmp_path / "out").compute().sort_values("id")
+    assert {"ra", "dec", "cell", "cell_distance", "z_median"} <= set(out.columns)
+    expected = trained.assign(df.sort_values("id")[FEATURES].to_numpy())
+    np.testing.assert_array_equal(out["id"], np.sort(df["id"]))
+    np.testing.assert_array_equal(out["cell"], expected.cell)
+    np.testing.assert_array_equal(out["cell_distance"], expected.distance)
+    # lsdb can work on the result as on any HATS catalogue
+    cone = lsdb.read_hats(tmp_path / "out").cone_search(ra=10, dec=5, radius_arcsec=20 * 3600)
+    assert 0 < len(cone.compute()) < len(df)
 
 
 @pytest.mark.parametrize("engine", ["cluster", "in-process", "local"])
