@@ -164,11 +164,15 @@ def read_piece(piece: Piece, threads: int | None = 1) -> pd.DataFrame:
 
 def frame_table(frame: pd.DataFrame) -> pa.Table:
     """The Arrow table of a partition made by ``read_piece`` (or any pandas frame)."""
+    if frame.attrs:  # pyarrow would try to store attrs (a Piece) in the pandas metadata
+        frame = frame.copy(deep=False)
+        frame.attrs = {}
     return pa.Table.from_pandas(frame, preserve_index=False)
 
 
 def pieces_frame(pieces: list[Piece], threads: int | None):
-    """The pieces as a Dask DataFrame, one partition each (``dd.from_map``)."""
+    """The pieces as a Dask DataFrame, one partition each (``dd.from_map``), and its
+    (empty) meta frame: the first file's columns as Arrow types."""
     import dask.dataframe as dd
 
     if not pieces:
@@ -179,7 +183,8 @@ def pieces_frame(pieces: list[Piece], threads: int | None):
         schema = pa.schema([schema.field(c) for c in first.columns])
     meta = schema.empty_table().to_pandas(types_mapper=pd.ArrowDtype, ignore_metadata=True)
     # files may differ in their types (a failure to report, not to coerce): no enforcing
-    return dd.from_map(
+    frames = dd.from_map(
         read_piece, pieces, threads=threads, meta=meta, enforce_metadata=False,
         label="somcal-read-parquet", divisions=None,
     )  # fmt: skip
+    return frames, meta

@@ -114,6 +114,19 @@ def _assign_frame(frame: pd.DataFrame, ctx: Context) -> pd.DataFrame:
     return assigned
 
 
+def _output_meta(meta: pd.DataFrame, ctx: Context) -> pd.DataFrame:
+    """The assigned partitions' (empty) frame: carried columns, then the added ones."""
+    carry = list(meta.columns) if ctx.carry is None else list(ctx.carry)
+    added = [(CELL_COLUMN, pa.int32()), (DISTANCE_COLUMN, pa.float64())]
+    added += list(zip(TRUST_COLUMNS, (pa.int16(), pa.float64(), pa.bool_()), strict=True))
+    if ctx.stats is not None:
+        added += [(f.name, f.type) for f in ctx.stats.schema]
+    out = meta[[c for c in carry if c in meta.columns]].copy()
+    for name, kind in added:
+        out[name] = pd.Series([], dtype=pd.ArrowDtype(kind), index=out.index)
+    return out
+
+
 def _write_partition(frame: pd.DataFrame, out_root: str) -> dict:
     """Write one assigned partition at its output path; the file's own schema metadata
     (pandas' index and dtypes, HATS' column notes) is kept. Directories are made by the
@@ -390,9 +403,10 @@ def _run(client, ctx, pieces, out_root, report, errors_ok) -> list[dict]:
     written (its ``_write_partition`` dict) or failed (``{partition, where, reason}``)."""
     import dask
 
-    frames = _parquet.pieces_frame(pieces, ctx.threads)
-    assigned = frames.map_partitions(_assign_frame, shipped(client, ctx), meta=frames._meta,
-                                     enforce_metadata=False)  # fmt: skip
+    frames, meta = _parquet.pieces_frame(pieces, ctx.threads)
+    assigned = frames.map_partitions(
+        _assign_frame, shipped(client, ctx), meta=_output_meta(meta, ctx), enforce_metadata=False
+    )
     writes = [
         dask.delayed(_write_partition, pure=False)(part, out_root)
         for part in assigned.to_delayed()

@@ -373,10 +373,11 @@ def _training_data(n=3000):
 def _reference_from_start(X, w, n_epochs):
     """The single-machine batch map, spelled out from the same initial weights."""
     ref = SOM(6, 7, random_state=5, n_epochs=n_epochs)
-    ref._start(X, ref._rng())
+    ref.initialize(len(X), lambda rows: X[rows])  # the public hooks fit_distributed uses
     for sigma in ref.sigma_schedule(n_epochs):
-        S, N, _ = ref.batch_sums(X, sample_weight=w)
+        S, N, sq = ref.batch_sums(X, sample_weight=w)
         ref.apply_batch_sums(S, N, sigma)
+        ref.record_epoch(sigma, sq, len(X))
     return ref
 
 
@@ -422,6 +423,14 @@ def test_distributed_training_equals_single_machine(tmp_path, client):
         feature_columns=["a", "b", "c", "d"], weight_column="w", persist=False,
     )  # fmt: skip
     np.testing.assert_allclose(again.weights_, reference.weights_, rtol=1e-10, atol=1e-12)
+    # no cluster at all: the same bag reductions on dask's synchronous scheduler
+    alone = fit_distributed(
+        SOM(6, 7, random_state=5, n_epochs=4), tmp_path / "train", client=None,
+        feature_columns=["a", "b", "c", "d"], weight_column="w", rows_per_task=800,
+    )  # fmt: skip
+    np.testing.assert_allclose(alone.weights_, reference.weights_, rtol=1e-10, atol=1e-12)
+    assert alone.training_distances_ == single.training_distances_
+    assert alone.training_["distributed"]["n_partitions"] == 5
 
 
 def test_initial_sample_equals_fit_above_the_sample_size(client):
