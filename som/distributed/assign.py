@@ -2,7 +2,7 @@
 
 The pipeline is a Dask DataFrame: ``dd.from_map`` reads one partition per run of row
 groups (``_parquet``), ``map_partitions`` assigns it in batches of ``batch_rows`` with the
-map shipped once per worker, and one task per partition writes its Parquet file under a
+map shipped once per worker, and a second ``map_partitions`` writes its Parquet file under a
 temporary directory; the client runs the partitions through Dask (a cluster, or dask's
 synchronous scheduler in this process), reports progress as they finish, stops early on
 a failure unless ``errors_ok``, and renames the directory into place when all is done.
@@ -127,10 +127,20 @@ def _output_meta(meta: pd.DataFrame, ctx: Context) -> pd.DataFrame:
     return out
 
 
-def _write_partition(frame: pd.DataFrame, out_root: str) -> dict:
-    """Write one assigned partition at its output path; the file's own schema metadata
-    (pandas' index and dtypes, HATS' column notes) is kept. Directories are made by the
-    client beforehand: a task outliving a failed run cannot re-create a removed tree."""
+_WRITTEN = pd.DataFrame(
+    {"partition": pd.Series([], dtype="int64"), "file": pd.Series([], dtype=object),
+     "source": pd.Series([], dtype=object), "n_rows": pd.Series([], dtype="int64"),
+     "n_unassigned": pd.Series([], dtype="int64"), "seconds": pd.Series([], dtype="float64")}
+)  # fmt: skip
+
+
+def _write_partition(frame: pd.DataFrame, out_root: str) -> pd.DataFrame:
+    """``map_partitions`` function: write one assigned partition at its output path and
+    return one row saying what was written. Fused by Dask with the read and the
+    assignment into one task, so the assigned rows never leave the worker's task.
+    The file's own schema metadata (pandas' index and dtypes, HATS' column notes) is kept.
+    Directories are made by the client beforehand: a task outliving a failed run cannot
+    re-create a removed tree."""
     t0 = time.perf_counter()
     piece: _parquet.Piece = frame.attrs[_parquet.PIECE]
     n, n_unassigned, seconds = frame.attrs[_RESULT]
@@ -140,9 +150,9 @@ def _write_partition(frame: pd.DataFrame, out_root: str) -> dict:
         pq.write_table(table, Path(out_root) / piece.output_relpath)
     except Exception as exc:
         raise failure(piece.index, piece.where, exc) from exc
-    return {"partition": piece.index, "file": piece.output_relpath, "source": piece.relpath,
-            "n_rows": n, "n_unassigned": n_unassigned,
-            "seconds": seconds + time.perf_counter() - t0}  # fmt: skip
+    return pd.DataFrame([{"partition": piece.index, "file": piece.output_relpath,
+                          "source": piece.relpath, "n_rows": n, "n_unassigned": n_unassigned,
+                          "seconds": seconds + time.perf_counter() - t0}])  # fmt: skip
 
 
 def _stats_context(som: SOM, cell_stats: pd.DataFrame | None, taken: set[str]):
@@ -407,10 +417,10 @@ def _run(client, ctx, pieces, out_root, report, errors_ok) -> list[dict]:
     assigned = frames.map_partitions(
         _assign_frame, shipped(client, ctx), meta=_output_meta(meta, ctx), enforce_metadata=False
     )
-    writes = [
-        dask.delayed(_write_partition, pure=False)(part, out_root)
-        for part in assigned.to_delayed()
-    ]
+    written = assigned.map_partitions(
+        _write_partition, out_root, meta=_WRITTEN, enforce_metadata=False
+    )
+    writes = written.to_delayed()
     total_rows = sum(p.n_rows for p in pieces)
     results: list[dict] = []
     rows_done = 0
@@ -442,7 +452,7 @@ def _run(client, ctx, pieces, out_root, report, errors_ok) -> list[dict]:
                 if not record(i, None, exc):
                     break
             else:
-                record(i, res, None)
+                record(i, res.to_dict("records")[0], None)
         return results
 
     import distributed
@@ -467,7 +477,7 @@ def _run(client, ctx, pieces, out_root, report, errors_ok) -> list[dict]:
     for fut in completed:
         i = index_of.pop(fut.key)
         exc = fut.exception()
-        ok = record(i, None if exc else fut.result(), exc)
+        ok = record(i, None if exc else fut.result().to_dict("records")[0], exc)
         fut.release()
         stopping = stopping or not ok
         if not stopping:
