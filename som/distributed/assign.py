@@ -329,8 +329,10 @@ def assign_parquet(
         wanted = list(columns) + [c for c in needed_columns(som, ctx) if c not in columns]
     # when every input column is carried, none may share a name with the added ones
     forbidden = frozenset(added) if columns is None else frozenset()
-    root, pieces, failures = _parquet.plan(source, int(rows_per_task), required, forbidden,
-                                           wanted)  # fmt: skip
+    # a HATS pixel is one partition, never cut: its file name is its place on the sky, and
+    # HATS already bounds the rows per pixel (hats_max_rows)
+    per_task = 2**62 if catalogue is not None else int(rows_per_task)
+    root, pieces, failures = _parquet.plan(source, per_task, required, forbidden, wanted)
     if failures and not errors_ok:
         raise PartitionError(failures)
 

@@ -148,9 +148,12 @@ def test_hats_catalogue_is_assigned_into_a_hats_catalogue(trained, tmp_path, cli
     root, df = _hats_catalogue(tmp_path)
     summary = assign_parquet(
         trained, root, tmp_path / "out", client=client, feature_columns=FEATURES,
-        columns=["id"], cell_stats=_cell_stats(trained), progress=False,
+        columns=["id"], cell_stats=_cell_stats(trained), progress=False, rows_per_task=100,
     )  # fmt: skip
     assert summary["hats"] and summary["n_rows"] == len(df)
+    # a pixel is never cut into several files, whatever rows_per_task says
+    _, pixels_in = list_parquet_files(root)
+    assert summary["n_partitions"] == len(pixels_in)
     info = hats.read_hats(tmp_path / "out").catalog_info
     assert info.total_rows == len(df) and info.catalog_name == "out"
     out = lsdb.read_hats(tmp_path / "out").compute().sort_values("id")
