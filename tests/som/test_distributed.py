@@ -480,3 +480,31 @@ def test_training_failures_name_the_partition(tmp_path, client):
             SOM(4, 4, random_state=0, n_epochs=2), tmp_path / "train", client=client,
             feature_columns=["a", "b", "c", "d"],
         )  # fmt: skip
+
+
+def test_hats_pixel_that_fails_is_named_and_left_out_of_the_catalogue(trained, tmp_path):
+    import hats
+    import lsdb
+
+    root, df = _hats_catalogue(tmp_path)
+    _, files = list_parquet_files(root)
+    bad = files[1]
+    table = pq.read_table(bad)
+    i = table.schema.get_field_index("f2")
+    text = pa.array([f"{v:.3f}" for v in table.column("f2").to_pylist()])
+    pq.write_table(table.set_column(i, "f2", text), bad)  # numbers stored as strings
+    kw = dict(feature_columns=FEATURES, columns=["id"], progress=False)
+    with pytest.raises(PartitionError) as info:
+        assign_parquet(trained, root, tmp_path / "out", **kw)
+    (only,) = info.value.failures
+    assert only["where"].startswith(bad.relative_to(root / "cat").as_posix())
+    assert "'f2'" in only["reason"]
+    assert not (tmp_path / "out").exists()
+
+    with pytest.warns(UserWarning, match="1 partition"):
+        summary = assign_parquet(trained, root, tmp_path / "out", errors_ok=True, **kw)
+    n_bad = table.num_rows
+    assert summary["n_rows"] == len(df) - n_bad
+    catalogue = hats.read_hats(tmp_path / "out")
+    assert len(catalogue.get_healpix_pixels()) == len(files) - 1
+    assert len(lsdb.read_hats(tmp_path / "out").compute()) == len(df) - n_bad
