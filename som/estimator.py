@@ -436,7 +436,12 @@ class SOM:
         return S, N, sq
 
     def apply_batch_sums(self, S: np.ndarray, N: np.ndarray, sigma: float) -> SOM:
-        """Batch update: each weight becomes the neighbourhood-weighted mean of the sums."""
+        """Batch update: each weight becomes the neighbourhood-weighted mean of the sums.
+
+        ``S`` and ``N`` are ``batch_sums``' (n_cells, F) arrays, summed over every chunk or
+        partition of the epoch (feature units times ``sample_weight``, and
+        ``sample_weight`` units); ``sigma`` is the epoch's radius in grid units
+        (``sigma_schedule``). Sets ``weights_`` and ``batch_den_``."""
         self._check_fitted()
         h, win_r, win_c = self._neighbourhood_table(float(sigma))
         num = np.empty_like(S)
@@ -448,7 +453,7 @@ class SOM:
         # a cell no data reaches keeps its weight rather than collapsing to zero
         with np.errstate(invalid="ignore", divide="ignore"):
             self.weights_ = np.where(den > 0, num / den, self.weights_)
-        # each cell's summed pull, for the leave-one-out training distances (_measure)
+        # each cell's summed pull, for the leave-one-out training distances (quality_sums)
         self._batch_den = den.mean(axis=1)
         return self
 
@@ -465,6 +470,41 @@ class SOM:
                 f"row {int(np.flatnonzero(bad)[0])}: sample weight must be finite and non-negative"
             )
         return sw
+
+    def initialize(
+        self, n_rows: int, take: Callable[[np.ndarray], np.ndarray], *, sample_size: int = 100_000
+    ) -> SOM:
+        """Start the map from data that is not in memory at once (distributed training).
+
+        Draws ``sample_size`` distinct row numbers out of ``n_rows`` with the map's
+        generator (all rows when there are no more), calls ``take(rows)`` with those row
+        numbers in ascending order, which must return those rows' features
+        (len(rows), F) in that order, and initialises the weights from them. With the
+        default 100,000 the draw is exactly the one ``fit`` makes, so the starting
+        weights equal ``fit``'s on the same rows with the same ``random_state``. Follow
+        with ``batch_sums`` / ``apply_batch_sums`` / ``record_epoch`` per epoch and
+        ``quality_sums`` / ``set_quality``, as ``fit_chunks`` does in one process.
+        """
+        self._check_params()
+        n_rows, sample_size = int(n_rows), int(sample_size)
+        if n_rows < 1 or sample_size < 1:
+            raise SOMError("initialize needs a positive number of rows and sample size")
+        if hasattr(self, "n_features_in_"):
+            del self.n_features_in_
+        rng = self._rng()
+        drawn = (
+            rng.choice(n_rows, size=sample_size, replace=False)
+            if n_rows > sample_size
+            else np.arange(n_rows)
+        )
+        order = np.argsort(drawn, kind="stable")
+        got = np.asarray(take(drawn[order]))
+        if got.ndim != 2 or got.shape[0] != drawn.size:
+            raise SOMError(f"take() returned shape {got.shape} for {drawn.size} rows")
+        sample = np.empty_like(got)
+        sample[order] = got
+        self._start(sample, rng)
+        return self
 
     def _start(self, X, rng):
         self._check_params()
@@ -639,16 +679,30 @@ class SOM:
             self.weights_ = W.copy()
             self._record_epoch(sigma, float("nan"), n, progress, e + 1, n_epochs)
 
-    def _record_epoch(self, sigma, sq, n_rows, progress, done, total):
+    def record_epoch(self, sigma: float, sq_err: float, n_rows: int) -> None:
+        """Log one finished epoch in ``training_``: its radius and the rms distance
+        ``sqrt(sq_err / n_rows)`` (``sq_err`` as ``batch_sums`` returns it, summed)."""
         self.n_epochs_done_ += 1
-        qe = float(np.sqrt(sq / n_rows)) if np.isfinite(sq) else None
+        qe = float(np.sqrt(sq_err / n_rows)) if np.isfinite(sq_err) else None
         self.training_["epochs"].append({"sigma": float(sigma), "rms_distance": qe})
+
+    def _record_epoch(self, sigma, sq, n_rows, progress, done, total):
+        self.record_epoch(sigma, sq, n_rows)
         if progress is not None:
             progress(done / total, f"epoch {done}/{total} (sigma {sigma:.2f})")
 
-    def _measure(self, X, errors, skip_empty=False, sample_weight=None, den=None):
-        """Quality sums of one chunk of training rows, which add up over chunks:
-        (summed distance, rows with a cell, topographic errors, occupancy, distances).
+    @property
+    def batch_den_(self) -> np.ndarray | None:
+        """Each cell's summed neighbourhood pull (n_cells,) after the last
+        ``apply_batch_sums`` (the mean over features of the smoothed counts; same units as
+        ``sample_weight``); None before batch training. ``quality_sums`` takes it as ``den``."""
+        return getattr(self, "_batch_den", None)
+
+    def quality_sums(self, X, errors=None, sample_weight=None, *, skip_empty=False, den=None):
+        """Quality sums of one chunk of training rows, which add up over chunks
+        (``add_quality_sums``) and become ``quality_`` through ``set_quality``:
+        (summed distance, rows with a cell, topographic errors, occupancy (n_cells,) int,
+        ``DistanceDistribution`` of the rows' distances).
 
         The distances recorded are *leave-one-out* distances when the batch map's final
         per-cell sums ``den`` are known (default: those of the last ``apply_batch_sums``):
@@ -679,13 +733,14 @@ class SOM:
         )
 
     @staticmethod
-    def _add_measures(*parts):
+    def add_quality_sums(*parts):
+        """Add ``quality_sums`` results, in the order given."""
         d, n, t, occ, rec = parts[0]
         for d2, n2, t2, occ2, rec2 in parts[1:]:
             d, n, t, occ, rec = d + d2, n + n2, t + t2, occ + occ2, rec.merge(rec2)
         return d, n, t, occ, rec
 
-    def _set_quality(self, dist_sum, n, n_topo, occupancy, record) -> None:
+    def set_quality(self, dist_sum, n, n_topo, occupancy, record) -> None:
         """``quality_``, ``training_distances_`` and ``n_skipped_`` from summed measures."""
         self.training_distances_ = record
         self.n_skipped_ = record.n_skipped
@@ -704,9 +759,9 @@ class SOM:
         """
         total = None
         for X, errors, sample_weight in parts:
-            m = self._measure(X, errors, skip_empty, sample_weight)
-            total = m if total is None else self._add_measures(total, m)
-        self._set_quality(*total)
+            m = self.quality_sums(X, errors, sample_weight, skip_empty=skip_empty)
+            total = m if total is None else self.add_quality_sums(total, m)
+        self.set_quality(*total)
 
     # ------------------------------------------------------------------ inference
     def _check_fitted(self) -> None:
@@ -735,7 +790,7 @@ class SOM:
 
     def _assign(self, X, errors, return_second, skip_empty, trust, loo=None):
         """``assign``; with ``loo = (den, sample_weight)`` also the leave-one-out distances
-        (see ``_measure``), returned as ``(Assignment, distances)``."""
+        (see ``quality_sums``), returned as ``(Assignment, distances)``."""
         self._check_fitted()
         X, errors = self._features_from(X, errors)
         n, F = X.shape
@@ -802,7 +857,7 @@ class SOM:
         return np.where((cells >= 0) & (n_p > 0), np.sqrt(d2), np.nan)
 
     def _loo_distance(self, xc, inv_var, cell, dist, second, den, w):
-        """Leave-one-out distances of training rows to their cells (see ``_measure``)."""
+        """Leave-one-out distances of training rows to their cells (see ``quality_sums``)."""
         den_k = den[np.maximum(cell, 0)]
         rest = den_k - w
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -113,21 +113,58 @@ def test_discovery_keeps_file_order_and_skips_hidden(dataset):
     ]
 
 
+def _hats_catalogue(tmp_path, n=3000):
+    """A small HATS collection (catalogue and margin) written by lsdb itself."""
+    import lsdb
+
+    rng = np.random.default_rng(0)
+    df = _frame(rng, n, 0)
+    df["ra"] = rng.uniform(0, 360, n)
+    df["dec"] = np.degrees(np.arcsin(rng.uniform(-1, 1, n)))
+    catalogue = lsdb.from_dataframe(
+        df, ra_column="ra", dec_column="dec", highest_order=2, partition_rows=500
+    )
+    catalogue.write_catalog(tmp_path / "hats", catalog_name="cat", progress_bar=False)
+    return tmp_path / "hats", df
+
+
 def test_hats_catalogue_contributes_its_pixel_files_only(tmp_path):
-    root = tmp_path / "hats"
-    df = _frame(np.random.default_rng(0), 10, 0)
-    (root / "dataset").mkdir(parents=True)
-    (root / "hats.properties").write_text("dataset_type=object\n")
-    _write(df, root / "dataset" / "Norder=0" / "Dir=0" / "Npix=4.parquet")
-    _write(df, root / "dataset" / "Norder=1" / "Dir=0" / "Npix=17.parquet")
-    _write(df, root / "dataset" / "data_thumbnail.parquet")
-    _write(df, root / "dataset" / "_metadata")
+    import hats
+
+    root, df = _hats_catalogue(tmp_path)
     got, files = list_parquet_files(root)
-    assert got == root.resolve()
-    assert [f.relative_to(root).as_posix() for f in files] == [
-        "dataset/Norder=0/Dir=0/Npix=4.parquet",
-        "dataset/Norder=1/Dir=0/Npix=17.parquet",
-    ]
+    main = hats.read_hats(root).main_catalog
+    assert got == (root / "cat").resolve()  # the collection's main catalogue, not its margin
+    assert len(files) == len(main.get_healpix_pixels()) > 1
+    rels = [f.relative_to(got).as_posix() for f in files]
+    assert all(r.startswith("dataset/Norder=") and "/Dir=" in r for r in rels)
+    assert sum(pq.read_metadata(f).num_rows for f in files) == len(df)  # no margin rows
+
+
+def test_hats_catalogue_is_assigned_into_a_hats_catalogue(trained, tmp_path, client):
+    import hats
+    import lsdb
+
+    root, df = _hats_catalogue(tmp_path)
+    summary = assign_parquet(
+        trained, root, tmp_path / "out", client=client, feature_columns=FEATURES,
+        columns=["id"], cell_stats=_cell_stats(trained), progress=False, rows_per_task=100,
+    )  # fmt: skip
+    assert summary["hats"] and summary["n_rows"] == len(df)
+    # a pixel is never cut into several files, whatever rows_per_task says
+    _, pixels_in = list_parquet_files(root)
+    assert summary["n_partitions"] == len(pixels_in)
+    info = hats.read_hats(tmp_path / "out").catalog_info
+    assert info.total_rows == len(df) and info.catalog_name == "out"
+    out = lsdb.read_hats(tmp_path / "out").compute().sort_values("id")
+    assert {"ra", "dec", "cell", "cell_distance", "z_median"} <= set(out.columns)
+    expected = trained.assign(df.sort_values("id")[FEATURES].to_numpy())
+    np.testing.assert_array_equal(out["id"], np.sort(df["id"]))
+    np.testing.assert_array_equal(out["cell"], expected.cell)
+    np.testing.assert_array_equal(out["cell_distance"], expected.distance)
+    # lsdb can work on the result as on any HATS catalogue
+    cone = lsdb.read_hats(tmp_path / "out").cone_search(ra=10, dec=5, radius_arcsec=20 * 3600)
+    assert 0 < len(cone.compute()) < len(df)
 
 
 @pytest.mark.parametrize("engine", ["cluster", "in-process", "local"])
@@ -339,10 +376,11 @@ def _training_data(n=3000):
 def _reference_from_start(X, w, n_epochs):
     """The single-machine batch map, spelled out from the same initial weights."""
     ref = SOM(6, 7, random_state=5, n_epochs=n_epochs)
-    ref._start(X, ref._rng())
+    ref.initialize(len(X), lambda rows: X[rows])  # the public hooks fit_distributed uses
     for sigma in ref.sigma_schedule(n_epochs):
-        S, N, _ = ref.batch_sums(X, sample_weight=w)
+        S, N, sq = ref.batch_sums(X, sample_weight=w)
         ref.apply_batch_sums(S, N, sigma)
+        ref.record_epoch(sigma, sq, len(X))
     return ref
 
 
@@ -388,6 +426,14 @@ def test_distributed_training_equals_single_machine(tmp_path, client):
         feature_columns=["a", "b", "c", "d"], weight_column="w", persist=False,
     )  # fmt: skip
     np.testing.assert_allclose(again.weights_, reference.weights_, rtol=1e-10, atol=1e-12)
+    # no cluster at all: the same bag reductions on dask's synchronous scheduler
+    alone = fit_distributed(
+        SOM(6, 7, random_state=5, n_epochs=4), tmp_path / "train", client=None,
+        feature_columns=["a", "b", "c", "d"], weight_column="w", rows_per_task=800,
+    )  # fmt: skip
+    np.testing.assert_allclose(alone.weights_, reference.weights_, rtol=1e-10, atol=1e-12)
+    assert alone.training_distances_ == single.training_distances_
+    assert alone.training_["distributed"]["n_partitions"] == 5
 
 
 def test_initial_sample_equals_fit_above_the_sample_size(client):
@@ -434,3 +480,31 @@ def test_training_failures_name_the_partition(tmp_path, client):
             SOM(4, 4, random_state=0, n_epochs=2), tmp_path / "train", client=client,
             feature_columns=["a", "b", "c", "d"],
         )  # fmt: skip
+
+
+def test_hats_pixel_that_fails_is_named_and_left_out_of_the_catalogue(trained, tmp_path):
+    import hats
+    import lsdb
+
+    root, df = _hats_catalogue(tmp_path)
+    _, files = list_parquet_files(root)
+    bad = files[1]
+    table = pq.read_table(bad)
+    i = table.schema.get_field_index("f2")
+    text = pa.array([f"{v:.3f}" for v in table.column("f2").to_pylist()])
+    pq.write_table(table.set_column(i, "f2", text), bad)  # numbers stored as strings
+    kw = dict(feature_columns=FEATURES, columns=["id"], progress=False)
+    with pytest.raises(PartitionError) as info:
+        assign_parquet(trained, root, tmp_path / "out", **kw)
+    (only,) = info.value.failures
+    assert only["where"].startswith(bad.relative_to(root / "cat").as_posix())
+    assert "'f2'" in only["reason"]
+    assert not (tmp_path / "out").exists()
+
+    with pytest.warns(UserWarning, match="1 partition"):
+        summary = assign_parquet(trained, root, tmp_path / "out", errors_ok=True, **kw)
+    n_bad = table.num_rows
+    assert summary["n_rows"] == len(df) - n_bad
+    catalogue = hats.read_hats(tmp_path / "out")
+    assert len(catalogue.get_healpix_pixels()) == len(files) - 1
+    assert len(lsdb.read_hats(tmp_path / "out").compute()) == len(df) - n_bad
