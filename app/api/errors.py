@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.schemas import ErrorResponse
 from app.services.errors import ServiceError, unreadable_file
 from som.tables import CatalogueError
 
@@ -19,7 +20,9 @@ RETRY_AFTER_SECONDS = 5
 
 
 def error_body(detail: str, errors: list[dict] | None = None, **extra) -> dict:
-    return {"detail": detail, "errors": errors or [], **extra}
+    """An error answer, through the documented :class:`ErrorResponse` model so that what is
+    sent and what the schema promises cannot drift apart."""
+    return ErrorResponse(detail=detail, errors=errors or [], **extra).model_dump(mode="json")
 
 
 async def _service_error(_request: Request, exc: ServiceError) -> JSONResponse:
