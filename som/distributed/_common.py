@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 import time
 from collections.abc import Sequence
@@ -163,14 +164,17 @@ def failure(index: int, where: str, exc: BaseException, first_row: int | None = 
 
 
 # ------------------------------------------------------------------------------ clients
-def _dask():
+def dask_extra(module: str, needed_for: str):
+    """``module``, one of the ``somcal[dask]`` extra, imported; when it is missing an
+    ImportError that says what needs it (``needed_for``) and how to install it."""
     try:
-        import distributed
-    except ImportError as exc:  # pragma: no cover - dask is in the dev/dask extras
-        raise ImportError(
-            "running on a Dask cluster needs dask.distributed: pip install 'somcal[dask]'"
-        ) from exc
-    return distributed
+        return importlib.import_module(module)
+    except ImportError as exc:  # pragma: no cover - the dask extra is in the dev extras
+        raise ImportError(f"{needed_for}: pip install 'somcal[dask]'") from exc
+
+
+def _dask():
+    return dask_extra("distributed", "running on a Dask cluster needs dask.distributed")
 
 
 def resolve_client(client):
