@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import sys
 import time
@@ -69,6 +70,25 @@ class Context:
     allow_empty: bool = False
     batch_rows: int = 262_144
     threads: int | None = 1  # numba/Arrow threads per task; None: numba's default (all cores)
+
+    @classmethod
+    def of(
+        cls,
+        som: SOM,
+        feature_columns: Sequence[str] | None,
+        error_columns: Sequence[str] | None,
+        **options,
+    ) -> Context:
+        """The context that ships ``som`` (its bytes and their digest, the key of a worker's
+        cached copy) with the named input columns and ``options``."""
+        map_bytes = som.to_bytes()
+        return cls(
+            map_bytes=map_bytes,
+            digest=hashlib.sha256(map_bytes).hexdigest(),
+            feature_columns=None if feature_columns is None else tuple(feature_columns),
+            error_columns=None if error_columns is None else tuple(error_columns),
+            **options,
+        )
 
 
 _MAPS: dict[tuple, SOM] = {}
