@@ -171,11 +171,11 @@ def _targets(
     *,
     overwrite: bool = False,
 ) -> pd.DataFrame:
-    from app.services.map_queries import select_targets
+    from app.services.map_queries import fits_header, select_targets
 
     chosen = _spin("targets", lambda: select_targets(session, m, choice))
-    frame, meta = chosen.frame, {**chosen.params, "map_id": m.id}
-    _write_frame(frame, output, overwrite, meta)
+    frame = chosen.frame
+    _write_frame(frame, output, overwrite, fits_header(chosen.params, m.id))
     n_cells = int(frame["cell"].nunique()) if len(frame) else 0
     _done(f"wrote {len(frame):,} targets in {n_cells:,} uncovered cells to {output}")
     return frame

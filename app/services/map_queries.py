@@ -19,7 +19,14 @@ from app.models import Map
 from app.services import calibrate
 from app.services.errors import InvalidInputError, RowError
 
-__all__ = ["MAX_BINS", "TargetChoice", "TargetSelection", "parse_bins", "select_targets"]
+__all__ = [
+    "MAX_BINS",
+    "TargetChoice",
+    "TargetSelection",
+    "fits_header",
+    "parse_bins",
+    "select_targets",
+]
 
 MAX_BINS = 1000
 
@@ -82,3 +89,16 @@ def select_targets(session: Session, m: Map, choice: TargetChoice | None = None)
     params["mag_band"] = calibrate.map_mag_band(m, choice.mag_band)
     params["k"] = m.min_secure
     return TargetSelection(frame, params)
+
+
+def fits_header(params: dict[str, Any], map_id: int) -> dict[str, Any]:
+    """The FITS header cards that record a table's parameters (a target list's, downloaded
+    or written by ``somcal targets``): each set scalar under its name cut to a FITS keyword
+    (upper case, 8 characters), then ``MAP_ID``."""
+    cards = {
+        key.upper()[:8]: value
+        for key, value in params.items()
+        if value is not None and not isinstance(value, dict | list)
+    }
+    cards["MAP_ID"] = map_id
+    return cards
