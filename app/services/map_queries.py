@@ -24,11 +24,22 @@ __all__ = [
     "TargetChoice",
     "TargetSelection",
     "fits_header",
+    "increasing_edges",
     "parse_bins",
     "select_targets",
 ]
 
 MAX_BINS = 1000
+
+
+def increasing_edges(text: str) -> np.ndarray:
+    """Bin edges written as comma-separated numbers (``"0,0.5,1"``); ValueError unless
+    there are at least two, all finite and strictly increasing. The callers word the
+    message for their parameter."""
+    edges = np.array([float(v) for v in str(text).split(",")], dtype=float)
+    if len(edges) < 2 or not np.all(np.isfinite(edges)) or np.any(np.diff(edges) <= 0):
+        raise ValueError(f"not increasing bin edges: {text!r}")
+    return edges
 
 
 def parse_bins(value: str | None, name: str) -> int | np.ndarray | None:
@@ -40,10 +51,7 @@ def parse_bins(value: str | None, name: str) -> int | np.ndarray | None:
     text = str(value).strip()
     try:
         if "," in text:
-            edges = np.array([float(v) for v in text.split(",")])
-            if len(edges) < 2 or not np.all(np.isfinite(edges)) or np.any(np.diff(edges) <= 0):
-                raise ValueError
-            return edges
+            return increasing_edges(text)
         n = int(text)
         if not 1 <= n <= MAX_BINS:
             raise ValueError
