@@ -288,17 +288,16 @@ def _table_format(path: Path) -> str:
     return fmt
 
 
-def _write_frame(frame: pd.DataFrame, path: Path, overwrite: bool, meta: dict | None = None):
+def _write_frame(frame: pd.DataFrame, path: Path, overwrite: bool, header: dict | None = None):
+    """Write ``frame`` to ``path``; as FITS with ``header``'s cards (``fits_header``)."""
     from som.tables import write_table
 
     fmt = _table_format(path)
-    if fmt == "fits" and meta:
+    if fmt == "fits" and header:
         from astropy.table import Table as AstropyTable
 
         table = AstropyTable.from_pandas(frame)
-        for key, value in meta.items():
-            if value is not None:
-                table.meta[key.upper()[:8]] = value
+        table.meta.update(header)
         table.write(path, format="fits", overwrite=overwrite)
         return path
     return write_table(frame, path, format=fmt, overwrite=overwrite)

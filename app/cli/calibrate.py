@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from app.models import Map
+    from app.services.map_queries import TargetChoice
 
 
 # ----------------------------------------------------------------------------- coverage / gaps
@@ -166,30 +167,15 @@ def _targets(
     session: Session,
     m: Map,
     output: Path,
+    choice: TargetChoice | None = None,
     *,
-    budget: int | None = None,
-    budget_hours: float | None = None,
-    mag_band: str | None = None,
-    mag_limit: float | None = None,
-    per_cell: int = 1,
     overwrite: bool = False,
 ) -> pd.DataFrame:
-    from app.services.map_queries import select_targets
+    from app.services.map_queries import fits_header, select_targets
 
-    chosen = _spin(
-        "targets",
-        lambda: select_targets(
-            session,
-            m,
-            budget=budget,
-            budget_hours=budget_hours,
-            mag_band=mag_band,
-            mag_limit=mag_limit,
-            per_cell=per_cell,
-        ),
-    )
-    frame, meta = chosen.frame, {**chosen.params, "map_id": m.id}
-    _write_frame(frame, output, overwrite, meta)
+    chosen = _spin("targets", lambda: select_targets(session, m, choice))
+    frame = chosen.frame
+    _write_frame(frame, output, overwrite, fits_header(chosen.params, m.id))
     n_cells = int(frame["cell"].nunique()) if len(frame) else 0
     _done(f"wrote {len(frame):,} targets in {n_cells:,} uncovered cells to {output}")
     return frame
@@ -214,21 +200,20 @@ def targets(
 
     C3R2-style: the most populated uncovered cells first, in each the source closest to
     the cell's weight vector, round-robin up to --per-cell, cut at the budget."""
+    from app.services.map_queries import TargetChoice
+
     _output_path(output, overwrite)
     _table_format(output)
     with _database(_settings(database_url)) as factory, factory() as session, _user_errors():
         m = _ready_map(session, map_id)
-        _targets(
-            session,
-            m,
-            output,
+        choice = TargetChoice(
             budget=budget,
             budget_hours=budget_hours,
             mag_band=mag_band,
             mag_limit=mag_limit,
             per_cell=per_cell,
-            overwrite=overwrite,
         )
+        _targets(session, m, output, choice, overwrite=overwrite)
     typer.echo(str(output))
 
 

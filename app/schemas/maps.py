@@ -153,6 +153,16 @@ class MapArraysOut(ApiModel):
     arrays: CellArrays
 
 
+class ColourMapsOut(ApiModel):
+    """The colour map of each map figure as evenly spaced stops, first to last colour."""
+
+    n: int = Field(description="Stops per colour map.")
+    colormaps: dict[str, list[str]] = Field(
+        description="Plot kind (redshift, dispersion, occupation, coverage, umatrix) -> "
+        "`#rrggbb` stops of the colour map its figure draws with."
+    )
+
+
 class AssignIn(ApiModel):
     rows: list[dict[str, Any]] = Field(
         ...,

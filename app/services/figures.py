@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from app.models import Map
 from app.services import calibrate, ledger, map_store
 from app.services.errors import InvalidInputError, NotFoundError, RowError
+from app.services.map_queries import increasing_edges
 from som import plotting as plots
 from som.vocabulary import PlotKind, RedshiftSource, choices
 
@@ -126,15 +127,10 @@ def parse_edges(value: str | None, name: str = "tomo_bins") -> np.ndarray | None
     if value is None or not str(value).strip():
         return None
     try:
-        edges = np.array([float(v) for v in str(value).split(",")], dtype=float)
+        edges = increasing_edges(value)
     except ValueError:
-        edges = np.array([])
-    if (
-        edges.size < 2
-        or not np.all(np.isfinite(edges))
-        or np.any(np.diff(edges) <= 0)
-        or edges.size - 1 > MAX_TOMO_BINS
-    ):
+        edges = None
+    if edges is None or edges.size - 1 > MAX_TOMO_BINS:
         raise InvalidInputError(
             f"{name} must be 2 to {MAX_TOMO_BINS + 1} comma-separated, increasing numbers "
             f"(bin edges, e.g. 0.2,0.5,0.8,1.2), got {value!r}",

@@ -169,6 +169,15 @@ def match_by_position(
     return out
 
 
+def _match_rows(
+    session: Session, map_id: int, rows: pd.DataFrame, which: np.ndarray, radius_arcsec: float
+) -> Trusted:
+    """:func:`match_by_position` for the rows ``which`` (indices or a mask) of ``rows``."""
+    ra = rows["ra"].to_numpy(dtype=float)[which]
+    dec = rows["dec"].to_numpy(dtype=float)[which]
+    return match_by_position(session, map_id, ra, dec, radius_arcsec)
+
+
 def _write_assignments(
     session: Session, map_id: int, catalogue_id: int, object_ids: np.ndarray, t: Trusted
 ) -> int:
@@ -207,13 +216,7 @@ def assign_catalogue(
     n_pos = 0
     if catalogue.kind == "spectroscopic" and (t.cell < 0).any():
         lost = np.flatnonzero(t.cell < 0)
-        matched = match_by_position(
-            session,
-            m.id,
-            rows["ra"].to_numpy(dtype=float)[lost],
-            rows["dec"].to_numpy(dtype=float)[lost],
-            match_radius_arcsec,
-        )
+        matched = _match_rows(session, m.id, rows, lost, match_radius_arcsec)
         t.cell[lost], t.distance[lost] = matched.cell, matched.distance
         t.percentile[lost], t.outside[lost] = matched.percentile, matched.outside
         n_pos = int((matched.cell >= 0).sum())
@@ -250,13 +253,7 @@ def rematch_by_position(session: Session, m: Map, som: SOM, match_radius_arcsec:
                 ),
                 {"m": m.id, "c": cat.id},
             )
-        found = match_by_position(
-            session,
-            m.id,
-            rows["ra"].to_numpy(dtype=float)[lost],
-            rows["dec"].to_numpy(dtype=float)[lost],
-            match_radius_arcsec,
-        )
+        found = _match_rows(session, m.id, rows, lost, match_radius_arcsec)
         matched += _write_assignments(session, m.id, cat.id, ids, found)
     return matched
 
@@ -295,15 +292,7 @@ def spec_assigned(session: Session, map_id: int) -> tuple[np.ndarray, np.ndarray
 
 def n_outside(session: Session, map_id: int, kind: str) -> int:
     """Rows of ``kind`` assigned to the map but flagged outside_training."""
-    return int(
-        session.scalar(
-            select(func.count())
-            .select_from(Assignment)
-            .join(Catalogue, Catalogue.id == Assignment.catalogue_id)
-            .where(Assignment.map_id == map_id, Catalogue.kind == kind, Assignment.outside)
-        )
-        or 0
-    )
+    return _count_assigned(session, map_id, kind, Assignment.outside)
 
 
 def _sql_nulls(values: np.ndarray) -> list[float | None]:
@@ -371,18 +360,10 @@ def write_new_cells(session: Session, m: Map, values: dict[str, list]) -> None:
     m.cells_version = (m.cells_version or 0) + 1
 
 
-_COMPARE = {
-    "phot": ("n_phot", "zphot_mean", "zphot_median", "zphot_std", "zphot_nmad", "pz_phot"),
-    "spec": (
-        "n_spec",
-        "n_spec_secure",
-        "zspec_mean",
-        "zspec_median",
-        "zspec_std",
-        "covered",
-        "pz_spec",
-    ),
-}
+#: The statistics of a cell's photometric sources and of its spectra, as ``cells`` columns.
+_PHOT_SCALARS = ("n_phot", "zphot_mean", "zphot_median", "zphot_std", "zphot_nmad")
+_SPEC_SCALARS = ("n_spec", "n_spec_secure", "zspec_mean", "zspec_median", "zspec_std", "covered")
+_COMPARE = {"phot": (*_PHOT_SCALARS, "pz_phot"), "spec": (*_SPEC_SCALARS, "pz_spec")}
 
 
 def update_cells(session: Session, m: Map, values: dict[str, list], part: str) -> int:
@@ -434,32 +415,23 @@ def count_sources(session: Session) -> int:
 
 
 def n_assigned(session: Session, map_id: int, kind: str) -> int:
+    return _count_assigned(session, map_id, kind)
+
+
+def _count_assigned(session: Session, map_id: int, kind: str, *where: Any) -> int:
+    """Rows of catalogues of ``kind`` assigned to the map (and meeting ``where``)."""
     return int(
         session.scalar(
             select(func.count())
             .select_from(Assignment)
             .join(Catalogue, Catalogue.id == Assignment.catalogue_id)
-            .where(Assignment.map_id == map_id, Catalogue.kind == kind)
+            .where(Assignment.map_id == map_id, Catalogue.kind == kind, *where)
         )
         or 0
     )
 
 
-CELL_SCALARS = (
-    "row",
-    "col",
-    "n_phot",
-    "zphot_mean",
-    "zphot_median",
-    "zphot_std",
-    "zphot_nmad",
-    "n_spec",
-    "n_spec_secure",
-    "zspec_mean",
-    "zspec_median",
-    "zspec_std",
-    "covered",
-)
+CELL_SCALARS = ("row", "col", *_PHOT_SCALARS, *_SPEC_SCALARS)
 _IN_LIST_MAX = 1000
 
 

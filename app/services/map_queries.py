@@ -8,7 +8,7 @@ is the same through either door; only the name the caller shows for a parameter 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -19,9 +19,27 @@ from app.models import Map
 from app.services import calibrate
 from app.services.errors import InvalidInputError, RowError
 
-__all__ = ["MAX_BINS", "TargetSelection", "parse_bins", "select_targets"]
+__all__ = [
+    "MAX_BINS",
+    "TargetChoice",
+    "TargetSelection",
+    "fits_header",
+    "increasing_edges",
+    "parse_bins",
+    "select_targets",
+]
 
 MAX_BINS = 1000
+
+
+def increasing_edges(text: str) -> np.ndarray:
+    """Bin edges written as comma-separated numbers (``"0,0.5,1"``); ValueError unless
+    there are at least two, all finite and strictly increasing. The callers word the
+    message for their parameter."""
+    edges = np.array([float(v) for v in str(text).split(",")], dtype=float)
+    if len(edges) < 2 or not np.all(np.isfinite(edges)) or np.any(np.diff(edges) <= 0):
+        raise ValueError(f"not increasing bin edges: {text!r}")
+    return edges
 
 
 def parse_bins(value: str | None, name: str) -> int | np.ndarray | None:
@@ -33,10 +51,7 @@ def parse_bins(value: str | None, name: str) -> int | np.ndarray | None:
     text = str(value).strip()
     try:
         if "," in text:
-            edges = np.array([float(v) for v in text.split(",")])
-            if len(edges) < 2 or not np.all(np.isfinite(edges)) or np.any(np.diff(edges) <= 0):
-                raise ValueError
-            return edges
+            return increasing_edges(text)
         n = int(text)
         if not 1 <= n <= MAX_BINS:
             raise ValueError
@@ -49,6 +64,20 @@ def parse_bins(value: str | None, name: str) -> int | np.ndarray | None:
         ) from exc
 
 
+@dataclass(frozen=True, kw_only=True)
+class TargetChoice:
+    """What chooses a target list, as a caller gives it: the budget in targets or hours,
+    the band and limit of the faintest magnitude, and the targets per cell at most. The
+    query string of ``GET .../targets``, the body of ``POST .../target-lists`` and the
+    options of ``somcal targets`` each become one of these."""
+
+    budget: int | None = None
+    budget_hours: float | None = None
+    mag_band: str | None = None
+    mag_limit: float | None = None
+    per_cell: int = 1
+
+
 @dataclass
 class TargetSelection:
     """A target list and the parameters that chose it (``mag_band`` as resolved for the map,
@@ -59,33 +88,25 @@ class TargetSelection:
     params: dict[str, Any]
 
 
-def select_targets(
-    session: Session,
-    m: Map,
-    *,
-    budget: int | None = None,
-    budget_hours: float | None = None,
-    mag_band: str | None = None,
-    mag_limit: float | None = None,
-    per_cell: int = 1,
-) -> TargetSelection:
+def select_targets(session: Session, m: Map, choice: TargetChoice | None = None) -> TargetSelection:
     """The spectroscopic targets for the map's gaps (:func:`app.services.calibrate.targets`)
-    with the parameters that chose them."""
-    frame = calibrate.targets(
-        session,
-        m,
-        budget=budget,
-        budget_hours=budget_hours,
-        mag_band=mag_band,
-        mag_limit=mag_limit,
-        per_cell=per_cell,
-    )
-    params = {
-        "budget": budget,
-        "budget_hours": budget_hours,
-        "mag_band": calibrate.map_mag_band(m, mag_band),
-        "mag_limit": mag_limit,
-        "per_cell": per_cell,
-        "k": m.min_secure,
-    }
+    with the parameters that chose them (``choice`` None: every default)."""
+    choice = choice if choice is not None else TargetChoice()
+    params = asdict(choice)
+    frame = calibrate.targets(session, m, **params)
+    params["mag_band"] = calibrate.map_mag_band(m, choice.mag_band)
+    params["k"] = m.min_secure
     return TargetSelection(frame, params)
+
+
+def fits_header(params: dict[str, Any], map_id: int) -> dict[str, Any]:
+    """The FITS header cards that record a table's parameters (a target list's, downloaded
+    or written by ``somcal targets``): each set scalar under its name cut to a FITS keyword
+    (upper case, 8 characters), then ``MAP_ID``."""
+    cards = {
+        key.upper()[:8]: value
+        for key, value in params.items()
+        if value is not None and not isinstance(value, dict | list)
+    }
+    cards["MAP_ID"] = map_id
+    return cards

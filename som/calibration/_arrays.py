@@ -122,6 +122,15 @@ def bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return idx
 
 
+def cell_bin_counts(
+    cells: np.ndarray, bins: np.ndarray, weights: np.ndarray, n_cells: int, n_bins: int
+) -> np.ndarray:
+    """Weighted counts ``(n_cells, n_bins)`` of rows by cell and bin; every ``cells`` and
+    ``bins`` entry must be a valid index (filter out -1 first)."""
+    flat = np.bincount(cells * n_bins + bins, weights=weights, minlength=n_cells * n_bins)
+    return flat.reshape(n_cells, n_bins)
+
+
 def edges_from(bins: Any, values: np.ndarray, name: str) -> np.ndarray:
     """Edges given directly, or an integer number of equal bins spanning the finite values."""
     if bins is None or isinstance(bins, (int, np.integer)) and not isinstance(bins, bool):

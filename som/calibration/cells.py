@@ -19,6 +19,7 @@ from som.calibration._arrays import (
     as_mask,
     as_weights,
     bin_index,
+    cell_bin_counts,
     check_n_cells,
     group_abs_dev_median,
     group_median,
@@ -144,9 +145,7 @@ def cell_pz(
     n_bins = len(edges) - 1
     b = bin_index(zz, edges)
     use = (c >= 0) & (b >= 0)
-    hist = np.bincount(
-        c[use] * n_bins + b[use], weights=w[use], minlength=n_cells * n_bins
-    ).reshape(n_cells, n_bins)
+    hist = cell_bin_counts(c[use], b[use], w[use], n_cells, n_bins)
     if normalise:
         hist = _normalise_rows(hist, np.diff(edges))
     return hist

@@ -19,6 +19,7 @@ from som.calibration._arrays import (
     as_mask,
     as_weights,
     bin_index,
+    cell_bin_counts,
     check_n_cells,
     group_order,
     json_safe,
@@ -225,9 +226,7 @@ def nz(
     n_c = len(cov_idx)
 
     def cell_hist_mean(zz, ww, bb):
-        hist = np.bincount(s_c * n_bins + bb, weights=ww, minlength=n_c * n_bins).reshape(
-            n_c, n_bins
-        )
+        hist = cell_bin_counts(s_c, bb, ww, n_c, n_bins)
         mean_c = np.bincount(s_c, weights=ww * zz, minlength=n_c) / np.bincount(
             s_c, weights=ww, minlength=n_c
         )

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import importlib
 import sys
 import time
 from collections.abc import Sequence
@@ -68,6 +70,25 @@ class Context:
     allow_empty: bool = False
     batch_rows: int = 262_144
     threads: int | None = 1  # numba/Arrow threads per task; None: numba's default (all cores)
+
+    @classmethod
+    def of(
+        cls,
+        som: SOM,
+        feature_columns: Sequence[str] | None,
+        error_columns: Sequence[str] | None,
+        **options,
+    ) -> Context:
+        """The context that ships ``som`` (its bytes and their digest, the key of a worker's
+        cached copy) with the named input columns and ``options``."""
+        map_bytes = som.to_bytes()
+        return cls(
+            map_bytes=map_bytes,
+            digest=hashlib.sha256(map_bytes).hexdigest(),
+            feature_columns=None if feature_columns is None else tuple(feature_columns),
+            error_columns=None if error_columns is None else tuple(error_columns),
+            **options,
+        )
 
 
 _MAPS: dict[tuple, SOM] = {}
@@ -163,14 +184,17 @@ def failure(index: int, where: str, exc: BaseException, first_row: int | None = 
 
 
 # ------------------------------------------------------------------------------ clients
-def _dask():
+def dask_extra(module: str, needed_for: str):
+    """``module``, one of the ``somcal[dask]`` extra, imported; when it is missing an
+    ImportError that says what needs it (``needed_for``) and how to install it."""
     try:
-        import distributed
-    except ImportError as exc:  # pragma: no cover - dask is in the dev/dask extras
-        raise ImportError(
-            "running on a Dask cluster needs dask.distributed: pip install 'somcal[dask]'"
-        ) from exc
-    return distributed
+        return importlib.import_module(module)
+    except ImportError as exc:  # pragma: no cover - the dask extra is in the dev extras
+        raise ImportError(f"{needed_for}: pip install 'somcal[dask]'") from exc
+
+
+def _dask():
+    return dask_extra("distributed", "running on a Dask cluster needs dask.distributed")
 
 
 def resolve_client(client):

@@ -10,7 +10,6 @@ a failure unless ``errors_ok``, and renames the directory into place when all is
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -307,15 +306,11 @@ def assign_parquet(
             )
     catalogue = _hats.open_catalogue(source) if source.is_dir() else None
     if catalogue is not None and columns is not None:
-        columns = list(columns) + [
-            c for c in _hats.spatial_columns(catalogue) if c not in columns
-        ]
-    map_bytes = som.to_bytes()
-    ctx = Context(
-        map_bytes=map_bytes,
-        digest=hashlib.sha256(map_bytes).hexdigest(),
-        feature_columns=None if feature_columns is None else tuple(feature_columns),
-        error_columns=None if error_columns is None else tuple(error_columns),
+        columns = list(columns) + [c for c in _hats.spatial_columns(catalogue) if c not in columns]
+    ctx = Context.of(
+        som,
+        feature_columns,
+        error_columns,
         carry=None if columns is None else tuple(columns),
         stats=stats,
         stats_row=stats_row,

@@ -13,17 +13,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ._common import dask_extra
+
 _PROPERTY_FILES = ("hats.properties", "properties", "collection.properties")
 
 
 def _hats():
-    try:
-        import hats
-    except ImportError as exc:  # pragma: no cover - hats is in the dask/dev extras
-        raise ImportError(
-            "reading a HATS catalogue needs the hats package: pip install 'somcal[dask]'"
-        ) from exc
-    return hats
+    return dask_extra("hats", "reading a HATS catalogue needs the hats package")
 
 
 def open_catalogue(path: Path):
@@ -55,8 +51,7 @@ def pixel_files(catalogue) -> list[Path]:
 
     base = catalogue.catalog_base_dir
     return [
-        Path(str(paths.pixel_catalog_file(base, pixel)))
-        for pixel in catalogue.get_healpix_pixels()
+        Path(str(paths.pixel_catalog_file(base, pixel))) for pixel in catalogue.get_healpix_pixels()
     ]
 
 

@@ -12,7 +12,6 @@ that failed, not just the first one to be noticed.
 from __future__ import annotations
 
 import copy
-import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -316,12 +315,10 @@ def _fit(som, data, client, *, n_epochs, sample_size, progress, feature_columns,
     template.weights_ = np.zeros((som.n_cells, n_features))
     template.n_jobs = threads
     template.training_distances_ = None  # the workers measure; a stale record is dead weight
-    map_bytes = template.to_bytes()
-    ctx = Context(
-        map_bytes=map_bytes,
-        digest=hashlib.sha256(map_bytes).hexdigest(),
-        feature_columns=None if feature_columns is None else tuple(feature_columns),
-        error_columns=None if error_columns is None else tuple(error_columns),
+    ctx = Context.of(
+        template,
+        feature_columns,
+        error_columns,
         weight_column=weight_column,
         batch_rows=int(som.chunk_size),
         threads=threads,

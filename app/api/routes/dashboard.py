@@ -10,8 +10,8 @@ from pathlib import Path
 
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, RedirectResponse
-from pydantic import BaseModel, Field
 
+from app.schemas import ColourMapsOut
 from som.plotting import map_colormap_stops
 
 STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
@@ -29,16 +29,6 @@ def dashboard() -> FileResponse:
     # no-cache: after an upgrade the page must pick up the matching script.
     return FileResponse(
         STATIC_DIR / "index.html", media_type="text/html", headers={"Cache-Control": "no-cache"}
-    )
-
-
-class ColourMapsOut(BaseModel):
-    """The colour map of each map figure as evenly spaced stops, first to last colour."""
-
-    n: int = Field(description="Stops per colour map.")
-    colormaps: dict[str, list[str]] = Field(
-        description="Plot kind (redshift, dispersion, occupation, coverage, umatrix) -> "
-        "`#rrggbb` stops of the colour map its figure draws with."
     )
 
 

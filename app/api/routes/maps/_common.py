@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from app.models import Map
 from app.schemas import ErrorResponse
 from app.services import map_store
+from app.services.map_queries import fits_header
 
 NOT_FOUND = {404: {"model": ErrorResponse, "description": "Unknown map or cell"}}
 NOT_READY = {409: {"model": ErrorResponse, "description": "Map not ready"}}
@@ -46,10 +47,7 @@ def table_response(
     from astropy.table import Table
 
     table = Table.from_pandas(frame)
-    for key, value in params.items():
-        if value is not None and not isinstance(value, dict | list):
-            table.meta[key.upper()[:8]] = value
-    table.meta["MAP_ID"] = map_id
+    table.meta.update(fits_header(params, map_id))
     buf = io.BytesIO()
     table.write(buf, format="fits")
     return Response(

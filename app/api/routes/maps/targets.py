@@ -23,7 +23,7 @@ from app.schemas import (
     TargetsQuery,
 )
 from app.services import calibrate, ledger, map_store
-from app.services.map_queries import select_targets
+from app.services.map_queries import TargetChoice, select_targets
 
 router = APIRouter()
 
@@ -51,15 +51,14 @@ def targets(
     format: Literal["json", "csv", "fits"] = "json",
 ) -> Any:
     m = ready_map(session, map_id)
-    chosen = select_targets(
-        session,
-        m,
+    choice = TargetChoice(
         budget=budget,
         budget_hours=budget_hours,
         mag_band=mag_band,
         mag_limit=mag_limit,
         per_cell=per_cell,
     )
+    chosen = select_targets(session, m, choice)
     if format != "json":
         name = f"somcal_map{m.id}_targets"
         return table_response(chosen.frame, chosen.params, name, format, m.id)
@@ -83,15 +82,7 @@ def save_target_list(
     map_id: IdPath, body: TargetsQuery, session: SessionDep, _key: ApiKeyDep
 ) -> TargetListFull:
     m = ready_map(session, map_id)
-    chosen = select_targets(
-        session,
-        m,
-        budget=body.budget,
-        budget_hours=body.budget_hours,
-        mag_band=body.mag_band,
-        mag_limit=body.mag_limit,
-        per_cell=body.per_cell,
-    )
+    chosen = select_targets(session, m, TargetChoice(**body.model_dump(exclude={"name"})))
     params = {**body.model_dump(), **chosen.params}
     tl = calibrate.save_target_list(session, m, chosen.frame, params)
     session.commit()
