@@ -7,16 +7,22 @@ Training defaults to the Kohonen *batch* map (no learning rate: each epoch every
 becomes the neighbourhood-weighted mean of the data, Kohonen 2013), which is what
 somoclu calls "batch". ``method="online"`` is the classic sequential update with a
 decaying learning rate. Neither is "mini-batch".
+
+Why one ~1,000-line module: it is one scikit-learn estimator, and its training, inference
+and quality passes share the same private chunked passes (``_chunk``, ``_bmu_chunk``,
+``_iter_assign``, ``_assign``) and fitted state. Cut into mixins or free functions, those
+pieces would reach into each other's private state across files, which is what the
+redesign took out of ``som.distributed`` (it now uses the public hooks ``batch_sums``,
+``apply_batch_sums``, ``quality_sums``, ...). The metrics (``quantization_error``,
+``topographic_error``, ``distance_map``) are a few lines each over ``assign``: another
+module would add nothing but a hop. The saved-map format, which has a seam of its own,
+is :mod:`som.persistence`; the numba hot loops are :mod:`som.kernels`.
 """
 
 from __future__ import annotations
 
 import inspect
-import io
-import json
 import time
-import zipfile
-import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,14 +31,15 @@ from typing import Any
 import numba
 import numpy as np
 
-from . import kernels
+from . import kernels, persistence
 from .grid import Grid
+from .persistence import FORMAT_NAME as FORMAT_NAME  # re-exported: the saved format
+from .persistence import FORMAT_VERSION as FORMAT_VERSION
+from .persistence import MapFormatError as MapFormatError
 from .trust import DEFAULT_MAX_PERCENTILE, DistanceDistribution, default_min_features
 from .trust import outside_training as _outside_training
 from .vocabulary import Distance, Init, Method, Neighbourhood, Schedule, choices
 
-FORMAT_NAME = "somcal-map"
-FORMAT_VERSION = 1
 #: the Gaussian neighbourhood is cut where it falls below exp(-4**2/2) ~ 3e-4 (scipy's default)
 GAUSSIAN_TRUNCATE = 4.0
 ProgressCallback = Callable[[float, str], None]
@@ -40,10 +47,6 @@ ProgressCallback = Callable[[float, str], None]
 
 class SOMError(ValueError):
     """Input a map cannot use; the message says what and where."""
-
-
-class MapFormatError(ValueError):
-    """A saved map that cannot be read: corrupt, truncated, or from a newer somcal."""
 
 
 @dataclass
@@ -71,15 +74,6 @@ class Assignment:
     def n_skipped(self) -> int:
         """How many rows got no cell because they have no usable feature."""
         return int(np.count_nonzero(self.empty))
-
-
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("somcal")
-    except Exception:  # pragma: no cover - running from a source tree without metadata
-        return "0+unknown"
 
 
 class SOM:
@@ -970,107 +964,24 @@ class SOM:
 
     # ------------------------------------------------------------------ persistence
     def to_bytes(self) -> bytes:
-        """The map as one self-describing zip: ``meta.json`` and ``weights.npy``."""
+        """The map as one self-describing zip: ``meta.json`` and ``weights.npy``
+        (:mod:`som.persistence`)."""
         self._check_fitted()
-        params = self.get_params()
-        params["dtype"] = np.dtype(self.dtype).name
-        rs = params["random_state"]
-        params["random_state"] = rs if isinstance(rs, int | type(None)) else None
-        record = getattr(self, "training_distances_", None)
-        meta = {
-            "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
-            "somcal_version": _version(),
-            "grid": self.grid.to_dict(),
-            "params": params,
-            "n_features": int(self.n_features_in_),
-            "features": None if self.features is None else self.features.to_dict(),
-            "training": getattr(self, "training_", {}),
-            "quality": getattr(self, "quality_", {}),
-            "n_epochs_done": int(getattr(self, "n_epochs_done_", 0)),
-            "training_distances": None if record is None else record.to_dict(),
-            "n_skipped": int(getattr(self, "n_skipped_", 0) or 0),
-        }
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            zf.writestr("meta.json", json.dumps(meta, indent=1, default=_json_default))
-            arr = io.BytesIO()
-            np.lib.format.write_array(
-                arr, np.ascontiguousarray(self.weights_, np.float64), allow_pickle=False
-            )
-            zf.writestr("weights.npy", arr.getvalue())
-        return buf.getvalue()
+        return persistence.to_bytes(self)
 
     def save(self, path) -> Path:
         """Write the map to ``path`` (atomically: a crash never leaves half a file)."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(self.to_bytes())
-        tmp.replace(path)
-        return path
+        return persistence.save(self, path)
 
     @classmethod
     def from_bytes(cls, data: bytes, source: str = "<bytes>") -> SOM:
-        try:
-            with zipfile.ZipFile(io.BytesIO(data)) as zf:
-                bad = zf.testzip()
-                if bad is not None:
-                    raise MapFormatError(f"{source}: member {bad} is corrupt (CRC mismatch)")
-                meta = json.loads(zf.read("meta.json"))
-                weights = np.lib.format.read_array(
-                    io.BytesIO(zf.read("weights.npy")), allow_pickle=False
-                )
-        except MapFormatError:
-            raise
-        except (zipfile.BadZipFile, zlib.error, KeyError, EOFError, ValueError, OSError) as exc:
-            raise MapFormatError(f"{source}: not a readable somcal map file ({exc})") from exc
-        if meta.get("format") != FORMAT_NAME:
-            raise MapFormatError(f"{source}: not a somcal map (format {meta.get('format')!r})")
-        version = meta.get("format_version")
-        if not isinstance(version, int) or version > FORMAT_VERSION:
-            raise MapFormatError(
-                f"{source}: map format version {version} is newer than this somcal reads "
-                f"({FORMAT_VERSION}); upgrade somcal"
-            )
-        params = dict(meta["params"])
-        features = None
-        if meta.get("features") is not None:
-            from .photometry import ColourFeatures
-
-            features = ColourFeatures.from_dict(meta["features"])
-        som = cls(**params, features=features)
-        grid = Grid.from_dict(meta["grid"])
-        if weights.shape != (grid.n_cells, meta["n_features"]):
-            raise MapFormatError(
-                f"{source}: weights have shape {weights.shape}, expected "
-                f"({grid.n_cells}, {meta['n_features']})"
-            )
-        som.weights_ = weights
-        som.n_features_in_ = int(meta["n_features"])
-        som.training_ = meta.get("training", {})
-        som.quality_ = meta.get("quality", {})
-        som.n_epochs_done_ = int(meta.get("n_epochs_done", 0))
-        som.somcal_version_ = meta.get("somcal_version")
-        # maps saved before somcal recorded training distances: no percentiles (NaN)
-        record = meta.get("training_distances")
-        try:
-            som.training_distances_ = (
-                None if record is None else DistanceDistribution.from_dict(record)
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise MapFormatError(f"{source}: unreadable training_distances ({exc})") from exc
-        som.n_skipped_ = int(meta.get("n_skipped", 0))
+        som = persistence.from_bytes(cls, data, source)
         som._distance_table = som.grid.offset_distance_table()
         return som
 
     @classmethod
     def load(cls, path) -> SOM:
-        path = Path(path)
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise MapFormatError(f"{path}: cannot read ({exc.strerror})") from exc
-        return cls.from_bytes(data, source=str(path))
+        return persistence.load(cls, path)
 
     def __repr__(self) -> str:
         state = "fitted" if hasattr(self, "weights_") else "unfitted"
@@ -1078,16 +989,6 @@ class SOM:
             f"SOM({self.n_rows}x{self.n_cols}, lattice={self.lattice!r}, "
             f"periodic={self.periodic}, {state})"
         )
-
-
-def _json_default(o):
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"cannot serialise {type(o).__name__}")
 
 
 class _NumbaThreads:

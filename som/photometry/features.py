@@ -1,5 +1,8 @@
 """Photometry to SOM features: :class:`ColourFeatures` (adjacent colours, optionally one
-magnitude, their errors and the normalisation stored with a map) and its column access."""
+magnitude, their errors and the normalisation stored with a map) and its column access.
+
+At ~600 lines on purpose: one class and the column lookup it alone uses; split, neither half
+would read on its own."""
 
 from __future__ import annotations
 

@@ -1,49 +1,6 @@
-"""Background jobs (map training) as rows of one database queue that any process runs.
-
-A job is a row of ``jobs``; the row is the single source of truth for status and progress
-(the API and the CLI read it). Any process claims queued rows and runs them: a
-``somcal worker`` (:mod:`app.worker`), the worker threads embedded in an API process
-(``SOMCAL_EMBEDDED_WORKERS``, 1 by default so that the SQLite default runs everything with
-one command), or ``somcal train`` running its own job.
-
-- **Claim.** On PostgreSQL ``UPDATE jobs … WHERE id = (SELECT id … WHERE status = 'queued'
-  ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) AND status = 'queued' RETURNING …``: any
-  number of processes on any hosts poll at once, each row goes to exactly one of them and
-  nobody waits on a row another claims. On SQLite the lock clause is not rendered; the
-  single statement is atomic there (SQLite runs one write at a time) and the outer
-  ``status = 'queued'`` guard makes a second claimer match nothing.
-- **Kinds by name.** :data:`JOB_KINDS` maps a kind (``"train_map"``) to the function that runs
-  it, ``fn(ctx, params)``, and to what must happen to the kind's own rows when a job fails
-  or is queued again. ``params`` holds everything the job needs (for training: the map id
-  and the match radius, frozen from the settings when the job was queued), so a worker runs a
-  job from its row alone.
-- **Heartbeats.** While a job runs, a thread of its worker refreshes ``heartbeat_at`` every
-  ``SOMCAL_JOB_HEARTBEAT_SECONDS``. Every worker process and every API process (a reaper
-  thread) looks for running jobs whose heartbeat is older than the timeout
-  (``SOMCAL_JOB_HEARTBEAT_TIMEOUT_SECONDS``, default 4 intervals = 60 s), whatever host ran
-  them: such a job is queued again while ``attempts < max_attempts``
-  (``SOMCAL_JOB_MAX_ATTEMPTS``, default 1) with the reason in ``message``, else failed with
-  the reason in ``error`` and its kind's failure side effects (a training's map is marked
-  failed). Timestamps compared across hosts use the database's clock on PostgreSQL.
-- **Fencing.** Every write a worker makes to its job is guarded by ``worker = me AND status =
-  'running'``. A worker that finds its job taken (it was declared dead during a long pause,
-  and the job failed or went to another worker) stops at its next progress report and
-  records nothing; training checks the same guard inside the transaction that stores the map
-  (:meth:`JobContext.fence`), so a map is never stored by a worker that lost its job.
-- **Stopping.** A worker asked to stop (SIGTERM/SIGINT, the API shutting down) *releases*
-  its running job at the job's next progress report (a training epoch): the job goes back to
-  ``queued`` without spending an attempt and another worker takes it. Training cannot be
-  interrupted inside an epoch or while the map is being stored; a worker killed there is
-  handled by the heartbeat timeout like any vanished worker.
-
-Why plain SQLAlchemy and not procrastinate or pgqueuer: both keep jobs in tables of their
-own (procrastinate also a schema of functions and triggers) beside our ``jobs`` rows, whose
-status, progress and result the API already serves, so every job would live in two places
-that must agree; both run only on PostgreSQL, while the SQLite default must keep working with
-one command; and both are asyncio-first, while our jobs are CPU-bound numba work in threads.
-The part we need - claim with SKIP LOCKED, heartbeat, requeue - is a few statements on the
-table we have.
-"""
+"""Running jobs in this process: :class:`JobContext` (progress, fencing) handed to a job,
+:class:`Worker` (claim loops, heartbeat threads, the reaper, recording outcomes) and
+:class:`JobRunner`, the facade routes and the CLI use."""
 
 from __future__ import annotations
 
@@ -56,16 +13,26 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import update
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import Settings, get_settings
 from app.models import Job, utcnow
-from app.services.errors import NotFoundError, ServiceError
+from app.services.errors import ServiceError
+from app.services.jobs.kinds import JOB_KINDS, JobKind, load_job_kinds
+from app.services.jobs.queue import (
+    FINISHED,
+    Claimed,
+    claim,
+    db_clock,
+    get_job,
+    heartbeat,
+    owned,
+    reap_stale,
+)
 
 log = logging.getLogger("somcal.jobs")
 
@@ -76,7 +43,6 @@ _PROGRESS_STEP = 0.01
 _PROGRESS_SECONDS = 0.5
 # How long a worker keeps trying to record a job's outcome while the database is away.
 RECORD_RETRY_SECONDS = 600.0
-FINISHED = ("succeeded", "failed")
 # Jobs running in this process (job id -> worker): alive by definition, whatever their
 # heartbeat says. On SQLite a long write (a big ingest, a map being stored) holds the
 # database lock and delays every heartbeat; this process's reaper must not fail its own
@@ -90,63 +56,6 @@ class JobLostError(Exception):
 
 class JobReleasedError(Exception):
     """The worker is stopping: the job goes back to the queue for another worker."""
-
-
-@dataclass(frozen=True)
-class JobKind:
-    """What a job kind runs, and what happens to its own rows when the job ends badly.
-
-    ``run(ctx, params)`` returns the job's result (JSON). ``on_failure(session, job_id,
-    reason)`` and ``on_requeue(session, job_id, reason)`` run inside the transaction that
-    fails or requeues the job row. ``defaults(settings)`` is merged into ``params`` when
-    the job is queued, so whichever worker runs it runs the same job.
-    """
-
-    name: str
-    run: Callable[[JobContext, dict[str, Any]], dict[str, Any] | None]
-    on_failure: Callable[[Session, int, str], None] | None = None
-    on_requeue: Callable[[Session, int, str], None] | None = None
-    defaults: Callable[[Settings], dict[str, Any]] | None = None
-
-
-JOB_KINDS: dict[str, JobKind] = {}
-
-
-def register(kind: JobKind) -> JobKind:
-    JOB_KINDS[kind.name] = kind
-    return kind
-
-
-def load_job_kinds() -> dict[str, JobKind]:
-    """Every kind this installation runs (importing the modules that register them)."""
-    import app.services.training  # noqa: F401 - registers "train_map"
-
-    return JOB_KINDS
-
-
-# ----------------------------------------------------------------------------- clock
-def _is_postgres(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
-
-
-def _clock(session: Session) -> Any:
-    """Now for claim/heartbeat stamps: the database's clock on PostgreSQL (hosts' clocks
-    differ), this process's on SQLite (one host)."""
-    return func.now() if _is_postgres(session) else utcnow()
-
-
-def _cutoff(session: Session, seconds: float) -> Any:
-    if _is_postgres(session):
-        return func.now() - timedelta(seconds=seconds)
-    return utcnow() - timedelta(seconds=seconds)
-
-
-def _last_sign() -> Any:
-    return func.coalesce(Job.heartbeat_at, Job.claimed_at, Job.started_at, Job.created_at)
-
-
-def _owned(job_id: int, worker: str) -> Any:
-    return (Job.id == job_id) & (Job.worker == worker) & (Job.status == "running")
 
 
 # ----------------------------------------------------------------------------- context
@@ -199,7 +108,7 @@ class JobContext:
         try:
             with self.factory() as session:
                 res = session.execute(
-                    update(Job).where(_owned(self.job_id, self.worker)).values(**values)
+                    update(Job).where(owned(self.job_id, self.worker)).values(**values)
                 )
                 session.commit()
         except OperationalError as exc:
@@ -216,7 +125,9 @@ class JobContext:
         sure the job is still this worker's and hold its row until the commit (a reaper
         then waits, and sees the fresh heartbeat). Raises :class:`JobLostError` otherwise."""
         res = session.execute(
-            update(Job).where(_owned(self.job_id, self.worker)).values(heartbeat_at=_clock(session))
+            update(Job)
+            .where(owned(self.job_id, self.worker))
+            .values(heartbeat_at=db_clock(session))
         )
         if res.rowcount == 0:
             self.lost.set()
@@ -224,146 +135,6 @@ class JobContext:
 
 
 JobFn = Callable[[JobContext], dict[str, Any] | None]
-
-
-# ----------------------------------------------------------------------------- queue ops
-@dataclass
-class Claimed:
-    id: int
-    kind: str
-    params: dict[str, Any]
-    attempts: int
-    max_attempts: int
-
-
-def claim(
-    factory: sessionmaker[Session],
-    worker: str,
-    kinds: list[str] | tuple[str, ...],
-    job_id: int | None = None,
-) -> Claimed | None:
-    """Take the oldest queued job of ``kinds`` (or job ``job_id``) for ``worker``."""
-    with factory() as session:
-        if job_id is None:
-            q = Job.__table__.alias("q")
-            target: Any = (
-                select(q.c.id)
-                .where(q.c.status == "queued", q.c.kind.in_(list(kinds)))
-                .order_by(q.c.id)
-                .limit(1)
-                .with_for_update(skip_locked=True)
-                .scalar_subquery()
-            )
-        else:
-            target = job_id
-        now = utcnow()
-        stamp = _clock(session)
-        stmt = (
-            update(Job)
-            .where(Job.id == target, Job.status == "queued")
-            .values(
-                status="running",
-                worker=worker,
-                claimed_at=stamp,
-                heartbeat_at=stamp,
-                attempts=Job.attempts + 1,
-                started_at=func.coalesce(Job.started_at, now),
-                updated_at=now,
-                progress=0.0,
-                error=None,
-            )
-            .returning(Job.id, Job.kind, Job.params, Job.attempts, Job.max_attempts)
-            .execution_options(synchronize_session=False)
-        )
-        row = session.execute(stmt).first()
-        session.commit()
-    if row is None:
-        return None
-    return Claimed(int(row[0]), str(row[1]), dict(row[2] or {}), int(row[3]), int(row[4]))
-
-
-def heartbeat(factory: sessionmaker[Session], job_id: int, worker: str) -> bool:
-    """Say the job is alive; False when it is no longer this worker's."""
-    with factory() as session:
-        res = session.execute(
-            update(Job).where(_owned(job_id, worker)).values(heartbeat_at=_clock(session))
-        )
-        session.commit()
-    return res.rowcount == 1
-
-
-def reap_stale(
-    factory: sessionmaker[Session], timeout: float, alive: set[int] | frozenset[int] = frozenset()
-) -> list[tuple[int, str]]:
-    """Requeue or fail every running job without a heartbeat for ``timeout`` seconds,
-    except the jobs in ``alive`` (known to be running in the calling process).
-
-    Safe to run from any number of processes at once: each job is handled by the one whose
-    guarded update matched it. Returns ``(job id, "requeued" | "failed")`` pairs.
-    """
-    done: list[tuple[int, str]] = []
-    with factory() as session:
-        stale = session.execute(
-            select(Job.id, Job.kind, Job.worker, Job.attempts, Job.max_attempts).where(
-                Job.status == "running", _last_sign() < _cutoff(session, timeout)
-            )
-        ).all()
-    for job_id, kind_name, worker, attempts, max_attempts in stale:
-        if job_id in alive:
-            continue
-        kind = JOB_KINDS.get(kind_name)
-        reason = (
-            f"interrupted: its worker {worker or '(unknown)'} sent no heartbeat for "
-            f"{timeout:g} s (attempt {attempts} of {max_attempts})"
-        )
-        retry = attempts < max_attempts
-        now = utcnow()
-        if retry:
-            values: dict[str, Any] = {
-                "status": "queued",
-                "worker": None,
-                "claimed_at": None,
-                "heartbeat_at": None,
-                "progress": 0.0,
-                "message": f"{reason}; queued again"[:1000],
-                "updated_at": now,
-            }
-        else:
-            values = {"status": "failed", "error": reason, "finished_at": now, "updated_at": now}
-        with factory() as session:
-            res = session.execute(
-                update(Job)
-                .where(
-                    Job.id == job_id,
-                    Job.status == "running",
-                    _last_sign() < _cutoff(session, timeout),
-                )
-                .values(**values)
-            )
-            if res.rowcount != 1:
-                continue  # it beat again, or another process handled it
-            hook = (kind.on_requeue if retry else kind.on_failure) if kind else None
-            if hook is not None:
-                hook(session, job_id, reason)
-            session.commit()
-        outcome = "requeued" if retry else "failed"
-        log.warning("job %s %s: %s", job_id, outcome, reason)
-        done.append((job_id, outcome))
-    return done
-
-
-def fail_orphaned_jobs(factory: sessionmaker[Session], timeout: float | None = None) -> int:
-    """Requeue or fail the running jobs whose worker is gone, on any host (see
-    :func:`reap_stale`); the number handled. Kept for callers of the old name."""
-    load_job_kinds()
-    return len(reap_stale(factory, timeout or get_settings().heartbeat_timeout))
-
-
-def get_job(session: Session, job_id: int) -> Job:
-    job = session.get(Job, job_id)
-    if job is None:
-        raise NotFoundError(f"job {job_id} not found")
-    return job
 
 
 # ----------------------------------------------------------------------------- workers
@@ -525,14 +296,14 @@ class Worker:
         with self.factory() as session:
             session.execute(
                 update(Job)
-                .where(_owned(job_id, worker))
+                .where(owned(job_id, worker))
                 .values(
                     status="succeeded",
                     progress=1.0,
                     result=result,
                     finished_at=now,
                     updated_at=now,
-                    heartbeat_at=_clock(session),
+                    heartbeat_at=db_clock(session),
                 )
             )
             session.commit()
@@ -542,7 +313,7 @@ class Worker:
         with self.factory() as session:
             res = session.execute(
                 update(Job)
-                .where(_owned(job_id, worker))
+                .where(owned(job_id, worker))
                 .values(status="failed", error=reason[:4000], finished_at=now, updated_at=now)
             )
             if res.rowcount == 1 and hook is not None:
@@ -555,7 +326,7 @@ class Worker:
             with self.factory() as session:
                 res = session.execute(
                     update(Job)
-                    .where(_owned(job.id, worker))
+                    .where(owned(job.id, worker))
                     .values(
                         status="queued",
                         worker=None,
