@@ -1,4 +1,5 @@
-"""Harness shared by bench/load.py, bench/faults.py and the hardening tests.
+"""Harness shared by bench/load.py, bench/faults.py and the service tests
+(access control, faults and races, workers).
 
 * :class:`ServerProcess`: the real service (``uvicorn app.main:create_app --factory``) in a
   child process on a free loopback port, so it can be measured without sharing the

@@ -20,7 +20,7 @@ Scenarios (each against ``uvicorn app.main:create_app --factory`` in a child pro
    answered "duplicate" (200) with the same catalogue.
 
 Prints a table (scenario, observation, verdict); exit code 1 if any verdict is FAIL.
-The same behaviours are asserted in tests/app/test_hardening_faults.py.
+The same behaviours are asserted in tests/app/test_faults_and_races.py.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ carries a valid API key, so writes reach their validation and their handlers.
 
 Training jobs are *recorded* but not *run* here: a generated ``POST /v1/maps`` may ask for a
 500x500 map over 500 epochs, which is a legitimate request that takes minutes. The jobs
-themselves are covered by test_api_flow and test_hardening_faults; here the HTTP edge is.
+themselves are covered by test_api_flow and test_faults_and_races; here the HTTP edge is.
 
 Every 2xx answer is validated against the response schema the OpenAPI document declares for
 its status and content type, made strict: an object may hold only the properties its model
