@@ -8,12 +8,17 @@
   temporary directory on a free port. Faults that need the database to *die* are injected
   here, never on the machine's shared cluster that other test sessions are using.
 * :func:`pg_schema` / :func:`drop_pg_schema`: a schema of one's own on the shared cluster.
+* What a client of the API does again and again: :func:`upload` a catalogue,
+  :func:`wait_for_job` (the one polling loop), :func:`train` a map and wait for it,
+  :func:`run_together` (calls released at the same instant). The tests use these too
+  (``tests/app/conftest.py`` wraps them in fixtures), so nothing here imports pytest.
 
 Nothing here listens anywhere but 127.0.0.1.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -21,8 +26,10 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -320,3 +327,98 @@ def create_key(url: str, name: str = "bench") -> str:
         s.commit()
     engine.dispose()
     return key
+
+
+# ----------------------------------------------------------------------------- API client
+def csv_bytes(frame) -> bytes:
+    """A DataFrame as the CSV bytes of an upload (no index column)."""
+    return frame.to_csv(index=False).encode()
+
+
+def upload(client, auth: dict[str, str], kind: str, content, name: str, **fields):
+    """``POST /v1/catalogues/{kind}`` with one file; the response, whatever its status.
+
+    ``content`` is the file's bytes, or a DataFrame sent as CSV. Form fields that are dicts
+    or lists (a column mapping, band lists) are sent as JSON, the others as they are.
+    """
+    if not isinstance(content, bytes | bytearray):
+        content = csv_bytes(content)
+    data = {k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in fields.items()}
+    return client.post(
+        f"/v1/catalogues/{kind}",
+        files={"file": (name, bytes(content), "application/octet-stream")},
+        data=data,
+        headers=auth,
+    )
+
+
+def job_finished(job: dict) -> bool:
+    return job["status"] in ("succeeded", "failed")
+
+
+def wait_for_job(
+    client,
+    job_id: int,
+    until: Callable[[dict], bool] = job_finished,
+    timeout: float = 600.0,
+    interval: float = 0.05,
+) -> dict:
+    """Poll ``GET /v1/jobs/{job_id}`` until ``until(job)`` holds; that job.
+
+    Raises TimeoutError, with the job as last read, if it does not within ``timeout`` s.
+    """
+    deadline = time.monotonic() + timeout
+    job: dict = {}
+    while time.monotonic() < deadline:
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        if until(job):
+            return job
+        time.sleep(interval)
+    raise TimeoutError(f"job {job_id} did not reach the expected state in {timeout:g} s: {job}")
+
+
+def train(
+    client,
+    auth: dict[str, str],
+    catalogue_id: int,
+    timeout: float = 1800.0,
+    interval: float = 0.05,
+    **options,
+) -> tuple[int, dict]:
+    """``POST /v1/maps`` and wait for its job: (map id, the finished job).
+
+    Raises RuntimeError if the request is not accepted (202) or the training fails.
+    """
+    r = client.post("/v1/maps", json={"catalogue_id": catalogue_id, **options}, headers=auth)
+    if r.status_code != 202:
+        raise RuntimeError(f"POST /v1/maps answered {r.status_code}: {r.text}")
+    job = wait_for_job(client, r.json()["job"]["id"], timeout=timeout, interval=interval)
+    if job["status"] != "succeeded":
+        raise RuntimeError(f"training of map {r.json()['map']['id']} failed: {job.get('error')}")
+    return r.json()["map"]["id"], job
+
+
+def run_together(*calls: Callable[[], object], timeout: float = 180.0) -> list:
+    """Run the calls in threads released at the same instant; their results in order.
+
+    The first exception a call raised is raised here, in the caller's thread.
+    """
+    barrier = threading.Barrier(len(calls))
+    results: list = [None] * len(calls)
+    errors: list[BaseException] = []
+
+    def run(k: int, fn: Callable[[], object]) -> None:
+        try:
+            barrier.wait(timeout=30)
+            results[k] = fn()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(k, fn)) for k, fn in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=timeout)
+    if errors:
+        raise errors[0]
+    return results

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import sys
 import tempfile
 import threading
@@ -35,16 +34,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from _service import drop_pg_schema, pg_schema  # noqa: E402
+from _service import create_key, drop_pg_schema, free_port, pg_schema, train  # noqa: E402
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 BANDS = ("u", "g", "r", "i", "z", "Y", "J", "H")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:
@@ -55,7 +48,7 @@ class Server:
 
         from app.main import create_app
 
-        self.port = _free_port()
+        self.port = free_port()
         config = uvicorn.Config(
             create_app(settings), host="127.0.0.1", port=self.port, log_level="warning"
         )
@@ -84,15 +77,9 @@ def _percentiles(samples: list[float]) -> tuple[float, float]:
 def _setup(url: str, data_dir: Path):
     from app.core import migrate
     from app.core.config import Settings
-    from app.core.db import make_engine, make_session_factory
-    from app.services.apikeys import create_api_key
 
     migrate.upgrade(url)
-    engine = make_engine(url)
-    with make_session_factory(engine)() as s:
-        _, key = create_api_key(s, "bench")
-        s.commit()
-    engine.dispose()
+    key = create_key(url)
     settings = Settings(
         database_url=url,
         data_dirs=[data_dir],
@@ -124,8 +111,8 @@ def bench_assign(url: str, data_dir: Path, repeats: dict[int, int], train_rows: 
     from som.mock import make_mock
 
     settings, auth = _setup(url, data_dir)
-    train = make_mock(train_rows, seed=11)
-    train.to_parquet(data_dir / "train.parquet")
+    training = make_mock(train_rows, seed=11)
+    training.to_parquet(data_dir / "train.parquet")
     queries = make_mock(10_000, seed=12)
     results: dict[str, dict] = {}
     with Server(settings) as base, httpx.Client(base_url=base, timeout=600) as client:
@@ -133,20 +120,7 @@ def bench_assign(url: str, data_dir: Path, repeats: dict[int, int], train_rows: 
             "/v1/catalogues/photometric", json={"path": "train.parquet"}, headers=auth
         ).json()
         t0 = time.perf_counter()
-        r = client.post(
-            "/v1/maps",
-            json={"catalogue_id": cat["id"], "n_rows": 75, "n_cols": 150, "n_epochs": 3},
-            headers=auth,
-        )
-        r.raise_for_status()
-        job_id, map_id = r.json()["job"]["id"], r.json()["map"]["id"]
-        while True:
-            job = client.get(f"/v1/jobs/{job_id}").json()
-            if job["status"] in ("succeeded", "failed"):
-                break
-            time.sleep(0.5)
-        if job["status"] != "succeeded":
-            raise RuntimeError(f"training failed: {job['error']}")
+        map_id, _ = train(client, auth, cat["id"], interval=0.5, n_rows=75, n_cols=150, n_epochs=3)
         train_s = time.perf_counter() - t0
         print(f"train 75x150 on {train_rows:,} rows, 3 epochs: {train_s:.1f} s", flush=True)
         results["train_seconds"] = train_s

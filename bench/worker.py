@@ -40,19 +40,16 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from _service import ServerProcess, create_key, drop_pg_schema, pg_schema  # noqa: E402
+from _service import (  # noqa: E402
+    ServerProcess,
+    create_key,
+    drop_pg_schema,
+    pg_schema,
+    train,
+    wait_for_job,
+)
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-def _wait_job(client, job_id: int, until, timeout: float = 1800.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f"/v1/jobs/{job_id}").json()
-        if until(job):
-            return job
-        time.sleep(0.2)
-    raise RuntimeError(f"job {job_id} did not reach the state in {timeout} s")
 
 
 def _stats(samples: list[float]) -> tuple[float, float]:
@@ -135,20 +132,10 @@ def main() -> None:
                     )
                     cat.raise_for_status()
                     cat_id = cat.json()["id"]
-                    r = client.post(
-                        "/v1/maps",
-                        json={"catalogue_id": cat_id, "n_rows": 10, "n_cols": 10, "n_epochs": 3},
-                        headers=auth,
+                    small_map, job = train(
+                        client, auth, cat_id, interval=0.2, n_rows=10, n_cols=10, n_epochs=3
                     )
-                    r.raise_for_status()
-                    small_job, small_map = r.json()["job"]["id"], r.json()["map"]["id"]
-                    job = _wait_job(
-                        client,
-                        small_job,
-                        lambda j: j["status"] != "queued" and j["status"] != "running",
-                    )
-                    if job["status"] != "succeeded":
-                        raise RuntimeError(f"small map failed: {job['error']}")
+                    small_job = job["id"]
                     reads = [
                         "/v1/maps",
                         f"/v1/maps/{small_map}",
@@ -179,10 +166,12 @@ def main() -> None:
                     r.raise_for_status()
                     big_job = r.json()["job"]["id"]
                     t_start = time.perf_counter()
-                    _wait_job(
+                    wait_for_job(
                         client,
                         big_job,
                         lambda j: j["status"] == "running" and j["progress"] >= 0.05,
+                        timeout=1800,
+                        interval=0.2,
                     )
                     busy: list[float] = []
                     k = 0
@@ -193,9 +182,7 @@ def main() -> None:
                         for _ in range(5):
                             busy.append(read(k))
                             k += 1
-                    job = _wait_job(
-                        client, big_job, lambda j: j["status"] in ("succeeded", "failed")
-                    )
+                    job = wait_for_job(client, big_job, timeout=1800, interval=0.2)
                     train_s = time.perf_counter() - t_start
                     if job["status"] != "succeeded":
                         raise RuntimeError(f"75x150 map failed: {job['error']}")
