@@ -216,6 +216,13 @@ def harness_fixture():
     return harness
 
 
+@pytest.fixture(scope="session")
+def bench_module():
+    """``bench_module(name)``: ``bench/<name>.py`` loaded as a module, for tests that run a
+    benchmark's own machinery briefly."""
+    return load_bench_module
+
+
 @pytest.fixture
 def upload():
     """``upload(client, auth, kind, content, name, **fields) -> response``: one file to
