@@ -34,29 +34,19 @@ from som.plotting import cell_centres, map_colormap_stops
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _ingest(client, auth, kind, frame, name):
-    r = client.post(
-        f"/v1/catalogues/{kind}",
-        files={"file": (name, frame.to_csv(index=False).encode(), "text/csv")},
-        headers=auth,
-    )
-    assert r.status_code == 201, r.text
-    return r.json()
-
-
-def _ledger(client, auth, train_map, mock_catalogue, lattice="rect", n_rows=6, n_cols=9) -> int:
+def _ledger(trained_map, ingest, mock_catalogue, lattice="rect", n_rows=6, n_cols=9) -> int:
+    """A map trained on a mock's photometry, and the mock's spectra after it."""
     frame = mock_catalogue(500, seed=11, spec_fraction=0.15)
-    phot = _ingest(client, auth, "photometric", frame, "phot.csv")
-    map_id = train_map(phot["id"], random_state=3, n_rows=n_rows, n_cols=n_cols, lattice=lattice)
-    _ingest(client, auth, "spectroscopic", frame, "spec.csv")
+    map_id, _ = trained_map(frame, random_state=3, n_rows=n_rows, n_cols=n_cols, lattice=lattice)
+    ingest("spectroscopic", frame, "spec.csv")
     return map_id
 
 
 # ----------------------------------------------------------------------------- arrays
 def test_arrays_agree_with_cells_coverage_and_the_stored_map(
-    client, auth, settings, mock_catalogue, train_map
+    client, settings, mock_catalogue, trained_map, ingest
 ):
-    map_id = _ledger(client, auth, train_map, mock_catalogue, lattice="hex")
+    map_id = _ledger(trained_map, ingest, mock_catalogue, lattice="hex")
     r = client.get(f"/v1/maps/{map_id}/arrays")
     assert r.status_code == 200, r.text
     d = r.json()
@@ -347,11 +337,13 @@ class _Elements(HTMLParser):
                 self.text[ident] += data
 
 
-def test_dashboard_in_headless_chromium(server, client, auth, mock_catalogue, tmp_path, train_map):
+def test_dashboard_in_headless_chromium(
+    server, client, mock_catalogue, tmp_path, trained_map, ingest
+):
     chrome = _chromium()
     n_rows, n_cols = 8, 12
     map_id = _ledger(
-        client, auth, train_map, mock_catalogue, lattice="hex", n_rows=n_rows, n_cols=n_cols
+        trained_map, ingest, mock_catalogue, lattice="hex", n_rows=n_rows, n_cols=n_cols
     )
     items = client.get(f"/v1/maps/{map_id}/cells?limit=10000").json()["items"]
     gap = max((c for c in items if not c["covered"] and c["n_phot"]), key=lambda c: c["n_phot"])
