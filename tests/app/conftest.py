@@ -73,10 +73,11 @@ def drop_pg_schema(schema: str) -> None:
     harness.drop_pg_schema(harness.pg_base_url(), schema)
 
 
-def empty_database(backend: str, tmp_path: Path) -> Iterator[str]:
-    """Yield the URL of an empty database of ``backend``, removed afterwards."""
+def database(backend: str, directory: Path) -> Iterator[str]:
+    """Yield the URL of an empty database of ``backend``, removed afterwards: a file in
+    ``directory`` for SQLite, a schema of its own for PostgreSQL (skips if unreachable)."""
     if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        yield f"sqlite:///{directory / 'somcal.db'}"
         return
     reason = pg_unreachable_reason()
     if reason:
@@ -97,21 +98,9 @@ BACKENDS = [
 @pytest.fixture(scope="session", params=BACKENDS)
 def db_url(request, tmp_path_factory) -> Iterator[str]:
     """A migrated database per backend, shared by the session (tables emptied per test)."""
-    backend = request.param
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'somcal.db'}"
+    for url in database(request.param, tmp_path_factory.mktemp("db")):
         migrate.upgrade(url)
         yield url
-        return
-    reason = pg_unreachable_reason()
-    if reason:
-        pytest.skip(reason)
-    url, schema = new_pg_schema_url()
-    try:
-        migrate.upgrade(url)
-        yield url
-    finally:
-        drop_pg_schema(schema)
 
 
 @pytest.fixture
@@ -205,7 +194,7 @@ def zcosmos_path() -> Path:
 @pytest.fixture(params=BACKENDS)
 def empty_db_url(request, tmp_path) -> Iterator[str]:
     """An empty (unmigrated) database per backend, for migration and readiness tests."""
-    yield from empty_database(request.param, tmp_path)
+    yield from database(request.param, tmp_path)
 
 
 @pytest.fixture(scope="session", name="harness")
