@@ -4,6 +4,8 @@
 * :class:`ServerProcess`: the real service (``uvicorn app.main:create_app --factory``) in a
   child process on a free loopback port, so it can be measured without sharing the
   client's GIL and killed with SIGKILL like a crashed host.
+* :class:`WorkerProcess`: ``somcal worker`` in a child process, stopped with SIGTERM (its
+  jobs handed back) or killed with SIGKILL (a host that died mid-job).
 * :class:`ThrowawayPostgres`: a private PostgreSQL cluster (``initdb`` + ``pg_ctl``) in a
   temporary directory on a free port. Faults that need the database to *die* are injected
   here, never on the machine's shared cluster that other test sessions are using.
@@ -146,6 +148,42 @@ class ServerProcess:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+class WorkerProcess:
+    """``somcal worker`` in a child process, its log in a file (``env``: the ``SOMCAL_*``
+    settings and anything else the worker should see, e.g. ``NUMBA_NUM_THREADS``)."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.log_path = log_path
+        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "worker"],
+            cwd=REPO,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=30)
+        self._log.close()
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self._log.close()
+        return self.proc.returncode
+
+    def text(self) -> str:
+        return self.log_path.read_text(errors="replace")
 
 
 def pg_bindir() -> Path | None:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +41,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from _service import (  # noqa: E402
     ServerProcess,
+    WorkerProcess,
     create_key,
     drop_pg_schema,
     pg_schema,
@@ -101,31 +101,14 @@ def main() -> None:
                 "SOMCAL_UPLOAD_TMP_DIR": str(tmp_path),
             }
             api = ServerProcess(env, tmp_path / "api.log")
-            worker_log = open(tmp_path / "worker.log", "ab")  # noqa: SIM115
+            worker_env = {**env, "NUMBA_NUM_THREADS": str(args.worker_threads)}
+            if args.worker_nice is not None:
+                worker_env["SOMCAL_WORKER_NICE"] = str(args.worker_nice)
             worker = None
             try:
                 base = api.start()
-                worker = (
-                    None
-                    if args.embedded
-                    else subprocess.Popen(
-                        [sys.executable, "-m", "app.cli", "worker"],
-                        cwd=REPO,
-                        env={
-                            **os.environ,
-                            **env,
-                            "NUMBA_NUM_THREADS": str(args.worker_threads),
-                            **(
-                                {"SOMCAL_WORKER_NICE": str(args.worker_nice)}
-                                if args.worker_nice is not None
-                                else {}
-                            ),
-                            "PYTHONUNBUFFERED": "1",
-                        },
-                        stdout=worker_log,
-                        stderr=subprocess.STDOUT,
-                    )
-                )
+                if not args.embedded:
+                    worker = WorkerProcess(worker_env, tmp_path / "worker.log")
                 with httpx.Client(base_url=base, timeout=120) as client:
                     cat = client.post(
                         "/v1/catalogues/photometric", json={"path": "train.parquet"}, headers=auth
@@ -188,10 +171,8 @@ def main() -> None:
                         raise RuntimeError(f"75x150 map failed: {job['error']}")
                     after = [read(k) for k in range(args.requests)]
             finally:
-                if worker is not None and worker.poll() is None:
-                    worker.terminate()
-                    worker.wait(timeout=120)
-                worker_log.close()
+                if worker is not None:
+                    worker.stop()
                 api.stop()
     finally:
         drop_pg_schema(args.pg_url, schema)

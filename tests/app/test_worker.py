@@ -297,41 +297,6 @@ QUICK_BEATS = {
 }
 
 
-class WorkerProcess:
-    """``somcal worker`` in a child process, its log in a file."""
-
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.log_path = log_path
-        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "worker"],
-            cwd=REPO,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=30)
-        self._log.close()
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self._log.close()
-        return self.proc.returncode
-
-    def text(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
 def _catalogue(harness, client, auth, frame) -> int:
     r = harness.upload(client, auth, "photometric", frame, "train.csv")
     assert r.status_code == 201, r.text
@@ -361,10 +326,10 @@ def test_two_apis_and_two_workers_run_ten_trainings_each_exactly_once(
     auth = {"X-API-Key": harness.create_key(clean_db, "workers")}
     env = {"SOMCAL_DATABASE_URL": clean_db, "SOMCAL_EMBEDDED_WORKERS": "0", **QUICK_BEATS}
     apis = [harness.ServerProcess(env, tmp_path / f"api{k}.log") for k in range(2)]
-    workers: list[WorkerProcess] = []
+    workers: list = []
     try:
         bases = [api.start() for api in apis]
-        workers = [WorkerProcess(env, tmp_path / f"worker{k}.log") for k in range(2)]
+        workers = [harness.WorkerProcess(env, tmp_path / f"worker{k}.log") for k in range(2)]
         clients = [httpx.Client(base_url=b, timeout=60) for b in bases]
         cat = _catalogue(harness, clients[0], auth, mock_catalogue(400, seed=61))
         accepted = []
@@ -443,7 +408,7 @@ def test_a_worker_killed_mid_training_is_requeued_then_failed_never_left_running
         assert accepted["job"]["params"]["match_radius_arcsec"] == settings.match_radius_arcsec
 
         for attempt in (1, 2):
-            w = WorkerProcess(env, tmp_path / f"worker{attempt}.log")
+            w = harness.WorkerProcess(env, tmp_path / f"worker{attempt}.log")
             try:
                 job = harness.wait_for_job(client, job_id, _fitting, timeout=120)
                 assert job["progress"] < 0.8, job
@@ -484,7 +449,7 @@ def test_sigterm_releases_the_running_training_and_the_worker_exits_0(
         cat = _catalogue(harness, client, auth, mock_catalogue(3000, seed=63))
         accepted = _start_long_training(client, auth, cat)
         job_id, map_id = accepted["job"]["id"], accepted["map"]["id"]
-        w = WorkerProcess(env, tmp_path / "worker.log")
+        w = harness.WorkerProcess(env, tmp_path / "worker.log")
         try:
             harness.wait_for_job(client, job_id, _fitting, timeout=120)
             # Batch work yields the CPU to an API on the same host (SOMCAL_WORKER_NICE=10).
