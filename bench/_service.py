@@ -415,6 +415,23 @@ def wait_for_job(
     raise TimeoutError(f"job {job_id} did not reach the expected state in {timeout:g} s: {job}")
 
 
+#: a map that takes minutes to train on a few thousand mock rows: long enough to interrupt
+LONG_TRAINING = {"n_rows": 30, "n_cols": 30, "n_epochs": 500}
+
+
+def fitting(job: dict) -> bool:
+    """The SOM itself is being fitted: a training job's progress 0.05-0.8 is its epochs."""
+    return job["status"] == "running" and job["progress"] >= 0.05
+
+
+def start_training(client, auth: dict[str, str], catalogue_id: int, **options) -> dict:
+    """``POST /v1/maps``; its 202 answer (the queued map and job). RuntimeError otherwise."""
+    r = client.post("/v1/maps", json={"catalogue_id": catalogue_id, **options}, headers=auth)
+    if r.status_code != 202:
+        raise RuntimeError(f"POST /v1/maps answered {r.status_code}: {r.text}")
+    return r.json()
+
+
 def train(
     client,
     auth: dict[str, str],
@@ -427,13 +444,12 @@ def train(
 
     Raises RuntimeError if the request is not accepted (202) or the training fails.
     """
-    r = client.post("/v1/maps", json={"catalogue_id": catalogue_id, **options}, headers=auth)
-    if r.status_code != 202:
-        raise RuntimeError(f"POST /v1/maps answered {r.status_code}: {r.text}")
-    job = wait_for_job(client, r.json()["job"]["id"], timeout=timeout, interval=interval)
+    accepted = start_training(client, auth, catalogue_id, **options)
+    job = wait_for_job(client, accepted["job"]["id"], timeout=timeout, interval=interval)
     if job["status"] != "succeeded":
-        raise RuntimeError(f"training of map {r.json()['map']['id']} failed: {job.get('error')}")
-    return r.json()["map"]["id"], job
+        map_id = accepted["map"]["id"]
+        raise RuntimeError(f"training of map {map_id} failed: {job.get('error')}")
+    return accepted["map"]["id"], job
 
 
 def run_together(*calls: Callable[[], object], timeout: float = 180.0) -> list:

@@ -42,6 +42,7 @@ from _service import (  # noqa: E402
     create_key,
     csv_bytes,
     run_together,
+    start_training,
     train,
     upload,
     wait_for_job,
@@ -183,12 +184,8 @@ def kill_mid_training(mock, tmp: Path) -> None:
     try:
         with httpx.Client(base_url=server.base_url, timeout=600) as client:
             cat = upload(client, auth, "photometric", mock.iloc[:20000], "train.csv").json()
-            r = client.post(
-                "/v1/maps",
-                json={"catalogue_id": cat["id"], "n_rows": 40, "n_cols": 40, "n_epochs": 300},
-                headers=auth,
-            )
-            job_id, map_id = r.json()["job"]["id"], r.json()["map"]["id"]
+            accepted = start_training(client, auth, cat["id"], n_rows=40, n_cols=40, n_epochs=300)
+            job_id, map_id = accepted["job"]["id"], accepted["map"]["id"]
             job = wait_for_job(
                 client, job_id, lambda j: j["status"] == "running" and j["progress"] >= 0.1
             )

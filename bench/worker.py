@@ -44,7 +44,9 @@ from _service import (  # noqa: E402
     WorkerProcess,
     create_key,
     drop_pg_schema,
+    fitting,
     pg_schema,
+    start_training,
     train,
     wait_for_job,
 )
@@ -136,26 +138,12 @@ def main() -> None:
                         read(k)
                     idle = [read(k) for k in range(args.requests)]
 
-                    r = client.post(
-                        "/v1/maps",
-                        json={
-                            "catalogue_id": cat_id,
-                            "n_rows": 75,
-                            "n_cols": 150,
-                            "n_epochs": args.epochs,
-                        },
-                        headers=auth,
+                    accepted = start_training(
+                        client, auth, cat_id, n_rows=75, n_cols=150, n_epochs=args.epochs
                     )
-                    r.raise_for_status()
-                    big_job = r.json()["job"]["id"]
+                    big_job = accepted["job"]["id"]
                     t_start = time.perf_counter()
-                    wait_for_job(
-                        client,
-                        big_job,
-                        lambda j: j["status"] == "running" and j["progress"] >= 0.05,
-                        timeout=1800,
-                        interval=0.2,
-                    )
+                    wait_for_job(client, big_job, fitting, timeout=1800, interval=0.2)
                     busy: list[float] = []
                     k = 0
                     while len(busy) < args.requests:

@@ -200,25 +200,12 @@ def test_training_killed_mid_way_is_failed_without_a_partial_map(
                 client, auth, "photometric", mock_catalogue(3000, seed=23), "train.csv"
             )
             assert cat.status_code == 201, cat.text
-            r = client.post(
-                "/v1/maps",
-                json={
-                    "catalogue_id": cat.json()["id"],
-                    "n_rows": 30,
-                    "n_cols": 30,
-                    "n_epochs": 500,
-                },
-                headers=auth,
+            accepted = harness.start_training(
+                client, auth, cat.json()["id"], **harness.LONG_TRAINING
             )
-            assert r.status_code == 202, r.text
-            job_id, map_id = r.json()["job"]["id"], r.json()["map"]["id"]
+            job_id, map_id = accepted["job"]["id"], accepted["map"]["id"]
             # Kill once the SOM itself is being fitted (progress 0.05-0.8).
-            job = harness.wait_for_job(
-                client,
-                job_id,
-                lambda j: j["status"] == "running" and j["progress"] >= 0.05,
-                timeout=120,
-            )
+            job = harness.wait_for_job(client, job_id, harness.fitting, timeout=120)
             assert job["progress"] < 0.8, job
         server.kill()
     finally:
@@ -278,13 +265,8 @@ def test_training_whose_database_dies_ends_failed_when_it_is_back(
         cat = harness.upload(
             client, auth, "photometric", mock_catalogue(400, seed=24), "t.csv"
         ).json()
-        r = client.post(
-            "/v1/maps",
-            json={"catalogue_id": cat["id"], "n_rows": 5, "n_cols": 5, "n_epochs": 2},
-            headers=auth,
-        )
-        assert r.status_code == 202, r.text
-        job_id, map_id = r.json()["job"]["id"], r.json()["map"]["id"]
+        accepted = harness.start_training(client, auth, cat["id"], n_rows=5, n_cols=5, n_epochs=2)
+        job_id, map_id = accepted["job"]["id"], accepted["map"]["id"]
         assert in_store.wait(60)
         time.sleep(1.0)  # the store's first attempt fails against the dead server
         assert client.get(f"/v1/jobs/{job_id}").status_code == 503

@@ -303,22 +303,6 @@ def _catalogue(harness, client, auth, frame) -> int:
     return r.json()["id"]
 
 
-def _start_long_training(client, auth, catalogue_id: int) -> dict:
-    """The 202 answer to a 30x30 map over 500 epochs: minutes, long enough to interrupt."""
-    r = client.post(
-        "/v1/maps",
-        json={"catalogue_id": catalogue_id, "n_rows": 30, "n_cols": 30, "n_epochs": 500},
-        headers=auth,
-    )
-    assert r.status_code == 202, r.text
-    return r.json()
-
-
-def _fitting(job: dict) -> bool:
-    """The SOM itself is being fitted (progress 0.05-0.8 is the epochs)."""
-    return job["status"] == "running" and job["progress"] >= 0.05
-
-
 @pytest.mark.parametrize("db_url", PG, indirect=True)
 def test_two_apis_and_two_workers_run_ten_trainings_each_exactly_once(
     clean_db, mock_catalogue, tmp_path, harness
@@ -403,14 +387,14 @@ def test_a_worker_killed_mid_training_is_requeued_then_failed_never_left_running
     )
     with TestClient(create_app(settings)) as client:  # an API process: its reaper watches
         cat = _catalogue(harness, client, auth, mock_catalogue(3000, seed=62))
-        accepted = _start_long_training(client, auth, cat)
+        accepted = harness.start_training(client, auth, cat, **harness.LONG_TRAINING)
         job_id, map_id = accepted["job"]["id"], accepted["map"]["id"]
         assert accepted["job"]["params"]["match_radius_arcsec"] == settings.match_radius_arcsec
 
         for attempt in (1, 2):
             w = harness.WorkerProcess(env, tmp_path / f"worker{attempt}.log")
             try:
-                job = harness.wait_for_job(client, job_id, _fitting, timeout=120)
+                job = harness.wait_for_job(client, job_id, harness.fitting, timeout=120)
                 assert job["progress"] < 0.8, job
             finally:
                 w.kill()
@@ -447,11 +431,11 @@ def test_sigterm_releases_the_running_training_and_the_worker_exits_0(
     settings = Settings(database_url=clean_db, embedded_workers=0, upload_tmp_dir=tmp_path)
     with TestClient(create_app(settings)) as client:
         cat = _catalogue(harness, client, auth, mock_catalogue(3000, seed=63))
-        accepted = _start_long_training(client, auth, cat)
+        accepted = harness.start_training(client, auth, cat, **harness.LONG_TRAINING)
         job_id, map_id = accepted["job"]["id"], accepted["map"]["id"]
         w = harness.WorkerProcess(env, tmp_path / "worker.log")
         try:
-            harness.wait_for_job(client, job_id, _fitting, timeout=120)
+            harness.wait_for_job(client, job_id, harness.fitting, timeout=120)
             # Batch work yields the CPU to an API on the same host (SOMCAL_WORKER_NICE=10).
             assert os.getpriority(os.PRIO_PROCESS, w.proc.pid) == min(os.nice(0) + 10, 19)
             w.proc.send_signal(signal.SIGTERM)
