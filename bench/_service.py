@@ -4,6 +4,7 @@
 * :class:`ServerProcess`: the real service (``uvicorn app.main:create_app --factory``) in a
   child process on a free loopback port, so it can be measured without sharing the
   client's GIL and killed with SIGKILL like a crashed host.
+* :class:`ThreadServer`: the same app served by uvicorn in a thread of this process.
 * :class:`WorkerProcess`: ``somcal worker`` in a child process, stopped with SIGTERM (its
   jobs handed back) or killed with SIGKILL (a host that died mid-job).
 * :class:`ThrowawayPostgres`: a private PostgreSQL cluster (``initdb`` + ``pg_ctl``) in a
@@ -184,6 +185,37 @@ class WorkerProcess:
 
     def text(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+class ThreadServer:
+    """An ASGI ``app`` served by uvicorn in a thread of this process on 127.0.0.1:<free port>.
+
+    Unlike :class:`ServerProcess` there is no second start-up of numba and the app, and the
+    caller keeps the app object; ``with ThreadServer(app) as base_url: ...``.
+    """
+
+    def __init__(self, app, log_level: str = "warning") -> None:
+        import uvicorn
+
+        self.port = free_port()
+        self.base_url = f"http://{LOOPBACK}:{self.port}"
+        config = uvicorn.Config(app, host=LOOPBACK, port=self.port, log_level=log_level)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                self.__exit__()
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.05)
+        return self.base_url
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
 
 
 def pg_bindir() -> Path | None:

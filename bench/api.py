@@ -24,7 +24,6 @@ import json
 import os
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -34,39 +33,17 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from _service import create_key, drop_pg_schema, free_port, pg_schema, train  # noqa: E402
+from _service import ThreadServer, create_key, drop_pg_schema, pg_schema, train  # noqa: E402
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 BANDS = ("u", "g", "r", "i", "z", "Y", "J", "H")
 
 
-class Server:
-    """uvicorn in a background thread, serving ``create_app(settings)``."""
+def _serve(settings) -> ThreadServer:
+    """``create_app(settings)`` served by uvicorn in a background thread."""
+    from app.main import create_app
 
-    def __init__(self, settings) -> None:
-        import uvicorn
-
-        from app.main import create_app
-
-        self.port = free_port()
-        config = uvicorn.Config(
-            create_app(settings), host="127.0.0.1", port=self.port, log_level="warning"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.05)
-        return f"http://127.0.0.1:{self.port}"
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+    return ThreadServer(create_app(settings))
 
 
 def _percentiles(samples: list[float]) -> tuple[float, float]:
@@ -94,7 +71,7 @@ def bench_ingest(url: str, data_dir: Path, n_rows: int, label: str) -> dict:
     import httpx
 
     settings, auth = _setup(url, data_dir)
-    with Server(settings) as base, httpx.Client(base_url=base, timeout=3600) as client:
+    with _serve(settings) as base, httpx.Client(base_url=base, timeout=3600) as client:
         t0 = time.perf_counter()
         r = client.post("/v1/catalogues/photometric", json={"path": "ingest.parquet"}, headers=auth)
         dt = time.perf_counter() - t0
@@ -115,7 +92,7 @@ def bench_assign(url: str, data_dir: Path, repeats: dict[int, int], train_rows: 
     training.to_parquet(data_dir / "train.parquet")
     queries = make_mock(10_000, seed=12)
     results: dict[str, dict] = {}
-    with Server(settings) as base, httpx.Client(base_url=base, timeout=600) as client:
+    with _serve(settings) as base, httpx.Client(base_url=base, timeout=600) as client:
         cat = client.post(
             "/v1/catalogues/photometric", json={"path": "train.parquet"}, headers=auth
         ).json()

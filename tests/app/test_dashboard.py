@@ -14,7 +14,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
@@ -142,38 +141,14 @@ def _chromium() -> str:
     return found
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
-def server(app):
+def server(app, harness):
     """The app served by uvicorn on a free port of 127.0.0.1 (in a thread of this process,
     so no second start-up of numba and the app; the browser talks real HTTP to it)."""
-    import threading
-
-    import uvicorn
-
-    port = _free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, name="test-uvicorn", daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    with urllib.request.urlopen(f"{base}/health", timeout=5) as r:
-        assert r.status == 200
-    try:
+    with harness.ThreadServer(app) as base:
+        with urllib.request.urlopen(f"{base}/health", timeout=5) as r:
+            assert r.status == 200
         yield base
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=10)
 
 
 class DevTools:
