@@ -31,7 +31,6 @@ from app.core.config import Settings
 from app.core.db import make_engine, make_session_factory
 from app.main import create_app
 from app.models import metadata
-from app.services.apikeys import create_api_key
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_DATA = REPO / ".." / "shared" / "data"
@@ -144,13 +143,7 @@ def client(app) -> Iterator[TestClient]:
 
 @pytest.fixture
 def api_key(settings: Settings) -> str:
-    engine = make_engine(settings.database_url)
-    factory = make_session_factory(engine)
-    with factory() as session:
-        _, key = create_api_key(session, "tests")
-        session.commit()
-    engine.dispose()
-    return key
+    return harness.create_key(settings.database_url, "tests")
 
 
 @pytest.fixture
