@@ -64,6 +64,24 @@ def _wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None) -
     raise RuntimeError(f"{url} did not answer within {timeout:.0f} s ({last!r})")
 
 
+def _kill(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+
+
+def _stop(proc: subprocess.Popen, timeout: float) -> int:
+    """SIGTERM, then SIGKILL if the process has not exited within ``timeout`` s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+    return proc.returncode
+
+
 class ServerProcess:
     """``uvicorn app.main:create_app --factory`` on 127.0.0.1:<free port> in a child process.
 
@@ -123,19 +141,13 @@ class ServerProcess:
 
     def kill(self) -> None:
         """SIGKILL: no shutdown hook runs, as when a host or container dies."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=30)
+        if self.proc is not None:
+            _kill(self.proc)
         self._close_log()
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        if self.proc is not None:
+            _stop(self.proc, timeout=20)
         self._close_log()
 
     def _close_log(self) -> None:
@@ -167,21 +179,15 @@ class WorkerProcess:
         )
 
     def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=30)
+        """SIGKILL mid-job: no heartbeat, no release, as when its host dies."""
+        _kill(self.proc)
         self._log.close()
 
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        """SIGTERM (its running job handed back), SIGKILL after 60 s; the exit code."""
+        code = _stop(self.proc, timeout=60)
         self._log.close()
-        return self.proc.returncode
+        return code
 
     def text(self) -> str:
         return self.log_path.read_text(errors="replace")
