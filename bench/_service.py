@@ -1,18 +1,27 @@
-"""Harness shared by bench/load.py, bench/faults.py and the hardening tests.
+"""Harness shared by bench/load.py, bench/faults.py and the service tests
+(access control, faults and races, workers).
 
 * :class:`ServerProcess`: the real service (``uvicorn app.main:create_app --factory``) in a
   child process on a free loopback port, so it can be measured without sharing the
   client's GIL and killed with SIGKILL like a crashed host.
+* :class:`ThreadServer`: the same app served by uvicorn in a thread of this process.
+* :class:`WorkerProcess`: ``somcal worker`` in a child process, stopped with SIGTERM (its
+  jobs handed back) or killed with SIGKILL (a host that died mid-job).
 * :class:`ThrowawayPostgres`: a private PostgreSQL cluster (``initdb`` + ``pg_ctl``) in a
   temporary directory on a free port. Faults that need the database to *die* are injected
   here, never on the machine's shared cluster that other test sessions are using.
 * :func:`pg_schema` / :func:`drop_pg_schema`: a schema of one's own on the shared cluster.
+* What a client of the API does again and again: :func:`upload` a catalogue,
+  :func:`wait_for_job` (the one polling loop), :func:`train` a map and wait for it,
+  :func:`run_together` (calls released at the same instant). The tests use these too
+  (``tests/app/conftest.py`` wraps them in fixtures), so nothing here imports pytest.
 
 Nothing here listens anywhere but 127.0.0.1.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -20,8 +29,10 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,6 +62,24 @@ def _wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None) -
             last = exc
         time.sleep(0.1)
     raise RuntimeError(f"{url} did not answer within {timeout:.0f} s ({last!r})")
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+
+
+def _stop(proc: subprocess.Popen, timeout: float) -> int:
+    """SIGTERM, then SIGKILL if the process has not exited within ``timeout`` s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+    return proc.returncode
 
 
 class ServerProcess:
@@ -112,19 +141,13 @@ class ServerProcess:
 
     def kill(self) -> None:
         """SIGKILL: no shutdown hook runs, as when a host or container dies."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=30)
+        if self.proc is not None:
+            _kill(self.proc)
         self._close_log()
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        if self.proc is not None:
+            _stop(self.proc, timeout=20)
         self._close_log()
 
     def _close_log(self) -> None:
@@ -138,6 +161,67 @@ class ServerProcess:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+class WorkerProcess:
+    """``somcal worker`` in a child process, its log in a file (``env``: the ``SOMCAL_*``
+    settings and anything else the worker should see, e.g. ``NUMBA_NUM_THREADS``)."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.log_path = log_path
+        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "worker"],
+            cwd=REPO,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def kill(self) -> None:
+        """SIGKILL mid-job: no heartbeat, no release, as when its host dies."""
+        _kill(self.proc)
+        self._log.close()
+
+    def stop(self) -> int:
+        """SIGTERM (its running job handed back), SIGKILL after 60 s; the exit code."""
+        code = _stop(self.proc, timeout=60)
+        self._log.close()
+        return code
+
+    def text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+class ThreadServer:
+    """An ASGI ``app`` served by uvicorn in a thread of this process on 127.0.0.1:<free port>.
+
+    Unlike :class:`ServerProcess` there is no second start-up of numba and the app, and the
+    caller keeps the app object; ``with ThreadServer(app) as base_url: ...``.
+    """
+
+    def __init__(self, app, log_level: str = "warning") -> None:
+        import uvicorn
+
+        self.port = free_port()
+        self.base_url = f"http://{LOOPBACK}:{self.port}"
+        config = uvicorn.Config(app, host=LOOPBACK, port=self.port, log_level=log_level)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                self.__exit__()
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.05)
+        return self.base_url
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
 
 
 def pg_bindir() -> Path | None:
@@ -319,3 +403,114 @@ def create_key(url: str, name: str = "bench") -> str:
         s.commit()
     engine.dispose()
     return key
+
+
+# ----------------------------------------------------------------------------- API client
+def csv_bytes(frame) -> bytes:
+    """A DataFrame as the CSV bytes of an upload (no index column)."""
+    return frame.to_csv(index=False).encode()
+
+
+def upload(client, auth: dict[str, str], kind: str, content, name: str, **fields):
+    """``POST /v1/catalogues/{kind}`` with one file; the response, whatever its status.
+
+    ``content`` is the file's bytes, or a DataFrame sent as CSV. Form fields that are dicts
+    or lists (a column mapping, band lists) are sent as JSON, the others as they are.
+    """
+    if not isinstance(content, bytes | bytearray):
+        content = csv_bytes(content)
+    data = {k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in fields.items()}
+    return client.post(
+        f"/v1/catalogues/{kind}",
+        files={"file": (name, bytes(content), "application/octet-stream")},
+        data=data,
+        headers=auth,
+    )
+
+
+def job_finished(job: dict) -> bool:
+    return job["status"] in ("succeeded", "failed")
+
+
+def wait_for_job(
+    client,
+    job_id: int,
+    until: Callable[[dict], bool] = job_finished,
+    timeout: float = 600.0,
+    interval: float = 0.05,
+) -> dict:
+    """Poll ``GET /v1/jobs/{job_id}`` until ``until(job)`` holds; that job.
+
+    Raises TimeoutError, with the job as last read, if it does not within ``timeout`` s.
+    """
+    deadline = time.monotonic() + timeout
+    job: dict = {}
+    while time.monotonic() < deadline:
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        if until(job):
+            return job
+        time.sleep(interval)
+    raise TimeoutError(f"job {job_id} did not reach the expected state in {timeout:g} s: {job}")
+
+
+#: a map that takes minutes to train on a few thousand mock rows: long enough to interrupt
+LONG_TRAINING = {"n_rows": 30, "n_cols": 30, "n_epochs": 500}
+
+
+def fitting(job: dict) -> bool:
+    """The SOM itself is being fitted: a training job's progress 0.05-0.8 is its epochs."""
+    return job["status"] == "running" and job["progress"] >= 0.05
+
+
+def start_training(client, auth: dict[str, str], catalogue_id: int, **options) -> dict:
+    """``POST /v1/maps``; its 202 answer (the queued map and job). RuntimeError otherwise."""
+    r = client.post("/v1/maps", json={"catalogue_id": catalogue_id, **options}, headers=auth)
+    if r.status_code != 202:
+        raise RuntimeError(f"POST /v1/maps answered {r.status_code}: {r.text}")
+    return r.json()
+
+
+def train(
+    client,
+    auth: dict[str, str],
+    catalogue_id: int,
+    timeout: float = 1800.0,
+    interval: float = 0.05,
+    **options,
+) -> tuple[int, dict]:
+    """``POST /v1/maps`` and wait for its job: (map id, the finished job).
+
+    Raises RuntimeError if the request is not accepted (202) or the training fails.
+    """
+    accepted = start_training(client, auth, catalogue_id, **options)
+    job = wait_for_job(client, accepted["job"]["id"], timeout=timeout, interval=interval)
+    if job["status"] != "succeeded":
+        map_id = accepted["map"]["id"]
+        raise RuntimeError(f"training of map {map_id} failed: {job.get('error')}")
+    return accepted["map"]["id"], job
+
+
+def run_together(*calls: Callable[[], object], timeout: float = 180.0) -> list:
+    """Run the calls in threads released at the same instant; their results in order.
+
+    The first exception a call raised is raised here, in the caller's thread.
+    """
+    barrier = threading.Barrier(len(calls))
+    results: list = [None] * len(calls)
+    errors: list[BaseException] = []
+
+    def run(k: int, fn: Callable[[], object]) -> None:
+        try:
+            barrier.wait(timeout=30)
+            results[k] = fn()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(k, fn)) for k, fn in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=timeout)
+    if errors:
+        raise errors[0]
+    return results

@@ -22,10 +22,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -35,45 +33,17 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from _service import drop_pg_schema, pg_schema  # noqa: E402
+from _service import ThreadServer, create_key, drop_pg_schema, pg_schema, train  # noqa: E402
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 BANDS = ("u", "g", "r", "i", "z", "Y", "J", "H")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _serve(settings) -> ThreadServer:
+    """``create_app(settings)`` served by uvicorn in a background thread."""
+    from app.main import create_app
 
-
-class Server:
-    """uvicorn in a background thread, serving ``create_app(settings)``."""
-
-    def __init__(self, settings) -> None:
-        import uvicorn
-
-        from app.main import create_app
-
-        self.port = _free_port()
-        config = uvicorn.Config(
-            create_app(settings), host="127.0.0.1", port=self.port, log_level="warning"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.05)
-        return f"http://127.0.0.1:{self.port}"
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+    return ThreadServer(create_app(settings))
 
 
 def _percentiles(samples: list[float]) -> tuple[float, float]:
@@ -84,15 +54,9 @@ def _percentiles(samples: list[float]) -> tuple[float, float]:
 def _setup(url: str, data_dir: Path):
     from app.core import migrate
     from app.core.config import Settings
-    from app.core.db import make_engine, make_session_factory
-    from app.services.apikeys import create_api_key
 
     migrate.upgrade(url)
-    engine = make_engine(url)
-    with make_session_factory(engine)() as s:
-        _, key = create_api_key(s, "bench")
-        s.commit()
-    engine.dispose()
+    key = create_key(url)
     settings = Settings(
         database_url=url,
         data_dirs=[data_dir],
@@ -107,7 +71,7 @@ def bench_ingest(url: str, data_dir: Path, n_rows: int, label: str) -> dict:
     import httpx
 
     settings, auth = _setup(url, data_dir)
-    with Server(settings) as base, httpx.Client(base_url=base, timeout=3600) as client:
+    with _serve(settings) as base, httpx.Client(base_url=base, timeout=3600) as client:
         t0 = time.perf_counter()
         r = client.post("/v1/catalogues/photometric", json={"path": "ingest.parquet"}, headers=auth)
         dt = time.perf_counter() - t0
@@ -124,29 +88,16 @@ def bench_assign(url: str, data_dir: Path, repeats: dict[int, int], train_rows: 
     from som.mock import make_mock
 
     settings, auth = _setup(url, data_dir)
-    train = make_mock(train_rows, seed=11)
-    train.to_parquet(data_dir / "train.parquet")
+    training = make_mock(train_rows, seed=11)
+    training.to_parquet(data_dir / "train.parquet")
     queries = make_mock(10_000, seed=12)
     results: dict[str, dict] = {}
-    with Server(settings) as base, httpx.Client(base_url=base, timeout=600) as client:
+    with _serve(settings) as base, httpx.Client(base_url=base, timeout=600) as client:
         cat = client.post(
             "/v1/catalogues/photometric", json={"path": "train.parquet"}, headers=auth
         ).json()
         t0 = time.perf_counter()
-        r = client.post(
-            "/v1/maps",
-            json={"catalogue_id": cat["id"], "n_rows": 75, "n_cols": 150, "n_epochs": 3},
-            headers=auth,
-        )
-        r.raise_for_status()
-        job_id, map_id = r.json()["job"]["id"], r.json()["map"]["id"]
-        while True:
-            job = client.get(f"/v1/jobs/{job_id}").json()
-            if job["status"] in ("succeeded", "failed"):
-                break
-            time.sleep(0.5)
-        if job["status"] != "succeeded":
-            raise RuntimeError(f"training failed: {job['error']}")
+        map_id, _ = train(client, auth, cat["id"], interval=0.5, n_rows=75, n_cols=150, n_epochs=3)
         train_s = time.perf_counter() - t0
         print(f"train 75x150 on {train_rows:,} rows, 3 epochs: {train_s:.1f} s", flush=True)
         results["train_seconds"] = train_s

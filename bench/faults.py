@@ -20,7 +20,7 @@ Scenarios (each against ``uvicorn app.main:create_app --factory`` in a child pro
    answered "duplicate" (200) with the same catalogue.
 
 Prints a table (scenario, observation, verdict); exit code 1 if any verdict is FAIL.
-The same behaviours are asserted in tests/app/test_hardening_faults.py.
+The same behaviours are asserted in tests/app/test_faults_and_races.py.
 """
 
 from __future__ import annotations
@@ -36,7 +36,17 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from _service import ServerProcess, ThrowawayPostgres, create_key  # noqa: E402
+from _service import (  # noqa: E402
+    ServerProcess,
+    ThrowawayPostgres,
+    create_key,
+    csv_bytes,
+    run_together,
+    start_training,
+    train,
+    upload,
+    wait_for_job,
+)
 
 ROWS: list[tuple[str, str, bool]] = []
 
@@ -62,29 +72,6 @@ def _counts(url: str) -> dict[str, int]:
     return out
 
 
-def _csv(frame) -> bytes:
-    return frame.to_csv(index=False).encode()
-
-
-def _upload(client, auth, content: bytes, name: str, kind: str = "photometric", **data):
-    return client.post(
-        f"/v1/catalogues/{kind}",
-        files={"file": (name, content, "text/csv")},
-        data=data,
-        headers=auth,
-    )
-
-
-def _wait_job(client, job_id: int, until, timeout: float = 600.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f"/v1/jobs/{job_id}").json()
-        if until(job):
-            return job
-        time.sleep(0.05)
-    raise RuntimeError(f"job {job_id} did not reach the state in {timeout} s")
-
-
 # ----------------------------------------------------------------------------- 1
 def crash_mid_ingest(mock, tmp: Path) -> None:
     import httpx
@@ -97,7 +84,7 @@ def crash_mid_ingest(mock, tmp: Path) -> None:
     if reason:
         record(name, f"skipped: {reason}", True)
         return
-    content = _csv(mock)
+    content = csv_bytes(mock)
     with ThrowawayPostgres() as pg:
         migrate.upgrade(pg.url)
         auth = {"X-API-Key": create_key(pg.url)}
@@ -108,10 +95,10 @@ def crash_mid_ingest(mock, tmp: Path) -> None:
         ):
             answer: dict = {}
 
-            def upload() -> None:
-                answer["r"] = _upload(client, auth, content, "big.csv")
+            def send() -> None:
+                answer["r"] = upload(client, auth, "photometric", content, "big.csv")
 
-            thread = threading.Thread(target=upload)
+            thread = threading.Thread(target=send)
             thread.start()
             conninfo = pg.url.replace("postgresql+psycopg", "postgresql")
             seen_copy = False
@@ -166,7 +153,7 @@ def crash_mid_ingest(mock, tmp: Path) -> None:
                 first.status_code == 200 and counts["catalogues"] == counts["sources"] == 0,
             )
             t0 = time.perf_counter()
-            again = _upload(client, auth, content, "big.csv")
+            again = upload(client, auth, "photometric", content, "big.csv")
             counts = _counts(pg.url)
             record(
                 name,
@@ -196,14 +183,10 @@ def kill_mid_training(mock, tmp: Path) -> None:
     server.start()
     try:
         with httpx.Client(base_url=server.base_url, timeout=600) as client:
-            cat = _upload(client, auth, _csv(mock.iloc[:20000]), "train.csv").json()
-            r = client.post(
-                "/v1/maps",
-                json={"catalogue_id": cat["id"], "n_rows": 40, "n_cols": 40, "n_epochs": 300},
-                headers=auth,
-            )
-            job_id, map_id = r.json()["job"]["id"], r.json()["map"]["id"]
-            job = _wait_job(
+            cat = upload(client, auth, "photometric", mock.iloc[:20000], "train.csv").json()
+            accepted = start_training(client, auth, cat["id"], n_rows=40, n_cols=40, n_epochs=300)
+            job_id, map_id = accepted["job"]["id"], accepted["map"]["id"]
+            job = wait_for_job(
                 client, job_id, lambda j: j["status"] == "running" and j["progress"] >= 0.1
             )
         server.kill()
@@ -214,7 +197,7 @@ def kill_mid_training(mock, tmp: Path) -> None:
         ServerProcess(env, tmp / "kill2.log") as again,
         httpx.Client(base_url=again.base_url, timeout=60) as client,
     ):
-        job = _wait_job(client, job_id, lambda j: j["status"] != "running")
+        job = wait_for_job(client, job_id, lambda j: j["status"] != "running")
         m = client.get(f"/v1/maps/{map_id}").json()
         cells = client.get(f"/v1/maps/{map_id}/cells").status_code
     engine = make_engine(url)
@@ -239,22 +222,6 @@ def kill_mid_training(mock, tmp: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- 3 and 4
-def _together(*calls):
-    barrier = threading.Barrier(len(calls))
-    out: list = [None] * len(calls)
-
-    def run(k, fn):
-        barrier.wait()
-        out[k] = fn()
-
-    threads = [threading.Thread(target=run, args=(k, fn)) for k, fn in enumerate(calls)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return out
-
-
 def concurrent_ingests(mock, tmp: Path) -> None:
     import httpx
 
@@ -268,21 +235,13 @@ def concurrent_ingests(mock, tmp: Path) -> None:
         ServerProcess(env, tmp / "concurrent.log") as server,
         httpx.Client(base_url=server.base_url, timeout=600) as client,
     ):
-        base = _upload(client, auth, _csv(mock.iloc[:5000]), "base.csv").json()
-        r = client.post(
-            "/v1/maps",
-            json={"catalogue_id": base["id"], "n_rows": 15, "n_cols": 15, "n_epochs": 5},
-            headers=auth,
-        )
-        _wait_job(
-            client,
-            r.json()["job"]["id"],
-            lambda j: j["status"] != "running" and j["status"] != "queued",
-        )
-        a, b = _csv(mock.iloc[5000:25000]), _csv(mock.iloc[25000:40000])
+        base = upload(client, auth, "photometric", mock.iloc[:5000], "base.csv").json()
+        train(client, auth, base["id"], n_rows=15, n_cols=15, n_epochs=5)
+        a, b = csv_bytes(mock.iloc[5000:25000]), csv_bytes(mock.iloc[25000:40000])
         t0 = time.perf_counter()
-        ra, rb = _together(
-            lambda: _upload(client, auth, a, "a.csv"), lambda: _upload(client, auth, b, "b.csv")
+        ra, rb = run_together(
+            lambda: upload(client, auth, "photometric", a, "a.csv"),
+            lambda: upload(client, auth, "photometric", b, "b.csv"),
         )
         wall = time.perf_counter() - t0
         counts = _counts(url)
@@ -295,10 +254,10 @@ def concurrent_ingests(mock, tmp: Path) -> None:
             (ra.status_code, rb.status_code) == (201, 201)
             and counts["sources"] == counts["assignments"] == 40000,
         )
-        same = _csv(mock.iloc[40000:50000])
-        r1, r2 = _together(
-            lambda: _upload(client, auth, same, "same.csv"),
-            lambda: _upload(client, auth, same, "same.csv"),
+        same = csv_bytes(mock.iloc[40000:50000])
+        r1, r2 = run_together(
+            lambda: upload(client, auth, "photometric", same, "same.csv"),
+            lambda: upload(client, auth, "photometric", same, "same.csv"),
         )
         after = _counts(url)
         record(

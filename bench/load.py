@@ -49,6 +49,8 @@ from _service import (  # noqa: E402
     pg_base_url,
     pg_reachable,
     pg_schema,
+    train,
+    upload,
 )
 
 BANDS = ("u", "g", "r", "i", "z", "Y", "J", "H")
@@ -95,44 +97,21 @@ def _preload(client, auth: dict, mock, n_sources: int, map_size: int, epochs: in
     ``mock`` has the columns of ``som.mock.make_mock`` (id, z_spec, mag_*, magerr_*): the
     first ``n_sources`` rows are loaded, the rest are what clients send to /assign.
     """
-    train, queries = mock.iloc[:n_sources], mock.iloc[n_sources:]
+    sources, queries = mock.iloc[:n_sources], mock.iloc[n_sources:]
     if len(queries) < 1000:
         raise ValueError("the mock needs 1,000 rows beyond the loaded sources for /assign")
-    r = client.post(
-        "/v1/catalogues/photometric",
-        files={"file": ("mock_phot.csv", train.to_csv(index=False).encode(), "text/csv")},
-        headers=auth,
-    )
+    r = upload(client, auth, "photometric", sources, "mock_phot.csv")
     r.raise_for_status()
     cat_id = r.json()["id"]
-    r = client.post(
-        "/v1/catalogues/spectroscopic",
-        files={"file": ("mock_spec.csv", train.to_csv(index=False).encode(), "text/csv")},
-        data={"skip_missing_redshift": "true"},
-        headers=auth,
+    r = upload(
+        client, auth, "spectroscopic", sources, "mock_spec.csv", skip_missing_redshift="true"
     )
     r.raise_for_status()
     n_spec = r.json()["n_rows"]
     t0 = time.perf_counter()
-    r = client.post(
-        "/v1/maps",
-        json={
-            "catalogue_id": cat_id,
-            "n_rows": map_size,
-            "n_cols": map_size,
-            "n_epochs": epochs,
-        },
-        headers=auth,
+    map_id, _ = train(
+        client, auth, cat_id, interval=0.2, n_rows=map_size, n_cols=map_size, n_epochs=epochs
     )
-    r.raise_for_status()
-    job_id, map_id = r.json()["job"]["id"], r.json()["map"]["id"]
-    while True:
-        job = client.get(f"/v1/jobs/{job_id}").json()
-        if job["status"] in ("succeeded", "failed"):
-            break
-        time.sleep(0.2)
-    if job["status"] != "succeeded":
-        raise RuntimeError(f"training failed: {job['error']}")
     print(
         f"  loaded {n_sources:,} sources, {n_spec:,} spectra; {map_size}x{map_size} map "
         f"trained in {time.perf_counter() - t0:.1f} s",

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,19 +39,19 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from _service import ServerProcess, create_key, drop_pg_schema, pg_schema  # noqa: E402
+from _service import (  # noqa: E402
+    ServerProcess,
+    WorkerProcess,
+    create_key,
+    drop_pg_schema,
+    fitting,
+    pg_schema,
+    start_training,
+    train,
+    wait_for_job,
+)
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-def _wait_job(client, job_id: int, until, timeout: float = 1800.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f"/v1/jobs/{job_id}").json()
-        if until(job):
-            return job
-        time.sleep(0.2)
-    raise RuntimeError(f"job {job_id} did not reach the state in {timeout} s")
 
 
 def _stats(samples: list[float]) -> tuple[float, float]:
@@ -104,51 +103,24 @@ def main() -> None:
                 "SOMCAL_UPLOAD_TMP_DIR": str(tmp_path),
             }
             api = ServerProcess(env, tmp_path / "api.log")
-            worker_log = open(tmp_path / "worker.log", "ab")  # noqa: SIM115
+            worker_env = {**env, "NUMBA_NUM_THREADS": str(args.worker_threads)}
+            if args.worker_nice is not None:
+                worker_env["SOMCAL_WORKER_NICE"] = str(args.worker_nice)
             worker = None
             try:
                 base = api.start()
-                worker = (
-                    None
-                    if args.embedded
-                    else subprocess.Popen(
-                        [sys.executable, "-m", "app.cli", "worker"],
-                        cwd=REPO,
-                        env={
-                            **os.environ,
-                            **env,
-                            "NUMBA_NUM_THREADS": str(args.worker_threads),
-                            **(
-                                {"SOMCAL_WORKER_NICE": str(args.worker_nice)}
-                                if args.worker_nice is not None
-                                else {}
-                            ),
-                            "PYTHONUNBUFFERED": "1",
-                        },
-                        stdout=worker_log,
-                        stderr=subprocess.STDOUT,
-                    )
-                )
+                if not args.embedded:
+                    worker = WorkerProcess(worker_env, tmp_path / "worker.log")
                 with httpx.Client(base_url=base, timeout=120) as client:
                     cat = client.post(
                         "/v1/catalogues/photometric", json={"path": "train.parquet"}, headers=auth
                     )
                     cat.raise_for_status()
                     cat_id = cat.json()["id"]
-                    r = client.post(
-                        "/v1/maps",
-                        json={"catalogue_id": cat_id, "n_rows": 10, "n_cols": 10, "n_epochs": 3},
-                        headers=auth,
+                    small_map, job = train(
+                        client, auth, cat_id, interval=0.2, n_rows=10, n_cols=10, n_epochs=3
                     )
-                    r.raise_for_status()
-                    small_job, small_map = r.json()["job"]["id"], r.json()["map"]["id"]
-                    job = _wait_job(
-                        client,
-                        small_job,
-                        lambda j: j["status"] != "queued" and j["status"] != "running",
-                    )
-                    if job["status"] != "succeeded":
-                        raise RuntimeError(f"small map failed: {job['error']}")
+                    small_job = job["id"]
                     reads = [
                         "/v1/maps",
                         f"/v1/maps/{small_map}",
@@ -166,24 +138,12 @@ def main() -> None:
                         read(k)
                     idle = [read(k) for k in range(args.requests)]
 
-                    r = client.post(
-                        "/v1/maps",
-                        json={
-                            "catalogue_id": cat_id,
-                            "n_rows": 75,
-                            "n_cols": 150,
-                            "n_epochs": args.epochs,
-                        },
-                        headers=auth,
+                    accepted = start_training(
+                        client, auth, cat_id, n_rows=75, n_cols=150, n_epochs=args.epochs
                     )
-                    r.raise_for_status()
-                    big_job = r.json()["job"]["id"]
+                    big_job = accepted["job"]["id"]
                     t_start = time.perf_counter()
-                    _wait_job(
-                        client,
-                        big_job,
-                        lambda j: j["status"] == "running" and j["progress"] >= 0.05,
-                    )
+                    wait_for_job(client, big_job, fitting, timeout=1800, interval=0.2)
                     busy: list[float] = []
                     k = 0
                     while len(busy) < args.requests:
@@ -193,18 +153,14 @@ def main() -> None:
                         for _ in range(5):
                             busy.append(read(k))
                             k += 1
-                    job = _wait_job(
-                        client, big_job, lambda j: j["status"] in ("succeeded", "failed")
-                    )
+                    job = wait_for_job(client, big_job, timeout=1800, interval=0.2)
                     train_s = time.perf_counter() - t_start
                     if job["status"] != "succeeded":
                         raise RuntimeError(f"75x150 map failed: {job['error']}")
                     after = [read(k) for k in range(args.requests)]
             finally:
-                if worker is not None and worker.poll() is None:
-                    worker.terminate()
-                    worker.wait(timeout=120)
-                worker_log.close()
+                if worker is not None:
+                    worker.stop()
                 api.stop()
     finally:
         drop_pg_schema(args.pg_url, schema)

@@ -4,13 +4,19 @@ PostgreSQL comes from ``DATABASE_URL_TEST`` (default postgresql+psycopg://postgr
 5432/test). Each test session works in a schema of its own (``search_path``), created and
 dropped here, so concurrent sessions sharing the ``test`` database cannot collide. Tests
 skip PostgreSQL with the reason only when the server cannot be reached.
+
+What a client of the API does again and again (upload a catalogue, poll a job, train a map),
+the schema helpers and the server processes are written once, in ``bench/_service.py``
+(loaded here as ``harness``, so bench does not depend on pytest); the fixtures below bind
+them to the test's client and key: ``ingest``, ``wait_job``, ``train_map``, ``trained_map``,
+and unbound for tests with clients of their own: ``upload``, ``wait_for_job``, ``harness``.
 """
 
 from __future__ import annotations
 
-import os
-import time
-import uuid
+import functools
+import importlib.util
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +24,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from app.core import migrate
@@ -26,65 +31,52 @@ from app.core.config import Settings
 from app.core.db import make_engine, make_session_factory
 from app.main import create_app
 from app.models import metadata
-from app.services.apikeys import create_api_key
 
-DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+REPO = Path(__file__).resolve().parents[2]
+SHARED_DATA = REPO / ".." / "shared" / "data"
 ZCOSMOS = SHARED_DATA / "real" / "zcosmos_bright20k_cosmos_photometry.csv"
 BANDS = ("u", "g", "r", "i", "z", "Y", "J", "H")
 
 
-def pg_base_url() -> str:
-    url = os.environ.get("DATABASE_URL_TEST", DEFAULT_PG)
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://") :]
-    return url
+def load_bench_module(name: str):
+    """``bench/<name>.py`` as a module, loaded once (bench is scripts, not a package)."""
+    module_name = f"somcal_bench_{name.lstrip('_')}"
+    if module_name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(module_name, REPO / "bench" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[module_name]
 
+
+harness = load_bench_module("_service")
 
 _pg_state: dict[str, str | None] = {}
 
 
 def pg_unreachable_reason() -> str | None:
     if "reason" not in _pg_state:
-        import psycopg
-
-        url = make_url(pg_base_url())
-        conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
-        try:
-            with psycopg.connect(conninfo, connect_timeout=3) as conn:
-                conn.execute("SELECT 1")
-            _pg_state["reason"] = None
-        except Exception as exc:  # noqa: BLE001
-            _pg_state["reason"] = (
-                f"PostgreSQL not reachable at {url.render_as_string(hide_password=True)}: "
-                f"{type(exc).__name__}"
-            )
+        base = harness.pg_base_url()
+        why = harness.pg_reachable(base)
+        where = make_url(base).render_as_string(hide_password=True)
+        _pg_state["reason"] = why and f"PostgreSQL not reachable at {where}: {why}"
     return _pg_state["reason"]
 
 
 def new_pg_schema_url() -> tuple[str, str]:
-    """A fresh schema and a URL whose connections use it (search_path)."""
-    schema = f"somcal_t_{uuid.uuid4().hex[:10]}"
-    base = make_url(pg_base_url())
-    engine = make_engine(base.render_as_string(hide_password=False))
-    with engine.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine.dispose()
-    url = base.update_query_dict({"options": f"-csearch_path={schema}"})
-    return url.render_as_string(hide_password=False), schema
+    """A fresh schema on the shared cluster and a URL whose connections use it."""
+    return harness.pg_schema(harness.pg_base_url(), "somcal_t")
 
 
 def drop_pg_schema(schema: str) -> None:
-    engine = make_engine(pg_base_url())
-    with engine.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    engine.dispose()
+    harness.drop_pg_schema(harness.pg_base_url(), schema)
 
 
-def empty_database(backend: str, tmp_path: Path) -> Iterator[str]:
-    """Yield the URL of an empty database of ``backend``, removed afterwards."""
+def database(backend: str, directory: Path) -> Iterator[str]:
+    """Yield the URL of an empty database of ``backend``, removed afterwards: a file in
+    ``directory`` for SQLite, a schema of its own for PostgreSQL (skips if unreachable)."""
     if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        yield f"sqlite:///{directory / 'somcal.db'}"
         return
     reason = pg_unreachable_reason()
     if reason:
@@ -105,21 +97,9 @@ BACKENDS = [
 @pytest.fixture(scope="session", params=BACKENDS)
 def db_url(request, tmp_path_factory) -> Iterator[str]:
     """A migrated database per backend, shared by the session (tables emptied per test)."""
-    backend = request.param
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'somcal.db'}"
+    for url in database(request.param, tmp_path_factory.mktemp("db")):
         migrate.upgrade(url)
         yield url
-        return
-    reason = pg_unreachable_reason()
-    if reason:
-        pytest.skip(reason)
-    url, schema = new_pg_schema_url()
-    try:
-        migrate.upgrade(url)
-        yield url
-    finally:
-        drop_pg_schema(schema)
 
 
 @pytest.fixture
@@ -163,13 +143,7 @@ def client(app) -> Iterator[TestClient]:
 
 @pytest.fixture
 def api_key(settings: Settings) -> str:
-    engine = make_engine(settings.database_url)
-    factory = make_session_factory(engine)
-    with factory() as session:
-        _, key = create_api_key(session, "tests")
-        session.commit()
-    engine.dispose()
-    return key
+    return harness.create_key(settings.database_url, "tests")
 
 
 @pytest.fixture
@@ -213,41 +187,91 @@ def zcosmos_path() -> Path:
 @pytest.fixture(params=BACKENDS)
 def empty_db_url(request, tmp_path) -> Iterator[str]:
     """An empty (unmigrated) database per backend, for migration and readiness tests."""
-    yield from empty_database(request.param, tmp_path)
+    yield from database(request.param, tmp_path)
+
+
+@pytest.fixture(scope="session", name="harness")
+def harness_fixture():
+    """``bench/_service.py``: server processes, a throwaway PostgreSQL, API keys, and the
+    client helpers the fixtures below bind (``upload``, ``ingest``, ``wait_for_job``,
+    ``train``, ``run_together``)."""
+    return harness
+
+
+@pytest.fixture(scope="session")
+def bench_module():
+    """``bench_module(name)``: ``bench/<name>.py`` loaded as a module, for tests that run a
+    benchmark's own machinery briefly."""
+    return load_bench_module
+
+
+@pytest.fixture
+def upload():
+    """``upload(client, auth, kind, content, name, **fields) -> response``: one file to
+    ``POST /v1/catalogues/{kind}`` (bytes, or a DataFrame sent as CSV), any status."""
+    return harness.upload
+
+
+@pytest.fixture
+def ingest(client, auth):
+    """``ingest(kind, content, name="cat.csv", **fields) -> body``: upload with the test's
+    client and key, and require a new catalogue (201)."""
+
+    def ingest(kind: str, content, name: str = "cat.csv", **fields) -> dict:
+        r = harness.upload(client, auth, kind, content, name, **fields)
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    return ingest
+
+
+@pytest.fixture
+def wait_for_job():
+    """``wait_for_job(client, job_id, until=finished, timeout=120) -> job``: poll any
+    client's ``GET /v1/jobs/{id}`` until ``until(job)``; TimeoutError if it never does."""
+    return functools.partial(harness.wait_for_job, timeout=120.0)
 
 
 @pytest.fixture
 def wait_job(client):
-    """``wait_job(job_id, timeout=180) -> (job, progress seen)``: poll until the job ends."""
+    """``wait_job(job_id, timeout=180) -> (job, progress seen)``: poll the test's client
+    until the job ends."""
 
     def wait(job_id: int, timeout: float = 180.0) -> tuple[dict, list[float]]:
-        deadline = time.monotonic() + timeout
         seen: list[float] = []
-        while time.monotonic() < deadline:
-            job = client.get(f"/v1/jobs/{job_id}").json()
+
+        def finished(job: dict) -> bool:
             seen.append(job["progress"])
-            if job["status"] in ("succeeded", "failed"):
-                return job, seen
-            time.sleep(0.05)
-        raise AssertionError(f"job {job_id} did not finish in {timeout} s: {seen[-5:]}")
+            return harness.job_finished(job)
+
+        return harness.wait_for_job(client, job_id, finished, timeout=timeout), seen
 
     return wait
 
 
 @pytest.fixture
-def train_map(client, auth, wait_job):
+def train_map(client, auth):
     """``train_map(catalogue_id, **options) -> map id``: POST /v1/maps (3 epochs unless
     told otherwise), wait for the job and require it to succeed."""
 
     def train(catalogue_id: int, **options) -> int:
-        body = {"catalogue_id": catalogue_id, "n_epochs": 3, **options}
-        r = client.post("/v1/maps", json=body, headers=auth)
-        assert r.status_code == 202, r.text
-        job, _ = wait_job(r.json()["job"]["id"])
-        assert job["status"] == "succeeded", job.get("error")
-        return r.json()["map"]["id"]
+        options = {"n_epochs": 3, **options}
+        map_id, _ = harness.train(client, auth, catalogue_id, timeout=180.0, **options)
+        return map_id
 
     return train
+
+
+@pytest.fixture
+def trained_map(ingest, train_map):
+    """``trained_map(frame, name="phot.csv", **options) -> (map id, catalogue id)``: ingest
+    ``frame`` as a photometric catalogue and train a map on it (``train_map``'s options)."""
+
+    def trained(frame, name: str = "phot.csv", **options) -> tuple[int, int]:
+        catalogue_id = ingest("photometric", frame, name)["id"]
+        return train_map(catalogue_id, **options), catalogue_id
+
+    return trained
 
 
 def load_stored_map(url: str, map_id: int):

@@ -36,16 +36,6 @@ runner = CliRunner()
 
 
 # ----------------------------------------------------------------------------- helpers
-def _upload(client, auth, kind, content: bytes, name: str, **fields):
-    data = {k: json.dumps(v) if isinstance(v, dict | list) else str(v) for k, v in fields.items()}
-    return client.post(
-        f"/v1/catalogues/{kind}",
-        files={"file": (name, content, "application/octet-stream")},
-        data=data,
-        headers=auth,
-    )
-
-
 def _stored_mags(url: str, catalogue_id: int, n_bands: int) -> tuple[list[str], np.ndarray]:
     engine = make_engine(url)
     with make_session_factory(engine)() as s:
@@ -84,10 +74,10 @@ def _lsst(galaxies: pd.DataFrame) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------- shapes
 def test_lsst_ugrizy_with_a_y_band_ingests_trains_and_assigns(
-    client, auth, settings, galaxies, train_map, stored_map
+    client, auth, settings, galaxies, train_map, stored_map, upload
 ):
     frame = _lsst(galaxies)
-    r = _upload(client, auth, "photometric", frame.to_csv(index=False).encode(), "dc2.csv")
+    r = upload(client, auth, "photometric", frame.to_csv(index=False).encode(), "dc2.csv")
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["bands"] == [f"{b}_lsst" for b in LSST]  # wavelength order, y (not Y) last
@@ -164,7 +154,7 @@ def _lephare_text(frame: pd.DataFrame) -> str:
 
 
 def test_mjy_fluxes_with_ks_and_cigale_upper_limits(
-    client, auth, settings, galaxies, tmp_path, train_map
+    client, auth, settings, galaxies, tmp_path, train_map, upload
 ):
     bands = FLUX_BANDS
     table, flux, err = _flux_table(galaxies)
@@ -172,7 +162,7 @@ def test_mjy_fluxes_with_ks_and_cigale_upper_limits(
     table.write(path)
     content = path.read_bytes()
 
-    r = _upload(client, auth, "photometric", content, "c20.fits")
+    r = upload(client, auth, "photometric", content, "c20.fits")
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["bands"] == list(bands)
@@ -188,14 +178,14 @@ def test_mjy_fluxes_with_ks_and_cigale_upper_limits(
     # The file says mJy: a different flux_unit is refused, naming both (nothing stored).
     other = tmp_path / "other.fits"
     table[:-1].write(other)
-    r = _upload(client, auth, "photometric", other.read_bytes(), "o.fits", flux_unit="uJy")
+    r = upload(client, auth, "photometric", other.read_bytes(), "o.fits", flux_unit="uJy")
     assert r.status_code == 422 and "the unit 'mJy' but flux_unit is 'uJy'" in r.text, r.text
     # The same values as a CSV have no unit: say which.
     csv = table.to_pandas().to_csv(index=False).encode()
-    r = _upload(client, auth, "photometric", csv, "c20.csv")
+    r = upload(client, auth, "photometric", csv, "c20.csv")
     assert r.status_code == 422 and "has no unit" in r.text, r.text
     # Fluxes mapped as magnitudes are caught, naming the column.
-    r = _upload(
+    r = upload(
         client,
         auth,
         "photometric",
@@ -207,7 +197,7 @@ def test_mjy_fluxes_with_ks_and_cigale_upper_limits(
     assert r.status_code == 422 and "flux_Ks" in r.text and "magnitude" in r.text, r.text
     # ... and a unit off by 1000 (nJy declared as uJy) too.
     nano = table.to_pandas()
-    r = _upload(
+    r = upload(
         client,
         auth,
         "photometric",
@@ -235,9 +225,9 @@ def test_whitespace_ascii_with_a_hash_header_keeps_ids(settings, galaxies, tmp_p
     assert map_id > 0
 
 
-def test_euclid_band_mock_and_band_aliases(client, auth, settings, train_map, stored_map):
+def test_euclid_band_mock_and_band_aliases(client, auth, settings, train_map, stored_map, upload):
     euclid = make_mock(1200, seed=5, nir="euclid")
-    r = _upload(client, auth, "photometric", euclid.to_csv(index=False).encode(), "eu.csv")
+    r = upload(client, auth, "photometric", euclid.to_csv(index=False).encode(), "eu.csv")
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["bands"][-3:] == ["YE", "JE", "HE"]
@@ -254,8 +244,10 @@ def test_euclid_band_mock_and_band_aliases(client, auth, settings, train_map, st
     assert [x["cell"] for x in res["results"]] == list(som.predict(X))
 
 
-def test_a_magnitude_band_outside_the_colour_bands(client, auth, settings, galaxies, train_map):
-    r = _upload(client, auth, "photometric", galaxies.to_csv(index=False).encode(), "g.csv")
+def test_a_magnitude_band_outside_the_colour_bands(
+    client, auth, settings, galaxies, train_map, upload
+):
+    r = upload(client, auth, "photometric", galaxies.to_csv(index=False).encode(), "g.csv")
     assert r.status_code == 201, r.text
     map_id = train_map(r.json()["id"], **SMALL, bands=["u", "g", "r"], magnitude_band="i")
     m = client.get(f"/v1/maps/{map_id}").json()
@@ -304,9 +296,9 @@ def _as_feature_table(source: pd.DataFrame, shape: str) -> pd.DataFrame:
 
 
 def test_a_colour_list_instead_of_adjacent_bands(
-    client, auth, settings, galaxies, train_map, stored_map
+    client, auth, settings, galaxies, train_map, stored_map, upload
 ):
-    r = _upload(client, auth, "photometric", galaxies.to_csv(index=False).encode(), "g.csv")
+    r = upload(client, auth, "photometric", galaxies.to_csv(index=False).encode(), "g.csv")
     cat = r.json()["id"]
     map_id = train_map(cat, **SMALL, colours=["u-g", "g-i", "i-H"])
     m = client.get(f"/v1/maps/{map_id}").json()
@@ -383,7 +375,7 @@ def _cleaning_table() -> pd.DataFrame:
 
 
 def test_one_raw_value_means_the_same_in_library_ingest_and_assign(
-    client, auth, settings, tmp_path, train_map
+    client, auth, settings, tmp_path, train_map, upload
 ):
     table = _cleaning_table()
     expected = table.pop("expected").tolist()
@@ -408,7 +400,7 @@ def test_one_raw_value_means_the_same_in_library_ingest_and_assign(
     assert lib == expected
 
     # ingest: bad rows listed, the others stored with g measured or missing
-    r = _upload(client, auth, "photometric", content, "raw.csv", on_invalid="skip")
+    r = upload(client, auth, "photometric", content, "raw.csv", on_invalid="skip")
     assert r.status_code == 201, r.text
     bad_rows = {e["row"] for e in r.json()["errors"]}
     ids, mags = _stored_mags(settings.database_url, r.json()["id"], 3)
@@ -435,8 +427,10 @@ def test_one_raw_value_means_the_same_in_library_ingest_and_assign(
     assert assigned == expected
 
 
-def test_assign_answers_row_by_row_the_same_for_one_row_or_many(client, auth, galaxies, train_map):
-    r = _upload(client, auth, "photometric", galaxies.to_csv(index=False).encode(), "g.csv")
+def test_assign_answers_row_by_row_the_same_for_one_row_or_many(
+    client, auth, galaxies, train_map, upload
+):
+    r = upload(client, auth, "photometric", galaxies.to_csv(index=False).encode(), "g.csv")
     map_id = train_map(r.json()["id"], **SMALL)
     good = {"id": "a", "mag_g": 22.0, "mag_r": 21.6, "mag_i": 21.3}
     bad = {"id": "b", "mag_g": -4.0, "mag_r": 21.6, "mag_i": 21.3}
@@ -463,7 +457,7 @@ def test_assign_answers_row_by_row_the_same_for_one_row_or_many(client, auth, ga
 
 
 # ----------------------------------------------------------------------------- spectra, duplicates
-def test_stars_and_unplaceable_spectra_never_calibrate(client, auth):
+def test_stars_and_unplaceable_spectra_never_calibrate(client, auth, upload):
     frame = pd.DataFrame(
         {
             "id": [1, 2, 3, 4, 5],
@@ -474,22 +468,22 @@ def test_stars_and_unplaceable_spectra_never_calibrate(client, auth):
         }
     )
     content = frame.to_csv(index=False).encode()
-    r = _upload(client, auth, "spectroscopic", content, "s.csv")
+    r = upload(client, auth, "spectroscopic", content, "s.csv")
     # row 2 has neither photometry nor a position: it could never land in a cell
     assert r.status_code == 422 and r.json()["errors"][0]["row"] == 2, r.text
-    r = _upload(client, auth, "spectroscopic", content, "s.csv", on_invalid="skip")
+    r = upload(client, auth, "spectroscopic", content, "s.csv", on_invalid="skip")
     assert r.status_code == 201, r.text
     spectra = r.json()["summary"]["spectra"]
     assert r.json()["n_secure"] == spectra["secure"] == 1  # only z = 0.5
     assert spectra["below_z_min"] == 2 and spectra["star"] == 1
 
 
-def test_the_same_file_with_other_options_is_a_conflict(client, auth, galaxies):
+def test_the_same_file_with_other_options_is_a_conflict(client, auth, galaxies, upload):
     content = galaxies.head(200).to_csv(index=False).encode()
-    first = _upload(client, auth, "photometric", content, "a.csv")
+    first = upload(client, auth, "photometric", content, "a.csv")
     assert first.status_code == 201
-    again = _upload(client, auth, "photometric", content, "b.csv")
+    again = upload(client, auth, "photometric", content, "b.csv")
     assert again.status_code == 200 and again.json()["duplicate"] is True
-    other = _upload(client, auth, "photometric", content, "a.csv", mapping={"mag_u": None})
+    other = upload(client, auth, "photometric", content, "a.csv", mapping={"mag_u": None})
     assert other.status_code == 409, other.text
     assert "mapping" in other.json()["detail"] and str(first.json()["id"]) in other.text

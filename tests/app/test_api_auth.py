@@ -1,10 +1,12 @@
-"""Writes need an API key; keys are stored hashed; reads are open unless configured."""
+"""Writes need an API key, revoked keys stop working, the CLI makes keys, and reads are open
+unless configured. (That keys are stored only as hashes, compared in constant time, and
+never logged, and that CORS is closed, is checked in test_access_control.py.)"""
 
 from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select, text
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from app.cli import cli
@@ -43,16 +45,6 @@ def test_writes_need_a_valid_key(client, api_key, settings):
     assert _post(client, {"X-API-Key": api_key}).status_code == 403
 
 
-def test_only_the_hash_is_stored(api_key, settings):
-    engine = make_engine(settings.database_url)
-    with engine.connect() as conn:
-        dump = " ".join(str(v) for row in conn.execute(text("SELECT * FROM api_keys")) for v in row)
-    engine.dispose()
-    assert api_key not in dump
-    secret = api_key.split("_", 2)[2]
-    assert secret not in dump
-
-
 def test_cli_creates_a_key_that_works(settings):
     result = CliRunner().invoke(
         cli, ["apikey", "create", "survey-team", "--database-url", settings.database_url]
@@ -69,7 +61,7 @@ def test_cli_creates_a_key_that_works(settings):
         assert _post(c, {"X-API-Key": key}).status_code == 201
 
 
-def test_cli_db_upgrade(empty_db_url):
+def test_cli_db_upgrade_makes_an_empty_database_ready(empty_db_url):
     result = CliRunner().invoke(cli, ["db", "upgrade", "--database-url", empty_db_url])
     assert result.exit_code == 0, result.output
     assert "revision" in result.stdout
@@ -77,7 +69,7 @@ def test_cli_db_upgrade(empty_db_url):
         assert c.get("/ready").status_code == 200
 
 
-def test_static_key_and_read_auth(settings):
+def test_read_auth_closes_reads_to_callers_without_a_key_but_not_the_probes(settings):
     cfg = settings.model_copy(
         update={"read_auth": True, "api_keys": Settings(api_keys="k-one,k-two").api_keys}
     )
@@ -86,14 +78,6 @@ def test_static_key_and_read_auth(settings):
         assert c.get("/v1/catalogues", headers={"X-API-Key": "k-two"}).status_code == 200
         assert _post(c, {"X-API-Key": "k-one"}).status_code == 201
         assert c.get("/health").status_code == 200  # probes stay open
-
-
-def test_cors_closed_by_default(client):
-    r = client.options(
-        "/v1/catalogues",
-        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"},
-    )
-    assert "access-control-allow-origin" not in r.headers
 
 
 def test_key_names_are_required(settings):

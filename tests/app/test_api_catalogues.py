@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 
 import numpy as np
 import pandas as pd
@@ -19,20 +18,6 @@ from app.models import Catalogue, Source, Spectrum
 from app.services.phot_store import unpack
 
 
-def _csv_bytes(frame: pd.DataFrame) -> bytes:
-    return frame.to_csv(index=False).encode()
-
-
-def _upload(client, kind, content: bytes, filename="cat.csv", auth=None, **fields):
-    data = {k: (json.dumps(v) if isinstance(v, dict) else str(v)) for k, v in fields.items()}
-    return client.post(
-        f"/v1/catalogues/{kind}",
-        files={"file": (filename, content, "application/octet-stream")},
-        data=data,
-        headers=auth or {},
-    )
-
-
 def _count(url: str, model) -> int:
     engine = make_engine(url)
     with make_session_factory(engine)() as s:
@@ -41,11 +26,11 @@ def _count(url: str, model) -> int:
     return int(n)
 
 
-def test_photometric_upload_roundtrip_and_duplicate(client, auth, mock_catalogue, settings):
+def test_photometric_upload_roundtrip_and_duplicate(client, auth, mock_catalogue, settings, upload):
     frame = mock_catalogue(150, seed=1)
     frame.loc[3, "mag_u"] = -99.0  # sentinel -> NULL
-    content = _csv_bytes(frame)
-    r = _upload(client, "photometric", content, "mock.csv", auth)
+    content = frame.to_csv(index=False).encode()
+    r = upload(client, auth, "photometric", content, "mock.csv")
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["duplicate"] is False
@@ -55,7 +40,7 @@ def test_photometric_upload_roundtrip_and_duplicate(client, auth, mock_catalogue
     cat_id = body["id"]
 
     # The same bytes again: recognised, the existing catalogue comes back, nothing is added.
-    r2 = _upload(client, "photometric", content, "renamed.csv", auth)
+    r2 = upload(client, auth, "photometric", content, "renamed.csv")
     assert r2.status_code == 200, r2.text
     assert r2.json()["duplicate"] is True and r2.json()["id"] == cat_id
     assert _count(settings.database_url, Catalogue) == 1
@@ -82,7 +67,7 @@ def test_photometric_upload_roundtrip_and_duplicate(client, auth, mock_catalogue
     assert client.get("/v1/catalogues?kind=spectroscopic").json()["total"] == 0
 
     # The same file as the other kind is a different catalogue.
-    r3 = _upload(client, "spectroscopic", content, "mock.csv", auth)
+    r3 = upload(client, auth, "spectroscopic", content, "mock.csv")
     assert r3.status_code == 422  # no z_spec values at all in this file
     assert r3.json()["errors"][0]["column"] == "z_spec"
 
@@ -93,9 +78,9 @@ def test_photometric_upload_roundtrip_and_duplicate(client, auth, mock_catalogue
     assert _count(settings.database_url, Source) == 0
 
 
-def test_mock_spectroscopic_keeps_only_rows_with_redshift(client, auth, mock_catalogue):
+def test_mock_spectroscopic_keeps_only_rows_with_redshift(client, auth, mock_catalogue, upload):
     frame = mock_catalogue(300, seed=2, spec_fraction=0.2)
-    r = _upload(client, "spectroscopic", _csv_bytes(frame), "mock_spec.csv", auth)
+    r = upload(client, auth, "spectroscopic", frame, "mock_spec.csv")
     assert r.status_code == 201, r.text
     n_spec = int(frame["z_spec"].notna().sum())
     assert r.json()["n_rows"] == n_spec and r.json()["n_skipped"] == 300 - n_spec
@@ -103,7 +88,7 @@ def test_mock_spectroscopic_keeps_only_rows_with_redshift(client, auth, mock_cat
 
 
 @pytest.mark.parametrize("fmt", ["fits", "parquet", "ecsv"])
-def test_binary_and_ecsv_formats(client, auth, mock_catalogue, tmp_path, fmt):
+def test_binary_and_ecsv_formats(client, auth, mock_catalogue, tmp_path, fmt, upload):
     frame = mock_catalogue(80, seed=3)
     path = tmp_path / f"cat.{fmt}"
     if fmt == "parquet":
@@ -111,20 +96,20 @@ def test_binary_and_ecsv_formats(client, auth, mock_catalogue, tmp_path, fmt):
     else:
         Table.from_pandas(frame).write(path, format="fits" if fmt == "fits" else "ascii.ecsv")
     # A misleading name does not matter: the content decides the format.
-    r = _upload(client, "photometric", path.read_bytes(), "upload.bin", auth)
+    r = upload(client, auth, "photometric", path.read_bytes(), "upload.bin")
     assert r.status_code == 201, r.text
     assert r.json()["file_format"] == fmt and r.json()["n_rows"] == 80
 
 
 def test_whitespace_ascii_with_hash_header_keeps_ids_as_written(
-    client, auth, mock_catalogue, settings
+    client, auth, mock_catalogue, settings, upload
 ):
     """LePhare/EAZY-style input: '#' comment lines, the last one naming the columns."""
     frame = mock_catalogue(60, seed=4)
     frame["id"] = [f"{i:06d}" for i in range(60)]
     body = frame.to_csv(sep=" ", header=False, index=False, na_rep="nan", lineterminator="\n")
     content = ("# written for the test\n# " + "  ".join(frame.columns) + "\n" + body).encode()
-    r = _upload(client, "photometric", content, "mock.in", auth)
+    r = upload(client, auth, "photometric", content, "mock.in")
     assert r.status_code == 201, r.text
     assert r.json()["file_format"] == "ascii" and r.json()["n_rows"] == 60
     engine = make_engine(settings.database_url)
@@ -162,19 +147,18 @@ def test_json_path_ingest_is_confined_to_data_dirs(
 
 
 def test_zcosmos_preset_secure_flags_match_the_science_reader(
-    db_url, clean_db, zcosmos_path, tmp_path
+    db_url, clean_db, zcosmos_path, tmp_path, auth
 ):
     from som.zcosmos import read_zcosmos
 
     settings = Settings(
         database_url=clean_db, data_dirs=[zcosmos_path.parent], upload_tmp_dir=tmp_path
     )
-    key = _make_key(clean_db)
     with TestClient(create_app(settings)) as client:
         r = client.post(
             "/v1/catalogues/spectroscopic",
             json={"path": zcosmos_path.name},
-            headers={"X-API-Key": key},
+            headers=auth,
         )
     assert r.status_code == 201, r.text
     body = r.json()
@@ -213,18 +197,7 @@ def test_zcosmos_preset_secure_flags_match_the_science_reader(
     assert rows[0].quality_raw == "1.5"
 
 
-def _make_key(url: str) -> str:
-    from app.services.apikeys import create_api_key
-
-    engine = make_engine(url)
-    with make_session_factory(engine)() as s:
-        _, key = create_api_key(s, "t")
-        s.commit()
-    engine.dispose()
-    return key
-
-
-def test_compilation_preset_and_explicit_rule(client, auth):
+def test_compilation_preset_and_explicit_rule(client, auth, upload):
     frame = pd.DataFrame(
         {
             "Id_specz": [10, 11, 12, 13, 14],
@@ -236,35 +209,37 @@ def test_compilation_preset_and_explicit_rule(client, auth):
             "survey": [29, 56, 106, 17, 25],
         }
     )
-    r = _upload(client, "spectroscopic", _csv_bytes(frame), "specz.csv", auth)
+    r = upload(client, auth, "spectroscopic", frame, "specz.csv")
     assert r.status_code == 201, r.text
     assert r.json()["preset"] == "cosmos_specz_compilation" and r.json()["n_secure"] == 3
     # A stricter explicit rule on a modified file (new checksum): only flag 4.
     frame.loc[0, "specz"] = 0.31
-    r = _upload(
+    r = upload(
         client,
-        "spectroscopic",
-        _csv_bytes(frame),
-        "specz2.csv",
         auth,
+        "spectroscopic",
+        frame,
+        "specz2.csv",
         secure_rule={"kind": "in", "values": [4, 14]},
     )
     assert r.status_code == 201, r.text
     assert r.json()["n_secure"] == 1
 
 
-def _bad(client, auth, frame_or_bytes, filename="bad.csv", kind="photometric", **fields):
-    content = frame_or_bytes if isinstance(frame_or_bytes, bytes) else _csv_bytes(frame_or_bytes)
-    return _upload(client, kind, content, filename, auth, **fields)
+def _bad(upload, client, auth, content, filename="bad.csv", kind="photometric", **fields):
+    """Upload ``content`` (bytes, or a frame sent as CSV) that should be refused."""
+    return upload(client, auth, kind, content, filename, **fields)
 
 
-def test_row_level_errors_name_file_column_row_and_reason(client, auth, mock_catalogue, settings):
+def test_row_level_errors_name_file_column_row_and_reason(
+    client, auth, mock_catalogue, settings, upload
+):
     frame = mock_catalogue(20, seed=5).astype({"mag_r": object, "magerr_g": float})
     frame.loc[7, "mag_r"] = "abc"
     frame.loc[11, "magerr_g"] = -0.2
     frame.loc[4, "ra"] = np.inf
     frame.loc[2, "dec"] = 95.0
-    r = _bad(client, auth, frame, "bad.csv", negative_error="invalid")
+    r = _bad(upload, client, auth, frame, "bad.csv", negative_error="invalid")
     assert r.status_code == 422, r.text
     errors = {(e["column"], e["row"]): e for e in r.json()["errors"]}
     assert errors[("mag_r", 7)]["reason"] == "not a number: 'abc'"
@@ -275,54 +250,56 @@ def test_row_level_errors_name_file_column_row_and_reason(client, auth, mock_cat
     assert _count(settings.database_url, Catalogue) == 0
 
     # on_invalid=skip keeps the good rows and lists the bad ones.
-    r = _bad(client, auth, frame, "bad.csv", on_invalid="skip", negative_error="invalid")
+    r = _bad(upload, client, auth, frame, "bad.csv", on_invalid="skip", negative_error="invalid")
     assert r.status_code == 201, r.text
     assert r.json()["n_rows"] == 16 and r.json()["n_skipped"] == 4 and r.json()["n_errors"] == 4
 
 
-def test_bad_files_are_refused_with_a_reason(client, auth, mock_catalogue):
-    good = _csv_bytes(mock_catalogue(10, seed=6))
+def test_bad_files_are_refused_with_a_reason(client, auth, mock_catalogue, upload):
+    good = mock_catalogue(10, seed=6).to_csv(index=False).encode()
     truncated = good[: good.rindex(b",")]  # last line cut mid-row
-    r = _bad(client, auth, truncated)
+    r = _bad(upload, client, auth, truncated)
     assert r.status_code == 422 and r.json()["errors"][0]["row"] == 9, r.text
     assert "fields" in r.json()["detail"]
 
     latin1 = "id,ra,dec,mag_g,mag_r\n1,150.0,2.0,22.1,21.7\n2,150.1,2.1,22.0,21.é\n".encode(
         "latin-1"
     )
-    r = _bad(client, auth, latin1)
+    r = _bad(upload, client, auth, latin1)
     assert r.status_code == 422 and "UTF-8" in r.json()["detail"], r.text
 
     dup = b"id,mag_g,mag_g,mag_r\n1,22.0,22.0,21.0\n"
-    r = _bad(client, auth, dup)
+    r = _bad(upload, client, auth, dup)
     assert r.status_code == 422 and "duplicate column" in r.json()["detail"]
 
     fits_bytes = io.BytesIO()
     Table.from_pandas(mock_catalogue(10, seed=7)).write(fits_bytes, format="fits")
-    r = _bad(client, auth, fits_bytes.getvalue()[:3000], "cut.fits")
+    r = _bad(upload, client, auth, fits_bytes.getvalue()[:3000], "cut.fits")
     assert r.status_code == 422 and "FITS" in r.json()["detail"], r.text
-    r = _bad(client, auth, b"this is not a fits file at all", "fake.fits")
+    r = _bad(upload, client, auth, b"this is not a fits file at all", "fake.fits")
     assert r.status_code == 422 and "FITS" in r.json()["detail"]
 
-    r = _bad(client, auth, b"id,ra,dec\n1,150,2\n")
+    r = _bad(upload, client, auth, b"id,ra,dec\n1,150,2\n")
     assert r.status_code == 422 and "fewer than two bands" in r.json()["detail"] + str(
         r.json()["errors"]
     )
-    r = _bad(client, auth, b"")
+    r = _bad(upload, client, auth, b"")
     assert r.status_code == 422
 
     frame = mock_catalogue(5, seed=8)
-    r = _bad(client, auth, frame, mapping={"mag_g": "no_such_column"})
+    r = _bad(upload, client, auth, frame, mapping={"mag_g": "no_such_column"})
     assert r.status_code == 422 and r.json()["errors"][0]["column"] == "no_such_column"
-    r = _bad(client, auth, frame, preset="nonexistent")
+    r = _bad(upload, client, auth, frame, preset="nonexistent")
     assert r.status_code == 400 and "unknown preset" in r.json()["detail"]
-    r = _bad(client, auth, frame, mapping="{not json")
+    r = _bad(upload, client, auth, frame, mapping="{not json")
     assert r.status_code == 400 and r.json()["errors"][0]["column"] == "mapping"
 
     spec = pd.DataFrame({"id": [1, 2], "z_spec": [0.5, np.nan], "quality": [3, 4]})
-    r = _bad(client, auth, spec, kind="spectroscopic")
+    r = _bad(upload, client, auth, spec, kind="spectroscopic")
     assert r.status_code == 400 and "secure_rule" in r.json()["detail"]
-    r = _bad(client, auth, spec, kind="spectroscopic", secure_rule={"kind": "min", "value": 3})
+    r = _bad(
+        upload, client, auth, spec, kind="spectroscopic", secure_rule={"kind": "min", "value": 3}
+    )
     assert r.status_code == 422
     assert r.json()["errors"][0] == {
         "file": "bad.csv",
@@ -332,30 +309,23 @@ def test_bad_files_are_refused_with_a_reason(client, auth, mock_catalogue):
     }
 
 
-def test_size_and_row_limits(db_url, clean_db, mock_catalogue, tmp_path):
-    key = _make_key(clean_db)
+def test_size_and_row_limits(db_url, clean_db, mock_catalogue, tmp_path, auth, upload):
     settings = Settings(
         database_url=clean_db, max_upload_bytes=20_000, max_rows=40, upload_tmp_dir=tmp_path
     )
     with TestClient(create_app(settings)) as client:
         # Over the limit by far: refused from Content-Length before the body is read.
-        big = _csv_bytes(mock_catalogue(2000, seed=9))
+        big = mock_catalogue(2000, seed=9).to_csv(index=False).encode()
         assert len(big) > 20_000 + 64 * 1024
-        r = _upload(client, "photometric", big, "big.csv", {"X-API-Key": key})
+        r = upload(client, auth, "photometric", big, "big.csv")
         assert r.status_code == 413, r.text
         assert "limit" in r.json()["detail"]
         # Just over: passes the request limit (multipart allowance) but not the file limit.
-        medium = _csv_bytes(mock_catalogue(100, seed=9))
+        medium = mock_catalogue(100, seed=9).to_csv(index=False).encode()
         assert 20_000 < len(medium) < 20_000 + 64 * 1024
-        r = _upload(client, "photometric", medium, "medium.csv", {"X-API-Key": key})
+        r = upload(client, auth, "photometric", medium, "medium.csv")
         assert r.status_code == 413 and "upload larger" in r.json()["detail"], r.text
-        r = _upload(
-            client,
-            "photometric",
-            _csv_bytes(mock_catalogue(60, seed=9)),
-            "rows.csv",
-            {"X-API-Key": key},
-        )
+        r = upload(client, auth, "photometric", mock_catalogue(60, seed=9), "rows.csv")
         assert r.status_code == 413 and "60 rows" in r.json()["detail"]
     assert _count(clean_db, Catalogue) == 0
 
@@ -404,58 +374,32 @@ def test_a_failing_ingest_leaves_nothing_behind(settings, mock_catalogue, tmp_pa
     assert _count(settings.database_url, Source) == 0
 
 
+COSMOS2020_FILTERS = (
+    "CFHT_u",
+    "HSC_g",
+    "HSC_r",
+    "HSC_i",
+    "HSC_z",
+    "UVISTA_Y",
+    "UVISTA_J",
+    "UVISTA_H",
+)
+
+
 @pytest.mark.parametrize(
     ("preset", "columns", "mag_i"),
     [
         (
             "cosmos2020_classic",
             ["ID", "ALPHA_J2000", "DELTA_J2000", "lp_zBEST"]
-            + [
-                f"{s}_MAG_{k}"
-                for s in (
-                    "CFHT_u",
-                    "HSC_g",
-                    "HSC_r",
-                    "HSC_i",
-                    "HSC_z",
-                    "UVISTA_Y",
-                    "UVISTA_J",
-                    "UVISTA_H",
-                )
-                for k in ("APER2", "AUTO")
-            ]
-            + [
-                f"{s}_MAGERR_APER2"
-                for s in (
-                    "CFHT_u",
-                    "HSC_g",
-                    "HSC_r",
-                    "HSC_i",
-                    "HSC_z",
-                    "UVISTA_Y",
-                    "UVISTA_J",
-                    "UVISTA_H",
-                )
-            ],
+            + [f"{s}_MAG_{k}" for s in COSMOS2020_FILTERS for k in ("APER2", "AUTO")]
+            + [f"{s}_MAGERR_APER2" for s in COSMOS2020_FILTERS],
             "HSC_i_MAG_APER2",
         ),
         (
             "cosmos2020_farmer",
             ["ID", "ALPHA_J2000", "DELTA_J2000", "lp_zBEST"]
-            + [
-                f"{s}_{k}"
-                for s in (
-                    "CFHT_u",
-                    "HSC_g",
-                    "HSC_r",
-                    "HSC_i",
-                    "HSC_z",
-                    "UVISTA_Y",
-                    "UVISTA_J",
-                    "UVISTA_H",
-                )
-                for k in ("MAG", "MAGERR")
-            ],
+            + [f"{s}_{k}" for s in COSMOS2020_FILTERS for k in ("MAG", "MAGERR")],
             "HSC_i_MAG",
         ),
         (
@@ -470,7 +414,9 @@ def test_a_failing_ingest_leaves_nothing_behind(settings, mock_catalogue, tmp_pa
         ),
     ],
 )
-def test_cosmos_presets_are_recognised_from_fits_columns(client, auth, preset, columns, mag_i):
+def test_cosmos_presets_are_recognised_from_fits_columns(
+    client, auth, preset, columns, mag_i, upload
+):
     rng = np.random.default_rng(1)
     n = 40
     t = Table()
@@ -490,7 +436,7 @@ def test_cosmos_presets_are_recognised_from_fits_columns(client, auth, preset, c
     t["FLUX_RADIUS"] = rng.uniform(size=(n, 3))  # a vector column the ingest must not need
     buf = io.BytesIO()
     t.write(buf, format="fits")
-    r = _upload(client, "photometric", buf.getvalue(), f"{preset}.fits", auth)
+    r = upload(client, auth, "photometric", buf.getvalue(), f"{preset}.fits")
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["preset"] == preset

@@ -30,28 +30,15 @@ def mock() -> pd.DataFrame:
     return make_mock(3000, seed=1)
 
 
-def _csv(frame: pd.DataFrame) -> bytes:
-    return frame.to_csv(index=False).encode()
-
-
-def _ingest(client, auth, kind, frame, name, **data):
-    r = client.post(
-        f"/v1/catalogues/{kind}",
-        files={"file": (name, _csv(frame), "text/csv")},
-        data=data,
-        headers=auth,
-    )
-    assert r.status_code == 201, r.text
-    return r.json()
-
-
 def _features(som: SOM, frame: pd.DataFrame) -> np.ndarray:
     X, _ = som.features.transform(frame)
     return X
 
 
-def test_full_flow(client, auth, settings, mock, wait_job, stored_map):
-    phot = _ingest(client, auth, "photometric", mock, "mock_phot.csv")
+def test_every_answer_of_the_calibration_flow_matches_an_independent_computation(
+    client, auth, settings, mock, wait_job, stored_map, ingest
+):
+    phot = ingest("photometric", mock, "mock_phot.csv")
     assert phot["n_rows"] == 3000 and phot["assigned_maps"] == []
 
     r = client.post(
@@ -89,7 +76,7 @@ def test_full_flow(client, auth, settings, mock, wait_job, stored_map):
     assert cov0["summary"]["n_galaxies"] + cov0["summary"]["n_outside_training"] == 3000
 
     # Spectra: the mock's own spectroscopic sample, assigned to the map at once.
-    spec = _ingest(client, auth, "spectroscopic", mock, "mock_spec.csv")
+    spec = ingest("spectroscopic", mock, "mock_spec.csv")
     has_z = mock["z_spec"].notna().to_numpy()
     assert spec["n_rows"] == has_z.sum() and spec["assigned_maps"] == [map_id]
     placed = spec["summary"]["maps"][str(map_id)]
@@ -176,7 +163,7 @@ def test_full_flow(client, auth, settings, mock, wait_job, stored_map):
     assert np.sum(np.array(x0["pz_phot"]) * widths) == pytest.approx(1.0)
     r = client.post(
         f"/v1/maps/{map_id}/assign?format=csv",
-        content=_csv(sample),
+        content=sample.to_csv(index=False).encode(),
         headers={"Content-Type": "text/csv"},
     )
     assert r.status_code == 200, r.text
@@ -221,7 +208,7 @@ def test_full_flow(client, auth, settings, mock, wait_job, stored_map):
             "survey": [1, 1, 1, 1, 1],
         }
     )
-    comp_cat = _ingest(client, auth, "spectroscopic", comp, "compilation.csv")
+    comp_cat = ingest("spectroscopic", comp, "compilation.csv")
     assert comp_cat["n_secure"] == 3 and comp_cat["assigned_maps"] == [map_id]
     pick_cells = phot_cells[np.flatnonzero(~has_z)[:5]]
     cov2 = client.get(f"/v1/maps/{map_id}/coverage").json()
@@ -248,10 +235,10 @@ def test_full_flow(client, auth, settings, mock, wait_job, stored_map):
     assert r.status_code == 422 and "covered" in r.json()["detail"]
 
 
-def test_a_failed_training_leaves_no_partial_map(client, auth, settings, mock, wait_job):
+def test_a_failed_training_leaves_no_partial_map(client, auth, settings, mock, wait_job, ingest):
     flat = mock.copy()
     flat["mag_u"] = flat["mag_g"] + 0.5  # u-g has zero spread: cannot be standardised
-    phot = _ingest(client, auth, "photometric", flat, "flat.csv")
+    phot = ingest("photometric", flat, "flat.csv")
     r = client.post(
         "/v1/maps",
         json={
@@ -276,8 +263,8 @@ def test_a_failed_training_leaves_no_partial_map(client, auth, settings, mock, w
     engine.dispose()
 
 
-def test_training_requests_are_validated(client, auth, mock):
-    spec = _ingest(client, auth, "spectroscopic", mock, "spec_only.csv")
+def test_training_requests_are_validated(client, auth, mock, ingest):
+    spec = ingest("spectroscopic", mock, "spec_only.csv")
     r = client.post("/v1/maps", json={"catalogue_id": spec["id"]}, headers=auth)
     assert r.status_code == 422 and r.json()["errors"][0]["column"] == "catalogue_id"
     assert client.post("/v1/maps", json={"catalogue_id": 99999}, headers=auth).status_code == 404
@@ -333,19 +320,12 @@ def test_a_job_whose_process_died_is_marked_failed(settings, client):
         assert c.get(f"/v1/maps/{map_id}").json()["status"] == "failed"
 
 
-def test_positional_matches_follow_the_photometry(client, auth, mock, wait_job):
+def test_positional_matches_follow_the_photometry(client, auth, mock, ingest, train_map):
     """Spectra without photometry live in the cell of their sky neighbour: when that
     neighbour's catalogue goes, so does their coverage, and it returns with it."""
-    phot_a = _ingest(client, auth, "photometric", mock.iloc[:1500], "a.csv")
-    phot_b = _ingest(client, auth, "photometric", mock.iloc[1500:], "b.csv")
-    r = client.post(
-        "/v1/maps",
-        json={"catalogue_id": phot_a["id"], "n_rows": 6, "n_cols": 6, "n_epochs": 2},
-        headers=auth,
-    )
-    job, _ = wait_job(r.json()["job"]["id"])
-    assert job["status"] == "succeeded", job
-    map_id = r.json()["map"]["id"]
+    phot_a = ingest("photometric", mock.iloc[:1500], "a.csv")
+    phot_b = ingest("photometric", mock.iloc[1500:], "b.csv")
+    map_id = train_map(phot_a["id"], n_rows=6, n_cols=6, n_epochs=2)
     pick = mock.iloc[1500:1504]  # sources of catalogue b
     comp = pd.DataFrame(
         {
@@ -358,13 +338,13 @@ def test_positional_matches_follow_the_photometry(client, auth, mock, wait_job):
             "survey": [1] * 4,
         }
     )
-    _ingest(client, auth, "spectroscopic", comp, "comp.csv")
+    ingest("spectroscopic", comp, "comp.csv")
     n_covered = client.get(f"/v1/maps/{map_id}/coverage").json()["summary"]["n_cells_covered"]
     assert n_covered >= 1
     assert client.delete(f"/v1/catalogues/{phot_b['id']}", headers=auth).status_code == 200
     cov = client.get(f"/v1/maps/{map_id}/coverage").json()
     assert cov["summary"]["n_cells_covered"] == 0 and cov["n_spectra"] == 0
-    back = _ingest(client, auth, "photometric", mock.iloc[1500:], "b_again.csv")
+    back = ingest("photometric", mock.iloc[1500:], "b_again.csv")
     assert back["assigned_maps"] == [map_id]
     cov = client.get(f"/v1/maps/{map_id}/coverage").json()
     assert cov["summary"]["n_cells_covered"] == n_covered and cov["n_spectra"] == 4
@@ -373,24 +353,11 @@ def test_positional_matches_follow_the_photometry(client, auth, mock, wait_job):
     assert all(c["covered"] and c["n_spec_secure"] >= 1 for c in covered_cells["items"])
 
 
-def test_hexagonal_toroidal_map(client, auth, mock, wait_job):
-    phot = _ingest(client, auth, "photometric", mock.iloc[:800], "hex.csv")
-    r = client.post(
-        "/v1/maps",
-        json={
-            "catalogue_id": phot["id"],
-            "n_rows": 4,
-            "n_cols": 6,
-            "lattice": "hex",
-            "periodic": True,
-            "n_epochs": 1,
-        },
-        headers=auth,
-    )
-    assert r.status_code == 202, r.text
-    job, _ = wait_job(r.json()["job"]["id"])
-    assert job["status"] == "succeeded", job
-    map_id = r.json()["map"]["id"]
+def test_a_hexagonal_torus_has_six_neighbours_everywhere_and_needs_an_even_row_count(
+    client, auth, mock, ingest, train_map
+):
+    phot = ingest("photometric", mock.iloc[:800], "hex.csv")
+    map_id = train_map(phot["id"], n_rows=4, n_cols=6, lattice="hex", periodic=True, n_epochs=1)
     # A torus has no edges: every cell of a hexagonal one has six neighbours.
     for cell in (0, 5, 18, 23):
         d = client.get(f"/v1/maps/{map_id}/cells/{cell}").json()

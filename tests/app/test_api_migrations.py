@@ -22,6 +22,18 @@ def _tables(url: str) -> set[str]:
         engine.dispose()
 
 
+def _rows(url: str, sql: str) -> list:
+    """Every row ``sql`` selects, read on a connection of its own."""
+    from sqlalchemy import text
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text(sql)).all()
+    finally:
+        engine.dispose()
+
+
 def test_upgrade_from_empty_and_downgrade_to_empty(empty_db_url):
     assert _tables(empty_db_url) == set()
     migrate.upgrade(empty_db_url)
@@ -91,26 +103,18 @@ def test_0004_moves_band_columns_into_packed_arrays_and_back(empty_db_url):
     engine.dispose()
 
     migrate.upgrade(empty_db_url, "0004")
-    engine = make_engine(empty_db_url)
-    with engine.connect() as conn:
-        stored = conn.execute(
-            text("SELECT row_index, catalogue_id, mags, magerrs FROM sources ORDER BY row_index")
-        ).all()
-    engine.dispose()
+    stored = _rows(
+        empty_db_url,
+        "SELECT row_index, catalogue_id, mags, magerrs FROM sources ORDER BY row_index",
+    )
     for row, cid, m, e in stored:
         used = [old.index(b.lower()) for b in cats[cid]]
         np.testing.assert_array_equal(unpack([m], len(used))[0], mags[row, used])
         np.testing.assert_array_equal(unpack([e], len(used))[0], errs[row, used])
 
     migrate.downgrade(empty_db_url, "0003")
-    engine = make_engine(empty_db_url)
-    with engine.connect() as conn:
-        back = conn.execute(
-            text(
-                "SELECT " + ", ".join(f"mag_{b}" for b in old) + " FROM sources ORDER BY row_index"
-            )
-        ).all()
-    engine.dispose()
+    columns = ", ".join(f"mag_{b}" for b in old)
+    back = _rows(empty_db_url, f"SELECT {columns} FROM sources ORDER BY row_index")
     got = np.array([[np.nan if v is None else v for v in r] for r in back])
     for row in range(6):
         used = [old.index(b.lower()) for b in cats[1 if row < 3 else 2]]
@@ -152,12 +156,7 @@ def test_0006_renames_the_stored_catalog_id_key_and_back(empty_db_url):
     engine.dispose()
 
     def stored() -> list[dict]:
-        eng = make_engine(empty_db_url)
-        with eng.connect() as conn:
-            rows = conn.execute(
-                text("SELECT params FROM maps UNION ALL SELECT params FROM jobs")
-            ).all()
-        eng.dispose()
+        rows = _rows(empty_db_url, "SELECT params FROM maps UNION ALL SELECT params FROM jobs")
         return [json.loads(p) if isinstance(p, str) else p for (p,) in rows]
 
     migrate.upgrade(empty_db_url, "0006")

@@ -5,8 +5,6 @@ through every door."""
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,18 +16,10 @@ from app.services.map_queries import parse_bins
 
 
 @pytest.fixture
-def ready_map(client, auth, train_map, mock_catalogue, settings):
+def ready_map(trained_map, mock_catalogue, settings):
     """(session factory, map id, a 300-row sample with one invalid row) on a trained map."""
     frame = mock_catalogue(400, seed=3, spec_fraction=0.3)
-    buf = io.BytesIO()
-    frame.to_csv(buf, index=False)
-    r = client.post(
-        "/v1/catalogues/photometric",
-        files={"file": ("phot.csv", buf.getvalue(), "text/csv")},
-        headers=auth,
-    )
-    assert r.status_code == 201, r.text
-    map_id = train_map(r.json()["id"], n_rows=5, n_cols=6)
+    map_id, _ = trained_map(frame, n_rows=5, n_cols=6)
     sample = frame.iloc[:300].copy()
     sample.loc[7, "mag_r"] = 75.0  # a flux in a magnitude column: invalid, skipped
     engine = make_engine(settings.database_url)

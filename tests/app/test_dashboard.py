@@ -14,7 +14,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
@@ -34,29 +33,19 @@ from som.plotting import cell_centres, map_colormap_stops
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _ingest(client, auth, kind, frame, name):
-    r = client.post(
-        f"/v1/catalogues/{kind}",
-        files={"file": (name, frame.to_csv(index=False).encode(), "text/csv")},
-        headers=auth,
-    )
-    assert r.status_code == 201, r.text
-    return r.json()
-
-
-def _ledger(client, auth, train_map, mock_catalogue, lattice="rect", n_rows=6, n_cols=9) -> int:
+def _ledger(trained_map, ingest, mock_catalogue, lattice="rect", n_rows=6, n_cols=9) -> int:
+    """A map trained on a mock's photometry, and the mock's spectra after it."""
     frame = mock_catalogue(500, seed=11, spec_fraction=0.15)
-    phot = _ingest(client, auth, "photometric", frame, "phot.csv")
-    map_id = train_map(phot["id"], random_state=3, n_rows=n_rows, n_cols=n_cols, lattice=lattice)
-    _ingest(client, auth, "spectroscopic", frame, "spec.csv")
+    map_id, _ = trained_map(frame, random_state=3, n_rows=n_rows, n_cols=n_cols, lattice=lattice)
+    ingest("spectroscopic", frame, "spec.csv")
     return map_id
 
 
 # ----------------------------------------------------------------------------- arrays
 def test_arrays_agree_with_cells_coverage_and_the_stored_map(
-    client, auth, settings, mock_catalogue, train_map
+    client, settings, mock_catalogue, trained_map, ingest
 ):
-    map_id = _ledger(client, auth, train_map, mock_catalogue, lattice="hex")
+    map_id = _ledger(trained_map, ingest, mock_catalogue, lattice="hex")
     r = client.get(f"/v1/maps/{map_id}/arrays")
     assert r.status_code == 200, r.text
     d = r.json()
@@ -152,38 +141,14 @@ def _chromium() -> str:
     return found
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
-def server(app):
+def server(app, harness):
     """The app served by uvicorn on a free port of 127.0.0.1 (in a thread of this process,
     so no second start-up of numba and the app; the browser talks real HTTP to it)."""
-    import threading
-
-    import uvicorn
-
-    port = _free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, name="test-uvicorn", daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    with urllib.request.urlopen(f"{base}/health", timeout=5) as r:
-        assert r.status == 200
-    try:
+    with harness.ThreadServer(app) as base:
+        with urllib.request.urlopen(f"{base}/health", timeout=5) as r:
+            assert r.status == 200
         yield base
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=10)
 
 
 class DevTools:
@@ -347,11 +312,13 @@ class _Elements(HTMLParser):
                 self.text[ident] += data
 
 
-def test_dashboard_in_headless_chromium(server, client, auth, mock_catalogue, tmp_path, train_map):
+def test_dashboard_in_headless_chromium(
+    server, client, mock_catalogue, tmp_path, trained_map, ingest
+):
     chrome = _chromium()
     n_rows, n_cols = 8, 12
     map_id = _ledger(
-        client, auth, train_map, mock_catalogue, lattice="hex", n_rows=n_rows, n_cols=n_cols
+        trained_map, ingest, mock_catalogue, lattice="hex", n_rows=n_rows, n_cols=n_cols
     )
     items = client.get(f"/v1/maps/{map_id}/cells?limit=10000").json()["items"]
     gap = max((c for c in items if not c["covered"] and c["n_phot"]), key=lambda c: c["n_phot"])

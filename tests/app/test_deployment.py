@@ -10,16 +10,12 @@ import fnmatch
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
-import threading
-import time
 import tomllib
 from pathlib import Path
 
 import pytest
-import uvicorn
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
@@ -175,13 +171,7 @@ def test_image_installs_the_wheel_built_from_everything_the_wheel_is_made_of():
     assert not sources & roots, sources
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_image_runs_as_a_non_root_user_with_a_healthcheck_that_works(tmp_path):
+def test_image_runs_as_a_non_root_user_with_a_healthcheck_that_works(tmp_path, harness):
     final = _stages()[list(_stages())[-1]]
     users = [args for op, args in final if op == "USER"]
     assert users and users[-1] not in ("root", "0")
@@ -195,18 +185,9 @@ def test_image_runs_as_a_non_root_user_with_a_healthcheck_that_works(tmp_path):
     # The probe, run as the container runs it, passes against a live somcal and fails
     # against a closed port.
     app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'h.db'}"))
-    port = free_port()
-    env = {**os.environ, "SOMCAL_PORT": str(port)}
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    try:
+    server = harness.ThreadServer(app, log_level="error")
+    env = {**os.environ, "SOMCAL_PORT": str(server.port)}
+    with server:
         assert subprocess.run([sys.executable, *probe[1:]], env=env, timeout=30).returncode == 0
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=10)
     down = subprocess.run([sys.executable, *probe[1:]], env=env, timeout=30, capture_output=True)
     assert down.returncode != 0

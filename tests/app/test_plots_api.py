@@ -11,42 +11,23 @@ from app.services.figures import PLOT_KINDS
 from som.plotting import PNG_SIGNATURE
 
 
-def _ingest(client, auth, kind, frame, name):
-    r = client.post(
-        f"/v1/catalogues/{kind}",
-        files={"file": (name, frame.to_csv(index=False).encode(), "text/csv")},
-        headers=auth,
-    )
-    assert r.status_code == 201, r.text
-    return r.json()
-
-
-def trained_map(
-    client, auth, train_map, frame, *, lattice="rect", n_rows=6, n_cols=8
-) -> tuple[int, int]:
-    """(map id, photometric catalogue id) of a small map trained through the API."""
-    phot = _ingest(client, auth, "photometric", frame, "phot.csv")
-    map_id = train_map(
-        phot["id"], n_rows=n_rows, n_cols=n_cols, lattice=lattice, n_epochs=3, random_state=1
-    )
-    return map_id, phot["id"]
-
-
 def png_shape(content: bytes) -> tuple[int, ...]:
     assert content[:8] == PNG_SIGNATURE
     return imread(io.BytesIO(content), format="png").shape
 
 
-def test_every_kind_is_a_png_drawn_from_the_current_ledger(client, auth, mock_catalogue, train_map):
+def test_every_kind_is_a_png_drawn_from_the_current_ledger(
+    client, mock_catalogue, trained_map, ingest
+):
     frame = mock_catalogue(400, seed=3, spec_fraction=0.3)
-    map_id, phot_id = trained_map(client, auth, train_map, frame.assign(z_spec=np.nan))
+    map_id, phot_id = trained_map(frame.assign(z_spec=np.nan), n_rows=6, n_cols=8, random_state=1)
     before = client.get(f"/v1/maps/{map_id}/plots/coverage.png?dpi=60")
     assert before.status_code == 200
     # Without spectra n(z) is undefined, and the answer says why.
     r = client.get(f"/v1/maps/{map_id}/plots/nz.png")
     assert r.status_code == 422 and "no tomographic bin" in r.json()["detail"]
 
-    _ingest(client, auth, "spectroscopic", frame, "spec.csv")
+    ingest("spectroscopic", frame, "spec.csv")
     images = {}
     for kind in PLOT_KINDS:
         # Low dpi keeps the test fast; the drawing does not depend on it.
@@ -74,9 +55,9 @@ def test_every_kind_is_a_png_drawn_from_the_current_ledger(client, auth, mock_ca
     assert nz.status_code == 200 and nz.content != images["nz"]
 
 
-def test_unknown_maps_kinds_and_bad_parameters(client, auth, mock_catalogue, train_map):
+def test_unknown_maps_kinds_and_bad_parameters(client, mock_catalogue, trained_map, ingest):
     frame = mock_catalogue(200, seed=5, spec_fraction=0.4)
-    map_id, _ = trained_map(client, auth, train_map, frame, lattice="hex", n_rows=4, n_cols=6)
+    map_id, _ = trained_map(frame, lattice="hex", n_rows=4, n_cols=6, random_state=1)
     assert client.get(f"/v1/maps/{map_id}/plots/umatrix.png").status_code == 200
     r = client.get(f"/v1/maps/{map_id + 1}/plots/redshift.png")
     assert r.status_code == 404 and f"map {map_id + 1} not found" in r.json()["detail"]
@@ -88,7 +69,7 @@ def test_unknown_maps_kinds_and_bad_parameters(client, auth, mock_catalogue, tra
     assert r.status_code == 422
     spec_cat = client.get("/v1/catalogues?kind=spectroscopic").json()["items"]
     assert spec_cat == []
-    spec = _ingest(client, auth, "spectroscopic", frame, "spec.csv")
+    spec = ingest("spectroscopic", frame, "spec.csv")
     r = client.get(f"/v1/maps/{map_id}/plots/nz.png?catalogue_id={spec['id']}")
     assert r.status_code == 422 and "must be photometric" in r.json()["detail"]
     assert client.get(f"/v1/maps/{map_id}/plots/nz.png?catalogue_id=999").status_code == 404

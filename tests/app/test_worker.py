@@ -8,7 +8,6 @@ with SIGKILL in the middle of a training.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import subprocess
@@ -38,19 +37,6 @@ from app.services.jobs import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _load_harness():
-    spec = importlib.util.spec_from_file_location(
-        "somcal_bench_service", REPO / "bench" / "_service.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-harness = _load_harness()
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -311,75 +297,25 @@ QUICK_BEATS = {
 }
 
 
-class WorkerProcess:
-    """``somcal worker`` in a child process, its log in a file."""
-
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.log_path = log_path
-        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "worker"],
-            cwd=REPO,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=30)
-        self._log.close()
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self._log.close()
-        return self.proc.returncode
-
-    def text(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-def _post_catalogue(client, auth, frame) -> int:
-    r = client.post(
-        "/v1/catalogues/photometric",
-        files={"file": ("train.csv", frame.to_csv(index=False).encode(), "text/csv")},
-        headers=auth,
-    )
+def _catalogue(harness, client, auth, frame) -> int:
+    r = harness.upload(client, auth, "photometric", frame, "train.csv")
     assert r.status_code == 201, r.text
     return r.json()["id"]
 
 
-def _wait(client, job_id: int, until, timeout: float) -> dict:
-    deadline = time.monotonic() + timeout
-    job: dict = {}
-    while time.monotonic() < deadline:
-        job = client.get(f"/v1/jobs/{job_id}").json()
-        if until(job):
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} never reached the expected state: {job}")
-
-
 @pytest.mark.parametrize("db_url", PG, indirect=True)
 def test_two_apis_and_two_workers_run_ten_trainings_each_exactly_once(
-    clean_db, mock_catalogue, tmp_path
+    clean_db, mock_catalogue, tmp_path, harness
 ):
     auth = {"X-API-Key": harness.create_key(clean_db, "workers")}
     env = {"SOMCAL_DATABASE_URL": clean_db, "SOMCAL_EMBEDDED_WORKERS": "0", **QUICK_BEATS}
     apis = [harness.ServerProcess(env, tmp_path / f"api{k}.log") for k in range(2)]
-    workers: list[WorkerProcess] = []
+    workers: list = []
     try:
         bases = [api.start() for api in apis]
-        workers = [WorkerProcess(env, tmp_path / f"worker{k}.log") for k in range(2)]
+        workers = [harness.WorkerProcess(env, tmp_path / f"worker{k}.log") for k in range(2)]
         clients = [httpx.Client(base_url=b, timeout=60) for b in bases]
-        cat = _post_catalogue(clients[0], auth, mock_catalogue(400, seed=61))
+        cat = _catalogue(harness, clients[0], auth, mock_catalogue(400, seed=61))
         accepted = []
         for k in range(10):
             r = clients[k % 2].post(
@@ -396,9 +332,7 @@ def test_two_apis_and_two_workers_run_ten_trainings_each_exactly_once(
             assert r.status_code == 202, r.text
             accepted.append((r.json()["job"]["id"], r.json()["map"]["id"]))
         for k, (job_id, map_id) in enumerate(accepted):
-            job = _wait(
-                clients[k % 2], job_id, lambda j: j["status"] in ("succeeded", "failed"), 180
-            )
+            job = harness.wait_for_job(clients[k % 2], job_id, timeout=180)
             assert job["status"] == "succeeded", job
             assert clients[(k + 1) % 2].get(f"/v1/maps/{map_id}").json()["status"] == "ready"
         for c in clients:
@@ -431,7 +365,7 @@ def test_two_apis_and_two_workers_run_ten_trainings_each_exactly_once(
 
 @pytest.mark.parametrize("db_url", PG, indirect=True)
 def test_a_worker_killed_mid_training_is_requeued_then_failed_never_left_running(
-    clean_db, mock_catalogue, tmp_path
+    clean_db, mock_catalogue, tmp_path, harness
 ):
     """SIGKILL the worker while the SOM is fitted: within the heartbeat timeout the job is
     queued again (attempt 1 of 2) and its map with it; a second worker takes it, is killed
@@ -452,28 +386,20 @@ def test_a_worker_killed_mid_training_is_requeued_then_failed_never_left_running
         job_max_attempts=2,
     )
     with TestClient(create_app(settings)) as client:  # an API process: its reaper watches
-        cat = _post_catalogue(client, auth, mock_catalogue(3000, seed=62))
-        r = client.post(
-            "/v1/maps",
-            json={"catalogue_id": cat, "n_rows": 30, "n_cols": 30, "n_epochs": 500},
-            headers=auth,
-        )
-        assert r.status_code == 202, r.text
-        job_id, map_id = r.json()["job"]["id"], r.json()["map"]["id"]
-        assert r.json()["job"]["params"]["match_radius_arcsec"] == settings.match_radius_arcsec
-
-        def fitting(j):
-            return j["status"] == "running" and j["progress"] >= 0.05
+        cat = _catalogue(harness, client, auth, mock_catalogue(3000, seed=62))
+        accepted = harness.start_training(client, auth, cat, **harness.LONG_TRAINING)
+        job_id, map_id = accepted["job"]["id"], accepted["map"]["id"]
+        assert accepted["job"]["params"]["match_radius_arcsec"] == settings.match_radius_arcsec
 
         for attempt in (1, 2):
-            w = WorkerProcess(env, tmp_path / f"worker{attempt}.log")
+            w = harness.WorkerProcess(env, tmp_path / f"worker{attempt}.log")
             try:
-                job = _wait(client, job_id, fitting, 120)
+                job = harness.wait_for_job(client, job_id, harness.fitting, timeout=120)
                 assert job["progress"] < 0.8, job
             finally:
                 w.kill()
             limit = 4 * timeout + 10  # the timeout, a reaper interval, and slack
-            job = _wait(client, job_id, lambda j: j["status"] != "running", limit)
+            job = harness.wait_for_job(client, job_id, lambda j: j["status"] != "running", limit)
             m = client.get(f"/v1/maps/{map_id}").json()
             if attempt == 1:
                 assert job["status"] == "queued", job
@@ -492,7 +418,7 @@ def test_a_worker_killed_mid_training_is_requeued_then_failed_never_left_running
 
 
 def test_sigterm_releases_the_running_training_and_the_worker_exits_0(
-    clean_db, mock_catalogue, tmp_path
+    clean_db, mock_catalogue, tmp_path, harness
 ):
     """Stopping a worker (docker compose stop, a deploy) hands its job back: queued again
     without spending an attempt, its map queued, and the process exits 0."""
@@ -504,17 +430,12 @@ def test_sigterm_releases_the_running_training_and_the_worker_exits_0(
     auth = {"X-API-Key": harness.create_key(clean_db, "term")}
     settings = Settings(database_url=clean_db, embedded_workers=0, upload_tmp_dir=tmp_path)
     with TestClient(create_app(settings)) as client:
-        cat = _post_catalogue(client, auth, mock_catalogue(3000, seed=63))
-        r = client.post(
-            "/v1/maps",
-            json={"catalogue_id": cat, "n_rows": 30, "n_cols": 30, "n_epochs": 500},
-            headers=auth,
-        )
-        assert r.status_code == 202, r.text
-        job_id, map_id = r.json()["job"]["id"], r.json()["map"]["id"]
-        w = WorkerProcess(env, tmp_path / "worker.log")
+        cat = _catalogue(harness, client, auth, mock_catalogue(3000, seed=63))
+        accepted = harness.start_training(client, auth, cat, **harness.LONG_TRAINING)
+        job_id, map_id = accepted["job"]["id"], accepted["map"]["id"]
+        w = harness.WorkerProcess(env, tmp_path / "worker.log")
         try:
-            _wait(client, job_id, lambda j: j["status"] == "running" and j["progress"] >= 0.05, 120)
+            harness.wait_for_job(client, job_id, harness.fitting, timeout=120)
             # Batch work yields the CPU to an API on the same host (SOMCAL_WORKER_NICE=10).
             assert os.getpriority(os.PRIO_PROCESS, w.proc.pid) == min(os.nice(0) + 10, 19)
             w.proc.send_signal(signal.SIGTERM)

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import importlib.util
 import logging
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -30,16 +28,6 @@ from app.services.apikeys import create_api_key, revoke_api_key
 REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "Pw-7f3a9c-never-log-me"
 STATIC_KEY = "static-key-0b5e1d-never-log-me"
-
-
-def _load_harness():
-    spec = importlib.util.spec_from_file_location(
-        "somcal_bench_service", REPO / "bench" / "_service.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _csv(n: int = 5, seed: int = 0) -> bytes:
@@ -212,10 +200,10 @@ def _requests_with_secrets(client, key: str) -> list[str]:
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
-def test_no_key_or_password_in_logs_or_answers(clean_db, tmp_path, caplog):
+def test_no_key_or_password_in_logs_or_answers(clean_db, tmp_path, caplog, harness):
     """DEBUG logging of everything (SQL included) while keys and a password are in use,
     with the database up and down: neither appears in a log record or a response."""
-    key = _load_harness().create_key(clean_db, "logs")
+    key = harness.create_key(clean_db, "logs")
     with_password = make_url(clean_db).set(password=PASSWORD)
     url = with_password.render_as_string(hide_password=False)
     assert PASSWORD in url  # the cluster trusts loopback, so the password is accepted
@@ -247,11 +235,10 @@ def test_no_key_or_password_in_logs_or_answers(clean_db, tmp_path, caplog):
 @pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
-def test_no_key_or_password_in_the_server_log(clean_db, tmp_path):
+def test_no_key_or_password_in_the_server_log(clean_db, tmp_path, harness):
     """The real server at --log-level trace (every ASGI message) with its access log."""
     import httpx
 
-    harness = _load_harness()
     key = harness.create_key(clean_db, "server-logs")
     url = make_url(clean_db).set(password=PASSWORD).render_as_string(hide_password=False)
     env = {

@@ -9,7 +9,8 @@ carries a valid API key, so writes reach their validation and their handlers.
 
 Training jobs are *recorded* but not *run* here: a generated ``POST /v1/maps`` may ask for a
 500x500 map over 500 epochs, which is a legitimate request that takes minutes. The jobs
-themselves are covered by test_api_flow and test_hardening_faults; here the HTTP edge is.
+themselves are covered by test_api_flow, test_faults_and_races and test_worker; here the HTTP
+edge is.
 
 Every 2xx answer is validated against the response schema the OpenAPI document declares for
 its status and content type, made strict: an object may hold only the properties its model
@@ -25,7 +26,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import time
 from collections import Counter
 from typing import Any
 
@@ -98,35 +98,19 @@ def _header(headers: Any, name: str) -> str:
     return value[0] if isinstance(value, list) else value  # schemathesis: lists of values
 
 
-def _seed(client, auth, mock_catalogue) -> dict[str, int]:
+def _seed(harness, client, auth, mock_catalogue) -> dict[str, int]:
     phot = mock_catalogue(400, seed=41)
-    r = client.post(
-        "/v1/catalogues/photometric",
-        files={"file": ("phot.csv", phot.to_csv(index=False).encode(), "text/csv")},
-        headers=auth,
-    )
+    r = harness.upload(client, auth, "photometric", phot, "phot.csv")
     assert r.status_code == 201, r.text
     cat_id = r.json()["id"]
     spec = mock_catalogue(400, seed=41, spec_fraction=0.3)
-    r = client.post(
-        "/v1/catalogues/spectroscopic",
-        files={"file": ("spec.csv", spec.to_csv(index=False).encode(), "text/csv")},
-        data={"skip_missing_redshift": "true"},
-        headers=auth,
+    r = harness.upload(
+        client, auth, "spectroscopic", spec, "spec.csv", skip_missing_redshift="true"
     )
     assert r.status_code == 201, r.text
     spec_id = r.json()["id"]
-    r = client.post(
-        "/v1/maps",
-        json={"catalogue_id": cat_id, "n_rows": 6, "n_cols": 6, "n_epochs": 3},
-        headers=auth,
-    )
-    assert r.status_code == 202, r.text
-    map_id, job_id = r.json()["map"]["id"], r.json()["job"]["id"]
-    deadline = time.monotonic() + 120
-    while client.get(f"/v1/jobs/{job_id}").json()["status"] not in ("succeeded", "failed"):
-        assert time.monotonic() < deadline, "seed training did not finish"
-        time.sleep(0.05)
+    map_id, job = harness.train(client, auth, cat_id, timeout=120, n_rows=6, n_cols=6, n_epochs=3)
+    job_id = job["id"]
     assert client.get(f"/v1/maps/{map_id}").json()["status"] == "ready"
     r = client.post(f"/v1/maps/{map_id}/target-lists", json={"budget": 5}, headers=auth)
     assert r.status_code == 201, r.text
@@ -154,7 +138,7 @@ def _steer(params: dict, ids: dict[str, int]) -> None:
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_generated_requests_never_get_a_5xx(settings, auth, mock_catalogue, data_dir):
+def test_generated_requests_never_get_a_5xx(settings, auth, mock_catalogue, data_dir, harness):
     schemathesis = pytest.importorskip(
         "schemathesis", reason="schemathesis is not installed (pip install schemathesis)"
     )
@@ -168,7 +152,7 @@ def test_generated_requests_never_get_a_5xx(settings, auth, mock_catalogue, data
     mock_catalogue(50, seed=42).to_csv(data_dir / "cat.csv", index=False)
     app = create_app(settings)
     with TestClient(app) as client:
-        ids = _seed(client, auth, mock_catalogue)
+        ids = _seed(harness, client, auth, mock_catalogue)
     started = []
     app.state.jobs.start = lambda job_id, fn, on_failure=None: started.append(job_id)
 
@@ -260,11 +244,11 @@ def test_generated_requests_never_get_a_5xx(settings, auth, mock_catalogue, data
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_the_conformance_check_catches_undeclared_fields_and_wrong_types(
-    client, auth, mock_catalogue
+    client, auth, mock_catalogue, harness
 ):
     """The check the fuzzer applies to 2xx answers fails an answer with a field its model does
     not declare, or a value of the wrong type, and passes the real answers."""
-    ids = _seed(client, auth, mock_catalogue)
+    ids = _seed(harness, client, auth, mock_catalogue)
     spec = strict_schema(client.get("/openapi.json").json())
     path = "/v1/maps/{map_id}/cells/{cell}"
     r = client.get(f"/v1/maps/{ids['map_id']}/cells/3")
@@ -298,9 +282,9 @@ def test_the_conformance_check_catches_undeclared_fields_and_wrong_types(
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_cells_can_be_ordered_by_their_counts(client, auth, mock_catalogue):
+def test_cells_can_be_ordered_by_their_counts(client, auth, mock_catalogue, harness):
     """Found by the fuzzer: order=n_phot / n_spec_secure answered 500."""
-    ids = _seed(client, auth, mock_catalogue)
+    ids = _seed(harness, client, auth, mock_catalogue)
     url = f"/v1/maps/{ids['map_id']}/cells"
     every = client.get(url, params={"limit": 100}).json()["items"]
     for key in ("n_phot", "n_spec_secure"):

@@ -8,26 +8,12 @@ script's accounting counts what it sent.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _load_bench():
-    spec = importlib.util.spec_from_file_location("somcal_bench_load", REPO / "bench" / "load.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.slow
-def test_sixty_four_clients_on_every_endpoint_get_no_error(clean_db, mock_catalogue):
-    load = _load_bench()
+def test_sixty_four_clients_on_every_endpoint_get_no_error(clean_db, mock_catalogue, bench_module):
+    load = bench_module("load")
     args = load.parse_args(
         [
             "--clients",

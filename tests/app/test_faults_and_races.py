@@ -11,13 +11,9 @@ an administrator) is covered separately with ``pg_terminate_backend`` on the sha
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import threading
 import time
-from pathlib import Path
 
-import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text
@@ -28,33 +24,8 @@ from app.core.db import make_engine, make_session_factory
 from app.main import create_app
 from app.models import Assignment, Catalogue, Cell, Job, Map, Source
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _load_harness():
-    spec = importlib.util.spec_from_file_location(
-        "somcal_bench_service", REPO / "bench" / "_service.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-harness = _load_harness()
-
 
 # ----------------------------------------------------------------------------- helpers
-def _csv(frame: pd.DataFrame) -> bytes:
-    return frame.to_csv(index=False).encode()
-
-
-def _post_csv(client, auth, content: bytes, name: str, kind: str = "photometric"):
-    return client.post(
-        f"/v1/catalogues/{kind}", files={"file": (name, content, "text/csv")}, headers=auth
-    )
-
-
 def _counts(url: str) -> dict[str, int]:
     engine = make_engine(url)
     out = {}
@@ -65,35 +36,12 @@ def _counts(url: str) -> dict[str, int]:
     return out
 
 
-def _key(url: str) -> dict[str, str]:
+def _key(harness, url: str) -> dict[str, str]:
     return {"X-API-Key": harness.create_key(url, "faults")}
 
 
-def _wait_job(client, job_id: int, until, timeout: float = 120.0) -> dict:
-    deadline = time.monotonic() + timeout
-    job = {}
-    while time.monotonic() < deadline:
-        job = client.get(f"/v1/jobs/{job_id}").json()
-        if until(job):
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} never reached the expected state: {job}")
-
-
-def _train(client, auth, catalogue_id: int, size: int = 6, epochs: int = 3) -> int:
-    r = client.post(
-        "/v1/maps",
-        json={"catalogue_id": catalogue_id, "n_rows": size, "n_cols": size, "n_epochs": epochs},
-        headers=auth,
-    )
-    assert r.status_code == 202, r.text
-    job = _wait_job(client, r.json()["job"]["id"], lambda j: j["status"] in ("succeeded", "failed"))
-    assert job["status"] == "succeeded", job
-    return r.json()["map"]["id"]
-
-
 @pytest.fixture
-def dying_pg():
+def dying_pg(harness):
     reason = harness.ThrowawayPostgres.unavailable_reason()
     if reason:
         pytest.skip(reason)
@@ -106,14 +54,16 @@ def dying_pg():
 @pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.parametrize("kill_point", ["during_copy", "before_commit"])
-def test_postgres_stopped_mid_ingest(dying_pg, mock_catalogue, monkeypatch, tmp_path, kill_point):
+def test_postgres_stopped_mid_ingest(
+    dying_pg, harness, mock_catalogue, monkeypatch, tmp_path, kill_point
+):
     """Crash mid-ingest → 503 + Retry-After, nothing stored; back up → same file lands whole."""
     import app.api.routes.catalogues as catalogues_route
     import app.services.bulk as bulk
 
     pg = dying_pg
-    auth = _key(pg.url)
-    content = _csv(mock_catalogue(3000, seed=21))
+    auth = _key(harness, pg.url)
+    content = harness.csv_bytes(mock_catalogue(3000, seed=21))
     stopped = threading.Event()
 
     def stop_once():
@@ -156,7 +106,7 @@ def test_postgres_stopped_mid_ingest(dying_pg, mock_catalogue, monkeypatch, tmp_
 
     settings = Settings(database_url=pg.url, upload_tmp_dir=tmp_path)
     with TestClient(create_app(settings)) as client:
-        r = _post_csv(client, auth, content, "dies.csv")
+        r = harness.upload(client, auth, "photometric", content, "dies.csv")
         assert stopped.is_set()
         assert r.status_code == 503, r.text
         assert int(r.headers["retry-after"]) > 0
@@ -166,7 +116,7 @@ def test_postgres_stopped_mid_ingest(dying_pg, mock_catalogue, monkeypatch, tmp_
         for resp in (
             client.get("/v1/catalogues"),
             client.get("/v1/maps"),
-            _post_csv(client, auth, content, "dies.csv"),
+            harness.upload(client, auth, "photometric", content, "dies.csv"),
             client.get("/ready"),
         ):
             assert resp.status_code == 503, (resp.request.url, resp.text)
@@ -180,7 +130,7 @@ def test_postgres_stopped_mid_ingest(dying_pg, mock_catalogue, monkeypatch, tmp_
         assert r.json()["total"] == 0
         assert _counts(pg.url) == {"catalogues": 0, "sources": 0, "assignments": 0}
 
-        r = _post_csv(client, auth, content, "dies.csv")
+        r = harness.upload(client, auth, "photometric", content, "dies.csv")
         assert r.status_code == 201, r.text  # not "duplicate": the first attempt left no trace
         assert r.json()["n_rows"] == 3000
         assert client.get("/ready").status_code == 200
@@ -189,11 +139,13 @@ def test_postgres_stopped_mid_ingest(dying_pg, mock_catalogue, monkeypatch, tmp_
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
-def test_ingest_connection_killed_leaves_nothing(clean_db, mock_catalogue, monkeypatch, tmp_path):
+def test_ingest_connection_killed_leaves_nothing(
+    clean_db, harness, mock_catalogue, monkeypatch, tmp_path
+):
     """The ingest's own connection is terminated after its COPY: 503, no trace, next one lands."""
     import app.api.routes.catalogues as catalogues_route
 
-    auth = _key(clean_db)
+    auth = _key(harness, clean_db)
     real_hook = catalogues_route.after_catalogue_inserted
     killed = []
 
@@ -215,15 +167,15 @@ def test_ingest_connection_killed_leaves_nothing(clean_db, mock_catalogue, monke
         return Hook(radius)
 
     monkeypatch.setattr(catalogues_route, "after_catalogue_inserted", killing_hook)
-    content = _csv(mock_catalogue(800, seed=22))
+    content = harness.csv_bytes(mock_catalogue(800, seed=22))
     settings = Settings(database_url=clean_db, upload_tmp_dir=tmp_path)
     with TestClient(create_app(settings)) as client:
-        r = _post_csv(client, auth, content, "cut.csv")
+        r = harness.upload(client, auth, "photometric", content, "cut.csv")
         assert killed == [True]
         assert r.status_code == 503 and r.headers.get("retry-after"), r.text
         assert _counts(clean_db) == {"catalogues": 0, "sources": 0, "assignments": 0}
         monkeypatch.setattr(catalogues_route, "after_catalogue_inserted", real_hook)
-        r = _post_csv(client, auth, content, "cut.csv")
+        r = harness.upload(client, auth, "photometric", content, "cut.csv")
         assert r.status_code == 201, r.text
     assert _counts(clean_db)["sources"] == 800
 
@@ -231,37 +183,29 @@ def test_ingest_connection_killed_leaves_nothing(clean_db, mock_catalogue, monke
 # ----------------------------------------------------------------------------- jobs
 @pytest.mark.slow
 def test_training_killed_mid_way_is_failed_without_a_partial_map(
-    clean_db, mock_catalogue, tmp_path
+    clean_db, harness, mock_catalogue, tmp_path
 ):
     """SIGKILL the server while a map trains; once its heartbeat is overdue the next start
     marks job and map failed."""
     import httpx
 
-    auth = _key(clean_db)
+    auth = _key(harness, clean_db)
     beats = {"SOMCAL_JOB_HEARTBEAT_SECONDS": "0.5", "SOMCAL_JOB_HEARTBEAT_TIMEOUT_SECONDS": "2"}
     env = {"SOMCAL_DATABASE_URL": clean_db, "SOMCAL_UPLOAD_TMP_DIR": str(tmp_path), **beats}
     server = harness.ServerProcess(env, tmp_path / "server.log")
     base = server.start()
     try:
         with httpx.Client(base_url=base, timeout=60) as client:
-            cat = _post_csv(client, auth, _csv(mock_catalogue(3000, seed=23)), "train.csv")
+            cat = harness.upload(
+                client, auth, "photometric", mock_catalogue(3000, seed=23), "train.csv"
+            )
             assert cat.status_code == 201, cat.text
-            r = client.post(
-                "/v1/maps",
-                json={
-                    "catalogue_id": cat.json()["id"],
-                    "n_rows": 30,
-                    "n_cols": 30,
-                    "n_epochs": 500,
-                },
-                headers=auth,
+            accepted = harness.start_training(
+                client, auth, cat.json()["id"], **harness.LONG_TRAINING
             )
-            assert r.status_code == 202, r.text
-            job_id, map_id = r.json()["job"]["id"], r.json()["map"]["id"]
+            job_id, map_id = accepted["job"]["id"], accepted["map"]["id"]
             # Kill once the SOM itself is being fitted (progress 0.05-0.8).
-            job = _wait_job(
-                client, job_id, lambda j: j["status"] == "running" and j["progress"] >= 0.05
-            )
+            job = harness.wait_for_job(client, job_id, harness.fitting, timeout=120)
             assert job["progress"] < 0.8, job
         server.kill()
     finally:
@@ -279,7 +223,7 @@ def test_training_killed_mid_way_is_failed_without_a_partial_map(
         job_heartbeat_timeout_seconds=2,
     )
     with TestClient(create_app(settings)) as client:  # the next start of the service
-        job = _wait_job(client, job_id, lambda j: j["status"] != "running", timeout=30)
+        job = harness.wait_for_job(client, job_id, lambda j: j["status"] != "running", timeout=30)
         assert job["status"] == "failed" and "interrupted" in job["error"], job
         m = client.get(f"/v1/maps/{map_id}").json()
         assert m["status"] == "failed", m
@@ -297,7 +241,7 @@ def test_training_killed_mid_way_is_failed_without_a_partial_map(
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_training_whose_database_dies_ends_failed_when_it_is_back(
-    dying_pg, mock_catalogue, monkeypatch, tmp_path
+    dying_pg, harness, mock_catalogue, monkeypatch, tmp_path
 ):
     """The database is down when a finished training stores its map: the job must not stay
     'running' for the life of the process; it is failed once the database answers again."""
@@ -305,7 +249,7 @@ def test_training_whose_database_dies_ends_failed_when_it_is_back(
     from app.services import training
 
     pg = dying_pg
-    auth = _key(pg.url)
+    auth = _key(harness, pg.url)
     in_store = threading.Event()
     real_store = training._store
 
@@ -318,19 +262,16 @@ def test_training_whose_database_dies_ends_failed_when_it_is_back(
     assert maps_route.training is training
     settings = Settings(database_url=pg.url, upload_tmp_dir=tmp_path)
     with TestClient(create_app(settings)) as client:
-        cat = _post_csv(client, auth, _csv(mock_catalogue(400, seed=24)), "t.csv").json()
-        r = client.post(
-            "/v1/maps",
-            json={"catalogue_id": cat["id"], "n_rows": 5, "n_cols": 5, "n_epochs": 2},
-            headers=auth,
-        )
-        assert r.status_code == 202, r.text
-        job_id, map_id = r.json()["job"]["id"], r.json()["map"]["id"]
+        cat = harness.upload(
+            client, auth, "photometric", mock_catalogue(400, seed=24), "t.csv"
+        ).json()
+        accepted = harness.start_training(client, auth, cat["id"], n_rows=5, n_cols=5, n_epochs=2)
+        job_id, map_id = accepted["job"]["id"], accepted["map"]["id"]
         assert in_store.wait(60)
         time.sleep(1.0)  # the store's first attempt fails against the dead server
         assert client.get(f"/v1/jobs/{job_id}").status_code == 503
         pg.start()
-        job = _wait_job(client, job_id, lambda j: j["status"] != "running", timeout=60)
+        job = harness.wait_for_job(client, job_id, lambda j: j["status"] != "running", timeout=60)
         assert job["status"] == "failed", job
         assert "OperationalError" in job["error"]
         m = client.get(f"/v1/maps/{map_id}").json()
@@ -343,38 +284,16 @@ def test_training_whose_database_dies_ends_failed_when_it_is_back(
 
 
 # ----------------------------------------------------------------------------- concurrency
-def _run_together(*calls):
-    """Run the calls in threads released at the same instant; their results in order."""
-    barrier = threading.Barrier(len(calls))
-    results: list = [None] * len(calls)
-    errors: list = []
-
-    def worker(k, fn):
-        try:
-            barrier.wait(timeout=30)
-            results[k] = fn()
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=worker, args=(k, fn)) for k, fn in enumerate(calls)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=180)
-    if errors:
-        raise errors[0]
-    return results
-
-
 def test_two_ingests_of_different_catalogues_at_once_both_land(
-    client, auth, settings, mock_catalogue
+    client, auth, settings, mock_catalogue, harness, ingest, train_map
 ):
-    base = _post_csv(client, auth, _csv(mock_catalogue(300, seed=30)), "base.csv").json()
-    map_id = _train(client, auth, base["id"])
-    a = _csv(mock_catalogue(700, seed=31))
-    b = _csv(mock_catalogue(500, seed=32))
-    ra, rb = _run_together(
-        lambda: _post_csv(client, auth, a, "a.csv"), lambda: _post_csv(client, auth, b, "b.csv")
+    base = ingest("photometric", mock_catalogue(300, seed=30), "base.csv")
+    map_id = train_map(base["id"], n_rows=6, n_cols=6)
+    a = harness.csv_bytes(mock_catalogue(700, seed=31))
+    b = harness.csv_bytes(mock_catalogue(500, seed=32))
+    ra, rb = harness.run_together(
+        lambda: harness.upload(client, auth, "photometric", a, "a.csv"),
+        lambda: harness.upload(client, auth, "photometric", b, "b.csv"),
     )
     assert (ra.status_code, rb.status_code) == (201, 201), (ra.text, rb.text)
     assert ra.json()["assigned_maps"] == rb.json()["assigned_maps"] == [map_id]
@@ -404,7 +323,7 @@ def test_two_ingests_of_different_catalogues_at_once_both_land(
 
 
 def test_the_same_file_twice_at_once_lands_once(
-    client, auth, settings, mock_catalogue, monkeypatch
+    client, auth, settings, mock_catalogue, monkeypatch, harness
 ):
     """Both uploads pass the early duplicate check together; the unique (kind, sha256)
     constraint decides, and the loser answers 'duplicate' with the winner's catalogue."""
@@ -424,10 +343,10 @@ def test_the_same_file_twice_at_once_lands_once(
         return found
 
     monkeypatch.setattr(ingest_service, "find_duplicate", find_after_both_looked)
-    content = _csv(mock_catalogue(600, seed=33))
-    r1, r2 = _run_together(
-        lambda: _post_csv(client, auth, content, "same.csv"),
-        lambda: _post_csv(client, auth, content, "same.csv"),
+    content = harness.csv_bytes(mock_catalogue(600, seed=33))
+    r1, r2 = harness.run_together(
+        lambda: harness.upload(client, auth, "photometric", content, "same.csv"),
+        lambda: harness.upload(client, auth, "photometric", content, "same.csv"),
     )
     assert calls[:2] == [None, None]  # the race really happened
     assert sorted([r1.status_code, r2.status_code]) == [200, 201], (r1.text, r2.text)

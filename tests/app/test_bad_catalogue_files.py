@@ -297,38 +297,28 @@ CORPUS = corpus()
 
 
 @pytest.fixture(scope="module")
-def bad_client(tmp_path_factory):
+def bad_client(tmp_path_factory, harness):
     """SQLite service with small limits (the corpus is the same on PostgreSQL: files are
     refused before the database is written)."""
     from app.core import migrate
-    from app.services.apikeys import create_api_key
 
     tmp = tmp_path_factory.mktemp("bad")
     url = f"sqlite:///{tmp / 'bad.db'}"
     migrate.upgrade(url)
     engine = make_engine(url)
-    with make_session_factory(engine)() as s:
-        _, key = create_api_key(s, "bad-files")
-        s.commit()
     settings = Settings(
         database_url=url, max_upload_bytes=MAX_UPLOAD, max_rows=MAX_ROWS, upload_tmp_dir=tmp
     )
-    auth = {"X-API-Key": key}
+    auth = {"X-API-Key": harness.create_key(url, "bad-files")}
     with TestClient(create_app(settings)) as client:
         # A ready map, so that assign bodies get past the map lookup to their validation;
         # its catalogue is removed again so each bad file starts from an empty ledger.
-        cat = client.post(
-            "/v1/catalogues/photometric",
-            files={"file": ("seed.csv", _csv(_frame(120, seed=9)), "text/csv")},
-            headers=auth,
-        ).json()
-        r = client.post(
-            "/v1/maps",
-            json={"catalogue_id": cat["id"], "n_rows": 3, "n_cols": 3, "n_epochs": 2},
-            headers=auth,
+        r = harness.upload(client, auth, "photometric", _frame(120, seed=9), "seed.csv")
+        assert r.status_code == 201, r.text
+        cat = r.json()
+        map_id, _ = harness.train(
+            client, auth, cat["id"], timeout=120, n_rows=3, n_cols=3, n_epochs=2
         )
-        client.app.state.jobs.wait(r.json()["job"]["id"], timeout=120)
-        map_id = r.json()["map"]["id"]
         assert client.get(f"/v1/maps/{map_id}").json()["status"] == "ready"
         assert client.delete(f"/v1/catalogues/{cat['id']}", headers=auth).status_code == 200
         yield client, auth, engine, map_id
