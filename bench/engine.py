@@ -1,5 +1,9 @@
 """somcal's SOM engine against somoclu (batch) and MiniSom, in one run, on the same data.
 
+(One file of about 700 lines on purpose: a benchmark a reader runs and audits top to
+bottom, each peer's timing beside somcal's, with nothing imported that could time
+differently.)
+
     .venv/bin/python bench/engine.py               # full run: 10^6 rows, 10^7 for memory
     .venv/bin/python bench/engine.py --quick       # 10^5 rows, 10^6 for memory
     .venv/bin/python bench/engine.py --skip-peers  # somcal only
