@@ -16,6 +16,8 @@ The pieces, in the order a calibration uses them:
 - the redshift distribution of a sample: :func:`nz`;
 - the Masters et al. (2015) spectroscopic-sampling experiment: :func:`sampling_experiment`,
   :func:`first_passing_n`;
+- cells grouped by hierarchical clustering, KiDS's quality control of the groups and the gold
+  sample that survives it (Wright et al. 2020): :func:`group_cells`;
 - a per-galaxy redshift from the labelled cells around its best cell, weighted by fuzzy
   membership: :func:`fuzzy_redshift` (the one function here that applies a map: it needs
   the galaxy's distance to several cells' weights, which a cell assignment has lost).
@@ -28,7 +30,8 @@ values outside the edges are not counted.
 Modules by job, every public name re-exported here: :mod:`~som.calibration.cells` (per-cell
 statistics and p(z), spectroscopic counts, fuzzy redshift, filling unlabelled cells),
 :mod:`~som.calibration.coverage` (coverage, gaps, targets), :mod:`~som.calibration.nofz`
-(n(z) of a sample), :mod:`~som.calibration.experiment` (the sampling experiment).
+(n(z) of a sample), :mod:`~som.calibration.experiment` (the sampling experiment),
+:mod:`~som.calibration.groups` (cell groups, quality control, gold selection).
 """
 
 from som.calibration.cells import (
@@ -44,6 +47,7 @@ from som.calibration.cells import (
 )
 from som.calibration.coverage import CoverageSummary, coverage_summary, gaps, select_targets
 from som.calibration.experiment import first_passing_n, sampling_experiment
+from som.calibration.groups import group_cells
 from som.calibration.nofz import MEAN_Z_REQUIREMENT, NzResult, nz
 
 __all__ = [
@@ -61,6 +65,7 @@ __all__ = [
     "first_passing_n",
     "fuzzy_redshift",
     "gaps",
+    "group_cells",
     "map_spacing2",
     "nz",
     "sampling_experiment",
