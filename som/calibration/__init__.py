@@ -17,7 +17,8 @@ The pieces, in the order a calibration uses them:
 - the Masters et al. (2015) spectroscopic-sampling experiment: :func:`sampling_experiment`,
   :func:`first_passing_n`;
 - cells grouped by hierarchical clustering, KiDS's quality control of the groups and the gold
-  sample that survives it (Wright et al. 2020): :func:`group_cells`;
+  sample that survives it (Wright et al. 2020): :func:`group_cells`, :func:`quality_control`,
+  :func:`gold_selection`;
 - a per-galaxy redshift from the labelled cells around its best cell, weighted by fuzzy
   membership: :func:`fuzzy_redshift` (the one function here that applies a map: it needs
   the galaxy's distance to several cells' weights, which a cell assignment has lost).
@@ -47,7 +48,13 @@ from som.calibration.cells import (
 )
 from som.calibration.coverage import CoverageSummary, coverage_summary, gaps, select_targets
 from som.calibration.experiment import first_passing_n, sampling_experiment
-from som.calibration.groups import group_cells
+from som.calibration.groups import (
+    GoldSelection,
+    QualityControl,
+    gold_selection,
+    group_cells,
+    quality_control,
+)
 from som.calibration.nofz import MEAN_Z_REQUIREMENT, NzResult, nz
 
 __all__ = [
@@ -55,7 +62,9 @@ __all__ = [
     "NMAD_SCALE",
     "CoverageSummary",
     "FilledCells",
+    "GoldSelection",
     "NzResult",
+    "QualityControl",
     "cell_pz",
     "cell_spec_counts",
     "cell_statistics",
@@ -65,9 +74,11 @@ __all__ = [
     "first_passing_n",
     "fuzzy_redshift",
     "gaps",
+    "gold_selection",
     "group_cells",
     "map_spacing2",
     "nz",
+    "quality_control",
     "sampling_experiment",
     "select_targets",
 ]

@@ -21,11 +21,15 @@ per cell.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy.cluster import hierarchy
 
+from som.calibration._arrays import as_1d, as_cells, as_float, as_weights, check_length, json_safe
+from som.calibration.cells import NMAD_SCALE
 from som.grid import Grid
 
 #: Linkages offered. Centroid and median linkage are left out: their merge heights are not
@@ -161,3 +165,279 @@ def group_cells(
     # heights tie).
     labels = hierarchy.cut_tree(tree, n_clusters=n_groups)[:, 0]
     return _relabel(labels)
+
+
+# --------------------------------------------------------------------------------------
+# quality control and the gold sample
+# --------------------------------------------------------------------------------------
+
+
+def _as_groups(groups: Any) -> tuple[np.ndarray, int]:
+    """Group per cell as int64 (all >= 0) and the number of groups, ``max + 1``."""
+    arr = as_1d(groups, "groups")
+    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"groups must hold integer group ids (one per cell), got {arr.dtype}")
+    if len(arr) == 0:
+        raise ValueError("groups must hold one group id per cell, got none")
+    arr = arr.astype(np.int64, copy=False)
+    if (arr < 0).any():
+        cell = int(np.flatnonzero(arr < 0)[0])
+        raise ValueError(f"groups must be >= 0; cell {cell} is {int(arr[cell])}")
+    return arr, int(arr.max()) + 1
+
+
+def _group_mean(
+    group_of_row: np.ndarray, z: np.ndarray, w: np.ndarray, n_groups: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-group count, weight and weighted mean of ``z`` over the rows that have a group
+    (>= 0), a finite ``z`` and a positive weight. Mean NaN where a group has none."""
+    use = (group_of_row >= 0) & np.isfinite(z) & (w > 0)
+    g = group_of_row[use]
+    count = np.bincount(g, minlength=n_groups)
+    weight = np.bincount(g, weights=w[use], minlength=n_groups)
+    wz = np.bincount(g, weights=w[use] * z[use], minlength=n_groups)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(weight > 0, wz / np.where(weight > 0, weight, 1.0), np.nan)
+    return count, weight, mean
+
+
+@dataclass
+class QualityControl:
+    """KiDS's quality control of cell groups (see :func:`quality_control`).
+
+    ``table`` is indexed by ``group`` (0..n_groups-1) with columns
+
+    - ``n_phot``, ``phot_weight``, ``z_phot_mean``: photometric galaxies entering the
+      group's mean photo-z (finite ``phot_z``, weight > 0), their weight and weighted mean;
+    - ``n_spec``, ``spec_weight``, ``z_spec_mean``: the same for the spectra;
+    - ``delta = z_spec_mean - z_phot_mean``;
+    - ``calibrated``: the group holds at least one usable spectrum;
+    - ``passes``: calibrated, holds photometric galaxies, and ``|delta| <= threshold``.
+
+    ``sigma_mad`` is the normalised median absolute deviation of ``delta`` over the groups
+    where it is defined (each group counts once); ``threshold = max(n_sigma * sigma_mad,
+    floor)``.
+    """
+
+    table: pd.DataFrame
+    sigma_mad: float
+    threshold: float
+    n_sigma: float
+    floor: float
+
+    @property
+    def passed(self) -> np.ndarray:
+        """(n_groups,) bool: the groups that pass."""
+        return self.table["passes"].to_numpy()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (NaN as None)."""
+        return json_safe(
+            {
+                "sigma_mad": self.sigma_mad,
+                "threshold": self.threshold,
+                "n_sigma": self.n_sigma,
+                "floor": self.floor,
+                "groups": self.table.reset_index(),
+            }
+        )
+
+
+def quality_control(
+    groups: Any,
+    phot_cells: Any,
+    phot_z: Any,
+    spec_cells: Any,
+    spec_z: Any,
+    phot_weights: Any = None,
+    spec_weights: Any = None,
+    n_sigma: float = 5.0,
+    floor: float = 0.4,
+) -> QualityControl:
+    """KiDS's quality control of cell groups (Wright et al. 2020, §3; Hildebrandt et al. 2021).
+
+    A group *passes* when ``|<z_spec> - <z_phot>| <= max(n_sigma * sigma_MAD, floor)``, with
+
+    - ``<z_spec>``: the weighted mean spectroscopic redshift of the spectra in the group's
+      cells (``spec_z``, ``spec_weights``);
+    - ``<z_phot>``: the weighted mean photometric redshift of the photometric galaxies in the
+      group's cells (``phot_z``, ``phot_weights``). As we read KiDS (Wright et al. 2020;
+      Hildebrandt et al. 2021, which added the 0.4 floor) the comparison is with the mean
+      photo-z of the wide (target) galaxies in the group: pass the wide sample as
+      ``phot_*``. Passing the spectroscopic sample's own photo-z instead compares each
+      group's spectra with their own photo-z;
+    - ``sigma_MAD = 1.4826 * median_g |d_g - median(d)|`` of ``d_g = <z_spec>_g -
+      <z_phot>_g`` over every group where ``d_g`` is defined, each group counted once
+      (unweighted). It is the scatter of the *difference*, not of ``<z_phot>`` itself: the
+      spread of the groups' photo-z spans the survey's redshift range and would make the
+      rule pass everything. With a single such group ``sigma_MAD`` is 0 and the threshold
+      is ``floor``.
+
+    A group with no usable spectrum fails ("not calibrated"); so does a group with no
+    photometric galaxy (nothing to compare with, and nothing to calibrate).
+
+    Parameters
+    ----------
+    groups : (n_cells,) int
+        Group of every cell (:func:`group_cells`); ``n_groups = groups.max() + 1``.
+    phot_cells, phot_z : (N,) int, (N,) float
+        Cell (``-1`` = none, ignored) and photometric redshift of the photometric sample.
+    spec_cells, spec_z : (M,) int, (M,) float
+        Cell (``-1`` = none, ignored) and spectroscopic redshift of the spectra. Pass only
+        secure redshifts; NaN redshifts are ignored.
+    phot_weights, spec_weights : (N,), (M,) float, optional
+        Non-negative weights (``None``: 1 each). Zero-weight rows count nowhere.
+    n_sigma, floor : float
+        The rule's multiplier of ``sigma_MAD`` (KiDS: 5) and its floor (KiDS-1000: 0.4).
+
+    Returns
+    -------
+    QualityControl
+    """
+    grp, n_groups = _as_groups(groups)
+    n_cells = len(grp)
+    pc = as_cells(phot_cells, n_cells, "phot_cells")
+    pz = as_float(phot_z, len(pc), "phot_z", "phot_cells")
+    pw = as_weights(phot_weights, len(pc), "phot_weights", "phot_cells")
+    sc = as_cells(spec_cells, n_cells, "spec_cells")
+    sz = as_float(spec_z, len(sc), "spec_z", "spec_cells")
+    sw = as_weights(spec_weights, len(sc), "spec_weights", "spec_cells")
+    for name, value in (("n_sigma", n_sigma), ("floor", floor)):
+        if not np.isfinite(value) or value < 0:
+            raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
+
+    def group_of(cells: np.ndarray) -> np.ndarray:
+        return np.where(cells >= 0, grp[np.maximum(cells, 0)], -1)
+
+    n_phot, phot_weight, z_phot = _group_mean(group_of(pc), pz, pw, n_groups)
+    n_spec, spec_weight, z_spec = _group_mean(group_of(sc), sz, sw, n_groups)
+    delta = z_spec - z_phot
+    defined = np.isfinite(delta)
+    if defined.any():
+        d = delta[defined]
+        sigma_mad = float(NMAD_SCALE * np.median(np.abs(d - np.median(d))))
+    else:
+        sigma_mad = float("nan")
+    threshold = float(floor) if not defined.any() else max(n_sigma * sigma_mad, float(floor))
+    with np.errstate(invalid="ignore"):
+        passes = defined & (np.abs(delta) <= threshold)
+    table = pd.DataFrame(
+        {
+            "n_phot": n_phot,
+            "phot_weight": phot_weight,
+            "z_phot_mean": z_phot,
+            "n_spec": n_spec,
+            "spec_weight": spec_weight,
+            "z_spec_mean": z_spec,
+            "delta": delta,
+            "calibrated": n_spec > 0,
+            "passes": passes,
+        },
+        index=pd.RangeIndex(n_groups, name="group"),
+    )
+    return QualityControl(table, sigma_mad, threshold, float(n_sigma), float(floor))
+
+
+@dataclass
+class GoldSelection:
+    """The gold sample: what survives quality control (see :func:`gold_selection`).
+
+    ``galaxies`` (N,) bool marks the galaxies in passing groups; ``cells`` (n_cells,) bool the
+    cells of passing groups. ``bins`` is indexed by ``bin`` (each tomographic bin label
+    present, ascending) with columns ``n`` and ``weight`` (galaxies with a positive weight in
+    the bin, and their weight), ``n_gold`` and ``gold_weight`` (the same in the gold sample)
+    and ``fraction = gold_weight / weight``, the fraction of the bin's weight that survives
+    (NaN for a bin whose galaxies all weigh 0).
+    """
+
+    galaxies: np.ndarray = field(repr=False)
+    cells: np.ndarray = field(repr=False)
+    bins: pd.DataFrame
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict of the per-bin table and the gold cells (masks of galaxies left out)."""
+        return json_safe(
+            {"gold_cells": np.flatnonzero(self.cells), "bins": self.bins.reset_index()}
+        )
+
+
+def gold_selection(
+    passed: Any,
+    groups: Any,
+    cells: Any,
+    tomo_bins: Any = None,
+    weights: Any = None,
+) -> GoldSelection:
+    """The galaxies and cells in groups that pass quality control, and the fraction of each
+    tomographic bin's weight that survives.
+
+    Parameters
+    ----------
+    passed : QualityControl or (n_groups,) bool
+        The groups that pass (:func:`quality_control`).
+    groups : (n_cells,) int
+        Group of every cell, as given to :func:`quality_control`.
+    cells : (N,) int
+        Cell of each galaxy of the sample to select from; ``-1`` (no cell) is never gold but
+        still counts in its bin's weight: it is lost to the calibration too.
+    tomo_bins : (N,) int, optional
+        Tomographic bin of each galaxy, ``>= 0``, or ``-1`` for a galaxy in no bin (left out
+        of the per-bin table). ``None``: the whole sample is bin 0.
+    weights : (N,) float, optional
+        Non-negative weight of each galaxy (lensing weight, response); ``None``: 1 each.
+        Zero-weight galaxies count in no column.
+
+    Returns
+    -------
+    GoldSelection
+    """
+    grp, n_groups = _as_groups(groups)
+    ok = passed.passed if isinstance(passed, QualityControl) else as_1d(passed, "passed")
+    if ok.dtype != bool:
+        raise ValueError(f"passed must be a boolean array (one entry per group), got {ok.dtype}")
+    if len(ok) != n_groups:
+        raise ValueError(f"passed has {len(ok)} entries but groups has {n_groups} groups")
+    gold_cells = ok[grp]
+    c = as_cells(cells, len(grp), "cells")
+    w = as_weights(weights, len(c), "weights", "cells")
+    if tomo_bins is None:
+        b = np.zeros(len(c), dtype=np.int64)
+    else:
+        b = as_1d(tomo_bins, "tomo_bins")
+        if b.dtype == bool or not np.issubdtype(b.dtype, np.integer):
+            raise ValueError(f"tomo_bins must hold integer bin labels, got dtype {b.dtype}")
+        check_length(b, len(c), "tomo_bins", "cells")
+        if (b < -1).any():
+            row = int(np.flatnonzero(b < -1)[0])
+            raise ValueError(
+                f"tomo_bins must be >= 0, or -1 for no bin; row {row} is {int(b[row])}"
+            )
+        b = b.astype(np.int64, copy=False)
+    in_bin = (b >= 0) & (w > 0)
+    gold = (c >= 0) & gold_cells[np.maximum(c, 0)]
+
+    labels = np.unique(b[b >= 0])
+    if len(labels) == 0:
+        raise ValueError("no galaxy is in a tomographic bin (every tomo_bins entry is -1)")
+    if not (w[b >= 0] > 0).any():
+        raise ValueError("weights are all zero for the galaxies in tomographic bins")
+    idx = np.searchsorted(labels, b[in_bin])
+    n_lab = len(labels)
+    g_in = gold[in_bin]
+    n = np.bincount(idx, minlength=n_lab)
+    weight = np.bincount(idx, weights=w[in_bin], minlength=n_lab)
+    n_gold = np.bincount(idx[g_in], minlength=n_lab)
+    gold_weight = np.bincount(idx[g_in], weights=w[in_bin][g_in], minlength=n_lab)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fraction = np.where(weight > 0, gold_weight / np.where(weight > 0, weight, 1.0), np.nan)
+    table = pd.DataFrame(
+        {
+            "n": n,
+            "weight": weight,
+            "n_gold": n_gold,
+            "gold_weight": gold_weight,
+            "fraction": fraction,
+        },
+        index=pd.Index(labels, name="bin"),
+    )
+    return GoldSelection(gold, gold_cells, table)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.sparse.csgraph import connected_components
 
-from som.calibration import group_cells
+from som.calibration import NMAD_SCALE, gold_selection, group_cells, quality_control
 from som.calibration.groups import grid_adjacency
 from som.grid import Grid
 
@@ -115,3 +115,133 @@ def test_group_cells_bad_input():
         group_cells(weights, 2, connectivity="grid")
     with pytest.raises(ValueError, match="grid has 20 cells"):
         group_cells(weights, 2, connectivity="grid", grid=Grid(4, 5))
+
+
+# ---------------------------------------------------------------------------- quality control
+
+# Eight cells in four groups of two. By construction:
+#   group 0: <z_phot> 0.5, <z_spec> 0.52            -> consistent, passes
+#   group 1: <z_phot> 1.0, <z_spec> (3*1.0 + 1.12)/4 = 1.03 (weighted) -> passes
+#   group 2: <z_phot> 0.3, <z_spec> 1.5             -> outlying spectra, fails
+#   group 3: <z_phot> 0.8, no usable spectrum       -> not calibrated, fails
+# Zero-weight rows, rows with no cell and NaN redshifts must change nothing.
+GROUPS = np.array([0, 0, 1, 1, 2, 2, 3, 3])
+PHOT_CELLS = np.array([0, 1, 1, 2, 3, 4, 5, 6, 7, -1])
+PHOT_Z = np.array([0.4, 0.6, 9.0, 1.0, 1.0, 0.3, 0.3, 0.8, 0.8, 5.0])
+PHOT_W = np.array([1.0, 1.0, 0.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+SPEC_CELLS = np.array([0, 1, 2, 3, 5, -1, 6])
+SPEC_Z = np.array([0.52, 3.0, 1.0, 1.12, 1.5, 0.8, np.nan])
+SPEC_W = np.array([1.0, 0.0, 3.0, 1.0, 1.0, 1.0, 1.0])
+
+
+def run_qc(**kwargs):
+    return quality_control(
+        GROUPS,
+        PHOT_CELLS,
+        PHOT_Z,
+        SPEC_CELLS,
+        SPEC_Z,
+        phot_weights=PHOT_W,
+        spec_weights=SPEC_W,
+        **kwargs,
+    )
+
+
+def test_qc_keeps_consistent_and_drops_outlier_and_uncalibrated():
+    qc = run_qc()
+    t = qc.table
+    np.testing.assert_allclose(t["z_phot_mean"], [0.5, 1.0, 0.3, 0.8])
+    np.testing.assert_allclose(t["z_spec_mean"], [0.52, 1.03, 1.5, np.nan])
+    np.testing.assert_allclose(t["delta"], [0.02, 0.03, 1.2, np.nan], atol=1e-12)
+    np.testing.assert_array_equal(t["n_spec"], [1, 2, 1, 0])
+    np.testing.assert_array_equal(t["n_phot"], [2, 2, 2, 2])
+    np.testing.assert_allclose(t["spec_weight"], [1.0, 4.0, 1.0, 0.0])
+    np.testing.assert_allclose(t["phot_weight"], [2.0, 3.0, 2.0, 2.0])
+    np.testing.assert_array_equal(t["calibrated"], [True, True, True, False])
+    np.testing.assert_array_equal(qc.passed, [True, True, False, False])
+    # sigma_MAD of the differences over the three defined groups: median 0.03, absolute
+    # deviations (0.01, 0, 1.17) -> 1.4826 * 0.01; 5 sigma is below the floor of 0.4.
+    assert qc.sigma_mad == pytest.approx(NMAD_SCALE * 0.01)
+    assert qc.threshold == pytest.approx(0.4)
+    d = qc.to_dict()
+    assert d["groups"][3]["z_spec_mean"] is None and d["threshold"] == pytest.approx(0.4)
+
+
+def test_qc_threshold_from_sigma_mad_when_above_floor():
+    qc = run_qc(floor=0.0)
+    assert qc.threshold == pytest.approx(5 * NMAD_SCALE * 0.01)
+    np.testing.assert_array_equal(qc.passed, [True, True, False, False])
+    # A tighter rule drops group 1 (|delta| 0.03) but keeps group 0 (0.02).
+    qc = run_qc(floor=0.0, n_sigma=1.5)
+    np.testing.assert_array_equal(qc.passed, [True, False, False, False])
+
+
+def test_qc_weights_move_the_spectroscopic_mean():
+    # Unweighted, group 1's spectra average (1.0 + 1.12) / 2 = 1.06.
+    qc = quality_control(GROUPS, PHOT_CELLS, PHOT_Z, SPEC_CELLS, SPEC_Z, phot_weights=PHOT_W)
+    assert qc.table.loc[1, "z_spec_mean"] == pytest.approx(1.06)
+    # ... and the zero-weight spectrum at z = 3 now counts in group 0.
+    assert qc.table.loc[0, "z_spec_mean"] == pytest.approx((0.52 + 3.0) / 2)
+
+
+def test_qc_bad_input():
+    with pytest.raises(ValueError, match="phot_z has 3 rows but phot_cells has 10"):
+        quality_control(GROUPS, PHOT_CELLS, PHOT_Z[:3], SPEC_CELLS, SPEC_Z)
+    with pytest.raises(ValueError, match="spec_weights must be finite and >= 0; row 2"):
+        quality_control(
+            GROUPS, PHOT_CELLS, PHOT_Z, SPEC_CELLS, SPEC_Z, spec_weights=[1, 1, -1, 1, 1, 1, 1]
+        )
+    with pytest.raises(ValueError, match="spec_cells out of range: row 0 is 8"):
+        quality_control(GROUPS, PHOT_CELLS, PHOT_Z, [8], [0.5])
+    with pytest.raises(ValueError, match="groups must be >= 0; cell 1"):
+        quality_control([0, -1], [0], [0.5], [0], [0.5])
+    with pytest.raises(ValueError, match="floor must be finite"):
+        run_qc(floor=-0.1)
+
+
+# ---------------------------------------------------------------------------- gold selection
+
+
+def test_gold_fractions_per_bin_by_hand():
+    qc = run_qc()  # groups 0 and 1 (cells 0..3) pass
+    cells = np.array([0, 2, 4, -1, 6, 3, 1, 5])
+    bins = np.array([0, 0, 0, 0, 1, 1, 1, -1])
+    w = np.array([1.0, 2.0, 1.0, 1.0, 3.0, 1.0, 0.0, 5.0])
+    gold = gold_selection(qc, GROUPS, cells, tomo_bins=bins, weights=w)
+    np.testing.assert_array_equal(gold.cells, [True] * 4 + [False] * 4)
+    np.testing.assert_array_equal(
+        gold.galaxies, [True, True, False, False, False, True, True, False]
+    )
+    t = gold.bins
+    assert list(t.index) == [0, 1]
+    # bin 0: weight 1 + 2 + 1 + 1 (the galaxy with no cell is lost too), gold 1 + 2
+    # bin 1: weight 3 + 1 (the zero-weight galaxy counts nowhere), gold 1
+    np.testing.assert_array_equal(t["n"], [4, 2])
+    np.testing.assert_array_equal(t["n_gold"], [2, 1])
+    np.testing.assert_allclose(t["weight"], [5.0, 4.0])
+    np.testing.assert_allclose(t["gold_weight"], [3.0, 1.0])
+    np.testing.assert_allclose(t["fraction"], [0.6, 0.25])
+    # A plain boolean per group does the same; no bins means one bin of everything in a bin.
+    same = gold_selection(qc.passed, GROUPS, cells, tomo_bins=bins, weights=w)
+    np.testing.assert_array_equal(same.galaxies, gold.galaxies)
+    whole = gold_selection(qc, GROUPS, cells, weights=w)
+    assert whole.bins["fraction"].tolist() == pytest.approx([4.0 / 14.0])
+    assert gold.to_dict()["gold_cells"] == [0, 1, 2, 3]
+
+
+def test_gold_selection_bad_input():
+    qc = run_qc()
+    with pytest.raises(ValueError, match="passed has 3 entries but groups has 4 groups"):
+        gold_selection(np.ones(3, bool), GROUPS, [0])
+    with pytest.raises(ValueError, match="passed must be a boolean array"):
+        gold_selection(np.ones(4), GROUPS, [0])
+    with pytest.raises(ValueError, match="tomo_bins has 1 rows but cells has 2"):
+        gold_selection(qc, GROUPS, [0, 1], tomo_bins=[0])
+    with pytest.raises(ValueError, match="weights must be finite and >= 0; row 1"):
+        gold_selection(qc, GROUPS, [0, 1], weights=[1.0, -2.0])
+    with pytest.raises(ValueError, match="weights are all zero"):
+        gold_selection(qc, GROUPS, [0, 1], weights=[0.0, 0.0])
+    with pytest.raises(ValueError, match="tomo_bins must be >= 0, or -1"):
+        gold_selection(qc, GROUPS, [0, 1], tomo_bins=[0, -2])
+    with pytest.raises(ValueError, match="no galaxy is in a tomographic bin"):
+        gold_selection(qc, GROUPS, [0, 1], tomo_bins=[-1, -1])
