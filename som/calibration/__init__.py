@@ -17,8 +17,8 @@ The pieces, in the order a calibration uses them:
 - the Masters et al. (2015) spectroscopic-sampling experiment: :func:`sampling_experiment`,
   :func:`first_passing_n`;
 - cells grouped by hierarchical clustering, KiDS's quality control of the groups and the gold
-  sample that survives it (Wright et al. 2020): :func:`group_cells`, :func:`quality_control`,
-  :func:`gold_selection`;
+  sample that survives it (Wright et al. 2020): :func:`group_cells`, :func:`choose_n_groups`,
+  :func:`quality_control`, :func:`gold_selection`;
 - a per-galaxy redshift from the labelled cells around its best cell, weighted by fuzzy
   membership: :func:`fuzzy_redshift` (the one function here that applies a map: it needs
   the galaxy's distance to several cells' weights, which a cell assignment has lost).
@@ -50,7 +50,9 @@ from som.calibration.coverage import CoverageSummary, coverage_summary, gaps, se
 from som.calibration.experiment import first_passing_n, sampling_experiment
 from som.calibration.groups import (
     GoldSelection,
+    NGroupsChoice,
     QualityControl,
+    choose_n_groups,
     gold_selection,
     group_cells,
     quality_control,
@@ -63,11 +65,13 @@ __all__ = [
     "CoverageSummary",
     "FilledCells",
     "GoldSelection",
+    "NGroupsChoice",
     "NzResult",
     "QualityControl",
     "cell_pz",
     "cell_spec_counts",
     "cell_statistics",
+    "choose_n_groups",
     "coverage_summary",
     "covered_cells",
     "fill_unlabelled_cells",

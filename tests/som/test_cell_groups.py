@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 from scipy.sparse.csgraph import connected_components
 
-from som.calibration import NMAD_SCALE, gold_selection, group_cells, quality_control
+from som.calibration import (
+    NMAD_SCALE,
+    choose_n_groups,
+    gold_selection,
+    group_cells,
+    quality_control,
+)
 from som.calibration.groups import grid_adjacency
 from som.grid import Grid
 
@@ -245,3 +251,79 @@ def test_gold_selection_bad_input():
         gold_selection(qc, GROUPS, [0, 1], tomo_bins=[0, -2])
     with pytest.raises(ValueError, match="no galaxy is in a tomographic bin"):
         gold_selection(qc, GROUPS, [0, 1], tomo_bins=[-1, -1])
+
+
+# ---------------------------------------------------------------------------- choose_n_groups
+
+
+def three_blob_map(seed: int = 2):
+    """30 cells in three far-apart blobs of weight vectors, 20 spectra per cell at the blob's
+    redshift (0.3, 0.9, 1.5) with a 0.05 scatter."""
+    rng = np.random.default_rng(seed)
+    blob = np.repeat([0, 1, 2], 10)[rng.permutation(30)]
+    weights = rng.normal(0, 0.1, (30, 2)) + 20.0 * blob[:, None]
+    cells = np.repeat(np.arange(30), 20)
+    z = np.array([0.3, 0.9, 1.5])[blob[cells]] + rng.normal(0, 0.05, cells.size)
+    return weights, blob, cells, z
+
+
+def test_choose_n_groups_finds_the_three_blobs():
+    weights, blob, cells, z = three_blob_map()
+    choice = choose_n_groups(weights, [6, 1, 2, 3, 4, 10, 30], cells, z)
+    assert choice.n_groups == 3
+    assert list(choice.table.index) == [1, 2, 3, 4, 6, 10, 30]
+    # three groups are the blobs themselves
+    assert len(np.unique(choice.groups)) == 3
+    for b in range(3):
+        assert len(np.unique(choice.groups[blob == b])) == 1
+    t = choice.table
+    assert t.loc[3, "cv_rmse"] == pytest.approx(0.05, rel=0.1)
+    assert t.loc[1, "cv_mse"] > 10 * t.loc[3, "cv_mse"]
+    assert t.loc[2, "cv_mse"] > 10 * t.loc[3, "cv_mse"]
+    assert (t["uncovered_fraction"] == 0).all()
+    # the same seed gives the same table
+    again = choose_n_groups(weights, [6, 1, 2, 3, 4, 10, 30], cells, z)
+    np.testing.assert_array_equal(again.table.to_numpy(), t.to_numpy())
+    assert choice.to_dict()["n_groups"] == 3
+
+
+def test_choose_n_groups_penalises_groups_without_spectra():
+    weights, blob, cells, z = three_blob_map()
+    # one spectrum per cell: with a group per cell every held-out spectrum is alone
+    one = np.arange(0, cells.size, 20)
+    choice = choose_n_groups(weights, [3, 30], cells[one], z[one], n_folds=3)
+    assert choice.table.loc[30, "uncovered_fraction"] == pytest.approx(1.0)
+    assert choice.table.loc[3, "uncovered_fraction"] == 0.0
+    assert choice.n_groups == 3
+
+
+def test_choose_n_groups_with_grid_connectivity_and_weights():
+    pytest.importorskip("sklearn")
+    grid = Grid(5, 6, "hex")
+    cols = np.arange(grid.n_cells) % grid.n_cols
+    weights = np.column_stack([(cols >= 3) * 5.0, np.zeros(grid.n_cells)])
+    cells = np.repeat(np.arange(grid.n_cells), 4)
+    z = np.where(cols[cells] >= 3, 1.2, 0.4) + np.tile([-0.01, 0.0, 0.01, 0.0], grid.n_cells)
+    w = np.ones(cells.size)
+    w[::4] = 0.0  # zero-weight spectra are left out
+    choice = choose_n_groups(
+        weights, [1, 2, 4], cells, z, spec_weights=w, connectivity="grid", grid=grid
+    )
+    assert choice.n_groups == 2
+    np.testing.assert_array_equal(choice.groups, (cols >= 3).astype(int))
+
+
+def test_choose_n_groups_bad_input():
+    weights, _, cells, z = three_blob_map()
+    with pytest.raises(ValueError, match="candidates entry is 31 but the map has only 30"):
+        choose_n_groups(weights, [2, 31], cells, z)
+    with pytest.raises(ValueError, match="candidates must hold at least one"):
+        choose_n_groups(weights, [], cells, z)
+    with pytest.raises(ValueError, match="spec_z has 5 rows but spec_cells has 600"):
+        choose_n_groups(weights, [2], cells, z[:5])
+    with pytest.raises(ValueError, match="n_folds must be an integer >= 2"):
+        choose_n_groups(weights, [2], cells, z, n_folds=1)
+    with pytest.raises(ValueError, match="only 2 spectra"):
+        choose_n_groups(weights, [2], cells[:2], z[:2])
+    with pytest.raises(ValueError, match="spec_weights must be finite and >= 0; row 0"):
+        choose_n_groups(weights, [2], cells, z, spec_weights=-np.ones(cells.size))
