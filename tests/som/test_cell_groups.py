@@ -327,3 +327,45 @@ def test_choose_n_groups_bad_input():
         choose_n_groups(weights, [2], cells[:2], z[:2])
     with pytest.raises(ValueError, match="spec_weights must be finite and >= 0; row 0"):
         choose_n_groups(weights, [2], cells, z, spec_weights=-np.ones(cells.size))
+
+
+# ---------------------------------------------------------------------------- on the mock
+
+
+def test_groups_qc_and_gold_on_the_mock():
+    """Mock -> colours -> map -> groups -> quality control -> gold, end to end: the groups'
+    spectroscopic means give the gold sample's mean redshift to within 0.02."""
+    pytest.importorskip("sklearn")
+    from som import SOM
+    from som.mock import make_mock
+    from som.photometry import ColourFeatures
+
+    mock = make_mock(20_000, seed=3)
+    phot = mock[mock["mag_i"].to_numpy() < 24.5].reset_index(drop=True)
+    feats = ColourFeatures(bands=("u", "g", "r", "i", "z", "Y", "J", "H"))
+    X, _ = feats.fit_transform(phot)
+    som = SOM(15, 20, n_epochs=5, random_state=0).fit(X)
+    cells = som.assign(X, allow_empty=True).cell.astype(np.int64)
+    spec = mock[np.isfinite(mock["z_spec"].to_numpy())].reset_index(drop=True)
+    spec_cells = som.assign(feats.transform(spec)[0], allow_empty=True).cell.astype(np.int64)
+    spec_z = spec["z_spec"].to_numpy()
+
+    candidates = [10, 40, 300]
+    choice = choose_n_groups(
+        som.weights_, candidates, spec_cells, spec_z, connectivity="grid", grid=som.grid
+    )
+    # neither one group per cell (too few spectra) nor the coarsest grouping wins
+    assert choice.n_groups == 40
+    assert is_contiguous(choice.groups, som.grid)
+    groups = choice.groups
+
+    qc = quality_control(groups, cells, phot["z_phot"].to_numpy(), spec_cells, spec_z)
+    assert not qc.table.loc[~qc.table["calibrated"], "passes"].any()
+    assert qc.passed.sum() >= 0.8 * len(qc.passed)
+    tomo = np.digitize(phot["z_phot"].to_numpy(), [0.3, 0.6, 0.9, 1.2])
+    gold = gold_selection(qc, groups, cells, tomo_bins=tomo)
+    assert list(gold.bins.index) == [0, 1, 2, 3, 4]
+    assert ((gold.bins["fraction"] > 0.8) & (gold.bins["fraction"] <= 1.0)).all()
+    g = groups[cells][gold.galaxies]
+    estimate = qc.table["z_spec_mean"].to_numpy()[g].mean()
+    assert estimate == pytest.approx(phot["z_true"].to_numpy()[gold.galaxies].mean(), abs=0.02)
