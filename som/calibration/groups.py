@@ -128,6 +128,10 @@ def group_cells(
         Group of every cell, ``0 .. n_groups - 1``, numbered by each group's first cell (group
         0 holds cell 0). Deterministic: the same weights give the same groups (ties in merge
         distance are broken by cell order).
+
+    Cost: the unconstrained path holds all ``n_cells (n_cells - 1) / 2`` pairwise distances,
+    about 0.4 GB for a 100 x 100 map (6 s, 0.95 GB peak measured for 10^4 cells and 8
+    features); the ``"grid"`` path only the lattice's neighbour pairs (1.3 s, 0.27 GB peak).
     """
     codebook = _as_codebook(weights)
     n_cells = codebook.shape[0]
