@@ -16,6 +16,9 @@ The pieces, in the order a calibration uses them:
 - the redshift distribution of a sample: :func:`nz`;
 - the Masters et al. (2015) spectroscopic-sampling experiment: :func:`sampling_experiment`,
   :func:`first_passing_n`;
+- cells grouped by hierarchical clustering, KiDS's quality control of the groups and the gold
+  sample that survives it (Wright et al. 2020): :func:`group_cells`, :func:`choose_n_groups`,
+  :func:`quality_control`, :func:`gold_selection`;
 - a per-galaxy redshift from the labelled cells around its best cell, weighted by fuzzy
   membership: :func:`fuzzy_redshift` (the one function here that applies a map: it needs
   the galaxy's distance to several cells' weights, which a cell assignment has lost).
@@ -28,7 +31,8 @@ values outside the edges are not counted.
 Modules by job, every public name re-exported here: :mod:`~som.calibration.cells` (per-cell
 statistics and p(z), spectroscopic counts, fuzzy redshift, filling unlabelled cells),
 :mod:`~som.calibration.coverage` (coverage, gaps, targets), :mod:`~som.calibration.nofz`
-(n(z) of a sample), :mod:`~som.calibration.experiment` (the sampling experiment).
+(n(z) of a sample), :mod:`~som.calibration.experiment` (the sampling experiment),
+:mod:`~som.calibration.groups` (cell groups, quality control, gold selection).
 """
 
 from som.calibration.cells import (
@@ -44,6 +48,15 @@ from som.calibration.cells import (
 )
 from som.calibration.coverage import CoverageSummary, coverage_summary, gaps, select_targets
 from som.calibration.experiment import first_passing_n, sampling_experiment
+from som.calibration.groups import (
+    GoldSelection,
+    NGroupsChoice,
+    QualityControl,
+    choose_n_groups,
+    gold_selection,
+    group_cells,
+    quality_control,
+)
 from som.calibration.nofz import MEAN_Z_REQUIREMENT, NzResult, nz
 
 __all__ = [
@@ -51,18 +64,25 @@ __all__ = [
     "NMAD_SCALE",
     "CoverageSummary",
     "FilledCells",
+    "GoldSelection",
+    "NGroupsChoice",
     "NzResult",
+    "QualityControl",
     "cell_pz",
     "cell_spec_counts",
     "cell_statistics",
+    "choose_n_groups",
     "coverage_summary",
     "covered_cells",
     "fill_unlabelled_cells",
     "first_passing_n",
     "fuzzy_redshift",
     "gaps",
+    "gold_selection",
+    "group_cells",
     "map_spacing2",
     "nz",
+    "quality_control",
     "sampling_experiment",
     "select_targets",
 ]
