@@ -1,0 +1,37 @@
+"""Deep/wide SOM redshift calibration (DES SOMPZ: Buchs+2019, Myles+2021, Campos+2024).
+
+Two maps: a *deep* map (c, many low-noise bands) and a *wide* map (ĉ, the survey's own
+noisy bands). Every input is a cell assignment (int, ``-1`` = none, ignored), as in
+:mod:`som.calibration`; nothing here trains or applies a map.
+
+    n(z|b) = Σ_{ĉ ∈ b} p(ĉ|b) Σ_c p(z|c) p(c|ĉ)
+
+The pieces: :func:`transfer_matrix` (p(c|ĉ) from a transfer catalogue),
+:func:`redshift_in_cells` (p(z|c) from spectra), :func:`wide_occupation` (p(ĉ)),
+:func:`wide_cell_redshift` and :func:`assign_bins` (tomographic bins by a wide cell's mean or
+modal redshift, or by a galaxy's photo-z), :func:`deep_wide_nz` (bin-conditioned n(z) per
+bin) and :func:`nz_ensemble` (realisations: bootstrap over spectra or deep galaxies, or a
+3sDir-like Dirichlet draw).
+"""
+
+from som.deepwide.core import (
+    CellRedshifts,
+    DeepWideNz,
+    assign_bins,
+    deep_wide_nz,
+    redshift_in_cells,
+    transfer_matrix,
+    wide_cell_redshift,
+    wide_occupation,
+)
+
+__all__ = [
+    "CellRedshifts",
+    "DeepWideNz",
+    "assign_bins",
+    "deep_wide_nz",
+    "redshift_in_cells",
+    "transfer_matrix",
+    "wide_cell_redshift",
+    "wide_occupation",
+]
