@@ -24,8 +24,12 @@ from som.deepwide.core import (
     wide_cell_redshift,
     wide_occupation,
 )
+from som.deepwide.ensemble import METHODS, NzEnsemble, nz_ensemble
 
 __all__ = [
+    "METHODS",
+    "NzEnsemble",
+    "nz_ensemble",
     "CellRedshifts",
     "DeepWideNz",
     "assign_bins",

@@ -481,20 +481,23 @@ def _prepare(
     )
 
 
-def _deep_occupation(p: _Prepared, t_deep, t_wide, t_bin, t_w) -> tuple[np.ndarray, np.ndarray]:
+def _deep_occupation(
+    p: _Prepared, t_deep, t_wide, t_bin, t_w, draw: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Bin-conditioned deep occupation p(c|b) = Σ_ĉ p(ĉ|b) p(c|ĉ,b), shape (n_bins, n_deep),
     and the share of each bin's wide weight that has no transfer (excluded).
 
     p(c|ĉ,b) uses only the transfer objects whose own bin is b ("bin conditionalisation",
     Myles+2021 §4.3): with bins per wide cell it is the rows of p(c|ĉ) of the bin's cells;
     with bins per galaxy, a wide cell split between bins gets one transfer row per bin.
-    Computed object by object (no n_bins × n_wide × n_deep array).
+    Computed object by object (no n_bins × n_wide × n_deep array). In an ensemble ``draw``
+    a (bin, wide cell) left without transfer is excluded and a bin left without any is NaN.
     """
     nb, nw, nd = p.n_bins, p.n_wide, p.n_deep
     R = cell_bin_counts(t_bin, t_wide, t_w, nb, nw)  # transfer weight per (bin, ĉ)
     missing = (p.W > 0) & (R <= 0)
     no_transfer = (p.W * missing).sum(axis=1) / p.weight
-    if missing.any() and not p.allow_missing_transfer:
+    if missing.any() and not (p.allow_missing_transfer or draw):
         b, c = (int(x[0]) for x in np.nonzero(missing))
         raise ValueError(
             f"{int(missing.sum())} (bin, wide cell) pairs hold wide-sample weight but no "
@@ -507,7 +510,9 @@ def _deep_occupation(p: _Prepared, t_deep, t_wide, t_bin, t_w) -> tuple[np.ndarr
     with np.errstate(invalid="ignore", divide="ignore"):
         scale = np.where(R > 0, W_ok / R, 0.0) / np.where(tot > 0, tot, 1.0)[:, None]
     occ = cell_bin_counts(t_bin, t_deep, t_w * scale[t_bin, t_wide], nb, nd)
-    if np.any(tot <= 0):
+    if draw:
+        occ[tot <= 0] = np.nan
+    elif np.any(tot <= 0):
         b = int(np.flatnonzero(tot <= 0)[0])
         raise ValueError(f"tomographic bin {b}: none of its wide weight has a transfer function")
     return occ, no_transfer
