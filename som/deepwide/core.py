@@ -488,7 +488,7 @@ def _deep_occupation(
     and the share of each bin's wide weight that has no transfer (excluded).
 
     p(c|ĉ,b) uses only the transfer objects whose own bin is b ("bin conditionalisation",
-    Myles+2021 §4.3): with bins per wide cell it is the rows of p(c|ĉ) of the bin's cells;
+    Myles+2021): with bins per wide cell it is the rows of p(c|ĉ) of the bin's cells;
     with bins per galaxy, a wide cell split between bins gets one transfer row per bin.
     Computed object by object (no n_bins × n_wide × n_deep array). In an ensemble ``draw``
     a (bin, wide cell) left without transfer is excluded and a bin left without any is NaN.

@@ -93,23 +93,30 @@ class NzEnsemble:
         )
 
 
-def _dirichlet_moments(p: _Prepared, H, Z1, Z2, sample_variance, rng):
-    """One 3sDir-like draw of the spectral moments: each deep cell's z-bin fractions from a
-    Dirichlet on its (effective) spectroscopic counts divided by ``sample_variance``; within a
-    z-bin the spectra keep their mean and second moment."""
+def _dirichlet_setup(p: _Prepared, H, Z1, Z2, sample_variance):
+    """What every 3sDir-like draw shares: Dirichlet parameters per (cell, z-bin) — the
+    cell's Kish N_eff shared out as its weighted histogram, over ``sample_variance`` — and
+    the spectra's mean z and z² within each (cell, z-bin)."""
     S = H.sum(axis=-1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
-        # Effective counts: the cell's Kish N_eff shared out as its weighted histogram.
         alpha = np.where(S > 0, H / S * _cell_neff(p, H.shape)[..., None], 0.0) / sample_variance
         mz1 = np.where(H > 0, Z1 / H, 0.0)
         mz2 = np.where(H > 0, Z2 / H, 0.0)
-    g = np.zeros_like(alpha)
+        fid = np.where(S > 0, H / S, 0.0)
     pos = alpha > 0
-    g[pos] = rng.standard_gamma(alpha[pos])
+    return alpha[pos], pos, mz1, mz2, fid, S > 0
+
+
+def _dirichlet_moments(setup, rng):
+    """One draw of the spectral moments: each deep cell's z-bin fractions from its
+    Dirichlet; within a z-bin the spectra keep their mean and second moment."""
+    alpha, pos, mz1, mz2, fid, has = setup
+    g = np.zeros(pos.shape)
+    g[pos] = rng.standard_gamma(alpha)
     gs = g.sum(axis=-1, keepdims=True)
-    frac = np.where(gs > 0, g / np.where(gs > 0, gs, 1.0), 0.0)
+    frac = g / np.where(gs > 0, gs, 1.0)
     # A draw in which a cell's gammas all underflow keeps its fiducial fractions.
-    frac = np.where((gs <= 0) & (S > 0), H / np.where(S > 0, S, 1.0), frac)
+    frac = np.where((gs <= 0) & has, fid, frac)
     return frac, frac * mz1, frac * mz2
 
 
@@ -175,7 +182,7 @@ def nz_ensemble(
       resampled with all their injections (Balrog injects each deep galaxy many times, so
       rows are not independent). Carries the transfer function's noise.
     - ``"dirichlet"``: a 3sDir-like draw (Sánchez et al. 2020, arXiv:2004.09542; Myles et al.
-      2021, arXiv:2012.08566 §5). Assumptions, written down: (i) p(c|b) — from the transfer
+      2021, arXiv:2012.08566). Assumptions, written down: (i) p(c|b) — from the transfer
       catalogue and the wide sample, both far larger than the redshift sample — is held
       fixed; (ii) each deep cell's redshift distribution is the only random part: its z-bin
       fractions are drawn from Dirichlet(N_{c,z} / λ), N_{c,z} the cell's spectroscopic
@@ -234,6 +241,8 @@ def nz_ensemble(
     widths = np.diff(p.edges)
     occ_fid = fid.deep_occupation
     moments_fid = _spec_moments(p, p.s_cell, p.s_z, p.s_zb, p.s_w, p.s_frac)
+    if method == "dirichlet":
+        setup = _dirichlet_setup(p, *moments_fid, lam)
 
     if method == "bootstrap_deep":
         # Each draw reweights the transfer rows by how often their unit (the row, or the
@@ -260,7 +269,7 @@ def nz_ensemble(
             w = p.t_w * mult[unit]
             occ, _ = _deep_occupation(p, p.t_deep, p.t_wide, p.t_bin, w, draw=True)
         else:
-            moments = _dirichlet_moments(p, *moments_fid, lam, rng)
+            moments = _dirichlet_moments(setup, rng)
         nz_r[i], mean_r[i], width_r[i], _ = _combine(occ, *moments, widths)
 
     return NzEnsemble(
