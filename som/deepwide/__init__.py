@@ -12,19 +12,22 @@ The pieces: :func:`transfer_matrix` (p(c|ĉ) from a transfer catalogue),
 modal redshift, or by a galaxy's photo-z), :func:`deep_wide_nz` (bin-conditioned n(z) per
 bin) and :func:`nz_ensemble` (realisations: bootstrap over spectra or deep galaxies, or a
 3sDir-like Dirichlet draw).
+
+Modules by job, every public name re-exported here: :mod:`~som.deepwide.cells` (the pieces
+and input checks), :mod:`~som.deepwide.nz` (bin-conditioned n(z) per bin),
+:mod:`~som.deepwide.ensemble` (realisations and their summaries).
 """
 
-from som.deepwide.core import (
+from som.deepwide.cells import (
     CellRedshifts,
-    DeepWideNz,
     assign_bins,
-    deep_wide_nz,
     redshift_in_cells,
     transfer_matrix,
     wide_cell_redshift,
     wide_occupation,
 )
 from som.deepwide.ensemble import METHODS, NzEnsemble, nz_ensemble
+from som.deepwide.nz import DeepWideNz, deep_wide_nz
 
 __all__ = [
     "METHODS",

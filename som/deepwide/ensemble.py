@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from som.calibration._arrays import json_safe
-from som.deepwide.core import (
+from som.deepwide.nz import (
     DeepWideNz,
     _combine,
     _deep_occupation,
