@@ -8,8 +8,9 @@ noisy bands). Every input is a cell assignment (int, ``-1`` = none, ignored), as
 
 The pieces: :func:`transfer_matrix` (p(c|ĉ) from a transfer catalogue),
 :func:`redshift_in_cells` (p(z|c) from spectra), :func:`wide_occupation` (p(ĉ)),
-:func:`wide_cell_redshift` and :func:`assign_bins` (tomographic bins by a wide cell's mean or
-modal redshift, or by a galaxy's photo-z), :func:`deep_wide_nz` (bin-conditioned n(z) per
+:func:`wide_cell_redshift` and :func:`assign_bins` (tomographic bins by a wide cell's mean
+or modal redshift, or by a galaxy's photo-z), :func:`spec_bin_fractions` (a spectrum's bin
+membership from its galaxy's injections), :func:`deep_wide_nz` (bin-conditioned n(z) per
 bin) and :func:`nz_ensemble` (realisations: bootstrap over spectra or deep galaxies, or a
 3sDir-like Dirichlet draw).
 
@@ -22,6 +23,7 @@ from som.deepwide.cells import (
     CellRedshifts,
     assign_bins,
     redshift_in_cells,
+    spec_bin_fractions,
     transfer_matrix,
     wide_cell_redshift,
     wide_occupation,
@@ -38,6 +40,7 @@ __all__ = [
     "assign_bins",
     "deep_wide_nz",
     "redshift_in_cells",
+    "spec_bin_fractions",
     "transfer_matrix",
     "wide_cell_redshift",
     "wide_occupation",
