@@ -151,9 +151,13 @@ def _prepare(
         cb = np.asarray(cell_bins)
         if cb.ndim != 1 or len(cb) != n_wide:
             raise ValueError(f"cell_bins must have one entry per wide cell ({n_wide})")
-        nb = int(cb.max()) + 1 if n_bins is None else _check_size(n_bins, "n_bins")
-        if nb < 1:
-            raise ValueError("cell_bins puts no wide cell in any bin")
+        if n_bins is None:
+            # Checked as indices first (integers >= -1), so the bin count is well defined.
+            nb = int(as_cells(cb, np.iinfo(np.int64).max, "cell_bins").max()) + 1
+            if nb < 1:
+                raise ValueError("cell_bins puts no wide cell in any bin")
+        else:
+            nb = _check_size(n_bins, "n_bins")
         cb = as_cells(cb, nb, "cell_bins")
         g_bin = np.where(wc >= 0, cb[wc], -1)
         t_bin = np.where(tw_c >= 0, cb[tw_c], -1)
