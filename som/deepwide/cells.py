@@ -248,11 +248,11 @@ def assign_bins(values: Any, bin_edges: Any) -> np.ndarray:
     Lower edges are inclusive; the last upper edge too (``numpy.histogram`` convention).
     """
     edges = as_edges(bin_edges, "bin_edges")
-    v = as_1d_float(values, "values")
+    v = _as_1d_float(values, "values")
     return bin_index(v, edges)
 
 
-def as_1d_float(values: Any, name: str) -> np.ndarray:
+def _as_1d_float(values: Any, name: str) -> np.ndarray:
     arr = np.asarray(values)
     if arr.ndim != 1 or arr.dtype == bool or not np.issubdtype(arr.dtype, np.number):
         raise ValueError(f"{name} must be a one-dimensional numeric array")

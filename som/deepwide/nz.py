@@ -396,6 +396,8 @@ def deep_wide_nz(
         its membership of b. Without it p(z|c) is shared by all bins.
     truth_z : (G,) float, optional
         True redshift of each wide galaxy (a mock): fills the truth fields of the result.
+        The truth is the weighted mean over all the bin's galaxies, including any whose
+        wide cell was excluded for want of transfer, so that exclusion's cost shows.
     allow_missing_transfer : bool
         Wide weight in a (bin, wide cell) that no transfer object reaches is an error by
         default; with True it is excluded and its share reported as ``no_transfer_fraction``.
