@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
 from som import mock
 from som.bands import REGISTRY
@@ -256,3 +257,39 @@ def test_empty_deep_gives_empty_wide():
     d = mock.make_mock(0, truth=True)
     assert len(mock.observe_wide(d, "lsst")) == 0
     assert len(mock.transfer_catalogue(d, "lsst", 3)) == 0
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def test_cli_mock_writes_wide_and_transfer(tmp_path):
+    from app.cli import cli
+
+    runner = CliRunner()
+    out = tmp_path / "m.parquet"
+    res = runner.invoke(
+        cli, ["mock", str(out), "-n", "400", "--seed", "2", "--wide", "lsst", "--transfer", "3"]
+    )
+    assert res.exit_code == 0, res.stderr
+    wide_path, transfer_path = (
+        tmp_path / "m_wide_lsst.parquet",
+        tmp_path / "m_transfer_lsst.parquet",
+    )
+    assert res.stdout.split() == [str(out), str(wide_path), str(transfer_path)]
+    deep = pd.read_parquet(out)
+    wide = pd.read_parquet(wide_path)
+    tr = pd.read_parquet(transfer_path)
+    # the deep file is the plain mock: --wide adds files, it does not change this one
+    pd.testing.assert_frame_equal(deep, mock.make_mock(400, 2))
+    np.testing.assert_array_equal(wide["id"], deep["id"])
+    assert "flux_y_lsst" in wide and len(tr) == 3 * 400
+    pd.testing.assert_frame_equal(
+        wide, mock.observe_wide(mock.make_mock(400, 2, truth=True), "lsst", seed=2)
+    )
+    bad = runner.invoke(cli, ["mock", str(tmp_path / "x.parquet"), "--transfer", "3"])
+    assert bad.exit_code != 0 and "--transfer needs --wide" in bad.stderr
+    # a second run refuses to replace the wide file it wrote before
+    first = runner.invoke(cli, ["mock", str(tmp_path / "z.parquet"), "-n", "10", "--wide", "lsst"])
+    assert first.exit_code == 0
+    exists = runner.invoke(cli, ["mock", str(tmp_path / "z.parquet"), "-n", "10", "--wide", "lsst"])
+    assert exists.exit_code != 0 and "exists" in exists.stderr
