@@ -70,7 +70,11 @@ def _write_mock(
     if wide is not None:
         # the wide side needs the truth; the deep file stays what it is without --wide
         if wide_path is not None:
-            _write_atomic(observe_wide(frame, wide, seed=seed), wide_path)
+            observed = observe_wide(frame, wide, seed=seed)
+            # fluxes only (uJy, negatives kept): what a wide map is trained on, and ingest
+            # takes one of flux or magnitude per band
+            mags = [c for c in observed.columns if c.startswith(("mag_", "magerr_"))]
+            _write_atomic(observed.drop(columns=mags), wide_path)
         if transfer is not None and transfer_path is not None:
             _write_atomic(transfer_catalogue(frame, wide, transfer, seed=seed), transfer_path)
         frame = frame.drop(columns=[c for c in TRUTH_COLUMNS if c not in ("id", "z_true")])

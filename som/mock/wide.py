@@ -239,8 +239,9 @@ def observe_wide(
 
     Returns n rows in ``deep``'s order: ``id``, ``ra``, ``dec`` (when ``deep`` has them),
     ``z_true``, then per band ``flux_<b>``, ``fluxerr_<b>`` (uJy; negative fluxes kept),
-    ``mag_<b>``, ``magerr_<b>`` (AB; NaN where S/N < 2). See the module docstring for
-    filters and noise.
+    ``mag_<b>``, ``magerr_<b>`` (AB; NaN where S/N < 2); ``attrs["units"]`` names the
+    flux unit. See the module docstring for filters and noise. (To ingest it, keep either
+    the fluxes or the magnitudes: a band given both ways is refused by ingest.)
     """
     preset = _check_preset(preset)
     m5 = _depths(preset, depth)
@@ -252,7 +253,7 @@ def observe_wide(
             out[col] = deep[col].to_numpy(dtype=float)
     out["z_true"] = deep["z_true"].to_numpy(dtype=float)
     out.update(_observe(flux, m5, rng, "", WIDE_BANDS[preset]))
-    return pd.DataFrame(out)
+    return _with_units(pd.DataFrame(out))
 
 
 def transfer_catalogue(
@@ -297,4 +298,11 @@ def transfer_catalogue(
         if isinstance(col, str) and col.startswith(photometry):
             out[f"deep_{col}"] = np.repeat(deep[col].to_numpy(), k)
     out.update(_observe(np.repeat(flux, k, axis=0), m5, rng, "wide_", WIDE_BANDS[preset]))
-    return pd.DataFrame(out)
+    return _with_units(pd.DataFrame(out))
+
+
+def _with_units(frame: pd.DataFrame) -> pd.DataFrame:
+    """Declare the flux columns' unit (uJy) in ``frame.attrs["units"]``, which
+    :func:`som.tables.write_table` writes into the file, so it reads back with its unit."""
+    frame.attrs["units"] = {c: "uJy" for c in frame.columns if "flux_" in c or "fluxerr_" in c}
+    return frame

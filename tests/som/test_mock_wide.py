@@ -253,6 +253,18 @@ def test_aliases_name_a_depth():
     pd.testing.assert_frame_equal(a, b)
 
 
+def test_flux_columns_carry_their_unit(tmp_path):
+    from som.tables import read_table, write_table
+
+    d = mock.make_mock(30, seed=1, truth=True)
+    wide = mock.observe_wide(d, "euclid")
+    assert wide.attrs["units"]["flux_VIS"] == "uJy" and "mag_VIS" not in wide.attrs["units"]
+    t = mock.transfer_catalogue(d, "euclid", 2)
+    assert t.attrs["units"]["wide_fluxerr_HE"] == "uJy"
+    write_table(wide, tmp_path / "w.fits", format="fits")
+    assert read_table(tmp_path / "w.fits").attrs["units"]["flux_HE"] in ("uJy", "microJy")
+
+
 def test_empty_deep_gives_empty_wide():
     d = mock.make_mock(0, truth=True)
     assert len(mock.observe_wide(d, "lsst")) == 0
@@ -282,10 +294,11 @@ def test_cli_mock_writes_wide_and_transfer(tmp_path):
     # the deep file is the plain mock: --wide adds files, it does not change this one
     pd.testing.assert_frame_equal(deep, mock.make_mock(400, 2))
     np.testing.assert_array_equal(wide["id"], deep["id"])
-    assert "flux_y_lsst" in wide and len(tr) == 3 * 400
-    pd.testing.assert_frame_equal(
-        wide, mock.observe_wide(mock.make_mock(400, 2, truth=True), "lsst", seed=2)
-    )
+    assert len(tr) == 3 * 400 and "wide_flux_y_lsst" in tr and "deep_mag_H" in tr
+    # the wide file holds fluxes only (ingest takes one of flux or magnitude per band)
+    expected = mock.observe_wide(mock.make_mock(400, 2, truth=True), "lsst", seed=2)
+    expected = expected.drop(columns=[c for c in expected if c.startswith("mag")])
+    pd.testing.assert_frame_equal(wide, expected)
     bad = runner.invoke(cli, ["mock", str(tmp_path / "x.parquet"), "--transfer", "3"])
     assert bad.exit_code != 0 and "--transfer needs --wide" in bad.stderr
     # a second run refuses to replace the wide file it wrote before
