@@ -53,6 +53,13 @@ FILTERS = {
     "euclid_Y": ("filters/euclid/Euclid-Y.ecsv", 1.0, "BSD-3-Clause", "speclite 1.0.0"),
     "euclid_J": ("filters/euclid/Euclid-J.ecsv", 1.0, "BSD-3-Clause", "speclite 1.0.0"),
     "euclid_H": ("filters/euclid/Euclid-H.ecsv", 1.0, "BSD-3-Clause", "speclite 1.0.0"),
+    # the wide side of the mock (som.mock.wide): Euclid VIS and the DC2 LSST curves
+    # (two columns, Angstrom despite the "nm" in their header, total throughput)
+    "euclid_VIS": ("filters/euclid/Euclid-VIS.ecsv", 1.0, "BSD-3-Clause", "speclite 1.0.0"),
+    **{
+        f"lsst_{b}": (f"filters/lsst/DC2LSST_{b}.res", 1.0, "MIT", "pz-rail-base 2.0.11")
+        for b in "ugrizy"
+    },
 }
 
 
@@ -103,10 +110,12 @@ def read_sed(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return wave, flux
 
 
-def build(shared: Path) -> None:
+def build_filters(shared: Path, names: list[str] | None = None) -> None:
+    """Write the packaged curves ``names`` (default: all of ``FILTERS``)."""
     out_f = DATA / "filters"
     out_f.mkdir(parents=True, exist_ok=True)
-    for name, (rel, scale, licence, origin) in FILTERS.items():
+    for name in names or list(FILTERS):
+        rel, scale, licence, origin = FILTERS[name]
         wave, resp = trim_filter(*read_curve(shared / rel, scale))
         # rounding only shortens the text: 5 significant digits is far below curve accuracy
         resp = np.array([float(f"{r:.5g}") for r in resp])
@@ -122,6 +131,13 @@ def build(shared: Path) -> None:
         }
         t.write(out_f / f"{name}.ecsv", format="ascii.ecsv", overwrite=True)
 
+
+def build(shared: Path, only_filters: list[str] | None = None) -> None:
+    """Everything, or (``only_filters``) just those curves: the SED archive is not
+    byte-stable (zip timestamps), so adding a curve should not rewrite it."""
+    build_filters(shared, only_filters)
+    if only_filters:
+        return
     sed_dir = shared / "seds" / "cosmos_ilbert09"
     names = (sed_dir / "COSMOS_seds.list").read_text().split()
     n_bins = int(np.ceil(np.log(SED_LAMBDA_MAX / SED_LAMBDA_MIN) / SED_DLNLAM))
@@ -159,4 +175,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default = ROOT / ".." / "shared" / "data"
     parser.add_argument("--shared", type=Path, default=default)
-    build(parser.parse_args().shared.resolve())
+    parser.add_argument(
+        "--filter", action="append", choices=sorted(FILTERS), help="only this curve (repeatable)"
+    )
+    args = parser.parse_args()
+    build(args.shared.resolve(), args.filter)

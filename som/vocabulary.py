@@ -28,6 +28,7 @@ __all__ = [
     "RedshiftSource",
     "Schedule",
     "TableFormat",
+    "WidePreset",
     "choices",
 ]
 
@@ -128,6 +129,14 @@ class NirPreset(StrEnum):
     """Near-infrared bands of the bundled mock: UltraVISTA (Y J H) or Euclid (YE JE HE)."""
 
     ultravista = "ultravista"
+    euclid = "euclid"
+
+
+class WidePreset(StrEnum):
+    """Wide survey of the mock's wide side: LSST-like u g r i z y, or Euclid-like
+    VIS (I_E) + NISP Y_E J_E H_E (see :mod:`som.mock.wide`)."""
+
+    lsst = "lsst"
     euclid = "euclid"
 
 

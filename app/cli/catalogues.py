@@ -29,7 +29,7 @@ from app.cli._common import (
 )
 from app.core.config import Settings
 from app.services.presets import PRESETS
-from som.vocabulary import CatalogueKind, NirPreset, OnInvalid
+from som.vocabulary import CatalogueKind, NirPreset, OnInvalid, WidePreset
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -37,17 +37,48 @@ if TYPE_CHECKING:
 
 
 # ----------------------------------------------------------------------------- mock
-def _write_mock(path: Path, n: int, seed: int, nir: str, spec: bool) -> pd.DataFrame:
-    from som.mock import make_mock
+def _write_atomic(frame: pd.DataFrame, path: Path) -> None:
     from som.tables import write_table
 
-    frame = make_mock(n, seed, nir=nir, spec=spec)
     # Written through a temporary name: an interrupted run leaves no half-written catalogue
     # that a later run would take for a finished one.
     tmp = path.with_name(f".{path.name}.partial")
     tmp.unlink(missing_ok=True)
     write_table(frame, tmp, format=_table_format(path))
     os.replace(tmp, path)
+
+
+def _beside(path: Path, what: str) -> Path:
+    """``var/mock.parquet`` -> ``var/mock_<what>.parquet`` (same format)."""
+    return path.with_name(f"{path.stem}_{what}{path.suffix}")
+
+
+def _write_mock(
+    path: Path,
+    n: int,
+    seed: int,
+    nir: str,
+    spec: bool,
+    wide: str | None = None,
+    transfer: int | None = None,
+    wide_path: Path | None = None,
+    transfer_path: Path | None = None,
+) -> pd.DataFrame:
+    from som.mock import TRUTH_COLUMNS, make_mock, observe_wide, transfer_catalogue
+
+    frame = make_mock(n, seed, nir=nir, spec=spec, truth=wide is not None)
+    if wide is not None:
+        # the wide side needs the truth; the deep file stays what it is without --wide
+        if wide_path is not None:
+            observed = observe_wide(frame, wide, seed=seed)
+            # fluxes only (uJy, negatives kept): what a wide map is trained on, and ingest
+            # takes one of flux or magnitude per band
+            mags = [c for c in observed.columns if c.startswith(("mag_", "magerr_"))]
+            _write_atomic(observed.drop(columns=mags), wide_path)
+        if transfer is not None and transfer_path is not None:
+            _write_atomic(transfer_catalogue(frame, wide, transfer, seed=seed), transfer_path)
+        frame = frame.drop(columns=[c for c in TRUTH_COLUMNS if c not in ("id", "z_true")])
+    _write_atomic(frame, path)
     return frame
 
 
@@ -63,22 +94,63 @@ def mock(
     spec: Annotated[
         bool, typer.Option("--spec/--no-spec", help="Draw the spectroscopic sample.")
     ] = True,
+    wide: Annotated[
+        WidePreset | None,
+        typer.Option(
+            help="Also write the same galaxies observed by a wide survey (LSST-like ugrizy or "
+            "Euclid-like VIS+YE JE HE) beside OUTPUT, as <stem>_wide_<preset>."
+        ),
+    ] = None,
+    transfer: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="With --wide: also write a Balrog-like transfer catalogue, every galaxy "
+            "injected N times with wide noise, as <stem>_transfer_<preset>.",
+        ),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing file.")] = False,
 ) -> None:
     """Write the COSMOS-like mock catalogue (somcal's embedded default data).
 
     Bands u*, HSC g r i z, UltraVISTA (or Euclid) Y J H at COSMOS depths, a reference
-    photo-z (z_phot) and a zCOSMOS-like + deep spectroscopic sample (z_spec, NaN without)."""
-    _output_path(output, overwrite)
+    photo-z (z_phot) and a zCOSMOS-like + deep spectroscopic sample (z_spec, NaN without).
+    With --wide, the wide side of a deep/wide calibration (som.mock.observe_wide,
+    som.mock.transfer_catalogue)."""
+    if transfer is not None and wide is None:
+        raise _fail("--transfer needs --wide lsst|euclid: the survey whose noise is injected")
     _table_format(output)
+    wide_path = transfer_path = None
+    if wide is not None:
+        wide_path = _output_path(_beside(output, f"wide_{wide.value}"), overwrite)
+        if transfer is not None:
+            transfer_path = _output_path(_beside(output, f"transfer_{wide.value}"), overwrite)
+    _output_path(output, overwrite)
     with _user_errors():
         frame = _spin(
             f"mock: {n_galaxies:,} galaxies",
-            lambda: _write_mock(output, n_galaxies, seed, nir.value, spec),
+            lambda: _write_mock(
+                output,
+                n_galaxies,
+                seed,
+                nir.value,
+                spec,
+                None if wide is None else wide.value,
+                transfer,
+                wide_path,
+                transfer_path,
+            ),
         )
     n_spec = int(frame["z_spec"].notna().sum())
     _done(f"wrote {output} ({n_galaxies:,} galaxies, {n_spec:,} with a spectroscopic redshift)")
+    if wide_path is not None:
+        _done(f"wrote {wide_path} (the same galaxies observed {wide.value}-like)")
+    if transfer_path is not None:
+        _done(f"wrote {transfer_path} ({n_galaxies * transfer:,} injections, {transfer} each)")
     typer.echo(str(output))
+    for extra in (wide_path, transfer_path):
+        if extra is not None:
+            typer.echo(str(extra))
     _err().print(f"next: somcal ingest photometric {output}", highlight=False)
 
 

@@ -17,8 +17,10 @@ are AB; fluxes are in microjansky (AB zero point 23.9).
 Modules: :mod:`~som.mock.parameters` (every number the mock is built from),
 :mod:`~som.mock.files` (the packaged filters, templates, type mix and success grid),
 :mod:`~som.mock.sed` (dust, intergalactic absorption, synthetic magnitudes) and
-:mod:`~som.mock.catalogue` (:func:`make_mock`, :func:`write_mock`); every public name is
-re-exported here.
+:mod:`~som.mock.catalogue` (:func:`make_mock`, :func:`write_mock`) and
+:mod:`~som.mock.wide` (the wide side: :func:`observe_wide` re-observes the galaxies in
+LSST-like or Euclid-like bands, :func:`transfer_catalogue` injects them Balrog-like);
+every public name is re-exported here.
 """
 
 from som.mock.catalogue import (
@@ -74,6 +76,17 @@ from som.mock.sed import (
     calzetti_k,
     madau_transmission,
 )
+from som.mock.wide import (
+    TRUTH_COLUMNS,
+    WIDE_BANDS,
+    WIDE_DEPTHS,
+    WIDE_PRESETS,
+    load_wide_filters,
+    observe_wide,
+    transfer_catalogue,
+    wide_band_names,
+    wide_true_flux,
+)
 
 __all__ = [
     "BANDS",
@@ -99,6 +112,10 @@ __all__ = [
     "SPEC_Z_SIGMA",
     "SPIRAL",
     "STARBURST",
+    "TRUTH_COLUMNS",
+    "WIDE_BANDS",
+    "WIDE_DEPTHS",
+    "WIDE_PRESETS",
     "ZCOSMOS_I_RANGE",
     "ZCOSMOS_SAMPLING",
     "Z_GRID",
@@ -115,10 +132,15 @@ __all__ = [
     "load_success_grid",
     "load_templates",
     "load_type_mix",
+    "load_wide_filters",
     "luminosity_proxy",
     "madau_transmission",
     "make_mock",
     "median_z_of_i",
+    "observe_wide",
     "read_success_grid",
+    "transfer_catalogue",
+    "wide_band_names",
+    "wide_true_flux",
     "write_mock",
 ]

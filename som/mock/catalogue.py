@@ -156,7 +156,9 @@ def make_mock(
     on the sphere), ``z_true``, ``z_phot``, ``z_spec`` (NaN without a spectrum),
     ``spec_survey`` ("zcosmos-like", "deep" or ""), then ``mag_{b}``, ``magerr_{b}`` for b
     in ``BANDS`` (AB; NaN where the band is undetected, S/N < 2). With ``truth=True`` also
-    ``template`` (index into ``load_templates().names``) and ``ebv`` (Calzetti E(B-V)).
+    ``template`` (index into ``load_templates().names``), ``ebv`` (Calzetti E(B-V)) and
+    ``i_true`` (the noiseless HSC i magnitude, AB): with ``z_true`` they fix every band's
+    noiseless flux, which is how :func:`som.mock.observe_wide` re-observes the galaxies.
 
     The recipe, in the order of the random streams (each from its own child of
     ``SeedSequence(seed)``, so switching ``spec`` or ``nir`` leaves everything else equal):
@@ -302,6 +304,7 @@ def make_mock(
     if truth:
         out["template"] = template.astype(np.int16)
         out["ebv"] = EBV_GRID[ebv_idx]
+        out["i_true"] = i_true
     return pd.DataFrame(out)
 
 

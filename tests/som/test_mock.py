@@ -37,7 +37,7 @@ def test_columns_dtypes_and_ranges(cat):
     expected = ["id", "ra", "dec", "z_true", "z_phot", "z_spec", "spec_survey"]
     for b in mock.BANDS:
         expected += [f"mag_{b}", f"magerr_{b}"]
-    assert list(cat.columns) == expected + ["template", "ebv"]
+    assert list(cat.columns) == expected + ["template", "ebv", "i_true"]
     assert mock.BANDS == ("u", "g", "r", "i", "z", "Y", "J", "H")
     assert cat["id"].dtype == np.int64
     assert cat["id"].is_unique and cat["id"].min() == 1 and cat["id"].max() == N
@@ -55,11 +55,14 @@ def test_columns_dtypes_and_ranges(cat):
         assert (cat[f"mag_{b}"].isna() == cat[f"magerr_{b}"].isna()).all()
         assert (cat[f"magerr_{b}"].dropna() > 0).all()
     assert cat["mag_i"].notna().all()  # i <= 25.5 is >= 8 sigma at the 26.0 depth
+    # i_true is the noiseless i the observed one scatters about
+    pull = (cat["mag_i"] - cat["i_true"]) / cat["magerr_i"]
+    assert cat["i_true"].between(17.0, 25.5).all() and abs(pull.median()) < 0.1
 
 
 def test_default_has_exactly_the_documented_columns():
     df = mock.make_mock(10)
-    assert "template" not in df and "ebv" not in df and len(df.columns) == 7 + 16
+    assert "template" not in df and "i_true" not in df and len(df.columns) == 7 + 16
 
 
 def test_empty_mock_keeps_columns():
