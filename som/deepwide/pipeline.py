@@ -262,9 +262,14 @@ class DeepWideCalibration:
         z_clean = np.where(s_ok, self.spec_z_, -1.0)
 
         nd, nw = self.deep_som_.n_cells, self.wide_som_.n_cells
+        # the default "weight": the mock's column when there is one, else unweighted
+        if (
+            isinstance(transfer_weights, str)
+            and transfer_weights == "weight"
+            and ("weight" not in transfer.columns)
+        ):
+            transfer_weights = None
         t_w = _column(transfer, transfer_weights, len(transfer), "transfer_weights")
-        if transfer_weights == "weight" and "weight" not in transfer.columns:
-            t_w = None
         w_w = _column(wide, wide_weights, len(wide), "wide_weights")
         s_w = _column(spec_frame, spec_weights, len(spec_frame), "spec_weights")
         self.transfer_matrix_ = transfer_matrix(

@@ -132,3 +132,20 @@ def test_bad_inputs(mock):
         _cal(wide_bands=("g_lsst",)).fit(deep, wide, transfer, np.ones(len(deep), bool))
     with pytest.raises(RuntimeError, match="not fitted"):
         _cal().nz_ensemble(3)
+
+
+def test_weights_as_arrays_and_no_weight_column(mock):
+    deep, wide, transfer = mock
+    args = (deep, wide, transfer.drop(columns=["weight"]), np.ones(len(deep), bool))
+    kw = dict(z_column="z_complete", truth_column="z_true", allow_missing_transfer=True)
+    unweighted = _cal().fit(*args, **kw).nz_
+    # equal weights per injection: the same n(z) as the mock's 1/n_injections column
+    weighted = _cal().fit(*args, transfer_weights=np.full(len(transfer), 0.2), **kw).nz_
+    assert np.allclose(unweighted.mean_z, weighted.mean_z)
+    w = np.ones(len(wide))
+    w[::2] = 3.0
+    shear = _cal().fit(*args, wide_weights=w, **kw).nz_
+    assert 0.95 * w.sum() <= shear.weight.sum() <= w.sum()
+    assert np.all(shear.n_eff < shear.n_galaxies)
+    with pytest.raises(ValueError, match="wide_weights must have one value per row"):
+        _cal().fit(*args, wide_weights=np.ones(3), **kw)
