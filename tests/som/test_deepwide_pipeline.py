@@ -149,3 +149,19 @@ def test_weights_as_arrays_and_no_weight_column(mock):
     assert np.all(shear.n_eff < shear.n_galaxies)
     with pytest.raises(ValueError, match="wide_weights must have one value per row"):
         _cal().fit(*args, wide_weights=np.ones(3), **kw)
+
+
+@pytest.mark.parametrize("binning", ["mean", "mode"])
+def test_wide_map_on_the_transfer_side(mock, binning):
+    deep, wide, transfer = mock
+    cal = _cal(train_wide_on="transfer", binning=binning).fit(
+        deep,
+        wide,
+        transfer,
+        np.ones(len(deep), bool),
+        z_column="z_complete",
+        truth_column="z_true",
+        allow_missing_transfer=True,
+    )
+    assert cal.wide_cell_z_.shape == (36,)
+    assert np.all(np.abs(cal.nz_.delta_mean_z) <= TOLERANCE * (1.0 + cal.nz_.truth_mean_z))
