@@ -16,7 +16,9 @@ bin) and :func:`nz_ensemble` (realisations: bootstrap over spectra or deep galax
 
 Modules by job, every public name re-exported here: :mod:`~som.deepwide.cells` (the pieces
 and input checks), :mod:`~som.deepwide.nz` (bin-conditioned n(z) per bin),
-:mod:`~som.deepwide.ensemble` (realisations and their summaries).
+:mod:`~som.deepwide.ensemble` (realisations and their summaries),
+:mod:`~som.deepwide.pipeline` (:class:`DeepWideCalibration`: features, both maps and the
+n(z) from catalogues).
 """
 
 from som.deepwide.cells import (
@@ -30,12 +32,14 @@ from som.deepwide.cells import (
 )
 from som.deepwide.ensemble import METHODS, NzEnsemble, nz_ensemble
 from som.deepwide.nz import DeepWideNz, deep_wide_nz
+from som.deepwide.pipeline import DeepWideCalibration
 
 __all__ = [
     "METHODS",
     "NzEnsemble",
     "nz_ensemble",
     "CellRedshifts",
+    "DeepWideCalibration",
     "DeepWideNz",
     "assign_bins",
     "deep_wide_nz",
