@@ -6,6 +6,7 @@ import logging
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 
+import anyio
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
@@ -36,7 +37,12 @@ def _version() -> str:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    engine = make_engine(settings.database_url)
+    engine = make_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout,
+    )
     factory = make_session_factory(engine)
     runner = JobRunner(factory, workers=settings.embedded_workers, settings=settings)
 
@@ -77,6 +83,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = factory
+    # One place per pooled connection for requests (app.api.deps.get_db).
+    app.state.db_gate = anyio.CapacityLimiter(settings.db_connections)
     app.state.jobs = runner
     app.state.static_key_hashes = tuple(hash_key(k.get_secret_value()) for k in settings.api_keys)
 

@@ -228,7 +228,18 @@ def bench_backend(label: str, url: str, args, mock=None) -> list[Result]:
                     print("  " + _row(res), flush=True)
         finally:
             server.stop()
+            if any(r.errors for r in results):
+                # The server's own account of the failures (tracebacks), before the
+                # temporary directory that holds its log is removed.
+                _print_log_tail(Path(tmp) / "server.log")
     return results
+
+
+def _print_log_tail(path: Path, lines: int = 80) -> None:
+    text = path.read_text(errors="replace").splitlines() if path.exists() else []
+    print(f"  --- last {min(lines, len(text))} lines of {path.name} ---", flush=True)
+    for line in text[-lines:]:
+        print("  " + line, flush=True)
 
 
 HEADER = (

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi import Path as PathParam
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -15,10 +16,39 @@ from app.services.apikeys import verify_api_key
 from app.services.jobs import JobRunner
 
 
-def get_db(request: Request) -> Iterator[Session]:
-    factory: sessionmaker[Session] = request.app.state.session_factory
-    with factory() as session:
+async def get_db(request: Request) -> AsyncIterator[Session]:
+    """A session for one request, once one of the pool's connections is free.
+
+    The wait happens here, on the event loop. A sync handler's session keeps its connection
+    until FastAPI has validated the response, which takes a worker thread again; had the
+    request waited for a connection inside a worker thread, a burst of more requests than
+    threads would fill every thread with waiters and the holders could never finish (a
+    stall until the pool timed out, then 500s; tests/app/test_concurrent_load.py). The gate
+    holds as many requests as the pool has connections (SOMCAL_DB_POOL_SIZE +
+    SOMCAL_DB_MAX_OVERFLOW); past SOMCAL_DB_POOL_TIMEOUT the answer is a 503 to retry.
+    """
+    state = request.app.state
+    gate: anyio.CapacityLimiter = state.db_gate
+    try:
+        with anyio.fail_after(state.settings.db_pool_timeout):
+            await gate.acquire()
+    except TimeoutError:
+        raise HTTPException(
+            status_code=503,
+            detail="the database is busy: every connection is in use; retry shortly",
+            headers={"Retry-After": "1"},
+        ) from None
+    session: Session = state.session_factory()
+    try:
         yield session
+    finally:
+        try:
+            # Closing rolls back on the connection: a blocking call, so in a thread, but
+            # one outside the shared pool of threads (as FastAPI does for a sync
+            # dependency's exit) so that it can never wait behind the requests it gates.
+            await anyio.to_thread.run_sync(session.close, limiter=anyio.CapacityLimiter(1))
+        finally:
+            gate.release()
 
 
 def get_settings_dep(request: Request) -> Settings:

@@ -103,6 +103,21 @@ class Settings(BaseSettings):
         default=2.0, gt=0, le=600, description="How often an idle worker looks for queued jobs."
     )
     upload_tmp_dir: Path | None = Field(default=None, description="Where uploads are spooled.")
+    # Each API process holds at most db_pool_size + db_max_overflow connections; requests
+    # beyond that wait for one on the event loop (app.api.deps.get_db), not in a worker
+    # thread, and get a 503 after db_pool_timeout seconds.
+    db_pool_size: int = Field(
+        default=5, ge=1, le=1000, description="Connections kept open per API process."
+    )
+    db_max_overflow: int = Field(
+        default=10, ge=0, le=1000, description="Extra connections opened under load."
+    )
+    db_pool_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="Seconds a request waits for a database connection before a 503.",
+    )
 
     @field_validator("api_keys", "data_dirs", "cors_origins", mode="before")
     @classmethod
@@ -132,6 +147,11 @@ class Settings(BaseSettings):
         if self.job_heartbeat_timeout_seconds is not None:
             return self.job_heartbeat_timeout_seconds
         return 4 * self.job_heartbeat_seconds
+
+    @property
+    def db_connections(self) -> int:
+        """Most connections one API process's pool holds."""
+        return self.db_pool_size + self.db_max_overflow
 
     @property
     def is_sqlite(self) -> bool:

@@ -41,12 +41,24 @@ def _on_sqlite_connect(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-def make_engine(url: str, **kwargs) -> Engine:
-    """Engine for ``url``; creates the directory of a SQLite file if needed."""
+def make_engine(
+    url: str,
+    *,
+    pool_size: int | None = None,
+    max_overflow: int | None = None,
+    pool_timeout: float | None = None,
+    **kwargs,
+) -> Engine:
+    """Engine for ``url``; creates the directory of a SQLite file if needed. The pool
+    arguments (SQLAlchemy's defaults where None) apply to pooled databases: not to an
+    in-memory SQLite database, which lives in one connection."""
     path = _sqlite_file(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
     backend = make_url(url).get_backend_name()
+    if backend != "sqlite" or path is not None:
+        pool = {"pool_size": pool_size, "max_overflow": max_overflow, "pool_timeout": pool_timeout}
+        kwargs.update({k: v for k, v in pool.items() if v is not None})
     if backend == "sqlite":
         kwargs.setdefault("connect_args", {"check_same_thread": False})
         engine = create_engine(url, **kwargs)
