@@ -234,7 +234,19 @@ def nz(
         False
     ),
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="n(z) table (CSV, FITS, Parquet).")
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="n(z) table (CSV, FITS, Parquet), or the --format file."
+        ),
+    ] = None,
+    nz_format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="Write -o as an n(z) file the pipelines read: qp (RAIL, HDF5 ensemble), "
+            "sacc (DESC, one NZ tracer per bin) or fits (CosmoSIS/2pt NZ_SOURCE); each "
+            "with the fiducial n(z) and the bootstrap realisations.",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the n(z) as JSON.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
@@ -243,12 +255,22 @@ def nz(
     """n(z) per tomographic bin through the map's secure spectra.
 
     Sources are put in bins by photo-z; each bin's n(z) comes with bootstrap errors and the
-    fraction of the bin in uncovered cells."""
+    fraction of the bin in uncovered cells. With --format, -o is a qp, SACC or CosmoSIS/2pt
+    FITS file of the bins' n(z) and their bootstrap realisations (bins without an n(z) are
+    left out and named)."""
     import pandas as pd
 
     from app.services import figures
+    from som.nz_formats import FORMATS
 
-    if output is not None:
+    if nz_format is not None:
+        nz_format = nz_format.lower()
+        if nz_format not in FORMATS:
+            raise _fail(f"--format {nz_format!r}: choose one of {', '.join(FORMATS)}")
+        if output is None:
+            raise _fail("--format needs --output/-o, the file to write")
+        _output_path(output, overwrite)
+    elif output is not None:
         _output_path(output, overwrite)
         _table_format(output)
     with _database(_settings(database_url)) as factory, factory() as session, _user_errors():
@@ -265,10 +287,13 @@ def nz(
                 random_state=seed,
                 k=k,
                 gold=gold,
+                include_realisations=nz_format is not None,
             ),
         )
     if as_json:
-        typer.echo(json.dumps(results, indent=2))
+        # the realisations fetched for --format go to the file, not the screen
+        shown = [{key: v for key, v in r.items() if key != "realisations"} for r in results]
+        typer.echo(json.dumps(shown, indent=2))
     else:
         table = Table(title=f"n(z) per tomographic bin, map {m.id}")
         for c in ("bin", "photo-z", "members", "<z>", "±", "uncovered", "spectra used", "outside"):
@@ -297,7 +322,9 @@ def nz(
                 _fmt(r["n_outside_training"]),
             )
         _out().print(table)
-    if output is not None:
+    if output is not None and nz_format is not None:
+        _write_nz_file(results, output, nz_format, m, catalogue, n_boot, seed, k, gold, edges)
+    elif output is not None:
         records = []
         for r in results:
             if "error" in r:
@@ -317,3 +344,46 @@ def nz(
                 )
         _write_frame(pd.DataFrame.from_records(records), output, overwrite)
         _done(f"wrote the n(z) of {len({r['tomo_bin'] for r in records})} bin(s) to {output}")
+
+
+def _write_nz_file(
+    results: list[dict[str, Any]],
+    output: Path,
+    nz_format: str,
+    m: Map,
+    catalogue: int | None,
+    n_boot: int,
+    seed: int,
+    k: int | None,
+    gold: bool,
+    edges: Any,
+) -> None:
+    """The bins' n(z) (and realisations) as one qp, SACC or CosmoSIS/2pt FITS file."""
+    from app.services import nz_export
+    from app.services.errors import ServiceError
+
+    ok = [r for r in results if "error" not in r]
+    for r in results:
+        if "error" in r:
+            typer.echo(f"bin {r['tomo_bin']} left out: {r['error']}", err=True)
+    if not ok:
+        raise _fail("no tomographic bin has an n(z); nothing written")
+    meta = {
+        "map_id": m.id,
+        "catalogue_id": catalogue if catalogue is not None else "all",
+        "tomo_edges": [float(e) for e in edges] if edges is not None else None,
+        "tomo_bins": [r["tomo_bin"] for r in ok],
+        "n_boot": n_boot,
+        "seed": seed,
+        "k": ok[0]["k"],
+        "gold": gold,
+    }
+    try:
+        ens = nz_export.ensemble(ok, [f"source_{r['tomo_bin']}" for r in ok], meta)
+        nz_export.write(ens, output, nz_format)
+    except ServiceError as exc:
+        raise _fail(exc.detail) from exc
+    _done(
+        f"wrote the n(z) of {len(ok)} bin(s) with {ens.n_real} realisation(s) to {output} "
+        f"({nz_format})"
+    )

@@ -410,6 +410,11 @@ class NzIn(ApiModel):
     gold: bool = False
     n_boot: int = Field(100, ge=0, le=2000)
     random_state: int | None = Field(0, ge=0, le=2**32 - 1)
+    include_realisations: bool = Field(
+        False,
+        description="JSON answer: add the n_boot bootstrap n(z) (`realisations`). The qp, SACC "
+        "and FITS files always carry them.",
+    )
 
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"examples": [{"catalogue_id": 1, "n_boot": 100}]}
@@ -451,6 +456,14 @@ class NzOut(ApiModel):
     passes: bool | None = None
     n_outside_training: int = Field(
         0, description="Sample members outside what the map was trained on: left out."
+    )
+    n_eff: float | None = Field(
+        None, description="Effective number of the sample used (Kish: (Σw)²/Σw²)."
+    )
+    realisations: list[list[float | None]] | None = Field(
+        None,
+        description="Bootstrap n(z), n_boot × len(nz), each of unit area; only with "
+        "include_realisations (null without bootstrap).",
     )
     sample: dict[str, int] = Field(
         default_factory=dict,

@@ -543,12 +543,14 @@ def nz(
     n_boot: int,
     random_state: int | None,
     outside: np.ndarray | None = None,
+    include_realisations: bool = False,
 ) -> dict[str, Any]:
     """n(z) of a sample (its cells on the map) through the map's secure spectra.
 
     ``outside`` marks members outside what the map was trained on: their cell says nothing
     about their redshift, so they are left out of the n(z) and counted apart
-    (``n_outside_training``)."""
+    (``n_outside_training``). ``include_realisations`` adds the bootstrap n(z)
+    (``realisations``, n_boot × n_z; None without bootstrap)."""
     n_out = 0
     if outside is not None:
         outside = np.asarray(outside, dtype=bool)
@@ -571,7 +573,11 @@ def nz(
         )
     except ValueError as exc:
         raise InvalidInputError(f"n(z) cannot be computed: {exc}") from exc
-    return {"map_id": m.id, **result.to_dict(), "n_outside_training": n_out}
+    return {
+        "map_id": m.id,
+        **result.to_dict(include_realisations=include_realisations),
+        "n_outside_training": n_out,
+    }
 
 
 def sample_assignments(

@@ -149,10 +149,12 @@ def tomographic_nz(
     random_state: int | None = 0,
     k: int | None = None,
     gold: bool = False,
+    include_realisations: bool = False,
 ) -> list[dict[str, Any]]:
     """The n(z) of each tomographic bin (sources selected by photo-z in [lo, hi)) through
-    the map's spectra, each with its bootstrap band; a bin whose n(z) cannot be computed
-    (no member, or no member in a covered cell) carries ``error`` instead."""
+    the map's spectra, each with its bootstrap band (and its bootstrap n(z) with
+    ``include_realisations``); a bin whose n(z) cannot be computed (no member, or no member
+    in a covered cell) carries ``error`` instead."""
     edges = np.asarray(tomo_edges if tomo_edges is not None else DEFAULT_TOMO_EDGES, float)
     cells, z_phot, outside = calibrate.sample_assignments(session, m, catalogue_id)
     out: list[dict[str, Any]] = []
@@ -181,6 +183,7 @@ def tomographic_nz(
                     n_boot,
                     random_state,
                     outside=outside[member],
+                    include_realisations=include_realisations,
                 )
             )
         except InvalidInputError as exc:

@@ -49,6 +49,11 @@ class NzResult:
     ``n_spec_used`` counts the spectra behind the estimate (in covered cells holding sample
     weight), ``n_spec_outside_bins`` the otherwise usable spectra outside ``bins``;
     ``n_cells_covered`` the cells with at least ``k`` usable spectra.
+
+    ``realisations`` holds the bootstrap n(z), shape ``(n_boot, len(bins) - 1)``, each a
+    unit-area density over ``bins`` like ``nz`` (None without bootstrap): RAIL's summarizers
+    hand these on as the n(z) ensemble. ``n_eff`` is Kish's effective number of the sample
+    used, ``(Σ w)² / Σ w²`` over ``sample_used`` (``n_sample`` when unweighted).
     """
 
     bins: np.ndarray
@@ -69,10 +74,14 @@ class NzResult:
     delta_mean_z: float | None = None
     requirement: float | None = None
     passes: bool | None = None
+    n_eff: float | None = None
+    realisations: np.ndarray | None = field(default=None, repr=False)
     sample_used: np.ndarray | None = field(default=None, repr=False)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (arrays as lists, NaN as None; ``sample_used`` left out)."""
+    def to_dict(self, include_realisations: bool = False) -> dict[str, Any]:
+        """JSON-ready dict (arrays as lists, NaN as None; ``sample_used`` left out, and
+        ``realisations`` unless ``include_realisations``: n_boot × n_z numbers would swamp
+        an answer that is otherwise a few hundred)."""
         out = {
             "bins": self.bins,
             "nz": self.nz,
@@ -92,7 +101,10 @@ class NzResult:
             "delta_mean_z": self.delta_mean_z,
             "requirement": self.requirement,
             "passes": self.passes,
+            "n_eff": self.n_eff,
         }
+        if include_realisations:
+            out["realisations"] = self.realisations
         return json_safe(out)
 
 
@@ -239,6 +251,7 @@ def nz(
 
     nz_err = np.full(n_bins, np.nan)
     mean_z_err = float("nan")
+    boot_nz = None
     if n_boot > 0:
         rng = np.random.default_rng(random_state)
         pop_cells = sample_cell[population]
@@ -276,6 +289,10 @@ def nz(
             nz_err = np.nanstd(boot_nz, axis=0, ddof=1)
             mean_z_err = float(np.nanstd(boot_mean, ddof=1))
 
+    pop_weights = sample_w[population]
+    sum_w2 = float(np.sum(pop_weights**2))
+    n_eff = float(np.sum(pop_weights) ** 2 / sum_w2) if sum_w2 > 0 else 0.0
+
     truth_mean = delta = requirement = passes = None
     if truth is not None:
         t, tw = truth[population], sample_w[population]
@@ -309,5 +326,7 @@ def nz(
         delta_mean_z=delta,
         requirement=requirement,
         passes=passes,
+        n_eff=n_eff,
+        realisations=boot_nz,
         sample_used=population,
     )

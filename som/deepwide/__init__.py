@@ -30,13 +30,13 @@ from som.deepwide.cells import (
     wide_cell_redshift,
     wide_occupation,
 )
-from som.deepwide.ensemble import METHODS, NzEnsemble, nz_ensemble
+from som.deepwide.ensemble import METHODS, DeepWideEnsemble, nz_ensemble
 from som.deepwide.nz import DeepWideNz, deep_wide_nz
 from som.deepwide.pipeline import DeepWideCalibration
 
 __all__ = [
     "METHODS",
-    "NzEnsemble",
+    "DeepWideEnsemble",
     "nz_ensemble",
     "CellRedshifts",
     "DeepWideCalibration",

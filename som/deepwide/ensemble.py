@@ -22,7 +22,7 @@ METHODS = ("bootstrap_spec", "bootstrap_deep", "dirichlet")
 
 
 @dataclass
-class NzEnsemble:
+class DeepWideEnsemble:
     """Realisations of every bin's n(z) beside the fiducial (see :func:`nz_ensemble`).
 
     ``nz`` (n_realisations, n_bins, n_z) on ``fiducial.z_edges``; ``mean_z`` and ``width``
@@ -70,6 +70,20 @@ class NzEnsemble:
         q = 100 * np.array([(1 - level) / 2, (1 + level) / 2])
         lo, hi = np.percentile(self.mean_z, q, axis=0)
         return lo, hi
+
+    def to_nz_ensemble(self, names: list[str] | None = None):
+        """The fiducial and the realisations as a :class:`som.nz_formats.NzEnsemble`, ready
+        to be written as qp, SACC or CosmoSIS/2pt FITS (``som.nz_formats.write``)."""
+        from som.nz_formats import NzEnsemble
+
+        return NzEnsemble(
+            z_edges=self.fiducial.z_edges,
+            fiducial=self.fiducial.nz,
+            realisations=self.nz,
+            names=names,
+            n_eff=self.fiducial.n_eff,
+            metadata={"method": self.method, "sample_variance": float(self.sample_variance)},
+        )
 
     def summary(self) -> dict[str, Any]:
         """Per-bin summaries, JSON-ready."""
@@ -167,7 +181,7 @@ def nz_ensemble(
     spec_bin_fractions: Any = None,
     truth_z: Any = None,
     allow_missing_transfer: bool = False,
-) -> NzEnsemble:
+) -> DeepWideEnsemble:
     """``n_realisations`` realisations of the per-bin n(z) of :func:`deep_wide_nz` (same
     inputs), and the fiducial computed from the inputs as given.
 
@@ -272,7 +286,7 @@ def nz_ensemble(
             moments = _dirichlet_moments(setup, rng)
         nz_r[i], mean_r[i], width_r[i], _ = _combine(occ, *moments, widths)
 
-    return NzEnsemble(
+    return DeepWideEnsemble(
         method=method,
         fiducial=fid,
         nz=nz_r,

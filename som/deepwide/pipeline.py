@@ -25,7 +25,7 @@ from som.deepwide.cells import (
     transfer_matrix,
     wide_cell_redshift,
 )
-from som.deepwide.ensemble import NzEnsemble, nz_ensemble
+from som.deepwide.ensemble import DeepWideEnsemble, nz_ensemble
 from som.deepwide.nz import DeepWideNz, deep_wide_nz
 from som.estimator import SOM
 from som.photometry import ColourFeatures
@@ -336,7 +336,7 @@ class DeepWideCalibration:
 
     def nz_ensemble(
         self, n: int = 100, method: str = "dirichlet", random_state: Any = None, **kwargs
-    ) -> NzEnsemble:
+    ) -> DeepWideEnsemble:
         """Realisations of the fitted n(z) (see :func:`~som.deepwide.nz_ensemble`)."""
         if not hasattr(self, "nz_"):
             raise RuntimeError("DeepWideCalibration is not fitted: call fit(...) first")

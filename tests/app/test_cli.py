@@ -190,6 +190,25 @@ def test_whole_flow(clean_db, mock_file, tmp_path, stored_map):
     nz_csv = tmp_path / "nz.csv"
     run("nz", "-o", nz_csv, "--n-boot", 0, "--database-url", url)
     assert set(pd.read_csv(nz_csv)["tomo_bin"]) <= {0, 1, 2, 3}
+    # The same n(z) as files the pipelines read: fiducial and bootstrap realisations.
+    from som import nz_formats
+
+    for fmt, name in [("qp", "nz.hdf5"), ("sacc", "nz.sacc"), ("fits", "nz_2pt.fits")]:
+        if fmt == "qp":
+            pytest.importorskip("qp")
+        path = tmp_path / name
+        args = ("nz", "--tomo-bins", "0.2,0.7,1.5", "--n-boot", 10, "-o", path)
+        result = run(*args, "--format", fmt, "--database-url", url)
+        assert "2 bin(s) with 10 realisation(s)" in result.stderr
+        back = nz_formats.read(path, fmt)
+        assert back.names == ["source_0", "source_1"] and back.n_real == 10
+        np.testing.assert_allclose(back.z_edges, nz[0]["bins"], rtol=1e-14)
+        np.testing.assert_allclose(back.fiducial, [b["nz"] for b in nz], rtol=1e-12)
+        np.testing.assert_allclose(back.n_eff, [b["n_eff"] for b in nz])
+        std = back.realisations.std(axis=0, ddof=1)
+        np.testing.assert_allclose(std, [b["nz_err"] for b in nz], rtol=1e-10, atol=1e-14)
+    bad = run(*args, "--format", "hdf5", "--database-url", url, code=2)
+    assert "choose one of qp, sacc, fits" in bad.stderr
 
     # Plots: PNG files.
     png = tmp_path / "coverage.png"

@@ -487,6 +487,30 @@ def test_nz_bootstrap_is_seeded_and_sized_right():
     json.dumps(w1.to_dict(), allow_nan=False)
 
 
+def test_nz_keeps_unit_area_realisations_and_kish_n_eff():
+    cells, z = toy_map(np.random.default_rng(8), n_cells=10, n_gal=2000)
+    spec_idx = np.random.default_rng(9).choice(2000, 300, replace=False)
+    bins = np.linspace(0, 2, 21)
+    widths = np.diff(bins)
+    r = nz(cells, 10, cells[spec_idx], z[spec_idx], bins, n_boot=30, random_state=3)
+    assert r.realisations.shape == (30, 20)
+    np.testing.assert_allclose(r.realisations @ widths, 1.0)
+    # nz_err is the spread of exactly these realisations
+    np.testing.assert_allclose(r.nz_err, r.realisations.std(axis=0, ddof=1))
+    assert r.n_eff == r.n_sample == 2000
+    d = r.to_dict()
+    assert "realisations" not in d and d["n_eff"] == 2000
+    full = r.to_dict(include_realisations=True)
+    assert np.array(full["realisations"]).shape == (30, 20)
+    json.dumps(full, allow_nan=False)
+
+    # Kish: (Σw)² / Σw²
+    w = np.random.default_rng(10).uniform(0.0, 2.0, 2000)
+    rw = nz(cells, 10, cells[spec_idx], z[spec_idx], bins, sample_weights=w, n_boot=0)
+    assert rw.n_eff == pytest.approx(w.sum() ** 2 / (w**2).sum())
+    assert rw.realisations is None and rw.to_dict(include_realisations=True)["realisations"] is None
+
+
 def test_nz_recovers_truth_from_a_per_cell_spectroscopic_subset():
     rng = np.random.default_rng(12)
     cells, z = toy_map(rng, n_cells=40, n_gal=40_000)

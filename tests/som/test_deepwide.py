@@ -412,3 +412,22 @@ def test_spec_bin_fractions_from_injections_condition_p_z_on_the_bin():
     assert np.all(np.abs(cond.delta_mean_z) < np.abs(plain.delta_mean_z))
     assert cond.passes.all(), cond.delta_mean_z  # here: |Δ<z>| 0.0013, 0.0025, 0.0032
     assert not plain.passes.all()  # unconditioned p(z|c): 0.0064 and 0.0081 fail
+
+
+@pytest.mark.parametrize("fmt", ["fits", "sacc"])
+def test_a_deep_wide_ensemble_is_written_and_read_back_in_the_pipelines_formats(fmt, tmp_path):
+    from som import nz_formats
+
+    rng = np.random.default_rng(12)
+    wide = draw(rng, 5_000)
+    spec = spectra_per_cell(rng, 10)
+    ens = nz_ensemble(
+        wide.deep, wide.wide, spec.deep, spec.z, wide.wide, N_DEEP, N_WIDE, Z_EDGES,
+        cell_bins=CELL_BINS, n_realisations=5, method="dirichlet", random_state=1,
+    )  # fmt: skip
+    written = ens.to_nz_ensemble()
+    path = nz_formats.write(written, tmp_path / f"nz.{fmt}", fmt)[0]
+    back = nz_formats.read(path, fmt)
+    np.testing.assert_allclose(back.fiducial, ens.fiducial.nz, rtol=1e-12)
+    np.testing.assert_allclose(back.realisations, ens.nz, rtol=1e-12)
+    np.testing.assert_allclose(back.z_edges, ens.fiducial.z_edges)
