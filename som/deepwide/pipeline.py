@@ -13,11 +13,13 @@ Column conventions (those of :mod:`som.mock`): the deep and wide frames hold
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from som.deepwide import saved
 from som.deepwide.cells import (
     assign_bins,
     redshift_in_cells,
@@ -32,6 +34,28 @@ from som.photometry import ColourFeatures
 
 BINNINGS = ("mean", "mode", "photoz")
 TRAIN_WIDE_ON = ("wide", "transfer")
+#: the constructor's parameters (saved with a fitted calibration)
+PARAM_NAMES = (
+    "deep_bands",
+    "wide_bands",
+    "deep_shape",
+    "wide_shape",
+    "lattice",
+    "n_epochs",
+    "random_state",
+    "bin_edges",
+    "z_edges",
+    "binning",
+    "value_template",
+    "error_template",
+    "kind",
+    "magnitude_band",
+    "deep_magnitude_band",
+    "wide_magnitude_band",
+    "transfer_prefixes",
+    "train_wide_on",
+    "bin_conditioning",
+)
 #: default n(z) grid: 0 < z < 4 in steps of 0.02
 Z_EDGES = tuple(round(0.02 * k, 2) for k in range(201))
 
@@ -309,30 +333,73 @@ class DeepWideCalibration:
             )
         self._transfer_ids = transfer["id"].to_numpy() if "id" in transfer.columns else None
         truth = None if truth_column is None else _column(wide, truth_column, len(wide), "truth")
-        self._nz_inputs = dict(
-            transfer_deep_cells=self.transfer_deep_cells_,
-            transfer_wide_cells=self.transfer_wide_cells_,
-            spec_deep_cells=self.spec_deep_cells_,
-            spec_z=z_clean,
-            wide_cells=self.wide_cells_,
-            n_deep=nd,
-            n_wide=nw,
-            z_edges=self.z_edges,
+        self._nz_inputs = self._nz_inputs_from(
+            z_clean,
             wide_weights=w_w,
             transfer_weights=t_w,
             spec_weights=s_w,
+            truth=truth,
+            allow_missing_transfer=allow_missing_transfer,
+        )
+        self.nz_ = deep_wide_nz(**self._nz_inputs)
+        return self
+
+    def _nz_inputs_from(
+        self,
+        spec_z: np.ndarray,
+        *,
+        wide_weights: np.ndarray | None,
+        transfer_weights: np.ndarray | None,
+        spec_weights: np.ndarray | None,
+        truth: np.ndarray | None,
+        allow_missing_transfer: bool,
+    ) -> dict[str, Any]:
+        """The arguments of :func:`deep_wide_nz` from the learned cells and bins (``spec_z``
+        with NaN redshifts as -1): kept so that ensembles redraw the same n(z)."""
+        n_bins = len(self.bin_edges) - 1
+        inputs = dict(
+            transfer_deep_cells=self.transfer_deep_cells_,
+            transfer_wide_cells=self.transfer_wide_cells_,
+            spec_deep_cells=self.spec_deep_cells_,
+            spec_z=spec_z,
+            wide_cells=self.wide_cells_,
+            n_deep=self.deep_som_.n_cells,
+            n_wide=self.wide_som_.n_cells,
+            z_edges=self.z_edges,
+            wide_weights=wide_weights,
+            transfer_weights=transfer_weights,
+            spec_weights=spec_weights,
             spec_bin_fractions=self.spec_bin_fractions_,
             truth_z=truth,
             allow_missing_transfer=allow_missing_transfer,
         )
         if self.binning == "photoz":
-            self._nz_inputs.update(
-                wide_bins=self.wide_bins_, transfer_bins=self.transfer_bins_, n_bins=n_bins
-            )
+            inputs.update(wide_bins=self.wide_bins_, transfer_bins=self.transfer_bins_)
         else:
-            self._nz_inputs.update(cell_bins=self.cell_bins_, n_bins=n_bins)
-        self.nz_ = deep_wide_nz(**self._nz_inputs)
-        return self
+            inputs.update(cell_bins=self.cell_bins_)
+        inputs["n_bins"] = n_bins
+        return inputs
+
+    # ------------------------------------------------------------------ persistence
+    def to_bytes(self) -> bytes:
+        """The fitted calibration as one self-describing zip (:mod:`som.deepwide.saved`):
+        both maps, their colour features, the parameters and the arrays the n(z) comes
+        from; no pickle."""
+        return saved.to_bytes(self)
+
+    def save(self, path) -> Path:
+        """Write the fitted calibration to ``path`` (atomically)."""
+        return saved.save(self, path)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, source: str = "<bytes>") -> DeepWideCalibration:
+        return saved.from_bytes(cls, data, source)
+
+    @classmethod
+    def load(cls, path) -> DeepWideCalibration:
+        """A calibration saved with :meth:`save`; its n(z) is recomputed from the stored
+        cells and weights and equals the saved one's."""
+        return saved.load(cls, path)
 
     def nz_ensemble(
         self, n: int = 100, method: str = "dirichlet", random_state: Any = None, **kwargs

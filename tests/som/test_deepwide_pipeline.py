@@ -165,3 +165,93 @@ def test_wide_map_on_the_transfer_side(mock, binning):
     )
     assert cal.wide_cell_z_.shape == (36,)
     assert np.all(np.abs(cal.nz_.delta_mean_z) <= TOLERANCE * (1.0 + cal.nz_.truth_mean_z))
+
+
+# ----------------------------------------------------------------------------- save/load
+def _same_nz(a: DeepWideNz, b: DeepWideNz) -> None:
+    for name in ("nz", "mean_z", "width", "weight", "n_eff", "no_spec_fraction"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+
+
+def test_saved_calibration_gives_the_same_nz_ensembles_and_cells(fitted, mock, tmp_path):
+    import json
+    import zipfile
+
+    from som.deepwide.pipeline import PARAM_NAMES
+    from som.deepwide.saved import FORMAT_NAME
+
+    path = fitted.save(tmp_path / "cal.somcal-deepwide")
+    loaded = DeepWideCalibration.load(path)
+    _same_nz(fitted.nz_, loaded.nz_)
+    np.testing.assert_array_equal(fitted.nz_.truth_mean_z, loaded.nz_.truth_mean_z)
+    for name in PARAM_NAMES:
+        assert tuple(np.ravel(getattr(loaded, name))) == tuple(np.ravel(getattr(fitted, name)))
+    for method in ("dirichlet", "bootstrap_spec", "bootstrap_deep"):
+        a = fitted.nz_ensemble(8, method=method, random_state=5)
+        b = loaded.nz_ensemble(8, method=method, random_state=5)
+        np.testing.assert_array_equal(a.nz, b.nz, err_msg=method)
+    # the maps and colour features came back too: new galaxies land in the same cells
+    deep, wide, _ = mock
+    for som_a, som_b, feat_a, feat_b, frame in (
+        (fitted.deep_som_, loaded.deep_som_, fitted.deep_features_, loaded.deep_features_, deep),
+        (fitted.wide_som_, loaded.wide_som_, fitted.wide_features_, loaded.wide_features_, wide),
+    ):
+        rows = frame.iloc[:500]
+        np.testing.assert_array_equal(
+            som_a.assign(*feat_a.transform(rows)).cell, som_b.assign(*feat_b.transform(rows)).cell
+        )
+    np.testing.assert_array_equal(fitted.transfer_matrix_, loaded.transfer_matrix_)
+    with zipfile.ZipFile(path) as zf:
+        assert json.loads(zf.read("meta.json"))["format"] == FORMAT_NAME
+
+
+def test_saved_photoz_calibration_round_trips(mock, tmp_path):
+    deep, wide, transfer = mock
+    rng = np.random.default_rng(1)
+    cal = _cal(binning="photoz").fit(
+        deep,
+        wide,
+        transfer,
+        np.ones(len(deep), bool),
+        z_column="z_complete",
+        wide_weights=rng.uniform(0.5, 1.5, len(wide)),
+        photo_z=wide["z_true"].to_numpy(),
+        transfer_photo_z=transfer["z_true"].to_numpy(),
+        allow_missing_transfer=True,
+    )
+    loaded = DeepWideCalibration.from_bytes(cal.to_bytes())
+    assert loaded.cell_bins_ is None and loaded.nz_.truth_mean_z is None
+    _same_nz(cal.nz_, loaded.nz_)
+
+
+def test_unreadable_calibration_files_are_named(fitted, tmp_path):
+    import io
+    import json
+    import zipfile
+
+    from som.persistence import MapFormatError
+
+    data = fitted.to_bytes()
+    bad = tmp_path / "truncated.zip"
+    bad.write_bytes(data[: len(data) // 2])
+    with pytest.raises(MapFormatError, match="truncated.zip"):
+        DeepWideCalibration.load(bad)
+    with pytest.raises(MapFormatError, match="cannot read"):
+        DeepWideCalibration.load(tmp_path / "missing.zip")
+    # a file from a newer somcal is refused, not misread
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as zin, zipfile.ZipFile(out, "w") as zout:
+        for item in zin.infolist():
+            payload = zin.read(item)
+            if item.filename == "meta.json":
+                meta = json.loads(payload)
+                meta["format_version"] = 99
+                payload = json.dumps(meta).encode()
+            zout.writestr(item, payload)
+    with pytest.raises(MapFormatError, match="newer than this somcal reads"):
+        DeepWideCalibration.from_bytes(out.getvalue(), "future.zip")
+    # a saved single map is not a calibration
+    with pytest.raises(MapFormatError, match="not a somcal deep/wide calibration"):
+        DeepWideCalibration.from_bytes(fitted.deep_som_.to_bytes(), "map.somcal")
+    with pytest.raises(RuntimeError, match="not fitted"):
+        _cal().to_bytes()
