@@ -43,7 +43,7 @@ def write_table(
         _check_ascii_writable(df, str(path))
     try:
         if fmt == "parquet":
-            df.to_parquet(path, index=False)
+            _write_parquet(df, path)
         elif fmt == "csv":
             df.to_csv(path, index=False)
         elif fmt == "ascii":
@@ -107,3 +107,23 @@ def _pandas_to_astropy(df: pd.DataFrame):
                 warnings.simplefilter("ignore")
                 table[name].unit = u.Unit(unit, parse_strict="silent")
     return table
+
+
+def _write_parquet(df: pd.DataFrame, path: Path) -> None:
+    """Parquet with each unit in its field's ``unit`` metadata: the convention readers of
+    Parquet that keep units use (and :func:`som.tables._whole.parquet_units` reads), so a
+    catalogue streamed row group by row group, as ingest reads it, still knows its units."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    units = {k: str(v) for k, v in (df.attrs.get("units") or {}).items() if k in df.columns}
+    if units:
+        fields = [
+            f.with_metadata({**(f.metadata or {}), b"unit": units[f.name].encode("utf-8")})
+            if f.name in units
+            else f
+            for f in table.schema
+        ]
+        table = table.cast(pa.schema(fields, metadata=table.schema.metadata))
+    pq.write_table(table, path)
