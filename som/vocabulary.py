@@ -82,6 +82,15 @@ class NegativeError(StrEnum):
     invalid = "invalid"
 
 
+class MagnitudeScale(StrEnum):
+    """How fluxes become magnitudes: Pogson's logarithm (undefined for flux <= 0), or
+    Lupton et al. (1999) asinh magnitudes ("luptitudes"), finite for any flux, which DES
+    uses for its wide map so that faint and negative measured fluxes keep their place."""
+
+    pogson = "pogson"
+    asinh = "asinh"
+
+
 class OnInvalid(StrEnum):
     """What to do with a row whose photometry cannot be used: refuse the input, or skip it."""
 

@@ -55,6 +55,26 @@ PARAM_NAMES = (
     "transfer_prefixes",
     "train_wide_on",
     "bin_conditioning",
+    "deep_photometry",
+    "wide_photometry",
+)
+#: what deep_photometry / wide_photometry may set (bands and the magnitude band have their
+#: own parameters)
+_PHOTOMETRY_KEYS = frozenset(
+    {
+        "kind",
+        "value_template",
+        "error_template",
+        "flux_unit",
+        "normalise",
+        "sentinels",
+        "min_error",
+        "negative_error",
+        "check",
+        "colours",
+        "magnitudes",
+        "softening",
+    }
 )
 #: default n(z) grid: 0 < z < 4 in steps of 0.02
 Z_EDGES = tuple(round(0.02 * k, 2) for k in range(201))
@@ -107,6 +127,13 @@ class DeepWideCalibration:
     bin_conditioning : bool
         Weight each spectrum by its galaxy's bin membership (:func:`spec_bin_fractions`)
         when the transfer catalogue has ``id`` and the spectra do too.
+    deep_photometry, wide_photometry : dict, optional
+        :class:`ColourFeatures` keywords for one side over the shared ones (``kind``,
+        ``value_template``, ``error_template``, ``flux_unit``, ``magnitudes``,
+        ``softening``, ``min_error``, ``sentinels``, ``colours``, ...). DES's wide map on
+        asinh magnitudes of the mock's fluxes: ``wide_photometry={"kind": "flux",
+        "value_template": "flux_{band}", "error_template": "fluxerr_{band}",
+        "magnitudes": "asinh"}``.
 
     Learned attributes: ``deep_features_``, ``wide_features_``, ``deep_som_``,
     ``wide_som_``, ``transfer_deep_cells_``, ``transfer_wide_cells_``, ``spec_deep_cells_``,
@@ -137,6 +164,8 @@ class DeepWideCalibration:
         transfer_prefixes: tuple[str, str] = ("deep_", "wide_"),
         train_wide_on: str = "wide",
         bin_conditioning: bool = True,
+        deep_photometry: dict[str, Any] | None = None,
+        wide_photometry: dict[str, Any] | None = None,
     ) -> None:
         self.deep_bands = deep_bands
         self.wide_bands = wide_bands
@@ -157,32 +186,55 @@ class DeepWideCalibration:
         self.transfer_prefixes = transfer_prefixes
         self.train_wide_on = train_wide_on
         self.bin_conditioning = bin_conditioning
+        self.deep_photometry = deep_photometry
+        self.wide_photometry = wide_photometry
 
     # ------------------------------------------------------------------ helpers
-    def _features(self, bands, mag_band) -> ColourFeatures:
-        bands = tuple(bands)
+    def _photometry(self, side: str) -> dict[str, Any]:
+        """ColourFeatures keywords of one side ("deep" or "wide"): the shared ones, then
+        ``deep_photometry`` / ``wide_photometry`` over them."""
+        base = {
+            "kind": self.kind,
+            "value_template": self.value_template,
+            "error_template": self.error_template,
+        }
+        override = self.deep_photometry if side == "deep" else self.wide_photometry
+        if override is not None:
+            unknown = set(override) - _PHOTOMETRY_KEYS
+            if unknown:
+                raise ValueError(
+                    f"{side}_photometry: unknown key(s) {sorted(unknown)}; use "
+                    f"{sorted(_PHOTOMETRY_KEYS)}"
+                )
+            base.update(override)
+        return base
+
+    def _features(self, side: str) -> ColourFeatures:
+        bands = tuple(self.deep_bands if side == "deep" else self.wide_bands)
+        own = self.deep_magnitude_band if side == "deep" else self.wide_magnitude_band
         if len(bands) < 2 or len(set(bands)) != len(bands):
             raise ValueError(f"a map needs at least two distinct bands, got {bands!r}")
         return ColourFeatures(
             bands=bands,
-            kind=self.kind,
-            value_template=self.value_template,
-            error_template=self.error_template,
-            magnitude_band=mag_band if mag_band is not None else self.magnitude_band,
+            magnitude_band=own if own is not None else self.magnitude_band,
+            **self._photometry(side),
         )
 
-    def _columns(self, bands) -> list[str]:
-        cols = [self.value_template.format(band=b) for b in bands]
-        if self.error_template is not None:
-            cols += [self.error_template.format(band=b) for b in bands]
+    def _columns(self, side: str) -> list[str]:
+        bands = self.deep_bands if side == "deep" else self.wide_bands
+        phot = self._photometry(side)
+        cols = [phot["value_template"].format(band=b) for b in bands]
+        if phot["error_template"] is not None:
+            cols += [phot["error_template"].format(band=b) for b in bands]
         return cols
 
-    def _check_bands(self, frame: pd.DataFrame, bands, what: str, prefix: str = "") -> None:
+    def _check_bands(self, frame: pd.DataFrame, side: str, what: str, prefix: str = "") -> None:
         """Clear error when a catalogue lacks a map's band columns."""
-        missing = [prefix + c for c in self._columns(bands) if prefix + c not in frame.columns]
+        bands = self.deep_bands if side == "deep" else self.wide_bands
+        missing = [prefix + c for c in self._columns(side) if prefix + c not in frame.columns]
         if not missing:
             return
-        head = prefix + self.value_template.split("{band}")[0]
+        head = prefix + self._photometry(side)["value_template"].split("{band}")[0]
         have = sorted(
             c[len(head) :]
             for c in frame.columns
@@ -238,13 +290,13 @@ class DeepWideCalibration:
         """
         self._check_params()
         dp, wp = self.transfer_prefixes
-        self._check_bands(deep, self.deep_bands, "the deep catalogue")
-        self._check_bands(wide, self.wide_bands, "the wide catalogue")
-        self._check_bands(transfer, self.deep_bands, "the transfer catalogue's deep side", dp)
-        self._check_bands(transfer, self.wide_bands, "the transfer catalogue's wide side", wp)
+        self._check_bands(deep, "deep", "the deep catalogue")
+        self._check_bands(wide, "wide", "the wide catalogue")
+        self._check_bands(transfer, "deep", "the transfer catalogue's deep side", dp)
+        self._check_bands(transfer, "wide", "the transfer catalogue's wide side", wp)
         if isinstance(spec, pd.DataFrame):
             spec_frame = spec
-            self._check_bands(spec_frame, self.deep_bands, "the spectroscopic catalogue")
+            self._check_bands(spec_frame, "deep", "the spectroscopic catalogue")
         else:
             mask = np.asarray(spec)
             if mask.dtype != bool or mask.shape != (len(deep),):
@@ -262,11 +314,11 @@ class DeepWideCalibration:
         t_wide = _strip_prefix(transfer, wp)
 
         # deep map: trained on the deep catalogue
-        self.deep_features_ = self._features(self.deep_bands, self.deep_magnitude_band)
+        self.deep_features_ = self._features("deep")
         Xd, Ed = self.deep_features_.fit_transform(deep)
         self.deep_som_ = self._som(self.deep_shape, 0).fit(Xd, Ed)
         # wide map: on the wide sample or the transfer's wide side
-        self.wide_features_ = self._features(self.wide_bands, self.wide_magnitude_band)
+        self.wide_features_ = self._features("wide")
         train = wide if self.train_wide_on == "wide" else t_wide
         self.wide_features_.fit(train)
         Xw, Ew = self.wide_features_.transform(wide)

@@ -19,6 +19,8 @@ from som.photometry.cleaning import (
     MAG_SENTINELS,
     NEGATIVE_ERROR_POLICIES,
     clean_band,
+    column_as_float64,
+    near_sentinels,
 )
 from som.photometry.errors import PhotometryError
 from som.photometry.units import (
@@ -28,6 +30,7 @@ from som.photometry.units import (
     parse_unit,
     unit_size_jy,
 )
+from som.vocabulary import MagnitudeScale, choices
 
 _FORMAT_TYPE = "somcal.ColourFeatures"
 _FORMAT_VERSION = 1
@@ -47,7 +50,12 @@ _PARAM_NAMES = (
     "negative_error",
     "check",
     "colours",
+    "magnitudes",
+    "softening",
 )
+#: Lupton, Gunn & Szalay (1999): the softening that minimises the asinh magnitude's error
+#: at low signal-to-noise is b = 1.042 sigma (sigma: the sky noise of a flux measurement).
+LUPTON_B_PER_SIGMA = 1.042
 
 
 class _Columns:
@@ -200,6 +208,14 @@ class ColourFeatures:
     min_error : float
         Magnitude error floor added in quadrature to every band error before colours are
         formed (e.g. for calibration uncertainties).
+    magnitudes : {"pogson", "asinh"}
+        "asinh" (fluxes only): Lupton et al. (1999) asinh magnitudes, as DES uses for its wide
+        map. A measured flux <= 0 then still gives a finite magnitude (Pogson: undetected,
+        the band missing), so noisy shallow photometry keeps faint galaxies' information.
+    softening : mapping of band to flux, optional
+        "asinh" only: the softening b of each band in ``flux_unit``. None: learned by ``fit``
+        as 1.042 x the median flux error of the band in the training table (Lupton's
+        optimal b for sky-limited noise); stored in ``softening_``.
 
     Missing-value rules
     -------------------
@@ -231,6 +247,8 @@ class ColourFeatures:
         negative_error: str = "limit",
         check: bool = True,
         colours: Sequence[Sequence[str] | str] | None = None,
+        magnitudes: str = "pogson",
+        softening: Mapping[str, float] | None = None,
     ) -> None:
         if isinstance(bands, str):
             raise ValueError(f"bands must be a sequence of band names, not the string {bands!r}")
@@ -271,6 +289,19 @@ class ColourFeatures:
         self.min_error = float(min_error)
         if not (math.isfinite(self.min_error) and self.min_error >= 0):
             raise ValueError(f"min_error must be a finite number >= 0, got {min_error!r}")
+        if magnitudes not in choices(MagnitudeScale):
+            raise ValueError(
+                f"magnitudes must be one of {choices(MagnitudeScale)}, got {magnitudes!r}"
+            )
+        self.magnitudes = str(MagnitudeScale(magnitudes).value)
+        if self.magnitudes == "asinh" and kind != "flux":
+            raise ValueError(
+                "asinh magnitudes need fluxes (kind='flux'): a catalogue of magnitudes has "
+                "already lost the faint and negative fluxes they keep"
+            )
+        if softening is not None and self.magnitudes != "asinh":
+            raise ValueError("softening applies to magnitudes='asinh' only")
+        self.softening = None if softening is None else _softening(softening, self._needed_bands())
 
     # ----------------------------------------------------------------------------- names
     def _colour_pairs(self) -> list[tuple[str, str]]:
@@ -346,6 +377,7 @@ class ColourFeatures:
                 column=vname,
                 error_column=ename,
                 source=source,
+                softening=self._softening_of(band),
             )
             if cleaned.invalid:
                 row = min(cleaned.invalid)
@@ -361,6 +393,44 @@ class ColourFeatures:
         if with_errors and self.min_error > 0:
             Em = np.hypot(Em, self.min_error)
         return M, Em, bands
+
+    def _softening_of(self, band: str) -> float | None:
+        if self.magnitudes != "asinh":
+            return None
+        table = self.softening if self.softening is not None else getattr(self, "softening_", None)
+        if table is None:
+            raise RuntimeError(
+                "asinh magnitudes need each band's softening: fit(training_table) first, or "
+                "give softening={band: flux}"
+            )
+        return table[band]
+
+    def _learn_softening(self, table: Any, source: str | None) -> dict[str, float]:
+        """1.042 x the median flux error of each band (Lupton's optimal b): the typical
+        error is the sky noise of the faint majority of a catalogue."""
+        if self.error_template is None:
+            raise PhotometryError(
+                "asinh magnitudes learn each band's softening from its flux errors: give "
+                "error columns (error_template) or softening={band: flux}",
+                source=source,
+            )
+        cols = _Columns(table, source)
+        out = {}
+        for band in self._needed_bands():
+            name = self.error_column(band)
+            if not cols.has(name):
+                raise cols.missing_column_error(name, "error")
+            e = column_as_float64(cols.raw(name), name, source)
+            with np.errstate(invalid="ignore"):
+                good = np.isfinite(e) & (e > 0) & ~near_sentinels(e, self.sentinels)
+            if not good.any():
+                raise PhotometryError(
+                    "no positive flux error to learn the asinh softening from",
+                    column=name,
+                    source=source,
+                )
+            out[band] = LUPTON_B_PER_SIGMA * float(np.median(e[good]))
+        return out
 
     def _check_unit(self, cols: _Columns, name: str) -> None:
         unit = cols.unit(name)
@@ -416,7 +486,10 @@ class ColourFeatures:
 
     # ----------------------------------------------------------------------------- API
     def fit(self, table: Any, source: str | None = None) -> ColourFeatures:
-        """Fit the per-feature normalisation on a training table; returns ``self``."""
+        """Fit the per-feature normalisation (and, for asinh magnitudes without a given
+        softening, each band's softening) on a training table; returns ``self``."""
+        if self.magnitudes == "asinh" and self.softening is None:
+            self.softening_ = self._learn_softening(table, source)
         X, _ = self._raw_features(table, source)
         names = self._feature_names()
         if X.shape[0] == 0:
@@ -506,6 +579,8 @@ class ColourFeatures:
             "negative_error": self.negative_error,
             "check": self.check,
             "colours": None if self.colours is None else [list(c) for c in self.colours],
+            "magnitudes": self.magnitudes,
+            "softening": None if self.softening is None else dict(self.softening),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -518,6 +593,8 @@ class ColourFeatures:
             d["mean"] = [float(v) for v in self.mean_]
             d["scale"] = [float(v) for v in self.scale_]
             d["n_valid"] = [int(v) for v in self.n_valid_]
+            if hasattr(self, "softening_"):
+                d["softening_learned"] = dict(self.softening_)
         return d
 
     @classmethod
@@ -534,7 +611,13 @@ class ColourFeatures:
             )
         try:
             # Maps saved before negative_error/check existed were made with those defaults.
-            optional = {"negative_error": "limit", "check": True, "colours": None}
+            optional = {
+                "negative_error": "limit",
+                "check": True,
+                "colours": None,
+                "magnitudes": "pogson",
+                "softening": None,
+            }
             obj = cls(
                 **{k: d[k] if k not in optional else d.get(k, optional[k]) for k in _PARAM_NAMES}
             )
@@ -560,11 +643,36 @@ class ColourFeatures:
             obj.mean_ = mean
             obj.scale_ = scale
             obj.n_valid_ = n_valid
+            if d.get("softening_learned") is not None:
+                obj.softening_ = _softening(d["softening_learned"], obj._needed_bands())
+            elif obj.magnitudes == "asinh" and obj.softening is None:
+                raise ValueError("a fitted asinh description must carry softening_learned")
         return obj
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"ColourFeatures({params})"
+
+
+def _softening(values: Mapping[str, float], bands: Sequence[str]) -> dict[str, float]:
+    """``{band: b}`` for every band, each a finite flux > 0."""
+    if not isinstance(values, Mapping):
+        raise ValueError(f"softening must map band names to fluxes, got {type(values).__name__}")
+    missing = [b for b in bands if b not in values]
+    if missing:
+        raise ValueError(f"softening lacks band(s) {missing}")
+    out = {}
+    for band in bands:
+        try:
+            b = float(values[band])
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"softening[{band!r}] must be a number, got {values[band]!r}"
+            ) from None
+        if not (math.isfinite(b) and b > 0):
+            raise ValueError(f"softening[{band!r}] must be a finite flux > 0, got {b}")
+        out[band] = b
+    return out
 
 
 def parse_colour(text: str, bands: Sequence[str]) -> tuple[str, str]:

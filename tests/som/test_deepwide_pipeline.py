@@ -255,3 +255,37 @@ def test_unreadable_calibration_files_are_named(fitted, tmp_path):
         DeepWideCalibration.from_bytes(fitted.deep_som_.to_bytes(), "map.somcal")
     with pytest.raises(RuntimeError, match="not fitted"):
         _cal().to_bytes()
+
+
+def test_wide_map_on_asinh_magnitudes_of_the_fluxes(mock, tmp_path):
+    """DES's choice for the wide map: asinh magnitudes, finite for faint and negative
+    fluxes, so no wide galaxy loses a band to the noise."""
+    deep, wide, transfer = mock
+    asinh = {
+        "kind": "flux",
+        "value_template": "flux_{band}",
+        "error_template": "fluxerr_{band}",
+        "magnitudes": "asinh",
+    }
+    cal = _cal(wide_photometry=asinh).fit(
+        deep,
+        wide,
+        transfer,
+        np.ones(len(deep), bool),
+        z_column="z_complete",
+        truth_column="z_true",
+        allow_missing_transfer=True,
+    )
+    assert cal.wide_features_.magnitudes == "asinh" and cal.deep_features_.kind == "mag"
+    X, _ = cal.wide_features_.transform(wide)
+    assert np.isfinite(X).all()  # Pogson magnitudes are NaN for the undetected
+    assert np.isnan(wide["mag_u_lsst"]).any()
+    assert np.all(np.abs(cal.nz_.delta_mean_z) <= TOLERANCE * (1.0 + cal.nz_.truth_mean_z))
+    loaded = DeepWideCalibration.load(cal.save(tmp_path / "asinh.zip"))
+    assert loaded.wide_photometry == asinh
+    assert loaded.wide_features_.softening_ == cal.wide_features_.softening_
+    _same_nz(cal.nz_, loaded.nz_)
+    with pytest.raises(ValueError, match="wide_photometry: unknown key"):
+        _cal(wide_photometry={"band": "x"}).fit(
+            deep, wide, transfer, np.ones(len(deep), bool), z_column="z_complete"
+        )

@@ -549,3 +549,92 @@ def test_a_colour_list_instead_of_adjacent_bands():
     for bad in (["u-z"], ["u-u"], ["u-g", "u-g"], []):
         with pytest.raises(ValueError):
             ColourFeatures(bands=("u", "g", "r"), colours=bad)
+
+
+# ----------------------------------------------------------------------------- asinh
+def _flux_table(flux: np.ndarray, err: np.ndarray, bands=("g", "r", "i")) -> pd.DataFrame:
+    data = {}
+    for k, b in enumerate(bands):
+        data[f"flux_{b}"] = flux[:, k]
+        data[f"fluxerr_{b}"] = err[:, k]
+    return pd.DataFrame(data)
+
+
+def _asinh_features(**kw) -> ColourFeatures:
+    params = dict(
+        bands=("g", "r", "i"),
+        kind="flux",
+        value_template="flux_{band}",
+        error_template="fluxerr_{band}",
+        flux_unit="uJy",
+        magnitude_band="i",
+        normalise=None,
+        magnitudes="asinh",
+    )
+    params.update(kw)
+    return ColourFeatures(**params)
+
+
+def test_asinh_magnitudes_equal_pogson_when_bright_and_stay_finite_when_faint():
+    rng = np.random.default_rng(3)
+    err = np.full((400, 3), 0.05)  # uJy: sky noise of a ~27.3 mag 5-sigma depth
+    bright = rng.uniform(50.0, 500.0, (200, 3))
+    faint = rng.normal(0.0, 0.05, (200, 3))  # S/N ~ 1, half of them negative
+    table = _flux_table(np.vstack([bright, faint]), err)
+    feats = _asinh_features().fit(table)
+    np.testing.assert_allclose(feats.softening_["r"], 1.042 * 0.05)
+    X, E = feats.transform(table)
+    pogson = _asinh_features(magnitudes="pogson").fit(table.iloc[:200])
+    Xp, Ep = pogson.transform(table)
+    # f >> b: the two scales agree (asinh(x) = ln 2x + 1/(4x^2) + ...)
+    np.testing.assert_allclose(X[:200], Xp[:200], atol=2e-5)
+    np.testing.assert_allclose(E[:200], Ep[:200], rtol=1e-4)
+    # the faint half: Pogson loses every negative flux, asinh keeps them all
+    assert np.isnan(Xp[200:]).any()
+    assert np.isfinite(X[200:]).all() and np.isfinite(E[200:]).all()
+    # the error is |dm/df| sigma: compare with a numerical derivative on one band
+    b = feats.softening_["i"]
+    f = np.vstack([bright, faint])[:, 2]
+    h = 1e-6
+
+    def mag(x):
+        zp = 2.5 * np.log10(3631e6)  # AB zero point of a flux in uJy
+        return zp - 2.5 / np.log(10) * (np.arcsinh(x / (2 * b)) + np.log(b))
+
+    np.testing.assert_allclose(X[:, 2], mag(f), rtol=1e-12)
+    np.testing.assert_allclose(E[:, 2], np.abs(mag(f + h) - mag(f - h)) / (2 * h) * 0.05, rtol=1e-5)
+
+
+def test_asinh_features_save_and_load_with_their_softening():
+    rng = np.random.default_rng(4)
+    table = _flux_table(rng.normal(1.0, 0.5, (300, 3)), np.full((300, 3), 0.2))
+    feats = _asinh_features(normalise="standard").fit(table)
+    back = ColourFeatures.from_dict(feats.to_dict())
+    assert back.magnitudes == "asinh" and back.softening_ == feats.softening_
+    np.testing.assert_array_equal(back.transform(table)[0], feats.transform(table)[0])
+    given = _asinh_features(softening={"g": 0.1, "r": 0.1, "i": 0.3}).fit(table)
+    assert not hasattr(given, "softening_")
+    again = ColourFeatures.from_dict(given.to_dict())
+    np.testing.assert_array_equal(again.transform(table)[0], given.transform(table)[0])
+
+
+def test_asinh_refuses_what_it_cannot_use():
+    with pytest.raises(ValueError, match="need fluxes"):
+        ColourFeatures(bands=("g", "r"), magnitudes="asinh")
+    with pytest.raises(ValueError, match="magnitudes must be one of"):
+        ColourFeatures(bands=("g", "r"), kind="flux", magnitudes="lupton")
+    with pytest.raises(ValueError, match="softening lacks band"):
+        _asinh_features(softening={"g": 0.1})
+    with pytest.raises(ValueError, match=r"softening\['r'\] must be a finite flux > 0"):
+        _asinh_features(softening={"g": 0.1, "r": -1.0, "i": 0.1})
+    with pytest.raises(ValueError, match="applies to magnitudes='asinh' only"):
+        _asinh_features(magnitudes="pogson", softening={"g": 1.0, "r": 1.0, "i": 1.0})
+    table = _flux_table(np.ones((5, 3)), np.ones((5, 3)))
+    with pytest.raises(PhotometryError, match="learn each band's softening"):
+        _asinh_features(error_template=None).fit(table)
+    table["fluxerr_r"] = -99.0
+    with pytest.raises(PhotometryError, match="no positive flux error") as info:
+        _asinh_features().fit(table)
+    assert info.value.column == "fluxerr_r"
+    with pytest.raises(RuntimeError, match="fit"):
+        _asinh_features().band_magnitudes(table)
