@@ -18,7 +18,9 @@ Modules by job, every public name re-exported here: :mod:`~som.deepwide.cells` (
 and input checks), :mod:`~som.deepwide.nz` (bin-conditioned n(z) per bin),
 :mod:`~som.deepwide.ensemble` (realisations and their summaries),
 :mod:`~som.deepwide.pipeline` (:class:`DeepWideCalibration`: features, both maps and the
-n(z) from catalogues).
+n(z) from catalogues), :mod:`~som.deepwide.saved` (a fitted calibration saved and loaded),
+:mod:`~som.deepwide.injection` (:func:`inject_wide_noise`: a transfer catalogue from any
+deep catalogue, its galaxies re-observed at the wide survey's depth).
 """
 
 from som.deepwide.cells import (
@@ -31,6 +33,7 @@ from som.deepwide.cells import (
     wide_occupation,
 )
 from som.deepwide.ensemble import METHODS, DeepWideEnsemble, nz_ensemble
+from som.deepwide.injection import inject_wide_noise
 from som.deepwide.nz import DeepWideNz, deep_wide_nz
 from som.deepwide.pipeline import DeepWideCalibration
 
@@ -43,6 +46,7 @@ __all__ = [
     "DeepWideNz",
     "assign_bins",
     "deep_wide_nz",
+    "inject_wide_noise",
     "redshift_in_cells",
     "spec_bin_fractions",
     "transfer_matrix",

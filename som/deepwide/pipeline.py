@@ -316,14 +316,18 @@ class DeepWideCalibration:
         # deep map: trained on the deep catalogue
         self.deep_features_ = self._features("deep")
         Xd, Ed = self.deep_features_.fit_transform(deep)
-        self.deep_som_ = self._som(self.deep_shape, 0).fit(Xd, Ed)
+        # Real catalogues hold galaxies with no usable colour (no counterpart, every band
+        # missing): they cannot train a map, and are left without a cell (-1) below, so
+        # they count in no bin; ``deep_som_.n_skipped_`` / ``wide_som_.n_skipped_`` say how
+        # many.
+        self.deep_som_ = self._som(self.deep_shape, 0).fit(Xd, Ed, skip_empty=True)
         # wide map: on the wide sample or the transfer's wide side
         self.wide_features_ = self._features("wide")
         train = wide if self.train_wide_on == "wide" else t_wide
         self.wide_features_.fit(train)
         Xw, Ew = self.wide_features_.transform(wide)
         Xtrain, Etrain = (Xw, Ew) if train is wide else self.wide_features_.transform(train)
-        self.wide_som_ = self._som(self.wide_shape, 1).fit(Xtrain, Etrain)
+        self.wide_som_ = self._som(self.wide_shape, 1).fit(Xtrain, Etrain, skip_empty=True)
 
         def cells(som, X, E):
             return som.assign(X, E, skip_empty=True).cell.astype(np.int64)
