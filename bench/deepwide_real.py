@@ -39,12 +39,13 @@ from _common import format_table, pin_threads
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 FILE = SHARED / "zcosmos_bright20k_cosmos_photometry.csv"
+RESULTS = Path(__file__).resolve().parent / "results"
 DEEP_BANDS = ("u", "B", "V", "g", "r", "i", "z", "J", "Ks")
 WIDE_DEPTHS = {"g": 25.05, "r": 24.75, "i": 24.05, "z": 23.35}
 BIN_EDGES = (0.0, 0.4, 0.6, 0.8, 1.6)
 
 
-def run(seed: int, depths: dict[str, float], injections: int, shapes, epochs: int):
+def run(seed: int, depths: dict[str, float], injections: int, shapes, epochs: int, edges):
     from som.deepwide import DeepWideCalibration, inject_wide_noise
     from som.photometry import ColourFeatures
     from som.zcosmos import read_zcosmos
@@ -70,7 +71,7 @@ def run(seed: int, depths: dict[str, float], injections: int, shapes, epochs: in
         wide_shape=shapes[1],
         n_epochs=epochs,
         random_state=seed,
-        bin_edges=BIN_EDGES,
+        bin_edges=edges,
     )
     t0 = time.perf_counter()
     cal.fit(cat, wide, transfer, calib, z_column="z_spec", allow_missing_transfer=True)
@@ -90,7 +91,7 @@ def run(seed: int, depths: dict[str, float], injections: int, shapes, epochs: in
                 truth_se=float(z_true.std() / np.sqrt(z_true.size)) if z_true.size else np.nan,
             )
         )
-    return rows, seconds, len(cat), int(calib.sum())
+    return rows, seconds, len(cat), int(calib.sum()), (cal, truth)
 
 
 def main() -> None:
@@ -102,6 +103,14 @@ def main() -> None:
     ap.add_argument("--wide-shape", type=int, nargs=2, default=(12, 12))
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--edges",
+        type=float,
+        nargs="+",
+        default=BIN_EDGES,
+        help="bin edges in the wide cells' mean z (2 mag shallower, no wide cell's mean "
+        "reaches 0.8: use fewer bins, e.g. 0 0.45 0.65 1.6)",
+    )
     args = ap.parse_args()
     if not FILE.exists():
         sys.exit(f"{FILE} is not here (it comes with ../shared); nothing to run")
@@ -112,13 +121,20 @@ def main() -> None:
         f"{args.deep_shape[0]}x{args.deep_shape[1]} map; wide "
         + " ".join(f"{b}<{m:.2f}" for b, m in depths.items())
         + f" (5 sigma) on {args.wide_shape[0]}x{args.wide_shape[1]}; "
-        f"{args.injections} injections; bins {BIN_EDGES}"
+        f"{args.injections} injections; bins {tuple(args.edges)}"
     )
-    table, passed, total, times = [], 0, 0, []
+    table, passed, total, times, pulls = [], 0, 0, [], []
     for seed in range(args.seeds):
-        rows, seconds, n, n_cal = run(
-            seed, depths, args.injections, (args.deep_shape, args.wide_shape), args.epochs
+        rows, seconds, n, n_cal, inputs = run(
+            seed,
+            depths,
+            args.injections,
+            (args.deep_shape, args.wide_shape),
+            args.epochs,
+            tuple(args.edges),
         )
+        if seed == 0:
+            figure_inputs = inputs
         times.append(seconds)
         for r in rows:
             delta = r["mean_z"] - r["truth"]
@@ -137,9 +153,11 @@ def main() -> None:
                     f"{r['truth_se']:.4f}",
                     f"{delta:+.4f}",
                     f"{abs(delta) / (1 + r['truth']):.4f}",
+                    f"{delta / np.hypot(r['spread'], r['truth_se']):+.1f}",
                     "yes" if ok else "no",
                 ]
             )
+            pulls.append(delta / np.hypot(r["spread"], r["truth_se"]))
     print(f"{n:,} secure galaxies, {n_cal:,} in the calibration half\n")
     print(
         format_table(
@@ -153,6 +171,7 @@ def main() -> None:
                 "truth se",
                 "Δ<z>",
                 "|Δ|/(1+z)",
+                "Δ/σ",
                 "<= 0.002(1+z)",
             ],
             table,
@@ -160,8 +179,41 @@ def main() -> None:
     )
     print(
         f"\nbins meeting 0.002(1+z): {passed} of {total}; fit time median "
-        f"{np.median(times):.1f} s ({args.threads} threads)"
+        f"{np.median(times):.1f} s ({args.threads} threads)\n"
+        f"Δ/σ, σ = hypot(ensemble sd, truth se): rms {np.sqrt(np.mean(np.square(pulls))):.2f} "
+        "(about 1 if the differences are the two samples' noise). The ensemble "
+        "(bootstrap over spectra) carries the calibration's noise only; the truth's standard "
+        "error is the wide half's own sample noise, which a survey of 10^8 galaxies does not "
+        "have: with ~10^3 wide galaxies per bin, 0.002(1+z) is below what this file can test."
     )
+    _figure(figure_inputs, args.shallow)
+
+
+def _figure(inputs, shallow: bool) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from som.plotting import plot_nz
+
+    cal, truth = inputs
+    edges = np.asarray(cal.nz_.z_edges)
+    true_nz = []
+    for b in range(cal.nz_.n_bins):
+        h, _ = np.histogram(truth[cal.wide_bins_ == b], bins=edges, density=True)
+        true_nz.append(h)
+    fig = plot_nz(
+        edges,
+        list(cal.nz_.nz),
+        None,
+        [f"bin {b}" for b in range(cal.nz_.n_bins)],
+        truth_list=true_nz,
+        mean_z=list(cal.nz_.mean_z),
+        title="zCOSMOS-bright: deep/wide n(z) (solid) and the wide half's spec-z (dashed)",
+    )
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"deepwide_real{'_shallow' if shallow else ''}.png"
+    fig.savefig(out, dpi=120)
+    print(f"figure: {out}")
 
 
 if __name__ == "__main__":
