@@ -69,39 +69,75 @@ def to_bytes(som: SOM) -> bytes:
     return buf.getvalue()
 
 
-def save(som: SOM, path) -> Path:
-    """Write the map to ``path`` (atomically: a crash never leaves half a file)."""
+def write_atomically(path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file: a crash never leaves half a
+    file under the final name."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(som.to_bytes())
+    tmp.write_bytes(data)
     tmp.replace(path)
     return path
 
 
-def from_bytes(cls: type[SOM], data: bytes, source: str = "<bytes>") -> SOM:
-    """A map of class ``cls`` from the bytes of a saved map; :class:`MapFormatError` naming
-    ``source`` when they are not one this somcal reads."""
+def read_bytes(path) -> tuple[bytes, str]:
+    """A saved file's bytes and its name for messages; :class:`MapFormatError` if unreadable."""
+    path = Path(path)
+    try:
+        return path.read_bytes(), str(path)
+    except OSError as exc:
+        raise MapFormatError(f"{path}: cannot read ({exc.strerror})") from exc
+
+
+def read_zip(
+    data: bytes,
+    source: str,
+    members: tuple[str, ...],
+    what: str,
+    format_name: str,
+    format_version: int,
+) -> tuple[dict, dict[str, bytes]]:
+    """``meta.json`` (checked: ``format_name``, a version this somcal reads) and the bytes
+    of ``members`` of a saved zip; :class:`MapFormatError` naming ``source`` otherwise.
+    ``what`` names the kind of file in messages ("somcal map")."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             bad = zf.testzip()
             if bad is not None:
                 raise MapFormatError(f"{source}: member {bad} is corrupt (CRC mismatch)")
             meta = json.loads(zf.read("meta.json"))
-            weights = np.lib.format.read_array(
-                io.BytesIO(zf.read("weights.npy")), allow_pickle=False
-            )
+            # the format first: another somcal file is named as such, not as unreadable
+            found = meta.get("format") if isinstance(meta, dict) else None
+            if found != format_name:
+                raise MapFormatError(f"{source}: not a {what} (format {found!r})")
+            version = meta.get("format_version")
+            if not isinstance(version, int) or version > format_version:
+                raise MapFormatError(
+                    f"{source}: {what} format version {version} is newer than this somcal "
+                    f"reads ({format_version}); upgrade somcal"
+                )
+            parts = {name: zf.read(name) for name in members}
     except MapFormatError:
         raise
     except (zipfile.BadZipFile, zlib.error, KeyError, EOFError, ValueError, OSError) as exc:
+        raise MapFormatError(f"{source}: not a readable {what} file ({exc})") from exc
+    return meta, parts
+
+
+def save(som: SOM, path) -> Path:
+    """Write the map to ``path`` (atomically: a crash never leaves half a file)."""
+    return write_atomically(path, som.to_bytes())
+
+
+def from_bytes(cls: type[SOM], data: bytes, source: str = "<bytes>") -> SOM:
+    """A map of class ``cls`` from the bytes of a saved map; :class:`MapFormatError` naming
+    ``source`` when they are not one this somcal reads."""
+    meta, parts = read_zip(
+        data, source, ("weights.npy",), "somcal map", FORMAT_NAME, FORMAT_VERSION
+    )
+    try:
+        weights = np.lib.format.read_array(io.BytesIO(parts["weights.npy"]), allow_pickle=False)
+    except (ValueError, EOFError, OSError) as exc:
         raise MapFormatError(f"{source}: not a readable somcal map file ({exc})") from exc
-    if meta.get("format") != FORMAT_NAME:
-        raise MapFormatError(f"{source}: not a somcal map (format {meta.get('format')!r})")
-    version = meta.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise MapFormatError(
-            f"{source}: map format version {version} is newer than this somcal reads "
-            f"({FORMAT_VERSION}); upgrade somcal"
-        )
     params = dict(meta["params"])
     features = None
     if meta.get("features") is not None:
@@ -132,12 +168,8 @@ def from_bytes(cls: type[SOM], data: bytes, source: str = "<bytes>") -> SOM:
 
 
 def load(cls: type[SOM], path) -> SOM:
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise MapFormatError(f"{path}: cannot read ({exc.strerror})") from exc
-    return cls.from_bytes(data, source=str(path))
+    data, source = read_bytes(path)
+    return cls.from_bytes(data, source=source)
 
 
 def _json_default(o):

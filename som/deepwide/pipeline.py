@@ -31,6 +31,7 @@ from som.deepwide.ensemble import DeepWideEnsemble, nz_ensemble
 from som.deepwide.nz import DeepWideNz, deep_wide_nz
 from som.estimator import SOM
 from som.photometry import ColourFeatures
+from som.photometry.features import FEATURE_PARAMS
 
 BINNINGS = ("mean", "mode", "photoz")
 TRAIN_WIDE_ON = ("wide", "transfer")
@@ -60,22 +61,7 @@ PARAM_NAMES = (
 )
 #: what deep_photometry / wide_photometry may set (bands and the magnitude band have their
 #: own parameters)
-_PHOTOMETRY_KEYS = frozenset(
-    {
-        "kind",
-        "value_template",
-        "error_template",
-        "flux_unit",
-        "normalise",
-        "sentinels",
-        "min_error",
-        "negative_error",
-        "check",
-        "colours",
-        "magnitudes",
-        "softening",
-    }
-)
+_PHOTOMETRY_KEYS = frozenset(FEATURE_PARAMS) - {"bands", "magnitude_band"}
 #: default n(z) grid: 0 < z < 4 in steps of 0.02
 Z_EDGES = tuple(round(0.02 * k, 2) for k in range(201))
 

@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from som.persistence import MapFormatError, _json_default, _version
+from som.persistence import (
+    MapFormatError,
+    _json_default,
+    _version,
+    read_bytes,
+    read_zip,
+    write_atomically,
+)
 
 if TYPE_CHECKING:
     from som.deepwide.pipeline import DeepWideCalibration
@@ -112,21 +119,21 @@ def from_bytes(cls: type[DeepWideCalibration], data: bytes, source: str = "<byte
     from som.estimator import SOM
     from som.photometry import ColourFeatures
 
+    meta, parts = read_zip(
+        data,
+        source,
+        ("deep_map.somcal", "wide_map.somcal", "arrays.npz"),
+        "somcal deep/wide calibration",
+        FORMAT_NAME,
+        FORMAT_VERSION,
+    )
+    deep_som = SOM.from_bytes(parts["deep_map.somcal"], f"{source}:deep_map.somcal")
+    wide_som = SOM.from_bytes(parts["wide_map.somcal"], f"{source}:wide_map.somcal")
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            bad = zf.testzip()
-            if bad is not None:
-                raise MapFormatError(f"{source}: member {bad} is corrupt (CRC mismatch)")
-            meta = json.loads(zf.read("meta.json"))
-            _check_format(meta, source)
-            deep_som = SOM.from_bytes(zf.read("deep_map.somcal"), f"{source}:deep_map.somcal")
-            wide_som = SOM.from_bytes(zf.read("wide_map.somcal"), f"{source}:wide_map.somcal")
-            with np.load(io.BytesIO(zf.read("arrays.npz")), allow_pickle=False) as npz:
-                arrays = {name: npz[name] for name in npz.files}
-    except MapFormatError:
-        raise
-    except (zipfile.BadZipFile, zlib.error, KeyError, EOFError, ValueError, OSError) as exc:
-        raise MapFormatError(f"{source}: not a readable deep/wide calibration ({exc})") from exc
+        with np.load(io.BytesIO(parts["arrays.npz"]), allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except (zipfile.BadZipFile, zlib.error, ValueError, EOFError, OSError) as exc:
+        raise MapFormatError(f"{source}: unreadable arrays.npz ({exc})") from exc
 
     params = dict(meta["params"])
     for name in ("deep_shape", "wide_shape", "transfer_prefixes"):
@@ -173,31 +180,11 @@ def from_bytes(cls: type[DeepWideCalibration], data: bytes, source: str = "<byte
     return cal
 
 
-def _check_format(meta: Any, source: str) -> None:
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
-        found = meta.get("format") if isinstance(meta, dict) else None
-        raise MapFormatError(f"{source}: not a somcal deep/wide calibration (format {found!r})")
-    version = meta.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise MapFormatError(
-            f"{source}: deep/wide format version {version} is newer than this somcal reads "
-            f"({FORMAT_VERSION}); upgrade somcal"
-        )
-
-
 def save(cal: DeepWideCalibration, path) -> Path:
     """Write the calibration to ``path`` (atomically: a crash never leaves half a file)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(to_bytes(cal))
-    tmp.replace(path)
-    return path
+    return write_atomically(path, to_bytes(cal))
 
 
 def load(cls: type[DeepWideCalibration], path):
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise MapFormatError(f"{path}: cannot read ({exc.strerror})") from exc
-    return from_bytes(cls, data, source=str(path))
+    data, source = read_bytes(path)
+    return from_bytes(cls, data, source=source)

@@ -37,7 +37,8 @@ _FORMAT_VERSION = 1
 
 _MAX_LISTED_COLUMNS = 40
 
-_PARAM_NAMES = (
+#: ColourFeatures' constructor parameters, in order
+FEATURE_PARAMS = _PARAM_NAMES = (
     "bands",
     "kind",
     "value_template",
