@@ -63,6 +63,7 @@ def _write_mock(
     transfer: int | None = None,
     wide_path: Path | None = None,
     transfer_path: Path | None = None,
+    year: float | None = None,
 ) -> pd.DataFrame:
     from som.mock import TRUTH_COLUMNS, make_mock, observe_wide, transfer_catalogue
 
@@ -70,13 +71,14 @@ def _write_mock(
     if wide is not None:
         # the wide side needs the truth; the deep file stays what it is without --wide
         if wide_path is not None:
-            observed = observe_wide(frame, wide, seed=seed)
+            observed = observe_wide(frame, wide, seed=seed, year=year)
             # fluxes only (uJy, negatives kept): what a wide map is trained on, and ingest
             # takes one of flux or magnitude per band
             mags = [c for c in observed.columns if c.startswith(("mag_", "magerr_"))]
             _write_atomic(observed.drop(columns=mags), wide_path)
         if transfer is not None and transfer_path is not None:
-            _write_atomic(transfer_catalogue(frame, wide, transfer, seed=seed), transfer_path)
+            observed = transfer_catalogue(frame, wide, transfer, seed=seed, year=year)
+            _write_atomic(observed, transfer_path)
         frame = frame.drop(columns=[c for c in TRUTH_COLUMNS if c not in ("id", "z_true")])
     _write_atomic(frame, path)
     return frame
@@ -109,6 +111,15 @@ def mock(
             "injected N times with wide noise, as <stem>_transfer_<preset>.",
         ),
     ] = None,
+    year: Annotated[
+        float | None,
+        typer.Option(
+            min=0.01,
+            max=10,
+            help="With --wide lsst: depths after this many survey years (default 10; "
+            "1.25 log10(year/10) mag shallower, e.g. 1 for a first-year analysis).",
+        ),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing file.")] = False,
 ) -> None:
     """Write the COSMOS-like mock catalogue (somcal's embedded default data).
@@ -119,6 +130,8 @@ def mock(
     som.mock.transfer_catalogue)."""
     if transfer is not None and wide is None:
         raise _fail("--transfer needs --wide lsst|euclid: the survey whose noise is injected")
+    if year is not None and wide is not WidePreset.lsst:
+        raise _fail("--year needs --wide lsst: survey years set LSST's coadd depths")
     _table_format(output)
     wide_path = transfer_path = None
     if wide is not None:
@@ -139,6 +152,7 @@ def mock(
                 transfer,
                 wide_path,
                 transfer_path,
+                year,
             ),
         )
     n_spec = int(frame["z_spec"].notna().sum())

@@ -49,6 +49,7 @@ __all__ = [
     "WIDE_DEPTHS",
     "WIDE_PRESETS",
     "load_wide_filters",
+    "lsst_depths",
     "observe_wide",
     "transfer_catalogue",
     "wide_band_names",
@@ -172,9 +173,29 @@ def wide_true_flux(deep: pd.DataFrame, preset: str = "lsst") -> np.ndarray:
     return 10.0 ** (-0.4 * (i_true - 23.9))[:, None] * ratio
 
 
-def _depths(preset: str, depth: Mapping[str, float] | None) -> np.ndarray:
-    """5-sigma depths (B,) of ``preset``'s bands: the defaults, overridden by ``depth``."""
-    m5 = dict(WIDE_DEPTHS[preset])
+def lsst_depths(year: float) -> dict[str, float]:
+    """LSST's 5-sigma coadd depths after ``year`` years (0 < year <= 10): the Y10 depths
+    (``WIDE_DEPTHS["lsst"]``) made shallower by 1.25 log10(year / 10), as coadds of
+    sky-limited visits deepen (Ivezić et al. 2019); year 1 is what DESC's first analyses
+    calibrate."""
+    try:
+        year = float(year)
+    except (TypeError, ValueError):
+        raise ValueError(f"year must be a number of survey years, got {year!r}") from None
+    if not (np.isfinite(year) and 0 < year <= 10):
+        raise ValueError(f"year must be in (0, 10] (LSST's ten years), got {year}")
+    shift = 1.25 * np.log10(year / 10.0)
+    return {band: m5 + shift for band, m5 in WIDE_DEPTHS["lsst"].items()}
+
+
+def _depths(
+    preset: str, depth: Mapping[str, float] | None, year: float | None = None
+) -> np.ndarray:
+    """5-sigma depths (B,) of ``preset``'s bands: the defaults (LSST: after ``year`` years,
+    10 when None), overridden by ``depth``."""
+    if year is not None and preset != "lsst":
+        raise ValueError(f"year applies to the 'lsst' preset only, not {preset!r}")
+    m5 = dict(WIDE_DEPTHS[preset]) if year is None else lsst_depths(year)
     if depth is not None:
         if not isinstance(depth, Mapping):
             raise TypeError(
@@ -228,6 +249,7 @@ def observe_wide(
     preset: str = "lsst",
     depth: Mapping[str, float] | None = None,
     seed: int | None = 0,
+    year: float | None = None,
 ) -> pd.DataFrame:
     """The galaxies of ``deep`` re-observed by a wide survey.
 
@@ -236,6 +258,7 @@ def observe_wide(
     (u g r i z y: ``u_lsst`` ... ``y_lsst``) or ``"euclid"`` (``VIS`` = I_E, ``YE JE HE``).
     ``depth``: {band: 5-sigma point-source AB depth} overriding ``WIDE_DEPTHS[preset]``
     for the bands given. ``seed``: the one seed of the noise (None: fresh entropy).
+    ``year`` (LSST only): depths after that many years (:func:`lsst_depths`; None: Y10).
 
     Returns n rows in ``deep``'s order: ``id``, ``ra``, ``dec`` (when ``deep`` has them),
     ``z_true``, then per band ``flux_<b>``, ``fluxerr_<b>`` (uJy; negative fluxes kept),
@@ -244,7 +267,7 @@ def observe_wide(
     the fluxes or the magnitudes: a band given both ways is refused by ingest.)
     """
     preset = _check_preset(preset)
-    m5 = _depths(preset, depth)
+    m5 = _depths(preset, depth, year)
     rng = _rng(seed)
     flux = wide_true_flux(deep, preset)
     out = {"id": deep["id"].to_numpy()}
@@ -262,11 +285,12 @@ def transfer_catalogue(
     n_injections: int = 10,
     depth: Mapping[str, float] | None = None,
     seed: int | None = 0,
+    year: float | None = None,
 ) -> pd.DataFrame:
     """A Balrog-like transfer catalogue: every galaxy of ``deep`` injected ``n_injections``
     times into the wide survey, each time with independent wide noise.
 
-    ``deep``, ``preset``, ``depth`` and ``seed`` as in :func:`observe_wide`.
+    ``deep``, ``preset``, ``depth``, ``seed`` and ``year`` as in :func:`observe_wide`.
 
     Returns n x n_injections rows, galaxy-major (the injections of one galaxy together):
     ``id`` (the deep id), ``injection`` (0 .. n_injections - 1), ``z_true``, ``weight``
@@ -283,7 +307,7 @@ def transfer_catalogue(
     if n_injections < 1:
         raise ValueError(f"n_injections must be >= 1, got {n_injections}")
     k = int(n_injections)
-    m5 = _depths(preset, depth)
+    m5 = _depths(preset, depth, year)
     rng = _rng(seed)
     flux = wide_true_flux(deep, preset)
     n = flux.shape[0]

@@ -136,8 +136,18 @@ def test_euclid_wide_is_noisier_than_the_deep_field(deep):
 
 
 def test_lsst_at_year_one_depth_is_noisier_in_u_i_z_than_the_deep_field(deep):
-    y1 = {b: m - 1.25 for b, m in mock.WIDE_DEPTHS["lsst"].items()}
-    wide = mock.observe_wide(deep, "lsst", depth=y1)
+    y1 = mock.lsst_depths(1)
+    assert y1 == pytest.approx({b: m - 1.25 for b, m in mock.WIDE_DEPTHS["lsst"].items()})
+    wide = mock.observe_wide(deep, "lsst", year=1)
+    pd.testing.assert_frame_equal(wide, mock.observe_wide(deep, "lsst", depth=y1))
+    assert mock.lsst_depths(10) == pytest.approx(mock.WIDE_DEPTHS["lsst"])
+    with pytest.raises(ValueError, match=r"year must be in \(0, 10\]"):
+        mock.lsst_depths(12)
+    with pytest.raises(ValueError, match="'lsst' preset only"):
+        mock.observe_wide(deep, "euclid", year=1)
+    t = mock.transfer_catalogue(deep.iloc[:50], "lsst", 2, year=3)
+    sky_i = 10 ** (-0.4 * (mock.lsst_depths(3)["i_lsst"] - 23.9)) / 5
+    assert t["wide_fluxerr_i_lsst"].min() == pytest.approx(sky_i, rel=0.01)
     for w, d in (("u_lsst", "u"), ("i_lsst", "i"), ("z_lsst", "z")):
         both = wide[f"magerr_{w}"].notna() & deep[f"magerr_{d}"].notna()
         ratio = wide.loc[both, f"magerr_{w}"] / deep.loc[both, f"magerr_{d}"]
@@ -306,3 +316,22 @@ def test_cli_mock_writes_wide_and_transfer(tmp_path):
     assert first.exit_code == 0
     exists = runner.invoke(cli, ["mock", str(tmp_path / "z.parquet"), "-n", "10", "--wide", "lsst"])
     assert exists.exit_code != 0 and "exists" in exists.stderr
+
+
+def test_cli_year_sets_the_lsst_depths(tmp_path):
+    from typer.testing import CliRunner
+
+    from app.cli import cli
+    from som.tables import read_table
+
+    runner = CliRunner()
+    out = tmp_path / "y.parquet"
+    ok = runner.invoke(cli, ["mock", str(out), "-n", "300", "--wide", "lsst", "--year", "1"])
+    assert ok.exit_code == 0, ok.stderr
+    wide = read_table(tmp_path / "y_wide_lsst.parquet")
+    expected = mock.observe_wide(mock.make_mock(300, 0, truth=True), "lsst", seed=0, year=1)
+    np.testing.assert_array_equal(wide["fluxerr_u_lsst"], expected["fluxerr_u_lsst"])
+    bad = runner.invoke(
+        cli, ["mock", str(tmp_path / "e.parquet"), "--wide", "euclid", "--year", "1"]
+    )
+    assert bad.exit_code != 0 and "--year needs --wide lsst" in bad.stderr
