@@ -1,7 +1,10 @@
 """Keep every ready map's ledger current when catalogues arrive or leave.
 
 Both hooks run inside the ingest/delete transaction, under the ledger lock, so the new
-rows, their assignments and the recomputed cells commit (or roll back) together.
+rows, their assignments and the recomputed cells commit (or roll back) together. They also
+queue the recomputation of the deep/wide calibrations the catalogue concerns
+(:func:`app.services.deepwide.queue_for_catalogue`): the jobs commit with the rows they
+will read, so none is queued for an ingest that rolled back.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import pandas as pd
 from sqlalchemy.orm import Session
 
 from app.models import Catalogue
-from app.services import ledger, map_store
+from app.services import deepwide, ledger, map_store
 from app.services.catalogues import AfterDeleteHook
 from app.services.ingest import LedgerHook
 
@@ -45,6 +48,7 @@ class _AssignToReadyMaps(LedgerHook):
                 som = map_store.SOM_CACHE.get(m)
                 ledger.rematch_by_position(session, m, som, self.radius)
             ledger.recompute(session, m, "spec")
+        deepwide.queue_for_catalogue(session, catalogue)
         return {m.id: self._placed.get(m.id, {}) for m in maps}
 
 
@@ -62,6 +66,7 @@ def after_catalogue_deleted(match_radius_arcsec: float) -> AfterDeleteHook:
                 som = map_store.SOM_CACHE.get(m)
                 ledger.rematch_by_position(session, m, som, match_radius_arcsec)
             ledger.recompute(session, m, "spec")
+        deepwide.queue_for_catalogue(session, catalogue)
         return [m.id for m in maps]
 
     return hook
