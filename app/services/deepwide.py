@@ -32,7 +32,7 @@ so the stored n(z) is always from the latest inputs that were computed.
 from __future__ import annotations
 
 import io
-import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,8 +49,6 @@ from app.services.errors import ConflictError, InvalidInputError, NotFoundError,
 from app.services.jobs import JobContext, JobKind, register
 from som import deepwide, nz_formats
 from som.vocabulary import CalibrationStatus, JobStatus, MapStatus, TomoBinning
-
-log = logging.getLogger("somcal.deepwide")
 
 KIND = "calibrate_deepwide"
 
@@ -374,12 +372,21 @@ def _gather(session: Session, c: Calibration) -> _Inputs:
 
 
 # ----------------------------------------------------------------------------- compute
-def compute(session: Session, c: Calibration) -> tuple[dict[str, Any], bytes]:
+def compute(
+    session: Session, c: Calibration, progress: Callable[[float, str], None] | None = None
+) -> tuple[dict[str, Any], bytes]:
     """The n(z) of ``c`` from the ledger as it is: (summary, result bytes). Raises
-    InvalidInputError naming the problem (an empty bin, a bin without spectra, ...)."""
+    InvalidInputError naming the problem (an empty bin, a bin without spectra, ...).
+    ``progress(fraction, message)`` hears of each step (a job's progress)."""
+    report = progress or (lambda fraction, message: None)
     inputs = _gather(session, c)
     p = c.params
     n_real = int(p.get("n_realisations", 0))
+    report(
+        0.4,
+        f"n(z) of {len(p['bin_edges']) - 1} bins"
+        + (f" and {n_real} {c.ensemble_method} realisations" if n_real >= 2 else ""),
+    )
     try:
         if n_real >= 2:
             extra: dict[str, Any] = {}
@@ -419,6 +426,7 @@ def compute(session: Session, c: Calibration) -> tuple[dict[str, Any], bytes]:
     }
     if ens is not None:
         arrays.update(realisations=ens.nz, real_mean_z=ens.mean_z, real_width=ens.width)
+    report(0.85, "summarising")
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     summary = _summary(fid, ens, arrays["bin_edges"], inputs.counts, cz)
@@ -491,7 +499,9 @@ def _run(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
         c.status = CalibrationStatus.computing.value
         session.commit()
         ctx.progress(0.05, "reading the maps' assignments", force=True)
-        summary, blob = compute(session, c)
+        summary, blob = compute(
+            session, c, lambda f, msg: ctx.progress(0.05 + 0.85 * f, msg, force=True)
+        )
     ctx.progress(0.9, "storing the n(z)", force=True)
     with ctx.factory() as session:
         c = session.get(Calibration, cal_id)

@@ -4,6 +4,7 @@ against the library's own ``DeepWideCalibration`` on the same mock."""
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import pandas as pd
@@ -118,7 +119,8 @@ def _body(service, **overrides):
 def _computed(client, wait_for_job, cal_id: int) -> dict:
     """The calibration once its latest job has ended."""
     job_id = client.get(f"/v1/calibrations/{cal_id}").json()["job_id"]
-    wait_for_job(client, job_id)
+    job = wait_for_job(client, job_id)
+    assert job["kind"] == "calibrate_deepwide"
     return client.get(f"/v1/calibrations/{cal_id}").json()
 
 
@@ -128,7 +130,7 @@ def test_vocabulary_names_the_library_choices():
 
 
 def test_calibration_matches_the_library_and_follows_new_spectra(
-    client, auth, service, mock, ingest, wait_for_job
+    client, auth, service, mock, ingest, wait_for_job, tmp_path
 ):
     r = client.post("/v1/calibrations", json=_body(service), headers=auth)
     assert r.status_code == 202, r.text
@@ -160,9 +162,8 @@ def test_calibration_matches_the_library_and_follows_new_spectra(
     for fmt, suffix in (("qp", ".hdf5"), ("sacc", ".sacc.fits"), ("fits", ".fits")):
         r = client.get(f"/v1/calibrations/{cal['id']}/nz", params={"format": fmt})
         assert r.status_code == 200, r.text
-        path = f"{pytest.importorskip('tempfile').mkdtemp()}/nz{suffix}"
-        with open(path, "wb") as f:
-            f.write(r.content)
+        path = tmp_path / f"nz{suffix}"
+        path.write_bytes(r.content)
         ens = nz_formats.read(path, fmt)
         if fmt == "qp":  # qp renormalises every row to unit area; ours already are
             np.testing.assert_allclose(ens.fiducial, want, rtol=1e-6, atol=1e-9)
@@ -264,7 +265,7 @@ def test_transfer_rows_pair_with_their_deep_galaxy():
         pair_transfer(np.array(["a", "a"]), np.array(["a", "a", "a"]))
 
 
-def test_transfer_png_is_readable():
+def test_nz_figure_names_its_band():
     # the PNG route's figure is som.plotting's plot_nz with the ensemble's band label
     from som import plotting
 
@@ -274,3 +275,50 @@ def test_transfer_png_is_readable():
     texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert "±1σ (dirichlet)" in texts
     assert io.BytesIO(plotting.figure_to_png(fig)).getvalue().startswith(PNG_SIGNATURE)
+
+
+def test_cli_mirrors_the_api(client, auth, clean_db, service, tmp_path):
+    from typer.testing import CliRunner
+
+    from app.cli import cli
+
+    runner = CliRunner()
+
+    def run(*args, code: int = 0):
+        result = runner.invoke(cli, [str(a) for a in args] + ["--database-url", clean_db])
+        assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
+        return result
+
+    made = run(
+        "calibration", "create", "--deep-map", service["deep_map"], "--wide-map",
+        service["wide_map"], "--deep", service["deep"], "--wide", service["wide"],
+        "--transfer", service["transfer"], "--bin-edges", ",".join(map(str, BIN_EDGES)),
+        "--realisations", 5,
+    )  # fmt: skip
+    cal_id = int(made.stdout.strip().splitlines()[-1])
+    api = client.get(f"/v1/calibrations/{cal_id}").json()
+    assert api["status"] == "ready" and api["version"] == 1
+    shown = json.loads(run("calibration", "show", cal_id, "--json").stdout)
+    assert [b["mean_z"] for b in shown["bins"]] == [b["mean_z"] for b in api["bins"]]
+    assert str(cal_id) in run("calibration", "list").stdout
+    out = tmp_path / "nz.sacc.fits"
+    run("calibration", "nz", cal_id, "--format", "sacc", "-o", out)
+    ens = nz_formats.read(out, "sacc")
+    np.testing.assert_allclose(
+        ens.fiducial, client.get(f"/v1/calibrations/{cal_id}/nz").json()["nz"], rtol=1e-12
+    )
+    assert ens.n_real == 5
+    targets = tmp_path / "t.csv"
+    run("calibration", "targets", cal_id, "-o", targets, "--budget", 5)
+    api_targets = client.get(f"/v1/calibrations/{cal_id}/targets", params={"budget": 5}).json()
+    assert pd.read_csv(targets)["source_id"].astype(str).tolist() == [
+        t["source_id"] for t in api_targets["targets"]
+    ]
+    # a refusal names the problem and exits 2 (bad input), nothing is created
+    bad = run(
+        "calibration", "create", "--deep-map", service["deep_map"], "--wide-map",
+        service["wide_map"], "--deep", service["deep"], "--wide", service["wide"],
+        "--transfer", service["deep"], code=2,
+    )  # fmt: skip
+    assert "does not match wide map" in bad.stderr
+    assert len(client.get("/v1/calibrations").json()["items"]) == 1
