@@ -116,6 +116,30 @@ def _body(service, **overrides):
     return {**body, **overrides}
 
 
+def _contract():
+    """The strict response check of test_openapi_contract (its fuzzer meets no calibration:
+    it seeds one map, and a calibration needs two), applied to real answers here."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).with_name("test_openapi_contract.py")
+    spec = importlib.util.spec_from_file_location("somcal_contract_check", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _conforms(client, url: str, template: str, params=None) -> dict:
+    check = _contract()
+    r = client.get(url, params=params)
+    assert r.status_code == 200, r.text
+    spec = check.strict_schema(client.get("/openapi.json").json())
+    why = check.nonconforming(spec, "get", template, 200, r.headers["content-type"], r.content)
+    assert why is None, why
+    assert "NaN" not in r.text
+    return r.json()
+
+
 def _computed(client, wait_for_job, cal_id: int) -> dict:
     """The calibration once its latest job has ended."""
     job_id = client.get(f"/v1/calibrations/{cal_id}").json()["job_id"]
@@ -142,7 +166,19 @@ def test_calibration_matches_the_library_and_follows_new_spectra(
 
     # the same n(z) as the library's end-to-end calibration on the same inputs
     lib = _library(mock, mock["first"]).nz_
-    nz = client.get(f"/v1/calibrations/{cal['id']}/nz").json()
+    base = f"/v1/calibrations/{cal['id']}"
+    nz = _conforms(client, f"{base}/nz", "/v1/calibrations/{calibration_id}/nz")
+    _conforms(
+        client,
+        f"{base}/nz",
+        "/v1/calibrations/{calibration_id}/nz",
+        {"include_realisations": True},
+    )
+    _conforms(client, base, "/v1/calibrations/{calibration_id}")
+    _conforms(client, "/v1/calibrations", "/v1/calibrations")
+    _conforms(
+        client, f"{base}/targets", "/v1/calibrations/{calibration_id}/targets", {"budget": 10}
+    )
     np.testing.assert_allclose(np.array(nz["nz"]), lib.nz, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(nz["mean_z"], lib.mean_z, rtol=1e-9)
     np.testing.assert_allclose(nz["n_eff"], lib.n_eff, rtol=1e-9)
