@@ -225,7 +225,7 @@ def test_calibration_matches_the_library_and_follows_new_spectra(
     assert csv.status_code == 200 and csv.text.startswith("priority")
 
     # new spectra arrive: the calibration is recomputed by itself, n(z) and targets change
-    ingest("spectroscopic", _spectra(mock["deep"], mock["second"]), "spec2.csv")
+    spec2 = ingest("spectroscopic", _spectra(mock["deep"], mock["second"]), "spec2.csv")["id"]
     cal2 = _computed(client, wait_for_job, cal["id"])
     assert cal2["status"] == "ready" and cal2["version"] == 2
     assert cal2["counts"]["n_spectra"] == int((mock["first"] | mock["second"]).sum())
@@ -236,6 +236,12 @@ def test_calibration_matches_the_library_and_follows_new_spectra(
     t2 = client.get(f"/v1/calibrations/{cal['id']}/targets", params={"budget": 10}).json()
     assert [t["source_id"] for t in t2["targets"]] != [t["source_id"] for t in targets1]
     assert t2["params"]["weight_without_spectra"] < t1.json()["params"]["weight_without_spectra"]
+
+    # and leave: deleting them recomputes it back to the first n(z)
+    assert client.delete(f"/v1/catalogues/{spec2}", headers=auth).status_code == 200
+    cal3 = _computed(client, wait_for_job, cal["id"])
+    assert cal3["status"] == "ready" and cal3["version"] == 3
+    np.testing.assert_array_equal(client.get(f"{base}/nz").json()["nz"], want)
 
     listed = client.get("/v1/calibrations").json()["items"]
     assert [c["id"] for c in listed] == [cal["id"]]
