@@ -184,16 +184,25 @@ def _queue(session: Session, c: Calibration) -> Job:
     return job
 
 
-def queue_for_catalogue(session: Session, catalogue: Catalogue) -> list[int]:
+def queue_for_catalogue(
+    session: Session, catalogue: Catalogue, maps_by_position: set[int] | None = None
+) -> list[int]:
     """Queue the recomputation of every calibration ``catalogue`` concerns (called by the
     ledger hooks in the ingest or delete transaction); the jobs queued. Spectra feed every
-    calibration's p(z|c); a photometric catalogue concerns the calibrations that tie it.
+    calibration's p(z|c); a photometric catalogue concerns the calibrations that tie it,
+    and those whose deep map is in ``maps_by_position`` (maps where spectra without
+    photometry were matched again to sources on the sky: their cells may have moved).
     The ids as given (``params``) are compared, as a deleted catalogue's foreign keys are
     NULL by now."""
+    moved = maps_by_position or set()
     jobs = []
     for c in session.scalars(select(Calibration).order_by(Calibration.id)):
         tied = {int(c.params.get(attr) or 0) for attr, _ in _CATALOGUES}
-        if catalogue.kind == "photometric" and catalogue.id not in tied:
+        if (
+            catalogue.kind == "photometric"
+            and catalogue.id not in tied
+            and c.params.get("deep_map_id") not in moved
+        ):
             continue
         if c.status == CalibrationStatus.queued and c.job_id is not None:
             waiting = session.scalar(select(Job.status).where(Job.id == c.job_id))

@@ -243,6 +243,11 @@ def test_calibration_matches_the_library_and_follows_new_spectra(
     assert cal3["status"] == "ready" and cal3["version"] == 3
     np.testing.assert_array_equal(client.get(f"{base}/nz").json()["nz"], want)
 
+    # a photometric catalogue it does not tie (and no spectrum placed by position) leaves it
+    other = make_mock(60, seed=9)
+    ingest("photometric", _phot(other, DEEP_BANDS), "other.csv")
+    assert client.get(base).json()["job_id"] == cal3["job_id"]
+
     listed = client.get("/v1/calibrations").json()["items"]
     assert [c["id"] for c in listed] == [cal["id"]]
     assert client.delete(f"/v1/calibrations/{cal['id']}", headers=auth).status_code == 200
