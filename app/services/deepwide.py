@@ -362,9 +362,16 @@ def _gather(session: Session, c: Calibration) -> _Inputs:
             transfer_bins = np.where(t_wide >= 0, cell_bins[np.maximum(t_wide, 0)], -1)
             kwargs.update(cell_bins=cell_bins)
         if p.get("bin_conditioning", True) and len(s_ids):
-            kwargs["spec_bin_fractions"] = deepwide.spec_bin_fractions(
-                s_ids.astype(str), t_ids.astype(str), transfer_bins, n_bins, t_w
-            )
+            try:
+                kwargs["spec_bin_fractions"] = deepwide.spec_bin_fractions(
+                    s_ids.astype(str), t_ids.astype(str), transfer_bins, n_bins, t_w
+                )
+            except ValueError as exc:
+                raise ValueError(
+                    f"bin conditioning: {exc} (a spectrum's source_id must name an injected "
+                    "deep galaxy; create the calibration with bin_conditioning false to use "
+                    "spectra of galaxies that were not injected)"
+                ) from exc
     except ValueError as exc:
         raise InvalidInputError(f"calibration {c.id}: {exc}") from exc
     counts = {

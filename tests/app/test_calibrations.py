@@ -254,7 +254,9 @@ def test_calibration_matches_the_library_and_follows_new_spectra(
     assert client.get(f"/v1/calibrations/{cal['id']}").status_code == 404
 
 
-def test_bad_inputs_are_refused_naming_the_problem(client, auth, service, wait_for_job):
+def test_bad_inputs_are_refused_naming_the_problem(
+    client, auth, service, mock, ingest, wait_for_job
+):
     # a transfer catalogue whose bands are not the wide map's
     r = client.post(
         "/v1/calibrations", json=_body(service, transfer_catalogue_id=service["deep"]), headers=auth
@@ -285,10 +287,24 @@ def test_bad_inputs_are_refused_naming_the_problem(client, auth, service, wait_f
     nz = client.get(f"/v1/calibrations/{cal['id']}/nz")
     assert nz.status_code == 409 and "tomographic bin" in nz.json()["detail"]
 
-    # a deleted map: the calibration says so and refuses to serve its n(z)
     r = client.post("/v1/calibrations", json=_body(service, n_realisations=0), headers=auth)
     ok = _computed(client, wait_for_job, r.json()["id"])
     assert ok["status"] == "ready"
+
+    # spectra of galaxies that were never injected cannot be bin-conditioned: said, then
+    # recovered once they leave
+    foreign = _spectra(mock["deep"], mock["second"]).head(5)
+    foreign["id"] = [f"foreign-{k}" for k in range(len(foreign))]
+    spec = ingest("spectroscopic", foreign, "foreign.csv")["id"]
+    failed = _computed(client, wait_for_job, ok["id"])
+    assert failed["status"] == "failed" and "bin conditioning" in failed["error"]
+    assert "foreign-" in failed["error"]
+    nz = client.get(f"/v1/calibrations/{ok['id']}/nz")
+    assert nz.status_code == 409 and "bin_conditioning false" in nz.json()["detail"]
+    assert client.delete(f"/v1/catalogues/{spec}", headers=auth).status_code == 200
+    assert _computed(client, wait_for_job, ok["id"])["status"] == "ready"
+
+    # a deleted map: the calibration says so and refuses to serve its n(z)
     assert client.delete(f"/v1/maps/{service['wide_map']}", headers=auth).status_code == 200
     shown = client.get(f"/v1/calibrations/{ok['id']}").json()
     assert shown["missing"] == [f"wide map {service['wide_map']} was deleted"]
