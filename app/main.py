@@ -15,7 +15,7 @@ from fastapi_offline import FastAPIOffline
 from app.api import errors
 from app.api.limits import BodySizeLimitMiddleware
 from app.api.openapi import add_body_schemas
-from app.api.routes import bands, catalogues, dashboard, health, jobs, maps
+from app.api.routes import bands, calibrations, catalogues, dashboard, health, jobs, maps
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_session_factory
 from app.core.security import hash_key
@@ -76,6 +76,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_tags=[
             {"name": "catalogues", "description": "Photometric and spectroscopic catalogues"},
             {"name": "maps", "description": "Trained self-organising maps and their cells"},
+            {
+                "name": "calibrations",
+                "description": "Deep/wide (SOMPZ) n(z): two maps, a transfer catalogue, spectra",
+            },
             {"name": "jobs", "description": "Background work (training) and its progress"},
             {"name": "health", "description": "Liveness and readiness"},
         ],
@@ -104,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(catalogues.moved)
     app.include_router(bands.router)
     app.include_router(maps.router)
+    app.include_router(calibrations.router)
     app.include_router(jobs.router)
     app.include_router(dashboard.router)
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")

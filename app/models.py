@@ -35,7 +35,14 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base
-from som.vocabulary import Lattice, MapStatus, choices
+from som.vocabulary import (
+    CalibrationStatus,
+    EnsembleMethod,
+    Lattice,
+    MapStatus,
+    TomoBinning,
+    choices,
+)
 
 #: dtype of the packed photometry arrays (see ``_Photometry``).
 PHOT_DTYPE = "<f8"
@@ -341,3 +348,63 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Calibration(Base):
+    """A deep/wide (SOMPZ) calibration: a deep map, a wide map, a transfer catalogue and
+    the spectra, kept current like coverage (recomputed as a ``calibrate_deepwide`` job
+    whenever spectra or a tied catalogue arrive or leave).
+
+    The transfer catalogue is a photometric catalogue of wide-noise photometry
+    (``transfer_wide_catalogue_id``, assigned to the wide map) whose ``source_id`` names
+    the deep galaxy each row injects; the deep side is the photometric catalogue holding
+    those galaxies' deep photometry (``transfer_deep_catalogue_id``, assigned to the deep
+    map; by default the deep catalogue itself, as Balrog injects the deep field's own
+    galaxies). ``params`` holds the binning and ensemble choices and the ids as given, so
+    a message can still name a map or catalogue after it was deleted (the foreign keys
+    are then NULL). ``result`` is the last computed n(z) and its ensemble (npz bytes),
+    ``summary`` its per-bin numbers; both are NULL until computed and after a failure.
+    """
+
+    __tablename__ = "calibrations"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({_in(choices(CalibrationStatus))})", name="status"),
+        CheckConstraint(f"binning IN ({_in(choices(TomoBinning))})", name="binning"),
+        CheckConstraint(
+            f"ensemble_method IN ({_in(choices(EnsembleMethod))})", name="ensemble_method"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    deep_map_id: Mapped[int | None] = mapped_column(
+        ForeignKey("maps.id", ondelete="SET NULL"), index=True
+    )
+    wide_map_id: Mapped[int | None] = mapped_column(
+        ForeignKey("maps.id", ondelete="SET NULL"), index=True
+    )
+    deep_catalogue_id: Mapped[int | None] = mapped_column(
+        ForeignKey("catalogues.id", ondelete="SET NULL")
+    )
+    wide_catalogue_id: Mapped[int | None] = mapped_column(
+        ForeignKey("catalogues.id", ondelete="SET NULL")
+    )
+    transfer_deep_catalogue_id: Mapped[int | None] = mapped_column(
+        ForeignKey("catalogues.id", ondelete="SET NULL")
+    )
+    transfer_wide_catalogue_id: Mapped[int | None] = mapped_column(
+        ForeignKey("catalogues.id", ondelete="SET NULL")
+    )
+    binning: Mapped[str] = mapped_column(String(16))
+    ensemble_method: Mapped[str] = mapped_column(String(32))
+    params: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    error: Mapped[str | None] = mapped_column(Text)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    # How many times it has been computed: a client sees a recomputation land.
+    version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    # Deferred: the arrays are read only for the n(z) itself, its files, plot and targets.
+    result: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    computed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -13,8 +13,10 @@ from __future__ import annotations
 from enum import StrEnum
 
 __all__ = [
+    "CalibrationStatus",
     "CatalogueKind",
     "Distance",
+    "EnsembleMethod",
     "Init",
     "JobStatus",
     "Lattice",
@@ -28,6 +30,7 @@ __all__ = [
     "RedshiftSource",
     "Schedule",
     "TableFormat",
+    "TomoBinning",
     "WidePreset",
     "choices",
 ]
@@ -159,6 +162,34 @@ class JobStatus(StrEnum):
 class MapStatus(StrEnum):
     queued = "queued"
     training = "training"
+    ready = "ready"
+    failed = "failed"
+
+
+class TomoBinning(StrEnum):
+    """How a deep/wide calibration puts wide galaxies in tomographic bins: by the mean or
+    the modal redshift their wide cell's deep cells give, or by each galaxy's own photo-z
+    (``som.deepwide.pipeline.BINNINGS``)."""
+
+    mean = "mean"
+    mode = "mode"
+    photoz = "photoz"
+
+
+class EnsembleMethod(StrEnum):
+    """How the realisations of a deep/wide n(z) are drawn (``som.deepwide.METHODS``)."""
+
+    bootstrap_spec = "bootstrap_spec"
+    bootstrap_deep = "bootstrap_deep"
+    dirichlet = "dirichlet"
+
+
+class CalibrationStatus(StrEnum):
+    """A deep/wide calibration of the service: waiting for (re)computation, being
+    computed, computed, or failed (the reason is kept)."""
+
+    queued = "queued"
+    computing = "computing"
     ready = "ready"
     failed = "failed"
 

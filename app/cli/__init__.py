@@ -11,7 +11,8 @@ failed, unexpected error); 2 bad input a user must fix (command line, file, colu
 
 One module per group of commands, registered here in the order ``somcal --help`` lists
 them: ``catalogues`` (mock, ingest, bands, catalogues), ``maps`` (maps, train), ``assign``,
-``calibrate`` (coverage, gaps, targets, nz), ``plot``, ``serve`` (serve, worker, quickstart) and
+``calibrate`` (coverage, gaps, targets, nz), ``calibrations`` (the ``calibration`` group:
+deep/wide n(z)), ``plot``, ``serve`` (serve, worker, quickstart) and
 ``db`` (db upgrade, apikey create); what they share (consoles, errors, progress, the
 database) is in ``_common``.
 """
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import typer
 
-from app.cli import assign, calibrate, catalogues, db, maps, plot, serve
+from app.cli import assign, calibrate, calibrations, catalogues, db, maps, plot, serve
 from app.cli._common import EXIT_ENV, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_NOT_FOUND, EXIT_NOT_READY
 
 __all__ = [
@@ -46,6 +47,7 @@ db_cli = typer.Typer(help="Database schema.", no_args_is_help=True)
 apikey_cli = typer.Typer(help="API keys for write access.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(apikey_cli, name="apikey")
+cli.add_typer(calibrations.calibration_cli, name="calibration")
 
 for command in (
     catalogues.mock,

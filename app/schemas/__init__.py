@@ -27,6 +27,15 @@ from app.schemas.base import (
     RedshiftSourceName,
     TableFormatName,
 )
+from app.schemas.calibrations import (
+    CalibrationBin,
+    CalibrationDeleted,
+    CalibrationIn,
+    CalibrationList,
+    CalibrationNzOut,
+    CalibrationOut,
+    CalibrationTargetsOut,
+)
 from app.schemas.catalogues import (
     BandOut,
     CatalogueList,
@@ -83,6 +92,13 @@ __all__ = [
     "AssignOut",
     "Band",
     "BandOut",
+    "CalibrationBin",
+    "CalibrationDeleted",
+    "CalibrationIn",
+    "CalibrationList",
+    "CalibrationNzOut",
+    "CalibrationOut",
+    "CalibrationTargetsOut",
     "CatalogueKind",
     "CatalogueList",
     "CatalogueOut",

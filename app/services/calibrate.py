@@ -406,16 +406,52 @@ def targets(
     per_cell: int,
 ) -> pd.DataFrame:
     band = map_mag_band(m, mag_band)  # one of the map's bands
+    cand = target_candidates(session, m, uncovered_only=True)
+    stats = ledger.cells_frame(session, m.id)
+    cell_stats = pd.DataFrame(
+        {
+            "count": stats["n_phot"].to_numpy(),
+            "z_median": stats["zphot_median"].to_numpy(),
+            "z_nmad": stats["zphot_nmad"].to_numpy(),
+        }
+    )
+    return rank_targets(
+        session,
+        m,
+        cand,
+        stats["covered"].to_numpy(),
+        cell_stats,
+        band=band,
+        budget=budget,
+        budget_hours=budget_hours,
+        mag_limit=mag_limit,
+        per_cell=per_cell,
+    )
+
+
+def target_candidates(
+    session: Session, m: Map, *, uncovered_only: bool, catalogue_id: int | None = None
+) -> pd.DataFrame:
+    """Sources assigned to the map that may be targets: ``id``, ``catalogue_id``,
+    ``source_id``, ``ra``, ``dec``, ``cell``, ``distance`` and ``mag_<band>`` of the map's
+    bands; only in cells the map calls uncovered (``uncovered_only``), only of one
+    catalogue (``catalogue_id``)."""
     bands = map_store.map_bands(m)
-    rows = session.execute(
-        text(
-            "SELECT s.id, s.catalogue_id, s.source_id, s.ra, s.dec, a.cell, a.distance, s.mags "
-            "FROM assignments a JOIN sources s ON s.id = a.object_id "
-            "AND s.catalogue_id = a.catalogue_id JOIN cells c ON c.map_id = a.map_id "
-            "AND c.cell = a.cell WHERE a.map_id = :m AND c.covered = :f AND a.outside = :f"
-        ),
-        {"m": m.id, "f": False},
-    ).all()
+    sql = (
+        "SELECT s.id, s.catalogue_id, s.source_id, s.ra, s.dec, a.cell, a.distance, s.mags "
+        "FROM assignments a JOIN sources s ON s.id = a.object_id "
+        "AND s.catalogue_id = a.catalogue_id "
+    )
+    if uncovered_only:
+        sql += "JOIN cells c ON c.map_id = a.map_id AND c.cell = a.cell "
+    sql += "WHERE a.map_id = :m AND a.outside = :f"
+    params: dict[str, Any] = {"m": m.id, "f": False}
+    if uncovered_only:
+        sql += " AND c.covered = :f"
+    if catalogue_id is not None:
+        sql += " AND a.catalogue_id = :c"
+        params["c"] = catalogue_id
+    rows = session.execute(text(sql), params).all()
     # A galaxy outside what the map was trained on does not stand for its cell: its
     # spectrum would not calibrate the cell, so it is never a target (it is counted apart).
     names = ["id", "catalogue_id", "source_id", "ra", "dec", "cell", "distance"]
@@ -429,18 +465,29 @@ def targets(
     for k, b in enumerate(bands):
         cand[f"mag_{b}"] = mags[:, k]
     cand["cell"] = cand["cell"].astype(np.int64)
-    stats = ledger.cells_frame(session, m.id)
-    cell_stats = pd.DataFrame(
-        {
-            "count": stats["n_phot"].to_numpy(),
-            "z_median": stats["zphot_median"].to_numpy(),
-            "z_nmad": stats["zphot_nmad"].to_numpy(),
-        }
-    )
+    return cand
+
+
+def rank_targets(
+    session: Session,
+    m: Map,
+    cand: pd.DataFrame,
+    covered: np.ndarray,
+    cell_stats: pd.DataFrame,
+    *,
+    band: str,
+    budget: int | None,
+    budget_hours: float | None,
+    mag_limit: float | None,
+    per_cell: int,
+) -> pd.DataFrame:
+    """The C3R2 ranking of ``som.calibration.select_targets`` over candidates of
+    :func:`target_candidates`: cells not ``covered`` by ``cell_stats['count']`` (what a
+    cell is worth), then source ids, catalogues and cell positions as the answers show."""
     try:
         chosen = cal.select_targets(
             cand,
-            stats["covered"].to_numpy(),
+            covered,
             cell_stats,
             budget_targets=budget,
             budget_hours=budget_hours,
@@ -450,20 +497,18 @@ def targets(
         )
     except ValueError as exc:
         raise InvalidInputError(str(exc)) from exc
+    stats = ledger.cell_arrays(session, m)
     lookup = cand.set_index("id")
     ids = chosen["id"].to_numpy()
     chosen.insert(1, "source_id", lookup.loc[ids, "source_id"].to_numpy())
     chosen.insert(2, "catalogue_id", lookup.loc[ids, "catalogue_id"].astype(int).to_numpy())
     chosen = chosen.drop(columns=["id"])
+    cells = chosen["cell"].to_numpy()
     chosen.insert(
-        chosen.columns.get_loc("cell") + 1,
-        "cell_row",
-        stats["row"].to_numpy()[chosen["cell"].to_numpy()],
+        chosen.columns.get_loc("cell") + 1, "cell_row", stats["row"][cells].astype(np.int64)
     )
     chosen.insert(
-        chosen.columns.get_loc("cell_row") + 1,
-        "cell_col",
-        stats["col"].to_numpy()[chosen["cell"].to_numpy()],
+        chosen.columns.get_loc("cell_row") + 1, "cell_col", stats["col"][cells].astype(np.int64)
     )
     return chosen
 

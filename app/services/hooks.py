@@ -1,7 +1,10 @@
 """Keep every ready map's ledger current when catalogues arrive or leave.
 
 Both hooks run inside the ingest/delete transaction, under the ledger lock, so the new
-rows, their assignments and the recomputed cells commit (or roll back) together.
+rows, their assignments and the recomputed cells commit (or roll back) together. They also
+queue the recomputation of the deep/wide calibrations the catalogue concerns
+(:func:`app.services.deepwide.queue_for_catalogue`): the jobs commit with the rows they
+will read, so none is queued for an ingest that rolled back.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import pandas as pd
 from sqlalchemy.orm import Session
 
 from app.models import Catalogue
-from app.services import ledger, map_store
+from app.services import deepwide, ledger, map_store
 from app.services.catalogues import AfterDeleteHook
 from app.services.ingest import LedgerHook
 
@@ -38,13 +41,16 @@ class _AssignToReadyMaps(LedgerHook):
 
     def done(self, session: Session, catalogue: Catalogue) -> dict[int, dict[str, int]]:
         maps = self._ready(session)
+        by_position: set[int] = set()
         for m in maps:
             if catalogue.kind == "photometric":
                 ledger.recompute(session, m, "phot")
                 # New sources may be the nearest neighbours of spectra without photometry.
                 som = map_store.SOM_CACHE.get(m)
-                ledger.rematch_by_position(session, m, som, self.radius)
+                if ledger.rematch_by_position(session, m, som, self.radius):
+                    by_position.add(m.id)
             ledger.recompute(session, m, "spec")
+        deepwide.queue_for_catalogue(session, catalogue, by_position)
         return {m.id: self._placed.get(m.id, {}) for m in maps}
 
 
@@ -55,13 +61,16 @@ def after_catalogue_inserted(match_radius_arcsec: float) -> LedgerHook:
 def after_catalogue_deleted(match_radius_arcsec: float) -> AfterDeleteHook:
     def hook(session: Session, catalogue: Catalogue) -> list[int]:
         maps = map_store.ready_maps(session)
+        by_position: set[int] = set()
         for m in maps:
             if catalogue.kind == "photometric":
                 ledger.recompute(session, m, "phot")
                 # Spectra matched on the sky to the deleted sources must find new partners.
                 som = map_store.SOM_CACHE.get(m)
-                ledger.rematch_by_position(session, m, som, match_radius_arcsec)
+                if ledger.rematch_by_position(session, m, som, match_radius_arcsec):
+                    by_position.add(m.id)
             ledger.recompute(session, m, "spec")
+        deepwide.queue_for_catalogue(session, catalogue, by_position)
         return [m.id for m in maps]
 
     return hook

@@ -58,6 +58,7 @@ def plot_nz(
     title: str | None = "n(z) per tomographic bin",
     xlim: tuple[float, float] | None = None,
     ax: Axes | None = None,
+    band_label: str = "±1σ (bootstrap)",
 ) -> Figure:
     """Redshift distributions of tomographic bins, as ``som.calibration.nz`` returns them.
 
@@ -67,7 +68,8 @@ def plot_nz(
     ``truth_list``: true n(z) per bin on the same edges (dashed), entries may be None.
     ``mean_z`` (and ``mean_z_err``): the estimated mean redshift per bin, drawn as a marker
     (with error bar) at the top of the axes. ``xlim`` defaults to the bins' range, cut
-    where every curve has fallen below 0.2% of the highest peak.
+    where every curve has fallen below 0.2% of the highest peak. ``band_label`` names the
+    band in the legend (what drew the errors: a bootstrap, an ensemble's realisations).
     """
     try:
         edges = np.asarray(bins, dtype=np.float64)
@@ -149,7 +151,7 @@ def plot_nz(
     handles, _ = ax.get_legend_handles_labels()
     style = [Line2D([], [], color="0.3", linewidth=1.8, label="from spectra (SOM)")]
     if any(e is not None for e in errs):
-        style.append(Patch(facecolor="0.3", alpha=0.25, label="±1σ (bootstrap)"))
+        style.append(Patch(facecolor="0.3", alpha=0.25, label=band_label))
     if any(t is not None for t in truths):
         style.append(Line2D([], [], color="0.3", linewidth=1.1, linestyle="--", label="true n(z)"))
     if any(m is not None and np.isfinite(m) for m in means):

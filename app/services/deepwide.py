@@ -1,0 +1,785 @@
+"""Deep/wide calibrations of the service (issue 11, item 5): a deep map, a wide map, a
+transfer catalogue and the spectra tied in the ledger, the n(z) computed by
+:mod:`som.deepwide` as a job and recomputed whenever spectra or a tied catalogue arrive or
+leave (like coverage), its files, figure and the targets aimed at it.
+
+**The transfer catalogue in the ledger.** Every catalogue is already assigned to every
+ready map (:mod:`app.services.ledger`), so the service needs no new per-row table: the
+wide-noise photometry of the transfer objects is a photometric catalogue (assigned to the
+wide map) whose ``source_id`` names the deep galaxy each row injects, and the deep side is
+the photometric catalogue with those galaxies' deep photometry (assigned to the deep map;
+by default the deep catalogue itself). p(c|ĉ) is the joint histogram of the matched rows
+(:func:`pair_transfer`). This is the Balrog layout (one deep measurement, many wide
+injections of it) without storing the deep photometry once per injection, and a 1:1 pair
+of catalogues with the same ids is the special case of one injection each. Each transfer
+row weighs 1 / (injections of its deep galaxy), so each deep galaxy weighs one in total,
+the mock's ``weight`` convention. The same ids tie a spectrum to its galaxy's injections
+for bin conditioning.
+
+**What is used of the ledger.** Every row with a cell on its map, including rows flagged
+``outside_training`` (the deep/wide estimator weighs the whole wide sample, and
+``DeepWideCalibration`` does the same); secure spectra only, from every spectroscopic
+catalogue, as coverage uses them.
+
+**Recomputation.** :func:`queue_for_catalogue` is called by the ledger hooks inside the
+ingest or delete transaction: it queues one ``calibrate_deepwide`` job per calibration
+concerned (a spectroscopic catalogue concerns every calibration, a photometric one those
+that tie it), unless one is already waiting. The calibration records its latest job; an
+older job still running finds itself superseded when it would store and writes nothing,
+so the stored n(z) is always from the latest inputs that were computed.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import select, text, update
+from sqlalchemy.orm import Session
+
+from app.core.config import get_settings
+from app.models import Calibration, Catalogue, Job, Map, utcnow
+from app.schemas import CalibrationIn
+from app.services import calibrate, ledger, map_store, nz_export
+from app.services.errors import ConflictError, InvalidInputError, NotFoundError, RowError
+from app.services.jobs import JobContext, JobKind, register
+from som import deepwide, nz_formats
+from som.vocabulary import CalibrationStatus, JobStatus, MapStatus, TomoBinning
+
+KIND = "calibrate_deepwide"
+
+#: The catalogues a calibration ties: (attribute, what it is called in messages).
+_CATALOGUES = (
+    ("deep_catalogue_id", "deep catalogue"),
+    ("wide_catalogue_id", "wide catalogue"),
+    ("transfer_wide_catalogue_id", "transfer catalogue"),
+    ("transfer_deep_catalogue_id", "transfer catalogue's deep side"),
+)
+_MAPS = (("deep_map_id", "deep map"), ("wide_map_id", "wide map"))
+
+
+# ----------------------------------------------------------------------------- create
+def _bad(field: str, reason: str) -> InvalidInputError:
+    return InvalidInputError(reason, [RowError(None, field, None, reason)])
+
+
+def _ready(session: Session, map_id: int, what: str) -> Map:
+    m = session.get(Map, map_id)
+    if m is None:
+        raise NotFoundError(f"{what} {map_id} not found")
+    if m.status != MapStatus.ready:
+        raise ConflictError(f"{what} {map_id} is {m.status}, not ready")
+    return m
+
+
+def _check_bands(cat: Catalogue, m: Map, field: str, what: str, map_what: str) -> None:
+    """The catalogue must carry every band the map reads, or its rows get no cell there."""
+    wanted = map_store.map_bands(m)
+    missing = [b for b in wanted if b not in cat.bands]
+    if missing:
+        raise _bad(
+            field,
+            f"{what} {cat.id} does not match {map_what} {m.id}'s bands {wanted}: it lacks "
+            f"{missing} (its bands: {list(cat.bands)})",
+        )
+
+
+def _photometric(session: Session, cat_id: int, field: str, what: str) -> Catalogue:
+    cat = session.get(Catalogue, cat_id)
+    if cat is None:
+        raise NotFoundError(f"{what} {cat_id} not found")
+    if cat.kind != "photometric":
+        raise _bad(field, f"{what} {cat_id} is {cat.kind}; it must be photometric")
+    return cat
+
+
+def _has_photo_z(session: Session, cat_id: int) -> bool:
+    n = session.scalar(
+        text("SELECT count(z_phot) FROM sources WHERE catalogue_id = :c"), {"c": cat_id}
+    )
+    return bool(n)
+
+
+def create(session: Session, req: CalibrationIn) -> tuple[Calibration, Job]:
+    """Validate the request and add the calibration and its first job to the session (the
+    caller commits, then starts the job). Everything checked here is cheap; what needs the
+    whole computation (an empty bin, a bin without spectra) fails the job, with the reason
+    on the calibration."""
+    deep = _ready(session, req.deep_map_id, "deep map")
+    wide = _ready(session, req.wide_map_id, "wide map")
+    if deep.id == wide.id:
+        raise _bad("wide_map_id", "the deep map and the wide map must be two different maps")
+    t_deep_id = req.transfer_deep_catalogue_id or req.deep_catalogue_id
+    deep_cat = _photometric(session, req.deep_catalogue_id, "deep_catalogue_id", "deep catalogue")
+    wide_cat = _photometric(session, req.wide_catalogue_id, "wide_catalogue_id", "wide catalogue")
+    t_wide = _photometric(
+        session, req.transfer_catalogue_id, "transfer_catalogue_id", "transfer catalogue"
+    )
+    t_deep = _photometric(
+        session, t_deep_id, "transfer_deep_catalogue_id", "transfer catalogue's deep side"
+    )
+    _check_bands(deep_cat, deep, "deep_catalogue_id", "deep catalogue", "deep map")
+    _check_bands(wide_cat, wide, "wide_catalogue_id", "wide catalogue", "wide map")
+    _check_bands(t_wide, wide, "transfer_catalogue_id", "transfer catalogue", "wide map")
+    _check_bands(
+        t_deep, deep, "transfer_deep_catalogue_id", "transfer catalogue's deep side", "deep map"
+    )
+    if req.binning == TomoBinning.photoz:
+        for cat, field in ((wide_cat, "wide_catalogue_id"), (t_wide, "transfer_catalogue_id")):
+            if not _has_photo_z(session, cat.id):
+                raise _bad(field, f"binning 'photoz' needs z_phot; catalogue {cat.id} has none")
+    z_edges = req.z_edges if req.z_edges is not None else list(map_store.z_edges(deep))
+    params = {
+        "deep_map_id": deep.id,
+        "wide_map_id": wide.id,
+        "deep_catalogue_id": deep_cat.id,
+        "wide_catalogue_id": wide_cat.id,
+        "transfer_wide_catalogue_id": t_wide.id,
+        "transfer_deep_catalogue_id": t_deep.id,
+        "bin_edges": [float(v) for v in req.bin_edges],
+        "z_edges": [float(v) for v in z_edges],
+        "n_realisations": req.n_realisations,
+        "sample_variance": req.sample_variance,
+        "random_state": req.random_state,
+        "bin_conditioning": req.bin_conditioning,
+        "allow_missing_transfer": req.allow_missing_transfer,
+    }
+    c = Calibration(
+        name=(req.name or f"deep map {deep.id} / wide map {wide.id}")[:255],
+        deep_map_id=deep.id,
+        wide_map_id=wide.id,
+        deep_catalogue_id=deep_cat.id,
+        wide_catalogue_id=wide_cat.id,
+        transfer_wide_catalogue_id=t_wide.id,
+        transfer_deep_catalogue_id=t_deep.id,
+        binning=str(req.binning),
+        ensemble_method=str(req.ensemble_method),
+        params=params,
+        status=CalibrationStatus.queued.value,
+        version=0,
+    )
+    session.add(c)
+    session.flush()
+    return c, _queue(session, c)
+
+
+def _queue(session: Session, c: Calibration) -> Job:
+    """A new computation job for ``c``, now its latest (in the caller's transaction)."""
+    job = Job(
+        kind=KIND,
+        status=JobStatus.queued.value,
+        progress=0.0,
+        params={"calibration_id": c.id},
+        attempts=0,
+        max_attempts=get_settings().job_max_attempts,
+    )
+    session.add(job)
+    session.flush()
+    c.job_id = job.id
+    c.status = CalibrationStatus.queued.value
+    return job
+
+
+def queue_for_catalogue(
+    session: Session, catalogue: Catalogue, maps_by_position: set[int] | None = None
+) -> list[int]:
+    """Queue the recomputation of every calibration ``catalogue`` concerns (called by the
+    ledger hooks in the ingest or delete transaction); the jobs queued. Spectra feed every
+    calibration's p(z|c); a photometric catalogue concerns the calibrations that tie it,
+    and those whose deep map is in ``maps_by_position`` (maps where spectra without
+    photometry were matched again to sources on the sky: their cells may have moved).
+    The ids as given (``params``) are compared, as a deleted catalogue's foreign keys are
+    NULL by now."""
+    moved = maps_by_position or set()
+    jobs = []
+    for c in session.scalars(select(Calibration).order_by(Calibration.id)):
+        tied = {int(c.params.get(attr) or 0) for attr, _ in _CATALOGUES}
+        if (
+            catalogue.kind == "photometric"
+            and catalogue.id not in tied
+            and c.params.get("deep_map_id") not in moved
+        ):
+            continue
+        if c.status == CalibrationStatus.queued and c.job_id is not None:
+            waiting = session.scalar(select(Job.status).where(Job.id == c.job_id))
+            if waiting == JobStatus.queued:
+                continue  # its job has not started: it will read these rows
+        jobs.append(_queue(session, c).id)
+    return jobs
+
+
+def recompute(session: Session, c: Calibration) -> Job:
+    """Queue a recomputation by hand (the caller commits and starts the job)."""
+    return _queue(session, c)
+
+
+# ----------------------------------------------------------------------------- inputs
+def pair_transfer(deep_ids: np.ndarray, wide_ids: np.ndarray) -> np.ndarray:
+    """For each transfer row (its ``source_id`` in ``wide_ids``) the index of its deep
+    row in ``deep_ids``, or -1 when no deep row has that id.
+
+    A deep id met once takes every transfer row of that id (the injections of one galaxy);
+    a deep id met k > 1 times needs exactly k transfer rows of that id, paired in row
+    order (a 1:1 pair of catalogues that repeats ids). Anything else is ambiguous: an
+    error naming the id."""
+    d = np.asarray(deep_ids, dtype=object).astype(str)
+    w = np.asarray(wide_ids, dtype=object).astype(str)
+    out = np.full(len(w), -1, dtype=np.int64)
+    if len(d) == 0 or len(w) == 0:
+        return out
+    d_order = np.argsort(d, kind="stable")
+    uniq, first, d_count = np.unique(d[d_order], return_index=True, return_counts=True)
+    pos = np.clip(np.searchsorted(uniq, w), 0, len(uniq) - 1)
+    found = uniq[pos] == w
+    # occurrence of each transfer row among the transfer rows of its id, in row order
+    w_order = np.argsort(w, kind="stable")
+    w_sorted = w[w_order]
+    starts = np.r_[0, np.flatnonzero(w_sorted[1:] != w_sorted[:-1]) + 1]
+    sizes = np.diff(np.r_[starts, len(w_sorted)])
+    occ = np.empty(len(w), dtype=np.int64)
+    occ[w_order] = np.arange(len(w)) - np.repeat(starts, sizes)
+    w_count = np.empty(len(w), dtype=np.int64)
+    w_count[w_order] = np.repeat(sizes, sizes)
+    many = found & (d_count[pos] > 1)
+    bad = many & (w_count != d_count[pos])
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InvalidInputError(
+            f"source id {w[i]!r} is on {int(d_count[pos[i]])} rows of the transfer "
+            f"catalogue's deep side but {int(w_count[i])} rows of the transfer catalogue: "
+            "rows cannot be paired (give each deep galaxy one deep row, or pair rows 1:1)"
+        )
+    one = found & ~many
+    out[one] = d_order[first[pos[one]]]
+    out[many] = d_order[first[pos[many]] + occ[many]]
+    return out
+
+
+def _rows(session: Session, cat_id: int, map_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """source_id, cell on the map (-1: none) and z_phot of a photometric catalogue's rows,
+    in row order."""
+    rows = session.execute(
+        text(
+            "SELECT s.source_id, a.cell, s.z_phot FROM sources s LEFT JOIN assignments a "
+            "ON a.object_id = s.id AND a.catalogue_id = s.catalogue_id AND a.map_id = :m "
+            "WHERE s.catalogue_id = :c ORDER BY s.row_index"
+        ),
+        {"m": map_id, "c": cat_id},
+    ).all()
+    ids = np.array([r[0] for r in rows], dtype=object)
+    num = np.array([(r[1], r[2]) for r in rows], dtype=np.float64).reshape(-1, 2)
+    cells = np.where(np.isnan(num[:, 0]), -1, num[:, 0]).astype(np.int64)
+    return ids, cells, num[:, 1]
+
+
+def _spectra(session: Session, map_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cell on the map, redshift and source_id of every secure spectrum assigned to it."""
+    rows = session.execute(
+        text(
+            "SELECT a.cell, p.z_spec, p.source_id FROM assignments a JOIN spectra p "
+            "ON p.id = a.object_id AND p.catalogue_id = a.catalogue_id "
+            "WHERE a.map_id = :m AND p.secure = :t ORDER BY p.catalogue_id, p.row_index"
+        ),
+        {"m": map_id, "t": True},
+    ).all()
+    num = np.array([(r[0], r[1]) for r in rows], dtype=np.float64).reshape(-1, 2)
+    ids = np.array([r[2] for r in rows], dtype=object)
+    return num[:, 0].astype(np.int64), num[:, 1], ids
+
+
+def missing_inputs(c: Calibration) -> list[str]:
+    """The tied maps and catalogues deleted since the calibration was made."""
+    out = []
+    for attr, what in (*_MAPS, *_CATALOGUES):
+        given = c.params.get(attr)
+        if given is not None and getattr(c, attr) is None:
+            out.append(f"{what} {given} was deleted")
+    return out
+
+
+@dataclass
+class _Inputs:
+    kwargs: dict[str, Any]  # deep_wide_nz's arguments
+    transfer_ids: np.ndarray
+    counts: dict[str, int]
+
+
+def _gather(session: Session, c: Calibration) -> _Inputs:
+    gone = missing_inputs(c)
+    if gone:
+        raise InvalidInputError(f"calibration {c.id} cannot be computed: {'; '.join(gone)}")
+    deep = _ready(session, c.deep_map_id, "deep map")  # type: ignore[arg-type]
+    wide = _ready(session, c.wide_map_id, "wide map")  # type: ignore[arg-type]
+    p = c.params
+    nd, nw = deep.n_rows * deep.n_cols, wide.n_rows * wide.n_cols
+    w_ids, w_cells, w_zp = _rows(session, c.wide_catalogue_id, wide.id)  # type: ignore[arg-type]
+    t_ids, t_wide, t_zp = _rows(session, c.transfer_wide_catalogue_id, wide.id)  # type: ignore[arg-type]
+    d_ids, d_cells, _ = _rows(session, c.transfer_deep_catalogue_id, deep.id)  # type: ignore[arg-type]
+    pair = pair_transfer(d_ids, t_ids)
+    if len(t_ids) and not (pair >= 0).any():
+        raise InvalidInputError(
+            f"no row of transfer catalogue {c.transfer_wide_catalogue_id} has the source id "
+            f"of a row of catalogue {c.transfer_deep_catalogue_id} (its deep side): "
+            "transfer rows name the deep galaxy they inject by source_id"
+        )
+    t_deep = np.where(pair >= 0, d_cells[np.maximum(pair, 0)], -1)
+    # Each deep galaxy weighs one in total, however many times it was injected.
+    per_deep = np.bincount(pair[pair >= 0], minlength=len(d_ids))
+    t_w = np.where(pair >= 0, 1.0 / np.maximum(per_deep[np.maximum(pair, 0)], 1), 0.0)
+    s_cells, s_z, s_ids = _spectra(session, deep.id)
+    z_edges = np.asarray(p["z_edges"], dtype=np.float64)
+    bin_edges = np.asarray(p["bin_edges"], dtype=np.float64)
+    n_bins = len(bin_edges) - 1
+    try:
+        kwargs: dict[str, Any] = dict(
+            transfer_deep_cells=t_deep,
+            transfer_wide_cells=t_wide,
+            spec_deep_cells=s_cells,
+            spec_z=s_z,
+            wide_cells=w_cells,
+            n_deep=nd,
+            n_wide=nw,
+            z_edges=z_edges,
+            transfer_weights=t_w,
+            n_bins=n_bins,
+            allow_missing_transfer=bool(p.get("allow_missing_transfer", False)),
+        )
+        if c.binning == TomoBinning.photoz:
+            transfer_bins = deepwide.assign_bins(t_zp, bin_edges)
+            kwargs.update(
+                wide_bins=deepwide.assign_bins(w_zp, bin_edges), transfer_bins=transfer_bins
+            )
+        else:
+            T = deepwide.transfer_matrix(t_deep, t_wide, nd, nw, t_w)
+            cz = deepwide.redshift_in_cells(s_cells, s_z, nd, z_edges)
+            cell_bins = deepwide.assign_bins(
+                deepwide.wide_cell_redshift(T, cz, c.binning), bin_edges
+            )
+            transfer_bins = np.where(t_wide >= 0, cell_bins[np.maximum(t_wide, 0)], -1)
+            kwargs.update(cell_bins=cell_bins)
+        if p.get("bin_conditioning", True) and len(s_ids):
+            try:
+                kwargs["spec_bin_fractions"] = deepwide.spec_bin_fractions(
+                    s_ids.astype(str), t_ids.astype(str), transfer_bins, n_bins, t_w
+                )
+            except ValueError as exc:
+                raise ValueError(
+                    f"bin conditioning: {exc} (a spectrum's source_id must name an injected "
+                    "deep galaxy; create the calibration with bin_conditioning false to use "
+                    "spectra of galaxies that were not injected)"
+                ) from exc
+    except ValueError as exc:
+        raise InvalidInputError(f"calibration {c.id}: {exc}") from exc
+    counts = {
+        "n_wide": len(w_ids),
+        "n_wide_assigned": int((w_cells >= 0).sum()),
+        "n_transfer": len(t_ids),
+        "n_transfer_paired": int((pair >= 0).sum()),
+        "n_transfer_used": int(((t_deep >= 0) & (t_wide >= 0)).sum()),
+        "n_spectra": len(s_z),
+        "n_deep_cells": nd,
+        "n_wide_cells": nw,
+    }
+    return _Inputs(kwargs, t_ids.astype(str), counts)
+
+
+# ----------------------------------------------------------------------------- compute
+def compute(
+    session: Session, c: Calibration, progress: Callable[[float, str], None] | None = None
+) -> tuple[dict[str, Any], bytes]:
+    """The n(z) of ``c`` from the ledger as it is: (summary, result bytes). Raises
+    InvalidInputError naming the problem (an empty bin, a bin without spectra, ...).
+    ``progress(fraction, message)`` hears of each step (a job's progress)."""
+    report = progress or (lambda fraction, message: None)
+    inputs = _gather(session, c)
+    p = c.params
+    n_real = int(p.get("n_realisations", 0))
+    report(
+        0.4,
+        f"n(z) of {len(p['bin_edges']) - 1} bins"
+        + (f" and {n_real} {c.ensemble_method} realisations" if n_real >= 2 else ""),
+    )
+    try:
+        if n_real >= 2:
+            extra: dict[str, Any] = {}
+            if c.ensemble_method == "bootstrap_deep":
+                extra["transfer_ids"] = inputs.transfer_ids
+            ens = deepwide.nz_ensemble(
+                **inputs.kwargs,
+                n_realisations=n_real,
+                method=c.ensemble_method,
+                random_state=p.get("random_state"),
+                sample_variance=float(p.get("sample_variance", 1.0)),
+                **extra,
+            )
+            fid = ens.fiducial
+        else:
+            ens = None
+            fid = deepwide.deep_wide_nz(**inputs.kwargs)
+    except ValueError as exc:
+        raise InvalidInputError(f"calibration {c.id}: {exc}") from exc
+    cz = deepwide.redshift_in_cells(
+        inputs.kwargs["spec_deep_cells"],
+        inputs.kwargs["spec_z"],
+        inputs.kwargs["n_deep"],
+        inputs.kwargs["z_edges"],
+    )
+    arrays = {
+        "z_edges": fid.z_edges,
+        "bin_edges": np.asarray(p["bin_edges"], dtype=np.float64),
+        "nz": fid.nz,
+        "mean_z": fid.mean_z,
+        "width": fid.width,
+        "weight": fid.weight,
+        "n_eff": fid.n_eff,
+        "no_spec_fraction": fid.no_spec_fraction,
+        "deep_occupation": fid.deep_occupation,
+        "has_spectra": cz.has_spectra,
+    }
+    if ens is not None:
+        arrays.update(realisations=ens.nz, real_mean_z=ens.mean_z, real_width=ens.width)
+    report(0.85, "summarising")
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    summary = _summary(fid, ens, arrays["bin_edges"], inputs.counts, cz)
+    return summary, buf.getvalue()
+
+
+def _num(v: Any) -> float | None:
+    v = float(v)
+    return v if np.isfinite(v) else None
+
+
+def _summary(fid, ens, bin_edges, counts, cz) -> dict[str, Any]:
+    lo = hi = std = wstd = None
+    if ens is not None:
+        lo, hi = ens.mean_z_interval()
+        std, wstd = ens.mean_z_std, ens.width_std
+    bins = []
+    for b in range(fid.n_bins):
+        bins.append(
+            {
+                "bin": b,
+                "z_lo": float(bin_edges[b]),
+                "z_hi": float(bin_edges[b + 1]),
+                "mean_z": _num(fid.mean_z[b]),
+                "mean_z_std": None if std is None else _num(std[b]),
+                "mean_z_68_low": None if lo is None else _num(lo[b]),
+                "mean_z_68_high": None if hi is None else _num(hi[b]),
+                "width": _num(fid.width[b]),
+                "width_std": None if wstd is None else _num(wstd[b]),
+                "n_galaxies": int(fid.n_galaxies[b]),
+                "weight": float(fid.weight[b]),
+                "n_eff": float(fid.n_eff[b]),
+                "no_spec_fraction": _num(fid.no_spec_fraction[b]),
+                "no_transfer_fraction": _num(fid.no_transfer_fraction[b]),
+            }
+        )
+    counts = {**counts, "n_deep_cells_with_spectra": int(cz.has_spectra.sum())}
+    return {"bins": bins, "counts": counts}
+
+
+def _fail(session: Session, job_id: int, reason: str) -> None:
+    """The job failed: so did the calibration it is the latest job of (a failure of an
+    older job changes nothing). The n(z) of other inputs is not kept: it would be served
+    as if it were this one's."""
+    session.execute(
+        update(Calibration)
+        .where(Calibration.job_id == job_id)
+        .values(status="failed", error=reason[:4000], summary=None, result=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _requeue(session: Session, job_id: int, reason: str) -> None:
+    session.execute(
+        update(Calibration)
+        .where(Calibration.job_id == job_id)
+        .values(status="queued")
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _run(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
+    cal_id = int(params["calibration_id"])
+    with ctx.factory() as session:
+        c = session.get(Calibration, cal_id)
+        if c is None:
+            return {"calibration_id": cal_id, "skipped": "the calibration was deleted"}
+        if c.job_id != ctx.job_id:
+            return {"calibration_id": cal_id, "superseded_by": c.job_id}
+        c.status = CalibrationStatus.computing.value
+        session.commit()
+        ctx.progress(0.05, "reading the maps' assignments", force=True)
+        summary, blob = compute(
+            session, c, lambda f, msg: ctx.progress(0.05 + 0.85 * f, msg, force=True)
+        )
+    ctx.progress(0.9, "storing the n(z)", force=True)
+    with ctx.factory() as session:
+        c = session.get(Calibration, cal_id)
+        if c is None:
+            return {"calibration_id": cal_id, "skipped": "the calibration was deleted"}
+        if c.job_id != ctx.job_id:
+            # Inputs changed while this ran; the newer job computes and stores.
+            return {"calibration_id": cal_id, "superseded_by": c.job_id}
+        ctx.fence(session)
+        c.summary = summary
+        c.result = blob
+        c.status = CalibrationStatus.ready.value
+        c.error = None
+        c.version = (c.version or 0) + 1
+        c.computed_at = utcnow()
+        session.commit()
+        version = c.version
+    return {"calibration_id": cal_id, "version": version, "bins": len(summary["bins"])}
+
+
+register(JobKind(name=KIND, run=_run, on_failure=_fail, on_requeue=_requeue))
+
+
+# ----------------------------------------------------------------------------- reads
+def get(session: Session, cal_id: int) -> Calibration:
+    c = session.get(Calibration, cal_id)
+    if c is None:
+        raise NotFoundError(f"calibration {cal_id} not found")
+    return c
+
+
+def list_all(session: Session) -> list[Calibration]:
+    return list(session.scalars(select(Calibration).order_by(Calibration.id)))
+
+
+def describe(c: Calibration) -> dict[str, Any]:
+    """What ``GET /v1/calibrations/{id}`` answers."""
+    summary = c.summary or {}
+    return {
+        "id": c.id,
+        "name": c.name,
+        "deep_map_id": c.deep_map_id,
+        "wide_map_id": c.wide_map_id,
+        "deep_catalogue_id": c.deep_catalogue_id,
+        "wide_catalogue_id": c.wide_catalogue_id,
+        "transfer_catalogue_id": c.transfer_wide_catalogue_id,
+        "transfer_deep_catalogue_id": c.transfer_deep_catalogue_id,
+        "binning": c.binning,
+        "ensemble_method": c.ensemble_method,
+        "params": c.params,
+        "status": c.status,
+        "error": c.error,
+        "missing": missing_inputs(c),
+        "job_id": c.job_id,
+        "version": c.version or 0,
+        "created_at": c.created_at,
+        "computed_at": c.computed_at,
+        "bins": summary.get("bins"),
+        "counts": summary.get("counts"),
+    }
+
+
+def delete(session: Session, c: Calibration) -> None:
+    session.delete(c)
+
+
+@dataclass
+class Result:
+    """The stored n(z) of a calibration, as arrays."""
+
+    calibration: Calibration
+    arrays: dict[str, np.ndarray]
+
+    @property
+    def names(self) -> list[str]:
+        return [f"source_{b}" for b in range(self.arrays["nz"].shape[0])]
+
+    @property
+    def realisations(self) -> np.ndarray | None:
+        return self.arrays.get("realisations")
+
+
+def result(session: Session, c: Calibration) -> Result:
+    """The last computed n(z): 409 naming why there is none (or why it cannot be used)."""
+    gone = missing_inputs(c)
+    if gone:
+        raise ConflictError(f"calibration {c.id} cannot be used: {'; '.join(gone)}")
+    if c.result is None:
+        if c.status == CalibrationStatus.failed:
+            raise ConflictError(f"calibration {c.id} failed: {c.error}")
+        raise ConflictError(f"calibration {c.id} is {c.status}: no n(z) yet; follow job {c.job_id}")
+    with np.load(io.BytesIO(c.result)) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    return Result(c, arrays)
+
+
+def _floats(a: np.ndarray) -> list:
+    return np.where(np.isfinite(a), a, np.nan).tolist()
+
+
+def nz_answer(res: Result, include_realisations: bool) -> dict[str, Any]:
+    a, c = res.arrays, res.calibration
+    real = res.realisations
+    return {
+        "calibration_id": c.id,
+        "status": c.status,
+        "version": c.version,
+        "computed_at": c.computed_at,
+        "names": res.names,
+        "z_edges": a["z_edges"].tolist(),
+        "bin_edges": a["bin_edges"].tolist(),
+        "nz": _floats(a["nz"]),
+        "nz_std": None if real is None else _floats(np.nanstd(real, axis=0, ddof=1)),
+        "realisations": _floats(real) if include_realisations and real is not None else None,
+        "mean_z": _floats(a["mean_z"]),
+        "mean_z_std": None
+        if real is None
+        else _floats(np.nanstd(a["real_mean_z"], axis=0, ddof=1)),
+        "n_eff": a["n_eff"].tolist(),
+        "no_spec_fraction": _floats(a["no_spec_fraction"]),
+    }
+
+
+def ensemble(res: Result) -> nz_formats.NzEnsemble:
+    """The n(z) and its realisations as the formats' container (qp, SACC, 2pt FITS)."""
+    a, c = res.arrays, res.calibration
+    return nz_formats.NzEnsemble(
+        z_edges=a["z_edges"],
+        fiducial=a["nz"],
+        realisations=res.realisations,
+        names=res.names,
+        n_eff=a["n_eff"],
+        metadata={
+            "calibration_id": c.id,
+            "version": c.version,
+            "computed_at": c.computed_at.isoformat() if c.computed_at else None,
+            "deep_map_id": c.deep_map_id,
+            "wide_map_id": c.wide_map_id,
+            "binning": c.binning,
+            "bin_edges": a["bin_edges"].tolist(),
+            "ensemble_method": c.ensemble_method,
+            "n_realisations": 0 if res.realisations is None else len(res.realisations),
+        },
+    )
+
+
+def nz_file(res: Result, fmt: str) -> tuple[bytes, str, str]:
+    return nz_export.to_bytes(ensemble(res), fmt)
+
+
+def nz_png(res: Result, dpi: float | None = None) -> bytes:
+    """The per-bin n(z) with its ensemble's ±1σ band and ⟨z⟩ markers, as PNG."""
+    from som import plotting
+
+    a, c = res.arrays, res.calibration
+    real = res.realisations
+    edges = a["bin_edges"]
+    labels = [f"bin {b}: {edges[b]:g}–{edges[b + 1]:g}" for b in range(a["nz"].shape[0])]
+    std = None if real is None else np.nanstd(real, axis=0, ddof=1)
+    mstd = None if real is None else np.nanstd(a["real_mean_z"], axis=0, ddof=1)
+    fig = plotting.plot_nz(
+        a["z_edges"],
+        list(a["nz"]),
+        None if std is None else list(std),
+        labels,
+        mean_z=list(a["mean_z"]),
+        mean_z_err=None if mstd is None else list(mstd),
+        title=f"deep/wide n(z), calibration {c.id} ({c.binning} binning)",
+        band_label=f"±1σ ({c.ensemble_method}, {0 if real is None else len(real)} realisations)",
+    )
+    return plotting.figure_to_png(fig, dpi=dpi)
+
+
+# ----------------------------------------------------------------------------- targets
+def deep_cell_weights(res: Result, tomo_bin: int | None) -> np.ndarray:
+    """w_c: each deep cell's weight in the wide n(z), Σ_ĉ p(ĉ) p(c|ĉ) — in one bin
+    (p(c|b)), or over the binned wide sample (Σ_b p(b) p(c|b), p(b) the bin's share of
+    the wide weight)."""
+    occ = res.arrays["deep_occupation"]
+    if tomo_bin is not None:
+        if not 0 <= tomo_bin < occ.shape[0]:
+            raise _bad(
+                "bin", f"bin {tomo_bin} is not a bin of this calibration (0-{occ.shape[0] - 1})"
+            )
+        return occ[tomo_bin]
+    share = res.arrays["weight"] / res.arrays["weight"].sum()
+    return share @ occ
+
+
+def targets(
+    session: Session,
+    res: Result,
+    *,
+    tomo_bin: int | None,
+    budget: int | None,
+    budget_hours: float | None,
+    mag_band: str | None,
+    mag_limit: float | None,
+    per_cell: int,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Sources of the deep catalogue in the deep cells without spectra, the cells with the
+    most weight in the wide n(z) first (the C3R2 ranking of
+    :func:`app.services.calibrate.rank_targets`, by w_c instead of galaxy counts)."""
+    c = res.calibration
+    deep = _ready(session, c.deep_map_id, "deep map")  # type: ignore[arg-type]
+    band = calibrate.map_mag_band(deep, mag_band)
+    w = deep_cell_weights(res, tomo_bin)
+    # A cell that carries no weight in the wide n(z) would calibrate nothing: it is treated
+    # as if covered, so it never holds a target; so is a cell with spectra.
+    done = res.arrays["has_spectra"] | ~(w > 0)
+    stats = ledger.cell_arrays(session, deep)
+    cell_stats = pd.DataFrame(
+        {"count": w, "z_median": stats["zphot_median"], "z_nmad": stats["zphot_nmad"]}
+    )
+    cand = calibrate.target_candidates(
+        session, deep, uncovered_only=False, catalogue_id=c.deep_catalogue_id
+    )
+    chosen = calibrate.rank_targets(
+        session,
+        deep,
+        cand,
+        done,
+        cell_stats,
+        band=band,
+        budget=budget,
+        budget_hours=budget_hours,
+        mag_limit=mag_limit,
+        per_cell=per_cell,
+    )
+    chosen = chosen.rename(columns={"cell_n_galaxies": "cell_weight"})
+    params = {
+        "bin": tomo_bin,
+        "budget": budget,
+        "budget_hours": budget_hours,
+        "mag_band": band,
+        "mag_limit": mag_limit,
+        "per_cell": per_cell,
+        "version": c.version,
+        "n_cells_wanted": int((~done).sum()),
+        "weight_without_spectra": float(w[~res.arrays["has_spectra"]].sum()),
+    }
+    return chosen, params
+
+
+__all__ = [
+    "KIND",
+    "Result",
+    "compute",
+    "create",
+    "deep_cell_weights",
+    "delete",
+    "describe",
+    "ensemble",
+    "get",
+    "list_all",
+    "missing_inputs",
+    "nz_answer",
+    "nz_file",
+    "nz_png",
+    "pair_transfer",
+    "queue_for_catalogue",
+    "recompute",
+    "result",
+    "targets",
+]
