@@ -18,6 +18,7 @@ from app.schemas.base import (
     DistanceName,
     ErrorItem,
     ErrorResponse,
+    IngestKind,
     JobStatusName,
     LatticeName,
     MapStatusName,
@@ -63,6 +64,7 @@ from app.schemas.maps import (
     MapQualityOut,
     NzIn,
     NzOut,
+    SampleRef,
     TargetListFull,
     TargetListOut,
     TargetsOut,
@@ -70,6 +72,7 @@ from app.schemas.maps import (
     TrainAccepted,
     TrainMapIn,
 )
+from app.schemas.occupation import OccupationOut, OccupationSkyOut
 from app.schemas.service import (
     HealthOut,
     JobOut,
@@ -84,6 +87,10 @@ __all__ = [
     "Band",
     "BandOut",
     "CatalogueKind",
+    "IngestKind",
+    "OccupationOut",
+    "OccupationSkyOut",
+    "SampleRef",
     "CatalogueList",
     "CatalogueOut",
     "CellArrays",

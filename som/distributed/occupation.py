@@ -217,7 +217,8 @@ def occupation_parquet(
 
     ``input_path`` is a Parquet file, a directory of them, a HATS catalogue, or the output
     of :func:`assign_parquet` with this map (recognised by its ``_somcal.json``; its cells
-    are used, not recomputed; another map's output is refused). ``mag_column`` with
+    are used, not recomputed; another map's output is refused, checked by assigning its
+    first rows again when it carries their features). ``mag_column`` with
     ``mag_edges`` and ``z_column`` with ``z_edges`` add the magnitude and photo-z splits;
     ``healpix_order`` the sky split on ``ra_column``/``dec_column`` (a HATS catalogue's own
     by default); ``weight_column`` the weight sums (1 per row without). ``client``,
@@ -225,7 +226,8 @@ def occupation_parquet(
     ``error_columns`` as in :func:`assign_parquet`.
 
     Returns the :class:`~som.occupation.Occupation`, its ``provenance`` holding the
-    dataset, its file count and checksum (:func:`dataset_checksum`), the map's SHA-256,
+    dataset, its file count and checksum (:func:`dataset_checksum`), the map's
+    fingerprint (:func:`map_fingerprint`),
     the engine, the time and the rows per second. Raises ``PartitionError`` naming every
     file or partition that failed (missing columns are found from the footers, before any
     work); nothing is returned half-computed.
@@ -255,15 +257,8 @@ def occupation_parquet(
     )  # fmt: skip
     if manifest_path.is_file():
         manifest = json.loads(manifest_path.read_text())
-        if manifest.get("format") == "somcal-assignment":
-            if manifest.get("map_sha256") != ctx.digest:
-                raise ValueError(
-                    f"{source} was assigned with another map (SHA-256 "
-                    f"{str(manifest.get('map_sha256'))[:12]}..., this map's {ctx.digest[:12]}...); "
-                    "compute the occupation from the input dataset instead"
-                )
-            assigned = True
-    elif som.features is None and feature_columns is None:
+        assigned = manifest.get("format") == "somcal-assignment"
+    if not assigned and som.features is None and feature_columns is None:
         raise ValueError(
             "this map has no feature definition (som.features is None): pass "
             f"feature_columns=[...] naming its {som.n_features_in_} input columns"
@@ -285,6 +280,8 @@ def occupation_parquet(
     if failures:
         raise PartitionError(failures)
     _, files = _parquet.list_parquet_files(source)
+    if assigned:
+        _check_assigned(som, ctx, pieces)
 
     client_, owned = resolve_client(client)
     if client_ is None and threads_per_task is None:
@@ -303,13 +300,57 @@ def occupation_parquet(
         "n_files": len(files),
         "n_partitions": len(pieces),
         "dataset_sha256": dataset_checksum(files, root),
-        "map_sha256": ctx.digest,
+        "map_fingerprint": map_fingerprint(som),
         "engine": engine,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "seconds": seconds,
         "rows_per_second": total.n_rows / seconds if seconds > 0 else float("nan"),
     }
     return total
+
+
+def map_fingerprint(som: SOM) -> str:
+    """SHA-256 of what decides a map's cells (its shape, lattice and weights): the same
+    for every copy of a map, unlike its serialised bytes, which carry their save time."""
+    h = hashlib.sha256()
+    h.update(f"{som.n_rows}x{som.n_cols}:{som.lattice}:{som.periodic}".encode())
+    h.update(np.ascontiguousarray(som.weights_, dtype=np.float64).tobytes())
+    return h.hexdigest()
+
+
+#: rows of an assigned dataset re-assigned to check that its cells are this map's
+_CHECK_ROWS = 2000
+
+
+def _check_assigned(som: SOM, ctx: Context, pieces: list[_parquet.Piece]) -> None:
+    """An ``assign_parquet`` output's cells are used as they are, so they must be this
+    map's: the first rows that carry their features are assigned again and compared (the
+    manifest's map digest cannot tell, as a map's bytes carry their save time)."""
+    import pyarrow.parquet as pq
+
+    cols = needed_columns(som, ctx)
+    for piece in pieces:
+        if not piece.n_rows:
+            continue
+        pf = pq.ParquetFile(piece.path)
+        names = pf.schema_arrow.names
+        if any(c not in names for c in cols):
+            return  # features not carried: nothing to compare with; the cells are trusted
+        table = pf.read_row_group(piece.row_groups[0], columns=[*cols, CELL_COLUMN])
+        table = table.slice(0, _CHECK_ROWS)
+        X, E, _ = batch_features(som, ctx, table, piece.first_row, piece.relpath)
+        mine = som.assign(X, E, allow_empty=True).cell
+        theirs = _column(table, CELL_COLUMN, piece.relpath)
+        theirs = np.where(np.isfinite(theirs), theirs, -1).astype(np.int64)
+        differ = np.flatnonzero(mine != theirs)
+        if len(differ):
+            r = int(differ[0])
+            raise ValueError(
+                f"{piece.relpath}: the cells were not assigned with this map (file row "
+                f"{piece.first_row + r}: cell {theirs[r]}, this map gives {mine[r]}); compute "
+                "the occupation from the input dataset instead"
+            )
+        return
 
 
 def _run(client, spec: _Spec, pieces: list[_parquet.Piece], report) -> Occupation:

@@ -37,7 +37,7 @@ def _utc():
 
 def upgrade() -> None:
     with op.batch_alter_table("catalogues") as batch:
-        batch.drop_constraint("ck_catalogues_kind", type_="check")
+        batch.drop_constraint(op.f("ck_catalogues_kind"), type_="check")
         batch.create_check_constraint("kind", _NEW_KINDS)
         batch.alter_column("n_rows", type_=sa.BigInteger(), existing_nullable=False)
     op.create_table(
@@ -94,6 +94,6 @@ def downgrade() -> None:
     op.drop_table("occupations")
     op.execute("DELETE FROM catalogues WHERE kind = 'occupation'")
     with op.batch_alter_table("catalogues") as batch:
-        batch.drop_constraint("ck_catalogues_kind", type_="check")
+        batch.drop_constraint(op.f("ck_catalogues_kind"), type_="check")
         batch.create_check_constraint("kind", _OLD_KINDS)
         batch.alter_column("n_rows", type_=sa.Integer(), existing_nullable=False)
