@@ -29,7 +29,7 @@ from app.services.bulk import Col, bulk_insert
 from app.services.catalogues import get_catalogue
 from app.services.errors import InvalidInputError, RowError
 from som.occupation import Occupation, OccupationError
-from som.vocabulary import CatalogueKind
+from som.vocabulary import CatalogueKind, OccupationAxis
 
 #: ``catalogues.file_format`` of an occupation: where its counts came from
 FROM_PARQUET, FROM_HATS, FROM_TABLE = "parquet", "hats", "occupation"
@@ -210,14 +210,14 @@ class _Cache:
     re-registration is a new id), so an entry is never stale."""
 
     def __init__(self, size: int = 8) -> None:
-        self._items: LRUCache[int, Occupation] = LRUCache(maxsize=size)
+        self._items: LRUCache[tuple[int, bool], Occupation] = LRUCache(maxsize=size)
         self._lock = threading.Lock()
 
-    def get(self, key: int) -> Occupation | None:
+    def get(self, key: tuple[int, bool]) -> Occupation | None:
         with self._lock:
             return self._items.get(key)
 
-    def put(self, key: int, value: Occupation) -> None:
+    def put(self, key: tuple[int, bool], value: Occupation) -> None:
         with self._lock:
             self._items[key] = value
 
@@ -234,24 +234,30 @@ def occupation_row(session: Session, catalogue_id: int) -> tuple[Catalogue, Occu
     return cat, row
 
 
-def load(session: Session, m: Map, catalogue_id: int) -> tuple[Catalogue, Occupation]:
-    """The occupation catalogue ``catalogue_id`` of map ``m``, as a ``som`` Occupation."""
+def load(
+    session: Session, m: Map, catalogue_id: int, with_pixels: bool = False
+) -> tuple[Catalogue, Occupation]:
+    """The occupation catalogue ``catalogue_id`` of map ``m``, as a ``som`` Occupation;
+    its HEALPix split (up to pixels x cells entries, the largest part) only when asked
+    for, as only the sky map reads it."""
     cat, row = occupation_row(session, catalogue_id)
     if row.map_id != m.id:
         reason = f"occupation catalogue {cat.id} is of map {row.map_id}, not of map {m.id}"
         raise InvalidInputError(reason, [RowError(None, "catalogue_id", None, reason)])
-    cached = _CACHE.get(cat.id)
+    key = (cat.id, with_pixels)
+    cached = _CACHE.get(key)
     if cached is not None:
         return cat, cached
-    rows = session.execute(
-        select(
-            OccupationCount.axis,
-            OccupationCount.bin,
-            OccupationCount.cell,
-            OccupationCount.n,
-            OccupationCount.weight,
-        ).where(OccupationCount.catalogue_id == cat.id)
-    ).all()
+    query = select(
+        OccupationCount.axis,
+        OccupationCount.bin,
+        OccupationCount.cell,
+        OccupationCount.n,
+        OccupationCount.weight,
+    ).where(OccupationCount.catalogue_id == cat.id)
+    if not with_pixels:
+        query = query.where(OccupationCount.axis != OccupationAxis.pixel)
+    rows = session.execute(query).all()
     frame = pd.DataFrame.from_records(
         [tuple(r) for r in rows], columns=["axis", "bin", "cell", "n", "weight"]
     )
@@ -268,8 +274,10 @@ def load(session: Session, m: Map, catalogue_id: int) -> tuple[Catalogue, Occupa
         "weight_column": row.weight_column,
         "provenance": row.provenance,
     }
+    if not with_pixels:
+        description["healpix_order"] = None
     occ = Occupation.from_frame(frame, description, source=f"catalogue {cat.id}")
-    _CACHE.put(cat.id, occ)
+    _CACHE.put(key, occ)
     return cat, occ
 
 
@@ -314,7 +322,7 @@ def sky(session: Session, m: Map, catalogue_id: int) -> tuple[Occupation, pd.Dat
     """Per HEALPix pixel the galaxies of an occupation and the share in uncovered cells."""
     from app.services import ledger
 
-    _, occ = load(session, m, catalogue_id)
+    _, occ = load(session, m, catalogue_id, with_pixels=True)
     if occ.healpix_order is None:
         reason = f"occupation catalogue {catalogue_id} is not split by HEALPix pixel"
         raise InvalidInputError(reason, [RowError(None, "catalogue_id", None, reason)])
