@@ -80,22 +80,23 @@ def make_rows(rng: np.random.Generator, n: int) -> pa.Table:
 
 
 def write_dataset(root: Path, n_rows: int, seed: int) -> list[Path]:
-    """The dataset, reused when ``root`` already holds one of this size."""
-    stamp = root / "_bench.json"
-    if stamp.is_file() and json.loads(stamp.read_text()) == {"rows": n_rows, "seed": seed}:
-        return sorted(root.glob("*.parquet"))
-    shutil.rmtree(root, ignore_errors=True)
-    root.mkdir(parents=True)
-    rng = np.random.default_rng(seed)
+    """The dataset, one seeded file at a time (file k from the generator seeded
+    ``[seed, k]``), so that files already written with their full rows are kept and an
+    interrupted or larger run resumes."""
+    root.mkdir(parents=True, exist_ok=True)
     files = []
     for k, lo in enumerate(range(0, n_rows, FILE_ROWS)):
         n = min(FILE_ROWS, n_rows - lo)
-        path = root / f"part-{k:05d}.parquet"
-        pq.write_table(make_rows(rng, n), path, row_group_size=ROW_GROUP)
+        path = root / f"part-{k:05d}-s{seed}.parquet"
         files.append(path)
+        if path.is_file() and pq.read_metadata(path).num_rows == n:
+            continue
+        tmp = path.with_name("." + path.name)
+        pq.write_table(make_rows(np.random.default_rng([seed, k]), n), tmp,
+                       row_group_size=ROW_GROUP)  # fmt: skip
+        tmp.rename(path)
         print(f"\r  writing {lo + n:,}/{n_rows:,} rows", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
-    stamp.write_text(json.dumps({"rows": n_rows, "seed": seed}))
     return files
 
 
@@ -208,6 +209,8 @@ def main() -> None:
         print(f"load: {_common.load_average()}", file=sys.stderr)
         t0 = time.perf_counter()
         files = write_dataset(data, n_large, args.seed)
+        if args.data is not None:  # a dataset directory may hold more files than this run's
+            data = subset(files, n_large, scratch / "large")
         written = time.perf_counter() - t0
         size = sum(f.stat().st_size for f in files)
         som = train_map(args.seed, tuple(int(v) for v in args.map.lower().split("x")))

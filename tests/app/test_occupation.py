@@ -9,6 +9,7 @@ PostgreSQL."""
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import pandas as pd
@@ -323,6 +324,14 @@ def test_cli_computes_and_registers_an_occupation(client, auth, world, settings,
     assert stored["catalogue"]["file_format"] == "parquet"
     assert stored["n_galaxies"] == world["occ"].n_galaxies
     assert stored["provenance"]["dataset"] == str(world["dataset"].resolve())
+    cov = runner.invoke(
+        cli, ["coverage", "--map-id", str(world["map_id"]), "--catalogue-id", str(occ_id),
+              "--json", "--database-url", settings.database_url],
+    )  # fmt: skip
+    assert cov.exit_code == 0, cov.output
+    cov = json.loads(cov.stdout)
+    assert cov["catalogue"]["kind"] == "occupation"
+    assert cov["summary"]["n_galaxies"] == world["occ"].n_galaxies
     written = Occupation.read_parquet(out)
     np.testing.assert_array_equal(written.counts, world["occ"].counts)
     # the table it wrote registers as the same counts (a new file, so a new catalogue)
