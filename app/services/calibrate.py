@@ -327,9 +327,21 @@ def _same_bins(requested: Any, stored: np.ndarray | None, name: str, what: str) 
 
 
 def _occupation_coverage(
-    session: Session, m: Map, catalogue_id: int, mag_bins: Any, z_bins: Any, by_mag: bool
+    session: Session, m: Map, catalogue_id: int, mag_band: str | None, mag_bins: Any, z_bins: Any
 ) -> dict[str, Any]:
     cat, occ = occupation_service.load(session, m, catalogue_id)
+    by_mag = mag_band is not None
+    if by_mag:
+        if occ.mag_edges is None:
+            reason = f"occupation catalogue {cat.id} is not split by magnitude"
+            raise InvalidInputError(reason, [RowError(None, "mag_band", None, reason)])
+        band = map_mag_band(m, mag_band)
+        if occ.mag_column not in (band, f"mag_{band}"):
+            reason = (
+                f"occupation catalogue {cat.id} is split by {occ.mag_column!r}, "
+                f"not by band {band!r}"
+            )
+            raise InvalidInputError(reason, [RowError(None, "mag_band", None, reason)])
     _same_bins(mag_bins if by_mag else None, occ.mag_edges, "mag_bins", "magnitude")
     _same_bins(z_bins, occ.z_edges, "z_bins", "photo-z")
     stats = ledger.cells_frame(session, m.id)
@@ -369,9 +381,7 @@ def coverage(
     """Coverage of the ledger's photometric rows, or (``catalogue_id``) of an occupation
     catalogue: the same summary from its counts, its bins the ones it was computed with."""
     if catalogue_id is not None:
-        return _occupation_coverage(
-            session, m, catalogue_id, mag_bins, z_bins, by_mag=mag_band is not None
-        )
+        return _occupation_coverage(session, m, catalogue_id, mag_band, mag_bins, z_bins)
     stats = ledger.cells_frame(session, m.id)
     covered = stats["covered"].to_numpy()
     n_cells = len(stats)

@@ -78,8 +78,8 @@ class Registered:
 def _identity(occ: Occupation, m: Map, file_sha256: str | None) -> str:
     """What makes two occupations the same: the uploaded file's bytes, or the dataset's
     checksum with the map and the splits (one dataset may be counted on several maps)."""
-    if file_sha256:
-        return file_sha256
+    if file_sha256:  # one file may be uploaded for two maps of the same size
+        return hashlib.sha256(f"{file_sha256}:map{m.id}".encode()).hexdigest()
     d = occ.description()
     key = {
         "dataset_sha256": occ.provenance.get("dataset_sha256"),

@@ -193,6 +193,8 @@ def test_coverage_gaps_targets_nz_from_an_occupation_equal_those_from_its_rows(
     # the occupation's bins are fixed when it is computed: others are refused, by name
     bad = client.get(f"/v1/maps/{map_id}/coverage?z_bins=0,2&catalogue_id={occ_id}")
     assert bad.status_code == 422 and "z_bins" in bad.text and "0, 0.5, 1" in bad.text
+    other_band = client.get(f"/v1/maps/{map_id}/coverage?mag_band=r&catalogue_id={occ_id}")
+    assert other_band.status_code == 422 and "'mag_i'" in other_band.text
 
     gaps_rows = client.get(f"/v1/maps/{map_id}/gaps?limit=1000").json()
     gaps_occ = client.get(f"/v1/maps/{map_id}/gaps?limit=1000&catalogue_id={occ_id}").json()
