@@ -37,9 +37,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.core.db import Base
 from som.vocabulary import (
     CalibrationStatus,
+    CatalogueKind,
     EnsembleMethod,
     Lattice,
     MapStatus,
+    OccupationAxis,
     TomoBinning,
     choices,
 )
@@ -47,7 +49,7 @@ from som.vocabulary import (
 #: dtype of the packed photometry arrays (see ``_Photometry``).
 PHOT_DTYPE = "<f8"
 
-CATALOGUE_KINDS = ("photometric", "spectroscopic")
+CATALOGUE_KINDS = choices(CatalogueKind)
 JOB_STATUSES = ("queued", "running", "succeeded", "failed")
 MAP_STATUSES = choices(MapStatus)
 
@@ -134,7 +136,8 @@ class Catalogue(Base):
     # against it, and people read it.
     options: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
     summary: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
-    n_rows: Mapped[int] = mapped_column(Integer)
+    # 64-bit: an occupation catalogue counts a whole survey's rows (10^9 and more)
+    n_rows: Mapped[int] = mapped_column(BigInteger)
     n_skipped: Mapped[int] = mapped_column(Integer, default=0)
     n_secure: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), default="ready")
@@ -408,3 +411,54 @@ class Calibration(Base):
     result: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     computed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Occupation(Base):
+    """A survey's occupation of one map (``catalogues.kind == 'occupation'``): what the
+    counts in ``occupation_counts`` are of. The survey's rows are never stored: a Parquet or
+    HATS dataset of 10^9 rows is reduced to per-cell histograms on a Dask cluster (see
+    :mod:`som.occupation`), or a precomputed table is uploaded."""
+
+    __tablename__ = "occupations"
+
+    catalogue_id: Mapped[int] = mapped_column(
+        ForeignKey("catalogues.id", ondelete="CASCADE"), primary_key=True
+    )
+    map_id: Mapped[int] = mapped_column(ForeignKey("maps.id", ondelete="CASCADE"), index=True)
+    # provenance: the dataset, its checksum (footers and sizes: see dataset_checksum)
+    dataset: Mapped[str] = mapped_column(String(1024))
+    dataset_sha256: Mapped[str] = mapped_column(String(64))
+    n_rows: Mapped[int] = mapped_column(BigInteger)
+    n_galaxies: Mapped[int] = mapped_column(BigInteger)
+    n_unassigned: Mapped[int] = mapped_column(BigInteger)
+    n_outside_training: Mapped[int] = mapped_column(BigInteger)
+    # the splits: the magnitude column and photo-z column with their bin edges, the order
+    mag_band: Mapped[str | None] = mapped_column(String(255))
+    mag_edges: Mapped[list[float] | None] = mapped_column(JsonType)
+    z_column: Mapped[str | None] = mapped_column(String(255))
+    z_edges: Mapped[list[float] | None] = mapped_column(JsonType)
+    healpix_order: Mapped[int | None] = mapped_column(Integer)
+    weight_column: Mapped[str | None] = mapped_column(String(255))
+    provenance: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class OccupationCount(Base):
+    """One non-empty entry of an occupation: galaxies ``n`` and weight sum of ``cell`` in
+    ``bin`` of ``axis`` (``total``: bin 0; ``mag``/``z``: bin index; ``pixel``: HEALPix
+    nested pixel, 64-bit)."""
+
+    __tablename__ = "occupation_counts"
+    __table_args__ = (
+        CheckConstraint(f"axis IN ({_in(choices(OccupationAxis))})", name="axis"),
+        CheckConstraint("n >= 0", name="n"),
+    )
+
+    catalogue_id: Mapped[int] = mapped_column(
+        ForeignKey("occupations.catalogue_id", ondelete="CASCADE"), primary_key=True
+    )
+    axis: Mapped[str] = mapped_column(String(8), primary_key=True)
+    bin: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    cell: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    n: Mapped[int] = mapped_column(BigInteger)
+    weight: Mapped[float] = mapped_column(Double)

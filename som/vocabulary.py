@@ -17,6 +17,7 @@ __all__ = [
     "CatalogueKind",
     "Distance",
     "EnsembleMethod",
+    "IngestKind",
     "Init",
     "JobStatus",
     "Lattice",
@@ -25,6 +26,7 @@ __all__ = [
     "NegativeError",
     "Neighbourhood",
     "NirPreset",
+    "OccupationAxis",
     "OnInvalid",
     "PlotKind",
     "RedshiftSource",
@@ -102,8 +104,30 @@ class OnInvalid(StrEnum):
 
 
 class CatalogueKind(StrEnum):
+    """What a catalogue holds: photometric or spectroscopic rows, or a survey's occupation
+    of one map (per-cell counts, no rows; see :mod:`som.occupation`)."""
+
     photometric = "photometric"
     spectroscopic = "spectroscopic"
+    occupation = "occupation"
+
+
+class IngestKind(StrEnum):
+    """The catalogue kinds ingested row by row (an occupation is computed or uploaded as
+    its table instead)."""
+
+    photometric = "photometric"
+    spectroscopic = "spectroscopic"
+
+
+class OccupationAxis(StrEnum):
+    """How an occupation table splits its counts: per cell in ``total``, and per magnitude
+    bin, photo-z bin or HEALPix pixel and cell."""
+
+    total = "total"
+    mag = "mag"
+    z = "z"
+    pixel = "pixel"
 
 
 class RedshiftSource(StrEnum):

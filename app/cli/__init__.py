@@ -11,8 +11,8 @@ failed, unexpected error); 2 bad input a user must fix (command line, file, colu
 
 One module per group of commands, registered here in the order ``somcal --help`` lists
 them: ``catalogues`` (mock, ingest, bands, catalogues), ``maps`` (maps, train), ``assign``,
-``calibrate`` (coverage, gaps, targets, nz), ``calibrations`` (the ``calibration`` group:
-deep/wide n(z)), ``plot``, ``serve`` (serve, worker, quickstart) and
+``occupation``, ``calibrate`` (coverage, gaps, targets, nz), ``calibrations`` (the
+``calibration`` group: deep/wide n(z)), ``plot``, ``serve`` (serve, worker, quickstart) and
 ``db`` (db upgrade, apikey create); what they share (consoles, errors, progress, the
 database) is in ``_common``.
 """
@@ -21,7 +21,17 @@ from __future__ import annotations
 
 import typer
 
-from app.cli import assign, calibrate, calibrations, catalogues, db, maps, plot, serve
+from app.cli import (
+    assign,
+    calibrate,
+    calibrations,
+    catalogues,
+    db,
+    maps,
+    occupation,
+    plot,
+    serve,
+)
 from app.cli._common import EXIT_ENV, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_NOT_FOUND, EXIT_NOT_READY
 
 __all__ = [
@@ -57,6 +67,7 @@ for command in (
     maps.maps,
     maps.train,
     assign.assign,
+    occupation.occupation,
     calibrate.coverage,
     calibrate.gaps,
     calibrate.targets,

@@ -36,6 +36,17 @@ if TYPE_CHECKING:
 
 
 # ----------------------------------------------------------------------------- coverage / gaps
+OccupationOption = Annotated[
+    int | None,
+    typer.Option(
+        "--catalogue-id",
+        min=1,
+        help="Count an occupation catalogue of the map (`somcal occupation`) instead of the "
+        "ledger's photometric rows.",
+    ),
+]
+
+
 def _coverage_table(cov: dict[str, Any], m: Map) -> Table:
     s = cov["summary"]
     table = Table(title=f"coverage of map {m.id} ({m.n_rows}×{m.n_cols}), k = {cov['k']}")
@@ -96,11 +107,14 @@ def coverage(
         str | None, typer.Option(help="Photo-z bins: a number or comma-separated edges.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (summary only).")] = False,
+    catalogue_id: OccupationOption = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Spectroscopic coverage of a map: cells and galaxies covered.
 
-    Optionally broken down by magnitude (--mag-band, --mag-bins) and photo-z (--z-bins)."""
+    Optionally broken down by magnitude (--mag-band, --mag-bins) and photo-z (--z-bins).
+    With --catalogue-id, of an occupation catalogue (`somcal occupation`): its counts, its
+    own bins."""
     from app.services import calibrate
 
     mb = _parse_bins(mag_bins, "--mag-bins")
@@ -109,10 +123,16 @@ def coverage(
         raise _fail("--mag-bins needs --mag-band")
     with _database(_settings(database_url)) as factory, factory() as session, _user_errors():
         m = _ready_map(session, map_id)
-        cov = _spin(
-            "coverage",
-            lambda: calibrate.coverage(session, m, mag_band, 10 if mb is None else mb, zb),
-        )
+        if catalogue_id is not None:
+            cov = _spin(
+                "coverage",
+                lambda: calibrate.coverage(session, m, mag_band, mb, zb, catalogue_id),
+            )
+        else:
+            cov = _spin(
+                "coverage",
+                lambda: calibrate.coverage(session, m, mag_band, 10 if mb is None else mb, zb),
+            )
     if as_json:
         cov = {k: v for k, v in cov.items() if k != "cells"}
         typer.echo(json.dumps(cov, indent=2))
@@ -133,9 +153,11 @@ def gaps(
         Path | None, typer.Option("--output", "-o", help="Write every gap (CSV, FITS, ...).")
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
+    catalogue_id: OccupationOption = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Uncovered cells that hold galaxies, the most populated first."""
+    """Uncovered cells that hold galaxies, the most populated first (with --catalogue-id,
+    an occupation catalogue's galaxies)."""
     import pandas as pd
 
     from app.services import calibrate
@@ -145,7 +167,10 @@ def gaps(
         _table_format(output)
     with _database(_settings(database_url)) as factory, factory() as session, _user_errors():
         m = _ready_map(session, map_id)
-        g = _spin("gaps", lambda: calibrate.gaps(session, m, 10**9 if output else limit, 0))
+        g = _spin(
+            "gaps",
+            lambda: calibrate.gaps(session, m, 10**9 if output else limit, 0, catalogue_id),
+        )
     rows = g["gaps"]
     table = Table(
         title=f"map {m.id}: {g['n_gaps']:,} gaps hold {g['n_galaxies_in_gaps']:,} galaxies "
@@ -194,6 +219,12 @@ def targets(
     mag_limit: Annotated[float | None, typer.Option(help="Faintest magnitude to target.")] = None,
     per_cell: Annotated[int, typer.Option(min=1, max=1000, help="Targets per cell at most.")] = 1,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
+    occupation_id: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Weight the gaps by this occupation catalogue (a wide survey's counts)."
+        ),
+    ] = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Write the spectroscopic target list for the gaps (CSV or FITS).
@@ -212,6 +243,7 @@ def targets(
             mag_band=mag_band,
             mag_limit=mag_limit,
             per_cell=per_cell,
+            occupation_id=occupation_id,
         )
         _targets(session, m, output, choice, overwrite=overwrite)
     typer.echo(str(output))

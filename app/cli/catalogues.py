@@ -29,7 +29,7 @@ from app.cli._common import (
 )
 from app.core.config import Settings
 from app.services.presets import PRESETS
-from som.vocabulary import CatalogueKind, NirPreset, OnInvalid, WidePreset
+from som.vocabulary import IngestKind, NirPreset, OnInvalid, WidePreset
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -249,7 +249,7 @@ def _ingest(
 
 
 def ingest(
-    kind: Annotated[CatalogueKind, typer.Argument(help="photometric or spectroscopic.")],
+    kind: Annotated[IngestKind, typer.Argument(help="photometric or spectroscopic.")],
     path: Annotated[Path, typer.Argument(help="FITS, Parquet, CSV, ECSV, VOTable or HDF5 file.")],
     preset: Annotated[
         str | None,

@@ -18,6 +18,7 @@ from app.schemas.base import (
     DistanceName,
     ErrorItem,
     ErrorResponse,
+    IngestKind,
     JobStatusName,
     LatticeName,
     MapStatusName,
@@ -72,6 +73,7 @@ from app.schemas.maps import (
     MapQualityOut,
     NzIn,
     NzOut,
+    SampleRef,
     TargetListFull,
     TargetListOut,
     TargetsOut,
@@ -79,6 +81,7 @@ from app.schemas.maps import (
     TrainAccepted,
     TrainMapIn,
 )
+from app.schemas.occupation import OccupationOut, OccupationSkyOut
 from app.schemas.service import (
     HealthOut,
     JobOut,
@@ -100,6 +103,10 @@ __all__ = [
     "CalibrationOut",
     "CalibrationTargetsOut",
     "CatalogueKind",
+    "IngestKind",
+    "OccupationOut",
+    "OccupationSkyOut",
+    "SampleRef",
     "CatalogueList",
     "CatalogueOut",
     "CellArrays",

@@ -18,6 +18,7 @@ def _one_of(enum: type[StrEnum]) -> Any:
 
 
 CatalogueKind = _one_of(vocab.CatalogueKind)
+IngestKind = _one_of(vocab.IngestKind)
 DistanceName = _one_of(vocab.Distance)
 JobStatusName = _one_of(vocab.JobStatus)
 LatticeName = _one_of(vocab.Lattice)

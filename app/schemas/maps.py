@@ -11,6 +11,7 @@ from typing_extensions import TypedDict
 from app.schemas.base import (
     ApiModel,
     Band,
+    CatalogueKind,
     DistanceName,
     LatticeName,
     MapStatusName,
@@ -136,6 +137,22 @@ class CellArrays(ApiModel):
     umatrix: list[float | None]
 
 
+class SampleRef(ApiModel):
+    """Which catalogue an answer counted: an occupation catalogue, or (``catalogue_id``
+    null) every photometric row of the ledger."""
+
+    catalogue_id: int | None
+    kind: CatalogueKind
+    name: str | None
+
+
+_SAMPLE_REF = Field(
+    None,
+    description="The catalogue whose galaxies were counted: an occupation catalogue "
+    "(catalogue_id given), or every photometric row of the ledger.",
+)
+
+
 class MapArraysOut(ApiModel):
     map_id: int
     name: str
@@ -148,6 +165,7 @@ class MapArraysOut(ApiModel):
     feature_names: list[str]
     quality: MapQualityOut
     summary: CoverageSummary
+    catalogue: SampleRef | None = _SAMPLE_REF
     n_spectra: int
     n_spectra_secure: int
     arrays: CellArrays
@@ -343,6 +361,7 @@ class CoverageSummary(ApiModel):
 class CoverageOut(ApiModel):
     map_id: int
     k: int
+    catalogue: SampleRef | None = _SAMPLE_REF
     summary: CoverageSummary
     n_spectra: int
     n_spectra_secure: int
@@ -369,6 +388,7 @@ class GapItem(ApiModel):
 class GapsOut(ApiModel):
     map_id: int
     k: int
+    catalogue: SampleRef | None = _SAMPLE_REF
     n_gaps: int
     n_outside_training: int = 0
     n_galaxies_in_gaps: int
@@ -381,6 +401,11 @@ class GapsOut(ApiModel):
 class TargetsOut(ApiModel):
     map_id: int
     n_targets: int
+    catalogue: SampleRef | None = Field(
+        None,
+        description="The catalogue whose galaxies weighted the gaps: an occupation catalogue "
+        "(occupation_id), or the ledger's photometric rows. Candidates are always rows.",
+    )
     n_outside_training: int = Field(
         0, description="Sources outside what the map was trained on: never targets."
     )
@@ -398,7 +423,14 @@ class NzIn(ApiModel):
         ge=1,
         le=2**31 - 1,
         validation_alias=_CATALOGUE_ID,
-        description="Sample: an ingested photometric catalogue.",
+        description="Sample: an ingested photometric catalogue, or an occupation catalogue "
+        "of this map (its counts; with z_bin, one photo-z bin of it: a tomographic bin).",
+    )
+    z_bin: int | None = Field(
+        None,
+        ge=0,
+        le=1000,
+        description="With an occupation catalogue split by photo-z: the n(z) of this bin.",
     )
     rows: list[dict[str, Any]] | None = Field(
         None, min_length=1, description="Sample: photometry rows, as for /assign."
@@ -424,6 +456,8 @@ class NzIn(ApiModel):
     def _one_sample(self) -> NzIn:
         if (self.catalogue_id is None) == (self.rows is None):
             raise ValueError("give exactly one of catalogue_id or rows")
+        if self.z_bin is not None and self.catalogue_id is None:
+            raise ValueError("z_bin needs an occupation catalogue_id")
         if self.bins is not None:
             import math
 
@@ -467,7 +501,11 @@ class NzOut(ApiModel):
     )
     sample: dict[str, int] = Field(
         default_factory=dict,
-        description="The sample: catalogue_id, n_rows or rows, n_assigned, n_outside_training.",
+        description="The sample: catalogue_id, n_rows or rows, n_assigned, n_outside_training "
+        "(and z_bin for a tomographic bin of an occupation).",
+    )
+    catalogue: SampleRef | None = Field(
+        None, description="The catalogue of the sample (null: rows sent with the request)."
     )
 
 
@@ -477,6 +515,13 @@ class TargetsQuery(ApiModel):
     mag_band: Band | None = None
     mag_limit: float | None = Field(None, ge=-10, le=50)
     per_cell: int = Field(1, ge=1, le=1000)
+    occupation_id: int | None = Field(
+        None,
+        ge=1,
+        le=2**31 - 1,
+        description="Weight the gaps by this occupation catalogue (a wide survey's counts); "
+        "candidates stay the ledger's photometric rows.",
+    )
     name: str | None = Field(None, max_length=255)
 
     model_config = ConfigDict(

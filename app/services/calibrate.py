@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from app.models import Map, Target, TargetList
 from app.services import ingest as ingest_service
 from app.services import ledger, map_store, phot_store
+from app.services import occupation as occupation_service
 from app.services.errors import (
     BadRequestError,
     InvalidInputError,
@@ -304,9 +305,83 @@ def cell_detail(session: Session, m: Map, cell: int, max_spectra: int = 100) -> 
 
 
 # ----------------------------------------------------------------------------- coverage
-def coverage(
-    session: Session, m: Map, mag_band: str | None, mag_bins: Any, z_bins: Any
+def _same_bins(requested: Any, stored: np.ndarray | None, name: str, what: str) -> None:
+    """An occupation is binned when it is computed: a request may ask for its bins (by
+    count or edges) but not for others."""
+    if requested is None:
+        return
+    if stored is None:
+        reason = f"the occupation is not split by {what}"
+        raise InvalidInputError(reason, [RowError(None, name, None, reason)])
+    if isinstance(requested, (int, np.integer)):
+        same = int(requested) == len(stored) - 1
+    else:
+        edges = np.asarray(requested, dtype=float)
+        same = edges.shape == stored.shape and np.allclose(edges, stored, rtol=0, atol=1e-9)
+    if not same:
+        reason = (
+            f"the occupation's {what} bins are fixed when it is computed: edges "
+            f"{', '.join(f'{e:g}' for e in stored)}"
+        )
+        raise InvalidInputError(reason, [RowError(None, name, None, reason)])
+
+
+def _occupation_coverage(
+    session: Session, m: Map, catalogue_id: int, mag_band: str | None, mag_bins: Any, z_bins: Any
 ) -> dict[str, Any]:
+    cat, occ = occupation_service.load(session, m, catalogue_id)
+    by_mag = mag_band is not None
+    if by_mag:
+        if occ.mag_edges is None:
+            reason = f"occupation catalogue {cat.id} is not split by magnitude"
+            raise InvalidInputError(reason, [RowError(None, "mag_band", None, reason)])
+        band = map_mag_band(m, mag_band)
+        if occ.mag_column not in (band, f"mag_{band}"):
+            reason = (
+                f"occupation catalogue {cat.id} is split by {occ.mag_column!r}, "
+                f"not by band {band!r}"
+            )
+            raise InvalidInputError(reason, [RowError(None, "mag_band", None, reason)])
+    _same_bins(mag_bins if by_mag else None, occ.mag_edges, "mag_bins", "magnitude")
+    _same_bins(z_bins, occ.z_edges, "z_bins", "photo-z")
+    stats = ledger.cells_frame(session, m.id)
+    summary = occ.coverage_summary(stats["covered"].to_numpy())
+    if not by_mag:
+        summary.by_magnitude = None
+    if z_bins is None:
+        summary.by_redshift = None
+    out = summary.to_dict()
+    out["n_outside_training"] = occ.n_outside_training
+    return {
+        "map_id": m.id,
+        "k": m.min_secure,
+        "catalogue": occupation_service.sample_ref(cat),
+        "summary": out,
+        "n_spectra": int(stats["n_spec"].sum()),
+        "n_spectra_secure": int(stats["n_spec_secure"].sum()),
+        "n_outside_training": occ.n_outside_training,
+        "n_spectra_outside_training": ledger.n_outside(session, m.id, "spectroscopic"),
+        "cells": {
+            "n_cells": occ.n_cells,
+            "covered": [bool(c) for c in stats["covered"].to_numpy()],
+            "n_phot": occ.counts.tolist(),
+            "n_spec_secure": stats["n_spec_secure"].astype(int).tolist(),
+        },
+    }
+
+
+def coverage(
+    session: Session,
+    m: Map,
+    mag_band: str | None,
+    mag_bins: Any,
+    z_bins: Any,
+    catalogue_id: int | None = None,
+) -> dict[str, Any]:
+    """Coverage of the ledger's photometric rows, or (``catalogue_id``) of an occupation
+    catalogue: the same summary from its counts, its bins the ones it was computed with."""
+    if catalogue_id is not None:
+        return _occupation_coverage(session, m, catalogue_id, mag_band, mag_bins, z_bins)
     stats = ledger.cells_frame(session, m.id)
     covered = stats["covered"].to_numpy()
     n_cells = len(stats)
@@ -354,6 +429,7 @@ def coverage(
     return {
         "map_id": m.id,
         "k": m.min_secure,
+        "catalogue": occupation_service.sample_ref(None),
         "summary": out,
         "n_spectra": int(stats["n_spec"].sum()),
         "n_spectra_secure": int(stats["n_spec_secure"].sum()),
@@ -369,9 +445,18 @@ def coverage(
     }
 
 
-def gaps(session: Session, m: Map, limit: int, offset: int) -> dict[str, Any]:
+def gaps(
+    session: Session, m: Map, limit: int, offset: int, catalogue_id: int | None = None
+) -> dict[str, Any]:
+    """Uncovered cells ranked by the ledger's photometric rows in them, or (``catalogue_id``)
+    by an occupation catalogue's counts: a survey's gaps without its rows."""
     stats = ledger.cells_frame(session, m.id)
     n_phot = stats["n_phot"].to_numpy()
+    cat = None
+    n_outside = None
+    if catalogue_id is not None:
+        cat, occ = occupation_service.load(session, m, catalogue_id)
+        n_phot, n_outside = occ.counts, occ.n_outside_training
     occupied = np.flatnonzero(n_phot > 0)
     frame = cal.gaps(
         occupied, stats["covered"].to_numpy(), len(stats), weights=n_phot[occupied].astype(float)
@@ -381,11 +466,14 @@ def gaps(session: Session, m: Map, limit: int, offset: int) -> dict[str, Any]:
     for col in ("row", "col", "zphot_median", "zphot_nmad", "n_spec", "n_spec_secure"):
         frame[col] = stats[col].to_numpy()[frame["cell"].to_numpy()]
     page = frame.iloc[offset : offset + limit]
+    if n_outside is None:
+        n_outside = ledger.n_outside(session, m.id, "photometric")
     return {
         "map_id": m.id,
         "k": m.min_secure,
+        "catalogue": occupation_service.sample_ref(cat),
         "n_gaps": len(frame),
-        "n_outside_training": ledger.n_outside(session, m.id, "photometric"),
+        "n_outside_training": n_outside,
         "n_galaxies_in_gaps": int(frame["n_galaxies"].sum()),
         "fraction_in_gaps": float(frame["fraction"].sum()) if len(frame) else 0.0,
         "limit": limit,
@@ -404,13 +492,21 @@ def targets(
     mag_band: str | None,
     mag_limit: float | None,
     per_cell: int,
+    occupation_id: int | None = None,
 ) -> pd.DataFrame:
+    """Targets for the gaps, the most populated first. Candidates are the ledger's
+    photometric rows (a deep field's); the gaps are weighted by those rows, or with
+    ``occupation_id`` by an occupation catalogue's counts (the wide survey's): C3R2's
+    split of deep targets and wide weights."""
     band = map_mag_band(m, mag_band)  # one of the map's bands
     cand = target_candidates(session, m, uncovered_only=True)
     stats = ledger.cells_frame(session, m.id)
+    weight_counts = stats["n_phot"].to_numpy()
+    if occupation_id is not None:
+        weight_counts = occupation_service.load(session, m, occupation_id)[1].counts
     cell_stats = pd.DataFrame(
         {
-            "count": stats["n_phot"].to_numpy(),
+            "count": weight_counts,
             "z_median": stats["zphot_median"].to_numpy(),
             "z_nmad": stats["zphot_nmad"].to_numpy(),
         }
@@ -523,7 +619,11 @@ def save_target_list(
     tl = TargetList(map_id=m.id, params=params, n_targets=len(frame))
     session.add(tl)
     session.flush()
-    total = max(int(np.nansum(ledger.cell_arrays(session, m)["n_phot"])), 1)
+    if params.get("occupation_id") is not None:
+        occ = occupation_service.load(session, m, int(params["occupation_id"]))[1]
+        total = max(occ.n_galaxies, 1)
+    else:
+        total = max(int(np.nansum(ledger.cell_arrays(session, m)["n_phot"])), 1)
     mag_col = f"mag_{params['mag_band']}"
     extra_cols = [c for c in frame.columns if c not in _TARGET_FIXED]
     extras = _json_records(frame[extra_cols]) if extra_cols else [{} for _ in range(len(frame))]
@@ -589,13 +689,16 @@ def nz(
     random_state: int | None,
     outside: np.ndarray | None = None,
     include_realisations: bool = False,
+    sample_counts: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """n(z) of a sample (its cells on the map) through the map's secure spectra.
 
     ``outside`` marks members outside what the map was trained on: their cell says nothing
     about their redshift, so they are left out of the n(z) and counted apart
     (``n_outside_training``). ``include_realisations`` adds the bootstrap n(z)
-    (``realisations``, n_boot × n_z; None without bootstrap)."""
+    (``realisations``, n_boot × n_z; None without bootstrap). ``sample_counts`` (members
+    per cell, ``sample_cells`` None) gives the sample as an occupation: a survey's n(z)
+    without its rows."""
     n_out = 0
     if outside is not None:
         outside = np.asarray(outside, dtype=bool)
@@ -610,6 +713,7 @@ def nz(
             spec_cells,
             spec_z,
             edges,
+            sample_counts=sample_counts,
             spec_secure=secure,
             k=int(k or m.min_secure),
             gold=gold,
@@ -623,6 +727,42 @@ def nz(
         **result.to_dict(include_realisations=include_realisations),
         "n_outside_training": n_out,
     }
+
+
+def occupation_nz(
+    session: Session,
+    m: Map,
+    catalogue_id: int,
+    z_bin: int | None,
+    bins: np.ndarray | None,
+    k: int | None,
+    gold: bool,
+    n_boot: int,
+    random_state: int | None,
+    include_realisations: bool = False,
+) -> tuple[dict[str, Any], dict[str, Any], Any]:
+    """n(z) of an occupation catalogue (or of one photo-z bin of it: a tomographic bin)
+    from its counts: the same numbers as from the rows it counts. Returns the n(z), the
+    sample's description and the catalogue."""
+    cat, occ = occupation_service.load(session, m, catalogue_id)
+    sample: dict[str, Any] = {"catalogue_id": cat.id, "n_rows": occ.n_rows}
+    if z_bin is not None:
+        try:
+            occ = occ.z_bin(z_bin)
+        except ValueError as exc:
+            raise InvalidInputError(
+                f"occupation catalogue {cat.id}: {exc}", [RowError(None, "z_bin", None, str(exc))]
+            ) from exc
+        sample["z_bin"] = z_bin
+        sample["n_rows"] = occ.n_rows
+    sample["n_assigned"] = occ.n_galaxies
+    sample["n_outside_training"] = occ.n_outside_training
+    result = nz(
+        session, m, None, bins, k, gold, n_boot, random_state,
+        include_realisations=include_realisations, sample_counts=occ.counts,
+    )  # fmt: skip
+    result["n_outside_training"] = occ.n_outside_training
+    return result, sample, cat
 
 
 def sample_assignments(

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from app.models import Assignment, Catalogue, Source, Spectrum
 from app.services.errors import NotFoundError
 from app.services.ledger import ledger_transaction
+from som.vocabulary import CatalogueKind
 
 # Runs in the deleting transaction after the rows are gone (e.g. recompute coverage);
 # returns ids of the maps it updated.
@@ -47,6 +48,14 @@ def _delete(
     session: Session, catalogue_id: int, after_delete: AfterDeleteHook | None
 ) -> tuple[Catalogue, list[int]]:
     cat = get_catalogue(session, catalogue_id)
+    if cat.kind == CatalogueKind.occupation:
+        # no rows, no assignments: the counts go, and no map's cells change
+        from app.services.occupation import delete_rows
+
+        delete_rows(session, cat.id)
+        session.delete(cat)
+        session.commit()
+        return cat, []
     # Explicit set-based deletes: one indexed statement each instead of a per-row cascade.
     session.execute(delete(Assignment).where(Assignment.catalogue_id == cat.id))
     table = Source if cat.kind == "photometric" else Spectrum

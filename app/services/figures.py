@@ -85,11 +85,16 @@ def _rounded(values: np.ndarray, digits: int = 4) -> list[float]:
     return np.round(np.asarray(values, dtype=float), digits).tolist()
 
 
-def dashboard_arrays(session: Session, m: Map) -> dict[str, Any]:
+def dashboard_arrays(session: Session, m: Map, catalogue_id: int | None = None) -> dict[str, Any]:
     """What the dashboard draws a map from: its description, coverage summary and every
-    per-cell array (index = cell), in one answer (``GET /v1/maps/{id}/arrays``)."""
+    per-cell array (index = cell), in one answer (``GET /v1/maps/{id}/arrays``). With an
+    occupation catalogue, ``n_phot`` and the summary are its counts'."""
     a = map_arrays(session, m)
-    cov = calibrate.coverage(session, m, None, 10, None)
+    if catalogue_id is None:
+        cov = calibrate.coverage(session, m, None, 10, None)
+    else:
+        cov = calibrate.coverage(session, m, None, None, None, catalogue_id=catalogue_id)
+        a.n_phot = np.asarray(cov["cells"]["n_phot"], dtype=np.int64)
     quality = m.quality or {}
     return {
         "map_id": m.id,
@@ -105,6 +110,7 @@ def dashboard_arrays(session: Session, m: Map) -> dict[str, Any]:
             key: quality.get(key) for key in ("quantization_error", "topographic_error", "n_train")
         },
         "summary": cov["summary"],
+        "catalogue": cov["catalogue"],
         "n_spectra": cov["n_spectra"],
         "n_spectra_secure": cov["n_spectra_secure"],
         "arrays": {

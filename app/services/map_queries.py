@@ -76,6 +76,7 @@ class TargetChoice:
     mag_band: str | None = None
     mag_limit: float | None = None
     per_cell: int = 1
+    occupation_id: int | None = None  # gaps weighted by this occupation catalogue
 
 
 @dataclass

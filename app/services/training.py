@@ -27,7 +27,7 @@ from app.services.ledger import ledger_transaction
 from som import SOM, SOMError
 from som.bands import REGISTRY, BandError
 from som.photometry import ColourFeatures, PhotometryError, parse_colour
-from som.vocabulary import Distance, Lattice, MapStatus
+from som.vocabulary import Distance, IngestKind, Lattice, MapStatus, choices
 
 log = logging.getLogger("somcal.training")
 
@@ -248,7 +248,12 @@ def _store(
     with factory() as session, ledger_transaction(session):
         m = map_store.get_map(session, map_id)
         reports: dict[str, dict[str, int]] = {}
-        cats = session.scalars(select(Catalogue).order_by(Catalogue.kind, Catalogue.id)).all()
+        # rows only: an occupation catalogue has none to assign
+        cats = session.scalars(
+            select(Catalogue)
+            .where(Catalogue.kind.in_(choices(IngestKind)))
+            .order_by(Catalogue.kind, Catalogue.id)
+        ).all()
         bands = map_store.map_bands(m)
         # Photometric catalogues first: spectra without photometry match their positions.
         for cat in sorted(cats, key=lambda c: c.kind != "photometric"):

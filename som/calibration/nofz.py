@@ -134,6 +134,7 @@ def nz(
     bins: Any,
     *,
     sample_weights: Any = None,
+    sample_counts: Any = None,
     spec_weights: Any = None,
     spec_secure: Any = None,
     k: int = 1,
@@ -176,6 +177,11 @@ def nz(
     realisation independent of the sample size); weighted, member by member (about 0.2 s
     per realisation per 10^7 members).
 
+    ``sample_counts`` (``(n_cells,)`` members per cell, with ``sample_cells=None``) gives
+    the sample as an occupation instead of one entry per member (``som.occupation``: a
+    survey of 10^9 galaxies): the same n(z), counts and bootstrap as the unweighted sample
+    with those members, without the members.
+
     ``truth_z`` (true redshift of every sample member, e.g. in a simulation) gives
     ``delta_mean_z``, ``requirement = 0.002 (1 + <z_true>)`` and ``passes``.
 
@@ -191,8 +197,21 @@ def nz(
     widths = np.diff(edges)
     n_bins = len(widths)
 
-    sample_cell = as_cells(sample_cells, n_cells, "sample_cells")
-    sample_w = as_weights(sample_weights, len(sample_cell), "sample_weights", "sample_cells")
+    by_count = sample_counts is not None
+    if by_count:
+        if sample_cells is not None or sample_weights is not None or truth_z is not None:
+            raise ValueError("sample_counts replaces sample_cells, sample_weights and truth_z")
+        per_cell = np.asarray(sample_counts)
+        if per_cell.shape != (n_cells,) or not np.issubdtype(per_cell.dtype, np.integer):
+            raise ValueError(f"sample_counts must be {n_cells} integers (one per cell)")
+        if (per_cell < 0).any():
+            raise ValueError(f"sample_counts: cell {int(np.argmax(per_cell < 0))} is negative")
+        # one entry per occupied cell, weighted by its members; a member stays a unit
+        sample_cell = np.flatnonzero(per_cell > 0)
+        sample_w = per_cell[sample_cell].astype(np.float64)
+    else:
+        sample_cell = as_cells(sample_cells, n_cells, "sample_cells")
+        sample_w = as_weights(sample_weights, len(sample_cell), "sample_weights", "sample_cells")
     spec_cell = as_cells(spec_cells, n_cells, "spec_cells")
     z_spec = as_float(spec_z, len(spec_cell), "spec_z", "spec_cells")
     spec_w = as_weights(spec_weights, len(spec_cell), "spec_weights", "spec_cells")
@@ -256,9 +275,13 @@ def nz(
         rng = np.random.default_rng(random_state)
         pop_cells = sample_cell[population]
         pop_w = sample_w[population]
-        n_pop = len(pop_cells)
         unweighted = sample_weights is None
-        pop_counts = np.bincount(pop_cells, minlength=n_cells)
+        if by_count:
+            pop_counts = np.bincount(pop_cells, weights=pop_w, minlength=n_cells).astype(np.int64)
+            n_pop = int(pop_counts.sum())
+        else:
+            n_pop = len(pop_cells)
+            pop_counts = np.bincount(pop_cells, minlength=n_cells)
         pvals = pop_counts / n_pop
         if not unweighted:
             # Members sorted by cell, so a resample's multiplicities sum per cell by reduceat:
@@ -292,6 +315,9 @@ def nz(
     pop_weights = sample_w[population]
     sum_w2 = float(np.sum(pop_weights**2))
     n_eff = float(np.sum(pop_weights) ** 2 / sum_w2) if sum_w2 > 0 else 0.0
+    n_sample = int(population.sum())
+    if by_count:  # unit-weight members: N_eff is their number
+        n_eff = n_sample = int(pop_weights.sum())
 
     truth_mean = delta = requirement = passes = None
     if truth is not None:
@@ -315,7 +341,7 @@ def nz(
         mean_z_err=mean_z_err,
         mean_z_hist=mean_z_hist,
         uncovered_fraction=uncovered_fraction,
-        n_sample=int(population.sum()),
+        n_sample=n_sample,
         n_spec_used=len(spec_rows),
         n_spec_outside_bins=n_outside,
         n_cells_covered=int(covered.sum()),

@@ -14,6 +14,8 @@ travels to the workers once per run, as its versioned ``SOM.to_bytes`` form.
   ``map_partitions``, a write task per partition), committed by renaming a directory.
 - ``train``: ``dask.bag`` partitions of features; each epoch's ``SOM.batch_sums`` and the
   final ``SOM.quality_sums`` added by ``Bag.reduction`` in a fixed tree.
+- ``occupation``: a survey's per-cell counts (``som.occupation``), partitions' histograms
+  added by ``Bag.reduction``.
 - ``hats``: HATS catalogues read and written through the ``hats`` package.
 
 Without a client (and no default one) everything runs in this process on dask's
@@ -31,6 +33,7 @@ from ._common import (
 )
 from ._parquet import list_parquet_files
 from .assign import assign_parquet
+from .occupation import occupation_parquet
 from .train import fit_distributed
 
 __all__ = [
@@ -44,4 +47,5 @@ __all__ = [
     "assign_parquet",
     "fit_distributed",
     "list_parquet_files",
+    "occupation_parquet",
 ]

@@ -14,8 +14,9 @@ by half a cell, rows ``sqrt(3)/2`` apart) and are drawn as pointy-top hexagons w
 neighbours touch along an edge, exactly the lattice the map was trained on.
 
 Modules: :mod:`~som.plotting.maps` (cell maps), :mod:`~som.plotting.nz` (n(z) and the
-sampling experiment), :mod:`~som.plotting.common` (geometry, colour maps, PNG output); every
-public name is re-exported here. matplotlib is a dependency of somcal.
+sampling experiment), :mod:`~som.plotting.sky` (HEALPix sky maps of an occupation),
+:mod:`~som.plotting.common` (geometry, colour maps, PNG output); every public name is
+re-exported here. matplotlib is a dependency of somcal.
 """
 
 from som.plotting.common import (
@@ -41,6 +42,7 @@ from som.plotting.maps import (
     plot_umatrix,
 )
 from som.plotting.nz import plot_nz, plot_sampling_experiment
+from som.plotting.sky import plot_uncovered_sky
 
 __all__ = [
     "LATTICES",
@@ -63,4 +65,5 @@ __all__ = [
     "plot_redshift_map",
     "plot_sampling_experiment",
     "plot_umatrix",
+    "plot_uncovered_sky",
 ]

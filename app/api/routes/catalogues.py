@@ -25,6 +25,7 @@ from app.schemas import (
     ErrorItem,
     ErrorResponse,
     IngestFromPath,
+    IngestKind,
     IngestOptions,
     IngestOut,
     PresetOut,
@@ -195,7 +196,7 @@ def list_presets(_auth: ReadDep) -> list[PresetOut]:
     openapi_extra=_INGEST_BODY,
 )
 async def ingest_catalogue(
-    kind: CatalogueKind,
+    kind: IngestKind,
     request: Request,
     response: Response,
     settings: SettingsDep,

@@ -10,7 +10,7 @@ says which of its inputs is gone (the ids as given stay in ``params``).
 A new table only: no existing row changes, the downgrade drops it.
 
 Revision ID: 0009
-Revises: 0006 (0007 and 0008 are written in parallel; the chain is set when they merge)
+Revises: 0008
 Create Date: 2026-12-03
 """
 
@@ -21,7 +21,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0009"
-down_revision: str | None = "0006"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

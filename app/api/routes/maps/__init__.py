@@ -8,12 +8,22 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api.routes.maps import arrays, assign, cells, core, coverage, nz, plots, targets
+from app.api.routes.maps import (
+    arrays,
+    assign,
+    cells,
+    core,
+    coverage,
+    nz,
+    occupation,
+    plots,
+    targets,
+)
 
 PREFIX = "/v1/maps"
 
 router = APIRouter()
-for _module in (core, assign, cells, coverage, targets, nz, arrays, plots):
+for _module in (core, assign, cells, coverage, targets, nz, arrays, plots, occupation):
     router.include_router(_module.router, prefix=PREFIX, tags=["maps"])
 
 __all__ = ["router"]

@@ -15,6 +15,16 @@ from app.services.map_queries import parse_bins
 
 router = APIRouter()
 
+OccupationQuery = Annotated[
+    int | None,
+    Query(
+        ge=1,
+        le=2**31 - 1,
+        description="Count an occupation catalogue of this map (a survey's per-cell counts) "
+        "instead of the ledger's photometric rows.",
+    ),
+]
+
 
 @router.get(
     "/{map_id}/coverage",
@@ -31,12 +41,18 @@ def coverage(
     ] = None,
     mag_bins: str | None = Query(None, description="Number of bins or comma-separated edges."),
     z_bins: str | None = Query(None, description="Break down by photo-z: bins or edges."),
+    catalogue_id: OccupationQuery = None,
 ) -> CoverageOut:
     m = ready_map(session, map_id)
     mb = parse_bins(mag_bins, "mag_bins")
     zb = parse_bins(z_bins, "z_bins")
     if mb is not None and mag_band is None:
         raise InvalidInputError("mag_bins given without mag_band")
+    if catalogue_id is not None:
+        # an occupation's bins are its own: only asked for, or checked against, here
+        return CoverageOut.model_validate(
+            calibrate.coverage(session, m, mag_band, mb, zb, catalogue_id=catalogue_id)
+        )
     return CoverageOut.model_validate(
         calibrate.coverage(session, m, mag_band, mb if mb is not None else 10, zb)
     )
@@ -54,6 +70,7 @@ def gaps(
     _auth: ReadDep,
     limit: Annotated[int, Query(ge=1, le=100000)] = 100,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    catalogue_id: OccupationQuery = None,
 ) -> GapsOut:
     m = ready_map(session, map_id)
-    return GapsOut.model_validate(calibrate.gaps(session, m, limit, offset))
+    return GapsOut.model_validate(calibrate.gaps(session, m, limit, offset, catalogue_id))

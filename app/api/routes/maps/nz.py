@@ -14,6 +14,8 @@ from app.schemas import ErrorResponse, NzIn, NzOut
 from app.services import calibrate, nz_export
 from app.services.catalogues import get_catalogue
 from app.services.errors import InvalidInputError
+from app.services.occupation import sample_ref
+from som.vocabulary import CatalogueKind
 
 router = APIRouter()
 
@@ -51,8 +53,29 @@ def nz(
     ),
 ) -> NzOut | Response:
     m = ready_map(session, map_id)
+    catalogue = None
     if body.catalogue_id is not None:
-        cat = get_catalogue(session, body.catalogue_id)
+        catalogue = get_catalogue(session, body.catalogue_id)
+    if catalogue is not None and catalogue.kind == CatalogueKind.occupation:
+        bins = np.asarray(body.bins, dtype=float) if body.bins is not None else None
+        result, sample, _ = calibrate.occupation_nz(
+            session, m, catalogue.id, body.z_bin, bins, body.k, body.gold, body.n_boot,
+            body.random_state, body.include_realisations or format != "json",
+        )  # fmt: skip
+    elif body.z_bin is not None:
+        raise InvalidInputError("z_bin needs an occupation catalogue split by photo-z")
+    else:
+        result, sample = _rows_nz(m, body, session, settings, format, catalogue)
+    if format == "json":
+        ref = sample_ref(catalogue) if catalogue is not None else None
+        return NzOut(**result, sample=sample, catalogue=ref)
+    return _nz_file(m, body, result, sample, format)
+
+
+def _rows_nz(m, body: NzIn, session, settings, format: str, cat):
+    """The n(z) of an ingested photometric catalogue's rows, or of rows sent with the
+    request."""
+    if cat is not None:
         cells, _, outside = calibrate.sample_assignments(session, m, cat.id)
         sample = {"catalogue_id": cat.id, "n_rows": cat.n_rows, "n_assigned": len(cells)}
     else:
@@ -79,8 +102,10 @@ def nz(
         outside,
         include_realisations=body.include_realisations or format != "json",
     )
-    if format == "json":
-        return NzOut(**result, sample=sample)
+    return result, sample
+
+
+def _nz_file(m, body: NzIn, result: dict, sample: dict, format: str) -> Response:
     meta = {
         "map_id": m.id,
         "k": result["k"],

@@ -23,6 +23,7 @@ from app.schemas import (
     TargetsQuery,
 )
 from app.services import calibrate, ledger, map_store
+from app.services import occupation as occupation_service
 from app.services.map_queries import TargetChoice, select_targets
 
 router = APIRouter()
@@ -48,6 +49,15 @@ def targets(
     ] = None,
     mag_limit: Annotated[float | None, Query(ge=-10, le=50)] = None,
     per_cell: Annotated[int, Query(ge=1, le=1000)] = 1,
+    occupation_id: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=2**31 - 1,
+            description="Weight the gaps by this occupation catalogue (a wide survey's "
+            "counts); candidates stay the ledger's photometric rows.",
+        ),
+    ] = None,
     format: Literal["json", "csv", "fits"] = "json",
 ) -> Any:
     m = ready_map(session, map_id)
@@ -57,13 +67,18 @@ def targets(
         mag_band=mag_band,
         mag_limit=mag_limit,
         per_cell=per_cell,
+        occupation_id=occupation_id,
     )
     chosen = select_targets(session, m, choice)
     if format != "json":
         name = f"somcal_map{m.id}_targets"
         return table_response(chosen.frame, chosen.params, name, format, m.id)
+    ref = None
+    if occupation_id is not None:
+        ref = occupation_service.sample_ref(occupation_service.load(session, m, occupation_id)[0])
     return TargetsOut(
         map_id=m.id,
+        catalogue=ref or occupation_service.sample_ref(None),
         n_targets=len(chosen.frame),
         n_outside_training=ledger.n_outside(session, m.id, "photometric"),
         params=chosen.params,

@@ -1,0 +1,330 @@
+"""Occupation catalogues in the ledger: a survey's per-cell counts on one map, registered
+as a catalogue of kind ``occupation`` (no rows), and read back for coverage, gaps,
+targets and n(z).
+
+The counts are computed by :func:`som.distributed.occupation_parquet` (a Parquet or HATS
+dataset on Dask; ``somcal occupation``) or uploaded as the table
+:meth:`som.occupation.Occupation.write_parquet` writes. Registration is one transaction:
+the catalogue, its description and every count land together or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from cachetools import LRUCache
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from app.models import Catalogue, Map, OccupationCount
+from app.models import Occupation as OccupationRow
+from app.services import map_store
+from app.services.bulk import Col, bulk_insert
+from app.services.catalogues import get_catalogue
+from app.services.errors import InvalidInputError, RowError
+from som.occupation import Occupation, OccupationError
+from som.vocabulary import CatalogueKind, OccupationAxis
+
+#: ``catalogues.file_format`` of an occupation: where its counts came from
+FROM_PARQUET, FROM_HATS, FROM_TABLE = "parquet", "hats", "occupation"
+
+
+def map_digest(m: Map) -> str:
+    """The map's fingerprint (shape, lattice, weights): what an occupation's provenance
+    records as ``map_fingerprint``."""
+    from som.distributed.occupation import map_fingerprint
+
+    return map_fingerprint(map_store.SOM_CACHE.get(m))
+
+
+def invalid(exc: OccupationError, file: str | None = None) -> InvalidInputError:
+    """An occupation table that cannot be used, as the service's 422 (file, column, row)."""
+    name = file or exc.source
+    return InvalidInputError(
+        f"{name}: {exc.reason}" + (f" (column {exc.column!r}" if exc.column else "")
+        + (f", row {exc.row})" if exc.row is not None else (")" if exc.column else "")),
+        [RowError(name, exc.column, exc.row, exc.reason)],
+    )  # fmt: skip
+
+
+def check_for_map(occ: Occupation, m: Map, file: str) -> None:
+    """The occupation must be of this map: its cell count, and the map's digest when the
+    occupation records one (a dataset assigned with another map of the same size)."""
+    n_cells = m.n_rows * m.n_cols
+    if occ.n_cells != n_cells:
+        reason = (
+            f"the table is for a map of {occ.n_cells} cells; map {m.id} has {n_cells} "
+            f"({m.n_rows}x{m.n_cols})"
+        )
+        raise InvalidInputError(f"{file}: {reason}", [RowError(file, "cell", None, reason)])
+    digest = occ.provenance.get("map_fingerprint")
+    if digest and digest != map_digest(m):
+        reason = f"computed with another map (fingerprint {str(digest)[:12]}...) than map {m.id}"
+        raise InvalidInputError(f"{file}: {reason}", [RowError(file, None, None, reason)])
+
+
+@dataclass
+class Registered:
+    catalogue: Catalogue
+    duplicate: bool
+
+
+def _identity(occ: Occupation, m: Map, file_sha256: str | None) -> str:
+    """What makes two occupations the same: the uploaded file's bytes, or the dataset's
+    checksum with the map and the splits (one dataset may be counted on several maps)."""
+    if file_sha256:  # one file may be uploaded for two maps of the same size
+        return hashlib.sha256(f"{file_sha256}:map{m.id}".encode()).hexdigest()
+    d = occ.description()
+    key = {
+        "dataset_sha256": occ.provenance.get("dataset_sha256"),
+        "map": m.id,
+        **{k: d[k] for k in ("mag_column", "mag_edges", "z_column", "z_edges",
+                             "healpix_order", "weight_column")},
+    }  # fmt: skip
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+def register(
+    session: Session,
+    m: Map,
+    occ: Occupation,
+    *,
+    name: str | None = None,
+    filename: str,
+    file_format: str,
+    file_sha256: str | None = None,
+    size_bytes: int = 0,
+) -> Registered:
+    """Store ``occ`` as an occupation catalogue of map ``m`` in one transaction (committed
+    here). The same occupation again (same file, or same dataset, map and splits) returns
+    the catalogue already stored (``duplicate``)."""
+    map_store.require_ready(m)
+    check_for_map(occ, m, filename)
+    sha = _identity(occ, m, file_sha256)
+    existing = session.scalar(
+        select(Catalogue).where(Catalogue.kind == CatalogueKind.occupation, Catalogue.sha256 == sha)
+    )
+    if existing is not None:
+        return Registered(existing, True)
+    frame = occ.to_frame()
+    description = occ.description()
+    prov = dict(occ.provenance)
+    try:
+        cat = Catalogue(
+            kind=CatalogueKind.occupation,
+            name=name or Path(filename).name or filename,
+            filename=filename,
+            file_format=file_format,
+            sha256=sha,
+            size_bytes=int(size_bytes),
+            column_mapping={
+                k: v
+                for k, v in (
+                    ("mag", occ.mag_column),
+                    ("z_phot", occ.z_column),
+                    ("weight", occ.weight_column),
+                )
+                if v
+            },  # fmt: skip
+            bands=[],
+            options={k: v for k, v in description.items() if k != "provenance"},
+            summary={
+                "rows": occ.n_rows,
+                "galaxies": occ.n_galaxies,
+                "unassigned": occ.n_unassigned,
+                "outside_training": occ.n_outside_training,
+                "cells_occupied": int((occ.counts > 0).sum()),
+                "entries": len(frame),
+            },
+            n_rows=int(occ.n_rows),
+            n_skipped=int(occ.n_unassigned + occ.n_outside_training),
+            status="ready",
+        )
+        session.add(cat)
+        session.flush()
+        session.add(
+            OccupationRow(
+                catalogue_id=cat.id,
+                map_id=m.id,
+                dataset=str(prov.get("dataset") or filename),
+                dataset_sha256=str(prov.get("dataset_sha256") or sha),
+                n_rows=int(occ.n_rows),
+                n_galaxies=occ.n_galaxies,
+                n_unassigned=int(occ.n_unassigned),
+                n_outside_training=int(occ.n_outside_training),
+                mag_band=occ.mag_column,
+                mag_edges=description["mag_edges"],
+                z_column=occ.z_column,
+                z_edges=description["z_edges"],
+                healpix_order=occ.healpix_order,
+                weight_column=occ.weight_column,
+                provenance=json.loads(json.dumps(prov, default=str)),
+            )
+        )
+        session.flush()
+        n = len(frame)
+        bulk_insert(
+            session.connection(),
+            "occupation_counts",
+            [
+                Col("catalogue_id", "int4", np.full(n, cat.id, dtype=np.int32)),
+                Col("axis", "text", frame["axis"].to_numpy(dtype=object)),
+                Col("bin", "int8", frame["bin"].to_numpy(np.int64)),
+                Col("cell", "int4", frame["cell"].to_numpy(np.int32)),
+                Col("n", "int8", frame["n"].to_numpy(np.int64)),
+                Col("weight", "float8", frame["weight"].to_numpy(np.float64)),
+            ],
+            references_valid=True,
+        )
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return Registered(cat, False)
+
+
+def register_file(
+    session: Session, m: Map, path: Path, filename: str, name: str | None = None
+) -> Registered:
+    """Register an uploaded occupation table (Parquet from ``Occupation.write_parquet``),
+    checked row by row before anything is written."""
+    try:
+        occ = Occupation.read_parquet(path, source=filename)
+    except OccupationError as exc:
+        raise invalid(exc, filename) from exc
+    data = path.read_bytes()
+    return register(
+        session, m, occ, name=name, filename=filename, file_format=FROM_TABLE,
+        file_sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data),
+    )  # fmt: skip
+
+
+class _Cache:
+    """Occupations read back, by catalogue id: a catalogue never changes once stored (a
+    re-registration is a new id), so an entry is never stale."""
+
+    def __init__(self, size: int = 8) -> None:
+        self._items: LRUCache[tuple[int, bool], Occupation] = LRUCache(maxsize=size)
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[int, bool]) -> Occupation | None:
+        with self._lock:
+            return self._items.get(key)
+
+    def put(self, key: tuple[int, bool], value: Occupation) -> None:
+        with self._lock:
+            self._items[key] = value
+
+
+_CACHE = _Cache()
+
+
+def occupation_row(session: Session, catalogue_id: int) -> tuple[Catalogue, OccupationRow]:
+    cat = get_catalogue(session, catalogue_id)
+    row = session.get(OccupationRow, cat.id)
+    if cat.kind != CatalogueKind.occupation or row is None:
+        reason = f"catalogue {cat.id} is {cat.kind}, not an occupation"
+        raise InvalidInputError(reason, [RowError(None, "catalogue_id", None, reason)])
+    return cat, row
+
+
+def load(
+    session: Session, m: Map, catalogue_id: int, with_pixels: bool = False
+) -> tuple[Catalogue, Occupation]:
+    """The occupation catalogue ``catalogue_id`` of map ``m``, as a ``som`` Occupation;
+    its HEALPix split (up to pixels x cells entries, the largest part) only when asked
+    for, as only the sky map reads it."""
+    cat, row = occupation_row(session, catalogue_id)
+    if row.map_id != m.id:
+        reason = f"occupation catalogue {cat.id} is of map {row.map_id}, not of map {m.id}"
+        raise InvalidInputError(reason, [RowError(None, "catalogue_id", None, reason)])
+    key = (cat.id, with_pixels)
+    cached = _CACHE.get(key)
+    if cached is not None:
+        return cat, cached
+    query = select(
+        OccupationCount.axis,
+        OccupationCount.bin,
+        OccupationCount.cell,
+        OccupationCount.n,
+        OccupationCount.weight,
+    ).where(OccupationCount.catalogue_id == cat.id)
+    if not with_pixels:
+        query = query.where(OccupationCount.axis != OccupationAxis.pixel)
+    rows = session.execute(query).all()
+    frame = pd.DataFrame.from_records(
+        [tuple(r) for r in rows], columns=["axis", "bin", "cell", "n", "weight"]
+    )
+    description = {
+        "n_cells": m.n_rows * m.n_cols,
+        "n_rows": row.n_rows,
+        "n_unassigned": row.n_unassigned,
+        "n_outside_training": row.n_outside_training,
+        "mag_column": row.mag_band,
+        "mag_edges": row.mag_edges,
+        "z_column": row.z_column,
+        "z_edges": row.z_edges,
+        "healpix_order": row.healpix_order,
+        "weight_column": row.weight_column,
+        "provenance": row.provenance,
+    }
+    if not with_pixels:
+        description["healpix_order"] = None
+    occ = Occupation.from_frame(frame, description, source=f"catalogue {cat.id}")
+    _CACHE.put(key, occ)
+    return cat, occ
+
+
+def delete_rows(session: Session, catalogue_id: int) -> None:
+    """Remove an occupation's counts and description (set-based, before its catalogue)."""
+    session.execute(delete(OccupationCount).where(OccupationCount.catalogue_id == catalogue_id))
+    session.execute(delete(OccupationRow).where(OccupationRow.catalogue_id == catalogue_id))
+
+
+def sample_ref(cat: Catalogue | None) -> dict:
+    """Which catalogue an answer used: an occupation catalogue, or (None) every
+    photometric row of the ledger."""
+    if cat is None:
+        return {"catalogue_id": None, "kind": CatalogueKind.photometric, "name": None}
+    return {"catalogue_id": cat.id, "kind": cat.kind, "name": cat.name}
+
+
+def describe(session: Session, cat: Catalogue, duplicate: bool = False) -> dict:
+    """An occupation catalogue as the API and CLI show it: the catalogue, the map, the
+    dataset and its checksum, the counters and the splits."""
+    row = session.get(OccupationRow, cat.id)
+    fields = (
+        "map_id", "dataset", "dataset_sha256", "n_rows", "n_galaxies", "n_unassigned",
+        "n_outside_training", "mag_band", "mag_edges", "z_column", "z_edges", "healpix_order",
+        "weight_column", "provenance", "created_at",
+    )  # fmt: skip
+    return {"catalogue": cat, **{f: getattr(row, f) for f in fields}, "duplicate": duplicate}
+
+
+def list_for_map(session: Session, m: Map) -> list[Catalogue]:
+    return list(
+        session.scalars(
+            select(Catalogue)
+            .join(OccupationRow, OccupationRow.catalogue_id == Catalogue.id)
+            .where(OccupationRow.map_id == m.id)
+            .order_by(Catalogue.id)
+        )
+    )
+
+
+def sky(session: Session, m: Map, catalogue_id: int) -> tuple[Occupation, pd.DataFrame]:
+    """Per HEALPix pixel the galaxies of an occupation and the share in uncovered cells."""
+    from app.services import ledger
+
+    _, occ = load(session, m, catalogue_id, with_pixels=True)
+    if occ.healpix_order is None:
+        reason = f"occupation catalogue {catalogue_id} is not split by HEALPix pixel"
+        raise InvalidInputError(reason, [RowError(None, "catalogue_id", None, reason)])
+    covered = ledger.cell_arrays(session, m)["covered"]
+    return occ, occ.uncovered_by_pixel(covered)
