@@ -395,17 +395,11 @@ def gaps(session: Session, m: Map, limit: int, offset: int) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- targets
-def targets(
-    session: Session,
-    m: Map,
-    *,
-    budget: int | None,
-    budget_hours: float | None,
-    mag_band: str | None,
-    mag_limit: float | None,
-    per_cell: int,
-) -> pd.DataFrame:
-    band = map_mag_band(m, mag_band)  # one of the map's bands
+def target_candidates(session: Session, m: Map) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Every trusted source in an uncovered cell of the map (``id``, ``catalogue_id``,
+    ``source_id``, ra, dec, ``cell``, ``distance`` and ``mag_<band>`` of the map's bands),
+    the map's cells and the per-cell statistics that rank them (``count``, ``z_median``,
+    ``z_nmad``): what every target selection, saved or not, starts from."""
     bands = map_store.map_bands(m)
     rows = session.execute(
         text(
@@ -437,19 +431,15 @@ def targets(
             "z_nmad": stats["zphot_nmad"].to_numpy(),
         }
     )
-    try:
-        chosen = cal.select_targets(
-            cand,
-            stats["covered"].to_numpy(),
-            cell_stats,
-            budget_targets=budget,
-            budget_hours=budget_hours,
-            mag_column=f"mag_{band}",
-            mag_limit=mag_limit,
-            per_cell=per_cell,
-        )
-    except ValueError as exc:
-        raise InvalidInputError(str(exc)) from exc
+    return cand, stats, cell_stats
+
+
+def described_targets(
+    chosen: pd.DataFrame, cand: pd.DataFrame, stats: pd.DataFrame
+) -> pd.DataFrame:
+    """A selection from :func:`target_candidates` as a target list shows it: the ledger's
+    row id replaced by ``source_id`` and ``catalogue_id``, and the cell's row and column."""
+    chosen = chosen.copy()
     lookup = cand.set_index("id")
     ids = chosen["id"].to_numpy()
     chosen.insert(1, "source_id", lookup.loc[ids, "source_id"].to_numpy())
@@ -468,14 +458,43 @@ def targets(
     return chosen
 
 
+def targets(
+    session: Session,
+    m: Map,
+    *,
+    budget: int | None,
+    budget_hours: float | None,
+    mag_band: str | None,
+    mag_limit: float | None,
+    per_cell: int,
+) -> pd.DataFrame:
+    band = map_mag_band(m, mag_band)  # one of the map's bands
+    cand, stats, cell_stats = target_candidates(session, m)
+    try:
+        chosen = cal.select_targets(
+            cand,
+            stats["covered"].to_numpy(),
+            cell_stats,
+            budget_targets=budget,
+            budget_hours=budget_hours,
+            mag_column=f"mag_{band}",
+            mag_limit=mag_limit,
+            per_cell=per_cell,
+        )
+    except ValueError as exc:
+        raise InvalidInputError(str(exc)) from exc
+    return described_targets(chosen, cand, stats)
+
+
 _TARGET_FIXED = ("priority", "source_id", "catalogue_id", "ra", "dec", "cell")
 
 
 def save_target_list(
-    session: Session, m: Map, frame: pd.DataFrame, params: dict[str, Any]
+    session: Session, m: Map, frame: pd.DataFrame, params: dict[str, Any], name: str | None = None
 ) -> TargetList:
-    """Store a target list as a snapshot (later ingests or deletions leave it as it was)."""
-    tl = TargetList(map_id=m.id, params=params, n_targets=len(frame))
+    """Store a target list as a snapshot (later ingests or deletions leave it as it was);
+    with a ``name`` it is a campaign."""
+    tl = TargetList(map_id=m.id, name=name, params=params, n_targets=len(frame))
     session.add(tl)
     session.flush()
     total = max(int(np.nansum(ledger.cell_arrays(session, m)["n_phot"])), 1)
