@@ -11,16 +11,16 @@ failed, unexpected error); 2 bad input a user must fix (command line, file, colu
 
 One module per group of commands, registered here in the order ``somcal --help`` lists
 them: ``catalogues`` (mock, ingest, bands, catalogues), ``maps`` (maps, train), ``assign``,
-``calibrate`` (coverage, gaps, targets, nz), ``plot``, ``serve`` (serve, worker, quickstart) and
-``db`` (db upgrade, apikey create); what they share (consoles, errors, progress, the
-database) is in ``_common``.
+``calibrate`` (coverage, gaps, targets, nz), ``followup`` (campaign …, history), ``plot``,
+``serve`` (serve, worker, quickstart) and ``db`` (db upgrade, apikey create); what they
+share (consoles, errors, progress, the database) is in ``_common``.
 """
 
 from __future__ import annotations
 
 import typer
 
-from app.cli import assign, calibrate, catalogues, db, maps, plot, serve
+from app.cli import assign, calibrate, catalogues, db, followup, maps, plot, serve
 from app.cli._common import EXIT_ENV, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_NOT_FOUND, EXIT_NOT_READY
 
 __all__ = [
@@ -46,6 +46,7 @@ db_cli = typer.Typer(help="Database schema.", no_args_is_help=True)
 apikey_cli = typer.Typer(help="API keys for write access.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(apikey_cli, name="apikey")
+cli.add_typer(followup.campaign_cli, name="campaign")
 
 for command in (
     catalogues.mock,
@@ -59,6 +60,7 @@ for command in (
     calibrate.gaps,
     calibrate.targets,
     calibrate.nz,
+    followup.history,
     plot.plot,
     serve.serve,
     serve.worker,

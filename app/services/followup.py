@@ -28,7 +28,7 @@ from app.models import (
 )
 from app.services import calibrate, ledger, map_store
 from app.services.catalogues import get_catalogue
-from app.services.errors import ConflictError, InvalidInputError, NotFoundError, RowError
+from app.services.errors import InvalidInputError, NotFoundError, RowError
 from som import calibration as cal
 from som.calibration.followup import ExposureModel, SuccessModel
 from som.vocabulary import ChangeAction, Outcome, PlanStrategy, choices
@@ -460,7 +460,8 @@ def campaign_counts(session: Session, campaign: TargetList) -> dict[str, Any]:
 
 
 def campaign_table(session: Session, m: Map, campaign: TargetList) -> pd.DataFrame:
-    """The campaign's targets as exported, with each one's outcome so far (None: pending)."""
+    """The campaign's targets as exported, with each one's outcome so far (blank: pending)
+    and the exposure spent on it (NaN: none recorded)."""
     _, frame = calibrate.get_target_list(session, m, campaign.id)
     outcomes = {
         o.rank: o
@@ -471,10 +472,13 @@ def campaign_table(session: Session, m: Map, campaign: TargetList) -> pd.DataFra
     if len(frame):
         frame.insert(1, "target_id", frame["source_id"].astype(str))
         ranks = frame["priority"].to_numpy()
-        frame["outcome"] = [outcomes[r].outcome if r in outcomes else None for r in ranks]
-        frame["exposure_spent"] = [
-            outcomes[r].exposure_hours if r in outcomes else None for r in ranks
-        ]
+        # Blank while pending, so the column stays text in every table format (FITS has no
+        # missing string).
+        frame["outcome"] = [outcomes[r].outcome if r in outcomes else "" for r in ranks]
+        spent = [outcomes[r].exposure_hours if r in outcomes else None for r in ranks]
+        frame["exposure_spent"] = np.array(
+            [np.nan if h is None else h for h in spent], dtype=np.float64
+        )
     return frame
 
 
@@ -622,12 +626,7 @@ def record_outcomes(
             continue
         wanted.setdefault(rank, (outcome, hours, z, row))
     if errors:
-        error = (
-            ConflictError
-            if all("already recorded" in e.reason for e in errors)
-            else InvalidInputError
-        )
-        raise error(
+        raise InvalidInputError(
             f"{file}: {len(errors)} row(s) cannot be recorded; nothing was stored "
             f"(first {min(len(errors), MAX_LISTED_ERRORS)} listed)",
             errors[:MAX_LISTED_ERRORS],

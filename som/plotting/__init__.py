@@ -14,7 +14,8 @@ by half a cell, rows ``sqrt(3)/2`` apart) and are drawn as pointy-top hexagons w
 neighbours touch along an edge, exactly the lattice the map was trained on.
 
 Modules: :mod:`~som.plotting.maps` (cell maps), :mod:`~som.plotting.nz` (n(z) and the
-sampling experiment), :mod:`~som.plotting.common` (geometry, colour maps, PNG output); every
+sampling experiment), :mod:`~som.plotting.followup` (coverage against hours spent),
+:mod:`~som.plotting.common` (geometry, colour maps, PNG output); every
 public name is re-exported here. matplotlib is a dependency of somcal.
 """
 
@@ -30,6 +31,7 @@ from som.plotting.common import (
     map_colormap_stops,
     marked_boundary,
 )
+from som.plotting.followup import plot_coverage_history
 from som.plotting.maps import (
     MARKED_STYLES,
     plot_cell_map,
@@ -54,6 +56,7 @@ __all__ = [
     "map_colormap",
     "map_colormap_stops",
     "marked_boundary",
+    "plot_coverage_history",
     "plot_cell_map",
     "plot_coverage_map",
     "plot_dispersion_map",

@@ -245,7 +245,7 @@ def test_bad_outcomes_name_the_row_and_store_nothing(client, auth, loop):
             {"target_id": ids[0], "outcome": "failed", "exposure_hours": 1.0},
         ]
     )
-    assert r.status_code == 409
+    assert r.status_code == 422
     assert (
         r.json()["errors"][0]["row"] == 1
         and "already recorded as secure" in r.json()["errors"][0]["reason"]
@@ -269,3 +269,51 @@ def test_bad_outcomes_name_the_row_and_store_nothing(client, auth, loop):
     r = client.post(f"/v1/maps/{map_id}/campaigns", json={"name": "late"}, headers=auth)
     assert r.status_code == 404 and f"map {map_id}" in r.json()["detail"]
     assert post([{"target_id": ids[5], "outcome": "secure"}]).status_code == 404
+
+
+def test_the_loop_on_the_command_line(client, auth, loop, clean_db, tmp_path):
+    from typer.testing import CliRunner
+
+    from app.cli import cli
+
+    map_id, _ = loop
+    runner = CliRunner(env={"COLUMNS": "240"})
+
+    def run(*args, code=0):
+        result = runner.invoke(cli, [*map(str, args), "--database-url", clean_db])
+        assert result.exit_code == code, result.output
+        return result.output
+
+    out = run(
+        "campaign",
+        "create",
+        "cli night",
+        "--map-id",
+        map_id,
+        "--budget",
+        12,
+        "--strategy",
+        "c3r2",
+        "-o",
+        tmp_path / "night.txt",
+    )
+    campaign_id = int(out.strip().splitlines()[-1])
+    lines = (tmp_path / "night.txt").read_text().splitlines()
+    assert lines[0].startswith("#") and len(lines) == 13
+    run("campaign", "export", campaign_id, "-o", tmp_path / "night.fits")
+    ids = [line.split()[0] for line in lines[1:]]
+    outcomes = tmp_path / "outcomes.csv"
+    outcomes.write_text(
+        "target_id,outcome,exposure_hours\n" + f"{ids[0]},failed,1.5\n" + f"{ids[1]},secure,\n"
+    )
+    run("campaign", "outcomes", campaign_id, outcomes)
+    outcomes.write_text("target_id,outcome,exposure_hours\n" + f"{ids[0]},secure,\n")
+    refused = run("campaign", "outcomes", campaign_id, outcomes, code=2)
+    assert "row 0" in refused and "already recorded as failed" in refused
+    assert "cli night" in run("campaign", "list", "--map-id", map_id)
+    assert "outcomes_recorded" in run("history", "--map-id", map_id, "--plot", tmp_path / "h.png")
+    assert (tmp_path / "h.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "brightest" in run("campaign", "forecast", "--budget-hours", 20, "--map-id", map_id)
+    # The command line has no key: its changes are logged as "cli".
+    names = [e["key_name"] for e in client.get("/v1/changes").json()["items"]]
+    assert names[-2:] == ["cli", "cli"] and "tests" in names

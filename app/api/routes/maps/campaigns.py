@@ -169,9 +169,9 @@ def read_campaign(
     summary="Record outcomes of a campaign's targets (JSON rows)",
     description="Per target: `secure`, `failed` (with the `exposure_hours` spent) or "
     "`not_observed`. All rows are checked first; any unknown target, contradiction with "
-    "another row or with an outcome already recorded is a 422 (409 when every problem is an "
-    "earlier outcome) naming the rows, and nothing is stored.",
-    responses={**_WRITE_ERRORS, 409: {"model": ErrorResponse}},
+    "another row or with an outcome already recorded is a 422 naming the rows, and nothing "
+    "is stored.",
+    responses=_WRITE_ERRORS,
 )
 def record_outcomes(
     map_id: IdPath,
@@ -206,7 +206,7 @@ def _read_upload(upload: UploadFile) -> Any:
     "/{map_id}/campaigns/{campaign_id}/outcomes/file",
     response_model=OutcomesOut,
     summary="Record outcomes from a CSV or FITS table of target_id, outcome, exposure_hours",
-    responses={**_WRITE_ERRORS, 409: {"model": ErrorResponse}},
+    responses=_WRITE_ERRORS,
 )
 async def record_outcomes_file(
     map_id: IdPath,
@@ -234,7 +234,7 @@ async def record_outcomes_file(
     summary="Record outcomes from an ingested spectroscopic catalogue carrying the target ids",
     description="Every spectrum whose `source_id` is a target of the campaign: secure → "
     "`secure`, not secure → `failed` at the target's planned exposure.",
-    responses={**_WRITE_ERRORS, 409: {"model": ErrorResponse}},
+    responses=_WRITE_ERRORS,
 )
 def record_outcomes_from_catalogue(
     map_id: IdPath,
