@@ -151,7 +151,7 @@ def main() -> None:
         )
     )
     if args.plot is not None:
-        from som.plotting import figure_to_png, plot_coverage_history
+        from som.plotting import figure_to_png
 
         history = []
         for strategy, run in frame.groupby("strategy", sort=False):
@@ -173,7 +173,6 @@ def main() -> None:
         args.plot.parent.mkdir(parents=True, exist_ok=True)
         args.plot.write_bytes(figure_to_png(fig))
         print(f"\nwrote {args.plot}")
-        del plot_coverage_history  # the service's per-change figure; this one is per strategy
 
 
 if __name__ == "__main__":

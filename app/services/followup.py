@@ -261,9 +261,12 @@ def success_model(session: Session, m: Map) -> SuccessModel:
 
 def success_summary(session: Session, m: Map, exposure: ExposureModel) -> dict[str, Any]:
     model = success_model(session, m)
-    lo, hi = model.mag_range
-    grid = np.round(np.arange(np.floor(lo * 2) / 2, np.ceil(hi * 2) / 2 + 0.01, 0.5), 2)
-    curve = model.curve(grid) if model.fitted else model.curve(np.zeros(0))
+    if model.fitted:
+        lo, hi = model.mag_range
+        grid = np.round(np.arange(np.floor(lo * 2) / 2, np.ceil(hi * 2) / 2 + 0.01, 0.5), 2)
+    else:  # nothing learned: no curve to show
+        grid = np.zeros(0)
+    curve = model.curve(grid)
     curve["hours_per_secure"] = model.hours_per_secure(curve["mag"].to_numpy(), exposure)
     return {
         "map_id": m.id,

@@ -215,6 +215,9 @@ def test_bad_outcomes_name_the_row_and_store_nothing(client, auth, loop):
     def post(rows):
         return client.post(url, json={"outcomes": rows}, headers=auth)
 
+    unlearned = client.get(f"/v1/maps/{map_id}/success-model").json()
+    assert unlearned["fitted"] is False and unlearned["curve"] == []
+    assert unlearned["mag_min"] is None
     n_changes = client.get("/v1/changes").json()["total"]
     r = post(
         [
