@@ -119,6 +119,7 @@ def create(
     strategy ranks by expected coverage gained per hour under the success model learned
     from earlier outcomes. Prints the campaign id."""
     from app.services import followup
+    from app.services.ledger import ledger_transaction
 
     plan = followup.CampaignPlan(
         name=name,
@@ -134,10 +135,11 @@ def create(
         _output_path(output, overwrite)
     with _database(_settings(database_url)) as factory, factory() as session, _user_errors():
         m = _ready_map(session, map_id)
-        campaign, _ = _spin(
-            "campaign", lambda: followup.create_campaign(session, m, plan, CLI_ACTOR)
-        )
-        session.commit()
+        with ledger_transaction(session):
+            campaign, _ = _spin(
+                "campaign", lambda: followup.create_campaign(session, m, plan, CLI_ACTOR)
+            )
+            session.commit()
         p = campaign.params
         _done(
             f"campaign {campaign.id} {name!r}: {campaign.n_targets:,} targets, "
@@ -238,24 +240,26 @@ def outcomes(
     """Record what became of a campaign's targets. Every row is checked first; any bad row
     is reported with its number and nothing is stored."""
     from app.services import followup
+    from app.services.ledger import ledger_transaction
     from som.tables import read_table
 
     if (path is None) == (from_catalogue is None):
         raise _fail("give either a table of outcomes or --from-catalogue ID")
     with _database(_settings(database_url)) as factory, factory() as session, _user_errors():
         m, campaign = _campaign(session, campaign_id)
-        if path is not None:
-            if not path.is_file():
-                raise _fail(f"{path}: no such file", EXIT_NOT_FOUND)
-            frame = read_table(path, text_columns=["target_id", "outcome"])
-            result = followup.record_outcomes(
-                session, m, campaign, frame, CLI_ACTOR, file=path.name
-            )
-        else:
-            result = followup.outcomes_from_catalogue(
-                session, m, campaign, from_catalogue, CLI_ACTOR
-            )
-        session.commit()
+        with ledger_transaction(session):
+            if path is not None:
+                if not path.is_file():
+                    raise _fail(f"{path}: no such file", EXIT_NOT_FOUND)
+                frame = read_table(path, text_columns=["target_id", "outcome"])
+                result = followup.record_outcomes(
+                    session, m, campaign, frame, CLI_ACTOR, file=path.name
+                )
+            else:
+                result = followup.outcomes_from_catalogue(
+                    session, m, campaign, from_catalogue, CLI_ACTOR
+                )
+            session.commit()
     counts = ", ".join(f"{v:,} {k}" for k, v in result["recorded"].items())
     _done(
         f"campaign {campaign_id}: recorded {result['n_recorded']:,} ({counts}); "

@@ -31,6 +31,7 @@ from app.schemas import (
 )
 from app.services import followup, map_store
 from app.services.errors import InvalidInputError, RowError, unreadable_file
+from app.services.ledger import ledger_transaction
 from som.calibration.followup import ExposureModel
 from som.tables import CatalogueError, read_table
 from som.vocabulary import PlanStrategy
@@ -113,8 +114,10 @@ def create_campaign(
         exposure=exposure_model(body),
         random_state=body.random_state,
     )
-    campaign, _ = followup.create_campaign(session, m, plan, key_name)
-    session.commit()
+    # Under the ledger lock: the plan reads the outcomes and coverage it must not race.
+    with ledger_transaction(session):
+        campaign, _ = followup.create_campaign(session, m, plan, key_name)
+        session.commit()
     table = followup.campaign_table(session, m, campaign)
     return CampaignFull(
         **campaign_out(session, campaign).model_dump(), targets=table.to_dict(orient="records")
@@ -184,8 +187,10 @@ def record_outcomes(
 
     m, campaign = _campaign(session, map_id, campaign_id)
     frame = pd.DataFrame([row.model_dump() for row in body.outcomes])
-    result = followup.record_outcomes(session, m, campaign, frame, key_name, file="outcomes")
-    session.commit()
+    # Under the ledger lock: two uploads of the same outcomes must not both insert them.
+    with ledger_transaction(session):
+        result = followup.record_outcomes(session, m, campaign, frame, key_name, file="outcomes")
+        session.commit()
     return OutcomesOut(**result)
 
 
@@ -221,8 +226,9 @@ async def record_outcomes_file(
 
     def record() -> dict[str, Any]:
         m, campaign = _campaign(session, map_id, campaign_id)
-        result = followup.record_outcomes(session, m, campaign, frame, key_name, file=name)
-        session.commit()
+        with ledger_transaction(session):
+            result = followup.record_outcomes(session, m, campaign, frame, key_name, file=name)
+            session.commit()
         return result
 
     return OutcomesOut(**await run_in_threadpool(record))
@@ -244,6 +250,7 @@ def record_outcomes_from_catalogue(
     key_name: ApiKeyDep,
 ) -> OutcomesOut:
     m, campaign = _campaign(session, map_id, campaign_id)
-    result = followup.outcomes_from_catalogue(session, m, campaign, body.catalogue_id, key_name)
-    session.commit()
+    with ledger_transaction(session):
+        result = followup.outcomes_from_catalogue(session, m, campaign, body.catalogue_id, key_name)
+        session.commit()
     return OutcomesOut(**result)
