@@ -15,7 +15,16 @@ from fastapi_offline import FastAPIOffline
 from app.api import errors
 from app.api.limits import BodySizeLimitMiddleware
 from app.api.openapi import add_body_schemas
-from app.api.routes import bands, calibrations, catalogues, dashboard, health, jobs, maps
+from app.api.routes import (
+    bands,
+    calibrations,
+    catalogues,
+    changes,
+    dashboard,
+    health,
+    jobs,
+    maps,
+)
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_session_factory
 from app.core.security import hash_key
@@ -110,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(maps.router)
     app.include_router(calibrations.router)
     app.include_router(jobs.router)
+    app.include_router(changes.router)
     app.include_router(dashboard.router)
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
     # Bodies read by hand (JSON or a file) are documented by name in their routes.

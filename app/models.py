@@ -38,10 +38,12 @@ from app.core.db import Base
 from som.vocabulary import (
     CalibrationStatus,
     CatalogueKind,
+    ChangeAction,
     EnsembleMethod,
     Lattice,
     MapStatus,
     OccupationAxis,
+    Outcome,
     TomoBinning,
     choices,
 )
@@ -306,12 +308,18 @@ class Assignment(Base):
 
 
 class TargetList(Base):
-    """A saved target list: a snapshot, so later ingests or deletions do not alter it."""
+    """A saved target list: a snapshot, so later ingests or deletions do not alter it.
+
+    A list with a ``name`` is a campaign (``/v1/maps/{id}/campaigns``): what was planned
+    for a night or a semester, whose targets' outcomes are recorded against it. ``params``
+    holds the budget, magnitude limit, exposure model and strategy that made it.
+    """
 
     __tablename__ = "target_lists"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     map_id: Mapped[int] = mapped_column(ForeignKey("maps.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str | None] = mapped_column(String(255))
     params: Mapped[dict[str, Any]] = mapped_column(JsonType)
     n_targets: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -462,3 +470,70 @@ class OccupationCount(Base):
     cell: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     n: Mapped[int] = mapped_column(BigInteger)
     weight: Mapped[float] = mapped_column(Double)
+
+
+class LedgerChange(Base):
+    """One change to the ledger, appended and never edited: what happened (``action``), to
+    what (map, catalogue, campaign: plain ids, so the entry outlives what it names), by
+    which API key (its name; the key itself is never stored) and when."""
+
+    __tablename__ = "ledger_changes"
+    __table_args__ = (
+        CheckConstraint(f"action IN ({_in(choices(ChangeAction))})", name="action"),
+        Index(None, "map_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    action: Mapped[str] = mapped_column(String(32))
+    key_name: Mapped[str | None] = mapped_column(String(100))
+    map_id: Mapped[int | None] = mapped_column(Integer)
+    catalogue_id: Mapped[int | None] = mapped_column(Integer)
+    target_list_id: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+
+
+class CoverageSnapshot(Base):
+    """A map's coverage just after one ledger change: cells and galaxies covered, secure
+    spectra, the follow-up spent so far (targets observed, hours), and the galaxies covered
+    per photometric-redshift bin of the map's grid (``by_z``)."""
+
+    __tablename__ = "coverage_snapshots"
+    __table_args__ = (Index(None, "map_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    map_id: Mapped[int] = mapped_column(ForeignKey("maps.id", ondelete="CASCADE"))
+    change_id: Mapped[int] = mapped_column(ForeignKey("ledger_changes.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    n_cells: Mapped[int] = mapped_column(Integer)
+    n_cells_occupied: Mapped[int] = mapped_column(Integer)
+    n_cells_covered: Mapped[int] = mapped_column(Integer)
+    n_galaxies: Mapped[int] = mapped_column(Integer)
+    n_galaxies_covered: Mapped[int] = mapped_column(Integer)
+    n_spectra_secure: Mapped[int] = mapped_column(Integer)
+    n_observed: Mapped[int] = mapped_column(Integer)
+    n_secure_outcomes: Mapped[int] = mapped_column(Integer)
+    hours_spent: Mapped[float] = mapped_column(Double)
+    by_z: Mapped[list[dict[str, Any]] | None] = mapped_column(JsonType)
+
+
+class TargetOutcome(Base):
+    """What became of one target of a campaign (``som.vocabulary.Outcome``), with the
+    exposure spent on it (a failure's depth decides whether it is worth another attempt)
+    and the change that recorded it. One outcome per target: recording a different one
+    later is refused, so failures are kept."""
+
+    __tablename__ = "target_outcomes"
+    __table_args__ = (
+        CheckConstraint(f"outcome IN ({_in(choices(Outcome))})", name="outcome"),
+        CheckConstraint("exposure_hours IS NULL OR exposure_hours >= 0", name="exposure"),
+    )
+
+    target_list_id: Mapped[int] = mapped_column(
+        ForeignKey("target_lists.id", ondelete="CASCADE"), primary_key=True
+    )
+    rank: Mapped[int] = mapped_column(Integer, primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    exposure_hours: Mapped[float | None] = mapped_column(Double)
+    z_spec: Mapped[float | None] = mapped_column(Double)
+    change_id: Mapped[int] = mapped_column(ForeignKey("ledger_changes.id"))

@@ -15,6 +15,7 @@ from enum import StrEnum
 __all__ = [
     "CalibrationStatus",
     "CatalogueKind",
+    "ChangeAction",
     "Distance",
     "EnsembleMethod",
     "IngestKind",
@@ -28,6 +29,8 @@ __all__ = [
     "NirPreset",
     "OccupationAxis",
     "OnInvalid",
+    "Outcome",
+    "PlanStrategy",
     "PlotKind",
     "RedshiftSource",
     "Schedule",
@@ -216,6 +219,37 @@ class CalibrationStatus(StrEnum):
     computing = "computing"
     ready = "ready"
     failed = "failed"
+
+
+class Outcome(StrEnum):
+    """What became of a campaign's target: a secure redshift, observed without one (the
+    exposure spent is kept, so the next campaign knows at what depth it failed), or not
+    observed at all (weather, time, a slit that did not fit)."""
+
+    secure = "secure"
+    failed = "failed"
+    not_observed = "not_observed"
+
+
+class PlanStrategy(StrEnum):
+    """How a campaign orders its targets: ``c3r2`` (most populated uncovered cells first,
+    the source closest to the cell's weight vector), ``expected_gain`` (expected coverage
+    gained per hour, from the success model), ``brightest`` (cheapest first) or ``random``
+    (a baseline for the forecast)."""
+
+    c3r2 = "c3r2"
+    expected_gain = "expected_gain"
+    brightest = "brightest"
+    random = "random"
+
+
+class ChangeAction(StrEnum):
+    """What one entry of the ledger's append-only change log records."""
+
+    catalogue_ingested = "catalogue_ingested"
+    catalogue_deleted = "catalogue_deleted"
+    campaign_created = "campaign_created"
+    outcomes_recorded = "outcomes_recorded"
 
 
 def choices(enum: type[StrEnum]) -> tuple[str, ...]:

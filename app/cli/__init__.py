@@ -12,9 +12,9 @@ failed, unexpected error); 2 bad input a user must fix (command line, file, colu
 One module per group of commands, registered here in the order ``somcal --help`` lists
 them: ``catalogues`` (mock, ingest, bands, catalogues), ``maps`` (maps, train), ``assign``,
 ``occupation``, ``calibrate`` (coverage, gaps, targets, nz), ``calibrations`` (the
-``calibration`` group: deep/wide n(z)), ``plot``, ``serve`` (serve, worker, quickstart) and
-``db`` (db upgrade, apikey create); what they share (consoles, errors, progress, the
-database) is in ``_common``.
+``calibration`` group: deep/wide n(z)), ``followup`` (campaign …, history), ``plot``,
+``serve`` (serve, worker, quickstart) and ``db`` (db upgrade, apikey create); what they
+share (consoles, errors, progress, the database) is in ``_common``.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from app.cli import (
     calibrations,
     catalogues,
     db,
+    followup,
     maps,
     occupation,
     plot,
@@ -58,6 +59,7 @@ apikey_cli = typer.Typer(help="API keys for write access.", no_args_is_help=True
 cli.add_typer(db_cli, name="db")
 cli.add_typer(apikey_cli, name="apikey")
 cli.add_typer(calibrations.calibration_cli, name="calibration")
+cli.add_typer(followup.campaign_cli, name="campaign")
 
 for command in (
     catalogues.mock,
@@ -72,6 +74,7 @@ for command in (
     calibrate.gaps,
     calibrate.targets,
     calibrate.nz,
+    followup.history,
     plot.plot,
     serve.serve,
     serve.worker,

@@ -32,6 +32,10 @@ if TYPE_CHECKING:
 
 EXIT_ENV, EXIT_INPUT, EXIT_NOT_FOUND, EXIT_NOT_READY, EXIT_INTERRUPTED = 1, 2, 3, 4, 130
 
+#: Who the ledger's change log names for a change made on the command line: the command
+#: works on the database directly, with no API key to name.
+CLI_ACTOR = "cli"
+
 T = TypeVar("T")
 
 # options several commands take

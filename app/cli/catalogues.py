@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from app.cli._common import (
+    CLI_ACTOR,
     EXIT_NOT_FOUND,
     DatabaseUrl,
     _database,
@@ -207,7 +208,7 @@ def _ingest(
                 factory,
                 req,
                 max_rows=settings.max_rows,
-                after_insert=after_catalogue_inserted(settings.match_radius_arcsec),
+                after_insert=after_catalogue_inserted(settings.match_radius_arcsec, CLI_ACTOR),
             ),
         )
     cat = result.catalogue

@@ -500,17 +500,7 @@ def targets(
     split of deep targets and wide weights."""
     band = map_mag_band(m, mag_band)  # one of the map's bands
     cand = target_candidates(session, m, uncovered_only=True)
-    stats = ledger.cells_frame(session, m.id)
-    weight_counts = stats["n_phot"].to_numpy()
-    if occupation_id is not None:
-        weight_counts = occupation_service.load(session, m, occupation_id)[1].counts
-    cell_stats = pd.DataFrame(
-        {
-            "count": weight_counts,
-            "z_median": stats["zphot_median"].to_numpy(),
-            "z_nmad": stats["zphot_nmad"].to_numpy(),
-        }
-    )
+    stats, cell_stats = target_cell_stats(session, m, occupation_id)
     return rank_targets(
         session,
         m,
@@ -531,7 +521,7 @@ def target_candidates(
     """Sources assigned to the map that may be targets: ``id``, ``catalogue_id``,
     ``source_id``, ``ra``, ``dec``, ``cell``, ``distance`` and ``mag_<band>`` of the map's
     bands; only in cells the map calls uncovered (``uncovered_only``), only of one
-    catalogue (``catalogue_id``)."""
+    catalogue (``catalogue_id``). What every target selection, saved or not, starts from."""
     bands = map_store.map_bands(m)
     sql = (
         "SELECT s.id, s.catalogue_id, s.source_id, s.ra, s.dec, a.cell, a.distance, s.mags "
@@ -564,6 +554,26 @@ def target_candidates(
     return cand
 
 
+def target_cell_stats(
+    session: Session, m: Map, occupation_id: int | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The map's cells (:func:`ledger.cells_frame`) and the per-cell statistics that rank
+    targets: ``count`` (what a gap is worth: the ledger's photometric rows, or an
+    occupation catalogue's counts), ``z_median`` and ``z_nmad``."""
+    stats = ledger.cells_frame(session, m.id)
+    weight_counts = stats["n_phot"].to_numpy()
+    if occupation_id is not None:
+        weight_counts = occupation_service.load(session, m, occupation_id)[1].counts
+    cell_stats = pd.DataFrame(
+        {
+            "count": weight_counts,
+            "z_median": stats["zphot_median"].to_numpy(),
+            "z_nmad": stats["zphot_nmad"].to_numpy(),
+        }
+    )
+    return stats, cell_stats
+
+
 def rank_targets(
     session: Session,
     m: Map,
@@ -579,7 +589,7 @@ def rank_targets(
 ) -> pd.DataFrame:
     """The C3R2 ranking of ``som.calibration.select_targets`` over candidates of
     :func:`target_candidates`: cells not ``covered`` by ``cell_stats['count']`` (what a
-    cell is worth), then source ids, catalogues and cell positions as the answers show."""
+    cell is worth), shown as :func:`described_targets` shows them."""
     try:
         chosen = cal.select_targets(
             cand,
@@ -593,18 +603,24 @@ def rank_targets(
         )
     except ValueError as exc:
         raise InvalidInputError(str(exc)) from exc
-    stats = ledger.cell_arrays(session, m)
+    return described_targets(chosen, cand, ledger.cell_arrays(session, m))
+
+
+def described_targets(chosen: pd.DataFrame, cand: pd.DataFrame, stats: Any) -> pd.DataFrame:
+    """A selection from :func:`target_candidates` as a target list shows it: the ledger's
+    row id replaced by ``source_id`` and ``catalogue_id``, and the cell's row and column
+    (``stats``: the map's cells, a frame or arrays with ``row`` and ``col`` by cell)."""
+    chosen = chosen.copy()
     lookup = cand.set_index("id")
     ids = chosen["id"].to_numpy()
     chosen.insert(1, "source_id", lookup.loc[ids, "source_id"].to_numpy())
     chosen.insert(2, "catalogue_id", lookup.loc[ids, "catalogue_id"].astype(int).to_numpy())
     chosen = chosen.drop(columns=["id"])
     cells = chosen["cell"].to_numpy()
+    rows, cols = np.asarray(stats["row"]), np.asarray(stats["col"])
+    chosen.insert(chosen.columns.get_loc("cell") + 1, "cell_row", rows[cells].astype(np.int64))
     chosen.insert(
-        chosen.columns.get_loc("cell") + 1, "cell_row", stats["row"][cells].astype(np.int64)
-    )
-    chosen.insert(
-        chosen.columns.get_loc("cell_row") + 1, "cell_col", stats["col"][cells].astype(np.int64)
+        chosen.columns.get_loc("cell_row") + 1, "cell_col", cols[cells].astype(np.int64)
     )
     return chosen
 
@@ -613,10 +629,11 @@ _TARGET_FIXED = ("priority", "source_id", "catalogue_id", "ra", "dec", "cell")
 
 
 def save_target_list(
-    session: Session, m: Map, frame: pd.DataFrame, params: dict[str, Any]
+    session: Session, m: Map, frame: pd.DataFrame, params: dict[str, Any], name: str | None = None
 ) -> TargetList:
-    """Store a target list as a snapshot (later ingests or deletions leave it as it was)."""
-    tl = TargetList(map_id=m.id, params=params, n_targets=len(frame))
+    """Store a target list as a snapshot (later ingests or deletions leave it as it was);
+    with a ``name`` it is a campaign."""
+    tl = TargetList(map_id=m.id, name=name, params=params, n_targets=len(frame))
     session.add(tl)
     session.flush()
     if params.get("occupation_id") is not None:

@@ -13,16 +13,18 @@ import pandas as pd
 from sqlalchemy.orm import Session
 
 from app.models import Catalogue
-from app.services import deepwide, ledger, map_store
+from app.services import deepwide, followup, ledger, map_store
 from app.services.catalogues import AfterDeleteHook
 from app.services.ingest import LedgerHook
+from som.vocabulary import ChangeAction
 
 
 class _AssignToReadyMaps(LedgerHook):
     """Assign each written chunk to every ready map; recompute the cells once at the end."""
 
-    def __init__(self, match_radius_arcsec: float) -> None:
+    def __init__(self, match_radius_arcsec: float, key_name: str | None) -> None:
         self.radius = match_radius_arcsec
+        self.key_name = key_name
         self._maps: list | None = None
         self._placed: dict[int, dict[str, int]] = {}
 
@@ -51,14 +53,33 @@ class _AssignToReadyMaps(LedgerHook):
                     by_position.add(m.id)
             ledger.recompute(session, m, "spec")
         deepwide.queue_for_catalogue(session, catalogue, by_position)
+        followup.record_ledger_change(
+            session,
+            ChangeAction.catalogue_ingested,
+            self.key_name,
+            maps,
+            catalogue_id=catalogue.id,
+            detail=_described(catalogue),
+        )
         return {m.id: self._placed.get(m.id, {}) for m in maps}
 
 
-def after_catalogue_inserted(match_radius_arcsec: float) -> LedgerHook:
-    return _AssignToReadyMaps(match_radius_arcsec)
+def _described(catalogue: Catalogue) -> dict[str, object]:
+    return {
+        "kind": catalogue.kind,
+        "name": catalogue.name,
+        "filename": catalogue.filename,
+        "sha256": catalogue.sha256,
+        "n_rows": catalogue.n_rows,
+    }
 
 
-def after_catalogue_deleted(match_radius_arcsec: float) -> AfterDeleteHook:
+def after_catalogue_inserted(match_radius_arcsec: float, key_name: str | None) -> LedgerHook:
+    """``key_name``: the name of the API key (or ``cli``) the change log records."""
+    return _AssignToReadyMaps(match_radius_arcsec, key_name)
+
+
+def after_catalogue_deleted(match_radius_arcsec: float, key_name: str | None) -> AfterDeleteHook:
     def hook(session: Session, catalogue: Catalogue) -> list[int]:
         maps = map_store.ready_maps(session)
         by_position: set[int] = set()
@@ -71,6 +92,14 @@ def after_catalogue_deleted(match_radius_arcsec: float) -> AfterDeleteHook:
                     by_position.add(m.id)
             ledger.recompute(session, m, "spec")
         deepwide.queue_for_catalogue(session, catalogue, by_position)
+        followup.record_ledger_change(
+            session,
+            ChangeAction.catalogue_deleted,
+            key_name,
+            maps,
+            catalogue_id=catalogue.id,
+            detail=_described(catalogue),
+        )
         return [m.id for m in maps]
 
     return hook

@@ -11,6 +11,10 @@ The pieces, in the order a calibration uses them:
 - spectroscopic coverage of the map and its gaps: :func:`cell_spec_counts`,
   :func:`covered_cells`, :func:`coverage_summary`, :func:`gaps`;
 - spectroscopic targets for the gaps, C3R2-style: :func:`select_targets`;
+- the follow-up loop: a success rate learned from campaigns' outcomes, the cost of a secure
+  redshift, the next campaign by expected coverage gained per hour, forecasts and simulated
+  campaigns: :func:`fit_success_model`, :func:`plan_campaign`,
+  :func:`expected_coverage_gain`, :func:`simulate_campaigns` (:mod:`~som.calibration.followup`);
 - cells without spectroscopy borrowing from the nearest labelled cell on the map:
   :func:`fill_unlabelled_cells`;
 - the redshift distribution of a sample: :func:`nz`;
@@ -48,6 +52,17 @@ from som.calibration.cells import (
 )
 from som.calibration.coverage import CoverageSummary, coverage_summary, gaps, select_targets
 from som.calibration.experiment import first_passing_n, sampling_experiment
+from som.calibration.followup import (
+    COMPARABLE_DEPTH,
+    ExposureModel,
+    SuccessModel,
+    expected_coverage_gain,
+    failed_at_depth,
+    fit_success_model,
+    logistic_rate,
+    plan_campaign,
+    simulate_campaigns,
+)
 from som.calibration.groups import (
     GoldSelection,
     NGroupsChoice,
@@ -60,7 +75,16 @@ from som.calibration.groups import (
 from som.calibration.nofz import MEAN_Z_REQUIREMENT, NzResult, nz
 
 __all__ = [
+    "COMPARABLE_DEPTH",
     "MEAN_Z_REQUIREMENT",
+    "ExposureModel",
+    "SuccessModel",
+    "expected_coverage_gain",
+    "failed_at_depth",
+    "fit_success_model",
+    "logistic_rate",
+    "plan_campaign",
+    "simulate_campaigns",
     "NMAD_SCALE",
     "CoverageSummary",
     "FilledCells",

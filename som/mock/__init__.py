@@ -26,6 +26,7 @@ every public name is re-exported here.
 from som.mock.catalogue import (
     MIX_I_MAX,
     MIX_Z_RANGE,
+    deep_success_rate,
     make_mock,
     median_z_of_i,
     write_mock,
@@ -136,6 +137,7 @@ __all__ = [
     "load_wide_filters",
     "luminosity_proxy",
     "madau_transmission",
+    "deep_success_rate",
     "make_mock",
     "median_z_of_i",
     "lsst_depths",

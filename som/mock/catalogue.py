@@ -141,6 +141,15 @@ def _mag_from_flux(flux: np.ndarray, sigma: np.ndarray):
     return mag, err
 
 
+def deep_success_rate(i_mag: np.ndarray | float) -> np.ndarray:
+    """The mock's truth for a faint spectroscopic target: the chance that an observation
+    gives a secure redshift, 0.9 at i <= 22.5 falling by 0.3 per magnitude to 0 at i = 25.5
+    (the "deep" sample of :func:`make_mock` is drawn with it, and simulated follow-up
+    campaigns observe with it)."""
+    i = np.asarray(i_mag, dtype=np.float64)
+    return np.clip(0.9 - 0.3 * (i - DEEP_I_RANGE[0]), 0.0, 0.9)
+
+
 def make_mock(
     n: int,
     seed: int | None = 0,
@@ -273,7 +282,7 @@ def make_mock(
             & (u_target < ZCOSMOS_SAMPLING)
             & (u_success < load_success_grid()(i_obs, z_true))
         )
-        deep_success = np.clip(0.9 - 0.3 * (np.nan_to_num(i_obs) - DEEP_I_RANGE[0]), 0.0, 0.9)
+        deep_success = deep_success_rate(np.nan_to_num(i_obs))
         ok_deep = (
             deep_box
             & (u_target < DEEP_SAMPLING * _DEEP_CLASS_WEIGHT[kind])

@@ -15,6 +15,7 @@ neighbours touch along an edge, exactly the lattice the map was trained on.
 
 Modules: :mod:`~som.plotting.maps` (cell maps), :mod:`~som.plotting.nz` (n(z) and the
 sampling experiment), :mod:`~som.plotting.sky` (HEALPix sky maps of an occupation),
+:mod:`~som.plotting.followup` (coverage against hours spent),
 :mod:`~som.plotting.common` (geometry, colour maps, PNG output); every public name is
 re-exported here. matplotlib is a dependency of somcal.
 """
@@ -31,6 +32,7 @@ from som.plotting.common import (
     map_colormap_stops,
     marked_boundary,
 )
+from som.plotting.followup import plot_coverage_history
 from som.plotting.maps import (
     MARKED_STYLES,
     plot_cell_map,
@@ -56,6 +58,7 @@ __all__ = [
     "map_colormap",
     "map_colormap_stops",
     "marked_boundary",
+    "plot_coverage_history",
     "plot_cell_map",
     "plot_coverage_map",
     "plot_dispersion_map",

@@ -85,8 +85,8 @@ def test_postgres_stopped_mid_ingest(
     else:
         real_hook = catalogues_route.after_catalogue_inserted
 
-        def dying_hook(radius):
-            inner = real_hook(radius)
+        def dying_hook(radius, key_name):
+            inner = real_hook(radius, key_name)
 
             class Hook(type(inner)):
                 def done(self, session, catalogue):
@@ -100,7 +100,7 @@ def test_postgres_stopped_mid_ingest(
                     stop_once()
                     return out
 
-            return Hook(radius)
+            return Hook(radius, key_name)
 
         monkeypatch.setattr(catalogues_route, "after_catalogue_inserted", dying_hook)
 
@@ -149,8 +149,8 @@ def test_ingest_connection_killed_leaves_nothing(
     real_hook = catalogues_route.after_catalogue_inserted
     killed = []
 
-    def killing_hook(radius):
-        inner = real_hook(radius)
+    def killing_hook(radius, key_name):
+        inner = real_hook(radius, key_name)
 
         class Hook(type(inner)):
             def done(self, session, catalogue):
@@ -164,7 +164,7 @@ def test_ingest_connection_killed_leaves_nothing(
                 admin.dispose()
                 return out
 
-        return Hook(radius)
+        return Hook(radius, key_name)
 
     monkeypatch.setattr(catalogues_route, "after_catalogue_inserted", killing_hook)
     content = harness.csv_bytes(mock_catalogue(800, seed=22))

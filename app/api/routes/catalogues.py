@@ -201,7 +201,7 @@ async def ingest_catalogue(
     response: Response,
     settings: SettingsDep,
     factory: FactoryDep,
-    _key: ApiKeyDep,
+    key_name: ApiKeyDep,
 ) -> IngestOut:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     cleanup: Path | None = None
@@ -260,7 +260,7 @@ async def ingest_catalogue(
             factory,
             req,
             max_rows=settings.max_rows,
-            after_insert=after_catalogue_inserted(settings.match_radius_arcsec),
+            after_insert=after_catalogue_inserted(settings.match_radius_arcsec, key_name),
         )
     finally:
         if cleanup is not None:
@@ -311,9 +311,9 @@ def read_catalogue(catalogue_id: IdPath, session: SessionDep, _auth: ReadDep) ->
     responses={404: {"model": ErrorResponse}, 401: {"model": ErrorResponse}},
 )
 def delete_catalogue(
-    catalogue_id: IdPath, session: SessionDep, settings: SettingsDep, _key: ApiKeyDep
+    catalogue_id: IdPath, session: SessionDep, settings: SettingsDep, key_name: ApiKeyDep
 ) -> DeleteOut:
     cat, updated = catalogue_service.delete_catalogue(
-        session, catalogue_id, after_catalogue_deleted(settings.match_radius_arcsec)
+        session, catalogue_id, after_catalogue_deleted(settings.match_radius_arcsec, key_name)
     )
     return DeleteOut(deleted=cat.id, kind=cat.kind, maps_updated=updated)

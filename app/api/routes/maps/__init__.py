@@ -1,6 +1,7 @@
 """Maps, the one resource under /v1/maps: the map itself (training, listing, deleting), and
 what is read or computed from it, one module each: assignment of new photometry, cells,
-coverage and gaps, targets and saved target lists, n(z), the dashboard's per-cell arrays
+coverage and gaps, coverage history, targets and saved target lists, campaigns and their
+outcomes, the success model and forecasts, n(z), the dashboard's per-cell arrays
 and the figures. Each module has its own router; this package's ``router`` joins them, so
 the application includes maps once."""
 
@@ -11,9 +12,12 @@ from fastapi import APIRouter
 from app.api.routes.maps import (
     arrays,
     assign,
+    campaigns,
     cells,
     core,
     coverage,
+    forecast,
+    history,
     nz,
     occupation,
     plots,
@@ -23,7 +27,20 @@ from app.api.routes.maps import (
 PREFIX = "/v1/maps"
 
 router = APIRouter()
-for _module in (core, assign, cells, coverage, targets, nz, arrays, plots, occupation):
+for _module in (
+    core,
+    assign,
+    cells,
+    coverage,
+    history,
+    targets,
+    campaigns,
+    forecast,
+    nz,
+    arrays,
+    plots,
+    occupation,
+):
     router.include_router(_module.router, prefix=PREFIX, tags=["maps"])
 
 __all__ = ["router"]

@@ -1,0 +1,82 @@
+"""What the follow-up so far has taught about a map: the success model learned from the
+outcomes, and the coverage the next campaign is expected to add under each strategy."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from app.api.deps import IdPath, ReadDep, SessionDep
+from app.api.routes.maps._common import NOT_FOUND, NOT_READY, ready_map
+from app.schemas import Band, ForecastOut, PlanStrategyName, SuccessModelOut
+from app.services import followup
+from som.calibration.followup import ExposureModel
+from som.vocabulary import PlanStrategy, choices
+
+router = APIRouter()
+
+RefMag = Annotated[float, Query(ge=10, le=35, description="Exposure model: reference magnitude.")]
+RefHours = Annotated[float, Query(gt=0, le=1000, description="Hours at the reference magnitude.")]
+Slope = Annotated[float, Query(ge=0, le=2, description="d log10(hours) / d mag.")]
+Overhead = Annotated[float, Query(ge=0, le=100, description="Hours per target on top.")]
+
+
+@router.get(
+    "/{map_id}/success-model",
+    response_model=SuccessModelOut,
+    summary="Success rate against magnitude (and cell) learned from recorded outcomes",
+    description="Logistic in magnitude with its covariance (±1σ band in `curve`), per-cell "
+    "offsets shrunk towards zero where a cell has few outcomes, and the expected hours per "
+    "secure redshift under the exposure model.",
+    responses=NOT_FOUND,
+)
+def success_model(
+    map_id: IdPath,
+    session: SessionDep,
+    _auth: ReadDep,
+    ref_mag: RefMag = 22.5,
+    ref_hours: RefHours = 1.0,
+    slope: Slope = 0.8,
+    overhead_hours: Overhead = 0.0,
+) -> SuccessModelOut:
+    m = ready_map(session, map_id)
+    exposure = ExposureModel(ref_mag, ref_hours, slope, overhead_hours)
+    return SuccessModelOut(**followup.success_summary(session, m, exposure))
+
+
+@router.get(
+    "/{map_id}/forecast",
+    response_model=ForecastOut,
+    summary="Expected coverage after the next campaign, by strategy",
+    description="Plans (without saving) the campaign each strategy would choose for the "
+    "budget and gives the expected new coverage under the success model learned so far.",
+    responses={**NOT_FOUND, **NOT_READY},
+)
+def forecast(
+    map_id: IdPath,
+    session: SessionDep,
+    _auth: ReadDep,
+    budget_hours: Annotated[float, Query(gt=0, le=1e5)],
+    strategy: Annotated[list[PlanStrategyName] | None, Query()] = None,
+    mag_band: Annotated[Band | None, Query()] = None,
+    mag_limit: Annotated[float | None, Query(ge=-10, le=50)] = None,
+    per_cell: Annotated[int, Query(ge=1, le=100)] = 1,
+    ref_mag: RefMag = 22.5,
+    ref_hours: RefHours = 1.0,
+    slope: Slope = 0.8,
+    overhead_hours: Overhead = 0.0,
+    random_state: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+) -> ForecastOut:
+    m = ready_map(session, map_id)
+    plan = followup.CampaignPlan(
+        name="forecast",
+        budget_hours=budget_hours,
+        mag_band=mag_band,
+        mag_limit=mag_limit,
+        per_cell=per_cell,
+        exposure=ExposureModel(ref_mag, ref_hours, slope, overhead_hours),
+        random_state=random_state,
+    )
+    strategies = [PlanStrategy(s) for s in (strategy or choices(PlanStrategy))]
+    return ForecastOut(**followup.forecast(session, m, plan, list(dict.fromkeys(strategies))))

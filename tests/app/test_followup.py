@@ -1,0 +1,322 @@
+"""The follow-up loop through the API, on SQLite and PostgreSQL: plan a campaign, observe it
+against a known magnitude-dependent success rate, record the outcomes, learn the rate, plan
+again; the coverage history and the change log along the way; bad outcome input."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from som.calibration.followup import ExposureModel, logistic_rate
+
+M50, WIDTH = 22.6, 0.45  # the true success curve of the simulated telescope
+
+
+def _logit(p):
+    p = np.clip(np.asarray(p, dtype=float), 1e-9, 1 - 1e-9)
+    return np.log(p / (1 - p))
+
+
+@pytest.fixture
+def loop(client, auth, mock_catalogue, trained_map, ingest):
+    """A 14×14 map of 2,000 mock galaxies, 60 of them with spectra already."""
+    phot = mock_catalogue(2000, seed=11)
+    map_id, _ = trained_map(phot, "phot.csv", n_rows=14, n_cols=14, lattice="rect", n_epochs=4)
+    first = phot.iloc[:60].copy()
+    first["z_spec"] = first["z_true"]
+    ingest("spectroscopic", first, "first_spectra.csv")
+    return map_id, phot
+
+
+def _coverage(client, map_id):
+    return client.get(f"/v1/maps/{map_id}/coverage").json()
+
+
+def _campaign(client, auth, map_id, **body):
+    r = client.post(f"/v1/maps/{map_id}/campaigns", json=body, headers=auth)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def test_the_follow_up_loop(client, auth, api_key, loop, ingest):
+    map_id, phot = loop
+    coverage_after = [_coverage(client, map_id)]
+    rng = np.random.default_rng(5)
+
+    c1 = _campaign(client, auth, map_id, name="night 1", per_cell=3, strategy="c3r2")
+    coverage_after.append(_coverage(client, map_id))
+    targets = pd.DataFrame(c1["targets"])
+    assert c1["n_targets"] == len(targets) > 150 and c1["strategy"] == "c3r2"
+    assert c1["n_pending"] == c1["n_targets"] and c1["mag_band"] == "i"
+    planned = ExposureModel().hours(targets["mag_i"])
+    np.testing.assert_allclose(targets["exposure_hours"], planned)
+
+    # The telescope: a known success curve in i; a tenth of the targets never observed.
+    p_true = logistic_rate(targets["mag_i"], M50, WIDTH)
+    observed = rng.random(len(targets)) > 0.1
+    secure = observed & (rng.random(len(targets)) < p_true)
+    failed = observed & ~secure
+    assert secure.sum() > 30 and failed.sum() > 30
+
+    # Failures and unobserved targets as a CSV; the secure ones come as the spectroscopic
+    # catalogue that carries the campaign's target ids.
+    rows = pd.DataFrame(
+        {
+            "target_id": targets["target_id"],
+            "outcome": np.where(failed, "failed", "not_observed"),
+            "exposure_hours": np.where(failed, planned, np.nan),
+        }
+    )[~secure]
+    r = client.post(
+        f"/v1/maps/{map_id}/campaigns/{c1['id']}/outcomes/file",
+        files={"file": ("night1.csv", rows.to_csv(index=False), "text/csv")},
+        headers=auth,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["recorded"] == {
+        "secure": 0,
+        "failed": int(failed.sum()),
+        "not_observed": int((~observed).sum()),
+    }
+    coverage_after.append(_coverage(client, map_id))
+
+    ids = targets.loc[secure, "target_id"].astype(int)
+    spectra = phot.set_index("id").loc[ids].reset_index()
+    spectra["z_spec"] = spectra["z_true"]
+    spec = ingest("spectroscopic", spectra, "night1_spectra.csv")
+    coverage_after.append(_coverage(client, map_id))
+    r = client.post(
+        f"/v1/maps/{map_id}/campaigns/{c1['id']}/outcomes/from-catalogue",
+        json={"catalogue_id": spec["id"]},
+        headers=auth,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["n_matched"] == secure.sum() and r.json()["recorded"]["secure"] == secure.sum()
+    coverage_after.append(_coverage(client, map_id))
+    # The same outcomes again change nothing, and leave no change behind.
+    again = client.post(
+        f"/v1/maps/{map_id}/campaigns/{c1['id']}/outcomes/from-catalogue",
+        json={"catalogue_id": spec["id"]},
+        headers=auth,
+    ).json()
+    assert again["n_recorded"] == 0 and again["change_id"] is None
+
+    # The success curve learned matches the telescope's within its errors.
+    model = client.get(f"/v1/maps/{map_id}/success-model").json()
+    assert model["fitted"] and model["n_outcomes"] == observed.sum()
+    curve = pd.DataFrame(model["curve"])
+    inside = curve[(curve["mag"] >= 21.0) & (curve["mag"] <= 24.0)]
+    sigma = (_logit(inside["rate_high"]) - _logit(inside["rate_low"])) / 2
+    pull = (_logit(inside["rate"]) - _logit(logistic_rate(inside["mag"], M50, WIDTH))) / sigma
+    assert len(inside) >= 5 and np.all(np.abs(pull) < 3.5), pull
+    # The cost of a secure redshift counts the failures it takes.
+    np.testing.assert_allclose(
+        inside["hours_per_secure"], ExposureModel().hours(inside["mag"]) / inside["rate"]
+    )
+
+    # Plan again: nothing that failed at this depth nor anything secured comes back.
+    c2 = _campaign(client, auth, map_id, name="night 2", per_cell=6, budget_hours=400)
+    coverage_after.append(_coverage(client, map_id))
+    again_ids = {t["target_id"] for t in c2["targets"]}
+    assert c2["strategy"] == "expected_gain" and c2["n_targets"] > 0
+    assert not again_ids & set(targets.loc[failed | secure, "target_id"])
+    assert c2["params"]["n_excluded_failed"] > 0
+    assert c2["targets"][-1]["cumulative_hours"] <= 400
+    assert all(0 < t["p_success"] < 1 for t in c2["targets"])
+    # The forecast compares strategies under the success model learned so far.
+    deeper = client.get(
+        f"/v1/maps/{map_id}/forecast",
+        params={"budget_hours": 400, "strategy": ["expected_gain", "random"]},
+    )
+    assert deeper.status_code == 200, deeper.text
+    forecast = deeper.json()
+    assert [s["strategy"] for s in forecast["strategies"]] == ["expected_gain", "random"]
+    best, rand = forecast["strategies"]
+    assert best["expected_gain"] >= rand["expected_gain"] > 0
+    assert forecast["fraction_covered"] == pytest.approx(
+        coverage_after[-1]["summary"]["fraction_galaxies_covered"]
+    )
+
+    # Deleting the night's spectra is a change too.
+    assert client.delete(f"/v1/catalogues/{spec['id']}", headers=auth).status_code == 200
+    coverage_after.append(_coverage(client, map_id))
+
+    history = client.get(f"/v1/maps/{map_id}/coverage/history").json()["snapshots"]
+    assert [s["action"] for s in history] == [
+        "catalogue_ingested",
+        "campaign_created",
+        "outcomes_recorded",
+        "catalogue_ingested",
+        "outcomes_recorded",
+        "campaign_created",
+        "catalogue_deleted",
+    ]
+    for snap, cov in zip(history, coverage_after, strict=True):
+        s = cov["summary"]
+        assert snap["n_cells_covered"] == s["n_cells_covered"]
+        assert snap["n_galaxies"] == s["n_galaxies"]
+        assert snap["fraction_galaxies_covered"] == pytest.approx(s["fraction_galaxies_covered"])
+        assert snap["fraction_cells_covered"] == pytest.approx(s["fraction_cells_covered"])
+        assert snap["n_spectra_secure"] == cov["n_spectra_secure"]
+        assert sum(b["n_galaxies_covered"] for b in snap["by_z"]) == snap["n_galaxies_covered"]
+    assert history[0]["n_observed"] == 0 and history[-1]["n_observed"] == observed.sum()
+    assert history[-1]["hours_spent"] == pytest.approx(
+        planned[failed].sum() + planned[secure].sum()
+    )
+    assert history[3]["n_cells_covered"] > history[0]["n_cells_covered"]
+    assert history[-1]["n_cells_covered"] == history[0]["n_cells_covered"]
+
+    log = client.get("/v1/changes", params={"map_id": map_id})
+    assert log.status_code == 200
+    entries = log.json()["items"]
+    assert [e["id"] for e in entries] == [s["change_id"] for s in history]
+    assert {e["key_name"] for e in entries} == {"tests"}
+    assert entries[-1]["detail"]["filename"] == "night1_spectra.csv"
+    everything = (
+        client.get("/v1/changes").text + client.get(f"/v1/maps/{map_id}/coverage/history").text
+    )
+    assert api_key not in everything and api_key[:12] not in everything
+
+    # Exports: CSV, FITS and the plain list mask-design tools read.
+    csv = pd.read_csv(
+        io.StringIO(client.get(f"/v1/maps/{map_id}/campaigns/{c1['id']}?format=csv").text)
+    )
+    assert list(csv["priority"]) == list(range(1, c1["n_targets"] + 1))
+    assert (csv["outcome"] == "failed").sum() == failed.sum()
+    from astropy.table import Table
+
+    fits = client.get(f"/v1/maps/{map_id}/campaigns/{c1['id']}?format=fits")
+    table = Table.read(io.BytesIO(fits.content), format="fits")
+    assert len(table) == c1["n_targets"] and table.meta["NAME"] == "night 1"
+    radec = client.get(f"/v1/maps/{map_id}/campaigns/{c1['id']}?format=radec").text.splitlines()
+    assert radec[0].startswith("#") and len(radec) == c1["n_targets"] + 1
+    first = radec[1].split()
+    assert first[0] == str(targets["target_id"][0]) and int(first[3]) == 1
+    assert float(first[1]) == pytest.approx(targets["ra"][0], abs=1e-6)
+    listed = client.get(f"/v1/maps/{map_id}/campaigns").json()
+    assert [c["name"] for c in listed] == ["night 1", "night 2"]
+    assert listed[0]["n_failed"] == failed.sum() and listed[0]["n_secure"] == secure.sum()
+
+    # Three times the depth is not comparable: the failed targets may be tried again.
+    deep = _campaign(client, auth, map_id, name="deep", per_cell=6, exposure={"ref_hours": 3})
+    assert deep["params"]["n_excluded_failed"] == 0
+    assert set(targets.loc[failed, "target_id"]) & {t["target_id"] for t in deep["targets"]}
+
+
+def test_bad_outcomes_name_the_row_and_store_nothing(client, auth, loop):
+    map_id, _ = loop
+    c = _campaign(client, auth, map_id, name="night", budget=20, strategy="c3r2")
+    ids = [t["target_id"] for t in c["targets"]]
+    url = f"/v1/maps/{map_id}/campaigns/{c['id']}/outcomes"
+
+    def post(rows):
+        return client.post(url, json={"outcomes": rows}, headers=auth)
+
+    unlearned = client.get(f"/v1/maps/{map_id}/success-model").json()
+    assert unlearned["fitted"] is False and unlearned["curve"] == []
+    assert unlearned["mag_min"] is None
+    n_changes = client.get("/v1/changes").json()["total"]
+    r = post(
+        [
+            {"target_id": ids[0], "outcome": "secure"},
+            {"target_id": "no-such-target", "outcome": "failed", "exposure_hours": 1.0},
+        ]
+    )
+    assert r.status_code == 422
+    err = r.json()["errors"][0]
+    assert err["row"] == 1 and err["column"] == "target_id" and "no-such-target" in err["reason"]
+    r = post([{"target_id": ids[1], "outcome": "failed"}])
+    assert r.status_code == 422 and "exposure" in r.json()["errors"][0]["reason"]
+    r = post(
+        [
+            {"target_id": ids[2], "outcome": "secure"},
+            {"target_id": ids[2], "outcome": "failed", "exposure_hours": 2.0},
+        ]
+    )
+    assert r.status_code == 422 and r.json()["errors"][0]["row"] == 1
+    # Nothing half-written: no outcome and no change from the refused requests.
+    assert client.get(f"/v1/maps/{map_id}/campaigns/{c['id']}").json()["n_pending"] == 20
+    assert client.get("/v1/changes").json()["total"] == n_changes
+
+    assert post([{"target_id": ids[0], "outcome": "secure"}]).status_code == 200
+    r = post(
+        [
+            {"target_id": ids[3], "outcome": "secure"},
+            {"target_id": ids[0], "outcome": "failed", "exposure_hours": 1.0},
+        ]
+    )
+    assert r.status_code == 422
+    assert (
+        r.json()["errors"][0]["row"] == 1
+        and "already recorded as secure" in r.json()["errors"][0]["reason"]
+    )
+    assert client.get(f"/v1/maps/{map_id}/campaigns/{c['id']}").json()["n_secure"] == 1
+    r = client.post(
+        f"{url}/file",
+        files={"file": ("o.csv", "target_id,outcome\n" + f"{ids[4]},lost\n", "text/csv")},
+        headers=auth,
+    )
+    assert r.status_code == 422 and r.json()["errors"][0]["column"] == "outcome"
+    assert (
+        client.post(
+            url, json={"outcomes": [{"target_id": ids[5], "outcome": "secure"}]}
+        ).status_code
+        == 401
+    )
+
+    # A campaign on a map that was deleted.
+    assert client.delete(f"/v1/maps/{map_id}", headers=auth).status_code in (200, 204)
+    r = client.post(f"/v1/maps/{map_id}/campaigns", json={"name": "late"}, headers=auth)
+    assert r.status_code == 404 and f"map {map_id}" in r.json()["detail"]
+    assert post([{"target_id": ids[5], "outcome": "secure"}]).status_code == 404
+
+
+def test_the_loop_on_the_command_line(client, auth, loop, clean_db, tmp_path):
+    from typer.testing import CliRunner
+
+    from app.cli import cli
+
+    map_id, _ = loop
+    runner = CliRunner(env={"COLUMNS": "240"})
+
+    def run(*args, code=0):
+        result = runner.invoke(cli, [*map(str, args), "--database-url", clean_db])
+        assert result.exit_code == code, result.output
+        return result.output
+
+    out = run(
+        "campaign",
+        "create",
+        "cli night",
+        "--map-id",
+        map_id,
+        "--budget",
+        12,
+        "--strategy",
+        "c3r2",
+        "-o",
+        tmp_path / "night.txt",
+    )
+    campaign_id = int(out.strip().splitlines()[-1])
+    lines = (tmp_path / "night.txt").read_text().splitlines()
+    assert lines[0].startswith("#") and len(lines) == 13
+    run("campaign", "export", campaign_id, "-o", tmp_path / "night.fits")
+    ids = [line.split()[0] for line in lines[1:]]
+    outcomes = tmp_path / "outcomes.csv"
+    outcomes.write_text(
+        "target_id,outcome,exposure_hours\n" + f"{ids[0]},failed,1.5\n" + f"{ids[1]},secure,\n"
+    )
+    run("campaign", "outcomes", campaign_id, outcomes)
+    outcomes.write_text("target_id,outcome,exposure_hours\n" + f"{ids[0]},secure,\n")
+    refused = run("campaign", "outcomes", campaign_id, outcomes, code=2)
+    assert "row 0" in refused and "already recorded as failed" in refused
+    assert "cli night" in run("campaign", "list", "--map-id", map_id)
+    assert "outcomes_recorded" in run("history", "--map-id", map_id, "--plot", tmp_path / "h.png")
+    assert (tmp_path / "h.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "brightest" in run("campaign", "forecast", "--budget-hours", 20, "--map-id", map_id)
+    # The command line has no key: its changes are logged as "cli".
+    names = [e["key_name"] for e in client.get("/v1/changes").json()["items"]]
+    assert names[-2:] == ["cli", "cli"] and "tests" in names
