@@ -436,6 +436,20 @@ class SOM:
         win_r = int(np.ceil(reach / self.grid.row_spacing)) + 1
         return h, win_r, win_c
 
+    def _separable_factors(self, h):
+        """(gy, gx, cw) of ``kernels.smooth_separable`` from a rectangular lattice's
+        neighbourhood table h (``_neighbourhood_table``): h = gy(dr) gx(dc) inside a disc."""
+        R1, C1 = self.n_rows - 1, self.n_cols - 1
+        h0 = h[0]
+        gy = np.ascontiguousarray(h0[:, C1])
+        # on a torus |dc| beyond half the row is the same column seen the other way round
+        reach_c = self.n_cols // 2 if self.periodic else C1
+        gx = np.zeros(self.n_cols)
+        gx[: reach_c + 1] = h0[R1, C1 : C1 + reach_c + 1]
+        inside = h0[:, C1 : C1 + reach_c + 1] > 0
+        cw = np.where(inside.any(axis=1), reach_c - np.argmax(inside[:, ::-1], axis=1), -1)
+        return gy, gx, cw.astype(np.int64)
+
     def batch_sums(self, X, errors=None, sample_weight=None, *, skip_empty: bool = False):
         """Per-cell sums of one batch epoch over ``X`` with the current weights.
 
@@ -478,9 +492,15 @@ class SOM:
         num = np.empty_like(S)
         den = np.empty_like(N)
         with self._threads():
-            kernels.smooth(
-                S, N, h, self.n_rows, self.n_cols, bool(self.periodic), win_r, win_c, num, den
-            )
+            if self.lattice == "rect":
+                gy, gx, cw = self._separable_factors(h)
+                kernels.smooth_separable(
+                    S, N, gy, gx, cw, self.n_rows, self.n_cols, bool(self.periodic), num, den
+                )
+            else:
+                kernels.smooth(
+                    S, N, h, self.n_rows, self.n_cols, bool(self.periodic), win_r, win_c, num, den
+                )
         # a cell no data reaches keeps its weight rather than collapsing to zero
         with np.errstate(invalid="ignore", divide="ignore"):
             self.weights_ = np.where(den > 0, num / den, self.weights_)

@@ -137,3 +137,28 @@ def test_training_with_pruned_search_gives_the_brute_force_map(lattice, periodic
     assert pruned._search_counts[0] < pruned._search_counts[1]
     np.testing.assert_allclose(pruned.weights_, brute.weights_, rtol=1e-12, atol=1e-12)
     assert pruned.quality_ == pytest.approx(brute.quality_, rel=1e-12)
+
+
+@pytest.mark.parametrize("periodic", [False, True])
+@pytest.mark.parametrize("shape", [(9, 13), (10, 7), (1, 12)])
+@pytest.mark.parametrize("neighbourhood", ["gaussian", "bubble"])
+def test_separable_smoothing_equals_the_direct_sum(periodic, shape, neighbourhood):
+    from som import kernels
+
+    rng = np.random.default_rng(8)
+    som = SOM(*shape, lattice="rect", periodic=periodic, neighbourhood=neighbourhood)
+    som._distance_table = som.grid.offset_distance_table()
+    K = som.n_cells
+    S = rng.normal(size=(K, 3))
+    N = rng.uniform(0, 5, size=(K, 3)) * (rng.uniform(size=(K, 3)) < 0.7)
+    for sigma in (0.4, 1.0, 2.3, 5.0, 40.0):
+        h, win_r, win_c = som._neighbourhood_table(sigma)
+        num, den = np.empty_like(S), np.empty_like(N)
+        kernels.smooth(S, N, h, *shape, periodic, win_r, win_c, num, den)
+        num2, den2 = np.empty_like(S), np.empty_like(N)
+        gy, gx, cw = som._separable_factors(h)
+        kernels.smooth_separable(S, N, gy, gx, cw, *shape, periodic, num2, den2)
+        np.testing.assert_allclose(num2, num, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(den2, den, rtol=1e-12, atol=1e-12)
+        # a cell no data reaches keeps exactly zero, so it keeps its weight
+        np.testing.assert_array_equal(den2 == 0, den == 0)
