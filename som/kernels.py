@@ -666,49 +666,51 @@ def smooth_separable(S, N, gy, gx, cw, n_rows, n_cols, periodic, num, den):
         row offset index, -1 where the row is out of reach.
 
     A rectangular lattice's neighbourhood is h = gy(dr) gx(dc) inside a disc. Row sums
-    over a growing window, T_c(r, j) = sum_{|dc| <= c} gx(|dc|) S(r, j + dc), cost K F per
+    over a growing window, T_c(r, j) = sum_{|dc| <= c} gx(|dc|) S(r, j + dc), cost K per
     step of c, and every (target row, source row) pair takes its row sum from T_c once
     c reaches the pair's half-width cw: the disc is exact, not a square. On a torus the
-    window wraps and stops growing once it covers the row.
+    window wraps and stops growing once it covers the row. The 2F columns of S and N are
+    independent, so threads split them: one parallel region, not one per step of c.
     """
     K, F = S.shape
     R1 = n_rows - 1
     cmax = 0
     for i in range(cw.shape[0]):
         cmax = max(cmax, cw[i])
-    T = np.empty((K, 2 * F))
-    for k in prange(K):
-        for f in range(F):
-            T[k, f] = gx[0] * S[k, f]
-            T[k, F + f] = gx[0] * N[k, f]
-            num[k, f] = 0.0
-            den[k, f] = 0.0
-    for c in range(cmax + 1):
-        if c > 0 and not (periodic and 2 * c > n_cols):
-            g = gx[c]
-            both = not (periodic and 2 * c == n_cols)
-            for r in prange(n_rows):
-                for j in range(n_cols):
-                    k = r * n_cols + j
-                    for side in range(2 if both else 1):
-                        jj = j + c if side == 0 else j - c
+    for ch in prange(2 * F):
+        v = np.empty(K)
+        for k in range(K):
+            v[k] = S[k, ch] if ch < F else N[k, ch - F]
+        T = gx[0] * v
+        acc = np.zeros(K)
+        for c in range(cmax + 1):
+            if c > 0 and not (periodic and 2 * c > n_cols):
+                g = gx[c]
+                both = not (periodic and 2 * c == n_cols)
+                for r in range(n_rows):
+                    base = r * n_cols
+                    for j in range(n_cols):
+                        jj = j + c
                         if periodic:
                             jj = jj % n_cols
-                        elif jj < 0 or jj >= n_cols:
-                            continue
-                        src = r * n_cols + jj
-                        for f in range(F):
-                            T[k, f] += g * S[src, f]
-                            T[k, F + f] += g * N[src, f]
-        for rj in prange(n_rows):
-            for ri in range(n_rows):
-                idx = ri - rj + R1
-                if cw[idx] != c:
-                    continue
-                g = gy[idx]
-                for j in range(n_cols):
-                    k = rj * n_cols + j
-                    src = ri * n_cols + j
-                    for f in range(F):
-                        num[k, f] += g * T[src, f]
-                        den[k, f] += g * T[src, F + f]
+                        if jj < n_cols:
+                            T[base + j] += g * v[base + jj]
+                        if both:
+                            jj = j - c
+                            if periodic:
+                                jj = jj % n_cols
+                            if jj >= 0:
+                                T[base + j] += g * v[base + jj]
+            for rj in range(n_rows):
+                for ri in range(n_rows):
+                    idx = ri - rj + R1
+                    if cw[idx] != c:
+                        continue
+                    g = gy[idx]
+                    for j in range(n_cols):
+                        acc[rj * n_cols + j] += g * T[ri * n_cols + j]
+        for k in range(K):
+            if ch < F:
+                num[k, ch] = acc[k]
+            else:
+                den[k, ch - F] = acc[k]
