@@ -336,7 +336,8 @@ class SOM:
             self._search == "auto" and self.n_cells >= kernels.PRUNE_MIN_CELLS
         ):
             index = kernels.block_index(weights, int(self.n_rows), int(self.n_cols), dtype=dtype)
-        return WT, half_norm2, index
+        # a list: the first chunk may find that pruning does not pay and drop the index
+        return [WT, half_norm2, index]
 
     def _bmu_chunk(self, xc, inv_var, has_missing, prep, want_second, out=None, hint=None):
         """Best cells of one chunk, written into ``out = (cell, d2, second)`` when given.
@@ -346,7 +347,7 @@ class SOM:
         n = xc.shape[0]
         if out is None:
             out = (np.empty(n, np.int64), np.empty(n, np.float64), np.empty(n, np.int64))
-        cell, d2, second = out
+        out = cell, d2, second = out
         WT, half_norm2, index = prep
         if index is not None:
             if inv_var is None and not has_missing:
@@ -356,16 +357,35 @@ class SOM:
             else:
                 A = inv_var
             h = np.zeros(0, np.int64) if hint is None else hint
-            evals = kernels.bmu_pruned(xc, A, *index, h, want_second, cell, d2, second)
+            # an untrained map (random weights, first epoch) has tiles too spread out to
+            # prune; a sample of rows says so, and brute force, as exact, does the rest
+            m = n if self._search == "pruned" else min(n, kernels.PRUNE_SAMPLE_ROWS)
+            evals = kernels.bmu_pruned(
+                xc[:m], A[:m], *index, h[:m], want_second, cell[:m], d2[:m], second[:m]
+            )
             counts = self.__dict__.setdefault("_search_counts", [0, 0])
             counts[0] += int(evals)
-            counts[1] += n * self.n_cells
-        elif inv_var is None and not has_missing:
+            counts[1] += m * self.n_cells
+            if m == n:
+                return cell, d2, second
+            if evals > kernels.PRUNE_MAX_FRACTION * m * self.n_cells:
+                prep[2] = None
+            else:
+                evals = kernels.bmu_pruned(
+                    xc[m:], A[m:], *index, h[m:], want_second, cell[m:], d2[m:], second[m:]
+                )
+                counts[0] += int(evals)
+                counts[1] += (n - m) * self.n_cells
+                return cell, d2, second
+            xc, cell, d2, second = xc[m:], cell[m:], d2[m:], second[m:]
+            if inv_var is not None:
+                inv_var = inv_var[m:]
+        if inv_var is None and not has_missing:
             kernels.bmu_dense(xc, WT, half_norm2, want_second, cell, d2, second)
         else:
             iv = inv_var if inv_var is not None else np.zeros((0, 0), xc.dtype)
             kernels.bmu_masked(xc, iv, WT, want_second, cell, d2, second)
-        return cell, d2, second
+        return out
 
     def _iter_assign(self, X, errors, weights, want_second, skip_empty=False, hints=None):
         prep = self._prepared_weights(weights)

@@ -422,6 +422,11 @@ def online_epoch(
 PRUNE_SLACK = 1e-5
 #: maps with fewer cells are searched by brute force: pruning would save little there
 PRUNE_MIN_CELLS = 400
+#: rows of a pass searched first to see whether pruning pays on these weights
+PRUNE_SAMPLE_ROWS = 2048
+#: above this fraction of cell distances computed, brute force (vectorised over cells)
+#: is the faster of the two exact searches
+PRUNE_MAX_FRACTION = 0.25
 
 
 @njit(inline="always")
