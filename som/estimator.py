@@ -356,7 +356,8 @@ class SOM:
                 A = np.isfinite(xc).astype(xc.dtype)
             else:
                 A = inv_var
-            h = np.zeros(0, np.int64) if hint is None else hint
+            # int32 like training's hints: one compiled signature, not two
+            h = np.zeros(0, np.int32) if hint is None else hint
             # an untrained map (random weights, first epoch) has tiles too spread out to
             # prune; a sample of rows says so, and brute force, as exact, does the rest
             m = n if self._search == "pruned" else min(n, kernels.PRUNE_SAMPLE_ROWS)
