@@ -614,13 +614,15 @@ def bmu_pruned(
     return evals
 
 
-def block_index(W, n_rows, n_cols, block=(4, 4), superblock=(4, 4), dtype=np.float32):
+def block_index(W, n_rows, n_cols, block=(4, 4), superblock=(3, 3), dtype=np.float32):
     """Search structure of ``bmu_pruned`` for weights W (K, F) of an n_rows x n_cols map.
 
     Blocks are tiles of ``block`` = (rows, cols) neighbouring cells, superblocks tiles of
     ``superblock`` blocks: on a trained map neighbouring cells have similar weights, so
     a tile's box of weights is small and its bound tight. On an untrained map the boxes
     are wide and the search degrades towards brute force, never to a wrong answer.
+    The defaults were the fastest of the tilings tried on a trained 75x150 map of mock
+    colours (4x4 tiles in 3x3: 2.5x brute force on one thread; in 4x4: 1.9x).
     Returns (WB, lo, hi, block_start, slo, shi, super_start, perm, cell_block), the
     arguments of ``bmu_pruned`` that depend on the weights only.
     """
