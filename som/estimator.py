@@ -124,6 +124,11 @@ class SOM:
     n_skipped_ : training rows left out because they have no usable feature (skip_empty).
     """
 
+    #: best-cell search: "auto" (pruned on maps of at least ``kernels.PRUNE_MIN_CELLS``
+    #: cells, brute force below), "pruned" or "brute". Both are exact; benches and tests
+    #: set it on an instance to compare the two.
+    _search = "auto"
+
     def __init__(
         self,
         n_rows: int = 75,
@@ -320,35 +325,82 @@ class SOM:
 
     # ------------------------------------------------------------------ core passes
     def _prepared_weights(self, weights: np.ndarray):
+        """(WT, half_norm2, index): what the kernels need of the weights, computed once per
+        pass; ``index`` is the pruned search's block structure, None for brute force."""
         dtype = np.dtype(self.dtype)
         w = weights.astype(dtype)
         WT = np.ascontiguousarray(w.T)
         half_norm2 = (0.5 * np.einsum("kf,kf->k", weights, weights)).astype(dtype)
-        return WT, half_norm2
+        index = None
+        if self._search == "pruned" or (
+            self._search == "auto" and self.n_cells >= kernels.PRUNE_MIN_CELLS
+        ):
+            index = kernels.block_index(weights, int(self.n_rows), int(self.n_cols), dtype=dtype)
+        # a list: the first chunk may find that pruning does not pay and drop the index
+        return [WT, half_norm2, index]
 
-    def _bmu_chunk(self, xc, inv_var, has_missing, WT, half_norm2, want_second, out=None):
-        """Best cells of one chunk, written into ``out = (cell, d2, second)`` when given."""
+    def _bmu_chunk(self, xc, inv_var, has_missing, prep, want_second, out=None, hint=None):
+        """Best cells of one chunk, written into ``out = (cell, d2, second)`` when given.
+
+        ``hint``: a cell per row to start the pruned search from (last epoch's cells; -1
+        for none), or None."""
         n = xc.shape[0]
         if out is None:
             out = (np.empty(n, np.int64), np.empty(n, np.float64), np.empty(n, np.int64))
-        cell, d2, second = out
+        out = cell, d2, second = out
+        WT, half_norm2, index = prep
+        if index is not None:
+            if inv_var is None and not has_missing:
+                A = np.zeros((0, 0), xc.dtype)
+            elif inv_var is None:
+                A = np.isfinite(xc).astype(xc.dtype)
+            else:
+                A = inv_var
+            # int32 like training's hints: one compiled signature, not two
+            h = np.zeros(0, np.int32) if hint is None else hint
+            # an untrained map (random weights, first epoch) has tiles too spread out to
+            # prune; a sample of rows says so, and brute force, as exact, does the rest
+            m = n if self._search == "pruned" else min(n, kernels.PRUNE_SAMPLE_ROWS)
+            evals = kernels.bmu_pruned(
+                xc[:m], A[:m], *index, h[:m], want_second, cell[:m], d2[:m], second[:m]
+            )
+            counts = self.__dict__.setdefault("_search_counts", [0, 0])
+            counts[0] += int(evals)
+            counts[1] += m * self.n_cells
+            if m == n:
+                return cell, d2, second
+            if evals > kernels.PRUNE_MAX_FRACTION * m * self.n_cells:
+                prep[2] = None
+            else:
+                evals = kernels.bmu_pruned(
+                    xc[m:], A[m:], *index, h[m:], want_second, cell[m:], d2[m:], second[m:]
+                )
+                counts[0] += int(evals)
+                counts[1] += (n - m) * self.n_cells
+                return cell, d2, second
+            xc, cell, d2, second = xc[m:], cell[m:], d2[m:], second[m:]
+            if inv_var is not None:
+                inv_var = inv_var[m:]
         if inv_var is None and not has_missing:
             kernels.bmu_dense(xc, WT, half_norm2, want_second, cell, d2, second)
         else:
             iv = inv_var if inv_var is not None else np.zeros((0, 0), xc.dtype)
             kernels.bmu_masked(xc, iv, WT, want_second, cell, d2, second)
-        return cell, d2, second
+        return out
 
-    def _iter_assign(self, X, errors, weights, want_second, skip_empty=False):
-        WT, half_norm2 = self._prepared_weights(weights)
+    def _iter_assign(self, X, errors, weights, want_second, skip_empty=False, hints=None):
+        prep = self._prepared_weights(weights)
         n = X.shape[0]
         step = int(self.chunk_size)
         for start in range(0, n, step):
             stop = min(n, start + step)
             xc, inv_var, has_missing = self._chunk(X, errors, start, stop, skip_empty)
+            hint = None if hints is None else hints[start:stop]
             cell, d2, second = self._bmu_chunk(
-                xc, inv_var, has_missing, WT, half_norm2, want_second
+                xc, inv_var, has_missing, prep, want_second, hint=hint
             )
+            if hints is not None:
+                hints[start:stop] = cell
             yield start, stop, xc, cell, d2, second
 
     def _threads(self):
@@ -405,6 +457,20 @@ class SOM:
         win_r = int(np.ceil(reach / self.grid.row_spacing)) + 1
         return h, win_r, win_c
 
+    def _separable_factors(self, h):
+        """(gy, gx, cw) of ``kernels.smooth_separable`` from a rectangular lattice's
+        neighbourhood table h (``_neighbourhood_table``): h = gy(dr) gx(dc) inside a disc."""
+        R1, C1 = self.n_rows - 1, self.n_cols - 1
+        h0 = h[0]
+        gy = np.ascontiguousarray(h0[:, C1])
+        # on a torus |dc| beyond half the row is the same column seen the other way round
+        reach_c = self.n_cols // 2 if self.periodic else C1
+        gx = np.zeros(self.n_cols)
+        gx[: reach_c + 1] = h0[R1, C1 : C1 + reach_c + 1]
+        inside = h0[:, C1 : C1 + reach_c + 1] > 0
+        cw = np.where(inside.any(axis=1), reach_c - np.argmax(inside[:, ::-1], axis=1), -1)
+        return gy, gx, cw.astype(np.int64)
+
     def batch_sums(self, X, errors=None, sample_weight=None, *, skip_empty: bool = False):
         """Per-cell sums of one batch epoch over ``X`` with the current weights.
 
@@ -414,6 +480,12 @@ class SOM:
         what out-of-core and distributed training use. With ``skip_empty`` rows without
         any usable feature add nothing instead of raising.
         """
+        return self._batch_sums(X, errors, sample_weight, skip_empty)
+
+    def _batch_sums(self, X, errors, sample_weight, skip_empty, hints=None):
+        """``batch_sums``; ``hints`` (n,) int32, when given, holds each row's cell of the
+        previous epoch (-1: none), starts the pruned search there and receives this
+        epoch's cells."""
         self._check_fitted()
         X, errors = self._features_from(X, errors)
         sw = self._sample_weight(sample_weight, X.shape[0])
@@ -423,7 +495,7 @@ class SOM:
         sq = 0.0
         with self._threads():
             for start, stop, xc, cell, d2, _ in self._iter_assign(
-                X, errors, self.weights_, False, skip_empty
+                X, errors, self.weights_, False, skip_empty, hints
             ):
                 kernels.accumulate(xc, cell, sw[start:stop] if sw.size else sw, S, N)
                 sq += float(np.nansum(d2))
@@ -441,9 +513,15 @@ class SOM:
         num = np.empty_like(S)
         den = np.empty_like(N)
         with self._threads():
-            kernels.smooth(
-                S, N, h, self.n_rows, self.n_cols, bool(self.periodic), win_r, win_c, num, den
-            )
+            if self.lattice == "rect":
+                gy, gx, cw = self._separable_factors(h)
+                kernels.smooth_separable(
+                    S, N, gy, gx, cw, self.n_rows, self.n_cols, bool(self.periodic), num, den
+                )
+            else:
+                kernels.smooth(
+                    S, N, h, self.n_rows, self.n_cols, bool(self.periodic), win_r, win_c, num, den
+                )
         # a cell no data reaches keeps its weight rather than collapsing to zero
         with np.errstate(invalid="ignore", divide="ignore"):
             self.weights_ = np.where(den > 0, num / den, self.weights_)
@@ -542,8 +620,10 @@ class SOM:
         n_epochs = int(n_epochs or self.n_epochs)
         sigmas = self.sigma_schedule(n_epochs)
         if self.method == "batch":
+            # each epoch's search starts from the row's cell of the epoch before
+            hints = np.full(X.shape[0], -1, np.int32)
             for e, sigma in enumerate(sigmas):
-                S, N, sq = self.batch_sums(X, errors, sample_weight, skip_empty=skip_empty)
+                S, N, sq = self._batch_sums(X, errors, sample_weight, skip_empty, hints)
                 self.apply_batch_sums(S, N, sigma)
                 self._record_epoch(sigma, sq, X.shape[0], progress, e + 1, n_epochs)
         else:
@@ -802,7 +882,7 @@ class SOM:
         pct = np.empty(n, np.float32) if trust else None
         step = int(self.chunk_size)
         unused_second = None if return_second else np.empty(min(n, step), np.int32)
-        WT, half_norm2 = self._prepared_weights(self.weights_)
+        prep = self._prepared_weights(self.weights_)
         with self._threads():
             for start in range(0, n, step):
                 stop = min(n, start + step)
@@ -812,8 +892,7 @@ class SOM:
                     xc,
                     inv_var,
                     has_missing,
-                    WT,
-                    half_norm2,
+                    prep,
                     return_second,
                     out=(cell[start:stop], dist[start:stop], out_second),
                 )

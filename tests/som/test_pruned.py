@@ -1,0 +1,164 @@
+"""The pruned best-cell search against brute force (issue 12).
+
+Exact means: the same best and second-best cells as the float64 brute-force reference,
+except where two cells' distances tie to rounding. In float64 the tests demand equal
+cells outright; in float32 a differing cell must tie with the reference's to rounding.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from som import SOM
+from tests.som import reference as ref
+
+
+def _data(n, F, seed, nan_fraction=0.0):
+    """Clustered rows (a map has structure to exploit), optionally with missing features."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 3, size=(6, F))
+    X = centres[rng.integers(0, 6, n)] + rng.normal(size=(n, F))
+    if nan_fraction:
+        X[rng.uniform(size=X.shape) < nan_fraction] = np.nan
+        X[np.isnan(X).all(1), 0] = 0.3
+    return X
+
+
+def _map(lattice, periodic, trained, F=5, seed=0, dtype=np.float64, shape=(12, 14)):
+    X = _data(3000, F, seed)
+    som = SOM(*shape, lattice=lattice, periodic=periodic, random_state=seed, dtype=dtype)
+    if trained:
+        som.fit(X, n_epochs=6)
+    else:
+        som.weights_ = np.random.default_rng(seed).normal(0, 3, size=(som.n_cells, F))
+        som.n_features_in_ = F
+    return som
+
+
+def _search(som, how, X, errors=None):
+    som._search = how
+    som._search_counts = [0, 0]
+    a = som.assign(X, errors, return_second=True, skip_empty=True)
+    return a, list(som._search_counts)
+
+
+def _d2(X, W, cells, inv_var=None):
+    """The reference's distance of each row to the given cells."""
+    X = np.asarray(X, np.float64)
+    present = np.isfinite(X)
+    iv = np.ones_like(X) if inv_var is None else inv_var
+    diff = np.where(present, X - W[cells], 0.0)
+    return (iv * diff**2).sum(1) * X.shape[1] / present.sum(1)
+
+
+@pytest.mark.parametrize(
+    "lattice,periodic", [("rect", False), ("rect", True), ("hex", False), ("hex", True)]
+)
+@pytest.mark.parametrize("trained", [True, False])
+@pytest.mark.parametrize("metric", ["euclidean", "missing", "chi2"])
+def test_pruned_equals_brute_force(lattice, periodic, trained, metric):
+    som = _map(lattice, periodic, trained)
+    X = _data(1500, 5, seed=7, nan_fraction=0.2 if metric != "euclidean" else 0.0)
+    errors = iv = None
+    if metric == "chi2":
+        errors = np.random.default_rng(3).uniform(0.2, 2.0, size=X.shape)
+        iv = 1 / errors**2
+        som.distance = "chi2"
+    a, counts = _search(som, "pruned", X, errors)
+    best, second, d2 = ref.bmu(X, som.weights_, iv)
+    np.testing.assert_array_equal(a.cell, best)
+    np.testing.assert_array_equal(a.second, second)
+    np.testing.assert_allclose(a.distance.astype(np.float64) ** 2, d2, rtol=1e-5)
+    b, _ = _search(som, "brute", X, errors)
+    np.testing.assert_array_equal(a.cell, b.cell)
+    assert counts[0] <= counts[1]
+    if trained:
+        # the search did skip work: otherwise this test would prove nothing about pruning
+        assert counts[0] < 0.8 * counts[1]
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "missing", "chi2"])
+def test_pruned_float32_differs_only_at_ties(metric):
+    som = _map("hex", False, True, F=7, dtype=np.float32, shape=(30, 40))
+    X = _data(5000, 7, seed=11, nan_fraction=0.15 if metric != "euclidean" else 0.0)
+    errors = iv = None
+    if metric == "chi2":
+        errors = np.random.default_rng(5).uniform(0.2, 2.0, size=X.shape)
+        iv = 1 / errors**2
+        som.distance = "chi2"
+    som._search = "auto"  # 1,200 cells: auto chooses the pruned search
+    som._search_counts = [0, 0]
+    a = som.assign(X, errors, return_second=True)
+    assert 0 < som._search_counts[0] < 0.5 * som._search_counts[1]
+    best, _, d2 = ref.bmu(X, som.weights_, iv)
+    W = som.weights_.astype(np.float64)
+    differ = a.cell != best
+    assert differ.mean() < 1e-3
+    got = _d2(X, W, a.cell, iv)
+    np.testing.assert_allclose(got[differ], d2[differ], rtol=2e-6)
+    np.testing.assert_allclose(a.distance.astype(np.float64) ** 2, got, rtol=1e-5, atol=1e-6)
+
+
+def test_exact_ties_go_to_the_lower_cell():
+    som = SOM(20, 25, lattice="rect", dtype=np.float64)
+    rng = np.random.default_rng(2)
+    W = rng.normal(size=(som.n_cells, 3))
+    W[[7, 310, 499]] = W[123]  # identical weights in distant blocks
+    som.weights_, som.n_features_in_ = W, 3
+    X = np.vstack([W[123] + 1e-3, rng.normal(size=(200, 3))])
+    a, _ = _search(som, "pruned", X)
+    best, second, _ = ref.bmu(X, W)
+    np.testing.assert_array_equal(a.cell, best)
+    np.testing.assert_array_equal(a.second, second)
+    assert (a.cell[0], a.second[0]) == (7, 123)
+
+
+def test_rows_without_features_get_no_cell():
+    som = _map("rect", False, True, shape=(20, 25))
+    X = _data(50, 5, 1)
+    X[[3, 17]] = np.nan
+    a, _ = _search(som, "pruned", X)
+    assert a.cell[3] == a.cell[17] == -1 and np.isnan(a.distance[[3, 17]]).all()
+    keep = np.isfinite(X).any(1)
+    np.testing.assert_array_equal(a.cell[keep], ref.bmu(X[keep], som.weights_)[0])
+
+
+@pytest.mark.parametrize("lattice,periodic", [("rect", False), ("hex", True)])
+def test_training_with_pruned_search_gives_the_brute_force_map(lattice, periodic):
+    X = _data(4000, 5, seed=4, nan_fraction=0.05)
+    kw = dict(lattice=lattice, periodic=periodic, random_state=3, dtype=np.float64, n_epochs=8)
+    pruned = SOM(20, 22, **kw)
+    pruned._search = "pruned"
+    pruned.fit(X)
+    brute = SOM(20, 22, **kw)
+    brute._search = "brute"
+    brute.fit(X)
+    assert pruned._search_counts[0] < pruned._search_counts[1]
+    np.testing.assert_allclose(pruned.weights_, brute.weights_, rtol=1e-12, atol=1e-12)
+    assert pruned.quality_ == pytest.approx(brute.quality_, rel=1e-12)
+
+
+@pytest.mark.parametrize("periodic", [False, True])
+@pytest.mark.parametrize("shape", [(9, 13), (10, 7), (1, 12)])
+@pytest.mark.parametrize("neighbourhood", ["gaussian", "bubble"])
+def test_separable_smoothing_equals_the_direct_sum(periodic, shape, neighbourhood):
+    from som import kernels
+
+    rng = np.random.default_rng(8)
+    som = SOM(*shape, lattice="rect", periodic=periodic, neighbourhood=neighbourhood)
+    som._distance_table = som.grid.offset_distance_table()
+    K = som.n_cells
+    S = rng.normal(size=(K, 3))
+    N = rng.uniform(0, 5, size=(K, 3)) * (rng.uniform(size=(K, 3)) < 0.7)
+    for sigma in (0.4, 1.0, 2.3, 5.0, 40.0):
+        h, win_r, win_c = som._neighbourhood_table(sigma)
+        num, den = np.empty_like(S), np.empty_like(N)
+        kernels.smooth(S, N, h, *shape, periodic, win_r, win_c, num, den)
+        num2, den2 = np.empty_like(S), np.empty_like(N)
+        gy, gx, cw = som._separable_factors(h)
+        kernels.smooth_separable(S, N, gy, gx, cw, *shape, periodic, num2, den2)
+        np.testing.assert_allclose(num2, num, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(den2, den, rtol=1e-12, atol=1e-12)
+        # a cell no data reaches keeps exactly zero, so it keeps its weight
+        np.testing.assert_array_equal(den2 == 0, den == 0)
