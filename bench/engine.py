@@ -82,6 +82,18 @@ GOAL_THREAD_SCALING = 1.8
 GOAL_MEMORY_RATIO = 1.5
 
 
+def per_epoch(t2: float, t4: float) -> float:
+    """Seconds per epoch from fits of 2 and 4 epochs: (t4 - t2) / 2 cancels set-up and
+    initialisation. On a loaded machine the difference can drown in noise (it came out
+    negative once); then the figure falls back to t4 / 4, an upper bound that includes the
+    set-up, and says so."""
+    diff = (t4 - t2) / 2
+    if diff > 0.25 * t4 / 4:
+        return diff
+    log(f"  epoch timing: t(4) - t(2) = {2 * diff:.3f} s is noise; using t(4) / 4 = {t4 / 4:.3f} s")
+    return t4 / 4
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--rows", type=int, default=None, help="rows timed (default 10^6)")
@@ -228,14 +240,14 @@ def bench_somcal(X, args, out: dict) -> object:
     t4 = time_call(lambda: som.fit(X, n_epochs=4), args.repeat)
     out["somcal_fit2"], out["somcal_fit4"] = t2.seconds, t4.seconds
     # CPU seconds hardly change with other processes' load, wall seconds do
-    out["somcal_epoch_cpu"] = (statistics.median(t4.cpu) - statistics.median(t2.cpu)) / 2
-    out["somcal_epoch"] = (t4.median - t2.median) / 2
+    out["somcal_epoch_cpu"] = per_epoch(statistics.median(t2.cpu), statistics.median(t4.cpu))
+    out["somcal_epoch"] = per_epoch(t2.median, t4.median)
     log(f"somcal: fit 2 epochs {t2}; 4 epochs {t4}; epoch {out['somcal_epoch']:.3f} s")
     small = copy.deepcopy(som)
     Xs = X[: min(len(X), args.small_rows)]
     s2 = time_call(lambda: small.fit(Xs, n_epochs=2), args.repeat)
     s4 = time_call(lambda: small.fit(Xs, n_epochs=4), args.repeat)
-    out["somcal_small_epoch"] = (s4.median - s2.median) / 2
+    out["somcal_small_epoch"] = per_epoch(s2.median, s4.median)
     out["small_rows"] = len(Xs)
     log(f"somcal: epoch on {len(Xs):,} rows {out['somcal_small_epoch']:.3f} s")
 
@@ -316,8 +328,8 @@ def bench_somoclu(X, args, out: dict) -> None:
     if not np.isfinite(cb).all():
         raise RuntimeError("somoclu returned a non-finite codebook: its timing is meaningless")
     out["somoclu_fit2"], out["somoclu_fit4"] = t2, t4
-    out["somoclu_epoch"] = (t4 - t2) / 2
-    out["somoclu_epoch_cpu"] = (out["somoclu_fit4_cpu"] - out["somoclu_fit2_cpu"]) / 2
+    out["somoclu_epoch"] = per_epoch(t2, t4)
+    out["somoclu_epoch_cpu"] = per_epoch(out["somoclu_fit2_cpu"], out["somoclu_fit4_cpu"])
     log(f"somoclu: 4 epochs {t4:.1f} s; epoch {out['somoclu_epoch']:.1f} s")
 
     ref_cells, ref_dist = nearest_cells(X[: min(len(X), 20_000)], cb)
@@ -330,7 +342,7 @@ def bench_somoclu(X, args, out: dict) -> None:
         start = time.perf_counter()
         s.train(Xs, epochs=epochs)
         times[epochs] = time.perf_counter() - start
-    out["somoclu_small_epoch"] = (times[4] - times[2]) / 2
+    out["somoclu_small_epoch"] = per_epoch(times[2], times[4])
     log(f"somoclu: epoch on {len(Xs):,} rows {out['somoclu_small_epoch']:.2f} s")
 
 
@@ -900,6 +912,7 @@ def report(out: dict, args, desc: str, load_start: str) -> str:
             f"  epoch >= {GOAL_EPOCH_SPEEDUP:.0f}x faster than somoclu at {n:,} rows: "
             f"{ep_ratio:.0f}x wall ({worst:.0f}x with the widest smoothing), {ep_ratio_cpu:.0f}x"
             f" CPU seconds {verdict(ep_ratio >= GOAL_EPOCH_SPEEDUP)}"
+            + ("" if n == 1_000_000 else " (the goal is set at 1,000,000 rows)")
         )
         lines.append(
             f"  epoch >= {GOAL_EPOCH_SPEEDUP_SMALL:.0f}x faster than somoclu at "
