@@ -51,6 +51,14 @@ MapId = Annotated[
     int | None,
     typer.Option("--map-id", "-m", help="Map id (default: the most recent ready map).", min=1),
 ]
+# what a target selection takes (somcal targets, calibration targets, campaign create)
+TargetBudget = Annotated[int | None, typer.Option(min=0, help="Number of targets.")]
+TargetHours = Annotated[
+    float | None, typer.Option(min=0, help="Telescope hours (simple exposure-time model).")
+]
+TargetMagBand = Annotated[str | None, typer.Option(help="Band of the magnitude limit.")]
+TargetMagLimit = Annotated[float | None, typer.Option(help="Faintest magnitude to target.")]
+TargetsPerCell = Annotated[int, typer.Option(min=1, max=1000, help="Targets per cell at most.")]
 
 
 # ----------------------------------------------------------------------------- output helpers

@@ -12,6 +12,11 @@ from rich.table import Table
 from app.cli._common import (
     DatabaseUrl,
     MapId,
+    TargetBudget,
+    TargetHours,
+    TargetMagBand,
+    TargetMagLimit,
+    TargetsPerCell,
     _database,
     _done,
     _fail,
@@ -211,13 +216,11 @@ def targets(
         Path, typer.Option("--output", "-o", help="Target list: .csv or .fits (also .parquet).")
     ] = Path("targets.csv"),
     map_id: MapId = None,
-    budget: Annotated[int | None, typer.Option(min=0, help="Number of targets.")] = None,
-    budget_hours: Annotated[
-        float | None, typer.Option(min=0, help="Telescope hours (simple exposure-time model).")
-    ] = None,
-    mag_band: Annotated[str | None, typer.Option(help="Band of the magnitude limit.")] = None,
-    mag_limit: Annotated[float | None, typer.Option(help="Faintest magnitude to target.")] = None,
-    per_cell: Annotated[int, typer.Option(min=1, max=1000, help="Targets per cell at most.")] = 1,
+    budget: TargetBudget = None,
+    budget_hours: TargetHours = None,
+    mag_band: TargetMagBand = None,
+    mag_limit: TargetMagLimit = None,
+    per_cell: TargetsPerCell = 1,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
     occupation_id: Annotated[
         int | None,

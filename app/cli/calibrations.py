@@ -13,6 +13,11 @@ from rich.table import Table
 from app.cli._common import (
     EXIT_ENV,
     DatabaseUrl,
+    TargetBudget,
+    TargetHours,
+    TargetMagBand,
+    TargetMagLimit,
+    TargetsPerCell,
     _database,
     _done,
     _err,
@@ -282,13 +287,11 @@ def targets(
     tomo_bin: Annotated[
         int | None, typer.Option("--bin", min=0, help="Aim at one tomographic bin.")
     ] = None,
-    budget: Annotated[int | None, typer.Option(min=0, help="Number of targets.")] = None,
-    budget_hours: Annotated[
-        float | None, typer.Option(min=0, help="Telescope hours (simple exposure-time model).")
-    ] = None,
-    mag_band: Annotated[str | None, typer.Option(help="Band of the magnitude limit.")] = None,
-    mag_limit: Annotated[float | None, typer.Option(help="Faintest magnitude to target.")] = None,
-    per_cell: Annotated[int, typer.Option(min=1, max=1000, help="Targets per cell at most.")] = 1,
+    budget: TargetBudget = None,
+    budget_hours: TargetHours = None,
+    mag_band: TargetMagBand = None,
+    mag_limit: TargetMagLimit = None,
+    per_cell: TargetsPerCell = 1,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
     database_url: DatabaseUrl = None,
 ) -> None:
