@@ -225,7 +225,7 @@ def main() -> None:
 
         from app.core.db import make_engine, make_session_factory
         from app.models import Map
-        from app.services import calibrate
+        from app.services import coverage as coverage_service
         from app.services import occupation as occupation_service
 
         engine = make_engine(url)
@@ -239,10 +239,12 @@ def main() -> None:
             t_register = time.perf_counter() - t0
             occupation_service._CACHE._items.clear()  # time the read from the database
             t0 = time.perf_counter()
-            cov = calibrate.coverage(session, m, "i", None, None, catalogue_id=reg.catalogue.id)
+            cov = coverage_service.coverage(
+                session, m, "i", None, None, catalogue_id=reg.catalogue.id
+            )
             t_coverage = time.perf_counter() - t0
             t0 = time.perf_counter()
-            gaps = calibrate.gaps(session, m, 10, 0, catalogue_id=reg.catalogue.id)
+            gaps = coverage_service.gaps(session, m, 10, 0, catalogue_id=reg.catalogue.id)
             t_gaps = time.perf_counter() - t0
             entries = (reg.catalogue.summary or {}).get("entries")
         engine.dispose()

@@ -120,7 +120,7 @@ def coverage(
     Optionally broken down by magnitude (--mag-band, --mag-bins) and photo-z (--z-bins).
     With --catalogue-id, of an occupation catalogue (`somcal occupation`): its counts, its
     own bins."""
-    from app.services import calibrate
+    from app.services import coverage as coverage_service
 
     mb = _parse_bins(mag_bins, "--mag-bins")
     zb = _parse_bins(z_bins, "--z-bins")
@@ -131,12 +131,14 @@ def coverage(
         if catalogue_id is not None:
             cov = _spin(
                 "coverage",
-                lambda: calibrate.coverage(session, m, mag_band, mb, zb, catalogue_id),
+                lambda: coverage_service.coverage(session, m, mag_band, mb, zb, catalogue_id),
             )
         else:
             cov = _spin(
                 "coverage",
-                lambda: calibrate.coverage(session, m, mag_band, 10 if mb is None else mb, zb),
+                lambda: coverage_service.coverage(
+                    session, m, mag_band, 10 if mb is None else mb, zb
+                ),
             )
     if as_json:
         cov = {k: v for k, v in cov.items() if k != "cells"}
@@ -165,7 +167,7 @@ def gaps(
     an occupation catalogue's galaxies)."""
     import pandas as pd
 
-    from app.services import calibrate
+    from app.services import coverage as coverage_service
 
     if output is not None:
         _output_path(output, overwrite)
@@ -174,7 +176,7 @@ def gaps(
         m = _ready_map(session, map_id)
         g = _spin(
             "gaps",
-            lambda: calibrate.gaps(session, m, 10**9 if output else limit, 0, catalogue_id),
+            lambda: coverage_service.gaps(session, m, 10**9 if output else limit, 0, catalogue_id),
         )
     rows = g["gaps"]
     table = Table(

@@ -154,7 +154,7 @@ def quickstart(
     plots, then serves the API and dashboard (--no-serve to stop there). Running it again
     reuses what is already there."""
     from app.core import migrate
-    from app.services import calibrate
+    from app.services import coverage as coverage_service
     from app.services.training import train_request
 
     started = time.monotonic()
@@ -204,7 +204,7 @@ def quickstart(
 
         with factory() as session, _user_errors():
             m = _ready_map(session, map_id)
-            cov = _spin("coverage", lambda: calibrate.coverage(session, m, None, 10, None))
+            cov = _spin("coverage", lambda: coverage_service.coverage(session, m, None, 10, None))
             _out().print(_coverage_table(cov, m))
             targets_path = workdir / f"targets_map{m.id}.csv"
             _targets(session, m, targets_path, overwrite=True)

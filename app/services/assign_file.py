@@ -2,7 +2,7 @@
 cell, how far to trust it and the cell's statistics as new columns beside its own.
 
 The rows are cleaned by the ingest's rules and assigned chunk by chunk through
-:func:`app.services.calibrate.photometry_rows` and :func:`~app.services.calibrate.assign_rows`
+:func:`app.services.assignment.photometry_rows` and :func:`~app.services.assignment.assign_rows`
 (what ``POST /v1/maps/{id}/assign`` answers for one request), so a file of any length gives
 row for row what the API gives. ``somcal assign`` calls :func:`assign_file`; a route or a job
 can too, passing its own ``progress(fraction, message)`` (the convention of
@@ -25,7 +25,7 @@ import pandas as pd
 from sqlalchemy.orm import Session
 
 from app.models import Map
-from app.services import calibrate, ledger
+from app.services import assignment, ledger
 from app.services.errors import InvalidInputError, NotFoundError, RowError, ServiceError
 from som.tables import FORMATS, CatalogueError, format_from_name, read_table, write_table
 
@@ -166,14 +166,14 @@ def assign_frame(
             f"{file} already has column(s) {', '.join(clash)}; choose another prefix for "
             "the added columns"
         )
-    rows = calibrate.photometry_rows(
+    rows = assignment.photometry_rows(
         frame, file, preset, mapping, on_invalid=on_invalid, flux_unit=flux_unit
     )
     n = len(rows)
     parts = []
     for start in range(0, n, chunk_size):
         chunk = rows.iloc[start : start + chunk_size]
-        parts.append(calibrate.assign_rows(session, m, chunk, False, max_rows=chunk_size).frame)
+        parts.append(assignment.assign_rows(session, m, chunk, False, max_rows=chunk_size).frame)
         if progress is not None:
             done = start + len(chunk)
             progress(done / n, f"{done:,} of {n:,} rows")

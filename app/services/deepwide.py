@@ -44,7 +44,8 @@ from sqlalchemy.orm import Session
 from app.core.config import get_settings
 from app.models import Calibration, Catalogue, Job, Map, utcnow
 from app.schemas import CalibrationIn
-from app.services import calibrate, ledger, map_store, nz_export
+from app.services import ledger, map_store, nz_export
+from app.services import targets as target_service
 from app.services.errors import ConflictError, InvalidInputError, NotFoundError, RowError
 from app.services.jobs import JobContext, JobKind, register
 from som import deepwide, nz_formats
@@ -720,10 +721,10 @@ def targets(
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Sources of the deep catalogue in the deep cells without spectra, the cells with the
     most weight in the wide n(z) first (the C3R2 ranking of
-    :func:`app.services.calibrate.rank_targets`, by w_c instead of galaxy counts)."""
+    :func:`app.services.targets.rank_targets`, by w_c instead of galaxy counts)."""
     c = res.calibration
     deep = _ready(session, c.deep_map_id, "deep map")  # type: ignore[arg-type]
-    band = calibrate.map_mag_band(deep, mag_band)
+    band = map_store.mag_band(deep, mag_band)
     w = deep_cell_weights(res, tomo_bin)
     # A cell that carries no weight in the wide n(z) would calibrate nothing: it is treated
     # as if covered, so it never holds a target; so is a cell with spectra.
@@ -732,10 +733,10 @@ def targets(
     cell_stats = pd.DataFrame(
         {"count": w, "z_median": stats["zphot_median"], "z_nmad": stats["zphot_nmad"]}
     )
-    cand = calibrate.target_candidates(
+    cand = target_service.target_candidates(
         session, deep, uncovered_only=False, catalogue_id=c.deep_catalogue_id
     )
-    chosen = calibrate.rank_targets(
+    chosen = target_service.rank_targets(
         session,
         deep,
         cand,

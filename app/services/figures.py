@@ -1,7 +1,8 @@
 """Per-cell arrays and figures of a map, shared by the CLI (``somcal plot``), the API
 (``GET /v1/maps/{id}/plots/{kind}.png``) and the dashboard, so all three show the same
 numbers drawn the same way. The drawing is ``som.plotting``'s, the n(z) ``som.calibration``'s
-(through ``app.services.calibrate``); this module gathers the arrays from the store.
+(through ``app.services.coverage`` and ``app.services.nz``); this module gathers the arrays
+from the store.
 
 Which redshift colours the "redshift" and "dispersion" maps: ``z_source="phot"`` (default)
 uses the reference photometric redshifts of every galaxy in the cell, as Masters et al.
@@ -19,7 +20,9 @@ from matplotlib.figure import Figure
 from sqlalchemy.orm import Session
 
 from app.models import Map
-from app.services import calibrate, ledger, map_store
+from app.services import coverage as coverage_service
+from app.services import ledger, map_store
+from app.services import nz as nz_service
 from app.services.errors import InvalidInputError, NotFoundError, RowError
 from app.services.map_queries import increasing_edges
 from som import plotting as plots
@@ -91,9 +94,9 @@ def dashboard_arrays(session: Session, m: Map, catalogue_id: int | None = None) 
     occupation catalogue, ``n_phot`` and the summary are its counts'."""
     a = map_arrays(session, m)
     if catalogue_id is None:
-        cov = calibrate.coverage(session, m, None, 10, None)
+        cov = coverage_service.coverage(session, m, None, 10, None)
     else:
-        cov = calibrate.coverage(session, m, None, None, None, catalogue_id=catalogue_id)
+        cov = coverage_service.coverage(session, m, None, None, None, catalogue_id=catalogue_id)
         a.n_phot = np.asarray(cov["cells"]["n_phot"], dtype=np.int64)
     quality = m.quality or {}
     return {
@@ -162,7 +165,7 @@ def tomographic_nz(
     ``include_realisations``); a bin whose n(z) cannot be computed (no member, or no member
     in a covered cell) carries ``error`` instead."""
     edges = np.asarray(tomo_edges if tomo_edges is not None else DEFAULT_TOMO_EDGES, float)
-    cells, z_phot, outside = calibrate.sample_assignments(session, m, catalogue_id)
+    cells, z_phot, outside = nz_service.sample_assignments(session, m, catalogue_id)
     out: list[dict[str, Any]] = []
     for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
         with np.errstate(invalid="ignore"):
@@ -179,7 +182,7 @@ def tomographic_nz(
             continue
         try:
             entry.update(
-                calibrate.nz(
+                nz_service.nz(
                     session,
                     m,
                     cells[member],
@@ -218,7 +221,7 @@ def nz_figure(results: list[dict[str, Any]], title: str) -> Figure:
             f"{r['uncovered_fraction']:.0%} uncovered)"
             for r in ok
         ],
-        # calibrate.nz's answer: None where undefined
+        # nz_service.nz's answer: None where undefined
         mean_z=[r.get("mean_z") for r in ok],
         mean_z_err=[r.get("mean_z_err") for r in ok],
         title=title,

@@ -26,7 +26,8 @@ from app.models import (
     TargetList,
     TargetOutcome,
 )
-from app.services import calibrate, ledger, map_store
+from app.services import ledger, map_store
+from app.services import targets as target_service
 from app.services.catalogues import get_catalogue
 from app.services.errors import InvalidInputError, NotFoundError, RowError
 from som import calibration as cal
@@ -280,9 +281,9 @@ def plan_targets(session: Session, m: Map, plan: CampaignPlan) -> PlannedTargets
     """The next campaign's targets (not saved): candidates in uncovered cells, minus
     targets already observed with a secure redshift and those that failed at comparable
     depth, ranked by the plan's strategy with the map's success model."""
-    band = calibrate.map_mag_band(m, plan.mag_band)
-    cand = calibrate.target_candidates(session, m, uncovered_only=True)
-    stats, cell_stats = calibrate.target_cell_stats(session, m)
+    band = map_store.mag_band(m, plan.mag_band)
+    cand = target_service.target_candidates(session, m, uncovered_only=True)
+    stats, cell_stats = target_service.target_cell_stats(session, m)
     mag_col = f"mag_{band}"
     seen = _observed_targets(session, m)
     exclude = np.zeros(len(cand), dtype=bool)
@@ -327,7 +328,7 @@ def plan_targets(session: Session, m: Map, plan: CampaignPlan) -> PlannedTargets
         )
     except ValueError as exc:
         raise InvalidInputError(str(exc)) from exc
-    frame = calibrate.described_targets(chosen, cand, stats)
+    frame = target_service.described_targets(chosen, cand, stats)
     params = {
         "name": plan.name,
         "budget": plan.budget,
@@ -355,7 +356,7 @@ def create_campaign(session: Session, m: Map, plan: CampaignPlan, key_name: str 
     gain, n_cells = _expected(planned)
     planned.params["expected_gain"] = gain
     planned.params["expected_new_cells"] = n_cells
-    tl = calibrate.save_target_list(session, m, planned.frame, planned.params, name=plan.name)
+    tl = target_service.save_target_list(session, m, planned.frame, planned.params, name=plan.name)
     record_ledger_change(
         session,
         ChangeAction.campaign_created,
@@ -466,7 +467,7 @@ def campaign_counts(session: Session, campaign: TargetList) -> dict[str, Any]:
 def campaign_table(session: Session, m: Map, campaign: TargetList) -> pd.DataFrame:
     """The campaign's targets as exported, with each one's outcome so far (blank: pending)
     and the exposure spent on it (NaN: none recorded)."""
-    _, frame = calibrate.get_target_list(session, m, campaign.id)
+    _, frame = target_service.get_target_list(session, m, campaign.id)
     outcomes = {
         o.rank: o
         for o in session.scalars(

@@ -16,7 +16,8 @@ import pandas as pd
 from sqlalchemy.orm import Session
 
 from app.models import Map
-from app.services import calibrate
+from app.services import map_store
+from app.services import targets as target_service
 from app.services.errors import InvalidInputError, RowError
 
 __all__ = [
@@ -90,12 +91,12 @@ class TargetSelection:
 
 
 def select_targets(session: Session, m: Map, choice: TargetChoice | None = None) -> TargetSelection:
-    """The spectroscopic targets for the map's gaps (:func:`app.services.calibrate.targets`)
+    """The spectroscopic targets for the map's gaps (:func:`app.services.targets.targets`)
     with the parameters that chose them (``choice`` None: every default)."""
     choice = choice if choice is not None else TargetChoice()
     params = asdict(choice)
-    frame = calibrate.targets(session, m, **params)
-    params["mag_band"] = calibrate.map_mag_band(m, choice.mag_band)
+    frame = target_service.targets(session, m, **params)
+    params["mag_band"] = map_store.mag_band(m, choice.mag_band)
     params["k"] = m.min_secure
     return TargetSelection(frame, params)
 

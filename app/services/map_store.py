@@ -1,4 +1,5 @@
-"""Trained maps in the store: looking a map up, its bands and redshift grid, and the
+"""Trained maps in the store: looking a map up, its bands (and the band of a magnitude
+cut) and redshift grid, and the
 deserialised ``SOM`` of a ready map, cached (the ledger of what is assigned to a map and
 its cell statistics is :mod:`app.services.ledger`'s)."""
 
@@ -12,8 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models import Map
-from app.services.errors import ConflictError, NotFoundError
+from app.services.errors import ConflictError, InvalidInputError, NotFoundError, RowError
 from som import SOM
+from som.bands import REGISTRY, BandError
 from som.vocabulary import MapStatus
 
 
@@ -74,3 +76,34 @@ def map_bands(m: Map) -> list[str]:
 
 def z_edges(m: Map) -> np.ndarray:
     return np.asarray(m.grid["z_edges"], dtype=np.float64)
+
+
+def mag_band(m: Map, requested: str | None) -> str:
+    """The band of a magnitude cut or breakdown: one of the map's own bands (the map's
+    ``i`` or its reddest band when none is asked for); a registry alias of one of them
+    (e.g. a survey-qualified name) is accepted."""
+    bands = map_bands(m)
+    if requested is None:
+        return "i" if "i" in bands else bands[-1]
+    if requested in bands:
+        return requested
+    try:
+        canonical = REGISTRY.canonical(requested)
+    except BandError:
+        canonical = None
+    if canonical in bands:
+        return canonical
+    reason = f"band {requested!r} is not one of map {m.id}'s bands: {', '.join(bands)}"
+    raise InvalidInputError(reason, [RowError(None, "mag_band", None, reason)])
+
+
+def pz_density(counts: list[int] | None, widths: np.ndarray) -> list[float] | None:
+    """Stored per-cell redshift counts as a density (unit area over bins of ``widths``);
+    None for a cell with none."""
+    if counts is None:
+        return None
+    c = np.asarray(counts, dtype=np.float64)
+    total = c.sum()
+    if total <= 0:
+        return None
+    return (c / total / widths).tolist()

@@ -1,7 +1,7 @@
 """n(z) answers of the service as files: qp, SACC or CosmoSIS/2pt FITS bytes.
 
 The numerics and the formats are in :mod:`som.nz_formats`; this module turns the n(z)
-answers of :func:`app.services.calibrate.nz` (one per bin) into an
+answers of :func:`app.services.nz.nz` (one per bin) into an
 :class:`~som.nz_formats.NzEnsemble` and the ensemble into the bytes of a download.
 """
 
@@ -31,14 +31,14 @@ class FormatUnavailableError(ServiceError):
 
 
 def _floats(values: Any) -> np.ndarray:
-    # calibrate.nz answers with None where a value is undefined
+    # app.services.nz.nz answers with None where a value is undefined
     return np.array(values, dtype=np.float64)
 
 
 def ensemble(
     results: list[dict[str, Any]], names: list[str], metadata: dict[str, Any] | None = None
 ) -> nz_formats.NzEnsemble:
-    """An ensemble of the n(z) answers ``results`` (each from ``calibrate.nz`` with its
+    """An ensemble of the n(z) answers ``results`` (each from ``app.services.nz.nz`` with its
     realisations when it has any), named ``names``; the answers must share their edges."""
     if not results:
         raise InvalidInputError("no n(z) to write")

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from app.core.db import make_engine, make_session_factory
-from app.services import assign_file, calibrate, map_store
+from app.services import assign_file, assignment, map_store
 from app.services.errors import InvalidInputError, NotFoundError
 from app.services.map_queries import parse_bins
 
@@ -37,8 +37,8 @@ def test_a_file_assigned_in_chunks_equals_one_assignment_of_every_row(ready_map,
         result = assign_file.assign_file(
             session, m, path, chunk_size=70, progress=lambda f, msg: seen.append((f, msg))
         )
-        whole = calibrate.assign_rows(
-            session, m, calibrate.photometry_rows(sample, "sample.csv"), False, max_rows=10**6
+        whole = assignment.assign_rows(
+            session, m, assignment.photometry_rows(sample, "sample.csv"), False, max_rows=10**6
         ).frame
     assert result.output == tmp_path / "sample_cells.csv"
     got = pd.read_csv(result.output)

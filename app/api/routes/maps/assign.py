@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from app.api.deps import FactoryDep, IdPath, ReadDep, SettingsDep
 from app.api.routes.maps._common import NOT_FOUND, NOT_READY, ready_map
 from app.schemas import AssignIn, AssignOut, ErrorResponse, OnInvalidName
-from app.services import calibrate
+from app.services import assignment
 from app.services.errors import InvalidInputError, RowError
 from som.tables import TableReader, detect_format
 from som.vocabulary import OnInvalid
@@ -134,8 +134,8 @@ async def assign(
     def work():
         with factory() as session:
             m = ready_map(session, map_id)
-            rows = calibrate.photometry_rows(frame, file, preset, mapping, **options)
-            return calibrate.assign_rows(session, m, rows, include_pz, settings.max_assign_rows)
+            rows = assignment.photometry_rows(frame, file, preset, mapping, **options)
+            return assignment.assign_rows(session, m, rows, include_pz, settings.max_assign_rows)
 
     out = await run_in_threadpool(work)
     if format == "csv":
@@ -147,7 +147,7 @@ async def assign(
     return await run_in_threadpool(_answer, out, map_id)
 
 
-def _answer(out: calibrate.AssignOutput, map_id: int) -> AssignOut:
+def _answer(out: assignment.AssignOutput, map_id: int) -> AssignOut:
     n = len(out.frame)
     return AssignOut(
         map_id=map_id,
@@ -155,5 +155,5 @@ def _answer(out: calibrate.AssignOutput, map_id: int) -> AssignOut:
         n_assigned=n - out.n_unassigned,
         n_unassigned=out.n_unassigned,
         z_edges=out.z_edges,
-        results=calibrate.assign_results(out),
+        results=assignment.assign_results(out),
     )

@@ -10,7 +10,8 @@ from fastapi import Path as PathParam
 from app.api.deps import IdPath, ReadDep, SessionDep
 from app.api.routes.maps._common import NOT_FOUND, NOT_READY, ready_map
 from app.schemas import CellDetail, CellList
-from app.services import calibrate, ledger
+from app.services import coverage as coverage_service
+from app.services import ledger
 
 router = APIRouter()
 
@@ -67,4 +68,4 @@ def read_cell(
     _auth: ReadDep,
 ) -> CellDetail:
     m = ready_map(session, map_id)
-    return CellDetail.model_validate(calibrate.cell_detail(session, m, cell))
+    return CellDetail.model_validate(coverage_service.cell_detail(session, m, cell))

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from app.api.deps import IdPath, ReadDep, SessionDep
 from app.api.routes.maps._common import NOT_FOUND, NOT_READY, ready_map
 from app.schemas import Band, CoverageOut, GapsOut
-from app.services import calibrate
+from app.services import coverage as coverage_service
 from app.services.errors import InvalidInputError
 from app.services.map_queries import parse_bins
 
@@ -51,10 +51,10 @@ def coverage(
     if catalogue_id is not None:
         # an occupation's bins are its own: only asked for, or checked against, here
         return CoverageOut.model_validate(
-            calibrate.coverage(session, m, mag_band, mb, zb, catalogue_id=catalogue_id)
+            coverage_service.coverage(session, m, mag_band, mb, zb, catalogue_id=catalogue_id)
         )
     return CoverageOut.model_validate(
-        calibrate.coverage(session, m, mag_band, mb if mb is not None else 10, zb)
+        coverage_service.coverage(session, m, mag_band, mb if mb is not None else 10, zb)
     )
 
 
@@ -73,4 +73,4 @@ def gaps(
     catalogue_id: OccupationQuery = None,
 ) -> GapsOut:
     m = ready_map(session, map_id)
-    return GapsOut.model_validate(calibrate.gaps(session, m, limit, offset, catalogue_id))
+    return GapsOut.model_validate(coverage_service.gaps(session, m, limit, offset, catalogue_id))

@@ -11,7 +11,8 @@ from fastapi import APIRouter, Query, Response
 from app.api.deps import IdPath, ReadDep, SessionDep, SettingsDep
 from app.api.routes.maps._common import NOT_FOUND, NOT_READY, ready_map
 from app.schemas import ErrorResponse, NzIn, NzOut
-from app.services import calibrate, nz_export
+from app.services import assignment, nz_export
+from app.services import nz as nz_service
 from app.services.catalogues import get_catalogue
 from app.services.errors import InvalidInputError
 from app.services.occupation import sample_ref
@@ -58,7 +59,7 @@ def nz(
         catalogue = get_catalogue(session, body.catalogue_id)
     if catalogue is not None and catalogue.kind == CatalogueKind.occupation:
         bins = np.asarray(body.bins, dtype=float) if body.bins is not None else None
-        result, sample, _ = calibrate.occupation_nz(
+        result, sample, _ = nz_service.occupation_nz(
             session, m, catalogue.id, body.z_bin, bins, body.k, body.gold, body.n_boot,
             body.random_state, body.include_realisations or format != "json",
         )  # fmt: skip
@@ -76,21 +77,21 @@ def _rows_nz(m, body: NzIn, session, settings, format: str, cat):
     """The n(z) of an ingested photometric catalogue's rows, or of rows sent with the
     request."""
     if cat is not None:
-        cells, _, outside = calibrate.sample_assignments(session, m, cat.id)
+        cells, _, outside = nz_service.sample_assignments(session, m, cat.id)
         sample = {"catalogue_id": cat.id, "n_rows": cat.n_rows, "n_assigned": len(cells)}
     else:
         frame = pd.DataFrame.from_records(body.rows or [])
         if frame.empty:
             raise InvalidInputError("no rows to assign")
-        rows = calibrate.photometry_rows(frame, "request")
-        out = calibrate.assign_rows(session, m, rows, False, settings.max_assign_rows)
+        rows = assignment.photometry_rows(frame, "request")
+        out = assignment.assign_rows(session, m, rows, False, settings.max_assign_rows)
         cells = out.frame["cell"].to_numpy(dtype=np.int64)
         # rows without a cell stay in the sample as before (uncovered); flagged ones apart
         outside = out.frame["outside_training"].to_numpy(dtype=bool) & (cells >= 0)
         sample = {"rows": len(cells), "n_assigned": int((cells >= 0).sum())}
     sample["n_outside_training"] = int(outside.sum())
     bins = np.asarray(body.bins, dtype=float) if body.bins is not None else None
-    result = calibrate.nz(
+    result = nz_service.nz(
         session,
         m,
         cells,

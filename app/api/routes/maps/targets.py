@@ -22,8 +22,9 @@ from app.schemas import (
     TargetsOut,
     TargetsQuery,
 )
-from app.services import calibrate, ledger, map_store
+from app.services import ledger, map_store
 from app.services import occupation as occupation_service
+from app.services import targets as target_service
 from app.services.map_queries import TargetChoice, select_targets
 
 router = APIRouter()
@@ -99,7 +100,7 @@ def save_target_list(
     m = ready_map(session, map_id)
     chosen = select_targets(session, m, TargetChoice(**body.model_dump(exclude={"name"})))
     params = {**body.model_dump(), **chosen.params}
-    tl = calibrate.save_target_list(session, m, chosen.frame, params)
+    tl = target_service.save_target_list(session, m, chosen.frame, params)
     session.commit()
     return TargetListFull(
         **TargetListOut.model_validate(tl).model_dump(),
@@ -115,7 +116,7 @@ def save_target_list(
 )
 def list_target_lists(map_id: IdPath, session: SessionDep, _auth: ReadDep) -> list[TargetListOut]:
     m = map_store.get_map(session, map_id)
-    return [TargetListOut.model_validate(t) for t in calibrate.list_target_lists(session, m)]
+    return [TargetListOut.model_validate(t) for t in target_service.list_target_lists(session, m)]
 
 
 @router.get(
@@ -132,7 +133,7 @@ def read_target_list(
     format: Literal["json", "csv", "fits"] = "json",
 ) -> Any:
     m = map_store.get_map(session, map_id)
-    tl, frame = calibrate.get_target_list(session, m, list_id)
+    tl, frame = target_service.get_target_list(session, m, list_id)
     if format != "json":
         return table_response(frame, tl.params, f"somcal_map{m.id}_targetlist{tl.id}", format, m.id)
     return TargetListFull(
