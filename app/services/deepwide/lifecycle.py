@@ -1,33 +1,7 @@
-"""Deep/wide calibrations of the service (issue 11, item 5): a deep map, a wide map, a
-transfer catalogue and the spectra tied in the ledger, the n(z) computed by
-:mod:`som.deepwide` as a job and recomputed whenever spectra or a tied catalogue arrive or
-leave (like coverage), its files, figure and the targets aimed at it.
-
-**The transfer catalogue in the ledger.** Every catalogue is already assigned to every
-ready map (:mod:`app.services.ledger`), so the service needs no new per-row table: the
-wide-noise photometry of the transfer objects is a photometric catalogue (assigned to the
-wide map) whose ``source_id`` names the deep galaxy each row injects, and the deep side is
-the photometric catalogue with those galaxies' deep photometry (assigned to the deep map;
-by default the deep catalogue itself). p(c|ĉ) is the joint histogram of the matched rows
-(:func:`pair_transfer`). This is the Balrog layout (one deep measurement, many wide
-injections of it) without storing the deep photometry once per injection, and a 1:1 pair
-of catalogues with the same ids is the special case of one injection each. Each transfer
-row weighs 1 / (injections of its deep galaxy), so each deep galaxy weighs one in total,
-the mock's ``weight`` convention. The same ids tie a spectrum to its galaxy's injections
-for bin conditioning.
-
-**What is used of the ledger.** Every row with a cell on its map, including rows flagged
-``outside_training`` (the deep/wide estimator weighs the whole wide sample, and
-``DeepWideCalibration`` does the same); secure spectra only, from every spectroscopic
-catalogue, as coverage uses them.
-
-**Recomputation.** :func:`queue_for_catalogue` is called by the ledger hooks inside the
-ingest or delete transaction: it queues one ``calibrate_deepwide`` job per calibration
-concerned (a spectroscopic catalogue concerns every calibration, a photometric one those
-that tie it), unless one is already waiting. The calibration records its latest job; an
-older job still running finds itself superseded when it would store and writes nothing,
-so the stored n(z) is always from the latest inputs that were computed.
-"""
+"""A deep/wide calibration's life: created from maps and catalogues in the ledger, queued
+for (re)computation whenever a tied input changes, its inputs gathered from the ledger
+and its n(z) computed by :mod:`som.deepwide` in a job (the package docstring says what is
+used and why)."""
 
 from __future__ import annotations
 
@@ -37,18 +11,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from app.core.config import get_settings
 from app.models import Calibration, Catalogue, Job, Map, utcnow
 from app.schemas import CalibrationIn
-from app.services import ledger, map_store, nz_export
-from app.services import targets as target_service
+from app.services import map_store
 from app.services.errors import ConflictError, InvalidInputError, NotFoundError, RowError
 from app.services.jobs import JobContext, JobKind, register
-from som import deepwide, nz_formats
+from som import deepwide
 from som.vocabulary import CalibrationStatus, JobStatus, MapStatus, TomoBinning
 
 KIND = "calibrate_deepwide"
@@ -64,11 +36,11 @@ _MAPS = (("deep_map_id", "deep map"), ("wide_map_id", "wide map"))
 
 
 # ----------------------------------------------------------------------------- create
-def _bad(field: str, reason: str) -> InvalidInputError:
+def bad_field(field: str, reason: str) -> InvalidInputError:
     return InvalidInputError(reason, [RowError(None, field, None, reason)])
 
 
-def _ready(session: Session, map_id: int, what: str) -> Map:
+def ready_map(session: Session, map_id: int, what: str) -> Map:
     m = session.get(Map, map_id)
     if m is None:
         raise NotFoundError(f"{what} {map_id} not found")
@@ -82,7 +54,7 @@ def _check_bands(cat: Catalogue, m: Map, field: str, what: str, map_what: str) -
     wanted = map_store.map_bands(m)
     missing = [b for b in wanted if b not in cat.bands]
     if missing:
-        raise _bad(
+        raise bad_field(
             field,
             f"{what} {cat.id} does not match {map_what} {m.id}'s bands {wanted}: it lacks "
             f"{missing} (its bands: {list(cat.bands)})",
@@ -94,7 +66,7 @@ def _photometric(session: Session, cat_id: int, field: str, what: str) -> Catalo
     if cat is None:
         raise NotFoundError(f"{what} {cat_id} not found")
     if cat.kind != "photometric":
-        raise _bad(field, f"{what} {cat_id} is {cat.kind}; it must be photometric")
+        raise bad_field(field, f"{what} {cat_id} is {cat.kind}; it must be photometric")
     return cat
 
 
@@ -110,10 +82,10 @@ def create(session: Session, req: CalibrationIn) -> tuple[Calibration, Job]:
     caller commits, then starts the job). Everything checked here is cheap; what needs the
     whole computation (an empty bin, a bin without spectra) fails the job, with the reason
     on the calibration."""
-    deep = _ready(session, req.deep_map_id, "deep map")
-    wide = _ready(session, req.wide_map_id, "wide map")
+    deep = ready_map(session, req.deep_map_id, "deep map")
+    wide = ready_map(session, req.wide_map_id, "wide map")
     if deep.id == wide.id:
-        raise _bad("wide_map_id", "the deep map and the wide map must be two different maps")
+        raise bad_field("wide_map_id", "the deep map and the wide map must be two different maps")
     t_deep_id = req.transfer_deep_catalogue_id or req.deep_catalogue_id
     deep_cat = _photometric(session, req.deep_catalogue_id, "deep_catalogue_id", "deep catalogue")
     wide_cat = _photometric(session, req.wide_catalogue_id, "wide_catalogue_id", "wide catalogue")
@@ -132,7 +104,9 @@ def create(session: Session, req: CalibrationIn) -> tuple[Calibration, Job]:
     if req.binning == TomoBinning.photoz:
         for cat, field in ((wide_cat, "wide_catalogue_id"), (t_wide, "transfer_catalogue_id")):
             if not _has_photo_z(session, cat.id):
-                raise _bad(field, f"binning 'photoz' needs z_phot; catalogue {cat.id} has none")
+                raise bad_field(
+                    field, f"binning 'photoz' needs z_phot; catalogue {cat.id} has none"
+                )
     z_edges = req.z_edges if req.z_edges is not None else list(map_store.z_edges(deep))
     params = {
         "deep_map_id": deep.id,
@@ -313,8 +287,8 @@ def _gather(session: Session, c: Calibration) -> _Inputs:
     gone = missing_inputs(c)
     if gone:
         raise InvalidInputError(f"calibration {c.id} cannot be computed: {'; '.join(gone)}")
-    deep = _ready(session, c.deep_map_id, "deep map")  # type: ignore[arg-type]
-    wide = _ready(session, c.wide_map_id, "wide map")  # type: ignore[arg-type]
+    deep = ready_map(session, c.deep_map_id, "deep map")  # type: ignore[arg-type]
+    wide = ready_map(session, c.wide_map_id, "wide map")  # type: ignore[arg-type]
     p = c.params
     nd, nw = deep.n_rows * deep.n_cols, wide.n_rows * wide.n_cols
     w_ids, w_cells, w_zp = _rows(session, c.wide_catalogue_id, wide.id)  # type: ignore[arg-type]
@@ -540,247 +514,3 @@ def _run(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
 
 
 register(JobKind(name=KIND, run=_run, on_failure=_fail, on_requeue=_requeue))
-
-
-# ----------------------------------------------------------------------------- reads
-def get(session: Session, cal_id: int) -> Calibration:
-    c = session.get(Calibration, cal_id)
-    if c is None:
-        raise NotFoundError(f"calibration {cal_id} not found")
-    return c
-
-
-def list_all(session: Session) -> list[Calibration]:
-    return list(session.scalars(select(Calibration).order_by(Calibration.id)))
-
-
-def describe(c: Calibration) -> dict[str, Any]:
-    """What ``GET /v1/calibrations/{id}`` answers."""
-    summary = c.summary or {}
-    return {
-        "id": c.id,
-        "name": c.name,
-        "deep_map_id": c.deep_map_id,
-        "wide_map_id": c.wide_map_id,
-        "deep_catalogue_id": c.deep_catalogue_id,
-        "wide_catalogue_id": c.wide_catalogue_id,
-        "transfer_catalogue_id": c.transfer_wide_catalogue_id,
-        "transfer_deep_catalogue_id": c.transfer_deep_catalogue_id,
-        "binning": c.binning,
-        "ensemble_method": c.ensemble_method,
-        "params": c.params,
-        "status": c.status,
-        "error": c.error,
-        "missing": missing_inputs(c),
-        "job_id": c.job_id,
-        "version": c.version or 0,
-        "created_at": c.created_at,
-        "computed_at": c.computed_at,
-        "bins": summary.get("bins"),
-        "counts": summary.get("counts"),
-    }
-
-
-def delete(session: Session, c: Calibration) -> None:
-    session.delete(c)
-
-
-@dataclass
-class Result:
-    """The stored n(z) of a calibration, as arrays."""
-
-    calibration: Calibration
-    arrays: dict[str, np.ndarray]
-
-    @property
-    def names(self) -> list[str]:
-        return [f"source_{b}" for b in range(self.arrays["nz"].shape[0])]
-
-    @property
-    def realisations(self) -> np.ndarray | None:
-        return self.arrays.get("realisations")
-
-
-def result(session: Session, c: Calibration) -> Result:
-    """The last computed n(z): 409 naming why there is none (or why it cannot be used)."""
-    gone = missing_inputs(c)
-    if gone:
-        raise ConflictError(f"calibration {c.id} cannot be used: {'; '.join(gone)}")
-    if c.result is None:
-        if c.status == CalibrationStatus.failed:
-            raise ConflictError(f"calibration {c.id} failed: {c.error}")
-        raise ConflictError(f"calibration {c.id} is {c.status}: no n(z) yet; follow job {c.job_id}")
-    with np.load(io.BytesIO(c.result)) as npz:
-        arrays = {k: npz[k] for k in npz.files}
-    return Result(c, arrays)
-
-
-def _floats(a: np.ndarray) -> list:
-    return np.where(np.isfinite(a), a, np.nan).tolist()
-
-
-def nz_answer(res: Result, include_realisations: bool) -> dict[str, Any]:
-    a, c = res.arrays, res.calibration
-    real = res.realisations
-    return {
-        "calibration_id": c.id,
-        "status": c.status,
-        "version": c.version,
-        "computed_at": c.computed_at,
-        "names": res.names,
-        "z_edges": a["z_edges"].tolist(),
-        "bin_edges": a["bin_edges"].tolist(),
-        "nz": _floats(a["nz"]),
-        "nz_std": None if real is None else _floats(np.nanstd(real, axis=0, ddof=1)),
-        "realisations": _floats(real) if include_realisations and real is not None else None,
-        "mean_z": _floats(a["mean_z"]),
-        "mean_z_std": None
-        if real is None
-        else _floats(np.nanstd(a["real_mean_z"], axis=0, ddof=1)),
-        "n_eff": a["n_eff"].tolist(),
-        "no_spec_fraction": _floats(a["no_spec_fraction"]),
-    }
-
-
-def ensemble(res: Result) -> nz_formats.NzEnsemble:
-    """The n(z) and its realisations as the formats' container (qp, SACC, 2pt FITS)."""
-    a, c = res.arrays, res.calibration
-    return nz_formats.NzEnsemble(
-        z_edges=a["z_edges"],
-        fiducial=a["nz"],
-        realisations=res.realisations,
-        names=res.names,
-        n_eff=a["n_eff"],
-        metadata={
-            "calibration_id": c.id,
-            "version": c.version,
-            "computed_at": c.computed_at.isoformat() if c.computed_at else None,
-            "deep_map_id": c.deep_map_id,
-            "wide_map_id": c.wide_map_id,
-            "binning": c.binning,
-            "bin_edges": a["bin_edges"].tolist(),
-            "ensemble_method": c.ensemble_method,
-            "n_realisations": 0 if res.realisations is None else len(res.realisations),
-        },
-    )
-
-
-def nz_file(res: Result, fmt: str) -> tuple[bytes, str, str]:
-    return nz_export.to_bytes(ensemble(res), fmt)
-
-
-def nz_png(res: Result, dpi: float | None = None) -> bytes:
-    """The per-bin n(z) with its ensemble's ±1σ band and ⟨z⟩ markers, as PNG."""
-    from som import plotting
-
-    a, c = res.arrays, res.calibration
-    real = res.realisations
-    edges = a["bin_edges"]
-    labels = [f"bin {b}: {edges[b]:g}–{edges[b + 1]:g}" for b in range(a["nz"].shape[0])]
-    std = None if real is None else np.nanstd(real, axis=0, ddof=1)
-    mstd = None if real is None else np.nanstd(a["real_mean_z"], axis=0, ddof=1)
-    fig = plotting.plot_nz(
-        a["z_edges"],
-        list(a["nz"]),
-        None if std is None else list(std),
-        labels,
-        mean_z=list(a["mean_z"]),
-        mean_z_err=None if mstd is None else list(mstd),
-        title=f"deep/wide n(z), calibration {c.id} ({c.binning} binning)",
-        band_label=f"±1σ ({c.ensemble_method}, {0 if real is None else len(real)} realisations)",
-    )
-    return plotting.figure_to_png(fig, dpi=dpi)
-
-
-# ----------------------------------------------------------------------------- targets
-def deep_cell_weights(res: Result, tomo_bin: int | None) -> np.ndarray:
-    """w_c: each deep cell's weight in the wide n(z), Σ_ĉ p(ĉ) p(c|ĉ) — in one bin
-    (p(c|b)), or over the binned wide sample (Σ_b p(b) p(c|b), p(b) the bin's share of
-    the wide weight)."""
-    occ = res.arrays["deep_occupation"]
-    if tomo_bin is not None:
-        if not 0 <= tomo_bin < occ.shape[0]:
-            raise _bad(
-                "bin", f"bin {tomo_bin} is not a bin of this calibration (0-{occ.shape[0] - 1})"
-            )
-        return occ[tomo_bin]
-    share = res.arrays["weight"] / res.arrays["weight"].sum()
-    return share @ occ
-
-
-def targets(
-    session: Session,
-    res: Result,
-    *,
-    tomo_bin: int | None,
-    budget: int | None,
-    budget_hours: float | None,
-    mag_band: str | None,
-    mag_limit: float | None,
-    per_cell: int,
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Sources of the deep catalogue in the deep cells without spectra, the cells with the
-    most weight in the wide n(z) first (the C3R2 ranking of
-    :func:`app.services.targets.rank_targets`, by w_c instead of galaxy counts)."""
-    c = res.calibration
-    deep = _ready(session, c.deep_map_id, "deep map")  # type: ignore[arg-type]
-    band = map_store.mag_band(deep, mag_band)
-    w = deep_cell_weights(res, tomo_bin)
-    # A cell that carries no weight in the wide n(z) would calibrate nothing: it is treated
-    # as if covered, so it never holds a target; so is a cell with spectra.
-    done = res.arrays["has_spectra"] | ~(w > 0)
-    stats = ledger.cell_arrays(session, deep)
-    cell_stats = pd.DataFrame(
-        {"count": w, "z_median": stats["zphot_median"], "z_nmad": stats["zphot_nmad"]}
-    )
-    cand = target_service.target_candidates(
-        session, deep, uncovered_only=False, catalogue_id=c.deep_catalogue_id
-    )
-    chosen = target_service.rank_targets(
-        session,
-        deep,
-        cand,
-        done,
-        cell_stats,
-        band=band,
-        budget=budget,
-        budget_hours=budget_hours,
-        mag_limit=mag_limit,
-        per_cell=per_cell,
-    )
-    chosen = chosen.rename(columns={"cell_n_galaxies": "cell_weight"})
-    params = {
-        "bin": tomo_bin,
-        "budget": budget,
-        "budget_hours": budget_hours,
-        "mag_band": band,
-        "mag_limit": mag_limit,
-        "per_cell": per_cell,
-        "version": c.version,
-        "n_cells_wanted": int((~done).sum()),
-        "weight_without_spectra": float(w[~res.arrays["has_spectra"]].sum()),
-    }
-    return chosen, params
-
-
-__all__ = [
-    "KIND",
-    "Result",
-    "compute",
-    "create",
-    "deep_cell_weights",
-    "delete",
-    "describe",
-    "ensemble",
-    "get",
-    "list_all",
-    "missing_inputs",
-    "nz_answer",
-    "nz_file",
-    "nz_png",
-    "pair_transfer",
-    "queue_for_catalogue",
-    "recompute",
-    "result",
-    "targets",
-]
