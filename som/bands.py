@@ -197,6 +197,21 @@ _BUILTIN: tuple[tuple[str, float, str, str, tuple[str, ...]], ...] = (
     ("NUV", 2310, "GALEX", "GALEX NUV", ()),
     ("ch1", 35570, "Spitzer IRAC", "IRAC 3.6 µm", ("irac1",)),
     ("ch2", 45040, "Spitzer IRAC", "IRAC 4.5 µm", ("irac2",)),
+    # Pan-STARRS1 (3pi, Medium Deep): Tonry et al. (2012) effective wavelengths
+    ("g_ps1", 4850, "Pan-STARRS1", "PS1 g", ()),
+    ("r_ps1", 6200, "Pan-STARRS1", "PS1 r", ()),
+    ("i_ps1", 7530, "Pan-STARRS1", "PS1 i", ()),
+    ("z_ps1", 8670, "Pan-STARRS1", "PS1 z", ()),
+    ("y_ps1", 9630, "Pan-STARRS1", "PS1 y", ()),
+    # 2MASS (Cohen et al. 2003)
+    ("J_2mass", 12350, "2MASS", "2MASS J", ()),
+    ("H_2mass", 16620, "2MASS", "2MASS H", ()),
+    ("Ks_2mass", 21590, "2MASS", "2MASS Ks", ()),
+    # WISE (Jarrett et al. 2011 isophotal wavelengths; the Legacy Surveys' W1-W4 fluxes)
+    ("W1", 33530, "WISE", "WISE W1 3.4 µm", ("W1_wise",)),
+    ("W2", 46030, "WISE", "WISE W2 4.6 µm", ("W2_wise",)),
+    ("W3", 115610, "WISE", "WISE W3 12 µm", ("W3_wise",)),
+    ("W4", 220880, "WISE", "WISE W4 22 µm", ("W4_wise",)),
 )
 
 

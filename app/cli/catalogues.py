@@ -222,8 +222,9 @@ def _ingest(
         if cat.kind == "spectroscopic":
             what += f", {cat.n_secure:,} secure"
         _done(
-            f"catalogue {cat.id} {cat.name!r}: {cat.kind}, {what}, bands {' '.join(cat.bands)}"
-            f" (preset {cat.preset})"
+            f"catalogue {cat.id} {cat.name!r}: {cat.kind}, {what}, "
+            + (f"bands {' '.join(cat.bands)}" if cat.bands else "no photometry (placed on the sky)")
+            + f" (preset {cat.preset})"
             + (f"; assigned to map(s) {result.assigned_maps}" if result.assigned_maps else "")
         )
         summary = cat.summary or {}

@@ -15,6 +15,7 @@ from app.schemas.base import (
     OnInvalidName,
     TableFormatName,
 )
+from app.services.presets import PRESETS
 from som import vocabulary as vocab
 
 
@@ -76,8 +77,7 @@ class IngestOptions(ApiModel):
     name: str | None = Field(None, max_length=255)
     preset: str | None = Field(
         None,
-        description="somcal, somcal_mock, cosmos2015, cosmos2020_classic, cosmos2020_farmer, "
-        "zcosmos, cosmos_specz_compilation; omitted or 'auto' = detect from the columns.",
+        description=", ".join(PRESETS) + "; omitted or 'auto' = detect from the columns.",
     )
     mapping: dict[str, str | None] | None = Field(
         None,

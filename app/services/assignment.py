@@ -49,11 +49,13 @@ def photometry_rows(
         raise BadRequestError(f"on_invalid must be 'skip' or 'reject', got {on_invalid!r}")
     registry = ingest_service.registry_for(bands)
     columns = [str(c) for c in frame.columns]
-    _, resolved, _warnings = ingest_service.resolve_mapping(
+    used, resolved, _warnings = ingest_service.resolve_mapping(
         "photometric", columns, preset, mapping, registry
     )
     units = dict(frame.attrs.get("units", {}) or {})
-    plan = ingest_service.band_columns(resolved, registry, flux_unit, units, file)
+    plan = ingest_service.band_columns(
+        resolved, registry, flux_unit, units, file, used.options.get("flux_unit")
+    )
     if not plan:
         raise InvalidInputError(
             f"{file}: no photometry columns recognised; send mag_<band> or flux_<band> "

@@ -28,6 +28,24 @@ Sources of the column names
   dec_corrected, specz, flag, Confidence_level, survey``; ``flag`` is 0-4 or 9, +10 for broad
   lines; flags 3 and 4 (>= 95% confidence, also 13/14) are secure, 9 (single line, 85%) is not.
 * somcal mock / generic: ``id, ra, dec, z_true, z_phot, z_spec, mag_{b}, magerr_{b}``.
+* Rubin Object table (DP0.2/DP1 schema browser, sdm_schemas): ``objectId, coord_ra,
+  coord_dec, {b}_gaap1p0Flux, {b}_gaapOptimalFlux, {b}_cModelFlux, {b}_psfFlux`` and their
+  ``...FluxErr``, in nJy. GaaP first: it is the photometry made for colours.
+* DES Y3/Y6 Gold (Sevilla-Noarbe et al. 2021; Bechtol et al. 2025) and DR2:
+  ``COADD_OBJECT_ID, RA, DEC``, ``BDF_MAG_{B}_CORRECTED``/``BDF_MAG_ERR_{B}``,
+  ``SOF_CM_MAG_CORRECTED_{B}``/``SOF_CM_MAG_ERR_{B}``, ``MAG_AUTO_{B}``, ``DNF_ZMEAN_SOF``.
+* KiDS DR4/DR5 (Kuijken et al. 2019; Wright et al. 2024): ``ID, RAJ2000, DECJ2000, Z_B``,
+  ``MAG_GAAP_{b}``/``MAGERR_GAAP_{b}`` for u g r i (DR5: i1) and VIKING Z Y J H Ks.
+* HSC-SSP PDR2/PDR3 (Aihara et al. 2019, 2022): ``object_id, ra, dec``,
+  ``{b}_cmodel_mag``/``{b}_cmodel_magerr``.
+* Euclid Q1 MER (Euclid Collaboration: Aussel et al. 2025): ``object_id, right_ascension,
+  declination``, ``flux_vis_psf``, ``flux_{y,j,h}_templfit``, ``flux_{b}_ext_{instrument}_
+  templfit`` and their ``fluxerr_``, in µJy.
+* Legacy Surveys DR9/DR10 (Dey et al. 2019) and DESI (DESI Collaboration 2024): ``RA, DEC,
+  FLUX_{G,R,I,Z,W1..W4}, FLUX_IVAR_{...}`` in nanomaggies; DESI redshift catalogues
+  ``TARGETID, TARGET_RA, TARGET_DEC, Z, ZWARN, SPECTYPE`` (secure: ZWARN = 0).
+* SDSS SpecObj/PhotoObj: ``specObjID, ra, dec, z, zWarning, class``; ``objID,
+  modelMag_{b}, modelMagErr_{b}``.
 """
 
 from __future__ import annotations
@@ -44,6 +62,8 @@ SPEC_FIELDS = ("source_id", "ra", "dec", "z_spec", "quality", "secure", "survey"
 PHOT_PREFIXES = (
     ("magerr_", "mag", "error"),
     ("fluxerr_", "flux", "error"),
+    # An inverse variance 1/sigma^2 instead of sigma (the Legacy Surveys' FLUX_IVAR_<b>).
+    ("fluxivar_", "flux", "ivar"),
     ("mag_", "mag", "value"),
     ("flux_", "flux", "value"),
 )
@@ -65,7 +85,8 @@ def photometry_field(name: str) -> tuple[str, str, str] | None:
 def photometry_field_name(kind: str, role: str, band: str) -> str:
     """The field of ``band``'s value or error as a magnitude or flux: the inverse of
     :func:`photometry_field` (``("flux", "error", "Ks")`` -> ``fluxerr_Ks``)."""
-    return f"{kind}{'err' if role == 'error' else ''}_{band}"
+    suffix = {"error": "err", "ivar": "ivar"}.get(role, "")
+    return f"{kind}{suffix}_{band}"
 
 
 # Column spellings the generic presets recognise, with {b} a band name or alias (exact
@@ -173,6 +194,27 @@ def _bands(value: str, error: str, bands: dict[str, str]) -> dict[str, list[str]
         out[f"magerr_{band}"] = [e.format(b=tag) for e in error.split("|")]
     return out
 
+
+def _flux_bands(value: str, error: str, bands: dict[str, str], *, ivar: bool = False):
+    """Flux fields of ``bands`` ({band: tag}); ``ivar``: the errors are inverse variances."""
+    out: dict[str, list[str]] = {}
+    for band, tag in bands.items():
+        out[f"flux_{band}"] = [v.format(b=tag) for v in value.split("|")]
+        out[f"flux{'ivar' if ivar else 'err'}_{band}"] = [e.format(b=tag) for e in error.split("|")]
+    return out
+
+
+#: The Legacy Surveys' (and DESI's target) photometry: DECam-like grz (+ i in DR10) and WISE.
+_LEGACY_BANDS = {
+    "g_des": "G",
+    "r_des": "R",
+    "i_des": "I",
+    "z_des": "Z",
+    "W1": "W1",
+    "W2": "W2",
+    "W3": "W3",
+    "W4": "W4",
+}
 
 PRESETS: dict[str, Preset] = {
     "somcal": Preset(
@@ -316,8 +358,217 @@ PRESETS: dict[str, Preset] = {
         secure_rule=COMPILATION_RULE,
         options={"signature": ["Id_specz", "specz", "Confidence_level"]},
     ),
+    "rubin_object": Preset(
+        name="rubin_object",
+        description=(
+            "Rubin Observatory Object table (DP0.2, DP1, data releases): objectId, coord_ra, "
+            "coord_dec; GaaP fluxes (made for colours), else cModel, else PSF; nJy."
+        ),
+        columns={
+            "source_id": ["objectId"],
+            "ra": ["coord_ra"],
+            "dec": ["coord_dec"],
+            **_flux_bands(
+                "{b}_gaap1p0Flux|{b}_gaapOptimalFlux|{b}_cModelFlux|{b}_psfFlux",
+                "{b}_gaap1p0FluxErr|{b}_gaapOptimalFluxErr|{b}_cModelFluxErr|{b}_psfFluxErr",
+                {f"{b}_lsst": b for b in "ugrizy"},
+            ),
+        },
+        options={"signature": ["coord_ra", "coord_dec"], "flux_unit": "nJy"},
+    ),
+    "des_gold": Preset(
+        name="des_gold",
+        description=(
+            "DES Y3/Y6 Gold and DR2 (COADD_OBJECT_ID): BDF, else SOF, else MAG_AUTO "
+            "magnitudes in grizY; DNF photo-z."
+        ),
+        columns={
+            "source_id": ["COADD_OBJECT_ID"],
+            "ra": ["RA", "ALPHAWIN_J2000"],
+            "dec": ["DEC", "DELTAWIN_J2000"],
+            "z_phot": ["DNF_ZMEAN_SOF", "DNF_ZMEAN_MOF", "DNF_Z", "BPZ_ZMEAN_SOF"],
+            **_bands(
+                "BDF_MAG_{b}_CORRECTED|SOF_CM_MAG_CORRECTED_{b}|BDF_MAG_{b}|SOF_CM_MAG_{b}"
+                "|MAG_AUTO_{b}",
+                "BDF_MAG_ERR_{b}|SOF_CM_MAG_ERR_{b}|MAGERR_AUTO_{b}",
+                {"g_des": "G", "r_des": "R", "i_des": "I", "z_des": "Z", "Y_des": "Y"},
+            ),
+        },
+        options={"signature": ["COADD_OBJECT_ID"]},
+    ),
+    "kids": Preset(
+        name="kids",
+        description=(
+            "KiDS DR4/DR5 and KiDS-1000 (Kuijken et al. 2019): GAaP magnitudes in OmegaCAM "
+            "ugri and VIKING ZYJHKs; Z_B photo-z."
+        ),
+        columns={
+            "source_id": ["ID", "SeqNr"],
+            "ra": ["RAJ2000", "ALPHA_J2000"],
+            "dec": ["DECJ2000", "DELTA_J2000"],
+            "z_phot": ["Z_B"],
+            **_bands(
+                "MAG_GAAP_{b}",
+                "MAGERR_GAAP_{b}",
+                {"u_kids": "u", "g_kids": "g", "r_kids": "r"},
+            ),
+            # DR5 observed i twice (i1, i2); DR4 has one i.
+            "mag_i_kids": ["MAG_GAAP_i", "MAG_GAAP_i1"],
+            "magerr_i_kids": ["MAGERR_GAAP_i", "MAGERR_GAAP_i1"],
+            **_bands(
+                "MAG_GAAP_{b}",
+                "MAGERR_GAAP_{b}",
+                {"Z": "Z", "Y": "Y", "J": "J", "H": "H", "Ks": "Ks"},
+            ),
+        },
+        options={"signature": ["MAG_GAAP_r"]},
+    ),
+    "hsc_ssp": Preset(
+        name="hsc_ssp",
+        description=(
+            "HSC-SSP PDR2/PDR3 (Aihara et al.): object_id, ra, dec; cModel, else PSF "
+            "magnitudes in grizy."
+        ),
+        columns={
+            "source_id": ["object_id"],
+            "ra": ["ra", "i_ra"],
+            "dec": ["dec", "i_dec"],
+            "z_phot": ["photoz_best", "photoz_median"],
+            **_bands(
+                "{b}_cmodel_mag|{b}_psfflux_mag",
+                "{b}_cmodel_magerr|{b}_psfflux_magerr",
+                {b: b for b in "grizy"},
+            ),
+        },
+        options={"signature": ["i_cmodel_mag"]},
+    ),
+    "euclid_mer": Preset(
+        name="euclid_mer",
+        description=(
+            "Euclid MER catalogue (Q1, DR1): object_id, right_ascension, declination; VIS PSF "
+            "and NISP template-fit fluxes (else 1-FWHM apertures), and the external "
+            "DECam/HSC/Pan-STARRS/MegaCam r template-fit fluxes; uJy."
+        ),
+        columns={
+            "source_id": ["object_id"],
+            "ra": ["right_ascension"],
+            "dec": ["declination"],
+            "z_phot": ["phz_median", "phz_mode_1"],
+            **_flux_bands(
+                "flux_vis_psf|flux_vis_1fwhm_aper",
+                "fluxerr_vis_psf|fluxerr_vis_1fwhm_aper",
+                {"VIS": "vis"},
+            ),
+            **_flux_bands(
+                "flux_{b}_templfit|flux_{b}_1fwhm_aper",
+                "fluxerr_{b}_templfit|fluxerr_{b}_1fwhm_aper",
+                {"YE": "y", "JE": "j", "HE": "h"},
+            ),
+            **_flux_bands(
+                "flux_{b}_templfit",
+                "fluxerr_{b}_templfit",
+                {
+                    "g_des": "g_ext_decam",
+                    "r_des": "r_ext_decam",
+                    "i_des": "i_ext_decam",
+                    "z_des": "z_ext_decam",
+                    "g": "g_ext_hsc",
+                    "z": "z_ext_hsc",
+                    "i_ps1": "i_ext_panstarrs",
+                    "z_ps1": "z_ext_panstarrs",
+                    "r_cfht": "r_ext_megacam",
+                },
+            ),
+        },
+        options={"signature": ["object_id", "right_ascension", "declination"], "flux_unit": "uJy"},
+    ),
+    "legacy_surveys": Preset(
+        name="legacy_surveys",
+        description=(
+            "DESI Legacy Imaging Surveys DR9/DR10 (Tractor catalogues, sweeps): FLUX_<b> with "
+            "FLUX_IVAR_<b> in nanomaggies, grz (i in DR10) as DECam and WISE W1-W4; fluxes "
+            "are not corrected for Galactic extinction (divide by MW_TRANSMISSION_<b> first "
+            "if the map's training set was)."
+        ),
+        columns={
+            "source_id": ["ls_id", "TARGETID"],
+            "ra": ["RA"],
+            "dec": ["DEC"],
+            "z_phot": ["Z_PHOT_MEDIAN"],
+            **_flux_bands("FLUX_{b}", "FLUX_IVAR_{b}", _LEGACY_BANDS, ivar=True),
+        },
+        options={"signature": ["FLUX_R", "FLUX_IVAR_R"], "flux_unit": "nanomaggy"},
+    ),
+    "desi_zcat": Preset(
+        name="desi_zcat",
+        description=(
+            "DESI redshift catalogues (EDR, DR1 zall/zpix): TARGETID, TARGET_RA/DEC, Z; secure "
+            "when ZWARN = 0; SPECTYPE STAR is a star; Legacy Surveys target fluxes as in "
+            "legacy_surveys. Apply your tracer's extra cut (e.g. DELTACHI2) with secure_rule "
+            "on a column of your own if you need it."
+        ),
+        columns={
+            "source_id": ["TARGETID"],
+            "ra": ["TARGET_RA", "RA"],
+            "dec": ["TARGET_DEC", "DEC"],
+            "z_spec": ["Z"],
+            "quality": ["ZWARN"],
+            "star": ["SPECTYPE"],
+            "survey": ["SURVEY"],
+            **_flux_bands("FLUX_{b}", "FLUX_IVAR_{b}", _LEGACY_BANDS, ivar=True),
+        },
+        secure_rule={"kind": "in", "values": [0]},
+        survey="DESI",
+        options={"signature": ["TARGETID", "ZWARN"], "flux_unit": "nanomaggy"},
+    ),
+    "sdss_specobj": Preset(
+        name="sdss_specobj",
+        description=(
+            "SDSS/BOSS/eBOSS SpecObj: specObjID, ra, dec, z; secure when zWarning = 0; class "
+            "STAR is a star; modelMag_<b> magnitudes when joined with PhotoObj."
+        ),
+        columns={
+            "source_id": ["specObjID", "bestObjID"],
+            "ra": ["ra", "plug_ra"],
+            "dec": ["dec", "plug_dec"],
+            "z_spec": ["z"],
+            "quality": ["zWarning"],
+            "star": ["class"],
+            "survey": ["survey"],
+            **_bands("modelMag_{b}", "modelMagErr_{b}", {f"{b}_sdss": b for b in "ugriz"}),
+        },
+        secure_rule={"kind": "in", "values": [0]},
+        survey="SDSS",
+        options={"signature": ["z", "zWarning"]},
+    ),
+    "sdss_photoobj": Preset(
+        name="sdss_photoobj",
+        description="SDSS PhotoObj: objID, ra, dec; modelMag_<b> (else cModelMag_<b>) in ugriz.",
+        columns={
+            "source_id": ["objID"],
+            "ra": ["ra"],
+            "dec": ["dec"],
+            **_bands(
+                "modelMag_{b}|cModelMag_{b}",
+                "modelMagErr_{b}|cModelMagErr_{b}",
+                {f"{b}_sdss": b for b in "ugriz"},
+            ),
+        },
+        options={"signature": ["objID", "modelMag_r"]},
+    ),
 }
-PRESET_ALIASES = {"khostovan2025": "cosmos_specz_compilation", "mock": "somcal_mock"}
+PRESET_ALIASES = {
+    "khostovan2025": "cosmos_specz_compilation",
+    "mock": "somcal_mock",
+    "rubin": "rubin_object",
+    "lsst": "rubin_object",
+    "des": "des_gold",
+    "hsc": "hsc_ssp",
+    "euclid": "euclid_mer",
+    "desi": "desi_zcat",
+    "legacy": "legacy_surveys",
+    "decals": "legacy_surveys",
+}
 
 
 def get_preset(name: str) -> Preset | None:

@@ -167,7 +167,9 @@ def _ingest(
             available_columns=available[:200],
         )
     units = table.units()
-    plan = band_columns(mapping, registry, req.flux_unit, units, file)
+    plan = band_columns(
+        mapping, registry, req.flux_unit, units, file, preset.options.get("flux_unit")
+    )
     if req.kind == "photometric" and len(plan) < 2:
         raise InvalidInputError(
             f"{file}: fewer than two bands with photometry (a colour needs two); recognised: "

@@ -24,6 +24,8 @@ class BandColumns:
     value: str  # column
     error: str | None  # column
     flux_unit: str | None = None
+    #: ``error`` holds inverse variances 1/sigma^2 (in the flux unit^-2), not sigma.
+    error_is_ivar: bool = False
 
 
 def registry_for(declared: list[dict[str, Any]] | None) -> BandRegistry:
@@ -139,8 +141,11 @@ def band_columns(
     flux_unit: str | None,
     units: dict[str, str],
     file: str,
+    default_flux_unit: str | None = None,
 ) -> list[BandColumns]:
-    """The photometry plan in wavelength order, with each flux band's unit."""
+    """The photometry plan in wavelength order, with each flux band's unit: the request's
+    ``flux_unit``, else the file's, else the preset's (``default_flux_unit``: a survey whose
+    fluxes always have one unit, such as Rubin's nJy)."""
     by_band: dict[str, dict[str, str]] = {}
     for f, col in mapping.items():
         parsed = presets.photometry_field(f)
@@ -166,6 +171,10 @@ def band_columns(
         kind = kinds.pop()
         value = cols.get(f"{kind}_value")
         error = cols.get(f"{kind}_error")
+        # sigma when the file has it, else an inverse variance (never both for one band).
+        error_is_ivar = error is None and cols.get(f"{kind}_ivar") is not None
+        if error_is_ivar:
+            error = cols[f"{kind}_ivar"]
         if value is None:
             errors.append(
                 RowError(file, error, None, f"error column given for band {band} without a value")
@@ -187,7 +196,7 @@ def band_columns(
             continue
         unit = None
         if kind == "flux":
-            unit = flux_unit or units.get(value)
+            unit = flux_unit or units.get(value) or default_flux_unit
             if unit is None:
                 errors.append(
                     RowError(
@@ -215,7 +224,7 @@ def band_columns(
                     )
                 )
                 continue
-        plan.append(BandColumns(band, kind, value, error, unit))
+        plan.append(BandColumns(band, kind, value, error, unit, error_is_ivar))
     if errors:
         raise InvalidInputError(f"{file}: photometry columns do not fit", errors)
     return plan

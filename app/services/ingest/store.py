@@ -207,6 +207,7 @@ def write(
                         "kind": b.kind,
                         "column": b.value,
                         "error_column": b.error,
+                        "error_is_inverse_variance": b.error_is_ivar,
                         "flux_unit": b.flux_unit,
                         **band_counts[b.band],
                     }

@@ -174,6 +174,28 @@ def _bools(series: pd.Series, column: str, log: ErrorLog) -> np.ndarray:
     return truthy
 
 
+#: Spectral classes of a ``star`` column given as text (SDSS ``class``, DESI ``SPECTYPE``).
+_STAR_CLASSES = {"star"}
+_NOT_STAR_CLASSES = {"galaxy", "gal", "qso", "agn"}
+
+
+def _star_flags(series: pd.Series, column: str, log: ErrorLog) -> np.ndarray:
+    """A ``star`` column: booleans, or the spectral class a pipeline gives (``STAR`` is a
+    star; ``GALAXY``, ``QSO`` are not), so a survey's class column maps as it is."""
+    if pd.api.types.is_bool_dtype(series):
+        return series.to_numpy(dtype=bool)
+    text = _strings(series).str.strip().str.lower()
+    star = text.isin(_TRUE | _STAR_CLASSES).to_numpy(dtype=bool)
+    other = text.isin(_FALSE | _NOT_STAR_CLASSES).to_numpy(dtype=bool)
+    raw = _strings(series).to_numpy(dtype=object, na_value=None)
+    log.add(
+        column,
+        ~(star | other),
+        lambda r: f"not a boolean or a spectral class (STAR, GALAXY, QSO): {str(raw[r])[:40]!r}",
+    )
+    return star
+
+
 def check_secure_rule(rule: dict[str, Any] | None) -> dict[str, Any] | None:
     if rule is None:
         return None
@@ -286,6 +308,23 @@ class Validated:
     spectra: dict[str, int]  # spectroscopic outcome counts (of the kept rows)
 
 
+def _sigma_from_ivar(raw: pd.Series, column: str, log: ErrorLog) -> pd.Series:
+    """sigma = 1/sqrt(ivar), NaN where there is none. An inverse variance of zero means no
+    measurement (the Legacy Surveys' convention), so the caller marks the band missing; a
+    negative one or text is an error of the row."""
+    try:
+        ivar, text = parse_numbers(raw)
+    except TypeError as exc:
+        log.add_file(column, f"inverse variances: {exc}")
+        return pd.Series(np.full(len(raw), np.nan), index=raw.index)
+    shown = raw.to_numpy(dtype=object)
+    log.add(column, text, lambda r: f"inverse variance is not a number: {str(shown[r])[:40]!r}")
+    log.add(column, ivar < 0, lambda r: f"negative inverse variance {_fmt(float(ivar[r]))}")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sigma = np.where(ivar > 0, 1.0 / np.sqrt(ivar), np.nan)
+    return pd.Series(sigma, index=raw.index)
+
+
 def validate(chunk: pd.DataFrame, rules: Rules, log: ErrorLog) -> Validated:
     """Validate one chunk of rows; errors go to ``log`` (which knows the chunk's offset)."""
     n = len(chunk)
@@ -314,10 +353,16 @@ def validate(chunk: pd.DataFrame, rules: Rules, log: ErrorLog) -> Validated:
     errs = np.full((n, B), np.nan)
     status = np.zeros((n, B), dtype=np.uint8)
     for j, bc in enumerate(rules.plan):
+        value = chunk[bc.value]
+        error = chunk[bc.error] if bc.error is not None else None
+        if error is not None and bc.error_is_ivar:
+            error = _sigma_from_ivar(error, bc.error, log)
+            # No inverse variance, no observation: the band is missing, whatever the flux.
+            value = value.where(error.notna() | chunk[bc.error].isna(), np.nan)
         try:
             cleaned = clean_band(
-                chunk[bc.value],
-                chunk[bc.error] if bc.error is not None else None,
+                value,
+                error,
                 kind=bc.kind,
                 flux_unit=bc.flux_unit or "uJy",
                 negative_error=rules.negative_error,
@@ -380,7 +425,7 @@ def validate(chunk: pd.DataFrame, rules: Rules, log: ErrorLog) -> Validated:
             secure_col = _bools(chunk[mapping["secure"]], mapping["secure"], log)
         star = np.zeros(n, dtype=bool)
         if "star" in mapping:
-            star = _bools(chunk[mapping["star"]], mapping["star"], log)
+            star = _star_flags(chunk[mapping["star"]], mapping["star"], log)
         rule = rules.secure_rule
         quality_ok = evaluate_secure(n, rule, quality, quality_raw, secure_col)
         with np.errstate(invalid="ignore"):
