@@ -177,7 +177,14 @@ def tomographic_nz(
             "n_members": int(member.sum()),
         }
         if not member.any():
-            entry["error"] = f"no source with {lo:g} <= z_phot < {hi:g}"
+            entry["error"] = (
+                f"no source with {lo:g} <= z_phot < {hi:g}"
+                if np.isfinite(z_phot).any()
+                # Say why every bin is empty rather than leave a table of blanks.
+                else "no source of the sample has a photo-z (z_phot) to bin by: ingest the "
+                "catalogue with one (mapping z_phot=<column>), or ask for the n(z) of the "
+                "whole sample (POST /v1/maps/{id}/nz)"
+            )
             out.append(entry)
             continue
         try:
