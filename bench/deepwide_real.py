@@ -4,7 +4,7 @@ Every galaxy of the file has a spectroscopic redshift, so the truth of a wide sa
 per-bin mean redshift is known. The secure galaxies (stars, z = 0, left out) are split at
 random into two halves:
 
-- the calibration half: its COSMOS photometry (u B V g r i z J Ks: 9 bands, missing values
+- the calibration half: its COSMOS photometry (u B g V r i z J Ks: 9 bands, missing values
   and all) is the deep side, its spectra label the deep cells, and
   ``som.deepwide.inject_wide_noise`` re-observes it ``--injections`` times at the wide
   survey's depth: the transfer catalogue;
@@ -40,8 +40,19 @@ from _common import format_table, pin_threads
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 FILE = SHARED / "zcosmos_bright20k_cosmos_photometry.csv"
 RESULTS = Path(__file__).resolve().parent / "results"
-DEEP_BANDS = ("u", "B", "V", "g", "r", "i", "z", "J", "Ks")
-WIDE_DEPTHS = {"g": 25.05, "r": 24.75, "i": 24.05, "z": 23.35}
+# som.zcosmos.ZCOSMOS_ALL_BANDS, spelled here so that som (and numba) load after pin_threads
+DEEP_BANDS = (
+    "u",
+    "B_subaru",
+    "g_subaru",
+    "V_subaru",
+    "r_subaru",
+    "i_subaru",
+    "z_subaru",
+    "J_wfcam",
+    "Ks_wircam",
+)
+WIDE_DEPTHS = {"g_subaru": 25.05, "r_subaru": 24.75, "i_subaru": 24.05, "z_subaru": 23.35}
 BIN_EDGES = (0.0, 0.4, 0.6, 0.8, 1.6)
 
 

@@ -16,30 +16,56 @@ from som.photometry import PhotometryError, column_as_float64, near_sentinels
 from som.tables import CatalogueError, read_table
 
 __all__ = [
+    "MOCK_BAND_NAMES",
     "ZCOSMOS_ALL_BANDS",
     "ZCOSMOS_BANDS",
     "read_zcosmos",
     "zcosmos_secure",
 ]
 
+#: Every broad band :func:`read_zcosmos` returns, in wavelength order, by the registry's
+#: names (:mod:`som.bands`): CFHT u*, Subaru Suprime-Cam B V g+ r+ i+ z+, UKIRT WFCAM J and
+#: CFHT WIRCam Ks. They are not the HSC g r i z or VISTA J Ks of somcal's mock.
+ZCOSMOS_ALL_BANDS = (
+    "u",
+    "B_subaru",
+    "g_subaru",
+    "V_subaru",
+    "r_subaru",
+    "i_subaru",
+    "z_subaru",
+    "J_wfcam",
+    "Ks_wircam",
+)
 #: The seven bands (six colours) the validation bench uses on zCOSMOS.
-ZCOSMOS_BANDS = ("u", "g", "r", "i", "z", "J", "Ks")
+ZCOSMOS_BANDS = ("u", "g_subaru", "r_subaru", "i_subaru", "z_subaru", "J_wfcam", "Ks_wircam")
+#: The same bands under the names of the mock's nearest filters (``band_names="mock"``):
+#: for a bench that puts zCOSMOS galaxies on a mock-trained map, or mock galaxies on a
+#: zCOSMOS map. An approximation (the colour terms between Suprime-Cam and HSC, or WFCAM
+#: and VISTA, are a few hundredths of a magnitude) that has to be asked for by name.
+MOCK_BAND_NAMES = {
+    "B_subaru": "B",
+    "V_subaru": "V",
+    "g_subaru": "g",
+    "r_subaru": "r",
+    "i_subaru": "i",
+    "z_subaru": "z",
+    "J_wfcam": "J",
+    "Ks_wircam": "Ks",
+}
 
-#: Every broad band :func:`read_zcosmos` returns, in wavelength order.
-ZCOSMOS_ALL_BANDS = ("u", "B", "V", "g", "r", "i", "z", "J", "Ks")
-
-# Output band -> column stem in the zCOSMOS x COSMOS file (value "{stem}_photzi25", error
-# "e{stem}_photzi25"). u is CFHT u*, B..z Subaru Suprime-Cam, J UKIRT WFCAM, Ks CFHT WIRCam.
+# Band -> column stem in the zCOSMOS x COSMOS file (value "{stem}_photzi25", error
+# "e{stem}_photzi25").
 _ZCOSMOS_STEMS = {
     "u": "u",
-    "B": "b",
-    "V": "v",
-    "g": "g",
-    "r": "r",
-    "i": "i",
-    "z": "z",
-    "J": "j",
-    "Ks": "k",
+    "B_subaru": "b",
+    "g_subaru": "g",
+    "V_subaru": "v",
+    "r_subaru": "r",
+    "i_subaru": "i",
+    "z_subaru": "z",
+    "J_wfcam": "j",
+    "Ks_wircam": "k",
 }
 _ZCOSMOS_SENTINELS = (-99.0, -99.9)
 
@@ -59,7 +85,7 @@ def zcosmos_secure(cc) -> np.ndarray:
         return np.isfinite(cc) & (cc >= 0) & (digit >= 3.0) & (digit < 5.0)
 
 
-def read_zcosmos(path: str | os.PathLike) -> pd.DataFrame:
+def read_zcosmos(path: str | os.PathLike, *, band_names: str = "instrument") -> pd.DataFrame:
     """zCOSMOS-bright spectroscopic redshifts with COSMOS photometry, in somcal's shape.
 
     Reads the zCOSMOS-bright DR3 x COSMOS (Capak et al. 2007; Ilbert et al. 2009) CSV
@@ -68,8 +94,9 @@ def read_zcosmos(path: str | os.PathLike) -> pd.DataFrame:
     Returns a DataFrame with columns ``id`` (int64, id_zcosmos), ``ra``, ``dec`` (deg),
     ``z_spec``, ``z_quality`` (the confidence class ``cc`` as a float), ``secure`` (bool, see
     :func:`zcosmos_secure`) and ``mag_{b}``, ``magerr_{b}`` (AB) for b in
-    :data:`ZCOSMOS_ALL_BANDS` (u B V g r i z J Ks), ready for
-    ``ColourFeatures(bands=ZCOSMOS_BANDS)``.
+    :data:`ZCOSMOS_ALL_BANDS` (``u``, ``g_subaru`` ..., ``J_wfcam``, ``Ks_wircam``), ready for
+    ``ColourFeatures(bands=ZCOSMOS_BANDS)``; with ``band_names="mock"`` under the mock's
+    names instead (:data:`MOCK_BAND_NAMES`, an approximation said where it is used).
 
     Missing photometry becomes NaN: the sentinels -99 and -99.9, rows without a photometric
     counterpart (NaN in the file), and measurements whose error is negative, which the COSMOS
@@ -77,6 +104,8 @@ def read_zcosmos(path: str | os.PathLike) -> pd.DataFrame:
     -1 in the 17,358-row file). Stars are kept: they have ``z_spec == 0`` (708 rows, many of them
     with a secure class), so select ``z_spec > 0`` for galaxy samples.
     """
+    if band_names not in ("instrument", "mock"):
+        raise ValueError(f"band_names must be 'instrument' or 'mock', got {band_names!r}")
     df = read_table(path)
     source = str(path)
     needed = ["id_zcosmos", "zpec", "cc", "alpha", "delta"]
@@ -110,7 +139,10 @@ def read_zcosmos(path: str | os.PathLike) -> pd.DataFrame:
     out["id"] = ids.astype(np.int64)
     out["secure"] = zcosmos_secure(out["z_quality"].to_numpy())
 
-    for band, stem in _ZCOSMOS_STEMS.items():
+    for instrument_band, stem in _ZCOSMOS_STEMS.items():
+        band = MOCK_BAND_NAMES.get(instrument_band, instrument_band)
+        if band_names == "instrument":
+            band = instrument_band
         mag = _numeric(df, f"{stem}_photzi25", source)
         err = _numeric(df, f"e{stem}_photzi25", source)
         missing = _is_sentinel(mag) | _is_sentinel(err)

@@ -23,7 +23,8 @@ Sources of the column names
 * zCOSMOS-bright DR3 with COSMOS photometry (the file in ``shared/data/real``):
   ``id_zcosmos, zpec, cc, alpha, delta`` and ``{band}_photzi25`` / ``e{band}_photzi25``;
   secure when ``3 <= cc % 10 < 5`` (Lilly et al. 2009: classes 3.x and 4.x, including the
-  broad-line 13.x/14.x and secondary-target 23.x/24.x variants). No Y or H band.
+  broad-line 13.x/14.x and secondary-target 23.x/24.x variants). No Y or H band. The bands
+  are named for their filters (u*, Suprime-Cam B V g+ r+ i+ z+, WFCAM J, WIRCam Ks).
 * COSMOS spectroscopic compilation (Khostovan et al. 2025): ``Id_specz, ra_corrected,
   dec_corrected, specz, flag, Confidence_level, survey``; ``flag`` is 0-4 or 9, +10 for broad
   lines; flags 3 and 4 (>= 95% confidence, also 13/14) are secure, 9 (single line, 85%) is not.
@@ -331,10 +332,22 @@ PRESETS: dict[str, Preset] = {
             "dec": ["delta"],
             "z_spec": ["zpec", "zspec", "z_spec"],
             "quality": ["cc"],
+            # The file's filters by name: Suprime-Cam and WFCAM/WIRCam, not the mock's HSC
+            # and VISTA (map them to those explicitly to put these spectra on a mock map).
             **_bands(
                 "{b}_photzi25",
                 "e{b}_photzi25",
-                {"u": "u", "g": "g", "r": "r", "i": "i", "z": "z", "J": "j"},
+                {
+                    "u": "u",
+                    "B_subaru": "b",
+                    "V_subaru": "v",
+                    "g_subaru": "g",
+                    "r_subaru": "r",
+                    "i_subaru": "i",
+                    "z_subaru": "z",
+                    "J_wfcam": "j",
+                    "Ks_wircam": "k",
+                },
             ),
         },
         secure_rule=ZCOSMOS_RULE,

@@ -53,8 +53,14 @@ def test_read_zcosmos_on_a_synthetic_file(tmp_path):
     assert df["id"].dtype == np.int64 and df["secure"].dtype == bool
     assert df["secure"].tolist() == [True, True, False]
     assert np.isnan(df.loc[0, "mag_u"]) and np.isnan(df.loc[0, "magerr_u"])  # upper limit
-    assert np.isnan(df.loc[1, "mag_i"]) and np.isnan(df.loc[2, "mag_Ks"])
-    assert df.loc[2, "mag_J"] == pytest.approx(23.2)
+    assert np.isnan(df.loc[1, "mag_i_subaru"]) and np.isnan(df.loc[2, "mag_Ks_wircam"])
+    assert df.loc[2, "mag_J_wfcam"] == pytest.approx(23.2)
+    # The mock's names, asked for by name, hold the same values.
+    mock_named = read_zcosmos(path, band_names="mock")
+    assert mock_named.loc[2, "mag_J"] == pytest.approx(23.2)
+    np.testing.assert_array_equal(mock_named["mag_g"], df["mag_g_subaru"])
+    with pytest.raises(ValueError, match="band_names"):
+        read_zcosmos(path, band_names="hsc")
     raw = pd.read_csv(path).drop(columns=["zpec"])
     raw.to_csv(tmp_path / "nozpec.csv", index=False)
     with pytest.raises(
@@ -82,8 +88,16 @@ def test_read_zcosmos_real_file():
         assert mag.notna().mean() > 0.9, b
     # 202 rows have no COSMOS counterpart at all
     assert int(df[[f"mag_{b}" for b in ZCOSMOS_ALL_BANDS]].isna().all(axis=1).sum()) == 202
-    cf = ColourFeatures(bands=ZCOSMOS_BANDS, magnitude_band="i")
+    cf = ColourFeatures(bands=ZCOSMOS_BANDS, magnitude_band="i_subaru")
     X, E = cf.fit_transform(df, source=ZCOSMOS.name)
-    assert cf.feature_names_ == ["u-g", "g-r", "r-i", "i-z", "z-J", "J-Ks", "i"]
+    assert cf.feature_names_ == [
+        "u-g_subaru",
+        "g_subaru-r_subaru",
+        "r_subaru-i_subaru",
+        "i_subaru-z_subaru",
+        "z_subaru-J_wfcam",
+        "J_wfcam-Ks_wircam",
+        "i_subaru",
+    ]
     assert np.isfinite(X).all(axis=1).sum() > 15000
     np.testing.assert_array_equal(np.isnan(X), np.isnan(E))
