@@ -1,12 +1,14 @@
 /* somcal dashboard: the Masters et al. (2015) maps of a trained SOM, interactive.
  *
  * Plain JavaScript, no build step and no third-party code: everything comes from this
- * server's API (/v1/maps, /v1/maps/{id}/arrays, /v1/maps/{id}/cells/{cell},
- * /v1/maps/{id}/targets, /v1/plots/colormaps). Geometry follows som.plotting and som.grid: cell = row * n_cols +
+ * server's API (/v1/maps, /v1/maps/{id}/arrays[?catalogue_id=], /v1/maps/{id}/cells/{cell},
+ * /v1/maps/{id}/targets, /v1/plots/colormaps). Helpers shared with the other panels'
+ * scripts (api, formatting) are in common.js; see there why the page is several files. Geometry follows som.plotting and som.grid: cell = row * n_cols +
  * col, row 0 at the bottom; hexagonal maps are pointy-top with odd rows shifted right by
  * half a cell and rows sqrt(3)/2 apart.
  *
- * State lives in the URL hash (#map=1&color=zphot&cell=123) so a view can be shared, and
+ * State lives in the URL hash (#map=1&color=zphot&cell=123&occ=7) so a view can be shared
+ * (occ: the occupation catalogue the map's counts and coverage come from), and
  * the page reports its progress in data attributes (body[data-state], canvas[data-rendered],
  * #cell-panel[data-cell][data-loaded]) for end-to-end tests.
  */
@@ -61,11 +63,11 @@
     },
   };
 
-  const $ = (id) => document.getElementById(id);
+  const { $, fmt, int, pct, esc, api, showBanner } = window.somcalKit;
   const state = {
     maps: [], mapId: null, data: null, color: "zphot", outline: true,
     hover: -1, selected: -1, geom: null, targets: null, targetsByCell: new Map(),
-    targetsKey: "", apiKey: sessionStorage.getItem("somcal-api-key") || "",
+    targetsKey: "", catalogueId: null,
   };
 
   // ----------------------------------------------------------------------- utilities
@@ -87,10 +89,6 @@
     for (const v of values) if (v !== null && v > m) m = v;
     return Number.isFinite(m) ? m : 1;
   }
-  const fmt = (v, d = 3) => (v === null || v === undefined || !Number.isFinite(v) ? "–" : v.toFixed(d));
-  const int = (v) => (v === null || v === undefined ? "–" : Number(v).toLocaleString("en-US"));
-  const pct = (v) => (v === null || v === undefined || !Number.isFinite(v) ? "–" : `${(100 * v).toFixed(1)}%`);
-  const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
 
   function colorAt(cmap, t) {
     const stops = PALETTES[cmap];
@@ -102,34 +100,6 @@
     return `rgb(${Math.round(a[0] + (b[0] - a[0]) * f)},${Math.round(a[1] + (b[1] - a[1]) * f)},${Math.round(a[2] + (b[2] - a[2]) * f)})`;
   }
 
-  async function api(path) {
-    const headers = state.apiKey ? { "X-API-Key": state.apiKey } : {};
-    const res = await fetch(path, { headers });
-    if (res.status === 401 || res.status === 403) {
-      const key = window.prompt("This somcal server needs an API key to read (X-API-Key):");
-      if (key) {
-        state.apiKey = key.trim();
-        sessionStorage.setItem("somcal-api-key", state.apiKey);
-        return api(path);
-      }
-    }
-    if (!res.ok) {
-      let detail = `${res.status} ${res.statusText}`;
-      try {
-        const body = await res.json();
-        if (body.detail) detail = body.detail;
-      } catch (_) { /* not JSON */ }
-      throw new Error(`${path}: ${detail}`);
-    }
-    return res.json();
-  }
-
-  function showBanner(message) {
-    const b = $("banner");
-    b.textContent = message;
-    b.hidden = !message;
-  }
-
   // ----------------------------------------------------------------------- URL state
   function readHash() {
     const p = new URLSearchParams(location.hash.slice(1));
@@ -137,6 +107,7 @@
       map: p.has("map") ? Number(p.get("map")) : null,
       color: p.get("color"),
       cell: p.has("cell") ? Number(p.get("cell")) : null,
+      occ: p.has("occ") ? Number(p.get("occ")) : null,
     };
   }
   function writeHash() {
@@ -144,6 +115,7 @@
     if (state.mapId !== null) p.set("map", state.mapId);
     p.set("color", state.color);
     if (state.selected >= 0) p.set("cell", state.selected);
+    if (state.catalogueId !== null) p.set("occ", state.catalogueId);
     history.replaceState(null, "", `#${p.toString()}`);
   }
 
@@ -438,6 +410,12 @@
     $("summary").innerHTML = cards
       .map(([cls, v, label, sub]) => `<div class="card ${cls}"><div class="value">${v}</div><div class="label">${label}</div><div class="sub">${sub}</div></div>`)
       .join("");
+    // Which catalogue these numbers counted (the API names it in every answer).
+    const cat = d.catalogue || { catalogue_id: null };
+    $("summary").dataset.catalogue = cat.catalogue_id === null ? "rows" : String(cat.catalogue_id);
+    $("counted-from").textContent = cat.catalogue_id === null
+      ? "Counted: every photometric row in the ledger."
+      : `Counted: occupation catalogue ${cat.catalogue_id} “${cat.name || ""}” (a survey's per-cell counts; spectra and targets stay the ledger's).`;
     const kinds = ["overview", "redshift", "dispersion", "occupation", "coverage", "umatrix", "nz"];
     $("figure-links").innerHTML = kinds
       .map((k) => `<a href="/v1/maps/${d.map_id}/plots/${k}.png" target="_blank" rel="noopener">${k}</a>`)
@@ -617,6 +595,8 @@
     if (budget) p.set("budget", budget);
     if (perCell) p.set("per_cell", perCell);
     if (magLimit) p.set("mag_limit", magLimit);
+    // Gaps weighted by the survey's occupation when one is counted (candidates stay rows).
+    if (state.catalogueId !== null) p.set("occupation_id", state.catalogueId);
     if (format) p.set("format", format);
     return p;
   }
@@ -668,27 +648,56 @@
   }
 
   // ----------------------------------------------------------------------- loading
-  async function loadMap(mapId) {
+  /* The map's arrays, counted from the ledger's rows or (catalogueId) an occupation
+     catalogue. An occupation that cannot be read falls back to the rows; the error goes
+     with the somcal:map event, for the occupation picker to show. */
+  async function loadMap(mapId, catalogueId = null) {
     document.body.dataset.state = "loading";
+    const sameMap = mapId === state.mapId && state.data;
     state.mapId = mapId;
     state.targets = null;
     state.targetsKey = "";
-    state.selected = -1;
     state.hover = -1;
-    $("cell-body").hidden = true;
-    $("cell-hint").hidden = false;
-    $("cell-badge").hidden = true;
-    $("cell-title").textContent = "Cell";
-    $("cell-panel").dataset.cell = "";
-    const data = await api(`/v1/maps/${mapId}/arrays`);
+    if (!sameMap) {
+      state.selected = -1;
+      $("cell-body").hidden = true;
+      $("cell-hint").hidden = false;
+      $("cell-badge").hidden = true;
+      $("cell-title").textContent = "Cell";
+      $("cell-panel").dataset.cell = "";
+    }
+    let data;
+    let error = null;
+    state.catalogueId = catalogueId;
+    try {
+      const query = catalogueId !== null ? `?catalogue_id=${catalogueId}` : "";
+      data = await api(`/v1/maps/${mapId}/arrays${query}`);
+    } catch (err) {
+      if (catalogueId === null) throw err;
+      error = err;
+      state.catalogueId = null;
+      data = await api(`/v1/maps/${mapId}/arrays`);
+    }
     state.data = data;
+    scaleCache = { key: "", value: null };
     layout();
     renderSummary();
     draw(true);
     writeHash();
     document.body.dataset.state = "ready";
     document.body.dataset.map = String(mapId);
+    document.dispatchEvent(new CustomEvent("somcal:map", { detail: { mapId, data, error } }));
     loadTargets();
+    if (sameMap && state.selected >= 0) {
+      badge(state.selected);
+      renderCellTargets(state.selected);
+    }
+  }
+
+  /* Count another catalogue on the same map (null: the ledger's photometric rows). */
+  function setCatalogue(catalogueId) {
+    if (state.mapId === null) return Promise.resolve();
+    return loadMap(state.mapId, catalogueId).catch((err) => showBanner(err.message));
   }
 
   async function init() {
@@ -717,7 +726,7 @@
     const mapId = ids.includes(wanted.map) ? wanted.map : ids[ids.length - 1];
     select.value = String(mapId);
     try {
-      await loadMap(mapId);
+      await loadMap(mapId, Number.isInteger(wanted.occ) && wanted.occ > 0 ? wanted.occ : null);
       if (wanted.cell !== null && wanted.cell >= 0 && wanted.cell < state.data.n_cells) {
         await selectCell(wanted.cell);
       }
@@ -767,28 +776,16 @@
       draw(true);
     });
     $("map-select").addEventListener("change", (ev) => {
-      loadMap(Number(ev.target.value)).catch((err) => showBanner(err.message));
+      loadMap(Number(ev.target.value), null).catch((err) => showBanner(err.message));
     });
     $("targets-form").addEventListener("submit", (ev) => {
       ev.preventDefault();
       loadTargets();
     });
-    for (const id of ["download-csv", "download-fits"]) {
-      // With read authentication the key must travel in a header, which a plain link
-      // cannot send: fetch the file and hand it over as a blob instead.
-      $(id).addEventListener("click", async (ev) => {
-        if (!state.apiKey) return;
-        ev.preventDefault();
-        const res = await fetch(ev.currentTarget.href, { headers: { "X-API-Key": state.apiKey } });
-        if (!res.ok) { showBanner(`download failed: ${res.status}`); return; }
-        const url = URL.createObjectURL(await res.blob());
-        const a = document.createElement("a");
-        a.href = url;
-        a.download = id === "download-csv" ? `somcal_map${state.mapId}_targets.csv` : `somcal_map${state.mapId}_targets.fits`;
-        a.click();
-        URL.revokeObjectURL(url);
-      });
-    }
+    // With read authentication the key must travel in a header, which a plain link
+    // cannot send: keyedDownload fetches the file and hands it over as a blob instead.
+    window.somcalKit.keyedDownload($("download-csv"), () => `somcal_map${state.mapId}_targets.csv`);
+    window.somcalKit.keyedDownload($("download-fits"), () => `somcal_map${state.mapId}_targets.fits`);
     let resizeTimer = null;
     window.addEventListener("resize", () => {
       clearTimeout(resizeTimer);
@@ -811,7 +808,7 @@
     });
   }
 
-  window.somcal = { selectCell, state };
+  window.somcal = { selectCell, setCatalogue, state };
   bind();
   init();
 })();
