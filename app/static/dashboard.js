@@ -786,6 +786,23 @@
     // cannot send: keyedDownload fetches the file and hands it over as a blob instead.
     window.somcalKit.keyedDownload($("download-csv"), () => `somcal_map${state.mapId}_targets.csv`);
     window.somcalKit.keyedDownload($("download-fits"), () => `somcal_map${state.mapId}_targets.fits`);
+    // A link pasted into this tab changes only the hash: follow it (writeHash replaces the
+    // state without an event, so this fires only for the user's own navigation).
+    window.addEventListener("hashchange", () => {
+      const wanted = readHash();
+      const occ = Number.isInteger(wanted.occ) && wanted.occ > 0 ? wanted.occ : null;
+      if (wanted.color && MODES[wanted.color] && wanted.color !== state.color) {
+        state.color = wanted.color;
+        $("color-select").value = state.color;
+        draw(true);
+      }
+      const ids = state.maps.map((m) => m.id);
+      const mapId = ids.includes(wanted.map) ? wanted.map : state.mapId;
+      if (mapId !== state.mapId || occ !== state.catalogueId) {
+        $("map-select").value = String(mapId);
+        loadMap(mapId, occ).catch((err) => showBanner(err.message));
+      }
+    });
     let resizeTimer = null;
     window.addEventListener("resize", () => {
       clearTimeout(resizeTimer);

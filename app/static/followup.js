@@ -33,7 +33,7 @@
         + `<td class="num">${int(c.n_targets)}</td><td class="num">${int(recorded)}<div class="muted small">${int(c.n_pending)} pending</div></td>`
         + `<td class="num">${success}</td><td class="num">${fmt(c.hours_spent, 1)}<span class="muted"> / ${fmt(c.expected_hours, 1)}</span></td><td class="dls">${links}</td></tr>`;
     });
-    box.innerHTML = `<table class="list campaigns"><tr><th>id</th><th>campaign</th><th class="num">targets</th><th class="num">outcomes</th><th class="num">success</th><th class="num">hours</th><th>target list</th></tr>${rows.join("")}</table>`;
+    box.innerHTML = `<table class="list campaigns"><tr><th>id</th><th>campaign</th><th class="num">targets</th><th class="num">outcomes</th><th class="num">success</th><th class="num" title="hours spent (failures included) / hours planned">hours spent / planned</th><th>target list</th></tr>${rows.join("")}</table>`;
     for (const a of box.querySelectorAll("a.dl")) {
       const ext = { csv: "csv", fits: "fits", radec: "txt" }[a.dataset.format];
       const id = a.closest("tr").dataset.campaign;
@@ -47,7 +47,12 @@
     hours: { label: "hours spent on campaigns", value: (s) => s.hours_spent, tick: (v) => fmt(v, v < 10 ? 1 : 0) },
     time: {
       label: "time (UTC)", value: (s) => new Date(s.created_at).getTime(),
-      tick: (v) => new Date(v).toISOString().slice(5, 16).replace("T", " "),
+      // Dates when the history spans days, clock times (to the second within an hour) else.
+      tick: (v, span) => {
+        const iso = new Date(v).toISOString();
+        if (span > 2 * 86400e3) return iso.slice(0, 10);
+        return span > 3600e3 ? iso.slice(5, 16).replace("T", " ") : iso.slice(11, 19);
+      },
     },
   };
 
@@ -84,7 +89,7 @@
     ctx.textAlign = "center";
     for (let k = 0; k <= 3; k++) {
       const v = x0 + ((x1 - x0) * k) / 3;
-      ctx.fillText(axis.tick(v), Math.min(Math.max(X(v), pad.l + 20), W - pad.r - 30), H - pad.b + 14);
+      ctx.fillText(axis.tick(v, x1 - x0), Math.min(Math.max(X(v), pad.l + 20), W - pad.r - 30), H - pad.b + 14);
     }
     ctx.fillText(axis.label, (W + pad.l) / 2, H - 4);
     for (const s of series) {
