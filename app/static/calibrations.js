@@ -78,7 +78,7 @@
       return;
     }
     if (ticket !== cal.request) return;
-    $("calibrations-count").textContent = mine.length ? `${mine.length} calibration${mine.length > 1 ? "s" : ""} use map ${mapId}` : "";
+    $("calibrations-count").textContent = mine.length ? `${mine.length} calibration${mine.length > 1 ? "s use" : " uses"} map ${mapId}` : "";
     if (!mine.length) {
       note(box, "empty", `No deep/wide calibration uses this map: <code>somcal calibration create --deep-map ${mapId} --wide-map W --deep D --wide S --transfer T</code> (or <code>POST /v1/calibrations</code>) ties a deep and a wide map, their catalogues and a transfer catalogue; its n(z) is computed as a job.`);
       panel.dataset.state = "ready";

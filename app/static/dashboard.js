@@ -415,7 +415,7 @@
     $("summary").dataset.catalogue = cat.catalogue_id === null ? "rows" : String(cat.catalogue_id);
     $("counted-from").textContent = cat.catalogue_id === null
       ? "Counted: every photometric row in the ledger."
-      : `Counted: occupation catalogue ${cat.catalogue_id} “${cat.name || ""}” (a survey's per-cell counts; spectra and targets stay the ledger's).`;
+      : `Counted: occupation catalogue ${cat.catalogue_id} “${cat.name || ""}” (a survey's per-cell counts): gaps are weighted by it; spectra and target candidates are the ledger's rows.`;
     const kinds = ["overview", "redshift", "dispersion", "occupation", "coverage", "umatrix", "nz"];
     $("figure-links").innerHTML = kinds
       .map((k) => `<a href="/v1/maps/${d.map_id}/plots/${k}.png" target="_blank" rel="noopener">${k}</a>`)

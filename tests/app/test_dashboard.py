@@ -635,6 +635,7 @@ def test_followup_and_occupation_panels_in_headless_chromium(
         assert browser.eval(
             "document.querySelector('#occupations tr.chosen').dataset.catalogue"
         ) == str(wide)
+        browser.eval("document.getElementById('work-panel').scrollIntoView()")
         browser.mouse("mouseMoved", 5, 5)
         shot = tmp_path / "dashboard_occupation.png"
         browser.screenshot(shot)
@@ -664,6 +665,7 @@ def test_followup_and_occupation_panels_in_headless_chromium(
         assert browser.eval("document.getElementById('summary').dataset.catalogue") == "rows"
         browser.eval("document.querySelector('.tab[data-tab=\"followup\"]').click()")
         browser.wait_for("document.getElementById('tab-followup').dataset.state === 'ready'")
+        browser.eval("document.getElementById('work-panel').scrollIntoView()")
         browser.mouse("mouseMoved", 5, 5)
         followup_shot = tmp_path / "dashboard_followup.png"
         browser.screenshot(followup_shot)
@@ -794,6 +796,7 @@ def test_calibrations_panel_and_a_recompute_job_in_headless_chromium(
                 assert text.startswith(f"{b['mean_z']:.4f} ± {b['mean_z_std']:.4f}"), text
             browser.wait_for(f"{card}.querySelector('img.nz').dataset.loaded === 'true'")
             assert browser.eval(f"{card}.querySelector('img.nz').naturalWidth") > 200
+            browser.eval("document.getElementById('work-panel').scrollIntoView()")
             browser.mouse("mouseMoved", 5, 5)
             shot = tmp_path / "dashboard_calibrations.png"
             browser.screenshot(shot)
