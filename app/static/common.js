@@ -1,7 +1,8 @@
 /* somcal dashboard: what every panel script shares (window.somcalKit).
  *
  * The dashboard is several plain scripts, no build step and no third-party code, loaded in
- * order by index.html: this one, dashboard.js (the map, its cells and target list),
+ * order by index.html: this one, cell.js (a pinned cell's colours and p(z) chart),
+ * dashboard.js (the map, its cells and target list),
  * occupation.js (which catalogue is counted, the sky map), followup.js (campaigns, coverage
  * history, change log) and calibrations.js (deep/wide calibrations). One file grew past
  * what is comfortable to read (800+ lines), so each panel is a file of its own; they talk
