@@ -175,6 +175,7 @@
   });
   document.addEventListener("somcal:tab", (ev) => { if (ev.detail.tab === "followup") drawHistory(); });
   $("history-x").addEventListener("change", drawHistory);
+  $("followup-refresh").addEventListener("click", () => { if (fu.mapId !== null) loadFollowup(fu.mapId); });
   let resizeTimer = null;
   window.addEventListener("resize", () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(drawHistory, 150); });
   window.somcalFollowup = { reload: () => fu.mapId !== null && loadFollowup(fu.mapId) };

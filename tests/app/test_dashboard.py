@@ -86,9 +86,13 @@ def test_pages_are_served_and_load_nothing_from_outside(client):
     page = client.get("/dashboard")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert '<script src="/static/dashboard.js">' in page.text
-    js = client.get("/static/dashboard.js")
+    # Every script the page loads is served (the dashboard is several plain files).
+    scripts = re.findall(r'<script src="(/static/[\w.]+\.js)">', page.text)
+    assert {"/static/common.js", "/static/followup.js", "/static/calibrations.js"} <= set(scripts)
+    for src in scripts:
+        js = client.get(src)
+        assert js.status_code == 200 and "javascript" in js.headers["content-type"], src
     css = client.get("/static/dashboard.css")
-    assert js.status_code == 200 and "javascript" in js.headers["content-type"]
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
     # Every asset is local: no http(s):// or protocol-relative URL in src/href/url()/fetch.
     external = re.compile(
@@ -603,6 +607,17 @@ def test_followup_and_occupation_panels_in_headless_chromium(
         assert browser.eval("document.querySelectorAll('#changes tr[data-change]').length") == (
             min(changes["total"], 12)
         )
+        # A campaign saved meanwhile appears on Refresh.
+        r = client.post(
+            f"/v1/maps/{map_id}/campaigns",
+            json={"name": "night 2", "budget": 5, "strategy": "brightest"},
+            headers=auth,
+        )
+        assert r.status_code == 201, r.text
+        browser.eval("document.getElementById('followup-refresh').click()")
+        row2 = f"#campaigns tr[data-campaign='{r.json()['id']}']"
+        browser.wait_for(f"document.querySelector({json.dumps(row2)}) !== null")
+        assert browser.eval("document.getElementById('campaigns').dataset.count") == "2"
 
         # Choose the occupation with a sky split: the summary and gaps are its counts.
         options = browser.eval(
