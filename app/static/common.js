@@ -25,18 +25,24 @@
   };
 
   let apiKey = sessionStorage.getItem("somcal-api-key") || "";
+  let declined = false;
 
-  /* GET with the API key when one was given; on 401/403 ask for one once and retry. */
+  /* GET with the API key when one was given; on 401/403 ask for one and retry. The panels
+     load in parallel: a request refused while another one already got a key retries with
+     it, and after a cancelled prompt the page does not ask again until reloaded. */
   async function request(path) {
-    const headers = apiKey ? { "X-API-Key": apiKey } : {};
+    const sent = apiKey;
+    const headers = sent ? { "X-API-Key": sent } : {};
     const res = await fetch(path, { headers });
     if (res.status === 401 || res.status === 403) {
-      const key = window.prompt("This somcal server needs an API key to read (X-API-Key):");
+      if (apiKey && apiKey !== sent) return request(path);
+      const key = declined ? null : window.prompt("This somcal server needs an API key to read (X-API-Key):");
       if (key) {
         apiKey = key.trim();
         sessionStorage.setItem("somcal-api-key", apiKey);
         return request(path);
       }
+      declined = true;
     }
     if (!res.ok) {
       let detail = `${res.status} ${res.statusText}`;

@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from html.parser import HTMLParser
 from pathlib import Path
@@ -506,7 +507,16 @@ def _occupation(som, frame, tmp_path, name: str, healpix_order: int | None) -> P
 
 
 def test_followup_and_occupation_panels_in_headless_chromium(
-    server, client, auth, settings, mock_catalogue, tmp_path, trained_map, ingest, stored_map
+    server,
+    client,
+    auth,
+    settings,
+    harness,
+    mock_catalogue,
+    tmp_path,
+    trained_map,
+    ingest,
+    stored_map,
 ):
     """A campaign with outcomes, the coverage history and change log it leaves, and two
     occupation catalogues (one split by HEALPix pixel) are shown; choosing an occupation
@@ -690,6 +700,41 @@ def test_followup_and_occupation_panels_in_headless_chromium(
         image = imread(path)
         assert image.shape[:2] == (1800, 1440)
         print(f"dashboard screenshot: {path}")
+
+    # Where reads need a key too, the page asks for it once and sends it with every request,
+    # the images and downloads included (a plain <img> or link could not send the header).
+    from app.main import create_app
+
+    closed = create_app(settings.model_copy(update={"read_auth": True}))
+    browser = DevTools(chrome, tmp_path / "profile-auth")
+    try:
+        with harness.ThreadServer(closed) as base:
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(f"{base}/v1/maps/{map_id}/campaigns", timeout=10)
+            assert refused.value.code == 401
+            browser.call("Page.enable")
+            browser.call(
+                "Page.addScriptToEvaluateOnNewDocument",
+                source="window.asked = 0; window.prompt = () => "
+                f"(window.asked++, {json.dumps(auth['X-API-Key'])});",
+            )
+            browser.call("Page.navigate", url=f"{base}/dashboard#map={map_id}&occ={wide}")
+            browser.wait_for("document.body.dataset.state === 'ready'")
+            browser.wait_for(f"document.getElementById('summary').dataset.catalogue === '{wide}'")
+            browser.wait_for("document.getElementById('tab-followup').dataset.state === 'ready'")
+            assert browser.eval("document.getElementById('campaigns').dataset.count") == "2"
+            browser.eval("document.querySelector('.tab[data-tab=\"occupation\"]').click()")
+            browser.wait_for("document.getElementById('sky').dataset.state === 'ready'")
+            assert browser.eval("document.getElementById('sky-image').src").startswith("blob:")
+            assert browser.eval("document.getElementById('banner').hidden") is True
+            assert browser.eval("window.asked") == 1
+            # A key revoked mid-session: the follow-up's three requests at once ask once.
+            browser.eval("somcalKit.setKey('revoked'); window.asked = 0")
+            browser.eval("document.getElementById('followup-refresh').click()")
+            browser.wait_for("document.getElementById('tab-followup').dataset.state === 'ready'")
+            assert browser.eval("window.asked") == 1
+    finally:
+        browser.close()
 
 
 def test_panels_say_what_to_do_on_a_map_without_follow_up(
