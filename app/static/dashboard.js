@@ -1,12 +1,14 @@
 /* somcal dashboard: the Masters et al. (2015) maps of a trained SOM, interactive.
  *
  * Plain JavaScript, no build step and no third-party code: everything comes from this
- * server's API (/v1/maps, /v1/maps/{id}/arrays, /v1/maps/{id}/cells/{cell},
- * /v1/maps/{id}/targets, /v1/plots/colormaps). Geometry follows som.plotting and som.grid: cell = row * n_cols +
+ * server's API (/v1/maps, /v1/maps/{id}/arrays[?catalogue_id=], /v1/maps/{id}/cells/{cell},
+ * /v1/maps/{id}/targets, /v1/plots/colormaps). Helpers shared with the other panels'
+ * scripts (api, formatting) are in common.js; see there why the page is several files. Geometry follows som.plotting and som.grid: cell = row * n_cols +
  * col, row 0 at the bottom; hexagonal maps are pointy-top with odd rows shifted right by
  * half a cell and rows sqrt(3)/2 apart.
  *
- * State lives in the URL hash (#map=1&color=zphot&cell=123) so a view can be shared, and
+ * State lives in the URL hash (#map=1&color=zphot&cell=123&occ=7) so a view can be shared
+ * (occ: the occupation catalogue the map's counts and coverage come from), and
  * the page reports its progress in data attributes (body[data-state], canvas[data-rendered],
  * #cell-panel[data-cell][data-loaded]) for end-to-end tests.
  */
@@ -61,11 +63,12 @@
     },
   };
 
-  const $ = (id) => document.getElementById(id);
+  const { $, fmt, int, pct, esc, api, showBanner } = window.somcalKit;
+  const { renderColours, drawPz } = window.somcalCell;
   const state = {
     maps: [], mapId: null, data: null, color: "zphot", outline: true,
     hover: -1, selected: -1, geom: null, targets: null, targetsByCell: new Map(),
-    targetsKey: "", apiKey: sessionStorage.getItem("somcal-api-key") || "",
+    targetsKey: "", catalogueId: null,
   };
 
   // ----------------------------------------------------------------------- utilities
@@ -87,10 +90,6 @@
     for (const v of values) if (v !== null && v > m) m = v;
     return Number.isFinite(m) ? m : 1;
   }
-  const fmt = (v, d = 3) => (v === null || v === undefined || !Number.isFinite(v) ? "–" : v.toFixed(d));
-  const int = (v) => (v === null || v === undefined ? "–" : Number(v).toLocaleString("en-US"));
-  const pct = (v) => (v === null || v === undefined || !Number.isFinite(v) ? "–" : `${(100 * v).toFixed(1)}%`);
-  const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
 
   function colorAt(cmap, t) {
     const stops = PALETTES[cmap];
@@ -102,34 +101,6 @@
     return `rgb(${Math.round(a[0] + (b[0] - a[0]) * f)},${Math.round(a[1] + (b[1] - a[1]) * f)},${Math.round(a[2] + (b[2] - a[2]) * f)})`;
   }
 
-  async function api(path) {
-    const headers = state.apiKey ? { "X-API-Key": state.apiKey } : {};
-    const res = await fetch(path, { headers });
-    if (res.status === 401 || res.status === 403) {
-      const key = window.prompt("This somcal server needs an API key to read (X-API-Key):");
-      if (key) {
-        state.apiKey = key.trim();
-        sessionStorage.setItem("somcal-api-key", state.apiKey);
-        return api(path);
-      }
-    }
-    if (!res.ok) {
-      let detail = `${res.status} ${res.statusText}`;
-      try {
-        const body = await res.json();
-        if (body.detail) detail = body.detail;
-      } catch (_) { /* not JSON */ }
-      throw new Error(`${path}: ${detail}`);
-    }
-    return res.json();
-  }
-
-  function showBanner(message) {
-    const b = $("banner");
-    b.textContent = message;
-    b.hidden = !message;
-  }
-
   // ----------------------------------------------------------------------- URL state
   function readHash() {
     const p = new URLSearchParams(location.hash.slice(1));
@@ -137,6 +108,7 @@
       map: p.has("map") ? Number(p.get("map")) : null,
       color: p.get("color"),
       cell: p.has("cell") ? Number(p.get("cell")) : null,
+      occ: p.has("occ") ? Number(p.get("occ")) : null,
     };
   }
   function writeHash() {
@@ -144,6 +116,7 @@
     if (state.mapId !== null) p.set("map", state.mapId);
     p.set("color", state.color);
     if (state.selected >= 0) p.set("cell", state.selected);
+    if (state.catalogueId !== null) p.set("occ", state.catalogueId);
     history.replaceState(null, "", `#${p.toString()}`);
   }
 
@@ -438,6 +411,12 @@
     $("summary").innerHTML = cards
       .map(([cls, v, label, sub]) => `<div class="card ${cls}"><div class="value">${v}</div><div class="label">${label}</div><div class="sub">${sub}</div></div>`)
       .join("");
+    // Which catalogue these numbers counted (the API names it in every answer).
+    const cat = d.catalogue || { catalogue_id: null };
+    $("summary").dataset.catalogue = cat.catalogue_id === null ? "rows" : String(cat.catalogue_id);
+    $("counted-from").textContent = cat.catalogue_id === null
+      ? "Counted: every photometric row in the ledger."
+      : `Counted: occupation catalogue ${cat.catalogue_id} “${cat.name || ""}” (a survey's per-cell counts): gaps are weighted by it; spectra and target candidates are the ledger's rows.`;
     const kinds = ["overview", "redshift", "dispersion", "occupation", "coverage", "umatrix", "nz"];
     $("figure-links").innerHTML = kinds
       .map((k) => `<a href="/v1/maps/${d.map_id}/plots/${k}.png" target="_blank" rel="noopener">${k}</a>`)
@@ -514,100 +493,6 @@
       : '<p class="muted small">No spectrum in this cell.</p>';
   }
 
-  function renderColours(w) {
-    const names = w.feature_names || [];
-    const vals = w.values || [];
-    const lim = Math.max(0.5, ...vals.map((v) => Math.abs(v ?? 0)));
-    $("cell-colours").innerHTML = names
-      .map((n, i) => {
-        const v = vals[i];
-        const frac = v === null || !Number.isFinite(v) ? 0 : v / lim;
-        const left = 50 + Math.min(frac, 0) * 50;
-        return `<tr><td class="name">${esc(n)}</td><td class="val">${fmt(v, 3)}</td><td><div class="cbar"><div class="zero" style="left:50%"></div><div class="fill" style="left:${left}%;width:${Math.abs(frac) * 50}%"></div></div></td></tr>`;
-      })
-      .join("");
-  }
-
-  function drawPz(cell) {
-    const canvas = $("pz-canvas");
-    const dpr = window.devicePixelRatio || 1;
-    const W = canvas.clientWidth || 360;
-    const H = Math.round(W * 0.47);
-    canvas.width = Math.round(W * dpr);
-    canvas.height = Math.round(H * dpr);
-    const ctx = canvas.getContext("2d");
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    ctx.clearRect(0, 0, W, H);
-    const edges = cell.z_edges;
-    const curves = [cell.pz_phot, cell.pz_spec].filter(Boolean);
-    const pad = { l: 34, r: 10, t: 8, b: 26 };
-    ctx.font = "11px system-ui, sans-serif";
-    if (!curves.length) {
-      ctx.fillStyle = "#6a7380";
-      ctx.fillText("no redshifts in this cell", pad.l, H / 2);
-      return;
-    }
-    // x range: where either curve has mass, with a margin, at least 0.5 wide.
-    let lastBin = 0;
-    let firstBin = edges.length;
-    for (const cv of curves) {
-      cv.forEach((v, i) => {
-        if (v > 0) { lastBin = Math.max(lastBin, i); firstBin = Math.min(firstBin, i); }
-      });
-    }
-    let zlo = Math.max(0, edges[firstBin] - 0.2);
-    let zhi = Math.min(edges[edges.length - 1], edges[lastBin + 1] + 0.2);
-    if (zhi - zlo < 0.6) { const mid = (zlo + zhi) / 2; zlo = Math.max(0, mid - 0.3); zhi = zlo + 0.6; }
-    const ymax = Math.max(...curves.flat()) * 1.1 || 1;
-    const X = (z) => pad.l + ((z - zlo) / (zhi - zlo)) * (W - pad.l - pad.r);
-    const Y = (p) => H - pad.b - (p / ymax) * (H - pad.t - pad.b);
-    // axes and ticks
-    ctx.strokeStyle = "#c9ced6";
-    ctx.lineWidth = 1;
-    ctx.beginPath();
-    ctx.moveTo(pad.l, pad.t); ctx.lineTo(pad.l, H - pad.b); ctx.lineTo(W - pad.r, H - pad.b);
-    ctx.stroke();
-    ctx.fillStyle = "#6a7380";
-    const step = zhi - zlo > 2 ? 0.5 : zhi - zlo > 1 ? 0.25 : 0.1;
-    for (let z = Math.ceil(zlo / step) * step; z <= zhi + 1e-9; z += step) {
-      const x = X(z);
-      ctx.fillRect(x, H - pad.b, 1, 4);
-      ctx.textAlign = "center";
-      ctx.fillText(String(Number(z.toFixed(2))), x, H - pad.b + 15);
-    }
-    ctx.textAlign = "right";
-    ctx.fillText(ymax.toFixed(ymax > 10 ? 0 : 1), pad.l - 4, pad.t + 9);
-    ctx.fillText("0", pad.l - 4, H - pad.b);
-    ctx.textAlign = "left";
-    ctx.fillText("z", W - pad.r - 6, H - pad.b - 4);
-    const step_path = (cv) => {
-      ctx.beginPath();
-      ctx.moveTo(X(Math.max(edges[0], zlo)), Y(0));
-      for (let i = 0; i < cv.length; i++) {
-        if (edges[i + 1] < zlo || edges[i] > zhi) continue;
-        const x1 = X(Math.max(edges[i], zlo));
-        const x2 = X(Math.min(edges[i + 1], zhi));
-        ctx.lineTo(x1, Y(cv[i]));
-        ctx.lineTo(x2, Y(cv[i]));
-      }
-      ctx.lineTo(X(zhi), Y(0));
-    };
-    if (cell.pz_phot) {
-      step_path(cell.pz_phot);
-      ctx.fillStyle = "rgba(47, 95, 167, .28)";
-      ctx.fill();
-      ctx.strokeStyle = "#2f5fa7";
-      ctx.lineWidth = 1.2;
-      ctx.stroke();
-    }
-    if (cell.pz_spec) {
-      step_path(cell.pz_spec);
-      ctx.strokeStyle = "#e07b00";
-      ctx.lineWidth = 2;
-      ctx.stroke();
-    }
-  }
-
   // ----------------------------------------------------------------------- targets
   function targetParams(format) {
     const p = new URLSearchParams();
@@ -617,6 +502,8 @@
     if (budget) p.set("budget", budget);
     if (perCell) p.set("per_cell", perCell);
     if (magLimit) p.set("mag_limit", magLimit);
+    // Gaps weighted by the survey's occupation when one is counted (candidates stay rows).
+    if (state.catalogueId !== null) p.set("occupation_id", state.catalogueId);
     if (format) p.set("format", format);
     return p;
   }
@@ -668,27 +555,56 @@
   }
 
   // ----------------------------------------------------------------------- loading
-  async function loadMap(mapId) {
+  /* The map's arrays, counted from the ledger's rows or (catalogueId) an occupation
+     catalogue. An occupation that cannot be read falls back to the rows; the error goes
+     with the somcal:map event, for the occupation picker to show. */
+  async function loadMap(mapId, catalogueId = null) {
     document.body.dataset.state = "loading";
+    const sameMap = mapId === state.mapId && state.data;
     state.mapId = mapId;
     state.targets = null;
     state.targetsKey = "";
-    state.selected = -1;
     state.hover = -1;
-    $("cell-body").hidden = true;
-    $("cell-hint").hidden = false;
-    $("cell-badge").hidden = true;
-    $("cell-title").textContent = "Cell";
-    $("cell-panel").dataset.cell = "";
-    const data = await api(`/v1/maps/${mapId}/arrays`);
+    if (!sameMap) {
+      state.selected = -1;
+      $("cell-body").hidden = true;
+      $("cell-hint").hidden = false;
+      $("cell-badge").hidden = true;
+      $("cell-title").textContent = "Cell";
+      $("cell-panel").dataset.cell = "";
+    }
+    let data;
+    let error = null;
+    state.catalogueId = catalogueId;
+    try {
+      const query = catalogueId !== null ? `?catalogue_id=${catalogueId}` : "";
+      data = await api(`/v1/maps/${mapId}/arrays${query}`);
+    } catch (err) {
+      if (catalogueId === null) throw err;
+      error = err;
+      state.catalogueId = null;
+      data = await api(`/v1/maps/${mapId}/arrays`);
+    }
     state.data = data;
+    scaleCache = { key: "", value: null };
     layout();
     renderSummary();
     draw(true);
     writeHash();
     document.body.dataset.state = "ready";
     document.body.dataset.map = String(mapId);
+    document.dispatchEvent(new CustomEvent("somcal:map", { detail: { mapId, data, error } }));
     loadTargets();
+    if (sameMap && state.selected >= 0) {
+      badge(state.selected);
+      renderCellTargets(state.selected);
+    }
+  }
+
+  /* Count another catalogue on the same map (null: the ledger's photometric rows). */
+  function setCatalogue(catalogueId) {
+    if (state.mapId === null) return Promise.resolve();
+    return loadMap(state.mapId, catalogueId).catch((err) => showBanner(err.message));
   }
 
   async function init() {
@@ -717,7 +633,7 @@
     const mapId = ids.includes(wanted.map) ? wanted.map : ids[ids.length - 1];
     select.value = String(mapId);
     try {
-      await loadMap(mapId);
+      await loadMap(mapId, Number.isInteger(wanted.occ) && wanted.occ > 0 ? wanted.occ : null);
       if (wanted.cell !== null && wanted.cell >= 0 && wanted.cell < state.data.n_cells) {
         await selectCell(wanted.cell);
       }
@@ -767,28 +683,33 @@
       draw(true);
     });
     $("map-select").addEventListener("change", (ev) => {
-      loadMap(Number(ev.target.value)).catch((err) => showBanner(err.message));
+      loadMap(Number(ev.target.value), null).catch((err) => showBanner(err.message));
     });
     $("targets-form").addEventListener("submit", (ev) => {
       ev.preventDefault();
       loadTargets();
     });
-    for (const id of ["download-csv", "download-fits"]) {
-      // With read authentication the key must travel in a header, which a plain link
-      // cannot send: fetch the file and hand it over as a blob instead.
-      $(id).addEventListener("click", async (ev) => {
-        if (!state.apiKey) return;
-        ev.preventDefault();
-        const res = await fetch(ev.currentTarget.href, { headers: { "X-API-Key": state.apiKey } });
-        if (!res.ok) { showBanner(`download failed: ${res.status}`); return; }
-        const url = URL.createObjectURL(await res.blob());
-        const a = document.createElement("a");
-        a.href = url;
-        a.download = id === "download-csv" ? `somcal_map${state.mapId}_targets.csv` : `somcal_map${state.mapId}_targets.fits`;
-        a.click();
-        URL.revokeObjectURL(url);
-      });
-    }
+    // With read authentication the key must travel in a header, which a plain link
+    // cannot send: keyedDownload fetches the file and hands it over as a blob instead.
+    window.somcalKit.keyedDownload($("download-csv"), () => `somcal_map${state.mapId}_targets.csv`);
+    window.somcalKit.keyedDownload($("download-fits"), () => `somcal_map${state.mapId}_targets.fits`);
+    // A link pasted into this tab changes only the hash: follow it (writeHash replaces the
+    // state without an event, so this fires only for the user's own navigation).
+    window.addEventListener("hashchange", () => {
+      const wanted = readHash();
+      const occ = Number.isInteger(wanted.occ) && wanted.occ > 0 ? wanted.occ : null;
+      if (wanted.color && MODES[wanted.color] && wanted.color !== state.color) {
+        state.color = wanted.color;
+        $("color-select").value = state.color;
+        draw(true);
+      }
+      const ids = state.maps.map((m) => m.id);
+      const mapId = ids.includes(wanted.map) ? wanted.map : state.mapId;
+      if (mapId !== state.mapId || occ !== state.catalogueId) {
+        $("map-select").value = String(mapId);
+        loadMap(mapId, occ).catch((err) => showBanner(err.message));
+      }
+    });
     let resizeTimer = null;
     window.addEventListener("resize", () => {
       clearTimeout(resizeTimer);
@@ -811,7 +732,7 @@
     });
   }
 
-  window.somcal = { selectCell, state };
+  window.somcal = { selectCell, setCatalogue, state };
   bind();
   init();
 })();

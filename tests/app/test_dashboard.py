@@ -16,11 +16,13 @@ import re
 import shutil
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from matplotlib.image import imread
 
@@ -85,9 +87,13 @@ def test_pages_are_served_and_load_nothing_from_outside(client):
     page = client.get("/dashboard")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert '<script src="/static/dashboard.js">' in page.text
-    js = client.get("/static/dashboard.js")
+    # Every script the page loads is served (the dashboard is several plain files).
+    scripts = re.findall(r'<script src="(/static/[\w.]+\.js)">', page.text)
+    assert {"/static/common.js", "/static/followup.js", "/static/calibrations.js"} <= set(scripts)
+    for src in scripts:
+        js = client.get(src)
+        assert js.status_code == 200 and "javascript" in js.headers["content-type"], src
     css = client.get("/static/dashboard.css")
-    assert js.status_code == 200 and "javascript" in js.headers["content-type"]
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
     # Every asset is local: no http(s):// or protocol-relative URL in src/href/url()/fetch.
     external = re.compile(
@@ -457,3 +463,424 @@ def test_api_docs_render_every_operation_in_headless_chromium_offline(server, cl
     assert f"{server}/static-offline-docs/swagger-ui-bundle.js" in requested
     outside = [u for u in requested if not u.startswith((server + "/", "data:", "blob:"))]
     assert not outside, outside
+
+
+# ----------------------------------------------------------------------------- panels
+def _canvas_colours(browser: DevTools, element_id: str) -> int:
+    """How many distinct colours a canvas holds (1: blank)."""
+    return browser.eval(
+        f"(() => {{ const c = document.getElementById('{element_id}');"
+        " const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+        " const seen = new Set(); for (let i = 0; i < d.length; i += 4)"
+        " seen.add(d[i] + ',' + d[i + 1] + ',' + d[i + 2] + ',' + d[i + 3]);"
+        " return seen.size; })()"
+    )
+
+
+def _choose(browser: DevTools, select_id: str, value: str) -> None:
+    browser.eval(
+        f"(() => {{ const s = document.getElementById('{select_id}');"
+        f" s.value = {json.dumps(value)}; s.dispatchEvent(new Event('change')); }})()"
+    )
+
+
+def _occupation(som, frame, tmp_path, name: str, healpix_order: int | None) -> Path:
+    """The occupation of ``frame`` on the map as the table `somcal occupation --output`
+    writes (computed in this process on Dask's synchronous scheduler)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from som.distributed import occupation_parquet
+
+    root = tmp_path / f"{name}_dataset"
+    root.mkdir()
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), root / "part0.parquet")
+    sky = {"healpix_order": healpix_order, "ra_column": "ra", "dec_column": "dec"}
+    occ = occupation_parquet(
+        som, root, mag_column="mag_i", mag_edges=[18, 21, 22, 23, 24, 27],
+        z_column="z_phot", z_edges=[0, 0.5, 1, 2.5], progress=False,
+        **(sky if healpix_order is not None else {}),
+    )  # fmt: skip
+    path = tmp_path / f"{name}.parquet"
+    occ.write_parquet(path)
+    return path
+
+
+def test_followup_and_occupation_panels_in_headless_chromium(
+    server,
+    client,
+    auth,
+    settings,
+    harness,
+    mock_catalogue,
+    tmp_path,
+    trained_map,
+    ingest,
+    stored_map,
+):
+    """A campaign with outcomes, the coverage history and change log it leaves, and two
+    occupation catalogues (one split by HEALPix pixel) are shown; choosing an occupation
+    recounts the map's coverage summary and gaps from it."""
+    chrome = _chromium()
+    map_id = _ledger(trained_map, ingest, mock_catalogue, lattice="rect", n_rows=8, n_cols=10)
+
+    # A campaign, and what the telescope gave: secure, failed, not observed.
+    r = client.post(
+        f"/v1/maps/{map_id}/campaigns",
+        json={"name": "night 1", "per_cell": 1, "budget": 15, "strategy": "c3r2"},
+        headers=auth,
+    )
+    assert r.status_code == 201, r.text
+    campaign = r.json()
+    ids = [t["target_id"] for t in campaign["targets"]]
+    assert len(ids) == 15
+    outcomes = (
+        [{"target_id": t, "outcome": "secure"} for t in ids[:5]]
+        + [{"target_id": t, "outcome": "failed", "exposure_hours": 1.5} for t in ids[5:9]]
+        + [{"target_id": t, "outcome": "not_observed"} for t in ids[9:11]]
+    )
+    r = client.post(
+        f"/v1/maps/{map_id}/campaigns/{campaign['id']}/outcomes",
+        json={"outcomes": outcomes},
+        headers=auth,
+    )
+    assert r.status_code == 200, r.text
+    history = client.get(f"/v1/maps/{map_id}/coverage/history").json()["snapshots"]
+    changes = client.get("/v1/changes", params={"map_id": map_id}).json()
+    assert len(history) >= 3 and changes["total"] >= 3
+
+    # Two occupation catalogues of another, bigger survey of the same colours.
+    survey = mock_catalogue(3000, seed=12)
+    rng = np.random.default_rng(12)
+    survey["ra"] = rng.uniform(0, 90, len(survey))
+    survey["dec"] = rng.uniform(-40, 20, len(survey))
+    som = stored_map(settings.database_url, map_id)
+    occupations = {}
+    for name, order in (("wide-survey", 3), ("no-sky", None)):
+        path = _occupation(som, survey if order else survey.iloc[:1200], tmp_path, name, order)
+        r = client.post(
+            f"/v1/maps/{map_id}/occupations",
+            files={"file": (path.name, path.read_bytes(), "application/octet-stream")},
+            data={"name": name},
+            headers=auth,
+        )
+        assert r.status_code == 201, r.text
+        occupations[name] = r.json()["catalogue"]["id"]
+    wide = occupations["wide-survey"]
+    rows_cov = client.get(f"/v1/maps/{map_id}/coverage").json()["summary"]
+    occ_cov = client.get(f"/v1/maps/{map_id}/coverage", params={"catalogue_id": wide}).json()
+    occ_sum = occ_cov["summary"]
+    assert occ_cov["catalogue"]["catalogue_id"] == wide
+    assert occ_sum["n_galaxies"] != rows_cov["n_galaxies"]
+
+    browser = DevTools(chrome, tmp_path / "profile", height=1800)
+    try:
+        browser.call("Page.enable")
+        browser.call("Page.navigate", url=f"{server}/dashboard#map={map_id}")
+        browser.wait_for("document.body.dataset.state === 'ready'")
+        assert browser.eval("document.getElementById('summary').dataset.catalogue") == "rows"
+        assert "every photometric row" in browser.eval(
+            "document.getElementById('counted-from').textContent"
+        )
+
+        # Follow-up: the campaign, its outcomes, its downloads; the history; the change log.
+        browser.wait_for("document.getElementById('tab-followup').dataset.state === 'ready'")
+        row = browser.eval(
+            f"document.querySelector('#campaigns tr[data-campaign=\"{campaign['id']}\"]').innerText"
+        )
+        assert "night 1" in row and "c3r2" in row
+        cells = row.split("\t")
+        assert cells[2].strip() == "15"  # targets
+        assert cells[3].startswith("11") and "4 pending" in cells[3]  # outcomes recorded
+        assert "55.6%" in cells[4] and "(5/9)" in cells[4]  # success so far
+        href = browser.eval(
+            f'document.querySelector(\'#campaigns tr[data-campaign="{campaign["id"]}"] '
+            "a[data-format=\"csv\"]').getAttribute('href')"
+        )
+        assert href == f"/v1/maps/{map_id}/campaigns/{campaign['id']}?format=csv"
+        csv = client.get(href)
+        assert csv.headers["content-type"].startswith("text/csv")
+        assert all(str(t) in csv.text for t in ids)
+        radec = browser.eval(
+            "document.querySelector('#campaigns a[data-format=\"radec\"]').getAttribute('href')"
+        )
+        assert client.get(radec).text.count("\n") >= 15
+        canvas = "document.getElementById('history-canvas')"
+        assert browser.eval(f"{canvas}.dataset.points") == str(len(history))
+        assert _canvas_colours(browser, "history-canvas") > 3
+        _choose(browser, "history-x", "time")
+        assert _canvas_colours(browser, "history-canvas") > 3
+        log = browser.eval("document.getElementById('changes').innerText")
+        for action in ("catalogue ingested", "campaign created", "outcomes recorded"):
+            assert action in log, log
+        assert "tests" in log  # the key's name
+        assert browser.eval("document.querySelectorAll('#changes tr[data-change]').length") == (
+            min(changes["total"], 12)
+        )
+        # A campaign saved meanwhile appears on Refresh.
+        r = client.post(
+            f"/v1/maps/{map_id}/campaigns",
+            json={"name": "night 2", "budget": 5, "strategy": "brightest"},
+            headers=auth,
+        )
+        assert r.status_code == 201, r.text
+        browser.eval("document.getElementById('followup-refresh').click()")
+        row2 = f"#campaigns tr[data-campaign='{r.json()['id']}']"
+        browser.wait_for(f"document.querySelector({json.dumps(row2)}) !== null")
+        assert browser.eval("document.getElementById('campaigns').dataset.count") == "2"
+
+        # Choose the occupation with a sky split: the summary and gaps are its counts.
+        options = browser.eval(
+            "[...document.getElementById('occ-select').options].map(o => o.value)"
+        )
+        assert options == ["", str(wide), str(occupations["no-sky"])]
+        _choose(browser, "occ-select", str(wide))
+        browser.wait_for(
+            f"document.getElementById('summary').dataset.catalogue === '{wide}' && "
+            "document.body.dataset.state === 'ready'"
+        )
+        summary = browser.eval("document.getElementById('summary').innerText")
+        assert f"{occ_sum['n_galaxies']:,}\ngalaxies on the map" in summary, summary
+        assert f"{occ_sum['n_cells_occupied_covered']} of {occ_sum['n_cells_occupied']}" in summary
+        gaps = occ_sum["n_cells_occupied"] - occ_sum["n_cells_occupied_covered"]
+        assert f"{gaps:,}\ngaps to fill" in summary, summary
+        assert f"occupation catalogue {wide} “wide-survey”" in browser.eval(
+            "document.getElementById('counted-from').textContent"
+        )
+        assert f"occ={wide}" in browser.eval("location.hash")
+        browser.wait_for(
+            f"document.body.dataset.targets !== undefined && "
+            f"document.getElementById('download-csv').getAttribute('href').includes('occupation_id={wide}')"
+        )
+
+        # Its tab: the list with the counted one marked, and the sky map of the uncovered share.
+        browser.eval("document.querySelector('.tab[data-tab=\"occupation\"]').click()")
+        browser.wait_for("document.getElementById('sky').dataset.state === 'ready'")
+        assert browser.eval("document.getElementById('sky-image').naturalWidth") > 200
+        assert browser.eval(
+            "document.querySelector('#occupations tr.chosen').dataset.catalogue"
+        ) == str(wide)
+        browser.eval("document.getElementById('work-panel').scrollIntoView()")
+        browser.mouse("mouseMoved", 5, 5)
+        shot = tmp_path / "dashboard_occupation.png"
+        browser.screenshot(shot)
+
+        # An occupation without a sky split says how to get one.
+        browser.eval(
+            f"document.querySelector('#occupations button[data-count=\"{occupations['no-sky']}\"]')"
+            ".click()"
+        )
+        browser.wait_for(
+            f"document.getElementById('summary').dataset.catalogue === '{occupations['no-sky']}'"
+            " && document.getElementById('sky').dataset.state === 'none'"
+        )
+        assert "no sky split" in browser.eval("document.getElementById('sky').innerText")
+
+        # Back to the ledger's rows: the first summary again.
+        _choose(browser, "occ-select", "")
+        browser.wait_for("document.getElementById('summary').dataset.catalogue === 'rows'")
+        summary = browser.eval("document.getElementById('summary').innerText")
+        assert f"{rows_cov['n_galaxies']:,}\ngalaxies on the map" in summary
+
+        # A link to an occupation that is not there: the rows, and the reason, in the page.
+        browser.call("Page.navigate", url=f"{server}/dashboard#map={map_id}&occ=999999")
+        browser.wait_for("document.body.dataset.state === 'ready'")
+        browser.wait_for("!document.getElementById('occ-error').hidden")
+        assert "999999" in browser.eval("document.getElementById('occ-error').textContent")
+        assert browser.eval("document.getElementById('summary').dataset.catalogue") == "rows"
+        browser.eval("document.querySelector('.tab[data-tab=\"followup\"]').click()")
+        browser.wait_for("document.getElementById('tab-followup').dataset.state === 'ready'")
+        browser.eval("document.getElementById('work-panel').scrollIntoView()")
+        browser.mouse("mouseMoved", 5, 5)
+        followup_shot = tmp_path / "dashboard_followup.png"
+        browser.screenshot(followup_shot)
+    finally:
+        browser.close()
+    for path in (shot, followup_shot):
+        image = imread(path)
+        assert image.shape[:2] == (1800, 1440)
+        print(f"dashboard screenshot: {path}")
+
+    # Where reads need a key too, the page asks for it once and sends it with every request,
+    # the images and downloads included (a plain <img> or link could not send the header).
+    from app.main import create_app
+
+    closed = create_app(settings.model_copy(update={"read_auth": True}))
+    browser = DevTools(chrome, tmp_path / "profile-auth")
+    try:
+        with harness.ThreadServer(closed) as base:
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(f"{base}/v1/maps/{map_id}/campaigns", timeout=10)
+            assert refused.value.code == 401
+            browser.call("Page.enable")
+            browser.call(
+                "Page.addScriptToEvaluateOnNewDocument",
+                source="window.asked = 0; window.prompt = () => "
+                f"(window.asked++, {json.dumps(auth['X-API-Key'])});",
+            )
+            browser.call("Page.navigate", url=f"{base}/dashboard#map={map_id}&occ={wide}")
+            browser.wait_for("document.body.dataset.state === 'ready'")
+            browser.wait_for(f"document.getElementById('summary').dataset.catalogue === '{wide}'")
+            browser.wait_for("document.getElementById('tab-followup').dataset.state === 'ready'")
+            assert browser.eval("document.getElementById('campaigns').dataset.count") == "2"
+            browser.eval("document.querySelector('.tab[data-tab=\"occupation\"]').click()")
+            browser.wait_for("document.getElementById('sky').dataset.state === 'ready'")
+            assert browser.eval("document.getElementById('sky-image').src").startswith("blob:")
+            assert browser.eval("document.getElementById('banner').hidden") is True
+            assert browser.eval("window.asked") == 1
+            # A key revoked mid-session: the follow-up's three requests at once ask once.
+            browser.eval("somcalKit.setKey('revoked'); window.asked = 0")
+            browser.eval("document.getElementById('followup-refresh').click()")
+            browser.wait_for("document.getElementById('tab-followup').dataset.state === 'ready'")
+            assert browser.eval("window.asked") == 1
+    finally:
+        browser.close()
+
+
+def test_panels_say_what_to_do_on_a_map_without_follow_up(
+    server, mock_catalogue, tmp_path, trained_map, ingest
+):
+    chrome = _chromium()
+    map_id = _ledger(trained_map, ingest, mock_catalogue, lattice="rect", n_rows=5, n_cols=6)
+    browser = DevTools(chrome, tmp_path / "profile")
+    try:
+        browser.call("Page.navigate", url=f"{server}/dashboard#map={map_id}")
+        browser.wait_for("document.getElementById('tab-followup').dataset.state === 'ready'")
+        assert "No campaigns yet: somcal campaign create" in browser.eval(
+            "document.getElementById('campaigns').innerText"
+        )
+        assert browser.eval("document.getElementById('occ-select').disabled") is True
+        browser.eval("document.querySelector('.tab[data-tab=\"calibrations\"]').click()")
+        browser.wait_for("document.getElementById('tab-calibrations').dataset.state === 'ready'")
+        assert "somcal calibration create --deep-map" in browser.eval(
+            "document.getElementById('calibrations').innerText"
+        )
+        browser.eval("document.querySelector('.tab[data-tab=\"occupation\"]').click()")
+        assert "somcal occupation DATASET" in browser.eval(
+            "document.getElementById('occupations').innerText"
+        )
+        # An API error shows in its panel, not only in the console.
+        browser.eval(
+            "window.fetch = ((f) => (url, o) => String(url).startsWith('/v1/calibrations') ?"
+            " Promise.resolve(new Response(JSON.stringify({detail: 'database on fire'}),"
+            " {status: 500, headers: {'content-type': 'application/json'}})) : f(url, o))"
+            "(window.fetch)"
+        )
+        browser.eval("document.getElementById('calibrations-refresh').click()")
+        browser.wait_for("document.getElementById('tab-calibrations').dataset.state === 'error'")
+        assert "database on fire" in browser.eval(
+            "document.getElementById('calibrations').innerText"
+        )
+    finally:
+        browser.close()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # two maps and a job: costly
+def test_calibrations_panel_and_a_recompute_job_in_headless_chromium(
+    settings, auth, harness, tmp_path
+):
+    """A deep/wide calibration on the mock: its bins (⟨z⟩ ± spread) and n(z) figure; then a
+    recompute queued on a server without workers shows as a waiting job, and the panel
+    follows it to the new version once a server with workers runs it."""
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from som.mock import make_mock, observe_wide, transfer_catalogue
+
+    chrome = _chromium()
+    deep_bands = ("u", "g", "r", "i", "z", "Y", "J", "H")
+    wide_bands = ("u_lsst", "g_lsst", "r_lsst", "i_lsst", "z_lsst", "y_lsst")
+
+    def phot(frame, bands, prefix="", extra=("ra", "dec")):
+        cols = {"id": frame["id"], **{c: frame[c] for c in extra if c in frame.columns}}
+        for b in bands:
+            cols[f"mag_{b}"] = frame[f"{prefix}mag_{b}"]
+            cols[f"magerr_{b}"] = frame[f"{prefix}magerr_{b}"]
+        return pd.DataFrame(cols)
+
+    deep = make_mock(700, seed=3, truth=True)
+    wide = observe_wide(deep, "lsst", seed=4)
+    transfer = transfer_catalogue(deep, "lsst", n_injections=3, seed=5)
+    has_z = np.isfinite(deep["z_spec"].to_numpy())
+    spectra = phot(deep[has_z], deep_bands)
+    spectra.insert(3, "z_spec", deep.loc[has_z, "z_spec"].to_numpy())
+
+    with TestClient(create_app(settings)) as client:  # with workers: it computes
+
+        def upload(kind, frame, name):
+            r = harness.upload(client, auth, kind, frame, name)
+            assert r.status_code == 201, r.text
+            return r.json()["id"]
+
+        deep_id = upload("photometric", phot(deep, deep_bands), "deep.csv")
+        wide_id = upload("photometric", phot(wide, wide_bands), "wide.csv")
+        transfer_id = upload("photometric", phot(transfer, wide_bands, "wide_", ()), "transfer.csv")
+        upload("spectroscopic", spectra, "spec.csv")
+        maps = [
+            harness.train(client, auth, cat, timeout=180.0, n_rows=n, n_cols=n, n_epochs=3)[0]
+            for cat, n in ((deep_id, 5), (wide_id, 4))
+        ]
+        body = {
+            "name": "lsst y1", "deep_map_id": maps[0], "wide_map_id": maps[1],
+            "deep_catalogue_id": deep_id, "wide_catalogue_id": wide_id,
+            "transfer_catalogue_id": transfer_id, "bin_edges": [0.0, 0.5, 0.9, 1.5],
+            "n_realisations": 10,
+        }  # fmt: skip
+        r = client.post("/v1/calibrations", json=body, headers=auth)
+        assert r.status_code == 202, r.text
+        cal_id = r.json()["id"]
+        harness.wait_for_job(client, r.json()["job_id"], timeout=120.0)
+        cal = client.get(f"/v1/calibrations/{cal_id}").json()
+        assert cal["status"] == "ready", cal
+
+    # A server whose jobs wait for a worker: a recompute stays queued while it serves.
+    idle = create_app(settings.model_copy(update={"embedded_workers": 0}))
+    card = f"document.querySelector('article.calibration[data-calibration=\"{cal_id}\"]')"
+    browser = DevTools(chrome, tmp_path / "profile", height=1400)
+    try:
+        with harness.ThreadServer(idle) as base:
+            browser.call("Page.enable")
+            browser.call("Page.navigate", url=f"{base}/dashboard#map={maps[1]}")
+            browser.wait_for("document.body.dataset.state === 'ready'")
+            browser.eval("document.querySelector('.tab[data-tab=\"calibrations\"]').click()")
+            panel = "document.getElementById('tab-calibrations')"
+            browser.wait_for(f"{panel}.dataset.state === 'ready'")
+            assert browser.eval(f"{card}.dataset.status") == "ready"
+            assert "this map is its wide map" in browser.eval(f"{card}.innerText")
+            # per bin ⟨z⟩ ± the ensemble's spread, as the API gives them
+            shown = browser.eval(
+                f"[...{card}.querySelectorAll('tr[data-bin] td.mean-z')].map(td => td.innerText)"
+            )
+            assert len(shown) == len(cal["bins"]) == 3
+            for text, b in zip(shown, cal["bins"], strict=True):
+                assert text.startswith(f"{b['mean_z']:.4f} ± {b['mean_z_std']:.4f}"), text
+            browser.wait_for(f"{card}.querySelector('img.nz').dataset.loaded === 'true'")
+            assert browser.eval(f"{card}.querySelector('img.nz').naturalWidth") > 200
+            browser.eval("document.getElementById('work-panel').scrollIntoView()")
+            browser.mouse("mouseMoved", 5, 5)
+            shot = tmp_path / "dashboard_calibrations.png"
+            browser.screenshot(shot)
+
+            request = urllib.request.Request(
+                f"{base}/v1/calibrations/{cal_id}/recompute", method="POST", headers=auth
+            )
+            with urllib.request.urlopen(request, timeout=30) as r:
+                job_id = json.load(r)["job_id"]
+            browser.eval("document.getElementById('calibrations-refresh').click()")
+            browser.wait_for(f"{panel}.dataset.state === 'running'")
+            assert browser.eval(f"{card}.dataset.status") == "queued"
+            assert browser.eval(f"{card}.querySelector('.job').dataset.job") == str(job_id)
+            assert f"job {job_id} (queued)" in browser.eval(f"{card}.innerText")
+
+            # A server with workers runs it; the panel, polling, shows the second version.
+            with TestClient(create_app(settings)):
+                browser.wait_for(
+                    f"{card} && {card}.dataset.version === '2' && "
+                    f"{card}.dataset.status === 'ready'",
+                    timeout=120,
+                )
+            assert browser.eval(f"{panel}.dataset.state") == "ready"
+    finally:
+        browser.close()
+    assert imread(shot).shape[:2] == (1400, 1440)
+    print(f"dashboard screenshot: {shot}")

@@ -1,7 +1,12 @@
 """The web dashboard: the page at /dashboard (static HTML + JS, no build step, nothing fetched
 from outside the server) and the colour maps it draws with (the figures' own, sampled from
 matplotlib). The per-cell arrays it draws a map from are a map resource
-(``GET /v1/maps/{id}/arrays``, :mod:`app.api.routes.maps.arrays`)."""
+(``GET /v1/maps/{id}/arrays``, :mod:`app.api.routes.maps.arrays`).
+
+The page's scripts are plain files under ``app/static`` served at ``/static`` (see
+``common.js`` for how they divide the work): the map and its cells, the catalogue counted
+(row catalogue or occupation, with its sky map), the follow-up (campaigns, coverage history,
+change log) and the deep/wide calibrations. Each reads only the public API."""
 
 from __future__ import annotations
 
