@@ -41,13 +41,13 @@ if TYPE_CHECKING:
 
 
 # ----------------------------------------------------------------------------- coverage / gaps
-OccupationOption = Annotated[
+CatalogueOption = Annotated[
     int | None,
     typer.Option(
         "--catalogue-id",
         min=1,
-        help="Count an occupation catalogue of the map (`somcal occupation`) instead of the "
-        "ledger's photometric rows.",
+        help="Count one photometric catalogue's rows, or an occupation catalogue of the map "
+        "(`somcal occupation`), instead of every photometric row of the ledger.",
     ),
 ]
 
@@ -112,14 +112,14 @@ def coverage(
         str | None, typer.Option(help="Photo-z bins: a number or comma-separated edges.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (summary only).")] = False,
-    catalogue_id: OccupationOption = None,
+    catalogue_id: CatalogueOption = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Spectroscopic coverage of a map: cells and galaxies covered.
 
     Optionally broken down by magnitude (--mag-band, --mag-bins) and photo-z (--z-bins).
-    With --catalogue-id, of an occupation catalogue (`somcal occupation`): its counts, its
-    own bins."""
+    With --catalogue-id, of one photometric catalogue's rows, or of an occupation catalogue
+    (`somcal occupation`): its counts, its own bins."""
     from app.services import coverage as coverage_service
 
     mb = _parse_bins(mag_bins, "--mag-bins")
@@ -160,7 +160,7 @@ def gaps(
         Path | None, typer.Option("--output", "-o", help="Write every gap (CSV, FITS, ...).")
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
-    catalogue_id: OccupationOption = None,
+    catalogue_id: CatalogueOption = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Uncovered cells that hold galaxies, the most populated first (with --catalogue-id,

@@ -11,11 +11,13 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from app.models import Map
+from app.models import Catalogue, Map
 from app.services import ledger, map_store, phot_store
 from app.services import occupation as occupation_service
+from app.services.catalogues import get_catalogue
 from app.services.errors import InvalidInputError, NotFoundError, RowError
 from som import calibration as cal
+from som.vocabulary import CatalogueKind
 
 
 def cell_detail(session: Session, m: Map, cell: int, max_spectra: int = 100) -> dict[str, Any]:
@@ -142,6 +144,42 @@ def _occupation_coverage(
     }
 
 
+def _row_catalogue(session: Session, catalogue_id: int) -> Catalogue | None:
+    """The photometric catalogue ``catalogue_id`` whose rows an answer counts, or None
+    when it is an occupation catalogue (counted from its stored counts); a spectroscopic
+    catalogue is a 422: coverage counts galaxies, spectra are what covers them."""
+    cat = get_catalogue(session, catalogue_id)
+    if cat.kind == CatalogueKind.occupation:
+        return None
+    if cat.kind != CatalogueKind.photometric:
+        reason = (
+            f"catalogue {cat.id} is {cat.kind}: give a photometric or an occupation "
+            "catalogue (the spectra are what covers the cells)"
+        )
+        raise InvalidInputError(reason, [RowError(None, "catalogue_id", None, reason)])
+    return cat
+
+
+def _catalogue_cells(session: Session, m: Map, cat: Catalogue) -> tuple[np.ndarray, int]:
+    """Per cell, the catalogue's rows on the map that are inside what it was trained on,
+    and how many of its rows are outside (counted apart, as in every answer)."""
+    rows = session.execute(
+        text(
+            "SELECT a.cell, a.outside, COUNT(*) FROM assignments a "
+            "WHERE a.map_id = :m AND a.catalogue_id = :c GROUP BY a.cell, a.outside"
+        ),
+        {"m": m.id, "c": cat.id},
+    ).all()
+    counts = np.zeros(m.n_rows * m.n_cols, dtype=np.int64)
+    n_outside = 0
+    for cell, outside, n in rows:
+        if outside:
+            n_outside += int(n)
+        else:
+            counts[int(cell)] += int(n)
+    return counts, n_outside
+
+
 def coverage(
     session: Session,
     m: Map,
@@ -150,16 +188,22 @@ def coverage(
     z_bins: Any,
     catalogue_id: int | None = None,
 ) -> dict[str, Any]:
-    """Coverage of the ledger's photometric rows, or (``catalogue_id``) of an occupation
-    catalogue: the same summary from its counts, its bins the ones it was computed with."""
+    """Coverage of the ledger's photometric rows (of one photometric catalogue with
+    ``catalogue_id``), or of an occupation catalogue: the same summary from its counts,
+    its bins the ones it was computed with."""
+    only = None
     if catalogue_id is not None:
-        return _occupation_coverage(session, m, catalogue_id, mag_band, mag_bins, z_bins)
+        only = _row_catalogue(session, catalogue_id)
+        if only is None:
+            return _occupation_coverage(session, m, catalogue_id, mag_band, mag_bins, z_bins)
     stats = ledger.cells_frame(session, m.id)
     covered = stats["covered"].to_numpy()
     n_cells = len(stats)
+    n_phot = stats["n_phot"].to_numpy()
+    if only is not None:
+        n_phot, n_outside = _catalogue_cells(session, m, only)
     if mag_band is None and z_bins is None:
         # From the per-cell counts: the same numbers without reading every source.
-        n_phot = stats["n_phot"].to_numpy()
         occupied = np.flatnonzero(n_phot > 0)
         summary = cal.coverage_summary(occupied, covered, weights=n_phot[occupied])
         summary.n_galaxies = int(n_phot.sum())
@@ -174,8 +218,9 @@ def coverage(
                 + (", s.mags" if band else "")
                 + " FROM assignments a JOIN sources s ON s.id = a.object_id "
                 "AND s.catalogue_id = a.catalogue_id WHERE a.map_id = :m AND a.outside = :f"
+                + (" AND a.catalogue_id = :c" if only is not None else "")
             ),
-            {"m": m.id, "f": False},
+            {"m": m.id, "f": False, **({"c": only.id} if only is not None else {})},
         ).all()
         arr = phot_store.float_rows([r[:3] for r in rows], 3)
         if band:
@@ -193,15 +238,18 @@ def coverage(
             )
         except ValueError as exc:
             raise InvalidInputError(str(exc)) from exc
-    n_sources = ledger.count_sources(session)
+    if only is None:
+        n_sources = ledger.count_sources(session)
+        n_outside = ledger.n_outside(session, m.id, "photometric")
+    else:
+        n_sources = int(only.n_rows or 0)
     out = summary.to_dict()
-    n_outside = ledger.n_outside(session, m.id, "photometric")
     out["n_outside_training"] = n_outside
     out["n_unassigned"] = max(n_sources - out["n_galaxies"] - n_outside, 0)
     return {
         "map_id": m.id,
         "k": m.min_secure,
-        "catalogue": occupation_service.sample_ref(None),
+        "catalogue": occupation_service.sample_ref(only),
         "summary": out,
         "n_spectra": int(stats["n_spec"].sum()),
         "n_spectra_secure": int(stats["n_spec_secure"].sum()),
@@ -211,7 +259,7 @@ def coverage(
         "cells": {
             "n_cells": n_cells,
             "covered": [bool(c) for c in covered],
-            "n_phot": stats["n_phot"].astype(int).tolist(),
+            "n_phot": np.asarray(n_phot).astype(int).tolist(),
             "n_spec_secure": stats["n_spec_secure"].astype(int).tolist(),
         },
     }
@@ -221,14 +269,19 @@ def gaps(
     session: Session, m: Map, limit: int, offset: int, catalogue_id: int | None = None
 ) -> dict[str, Any]:
     """Uncovered cells ranked by the ledger's photometric rows in them, or (``catalogue_id``)
-    by an occupation catalogue's counts: a survey's gaps without its rows."""
+    by one photometric catalogue's rows or an occupation catalogue's counts: a survey's
+    gaps without its rows."""
     stats = ledger.cells_frame(session, m.id)
     n_phot = stats["n_phot"].to_numpy()
     cat = None
     n_outside = None
     if catalogue_id is not None:
-        cat, occ = occupation_service.load(session, m, catalogue_id)
-        n_phot, n_outside = occ.counts, occ.n_outside_training
+        cat = _row_catalogue(session, catalogue_id)
+        if cat is None:
+            cat, occ = occupation_service.load(session, m, catalogue_id)
+            n_phot, n_outside = occ.counts, occ.n_outside_training
+        else:
+            n_phot, n_outside = _catalogue_cells(session, m, cat)
     occupied = np.flatnonzero(n_phot > 0)
     frame = cal.gaps(
         occupied, stats["covered"].to_numpy(), len(stats), weights=n_phot[occupied].astype(float)

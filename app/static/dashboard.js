@@ -414,9 +414,12 @@
     // Which catalogue these numbers counted (the API names it in every answer).
     const cat = d.catalogue || { catalogue_id: null };
     $("summary").dataset.catalogue = cat.catalogue_id === null ? "rows" : String(cat.catalogue_id);
+    state.catalogueKind = cat.kind || null;
     $("counted-from").textContent = cat.catalogue_id === null
       ? "Counted: every photometric row in the ledger."
-      : `Counted: occupation catalogue ${cat.catalogue_id} “${cat.name || ""}” (a survey's per-cell counts): gaps are weighted by it; spectra and target candidates are the ledger's rows.`;
+      : cat.kind === "photometric"
+        ? `Counted: photometric catalogue ${cat.catalogue_id} “${cat.name || ""}” (its own rows); spectra and target candidates are the ledger's.`
+        : `Counted: occupation catalogue ${cat.catalogue_id} “${cat.name || ""}” (a survey's per-cell counts): gaps are weighted by it; spectra and target candidates are the ledger's rows.`;
     const kinds = ["overview", "redshift", "dispersion", "occupation", "coverage", "umatrix", "nz"];
     $("figure-links").innerHTML = kinds
       .map((k) => `<a href="/v1/maps/${d.map_id}/plots/${k}.png" target="_blank" rel="noopener">${k}</a>`)
@@ -503,7 +506,7 @@
     if (perCell) p.set("per_cell", perCell);
     if (magLimit) p.set("mag_limit", magLimit);
     // Gaps weighted by the survey's occupation when one is counted (candidates stay rows).
-    if (state.catalogueId !== null) p.set("occupation_id", state.catalogueId);
+    if (state.catalogueId !== null && state.catalogueKind === "occupation") p.set("occupation_id", state.catalogueId);
     if (format) p.set("format", format);
     return p;
   }

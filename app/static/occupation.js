@@ -1,7 +1,8 @@
 /* somcal dashboard: which catalogue the map's counts come from (issue 15), the tabs of the
  * work panel, and the "Occupation & sky" tab.
  *
- * The picker lists the map's occupation catalogues (GET /v1/maps/{id}/occupations): a
+ * The picker lists the photometric catalogues (GET /v1/catalogues) and the map's
+ * occupation catalogues (GET /v1/maps/{id}/occupations): a
  * survey's per-cell counts, stored without rows. Choosing one reloads the map's arrays and
  * coverage summary with ?catalogue_id= (dashboard.js, somcal.setCatalogue); the answer
  * names the catalogue it counted, shown under the picker. An occupation split by HEALPix
@@ -12,7 +13,7 @@
 
 (() => {
   const { $, int, esc, when, api, loadImage, note } = window.somcalKit;
-  const occ = { mapId: null, items: [], request: 0 };
+  const occ = { mapId: null, items: [], rowCatalogues: [], request: 0 };
 
   // ----------------------------------------------------------------------- tabs
   function showTab(name) {
@@ -40,13 +41,18 @@
 
   function fillPicker(selected) {
     const select = $("occ-select");
+    // A photometric catalogue counts its own rows (a deep field beside the survey).
     select.innerHTML = '<option value="">every photometric row (ledger)</option>'
+      + occ.rowCatalogues
+        .map((c) => `<option value="${c.id}">photometric ${c.id}: ${esc(c.name)} (${int(c.n_rows)} rows)</option>`)
+        .join("")
       + occ.items
         .map((o) => `<option value="${o.catalogue.id}">occupation ${o.catalogue.id}: ${esc(o.catalogue.name)} (${int(o.n_galaxies)} galaxies)</option>`)
         .join("");
     select.value = selected === null ? "" : String(selected);
-    select.disabled = !occ.items.length;
-    select.title = occ.items.length ? "" : "No occupation catalogue on this map yet";
+    const choices = occ.items.length + occ.rowCatalogues.length;
+    select.disabled = !choices;
+    select.title = choices ? "" : "No catalogue to count on this map yet";
   }
 
   function renderList(selected) {
@@ -109,13 +115,16 @@
     if (mapId !== occ.mapId) {
       occ.mapId = mapId;
       occ.items = [];
+      occ.rowCatalogues = [];
       const ticket = ++occ.request;
       panel.dataset.state = "loading";
       fillPicker(null);
       try {
         const items = await api(`/v1/maps/${mapId}/occupations`);
+        const rows = await api("/v1/catalogues?kind=photometric&limit=1000");
         if (ticket !== occ.request) return;
         occ.items = items;
+        occ.rowCatalogues = rows.items;
       } catch (err) {
         if (ticket !== occ.request) return;
         panel.dataset.state = "error";

@@ -633,7 +633,26 @@ def test_followup_and_occupation_panels_in_headless_chromium(
         options = browser.eval(
             "[...document.getElementById('occ-select').options].map(o => o.value)"
         )
-        assert options == ["", str(wide), str(occupations["no-sky"])]
+        photometric = [
+            str(c["id"]) for c in client.get("/v1/catalogues?kind=photometric").json()["items"]
+        ]
+        assert photometric and options == ["", *photometric, str(wide), str(occupations["no-sky"])]
+
+        # A photometric catalogue counts its own rows (the API's numbers, named as such).
+        own = client.get(
+            f"/v1/maps/{map_id}/coverage", params={"catalogue_id": photometric[0]}
+        ).json()
+        _choose(browser, "occ-select", photometric[0])
+        browser.wait_for(
+            f"document.getElementById('summary').dataset.catalogue === '{photometric[0]}' && "
+            "document.body.dataset.state === 'ready'"
+        )
+        assert f"photometric catalogue {photometric[0]}" in browser.eval(
+            "document.getElementById('counted-from').textContent"
+        )
+        summary = browser.eval("document.getElementById('summary').innerText")
+        assert f"{own['summary']['n_galaxies']:,}\ngalaxies on the map" in summary
+
         _choose(browser, "occ-select", str(wide))
         browser.wait_for(
             f"document.getElementById('summary').dataset.catalogue === '{wide}' && "
@@ -749,7 +768,15 @@ def test_panels_say_what_to_do_on_a_map_without_follow_up(
         assert "No campaigns yet: somcal campaign create" in browser.eval(
             "document.getElementById('campaigns').innerText"
         )
-        assert browser.eval("document.getElementById('occ-select').disabled") is True
+        # No occupation yet: the picker offers the ledger and its photometric catalogue.
+        options = browser.eval(
+            "[...document.getElementById('occ-select').options].map(o => o.text)"
+        )
+        assert options[0].startswith("every photometric row") and len(options) == 2
+        assert options[1].startswith("photometric ")
+        assert "No occupation catalogue on this map yet" in browser.eval(
+            "document.getElementById('occupations').innerText"
+        )
         browser.eval("document.querySelector('.tab[data-tab=\"calibrations\"]').click()")
         browser.wait_for("document.getElementById('tab-calibrations').dataset.state === 'ready'")
         assert "somcal calibration create --deep-map" in browser.eval(

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from app.api.deps import IdPath, ReadDep, SessionDep
 from app.api.routes.maps._common import NOT_FOUND, NOT_READY
-from app.api.routes.maps.coverage import OccupationQuery
+from app.api.routes.maps.coverage import CatalogueQuery
 from app.schemas import MapArraysOut
 from app.services import figures, map_store
 
@@ -21,12 +21,12 @@ router = APIRouter()
     "at the bottom; hexagonal maps shift odd rows right by half a cell). `null` where a "
     "statistic is undefined (no galaxy, no secure spectrum). `umatrix` is the mean "
     "feature-space distance of a cell's weights to its neighbours'. `summary` is the coverage "
-    "summary of `GET /v1/maps/{id}/coverage`; with `catalogue_id` (an occupation catalogue) "
-    "`n_phot` and the summary are that survey's counts.",
+    "summary of `GET /v1/maps/{id}/coverage`; with `catalogue_id` (a photometric catalogue, "
+    "or an occupation catalogue) `n_phot` and the summary are that catalogue's counts.",
     responses={**NOT_FOUND, **NOT_READY},
 )
 def map_arrays(
-    map_id: IdPath, session: SessionDep, _auth: ReadDep, catalogue_id: OccupationQuery = None
+    map_id: IdPath, session: SessionDep, _auth: ReadDep, catalogue_id: CatalogueQuery = None
 ) -> MapArraysOut:
     m = map_store.get_map(session, map_id)
     return MapArraysOut.model_validate(figures.dashboard_arrays(session, m, catalogue_id))

@@ -15,13 +15,14 @@ from app.services.map_queries import parse_bins
 
 router = APIRouter()
 
-OccupationQuery = Annotated[
+CatalogueQuery = Annotated[
     int | None,
     Query(
         ge=1,
         le=2**31 - 1,
-        description="Count an occupation catalogue of this map (a survey's per-cell counts) "
-        "instead of the ledger's photometric rows.",
+        description="Count one photometric catalogue's rows, or an occupation catalogue of "
+        "this map (a survey's per-cell counts), instead of every photometric row of the "
+        "ledger.",
     ),
 ]
 
@@ -41,7 +42,7 @@ def coverage(
     ] = None,
     mag_bins: str | None = Query(None, description="Number of bins or comma-separated edges."),
     z_bins: str | None = Query(None, description="Break down by photo-z: bins or edges."),
-    catalogue_id: OccupationQuery = None,
+    catalogue_id: CatalogueQuery = None,
 ) -> CoverageOut:
     m = ready_map(session, map_id)
     mb = parse_bins(mag_bins, "mag_bins")
@@ -70,7 +71,7 @@ def gaps(
     _auth: ReadDep,
     limit: Annotated[int, Query(ge=1, le=100000)] = 100,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
-    catalogue_id: OccupationQuery = None,
+    catalogue_id: CatalogueQuery = None,
 ) -> GapsOut:
     m = ready_map(session, map_id)
     return GapsOut.model_validate(coverage_service.gaps(session, m, limit, offset, catalogue_id))
