@@ -173,6 +173,12 @@ def run_size(som: SOM, dataset: Path, workers: int, rows_per_task: int) -> dict:
         seconds = time.perf_counter() - t0
         cpu = sum(client.run(time.process_time).values()) - cpu0
         peaks = worker_peaks(client)
+    # said at once, so that a run stopped before the larger size still leaves this one
+    mb = 1024**2
+    print(f"done {occ.n_rows:,} rows in {seconds:.1f} s: {occ.n_rows / seconds:,.0f} rows/s, "
+          f"{occ.n_rows / cpu if cpu > 0 else float('nan'):,.0f} rows/CPU-s, worker peak "
+          f"{', '.join(f'{v / mb:,.0f}' for v in peaks)} MB; load {_common.load_average()}",
+          file=sys.stderr, flush=True)  # fmt: skip
     return {
         "rows": occ.n_rows,
         "partitions": occ.provenance["n_partitions"],
@@ -206,7 +212,7 @@ def main() -> None:
         sys.exit(f"PostgreSQL not reachable: {reason}")
     url, schema = _service.pg_schema(base, "somcal_bench_occ")
     try:
-        print(f"load: {_common.load_average()}", file=sys.stderr)
+        print(f"load: {_common.load_average()}", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
         files = write_dataset(data, n_large, args.seed)
         if args.data is not None:  # a dataset directory may hold more files than this run's
