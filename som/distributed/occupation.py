@@ -5,13 +5,14 @@ Each partition (a run of row groups, ``_parquet.plan``) is read with only the co
 histograms need, assigned in batches (or, for a dataset already written by
 ``assign_parquet`` with this map, its ``cell`` and ``cell_outside_training`` columns are
 used as they are), and reduced to its :class:`~som.occupation.Occupation`: a few arrays
-of the map's size, whatever the partition's rows. ``Bag.reduction`` adds them on the
-cluster in a fixed tree (``split_every``), so counts are exact and weight sums do not
-depend on timing; only the total reaches the client. Memory per worker is one partition's
-columns plus one batch's features.
+of the map's size, whatever the partition's rows. They are added on the cluster in a
+fixed tree of fan-in ``_SPLIT_EVERY`` in partition order, so counts are exact and weight
+sums do not depend on timing; only a round's total reaches the client. Memory per worker
+is one partition's columns plus one batch's features.
 
-The partitions are submitted in rounds of a few per worker thread so that progress can
-be reported and the run stops after the round in which a partition failed. A failed
+The partitions are submitted in rounds of a few per worker thread: progress is reported
+as each partition ends (a queued job shows it), and the run stops after the round in
+which a partition failed. A failed
 partition does not raise inside the tree: its failure travels up as data, so the error
 names every partition that failed (file, row groups, file rows, reason).
 """
