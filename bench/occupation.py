@@ -19,6 +19,19 @@ memory (VmHWM of the worker process) at both sizes, so that memory per worker ca
 seen not to grow with the dataset, the time to register the counts in PostgreSQL and to
 answer coverage and gaps from them, and a projection for 1.5x10^9 rows on N workers from
 the measured per-worker rate. On a shared machine, check the load shown.
+
+Last run (2026-12-03, the shared 2-core machine; README "Survey scale"):
+
+    nice -n 5 .venv/bin/python bench/occupation.py --rows 1e8 --small 1e7 --map 30x40 \
+        --data /work/occ-bench/data --json result.json
+
+load 6.45 4.57 2.18 at the start, 8.78 9.44 9.23 at the end (1/5/15 min); dataset 6.8 GiB
+written in 346 s; 10^7 rows 160 s (62,455 rows/s, 139,558 rows/CPU-s, worker peaks 748,
+751 MiB); 10^8 rows 1,532 s (65,262 rows/s, 160,053 rows/CPU-s, worker peaks 783, 784
+MiB; idle 219); 237,632 entries registered in PostgreSQL in 4.2 s; projection for
+1.5x10^9 rows: 6.4 h on 2 workers, 48 min on 16, 12 min on 64. That run used the pass
+as of main b196d53 (rounds added by Bag.reduction, progress per round); the same tree
+with progress per partition (client.map + as_completed) was not timed at this size.
 """
 
 from __future__ import annotations
