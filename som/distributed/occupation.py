@@ -411,7 +411,7 @@ def _round_on_cluster(client, chunk, spec_ref, finished) -> Occupation | Partiti
     futures = client.map(_piece_occupation, chunk, spec=spec_ref, pure=False)
     piece_of = {f.key: p for f, p in zip(futures, chunk, strict=True)}
     lost = []
-    for fut in distributed.as_completed(futures):
+    for fut in distributed.as_completed(futures, loop=client.loop):
         if fut.status == "error":  # the cluster failed the task (a worker lost, killed...)
             piece = piece_of[fut.key]
             lost.append(failure(piece.index, piece.where, fut.exception()))
