@@ -211,8 +211,8 @@ def skymap(
 ) -> None:
     """The share of an occupation's galaxies in cells without spectroscopy, per HEALPix
     pixel: a PNG (the API's sky figure) or a FITS HEALPix map (NESTED; PIXTYPE, ORDERING,
-    NSIDE, ORDER in the header; columns FRACTION_UNCOVERED, N_GALAXIES, N_UNCOVERED),
-    which healpy.read_map and astropy-healpix read."""
+    NSIDE, ORDER in the header; columns FRACTION_UNCOVERED, N_GALAXIES, N_UNCOVERED): the
+    HEALPix FITS convention healpy.read_map reads; its pixels are astropy-healpix's."""
     from app.services import map_store
     from app.services import occupation as occupation_service
 

@@ -515,3 +515,30 @@ def test_sky_map_degrades_to_a_coarser_order_and_the_cli_writes_png_and_fits(
     assert shown["n_galaxies"] == occ.n_galaxies and shown["healpix_order"] == ORDER
     missing = runner.invoke(cli, ["occupation", "show", "999999", *db])
     assert missing.exit_code == 3
+
+
+def test_fits_sky_map_pixels_are_those_of_astropy_healpix():
+    """A third party's reading of the FITS header: astropy-healpix (optional; not a
+    dependency) built from NSIDE and ORDERING puts each galaxy in the pixel that counts it."""
+    ahp = pytest.importorskip("astropy_healpix")
+    from types import SimpleNamespace
+
+    import astropy.units as u
+    from astropy.io import fits
+
+    from app.services.occupation import sky_fits
+    from som.distributed.occupation import healpix_pixels
+
+    rng = np.random.default_rng(8)
+    ra, dec = rng.uniform(0, 360, 3000), np.degrees(np.arcsin(rng.uniform(-1, 1, 3000)))
+    occ = Occupation.from_rows(
+        6, rng.integers(0, 6, 3000), pixels=healpix_pixels(ra, dec, 3), healpix_order=3
+    )
+    frame = occ.uncovered_by_pixel(np.arange(6) < 2)
+    data = sky_fits(occ, frame, SimpleNamespace(id=1, min_secure=1), 2)
+    with fits.open(io.BytesIO(data)) as hdus:
+        h, table = hdus[1].header, hdus[1].data
+        grid = ahp.HEALPix(nside=h["NSIDE"], order=h["ORDERING"].lower())
+        theirs = grid.lonlat_to_healpix(ra * u.deg, dec * u.deg)
+        counts = np.bincount(theirs, minlength=grid.npix)
+        np.testing.assert_array_equal(counts, table["N_GALAXIES"])
