@@ -385,9 +385,19 @@ def test_api_computes_an_occupation_from_parquet_and_hats_as_a_queued_job(
     # the same counts as computed outside the service
     arrays = client.get(f"/v1/maps/{map_id}/arrays?catalogue_id={occ_id}").json()
     assert arrays["arrays"]["n_phot"] == occ.counts.tolist()
-    # the same pass again is recognised, not stored twice
-    again = _compute(client, auth, map_id, str(data_dir / "survey"), **splits)
-    job2, _ = wait_job(again.json()["job"]["id"])
+    # the same pass again, on a Dask scheduler named by address: the same counts,
+    # recognised, not stored twice
+    import distributed
+
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0"
+    ) as cluster:
+        address = cluster.scheduler_address
+        again = _compute(client, auth, map_id, str(data_dir / "survey"), dask=address, **splits)
+        assert again.status_code == 202, again.text
+        job2, _ = wait_job(again.json()["job"]["id"])
+    assert job2["status"] == "succeeded", job2
+    assert job2["result"]["engine"] == address and job2["params"]["dask"] == address
     assert job2["result"]["duplicate"] is True and job2["result"]["catalogue_id"] == occ_id
 
     # a HATS catalogue of the same galaxies: its own RA/Dec columns, the same counts
