@@ -19,6 +19,21 @@ memory (VmHWM of the worker process) at both sizes, so that memory per worker ca
 seen not to grow with the dataset, the time to register the counts in PostgreSQL and to
 answer coverage and gaps from them, and a projection for 1.5x10^9 rows on N workers from
 the measured per-worker rate. On a shared machine, check the load shown.
+
+Last run (2026-12-03, the shared 2-core machine; README "Survey scale"):
+
+    nice -n 5 .venv/bin/python bench/occupation.py --rows 1e8 --small 1e7 --map 30x40 \
+        --data /work/occ-bench/data --json result.json
+
+load 6.45 4.57 2.18 at the start, 8.78 9.44 9.23 at the end (1/5/15 min); dataset 6.8 GiB
+written in 346 s; 10^7 rows 160 s (62,455 rows/s, 139,558 rows/CPU-s, worker peaks 748,
+751 MiB); 10^8 rows 1,532 s (65,262 rows/s, 160,053 rows/CPU-s, worker peaks 783, 784
+MiB; idle 219); 237,632 entries registered in PostgreSQL in 4.2 s; projection for
+1.5x10^9 rows: 6.4 h on 2 workers, 48 min on 16, 12 min on 64. That run used the pass
+as of main b196d53 (rounds added by Bag.reduction, progress per round); the same tree
+with progress per partition (client.map + as_completed), this file's, was timed at
+``--rows 1e7 --small 2e6`` (load 7.9-8.1): 10^7 rows in 84.9 s, 117,789 rows/s, 153,118
+rows/CPU-s, worker peaks 733, 738 MiB; no slower per CPU-second than the rounds it replaced.
 """
 
 from __future__ import annotations
@@ -173,6 +188,12 @@ def run_size(som: SOM, dataset: Path, workers: int, rows_per_task: int) -> dict:
         seconds = time.perf_counter() - t0
         cpu = sum(client.run(time.process_time).values()) - cpu0
         peaks = worker_peaks(client)
+    # said at once, so that a run stopped before the larger size still leaves this one
+    mb = 1024**2
+    print(f"done {occ.n_rows:,} rows in {seconds:.1f} s: {occ.n_rows / seconds:,.0f} rows/s, "
+          f"{occ.n_rows / cpu if cpu > 0 else float('nan'):,.0f} rows/CPU-s, worker peak "
+          f"{', '.join(f'{v / mb:,.0f}' for v in peaks)} MB; load {_common.load_average()}",
+          file=sys.stderr, flush=True)  # fmt: skip
     return {
         "rows": occ.n_rows,
         "partitions": occ.provenance["n_partitions"],
@@ -206,7 +227,7 @@ def main() -> None:
         sys.exit(f"PostgreSQL not reachable: {reason}")
     url, schema = _service.pg_schema(base, "somcal_bench_occ")
     try:
-        print(f"load: {_common.load_average()}", file=sys.stderr)
+        print(f"load: {_common.load_average()}", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
         files = write_dataset(data, n_large, args.seed)
         if args.data is not None:  # a dataset directory may hold more files than this run's

@@ -21,6 +21,7 @@ The tabular form (:meth:`Occupation.to_frame`) is one long table, ``axis``, ``bi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,14 @@ from som.vocabulary import OccupationAxis, choices
 #: HEALPix orders accepted for the sky split. Order 12 pixels are 0.86 arcmin across; the
 #: (pixel, cell) key of the sparse split must fit in int64 for any realistic map.
 MAX_HEALPIX_ORDER = 12
+#: The sky split's order to choose for a Euclid-wide survey (1.5x10^9 galaxies, 14,500
+#: deg^2, a 75x150 map): the split holds up to pixels-in-footprint x occupied-cells entries.
+#: At order 4 (13.4 deg^2 pixels, ~1,100 of them in the footprint) that is at most
+#: ~1.2x10^7 rows of ``occupation_counts`` (~1 GB in PostgreSQL, ~130 galaxies per entry),
+#: fine enough for the depth and extinction patterns that move coverage; order 5 is 4x that
+#: (~5x10^7 rows) and order 6 16x, for entries of a few galaxies each. Read it coarser with
+#: :meth:`Occupation.at_order`; nothing finer can be recovered after the pass.
+DEFAULT_SURVEY_HEALPIX_ORDER = 4
 #: Parquet schema metadata key of an occupation table's description (edges, counters).
 METADATA_KEY = b"somcal_occupation"
 TABLE_COLUMNS = ("axis", "bin", "cell", "n", "weight")
@@ -305,6 +314,35 @@ class Occupation:
                 "fraction_uncovered": n_unc / n,
             }
         )
+
+    def at_order(self, order: int) -> Occupation:
+        """This occupation with its sky split degraded to the coarser HEALPix ``order``
+        (nested parents by ``hats``' pixel maths): every (pixel, cell) entry added into its
+        parent pixel's, so per cell and in total the counts are unchanged. The same order
+        returns ``self``; a finer one is refused (the pass kept nothing finer)."""
+        from hats.pixel_math.healpix_pixel import get_lower_order_pixel
+
+        if self.healpix_order is None:
+            raise ValueError("this occupation is not split by HEALPix pixel")
+        order = _order(order)
+        if order > self.healpix_order:
+            raise ValueError(
+                f"order {order} is finer than the stored split (order {self.healpix_order}); "
+                "only coarser orders can be read"
+            )
+        if order == self.healpix_order:
+            return self
+        parent = np.asarray(
+            get_lower_order_pixel(self.healpix_order, self.pixel, self.healpix_order - order),
+            dtype=np.int64,
+        )
+        uniq, inverse = np.unique(parent * self.n_cells + self.pixel_cell, return_inverse=True)
+        out = dataclasses.replace(self, healpix_order=order)
+        out.pixel, out.pixel_cell = np.divmod(uniq, self.n_cells)
+        out.pixel_counts = np.zeros(len(uniq), np.int64)
+        np.add.at(out.pixel_counts, inverse, self.pixel_counts)  # integers: exact
+        out.pixel_weights = np.bincount(inverse, weights=self.pixel_weights, minlength=len(uniq))
+        return out
 
     # ------------------------------------------------------------------ table form
     def description(self) -> dict[str, Any]:

@@ -60,6 +60,7 @@ cli.add_typer(db_cli, name="db")
 cli.add_typer(apikey_cli, name="apikey")
 cli.add_typer(calibrations.calibration_cli, name="calibration")
 cli.add_typer(followup.campaign_cli, name="campaign")
+cli.add_typer(occupation.occupation_cli, name="occupation")
 
 for command in (
     catalogues.mock,
@@ -69,7 +70,6 @@ for command in (
     maps.maps,
     maps.train,
     assign.assign,
-    occupation.occupation,
     calibrate.coverage,
     calibrate.gaps,
     calibrate.targets,

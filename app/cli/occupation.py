@@ -1,12 +1,19 @@
 """`somcal occupation`: a survey's occupation of a map (per-cell counts, no rows) from a
-Parquet or HATS dataset on Dask, registered in the ledger as an occupation catalogue."""
+Parquet or HATS dataset on Dask, registered in the ledger as an occupation catalogue
+(`somcal occupation DATASET`, short for `somcal occupation compute DATASET`); `list` and
+`show` what is registered, `skymap` writes the uncovered share per HEALPix pixel as a PNG
+or a FITS HEALPix map."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
+from rich.table import Table
+from typer.core import TyperGroup
 
 from app.cli._common import (
     EXIT_INPUT,
@@ -15,10 +22,31 @@ from app.cli._common import (
     _database,
     _done,
     _fail,
+    _out,
     _progress_callback,
     _ready_map,
     _settings,
     _user_errors,
+)
+from som.occupation import MAX_HEALPIX_ORDER
+
+
+class _DatasetOrCommand(TyperGroup):
+    """``somcal occupation DATASET ...`` keeps meaning ``compute`` (as it did before the
+    group had other commands): anything that is not a command name or the group's help
+    goes to ``compute``. A dataset named like a command: ``somcal occupation compute list``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = ["compute", *args]
+        return super().parse_args(ctx, args)
+
+
+occupation_cli = typer.Typer(
+    cls=_DatasetOrCommand,
+    help="Occupation catalogues: a survey's per-cell counts on a map (no rows). "
+    "`somcal occupation DATASET --map ID` computes and registers one (`compute`).",
+    no_args_is_help=True,
 )
 
 
@@ -47,6 +75,7 @@ def _is_occupation_table(path: Path) -> bool:
         return False
 
 
+@occupation_cli.command("compute")
 def occupation(
     dataset: Annotated[
         Path,
@@ -78,8 +107,14 @@ def occupation(
     z_edges: Annotated[str | None, typer.Option(help="Photo-z bin edges, comma-separated.")] = None,
     weight_column: Annotated[str | None, typer.Option(help="Column of galaxy weights.")] = None,
     healpix_order: Annotated[
-        int | None, typer.Option(min=0, max=12, help="Split by HEALPix pixel at this order.")
-    ] = None,
+        int | None,
+        typer.Option(
+            min=0,
+            max=MAX_HEALPIX_ORDER,
+            help="Split by HEALPix pixel at this order (4 for a Euclid-sized survey: at "
+            "most ~10^7 stored entries; read coarser with `skymap --order`).",
+        ),
+    ] = None,  # fmt: skip
     ra_column: Annotated[str | None, typer.Option(help="RA column (HATS: its own).")] = None,
     dec_column: Annotated[str | None, typer.Option(help="Dec column (HATS: its own).")] = None,
     rows_per_task: Annotated[
@@ -144,3 +179,125 @@ def occupation(
             + (f" ({rate['rows_per_second']:,.0f} rows/s)" if rate.get("rows_per_second") else "")
         )
     typer.echo(str(cat.id))
+
+
+def _format_of(out: Path) -> str:
+    suffix = out.suffix.lower()
+    if suffix == ".png":
+        return "png"
+    if suffix in (".fits", ".fit", ".fts") or out.name.lower().endswith(".fits.gz"):
+        return "fits"
+    raise _fail(f"--out {out}: .png or .fits expected")
+
+
+@occupation_cli.command("skymap")
+def skymap(
+    catalogue_id: Annotated[int, typer.Argument(metavar="ID", min=1, help="Occupation id.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="FILE.png (Mollweide) or FILE.fits (HEALPix).")
+    ],
+    map_id: Annotated[
+        int | None,
+        typer.Option("--map", "--map-id", "-m", min=1, help="Map id (default: the occupation's)."),
+    ] = None,
+    order: Annotated[
+        int | None,
+        typer.Option(
+            min=0, max=MAX_HEALPIX_ORDER, help="Degrade the stored sky split to this coarser order."
+        ),
+    ] = None,  # fmt: skip
+    overwrite: Annotated[bool, typer.Option(help="Replace FILE if it exists.")] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """The share of an occupation's galaxies in cells without spectroscopy, per HEALPix
+    pixel: a PNG (the API's sky figure) or a FITS HEALPix map (NESTED; PIXTYPE, ORDERING,
+    NSIDE, ORDER in the header; columns FRACTION_UNCOVERED, N_GALAXIES, N_UNCOVERED): the
+    HEALPix FITS convention healpy.read_map reads; its pixels are astropy-healpix's."""
+    from app.services import map_store
+    from app.services import occupation as occupation_service
+
+    fmt = _format_of(out)
+    if out.exists() and not overwrite:
+        raise _fail(f"{out} exists; pass --overwrite to replace it")
+    with _database(_settings(database_url)) as factory, factory() as session, _user_errors():
+        _, row = occupation_service.occupation_row(session, catalogue_id)
+        m = map_store.get_map(session, map_id or row.map_id)
+        map_store.require_ready(m)
+        occ, frame = occupation_service.sky(session, m, catalogue_id, order)
+        if fmt == "fits":
+            data = occupation_service.sky_fits(occ, frame, m, catalogue_id)
+        else:
+            from som.plotting import figure_to_png, plot_uncovered_sky
+
+            fig = plot_uncovered_sky(
+                frame["pixel"].to_numpy(), frame["fraction_uncovered"].to_numpy(),
+                occ.healpix_order, title=f"map {m.id}, occupation {catalogue_id}",
+            )  # fmt: skip
+            data = figure_to_png(fig)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.part")
+        tmp.write_bytes(data)  # written whole, then renamed: never a half-written map
+        tmp.replace(out)
+        _done(
+            f"{out}: {len(frame):,} pixels at order {occ.healpix_order}, "
+            f"{int(frame['n_uncovered'].sum()):,} of {int(frame['n_galaxies'].sum()):,} "
+            "galaxies in uncovered cells"
+        )
+
+
+@occupation_cli.command("list")
+def list_occupations(
+    map_id: Annotated[
+        int | None, typer.Option("--map", "--map-id", "-m", min=1, help="Only this map's.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout.")] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """The occupation catalogues (of one map, or all): id, map, rows, galaxies, splits."""
+    from sqlalchemy import select
+
+    from app.models import Map
+    from app.services import map_store
+    from app.services import occupation as occupation_service
+
+    with _database(_settings(database_url)) as factory, factory() as session, _user_errors():
+        maps = ([map_store.get_map(session, map_id)] if map_id
+                else session.scalars(select(Map).order_by(Map.id)).all())  # fmt: skip
+        items = [occupation_service.describe(session, c) for m in maps
+                 for c in occupation_service.list_for_map(session, m)]  # fmt: skip
+        if as_json:
+            typer.echo(json.dumps([_jsonable(d) for d in items], indent=1))
+            return
+        table = Table(title=f"{len(items)} occupation catalogue(s)")
+        for col in ("id", "map", "name", "rows", "galaxies", "mag bins", "z bins", "order"):
+            table.add_column(col)
+        for d in items:
+            table.add_row(
+                str(d["catalogue"].id), str(d["map_id"]), d["catalogue"].name,
+                f"{d['n_rows']:,}", f"{d['n_galaxies']:,}",
+                str(len(d["mag_edges"]) - 1) if d["mag_edges"] else "–",
+                str(len(d["z_edges"]) - 1) if d["z_edges"] else "–",
+                str(d["healpix_order"]) if d["healpix_order"] is not None else "–",
+            )  # fmt: skip
+        _out().print(table)
+
+
+@occupation_cli.command("show")
+def show_occupation(
+    catalogue_id: Annotated[int, typer.Argument(metavar="ID", min=1, help="Occupation id.")],
+    database_url: DatabaseUrl = None,
+) -> None:
+    """One occupation catalogue as JSON: the catalogue, its map, the dataset and its
+    checksum, the counters, the splits and the provenance (the API's OccupationOut)."""
+    from app.services import occupation as occupation_service
+
+    with _database(_settings(database_url)) as factory, factory() as session, _user_errors():
+        cat, _ = occupation_service.occupation_row(session, catalogue_id)
+        typer.echo(json.dumps(_jsonable(occupation_service.describe(session, cat)), indent=1))
+
+
+def _jsonable(described: dict) -> dict:
+    """``describe``'s dict in the API's shape (``OccupationOut``), JSON-ready."""
+    from app.schemas import OccupationOut
+
+    return OccupationOut.model_validate(described).model_dump(mode="json")

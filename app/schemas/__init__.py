@@ -104,7 +104,12 @@ from app.schemas.maps import (
     TrainAccepted,
     TrainMapIn,
 )
-from app.schemas.occupation import OccupationOut, OccupationSkyOut
+from app.schemas.occupation import (
+    OccupationComputeIn,
+    OccupationJobAccepted,
+    OccupationOut,
+    OccupationSkyOut,
+)
 from app.schemas.service import (
     HealthOut,
     JobOut,
@@ -130,6 +135,8 @@ __all__ = [
     "CampaignOut",
     "CatalogueKind",
     "IngestKind",
+    "OccupationComputeIn",
+    "OccupationJobAccepted",
     "OccupationOut",
     "OccupationSkyOut",
     "SampleRef",

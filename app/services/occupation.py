@@ -13,8 +13,10 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,7 +29,9 @@ from app.models import Occupation as OccupationRow
 from app.services import map_store
 from app.services.bulk import Col, bulk_insert
 from app.services.catalogues import get_catalogue
-from app.services.errors import InvalidInputError, RowError
+from app.services.errors import InvalidInputError, RowError, ServiceError
+from app.services.jobs.kinds import JobKind
+from app.services.jobs.kinds import register as register_kind
 from som.occupation import Occupation, OccupationError
 from som.vocabulary import CatalogueKind, OccupationAxis
 
@@ -100,10 +104,12 @@ def register(
     file_format: str,
     file_sha256: str | None = None,
     size_bytes: int = 0,
+    before_commit: Callable[[Session], None] | None = None,
 ) -> Registered:
     """Store ``occ`` as an occupation catalogue of map ``m`` in one transaction (committed
-    here). The same occupation again (same file, or same dataset, map and splits) returns
-    the catalogue already stored (``duplicate``)."""
+    here; ``before_commit(session)`` runs inside it, last: a job's fence). The same
+    occupation again (same file, or same dataset, map and splits) returns the catalogue
+    already stored (``duplicate``)."""
     map_store.require_ready(m)
     check_for_map(occ, m, filename)
     sha = _identity(occ, m, file_sha256)
@@ -182,6 +188,8 @@ def register(
             ],
             references_valid=True,
         )
+        if before_commit is not None:
+            before_commit(session)
         session.commit()
     except BaseException:
         session.rollback()
@@ -318,13 +326,176 @@ def list_for_map(session: Session, m: Map) -> list[Catalogue]:
     )
 
 
-def sky(session: Session, m: Map, catalogue_id: int) -> tuple[Occupation, pd.DataFrame]:
-    """Per HEALPix pixel the galaxies of an occupation and the share in uncovered cells."""
+def sky(
+    session: Session, m: Map, catalogue_id: int, order: int | None = None
+) -> tuple[Occupation, pd.DataFrame]:
+    """Per HEALPix pixel the galaxies of an occupation and the share in uncovered cells,
+    at the stored order or degraded to the coarser ``order`` (``Occupation.at_order``)."""
     from app.services import ledger
 
     _, occ = load(session, m, catalogue_id, with_pixels=True)
     if occ.healpix_order is None:
         reason = f"occupation catalogue {catalogue_id} is not split by HEALPix pixel"
         raise InvalidInputError(reason, [RowError(None, "catalogue_id", None, reason)])
+    if order is not None:
+        try:
+            occ = occ.at_order(order)
+        except ValueError as exc:
+            raise InvalidInputError(
+                f"order: {exc}", [RowError(None, "order", None, str(exc))]
+            ) from exc
     covered = ledger.cell_arrays(session, m)["covered"]
     return occ, occ.uncovered_by_pixel(covered)
+
+
+def sky_fits(occ: Occupation, frame: pd.DataFrame, m: Map, catalogue_id: int) -> bytes:
+    """The sky map as a FITS HEALPix map (healpy's and astropy-healpix's convention): a
+    binary table of every pixel of the sphere in NESTED order, ``FRACTION_UNCOVERED``
+    (healpy's UNSEEN where a pixel holds no galaxy), ``N_GALAXIES``, ``N_UNCOVERED``;
+    header ``PIXTYPE=HEALPIX``, ``ORDERING=NESTED``, ``NSIDE``, ``ORDER`` (as HATS names
+    it), ``INDXSCHM=IMPLICIT``, ``COORDSYS=C``. Pixel counts come from ``hats``."""
+    import io
+
+    from astropy.io import fits
+    from hats.pixel_math.healpix_shim import order2npix, order2nside
+
+    order = int(occ.healpix_order)
+    n_pix = int(order2npix(order))
+    pixels = frame["pixel"].to_numpy(np.int64)
+    fraction = np.full(n_pix, HEALPIX_UNSEEN, np.float64)
+    fraction[pixels] = frame["fraction_uncovered"].to_numpy(np.float64)
+    n_gal, n_unc = np.zeros(n_pix, np.int64), np.zeros(n_pix, np.int64)
+    n_gal[pixels] = frame["n_galaxies"].to_numpy(np.int64)
+    n_unc[pixels] = frame["n_uncovered"].to_numpy(np.int64)
+    hdu = fits.BinTableHDU.from_columns(
+        [
+            fits.Column(name="FRACTION_UNCOVERED", format="D", array=fraction),
+            fits.Column(name="N_GALAXIES", format="K", array=n_gal),
+            fits.Column(name="N_UNCOVERED", format="K", array=n_unc),
+        ],
+        name="SKYMAP",
+    )
+    header = hdu.header
+    for key, value, comment in (
+        ("PIXTYPE", "HEALPIX", "HEALPix pixelisation"),
+        ("ORDERING", "NESTED", "pixel ordering scheme"),
+        ("NSIDE", int(order2nside(order)), "resolution parameter, 2**ORDER"),
+        ("ORDER", order, "HEALPix order (HATS' Norder)"),
+        ("FIRSTPIX", 0, "first pixel #"),
+        ("LASTPIX", n_pix - 1, "last pixel #"),
+        ("INDXSCHM", "IMPLICIT", "every pixel, in order"),
+        ("OBJECT", "FULLSKY", ""),
+        ("COORDSYS", "C", "equatorial (ICRS RA/Dec)"),
+        ("BAD_DATA", HEALPIX_UNSEEN, "no galaxies in the pixel"),
+        ("SOMCALMP", m.id, "somcal map id"),
+        ("SOMCALOC", int(catalogue_id), "somcal occupation catalogue id"),
+        ("MINSECUR", int(m.min_secure or 0), "spectra for a cell to count as covered"),
+    ):
+        header[key] = (value, comment)
+    buf = io.BytesIO()
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(buf)
+    return buf.getvalue()
+
+
+#: healpy's (and the HEALPix FITS convention's) value of a pixel without data
+HEALPIX_UNSEEN = -1.6375e30
+
+
+# ----------------------------------------------------------------------------- the job
+#: job kind: an occupation computed from a dataset on the server
+KIND = "compute_occupation"
+_JOB_OPTIONS = (
+    "mag_column", "mag_edges", "z_column", "z_edges", "weight_column", "healpix_order",
+    "ra_column", "dec_column", "rows_per_task",
+)  # fmt: skip
+
+
+def queue_compute(
+    session: Session, runner: Any, m: Map, req: Any, data_dirs: list[Path]
+) -> tuple[Any, Path, int]:
+    """Queue the occupation of map ``m`` by the dataset ``req.path`` (an
+    ``OccupationComputeIn``): (the job, the resolved dataset, its file count). The path
+    and every file under it must be inside ``data_dirs`` (as ingest from a path), and the
+    dataset must list Parquet files; the columns are checked by the job, from the footers,
+    before any row is read. The caller commits and starts the job."""
+    from app.core.paths import require_inside, resolve_data_path
+    from som.distributed._parquet import PARQUET_SUFFIXES, list_parquet_files
+
+    map_store.require_ready(m)
+    source = resolve_data_path(req.path, data_dirs, directories=True)
+    try:
+        _, files = list_parquet_files(source)
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        reason = str(exc).replace(str(source), req.path)
+        raise InvalidInputError(
+            f"{req.path}: {reason}", [RowError(req.path, None, None, reason)]
+        ) from exc
+    require_inside(files, data_dirs, req.path)
+    if source.is_file() and not source.name.lower().endswith(PARQUET_SUFFIXES):
+        reason = f"not a Parquet file ({', '.join('*' + s for s in PARQUET_SUFFIXES)})"
+        raise InvalidInputError(f"{req.path}: {reason}", [RowError(req.path, None, None, reason)])
+    params = {
+        "map_id": m.id, "path": str(source), "name": req.name, "dask": req.dask,
+        **{k: getattr(req, k) for k in _JOB_OPTIONS},
+    }  # fmt: skip
+    job = runner.create(session, KIND, params)
+    return job, source, len(files)
+
+
+def _partition_error(exc: Exception, path: str) -> InvalidInputError:
+    """A failed pass as the job's error: every failed partition by file, row groups and
+    reason (the column it lacks, the row it could not use)."""
+    from som.distributed import PartitionError
+
+    if isinstance(exc, PartitionError):
+        errors = [RowError(f.get("where"), f.get("column"), f.get("row"), str(f.get("reason")))
+                  for f in exc.failures]  # fmt: skip
+        return InvalidInputError(f"{path}: {exc}", errors)
+    return InvalidInputError(f"{path}: {exc}", [RowError(path, None, None, str(exc))])
+
+
+def _run_job(ctx: Any, params: dict[str, Any]) -> dict[str, Any]:
+    """The ``compute_occupation`` job: the pass on Dask (progress per partition), then
+    the counts registered in one transaction fenced by the job; nothing is stored when
+    any partition fails."""
+    from som.distributed import PartitionError, occupation_parquet
+
+    path = str(params["path"])
+    with ctx.factory() as session:
+        m = map_store.get_map(session, int(params["map_id"]))
+        map_store.require_ready(m)
+        som = map_store.SOM_CACHE.get(m)
+    ctx.progress(0.0, f"reading {path}", force=True)
+    try:
+        occ = occupation_parquet(
+            som, path, client=params.get("dask"),
+            progress=lambda f, msg: ctx.progress(0.95 * f, msg),
+            **{k: params.get(k) for k in _JOB_OPTIONS if k != "rows_per_task"},
+            rows_per_task=int(params.get("rows_per_task") or 1_000_000),
+        )  # fmt: skip
+    except (PartitionError, ValueError, FileNotFoundError) as exc:
+        raise _partition_error(exc, path) from exc
+    except OSError as exc:  # an unreachable scheduler
+        raise ServiceError(f"{path}: {exc}") from exc
+    ctx.progress(0.95, f"registering {occ.n_galaxies:,} galaxies' counts", force=True)
+    fmt = FROM_HATS if occ.provenance.get("hats") else FROM_PARQUET
+    with ctx.factory() as session:
+        m = map_store.get_map(session, int(params["map_id"]))
+        reg = register(
+            session, m, occ, name=params.get("name") or Path(path).name, filename=path,
+            file_format=fmt, before_commit=ctx.fence,
+        )  # fmt: skip
+        cat_id = reg.catalogue.id
+    return {
+        "catalogue_id": cat_id,
+        "map_id": int(params["map_id"]),
+        "duplicate": reg.duplicate,
+        "n_rows": int(occ.n_rows),
+        "n_galaxies": occ.n_galaxies,
+        "n_partitions": occ.provenance.get("n_partitions"),
+        "rows_per_second": occ.provenance.get("rows_per_second"),
+        "engine": occ.provenance.get("engine"),
+    }
+
+
+register_kind(JobKind(name=KIND, run=_run_job))

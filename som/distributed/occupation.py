@@ -5,13 +5,14 @@ Each partition (a run of row groups, ``_parquet.plan``) is read with only the co
 histograms need, assigned in batches (or, for a dataset already written by
 ``assign_parquet`` with this map, its ``cell`` and ``cell_outside_training`` columns are
 used as they are), and reduced to its :class:`~som.occupation.Occupation`: a few arrays
-of the map's size, whatever the partition's rows. ``Bag.reduction`` adds them on the
-cluster in a fixed tree (``split_every``), so counts are exact and weight sums do not
-depend on timing; only the total reaches the client. Memory per worker is one partition's
-columns plus one batch's features.
+of the map's size, whatever the partition's rows. They are added on the cluster in a
+fixed tree of fan-in ``_SPLIT_EVERY`` in partition order, so counts are exact and weight
+sums do not depend on timing; only a round's total reaches the client. Memory per worker
+is one partition's columns plus one batch's features.
 
-The partitions are submitted in rounds of a few per worker thread so that progress can
-be reported and the run stops after the round in which a partition failed. A failed
+The partitions are submitted in rounds of a few per worker thread: progress is reported
+as each partition ends (a queued job shows it), and the run stops after the round in
+which a partition failed. A failed
 partition does not raise inside the tree: its failure travels up as data, so the error
 names every partition that failed (file, row groups, file rows, reason).
 """
@@ -48,13 +49,12 @@ from ._common import (
     load_map,
     needed_columns,
     resolve_client,
-    shipped,
     worker_map,
 )
 
 _SPLIT_EVERY = 8  # fan-in of the reduction tree
 _OUTSIDE_COLUMN = TRUST_COLUMNS[2]
-#: rounds of partitions per worker thread between progress reports
+#: partitions per worker thread in a round (a failure stops the run after its round)
 _ROUND_PER_THREAD = 4
 
 
@@ -353,32 +353,70 @@ def _check_assigned(som: SOM, ctx: Context, pieces: list[_parquet.Piece]) -> Non
         return
 
 
-def _run(client, spec: _Spec, pieces: list[_parquet.Piece], report) -> Occupation:
-    import dask.bag as db
+def _tree(values: list, combine) -> Any:
+    """``values`` added in a fixed tree of ``_SPLIT_EVERY``-way steps, in partition order:
+    the same sums (to the last bit) whatever ran them and in whatever order they ended."""
+    while len(values) > 1:
+        step = _SPLIT_EVERY
+        values = [combine(values[i : i + step]) for i in range(0, len(values), step)]
+    return values[0]
 
-    spec_arg = shipped(client, spec)
+
+def _run(client, spec: _Spec, pieces: list[_parquet.Piece], report) -> Occupation:
+    """Every partition's occupation, added up. Partitions are submitted in rounds of a few
+    per worker thread (the run stops after the round in which one failed), progress is
+    reported as each partition ends, and a round's partials are added on the cluster in
+    the fixed tree (:func:`_tree`), so only the round's total reaches this process."""
     threads = 1 if client is None else max(1, sum(client.nthreads().values()))
     size = max(_SPLIT_EVERY, _ROUND_PER_THREAD * threads)
     total_rows = sum(p.n_rows for p in pieces) or 1
     partials: list[Occupation] = []
-    rows_done = 0
+    done = rows_done = 0
+
+    def finished(piece: _parquet.Piece) -> None:
+        nonlocal done, rows_done
+        done += 1
+        rows_done += piece.n_rows
+        report(
+            min(rows_done / total_rows, 1.0),
+            f"{done}/{len(pieces)} partitions, {rows_done:,} rows; last: {piece.where}",
+        )
+
+    spec_ref = None
+    if client is not None:
+        # the spec holds the map: on every worker once, referenced by each task
+        spec_ref = client.scatter(spec, broadcast=True, hash=False)
     for start in range(0, len(pieces), size):
         chunk = pieces[start : start + size]
-        bag = db.from_sequence(chunk, partition_size=1).map_partitions(
-            lambda ps, s: [_piece_occupation(ps[0], s)], spec_arg
-        )
-        reduced = bag.reduction(_first, _combine, split_every=_SPLIT_EVERY)
-        value = (reduced.compute(scheduler="synchronous") if client is None
-                 else client.compute(reduced).result())  # fmt: skip
+        if client is None:
+            values = []
+            for piece in chunk:
+                values.append(_piece_occupation(piece, spec))
+                finished(piece)
+            value = _tree(values, _combine)
+        else:
+            value = _round_on_cluster(client, chunk, spec_ref, finished)
         if isinstance(value, PartitionError):
             raise value
         partials.append(value)
-        rows_done += sum(p.n_rows for p in chunk)
-        report(
-            min(rows_done / total_rows, 1.0),
-            f"{start + len(chunk)}/{len(pieces)} partitions, {rows_done:,} rows",
-        )
     # the rounds' totals, added here in round order: a handful of map-sized arrays
     if not partials:
         raise FileNotFoundError("no Parquet data to read")
     return _combine(partials) if len(partials) > 1 else partials[0]
+
+
+def _round_on_cluster(client, chunk, spec_ref, finished) -> Occupation | PartitionError:
+    import distributed
+
+    futures = client.map(_piece_occupation, chunk, spec=spec_ref, pure=False)
+    piece_of = {f.key: p for f, p in zip(futures, chunk, strict=True)}
+    lost = []
+    for fut in distributed.as_completed(futures, loop=client.loop):
+        if fut.status == "error":  # the cluster failed the task (a worker lost, killed...)
+            piece = piece_of[fut.key]
+            lost.append(failure(piece.index, piece.where, fut.exception()))
+        finished(piece_of[fut.key])
+    if lost:
+        return PartitionError([f for e in lost for f in e.failures])
+    total = _tree(futures, lambda group: client.submit(_combine, group, pure=False))
+    return total.result()

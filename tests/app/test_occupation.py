@@ -350,3 +350,205 @@ def test_cli_computes_and_registers_an_occupation(client, auth, world, settings,
     )  # fmt: skip
     assert bad.exit_code == 2 and "'mag_r'" in bad.output and "part0.parquet" in bad.output
     assert _n_occupations(client, auth) == 2
+
+
+# ----------------------------------------------------------------------------- as a job
+def _compute(client, auth, map_id: int, path: str, **options):
+    body = {"path": path, "rows_per_task": 500, **options}
+    return client.post(f"/v1/maps/{map_id}/occupations/compute", json=body, headers=auth)
+
+
+def test_api_computes_an_occupation_from_parquet_and_hats_as_a_queued_job(
+    client, auth, world, mock, data_dir, tmp_path, wait_job
+):
+    import lsdb
+
+    map_id, occ = world["map_id"], world["occ"]
+    _dataset(mock, data_dir / "survey")
+    splits = {k: v for k, v in _splits().items()}
+    r = _compute(client, auth, map_id, "survey", name="wide survey", **splits)
+    assert r.status_code == 202, r.text
+    body = r.json()
+    assert body["n_files"] == 3 and body["dataset"] == str((data_dir / "survey").resolve())
+    assert r.headers["location"] == f"/v1/jobs/{body['job']['id']}"
+    assert body["job"]["kind"] == "compute_occupation"
+    job, _ = wait_job(body["job"]["id"])
+    assert job["status"] == "succeeded", job
+    result = job["result"]
+    assert result["n_partitions"] == 6 and result["n_rows"] == len(mock)
+    occ_id = result["catalogue_id"]
+    stored = client.get(f"/v1/maps/{map_id}/occupations/{occ_id}", headers=auth).json()
+    assert stored["catalogue"]["name"] == "wide survey"
+    assert stored["catalogue"]["file_format"] == "parquet"
+    assert stored["n_galaxies"] == occ.n_galaxies and stored["healpix_order"] == ORDER
+    assert stored["provenance"]["dataset_sha256"] == occ.provenance["dataset_sha256"]
+    # the same counts as computed outside the service
+    arrays = client.get(f"/v1/maps/{map_id}/arrays?catalogue_id={occ_id}").json()
+    assert arrays["arrays"]["n_phot"] == occ.counts.tolist()
+    # the same pass again, on a Dask scheduler named by address: the same counts,
+    # recognised, not stored twice
+    import distributed
+
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0"
+    ) as cluster:
+        address = cluster.scheduler_address
+        again = _compute(client, auth, map_id, str(data_dir / "survey"), dask=address, **splits)
+        assert again.status_code == 202, again.text
+        job2, _ = wait_job(again.json()["job"]["id"])
+    assert job2["status"] == "succeeded", job2
+    assert job2["result"]["engine"] == address and job2["params"]["dask"] == address
+    assert job2["result"]["duplicate"] is True and job2["result"]["catalogue_id"] == occ_id
+
+    # a HATS catalogue of the same galaxies: its own RA/Dec columns, the same counts
+    frame = mock.copy()
+    lsdb.from_dataframe(
+        frame, ra_column="ra", dec_column="dec", highest_order=9, partition_rows=900
+    ).write_catalog(data_dir / "hats", catalog_name="wide", progress_bar=False)
+    hats_splits = {k: v for k, v in splits.items() if k not in ("ra_column", "dec_column")}
+    r = _compute(client, auth, map_id, "hats", **hats_splits)
+    assert r.status_code == 202, r.text
+    job, _ = wait_job(r.json()["job"]["id"])
+    assert job["status"] == "succeeded", job
+    hats_id = job["result"]["catalogue_id"]
+    got = client.get(f"/v1/maps/{map_id}/occupations/{hats_id}", headers=auth).json()
+    assert got["catalogue"]["file_format"] == "hats" and got["provenance"]["hats"] is True
+    assert got["n_galaxies"] == occ.n_galaxies and got["n_rows"] == len(mock)
+    sky = client.get(f"/v1/maps/{map_id}/occupations/{hats_id}/sky").json()
+    ref = client.get(f"/v1/maps/{map_id}/occupations/{occ_id}/sky").json()
+    assert sky["pixel"] == ref["pixel"] and sky["n_galaxies"] == ref["n_galaxies"]
+    assert _n_occupations(client, auth) == 2
+
+
+def test_api_occupation_job_refuses_paths_outside_and_names_bad_files(
+    client, auth, world, mock, data_dir, tmp_path, wait_job
+):
+    map_id = world["map_id"]
+    # outside the data directories: by path, and by a link inside them
+    r = _compute(client, auth, map_id, str(world["dataset"]))
+    assert r.status_code == 403 and "outside the configured data directories" in r.text
+    (data_dir / "linked").mkdir()
+    (data_dir / "linked" / "part0.parquet").symlink_to(world["dataset"] / "part0.parquet")
+    r = _compute(client, auth, map_id, "linked")
+    assert r.status_code == 403 and "part0.parquet" in r.text
+    # nothing there, or no Parquet in it
+    assert _compute(client, auth, map_id, "nowhere").status_code == 404
+    (data_dir / "empty").mkdir()
+    r = _compute(client, auth, map_id, "empty")
+    assert r.status_code == 422 and "no Parquet files" in r.text
+    (data_dir / "cat.csv").write_text("a,b\n1,2\n")
+    r = _compute(client, auth, map_id, "cat.csv")
+    assert r.status_code == 422 and "not a Parquet file" in r.text
+    # options that do not go together are refused before anything is queued
+    r = _compute(client, auth, map_id, "empty", mag_column="mag_i")
+    assert r.status_code == 422 and "mag_edges" in r.text
+    r = _compute(client, auth, map_id, "empty", dask="http://example.org")
+    assert r.status_code == 422
+    # a dataset missing a needed column: the job fails naming the file and the column
+    _dataset(world_without(world, "mag_r"), data_dir / "broken")
+    r = _compute(client, auth, map_id, "broken")
+    assert r.status_code == 202, r.text
+    job, _ = wait_job(r.json()["job"]["id"])
+    assert job["status"] == "failed"
+    assert "part0.parquet" in job["error"] and "'mag_r'" in job["error"]
+    # a weight column that is not numeric: the partition, its file and the column named
+    bad = mock.copy()
+    bad["w"] = "heavy"
+    _dataset(bad, data_dir / "badweight")
+    r = _compute(client, auth, map_id, "badweight", weight_column="w")
+    job, _ = wait_job(r.json()["job"]["id"])
+    assert job["status"] == "failed" and "part0.parquet" in job["error"] and "'w'" in job["error"]
+    assert _n_occupations(client, auth) == 0
+
+
+# ----------------------------------------------------------------------------- the sky
+def test_sky_map_degrades_to_a_coarser_order_and_the_cli_writes_png_and_fits(
+    client, auth, world, settings, tmp_path
+):
+    from astropy.io import fits
+
+    map_id, occ = world["map_id"], world["occ"]
+    occ_id = _upload(client, auth, map_id, occ, tmp_path).json()["catalogue"]["id"]
+    fine = client.get(f"/v1/maps/{map_id}/occupations/{occ_id}/sky").json()
+    coarse = client.get(f"/v1/maps/{map_id}/occupations/{occ_id}/sky?order=2").json()
+    assert coarse["healpix_order"] == 2 and len(coarse["pixel"]) <= len(fine["pixel"])
+    assert sum(coarse["n_galaxies"]) == sum(fine["n_galaxies"]) == occ.n_galaxies
+    assert sum(coarse["n_uncovered"]) == sum(fine["n_uncovered"])
+    finer = client.get(f"/v1/maps/{map_id}/occupations/{occ_id}/sky?order={ORDER + 1}")
+    assert finer.status_code == 422 and "finer than the stored split" in finer.text
+    api_fits = client.get(f"/v1/maps/{map_id}/occupations/{occ_id}/sky?format=fits&order=3")
+    assert api_fits.status_code == 200 and api_fits.content[:6] == b"SIMPLE"
+
+    runner = CliRunner()
+    db = ["--database-url", settings.database_url]
+    out = tmp_path / "sky.fits"
+    r = runner.invoke(cli, ["occupation", "skymap", str(occ_id), "--out", str(out), *db])
+    assert r.exit_code == 0, r.output
+    with fits.open(out) as hdus:
+        h, data = hdus[1].header, hdus[1].data
+        assert (h["PIXTYPE"], h["ORDERING"], h["ORDER"]) == ("HEALPIX", "NESTED", ORDER)
+        assert h["NSIDE"] == 2**ORDER and len(data) == 12 * 4**ORDER
+        assert h["INDXSCHM"] == "IMPLICIT" and h["COORDSYS"] == "C"
+        pixels = np.asarray(fine["pixel"])
+        np.testing.assert_array_equal(data["N_GALAXIES"][pixels], fine["n_galaxies"])
+        np.testing.assert_allclose(data["FRACTION_UNCOVERED"][pixels], fine["fraction_uncovered"])
+        empty = np.setdiff1d(np.arange(len(data)), pixels)
+        assert (data["FRACTION_UNCOVERED"][empty] == h["BAD_DATA"]).all()
+        assert int(data["N_GALAXIES"].sum()) == occ.n_galaxies
+    coarse_out = tmp_path / "sky2.fits"
+    r = runner.invoke(cli, ["occupation", "skymap", str(occ_id), "--map", str(map_id),
+                            "--order", "2", "--out", str(coarse_out), *db])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    with fits.open(coarse_out) as hdus:
+        assert hdus[1].header["NSIDE"] == 4 and len(hdus[1].data) == 192
+        assert int(hdus[1].data["N_GALAXIES"].sum()) == occ.n_galaxies
+    png = tmp_path / "sky.png"
+    r = runner.invoke(cli, ["occupation", "skymap", str(occ_id), "-o", str(png), *db])
+    assert r.exit_code == 0, r.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # an existing file is kept unless told; a format it cannot write is refused
+    r = runner.invoke(cli, ["occupation", "skymap", str(occ_id), "-o", str(png), *db])
+    assert r.exit_code == 2 and "--overwrite" in r.output
+    r = runner.invoke(cli, ["occupation", "skymap", str(occ_id), "-o", str(tmp_path / "a.jpg"),
+                            *db])  # fmt: skip
+    assert r.exit_code == 2 and ".png or .fits" in r.output
+
+    listed = runner.invoke(cli, ["occupation", "list", "--json", *db])
+    assert listed.exit_code == 0, listed.output
+    items = json.loads(listed.stdout)
+    assert [d["catalogue"]["id"] for d in items] == [occ_id] and items[0]["map_id"] == map_id
+    table = runner.invoke(cli, ["occupation", "list", "--map", str(map_id), *db])
+    assert table.exit_code == 0 and "occ.parquet" in table.stdout
+    shown = runner.invoke(cli, ["occupation", "show", str(occ_id), *db])
+    assert shown.exit_code == 0, shown.output
+    shown = json.loads(shown.stdout)
+    assert shown["n_galaxies"] == occ.n_galaxies and shown["healpix_order"] == ORDER
+    missing = runner.invoke(cli, ["occupation", "show", "999999", *db])
+    assert missing.exit_code == 3
+
+
+def test_fits_sky_map_pixels_are_those_of_astropy_healpix():
+    """A third party's reading of the FITS header: astropy-healpix (optional; not a
+    dependency) built from NSIDE and ORDERING puts each galaxy in the pixel that counts it."""
+    ahp = pytest.importorskip("astropy_healpix")
+    from types import SimpleNamespace
+
+    import astropy.units as u
+    from astropy.io import fits
+
+    from app.services.occupation import sky_fits
+    from som.distributed.occupation import healpix_pixels
+
+    rng = np.random.default_rng(8)
+    ra, dec = rng.uniform(0, 360, 3000), np.degrees(np.arcsin(rng.uniform(-1, 1, 3000)))
+    occ = Occupation.from_rows(
+        6, rng.integers(0, 6, 3000), pixels=healpix_pixels(ra, dec, 3), healpix_order=3
+    )
+    frame = occ.uncovered_by_pixel(np.arange(6) < 2)
+    data = sky_fits(occ, frame, SimpleNamespace(id=1, min_secure=1), 2)
+    with fits.open(io.BytesIO(data)) as hdus:
+        h, table = hdus[1].header, hdus[1].data
+        grid = ahp.HEALPix(nside=h["NSIDE"], order=h["ORDERING"].lower())
+        theirs = grid.lonlat_to_healpix(ra * u.deg, dec * u.deg)
+        counts = np.bincount(theirs, minlength=grid.npix)
+        np.testing.assert_array_equal(counts, table["N_GALAXIES"])

@@ -43,6 +43,7 @@ def register(kind: JobKind) -> JobKind:
 def load_job_kinds() -> dict[str, JobKind]:
     """Every kind this installation runs (importing the modules that register them)."""
     import app.services.deepwide  # noqa: F401 - registers "calibrate_deepwide"
+    import app.services.occupation  # noqa: F401 - registers "compute_occupation"
     import app.services.training  # noqa: F401 - registers "train_map"
 
     return JOB_KINDS

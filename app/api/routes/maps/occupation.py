@@ -1,19 +1,29 @@
 """Occupation catalogues of a map: a survey's per-cell counts (uploaded here as the table
 ``somcal occupation --output`` or ``Occupation.write_parquet`` writes; computed on Dask by
-``somcal occupation``), and their sky map of the uncovered share."""
+``somcal occupation`` or, from a dataset on the server, by a queued job started here), and
+their sky map of the uncovered share."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Form, Response, UploadFile
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 
-from app.api.deps import ApiKeyDep, IdPath, ReadDep, SessionDep, SettingsDep
+from app.api.deps import ApiKeyDep, IdPath, JobsDep, ReadDep, SessionDep, SettingsDep
 from app.api.routes.catalogues import _spool
 from app.api.routes.maps._common import NOT_FOUND, NOT_READY, ready_map
-from app.schemas import ErrorResponse, OccupationOut, OccupationSkyOut
+from app.schemas import (
+    ErrorResponse,
+    JobOut,
+    OccupationComputeIn,
+    OccupationJobAccepted,
+    OccupationOut,
+    OccupationSkyOut,
+)
 from app.services import map_store
 from app.services import occupation as occupation_service
+from app.services.jobs import get_job
+from som.occupation import MAX_HEALPIX_ORDER
 
 router = APIRouter()
 
@@ -59,6 +69,42 @@ def upload_occupation(
     )
 
 
+@router.post(
+    "/{map_id}/occupations/compute",
+    response_model=OccupationJobAccepted,
+    status_code=202,
+    summary="Count a survey on the map from a dataset on the server (a background job)",
+    description="The dataset (Parquet file or directory, HATS catalogue, or `somcal assign "
+    "--dask` output of this map) must lie in the server's data directories "
+    "(SOMCAL_DATA_DIRS), every file of it included. Returns at once with the queued job; "
+    "follow `GET /v1/jobs/{id}` (progress per partition). Its result names the occupation "
+    "catalogue; a failed partition fails the job with the file, row groups and reason, and "
+    "nothing is stored.",
+    responses={**_ERRORS, 403: {"model": ErrorResponse, "description": "Outside the data "
+               "directories, or none configured"}},
+)  # fmt: skip
+def compute_occupation(
+    map_id: IdPath,
+    body: OccupationComputeIn,
+    session: SessionDep,
+    settings: SettingsDep,
+    jobs: JobsDep,
+    _key: ApiKeyDep,
+    response: Response,
+) -> OccupationJobAccepted:
+    m = ready_map(session, map_id)
+    job, source, n_files = occupation_service.queue_compute(
+        session, jobs, m, body, settings.data_dirs
+    )
+    session.commit()
+    jobs.start(job.id)
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return OccupationJobAccepted(
+        map_id=m.id, dataset=str(source), n_files=n_files,
+        job=JobOut.model_validate(get_job(session, job.id)),
+    )  # fmt: skip
+
+
 @router.get(
     "/{map_id}/occupations",
     response_model=list[OccupationOut],
@@ -96,8 +142,11 @@ def read_occupation(
     response_model=OccupationSkyOut,
     summary="Per HEALPix pixel: galaxies and the share in cells without spectroscopy",
     responses={
-        200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
-              "description": "JSON, or with `format=png` the sky map (Mollweide)"},
+        200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}},
+                          "application/fits": {"schema": {"type": "string",
+                                                          "format": "binary"}}},
+              "description": "JSON; with `format=png` the sky map (Mollweide); with "
+              "`format=fits` a HEALPix map (NESTED, healpy's convention)"},
         **NOT_FOUND, **NOT_READY, 422: {"model": ErrorResponse},
     },
 )  # fmt: skip
@@ -106,10 +155,21 @@ def occupation_sky(
     catalogue_id: IdPath,
     session: SessionDep,
     _auth: ReadDep,
-    format: Literal["json", "png"] = "json",
+    format: Literal["json", "png", "fits"] = "json",
+    order: Annotated[
+        int | None,
+        Query(
+            ge=0,
+            le=MAX_HEALPIX_ORDER,
+            description="Read the sky split degraded to this coarser HEALPix order.",
+        ),
+    ] = None,  # fmt: skip
 ) -> OccupationSkyOut | Response:
     m = ready_map(session, map_id)
-    occ, frame = occupation_service.sky(session, m, catalogue_id)
+    occ, frame = occupation_service.sky(session, m, catalogue_id, order)
+    if format == "fits":
+        data = occupation_service.sky_fits(occ, frame, m, catalogue_id)
+        return Response(data, media_type="application/fits")
     if format == "png":
         from som.plotting import figure_to_png, plot_uncovered_sky
 
