@@ -55,6 +55,12 @@ class Settings(BaseSettings):
         description="Directories the server may read catalogues from (JSON {path} ingest).",
     )
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    dask_schedulers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Dask scheduler addresses an API request may send work to (occupations "
+        "computed through the API); 'local' (a cluster inside the worker process) is always "
+        "allowed. Empty: no remote scheduler, so a key holder cannot point the server at one.",
+    )
     coverage_min_secure: int = Field(
         default=1, ge=1, description="A cell is covered with at least this many secure spectra."
     )
@@ -119,7 +125,7 @@ class Settings(BaseSettings):
         description="Seconds a request waits for a database connection before a 503.",
     )
 
-    @field_validator("api_keys", "data_dirs", "cors_origins", mode="before")
+    @field_validator("api_keys", "data_dirs", "cors_origins", "dask_schedulers", mode="before")
     @classmethod
     def _lists_from_env(cls, value: object) -> object:
         return _split_list(value)

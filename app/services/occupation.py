@@ -29,7 +29,7 @@ from app.models import Occupation as OccupationRow
 from app.services import map_store
 from app.services.bulk import Col, bulk_insert
 from app.services.catalogues import get_catalogue
-from app.services.errors import InvalidInputError, RowError, ServiceError
+from app.services.errors import ForbiddenError, InvalidInputError, RowError, ServiceError
 from app.services.jobs.kinds import JobKind
 from app.services.jobs.kinds import register as register_kind
 from som.occupation import Occupation, OccupationError
@@ -411,7 +411,12 @@ _JOB_OPTIONS = (
 
 
 def queue_compute(
-    session: Session, runner: Any, m: Map, req: Any, data_dirs: list[Path]
+    session: Session,
+    runner: Any,
+    m: Map,
+    req: Any,
+    data_dirs: list[Path],
+    dask_schedulers: list[str] | None = None,
 ) -> tuple[Any, Path, int]:
     """Queue the occupation of map ``m`` by the dataset ``req.path`` (an
     ``OccupationComputeIn``): (the job, the resolved dataset, its file count). The path
@@ -422,6 +427,14 @@ def queue_compute(
     from som.distributed._parquet import PARQUET_SUFFIXES, list_parquet_files
 
     map_store.require_ready(m)
+    allowed = list(dask_schedulers or [])
+    if req.dask not in (None, "local", *allowed):
+        # A scheduler runs whatever it is sent: only the operator may name one.
+        raise ForbiddenError(
+            f"dask scheduler {req.dask!r} is not one this server may use; the operator lists "
+            "them in SOMCAL_DASK_SCHEDULERS"
+            + (f" (now: {', '.join(allowed)})" if allowed else " (now: none; 'local' works)")
+        )
     source = resolve_data_path(req.path, data_dirs, directories=True)
     try:
         _, files = list_parquet_files(source)

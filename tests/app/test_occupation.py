@@ -359,7 +359,7 @@ def _compute(client, auth, map_id: int, path: str, **options):
 
 
 def test_api_computes_an_occupation_from_parquet_and_hats_as_a_queued_job(
-    client, auth, world, mock, data_dir, tmp_path, wait_job
+    client, auth, settings, world, mock, data_dir, tmp_path, wait_job
 ):
     import lsdb
 
@@ -393,6 +393,11 @@ def test_api_computes_an_occupation_from_parquet_and_hats_as_a_queued_job(
         n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0"
     ) as cluster:
         address = cluster.scheduler_address
+        # a scheduler runs what it is sent: only one the operator lists may be named
+        refused = _compute(client, auth, map_id, "survey", dask=address, **splits)
+        assert refused.status_code == 403, refused.text
+        assert "SOMCAL_DASK_SCHEDULERS" in refused.json()["detail"]
+        settings.dask_schedulers = [address]
         again = _compute(client, auth, map_id, str(data_dir / "survey"), dask=address, **splits)
         assert again.status_code == 202, again.text
         job2, _ = wait_job(again.json()["job"]["id"])

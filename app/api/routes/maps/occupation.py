@@ -94,7 +94,7 @@ def compute_occupation(
 ) -> OccupationJobAccepted:
     m = ready_map(session, map_id)
     job, source, n_files = occupation_service.queue_compute(
-        session, jobs, m, body, settings.data_dirs
+        session, jobs, m, body, settings.data_dirs, settings.dask_schedulers
     )
     session.commit()
     jobs.start(job.id)
