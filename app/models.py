@@ -144,6 +144,9 @@ class Catalogue(Base):
     n_secure: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), default="ready")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set by a delete, cleared by a restore: a deleted catalogue keeps its rows until it is
+    # purged but is out of the ledger (see app.services.live, the one place that says so).
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Source(_Photometry, Base):

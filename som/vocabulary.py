@@ -247,7 +247,10 @@ class ChangeAction(StrEnum):
     """What one entry of the ledger's append-only change log records."""
 
     catalogue_ingested = "catalogue_ingested"
+    # soft: hidden from the ledger, rows kept until purged
     catalogue_deleted = "catalogue_deleted"
+    catalogue_restored = "catalogue_restored"
+    catalogue_purged = "catalogue_purged"
     campaign_created = "campaign_created"
     outcomes_recorded = "outcomes_recorded"
 

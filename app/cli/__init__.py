@@ -60,12 +60,14 @@ cli.add_typer(db_cli, name="db")
 cli.add_typer(apikey_cli, name="apikey")
 cli.add_typer(calibrations.calibration_cli, name="calibration")
 cli.add_typer(followup.campaign_cli, name="campaign")
+cli.add_typer(catalogues.catalogues_cli, name="catalogues")
+# The group's spelling before catalogue became the one spelling; kept out of --help.
+cli.add_typer(catalogues.catalogues_cli, name="catalogs", hidden=True)
 
 for command in (
     catalogues.mock,
     catalogues.ingest,
     catalogues.bands,
-    catalogues.catalogues,
     maps.maps,
     maps.train,
     assign.assign,
@@ -81,8 +83,6 @@ for command in (
     serve.quickstart,
 ):
     cli.command()(command)
-# The command's spelling before catalogue became the one spelling; kept out of --help.
-cli.command("catalogs", hidden=True)(catalogues.catalogues)
 db_cli.command("upgrade")(db.db_upgrade)
 apikey_cli.command("create")(db.apikey_create)
 

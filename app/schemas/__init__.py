@@ -47,6 +47,8 @@ from app.schemas.catalogues import (
     IngestOptions,
     IngestOut,
     PresetOut,
+    PurgeOut,
+    RestoreOut,
     SecureRule,
 )
 from app.schemas.followup import (
@@ -155,6 +157,8 @@ __all__ = [
     "CurvePoint",
     "DeclaredBand",
     "DeleteOut",
+    "PurgeOut",
+    "RestoreOut",
     "DistanceName",
     "ErrorItem",
     "ErrorResponse",

@@ -34,6 +34,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from app.models import Assignment, Catalogue, Cell, Map
+from app.services import live
 from app.services.bulk import Col, bulk_insert
 from app.services.map_store import map_bands, z_edges
 from app.services.phot_store import float_rows, load_rows, records
@@ -232,9 +233,7 @@ def rematch_by_position(session: Session, m: Map, som: SOM, match_radius_arcsec:
     """
     bands = map_bands(m)
     matched = 0
-    spec_cats = session.scalars(
-        select(Catalogue).where(Catalogue.kind == "spectroscopic").order_by(Catalogue.id)
-    ).all()
+    spec_cats = session.scalars(live.live_catalogues(["spectroscopic"])).all()
     for cat in spec_cats:
         rows = load_rows(session, "spectroscopic", cat.id, bands)
         if len(rows) == 0:
@@ -411,7 +410,8 @@ def cells_frame(session: Session, map_id: int, with_pz: bool = False) -> pd.Data
 
 
 def count_sources(session: Session) -> int:
-    return int(session.scalar(text("SELECT count(*) FROM sources")) or 0)
+    """Photometric sources in the ledger (a deleted catalogue's are not)."""
+    return live.live_source_count(session)
 
 
 def n_assigned(session: Session, map_id: int, kind: str) -> int:
