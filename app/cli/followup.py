@@ -244,7 +244,7 @@ def outcomes(
 ) -> None:
     """Record what became of a campaign's targets. Every row is checked first; any bad row
     is reported with its number and nothing is stored."""
-    from app.services import followup
+    from app.services import outcomes
     from app.services.ledger import ledger_transaction
     from som.tables import read_table
 
@@ -257,11 +257,11 @@ def outcomes(
                 if not path.is_file():
                     raise _fail(f"{path}: no such file", EXIT_NOT_FOUND)
                 frame = read_table(path, text_columns=["target_id", "outcome"])
-                result = followup.record_outcomes(
+                result = outcomes.record_outcomes(
                     session, m, campaign, frame, CLI_ACTOR, file=path.name
                 )
             else:
-                result = followup.outcomes_from_catalogue(
+                result = outcomes.outcomes_from_catalogue(
                     session, m, campaign, from_catalogue, CLI_ACTOR
                 )
             session.commit()
@@ -279,26 +279,44 @@ def model(
     ref_hours: RefHours = 1.0,
     slope: Slope = 0.8,
     overhead_hours: Overhead = 0.0,
+    archival: Annotated[
+        bool,
+        typer.Option(
+            "--archival/--no-archival",
+            help="Learn from the spectra already in the ledger too (secure: a success, "
+            "insecure by its quality flag: a failure).",
+        ),
+    ] = True,
+    archival_weight: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=1.0, help="What an archival spectrum counts for (1: an outcome)."
+        ),
+    ] = 0.5,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """The success rate against magnitude learned from the recorded outcomes (±1σ), and the
-    expected hours per secure redshift."""
-    from app.services import followup
+    """The success rate against magnitude learned from the recorded outcomes and the
+    archival spectra (±1σ), and the expected hours per secure redshift."""
+    from app.services import success
 
     exposure = _exposure(ref_mag, ref_hours, slope, overhead_hours)
     with _database(_settings(database_url)) as factory, factory() as session, _user_errors():
         m = _ready_map(session, map_id)
-        summary = followup.success_summary(session, m, exposure)
+        summary = success.success_summary(
+            session, m, exposure, archival=archival, archival_weight=archival_weight
+        )
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=float))
         return
     if not summary["fitted"]:
-        _out().print("no outcomes recorded yet: every target is assumed to succeed")
+        _out().print("no outcomes nor archival attempts: every target is assumed to succeed")
         return
     table = Table(
-        title=f"success rate of map {m.id} from {summary['n_outcomes']:,} outcomes "
-        f"({summary['n_secure']:,} secure)"
+        title=f"success rate of map {m.id} in {summary['mag_band']} from "
+        f"{summary['n_recorded']:,} outcomes ({summary['n_recorded_secure']:,} secure) and "
+        f"{summary['n_archival']:,} archival spectra ({summary['n_archival_secure']:,} secure, "
+        f"weight {summary['archival_weight']:g})"
     )
     for col in ("mag", "rate", "−1σ", "+1σ", "hours / secure z"):
         table.add_column(col, justify="right")

@@ -140,6 +140,13 @@ class SuccessModelOut(ApiModel):
     mag_max: float | None
     cell_prior_sigma: float
     cells: list[CellOffset]
+    mag_band: str = Field(description="Band of the archival spectra's magnitudes.")
+    n_recorded: int = Field(description="Recorded outcomes (secure or failed) learned from.")
+    n_recorded_secure: int
+    n_archival: int = Field(description="Archival spectra learned from (secure or failed).")
+    n_archival_secure: int
+    archival_weight: float = Field(description="What one archival spectrum counted for.")
+    archival_catalogues: list[int] = Field(default_factory=list)
     exposure: ExposureModelIn
     curve: list[CurvePoint]
 

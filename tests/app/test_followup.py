@@ -320,3 +320,66 @@ def test_the_loop_on_the_command_line(client, auth, loop, clean_db, tmp_path):
     # The command line has no key: its changes are logged as "cli".
     names = [e["key_name"] for e in client.get("/v1/changes").json()["items"]]
     assert names[-2:] == ["cli", "cli"] and "tests" in names
+
+
+def test_the_success_model_learns_from_the_spectra_that_exist(
+    client, auth, mock_catalogue, trained_map, ingest
+):
+    """Spectra with quality flags drawn from a known magnitude-dependent success rate: a
+    secure flag is a success at its magnitude, an insecure one a failure; the curve learned
+    from them alone matches the true one within its errors. A catalogue of secure redshifts
+    only, and objects below z_min, teach nothing; the caller can leave the archive out."""
+    phot = mock_catalogue(3000, seed=31)
+    map_id, _ = trained_map(phot, "phot.csv", n_rows=10, n_cols=10, lattice="rect", n_epochs=3)
+    rng = np.random.default_rng(32)
+    spec = phot.iloc[rng.permutation(len(phot))[:1800]].copy()
+    p_true = logistic_rate(spec["mag_i"], M50, WIDTH)
+    secure = rng.random(len(spec)) < p_true
+    # zCOSMOS-like flags: 3 and 4 secure; 1, 2 and 9 not.
+    spec["quality"] = np.where(
+        secure, rng.choice([3, 4], len(spec)), rng.choice([1, 2, 9], len(spec))
+    )
+    spec["z_spec"] = spec["z_true"]
+    spec.iloc[:20, spec.columns.get_loc("z_spec")] = 0.0005  # below z_min: neither
+    rule = '{"kind": "in", "values": [3, 4]}'
+    flagged = ingest("spectroscopic", spec, "flagged.csv", secure_rule=rule)
+    assert flagged["summary"]["spectra"]["not_secure_quality"] == int((~secure[20:]).sum())
+    only_secure = phot.iloc[:200].copy()
+    only_secure["z_spec"] = only_secure["z_true"]
+    ingest("spectroscopic", only_secure, "compilation.csv")
+
+    base = f"/v1/maps/{map_id}/success-model"
+    full = client.get(base, params={"archival_weight": 1}).json()
+    assert full["fitted"] and full["n_recorded"] == 0
+    assert full["archival_catalogues"] == [flagged["id"]]
+    # every flagged spectrum the map placed in a trusted cell, less the 20 below z_min
+    assert 1500 < full["n_archival"] <= len(spec) - 20
+    assert full["n_archival_secure"] / full["n_archival"] == pytest.approx(
+        secure[20:].mean(), abs=0.03
+    )
+    cov = np.array(full["covariance"])
+    b_true = -1.0 / WIDTH
+    a_true = (M50 - full["pivot_mag"]) / WIDTH
+    d = np.array([full["intercept"] - a_true, full["slope"] - b_true])
+    assert d @ np.linalg.solve(cov, d) < 13.8, (d, cov)  # 99.9% of chi2 with 2 dof
+    curve = pd.DataFrame(full["curve"])
+    inside = curve[(curve["mag"] >= 21.0) & (curve["mag"] <= 24.0)]
+    sigma = (_logit(inside["rate_high"]) - _logit(inside["rate_low"])) / 2
+    pull = (_logit(inside["rate"]) - _logit(logistic_rate(inside["mag"], M50, WIDTH))) / sigma
+    assert len(inside) >= 5 and np.all(np.abs(pull) < 3.5), pull
+
+    # The default weight (one half) keeps the curve and claims half the information.
+    half = client.get(base).json()
+    assert half["archival_weight"] == 0.5 and half["n_archival"] == full["n_archival"]
+    assert half["slope"] == pytest.approx(full["slope"], rel=1e-3)
+    np.testing.assert_allclose(np.array(half["covariance"]), 2 * cov, rtol=0.05)
+    # Left out on request: nothing learned, every target assumed to succeed.
+    none = client.get(base, params={"archival": "false"}).json()
+    assert not none["fitted"] and none["n_archival"] == 0
+    assert client.get(base, params={"archival_weight": 2}).status_code == 422
+
+    # Deleted spectra teach nothing; restored, they teach again.
+    client.delete(f"/v1/catalogues/{flagged['id']}", headers=auth).raise_for_status()
+    assert not client.get(base).json()["fitted"]
+    client.post(f"/v1/catalogues/{flagged['id']}/restore", headers=auth).raise_for_status()
+    assert client.get(base).json()["n_archival"] == full["n_archival"]
