@@ -282,6 +282,9 @@ class Cell(Base):
     # Histograms on the map's redshift grid (maps.grid["z_edges"]), as counts.
     pz_phot: Mapped[list[float] | None] = mapped_column(JsonType)
     pz_spec: Mapped[list[float] | None] = mapped_column(JsonType)
+    # Galaxies per magnitude bin of the coverage history (som.calibration.HISTORY_MAG_EDGES,
+    # in the map's default magnitude band); NULL on maps not recomputed since it was added.
+    mag_phot: Mapped[list[int] | None] = mapped_column(JsonType)
 
 
 class Assignment(Base):
@@ -498,8 +501,9 @@ class LedgerChange(Base):
 
 class CoverageSnapshot(Base):
     """A map's coverage just after one ledger change: cells and galaxies covered, secure
-    spectra, the follow-up spent so far (targets observed, hours), and the galaxies covered
-    per photometric-redshift bin of the map's grid (``by_z``)."""
+    spectra, the follow-up spent so far (targets observed, hours), and the cells and
+    galaxies covered per photometric-redshift bin of the map's grid (``by_z``) and per
+    magnitude bin (``by_mag``)."""
 
     __tablename__ = "coverage_snapshots"
     __table_args__ = (Index(None, "map_id", "id"),)
@@ -518,6 +522,8 @@ class CoverageSnapshot(Base):
     n_secure_outcomes: Mapped[int] = mapped_column(Integer)
     hours_spent: Mapped[float] = mapped_column(Double)
     by_z: Mapped[list[dict[str, Any]] | None] = mapped_column(JsonType)
+    # the same per magnitude bin (som.calibration.HISTORY_MAG_EDGES); NULL before 0011
+    by_mag: Mapped[list[dict[str, Any]] | None] = mapped_column(JsonType)
 
 
 class TargetOutcome(Base):

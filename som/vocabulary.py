@@ -16,6 +16,7 @@ __all__ = [
     "CalibrationStatus",
     "CatalogueKind",
     "ChangeAction",
+    "CoverageSplit",
     "Distance",
     "EnsembleMethod",
     "IngestKind",
@@ -241,6 +242,13 @@ class PlanStrategy(StrEnum):
     expected_gain = "expected_gain"
     brightest = "brightest"
     random = "random"
+
+
+class CoverageSplit(StrEnum):
+    """How the coverage history is split: by magnitude bin or by photometric-redshift bin."""
+
+    mag = "mag"
+    z = "z"
 
 
 class ChangeAction(StrEnum):

@@ -36,7 +36,7 @@ from app.cli._common import (
     _user_errors,
     _write_frame,
 )
-from som.vocabulary import PlanStrategy
+from som.vocabulary import CoverageSplit, PlanStrategy
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -392,10 +392,17 @@ def history(
         Path | None, typer.Option(help="Also draw coverage against hours and targets (PNG).")
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing plot file.")] = False,
+    by: Annotated[
+        CoverageSplit | None,
+        typer.Option(
+            help="Also a table of the galaxies covered (and cells covered / occupied) per "
+            "magnitude bin or photo-z bin, one row per change."
+        ),
+    ] = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Coverage after every change to the ledger (ingests, deletions, campaigns, outcomes),
-    with who made it."""
+    """Coverage after every change to the ledger (ingests, deletions, restores, purges,
+    campaigns, outcomes), with who made it; per magnitude or photo-z bin with --by."""
     from app.services import followup
 
     if plot is not None:
@@ -431,6 +438,8 @@ def history(
             _fmt(s["hours_spent"], 1),
         )
     _out().print(table)
+    if by is not None:
+        _out().print(_split_table(m.id, snaps, by))
     if plot is not None:
         if not snaps:
             raise _fail(f"map {m.id} has no coverage history yet: nothing to plot")
@@ -439,3 +448,42 @@ def history(
         fig = plot_coverage_history(snaps, title=f"coverage of map {m.id}")
         plot.write_bytes(figure_to_png(fig))
         _done(f"wrote {plot}")
+
+
+def _bin_label(b: dict, by: CoverageSplit) -> str:
+    if by == CoverageSplit.z:
+        return f"z {b['z_min']:g}–{b['z_max']:g}"
+    lo, hi = b["mag_min"], b["mag_max"]
+    if lo is None and hi is None:
+        return f"no {b['band']}"
+    if lo is None:
+        return f"{b['band']} < {hi:g}"
+    return f"{b['band']} ≥ {lo:g}" if hi is None else f"{b['band']} {lo:g}–{hi:g}"
+
+
+def _split_table(map_id: int, snaps: list[dict], by: CoverageSplit) -> Table:
+    """One row per change, one column per bin that ever held a galaxy: the galaxies covered
+    and, below, cells covered / cells occupied."""
+    key = "by_mag" if by == CoverageSplit.mag else "by_z"
+    bins = next((s[key] for s in reversed(snaps) if s[key]), [])
+    used = [k for k in range(len(bins)) if any(s[key] and s[key][k]["n_galaxies"] for s in snaps)]
+    table = Table(
+        title=f"coverage of map {map_id} per {'magnitude' if key == 'by_mag' else 'photo-z'} bin"
+    )
+    table.add_column("change", justify="right")
+    table.add_column("action")
+    for k in used:
+        table.add_column(_bin_label(bins[k], by), justify="right")
+    for s in snaps:
+        cells = []
+        for k in used:
+            if not s[key]:
+                cells.append("–")  # taken before this split was recorded
+                continue
+            b = s[key][k]
+            share = b["n_galaxies_covered"] / b["n_galaxies"] if b["n_galaxies"] else None
+            occupied = b.get("n_cells_occupied")
+            counts = "" if occupied is None else f"\n{b['n_cells_covered']}/{occupied}"
+            cells.append(_pct(share) + counts)
+        table.add_row(str(s["change_id"]), s["action"], *cells)
+    return table

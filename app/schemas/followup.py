@@ -175,6 +175,19 @@ class ZBinCoverage(ApiModel):
     z_max: float
     n_galaxies: int
     n_galaxies_covered: int
+    # None in snapshots taken before cells per bin were recorded (migration 0011)
+    n_cells_occupied: int | None = Field(None, description="Cells with galaxies in this bin.")
+    n_cells_covered: int | None = Field(None, description="Those of them covered.")
+
+
+class MagBinCoverage(ApiModel):
+    band: str = Field(description="The map's default magnitude band (its i, or its reddest).")
+    mag_min: float | None = Field(description="None: open (brighter than the first edge).")
+    mag_max: float | None = Field(description="None: open; both None: no magnitude in band.")
+    n_galaxies: int
+    n_galaxies_covered: int
+    n_cells_occupied: int
+    n_cells_covered: int
 
 
 class CoverageSnapshotOut(ApiModel):
@@ -196,6 +209,11 @@ class CoverageSnapshotOut(ApiModel):
     n_secure_outcomes: int
     hours_spent: float
     by_z: list[ZBinCoverage]
+    by_mag: list[MagBinCoverage] = Field(
+        default_factory=list,
+        description="Per magnitude bin (fixed edges, som.calibration.HISTORY_MAG_EDGES); "
+        "empty for snapshots taken before migration 0011.",
+    )
 
 
 class CoverageHistoryOut(ApiModel):

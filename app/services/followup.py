@@ -56,21 +56,41 @@ def log_change(
     return change
 
 
+def _per_bin(hists: Any, n_bins: int, covered: np.ndarray) -> list[dict[str, int]]:
+    """Galaxies and cells, all and covered, per bin of per-cell histograms (None: none)."""
+    counts = np.zeros((len(covered), n_bins), dtype=np.int64)
+    for c, hist in enumerate(hists):
+        if hist:
+            counts[c] = np.asarray(hist, dtype=np.int64)
+    occupied = counts > 0
+    return [
+        {
+            "n_galaxies": int(counts[:, b].sum()),
+            "n_galaxies_covered": int(counts[covered, b].sum()),
+            "n_cells_occupied": int(occupied[:, b].sum()),
+            "n_cells_covered": int((occupied[:, b] & covered).sum()),
+        }
+        for b in range(n_bins)
+    ]
+
+
 def coverage_now(session: Session, m: Map) -> dict[str, Any]:
     """The map's coverage as a snapshot records it, from the per-cell counts (the numbers of
-    ``GET .../coverage`` without reading a source) and the outcomes recorded so far."""
+    ``GET .../coverage`` without reading a source) and the outcomes recorded so far, split
+    by photo-z bin of the map's grid and by magnitude bin (``HISTORY_MAG_EDGES``)."""
     stats = ledger.cells_frame(session, m.id, with_pz=True)
     n_phot = stats["n_phot"].to_numpy(dtype=np.int64)
+    if any(n > 0 and h is None for n, h in zip(n_phot, stats["mag_phot"], strict=True)):
+        # Cells last written before they kept magnitudes (migration 0011): fill them once.
+        ledger.recompute(session, m, "phot")
+        stats = ledger.cells_frame(session, m.id, with_pz=True)
+        n_phot = stats["n_phot"].to_numpy(dtype=np.int64)
     covered = stats["covered"].to_numpy(dtype=bool)
     edges = map_store.z_edges(m)
-    per_z = np.zeros(len(edges) - 1)
-    per_z_covered = np.zeros(len(edges) - 1)
-    for hist, is_covered in zip(stats["pz_phot"], covered, strict=True):
-        if hist:
-            counts = np.asarray(hist, dtype=np.float64)
-            per_z += counts
-            if is_covered:
-                per_z_covered += counts
+    by_z = _per_bin(stats["pz_phot"], len(edges) - 1, covered)
+    mag_bins = cal.history_mag_bins()
+    by_mag = _per_bin(stats["mag_phot"], len(mag_bins), covered)
+    band = ledger.history_mag_band(m)
     spent = _spent(session, m)
     return {
         "n_cells": len(stats),
@@ -81,13 +101,13 @@ def coverage_now(session: Session, m: Map) -> dict[str, Any]:
         "n_spectra_secure": int(stats["n_spec_secure"].sum()),
         **spent,
         "by_z": [
-            {
-                "z_min": float(lo),
-                "z_max": float(hi),
-                "n_galaxies": int(n),
-                "n_galaxies_covered": int(nc),
-            }
-            for lo, hi, n, nc in zip(edges[:-1], edges[1:], per_z, per_z_covered, strict=True)
+            {"z_min": float(lo), "z_max": float(hi), **counts}
+            for lo, hi, counts in zip(edges[:-1], edges[1:], by_z, strict=True)
+        ],
+        # every bin, so that snapshots line up; the last: no magnitude in the band
+        "by_mag": [
+            {"band": band, "mag_min": lo, "mag_max": hi, **counts}
+            for (lo, hi), counts in zip(mag_bins, by_mag, strict=True)
         ],
     }
 
@@ -182,6 +202,7 @@ def history(session: Session, m: Map) -> list[dict[str, Any]]:
                 "n_secure_outcomes": snap.n_secure_outcomes,
                 "hours_spent": snap.hours_spent,
                 "by_z": snap.by_z or [],
+                "by_mag": snap.by_mag or [],
             }
         )
     return out

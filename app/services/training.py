@@ -265,8 +265,7 @@ def _store(
         # No progress writes from here to the commit: on SQLite this transaction holds the
         # database's write lock, and a progress update from another connection would wait
         # for it.
-        cells, z = ledger.phot_assigned(session, m.id)
-        values = ledger.phot_cell_values(m, cells, z)
+        values = ledger.phot_values(session, m)
         s_cells, s_z, s_secure = ledger.spec_assigned(session, m.id)
         values.update(ledger.spec_cell_values(m, s_cells, s_z, s_secure))
         ledger.write_new_cells(session, m, values)

@@ -259,3 +259,41 @@ def test_0010_soft_delete_keeps_rows_and_widens_the_log_then_back(empty_db_url):
         _log(empty_db_url, "catalogue_restored", 1)
     migrate.upgrade(empty_db_url)
     _log(empty_db_url, "catalogue_purged", 1)
+
+
+def test_0011_adds_the_magnitude_split_and_back(empty_db_url):
+    """Cells and snapshots survive 0011 with the magnitude split NULL (filled at the next
+    recomputation), and its downgrade with everything else they hold."""
+    migrate.upgrade(empty_db_url, "0010")
+    _exec(
+        empty_db_url,
+        "INSERT INTO maps (id, name, status, n_rows, n_cols, lattice, periodic, grid, "
+        "min_secure, created_at) VALUES (1, 'm', 'ready', 1, 2, 'hex', false, '{}', 1, "
+        "CURRENT_TIMESTAMP)",
+    )
+    for c in (0, 1):
+        _exec(
+            empty_db_url,
+            "INSERT INTO cells (map_id, cell, row, col, n_phot, n_spec, n_spec_secure, covered, "
+            "pz_phot) VALUES (1, :c, 0, :c, 3, 0, 0, false, '[1, 2]')",
+            c=c,
+        )
+    _log(empty_db_url, "catalogue_ingested", 1)
+    _exec(
+        empty_db_url,
+        "INSERT INTO coverage_snapshots (map_id, change_id, created_at, n_cells, "
+        "n_cells_occupied, n_cells_covered, n_galaxies, n_galaxies_covered, n_spectra_secure, "
+        "n_observed, n_secure_outcomes, hours_spent, by_z) VALUES (1, 1, CURRENT_TIMESTAMP, 2, "
+        "2, 0, 6, 0, 0, 0, 0, 0, '[]')",
+    )
+    migrate.upgrade(empty_db_url, "0011")
+    assert _rows(empty_db_url, "SELECT cell, n_phot, mag_phot FROM cells ORDER BY cell") == [
+        (0, 3, None),
+        (1, 3, None),
+    ]
+    assert _rows(empty_db_url, "SELECT n_galaxies, by_mag FROM coverage_snapshots") == [(6, None)]
+    _exec(empty_db_url, "UPDATE cells SET mag_phot = '[0, 3]'")
+    migrate.downgrade(empty_db_url, "0010")
+    assert _rows(empty_db_url, "SELECT count(*), sum(n_phot) FROM cells") == [(2, 6)]
+    assert _rows(empty_db_url, "SELECT n_galaxies FROM coverage_snapshots") == [(6,)]
+    migrate.upgrade(empty_db_url)

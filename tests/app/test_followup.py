@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from som.calibration.followup import ExposureModel, logistic_rate
+from som.calibration.followup import HISTORY_MAG_EDGES, ExposureModel, logistic_rate
 
 M50, WIDTH = 22.6, 0.45  # the true success curve of the simulated telescope
 
@@ -162,12 +162,29 @@ def test_the_follow_up_loop(client, auth, api_key, loop, ingest):
         assert snap["fraction_cells_covered"] == pytest.approx(s["fraction_cells_covered"])
         assert snap["n_spectra_secure"] == cov["n_spectra_secure"]
         assert sum(b["n_galaxies_covered"] for b in snap["by_z"]) == snap["n_galaxies_covered"]
+        # By magnitude too: every galaxy in one bin (or the no-magnitude slot), the same
+        # fixed bins in every snapshot; a covered cell of a bin is an occupied one.
+        assert len(snap["by_mag"]) == len(HISTORY_MAG_EDGES) + 2
+        assert [b["mag_min"] for b in snap["by_mag"][1:-1]] == list(HISTORY_MAG_EDGES)
+        assert {b["band"] for b in snap["by_mag"]} == {"i"}
+        assert sum(b["n_galaxies"] for b in snap["by_mag"]) == snap["n_galaxies"]
+        assert sum(b["n_galaxies_covered"] for b in snap["by_mag"]) == snap["n_galaxies_covered"]
+        for b in snap["by_mag"] + snap["by_z"]:
+            assert b["n_cells_covered"] <= min(b["n_cells_occupied"], snap["n_cells_covered"])
     assert history[0]["n_observed"] == 0 and history[-1]["n_observed"] == observed.sum()
     assert history[-1]["hours_spent"] == pytest.approx(
         planned[failed].sum() + planned[secure].sum()
     )
     assert history[3]["n_cells_covered"] > history[0]["n_cells_covered"]
     assert history[-1]["n_cells_covered"] == history[0]["n_cells_covered"]
+    # The last snapshot's magnitude split is a recomputation's from every source.
+    edges = ",".join(f"{e:g}" for e in HISTORY_MAG_EDGES)
+    direct = client.get(
+        f"/v1/maps/{map_id}/coverage", params={"mag_band": "i", "mag_bins": edges}
+    ).json()["summary"]["by_magnitude"]
+    inner = history[-1]["by_mag"][1:-2]  # the closed bins 18.5..25.5
+    assert [b["n_galaxies"] for b in inner] == [d["n_galaxies"] for d in direct]
+    assert [b["n_galaxies_covered"] for b in inner] == [d["n_galaxies_covered"] for d in direct]
 
     log = client.get("/v1/changes", params={"map_id": map_id})
     assert log.status_code == 200
@@ -316,6 +333,11 @@ def test_the_loop_on_the_command_line(client, auth, loop, clean_db, tmp_path):
     assert "cli night" in run("campaign", "list", "--map-id", map_id)
     assert "outcomes_recorded" in run("history", "--map-id", map_id, "--plot", tmp_path / "h.png")
     assert (tmp_path / "h.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    by_mag = run("history", "--map-id", map_id, "--by", "mag")
+    assert "per magnitude bin" in by_mag and "i 22–22.5" in by_mag
+    assert "per photo-z bin" in run("history", "--map-id", map_id, "--by", "z")
+    model = run("campaign", "model", "--map-id", map_id, "--no-archival", "--json")
+    assert '"n_archival": 0' in model
     assert "brightest" in run("campaign", "forecast", "--budget-hours", 20, "--map-id", map_id)
     # The command line has no key: its changes are logged as "cli".
     names = [e["key_name"] for e in client.get("/v1/changes").json()["items"]]
@@ -383,3 +405,24 @@ def test_the_success_model_learns_from_the_spectra_that_exist(
     assert not client.get(base).json()["fitted"]
     client.post(f"/v1/catalogues/{flagged['id']}/restore", headers=auth).raise_for_status()
     assert client.get(base).json()["n_archival"] == full["n_archival"]
+
+
+def test_snapshots_of_maps_from_before_the_magnitude_split_fill_it(client, auth, loop, settings):
+    """Cells written before they kept magnitudes (NULL after migration 0011) are filled at
+    the next change, whose snapshot has the magnitude split; earlier ones show none."""
+    from sqlalchemy import text
+
+    from app.core.db import make_engine
+
+    map_id, _ = loop
+    engine = make_engine(settings.database_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE cells SET mag_phot = NULL"))
+        conn.execute(text("UPDATE coverage_snapshots SET by_mag = NULL"))
+    engine.dispose()
+    _campaign(client, auth, map_id, name="after the upgrade", budget=5)
+    history = client.get(f"/v1/maps/{map_id}/coverage/history").json()["snapshots"]
+    assert history[0]["by_mag"] == []
+    last = history[-1]
+    assert sum(b["n_galaxies"] for b in last["by_mag"]) == last["n_galaxies"] > 0
+    assert last["by_mag"][-1]["n_galaxies"] == 0  # every mock galaxy has an i magnitude
