@@ -24,7 +24,10 @@ class _AssignToReadyMaps(LedgerHook):
     """Assign each written chunk to every ready map; recompute the cells once at the end."""
 
     def __init__(
-        self, match_radius_arcsec: float, key_name: str | None, action: ChangeAction
+        self,
+        match_radius_arcsec: float,
+        key_name: str | None,
+        action: ChangeAction = ChangeAction.catalogue_ingested,
     ) -> None:
         self.radius = match_radius_arcsec
         self.key_name = key_name
