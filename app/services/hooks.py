@@ -1,11 +1,11 @@
 """Keep every ready map's ledger current when catalogues arrive or leave (ingested or
 restored; deleted or purged).
 
-The hooks run inside the ingest/delete/restore/purge transaction, under the ledger lock, so the new
-rows, their assignments and the recomputed cells commit (or roll back) together. They also
-queue the recomputation of the deep/wide calibrations the catalogue concerns
-(:func:`app.services.deepwide.queue_for_catalogue`): the jobs commit with the rows they
-will read, so none is queued for an ingest that rolled back.
+The hooks run inside the ingest/delete/restore/purge transaction, under the ledger lock,
+so the new rows, their assignments and the recomputed cells commit (or roll back)
+together. They also queue the recomputation of the deep/wide calibrations the catalogue
+concerns (:func:`app.services.deepwide.queue_for_catalogue`): the jobs commit with the rows
+they will read, so none is queued for an ingest that rolled back.
 """
 
 from __future__ import annotations
