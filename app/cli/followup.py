@@ -43,6 +43,16 @@ if TYPE_CHECKING:
 
     from app.models import Map, TargetList
 
+Archival = Annotated[
+    bool,
+    typer.Option(
+        "--archival/--no-archival",
+        help="The success model learns from the spectra already in the ledger too (secure: "
+        "a success, insecure by its quality flag: a failure).",
+    ),
+]
+
+
 campaign_cli = typer.Typer(
     help="Observing campaigns: plan, export, record outcomes, learn, forecast.",
     no_args_is_help=True,
@@ -116,6 +126,7 @@ def create(
         ),
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
+    archival: Archival = True,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Plan a campaign for the map's gaps and save it (it never changes afterwards).
@@ -135,6 +146,7 @@ def create(
         per_cell=per_cell,
         strategy=strategy,
         exposure=_exposure(ref_mag, ref_hours, slope, overhead_hours),
+        archival=archival,
     )
     if output is not None:
         _output_path(output, overwrite)
@@ -279,14 +291,7 @@ def model(
     ref_hours: RefHours = 1.0,
     slope: Slope = 0.8,
     overhead_hours: Overhead = 0.0,
-    archival: Annotated[
-        bool,
-        typer.Option(
-            "--archival/--no-archival",
-            help="Learn from the spectra already in the ledger too (secure: a success, "
-            "insecure by its quality flag: a failure).",
-        ),
-    ] = True,
+    archival: Archival = True,
     archival_weight: Annotated[
         float,
         typer.Option(
@@ -342,6 +347,7 @@ def forecast(
     ref_hours: RefHours = 1.0,
     slope: Slope = 0.8,
     overhead_hours: Overhead = 0.0,
+    archival: Archival = True,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Expected coverage after a campaign of --budget-hours, for each strategy."""
@@ -355,13 +361,15 @@ def forecast(
         per_cell=per_cell,
         exposure=_exposure(ref_mag, ref_hours, slope, overhead_hours),
         random_state=0,
+        archival=archival,
     )
     with _database(_settings(database_url)) as factory, factory() as session, _user_errors():
         m = _ready_map(session, map_id)
         result = _spin("forecast", lambda: followup.forecast(session, m, plan, list(PlanStrategy)))
     table = Table(
         title=f"map {m.id}: {_pct(result['fraction_covered'])} of the sample covered now; "
-        f"{budget_hours:g} h next ({result['success_model_outcomes']:,} outcomes learned from)"
+        f"{budget_hours:g} h next (learned from {result['success_model_outcomes']:,} outcomes "
+        f"and {result['success_model_archival']:,} archival spectra)"
     )
     for col in (
         "strategy",

@@ -43,6 +43,11 @@ class CampaignIn(ApiModel):
     )
     exposure: ExposureModelIn = Field(default_factory=ExposureModelIn)
     random_state: int | None = Field(None, ge=0, le=2**31 - 1)
+    archival: bool = Field(
+        True,
+        description="The success model learns from the spectra already in the ledger too "
+        "(false: from the recorded outcomes only).",
+    )
 
     model_config = ConfigDict(
         extra="forbid",
@@ -167,6 +172,7 @@ class ForecastOut(ApiModel):
     budget_hours: float | None
     fraction_covered: float
     success_model_outcomes: int
+    success_model_archival: int = Field(0, description="Archival spectra learned from.")
     strategies: list[ForecastRow]
 
 

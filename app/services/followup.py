@@ -223,6 +223,8 @@ class CampaignPlan:
     strategy: PlanStrategy = PlanStrategy.expected_gain
     exposure: ExposureModel = field(default_factory=ExposureModel)
     random_state: int | None = None
+    # the success model learns from the archival spectra too (app.services.success)
+    archival: bool = True
 
 
 @dataclass
@@ -263,7 +265,8 @@ def plan_targets(session: Session, m: Map, plan: CampaignPlan) -> PlannedTargets
         at_depth = cal.failed_at_depth(cand[mag_col].to_numpy(), spent, plan.exposure)
         exclude = is_secure | at_depth
         n_excluded_secure, n_excluded_failed = int(is_secure.sum()), int(at_depth.sum())
-    model = success.success_model(session, m)
+    learned = success.learn(session, m, archival=plan.archival)
+    model = learned.model
     n_phot = stats["n_phot"].to_numpy(dtype=np.float64)
     weight = n_phot / max(n_phot.sum(), 1.0)
     try:
@@ -297,7 +300,8 @@ def plan_targets(session: Session, m: Map, plan: CampaignPlan) -> PlannedTargets
         "exposure": plan.exposure.as_dict(),
         "random_state": plan.random_state,
         "k": m.min_secure,
-        "success_model_outcomes": model.n_outcomes,
+        "success_model_outcomes": learned.n_recorded,
+        "success_model_archival": learned.n_archival,
         "n_excluded_failed": n_excluded_failed,
         "n_excluded_secure": n_excluded_secure,
         "expected_hours": float(frame["exposure_hours"].sum()) if len(frame) else 0.0,
@@ -363,12 +367,13 @@ def forecast(
                 "gain_per_hour": gain / hours if hours > 0 else 0.0,
             }
         )
-    model = success.success_model(session, m)
+    learned = success.learn(session, m, archival=plan.archival)
     return {
         "map_id": m.id,
         "budget_hours": plan.budget_hours,
         "fraction_covered": now,
-        "success_model_outcomes": model.n_outcomes,
+        "success_model_outcomes": learned.n_recorded,
+        "success_model_archival": learned.n_archival,
         "strategies": rows,
     }
 

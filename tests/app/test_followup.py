@@ -400,6 +400,22 @@ def test_the_success_model_learns_from_the_spectra_that_exist(
     assert not none["fitted"] and none["n_archival"] == 0
     assert client.get(base, params={"archival_weight": 2}).status_code == 422
 
+    # Planning learns from them too, unless told not to (then every target is assumed to
+    # succeed, as without any model).
+    def plan(**body):
+        r = client.post(f"/v1/maps/{map_id}/campaigns", json={"budget": 5, **body}, headers=auth)
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    learned = plan(name="learned")
+    assert learned["params"]["success_model_archival"] == full["n_archival"]
+    assert all(0 < t["p_success"] < 1 for t in learned["targets"])
+    blind = plan(name="blind", archival=False)
+    assert blind["params"]["success_model_archival"] == 0
+    assert all(t["p_success"] == 1 for t in blind["targets"])
+    fc = client.get(f"/v1/maps/{map_id}/forecast", params={"budget_hours": 5, "archival": False})
+    assert fc.status_code == 200 and fc.json()["success_model_archival"] == 0
+
     # Deleted spectra teach nothing; restored, they teach again.
     client.delete(f"/v1/catalogues/{flagged['id']}", headers=auth).raise_for_status()
     assert not client.get(base).json()["fitted"]

@@ -113,6 +113,7 @@ def create_campaign(
         strategy=PlanStrategy(body.strategy),
         exposure=exposure_model(body),
         random_state=body.random_state,
+        archival=body.archival,
     )
     # Under the ledger lock: the plan reads the outcomes and coverage it must not race.
     with ledger_transaction(session):

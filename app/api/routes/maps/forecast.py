@@ -86,6 +86,9 @@ def forecast(
     slope: Slope = 0.8,
     overhead_hours: Overhead = 0.0,
     random_state: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    archival: Annotated[
+        bool, Query(description="The success model learns from the archival spectra too.")
+    ] = True,
 ) -> ForecastOut:
     m = ready_map(session, map_id)
     plan = followup.CampaignPlan(
@@ -96,6 +99,7 @@ def forecast(
         per_cell=per_cell,
         exposure=ExposureModel(ref_mag, ref_hours, slope, overhead_hours),
         random_state=random_state,
+        archival=archival,
     )
     strategies = [PlanStrategy(s) for s in (strategy or choices(PlanStrategy))]
     return ForecastOut(**followup.forecast(session, m, plan, list(dict.fromkeys(strategies))))
