@@ -66,7 +66,7 @@ def same_or_conflict(existing: Catalogue, req: IngestRequest) -> IngestResult:
         raise ConflictError(
             f"{req.filename}: this file is already catalogue {existing.id} ({existing.kind}), "
             f"ingested with other options ({', '.join(d.reason.split(':')[0] for d in diffs)}); "
-            f"delete catalogue {existing.id} first to ingest it differently",
+            f"delete and purge catalogue {existing.id} first to ingest it differently",
             diffs,
             catalogue_id=existing.id,
         )
