@@ -144,6 +144,9 @@ class Catalogue(Base):
     n_secure: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), default="ready")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set by a delete, cleared by a restore: a deleted catalogue keeps its rows until it is
+    # purged but is out of the ledger (see app.services.live, the one place that says so).
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Source(_Photometry, Base):
@@ -279,6 +282,9 @@ class Cell(Base):
     # Histograms on the map's redshift grid (maps.grid["z_edges"]), as counts.
     pz_phot: Mapped[list[float] | None] = mapped_column(JsonType)
     pz_spec: Mapped[list[float] | None] = mapped_column(JsonType)
+    # Galaxies per magnitude bin of the coverage history (som.calibration.HISTORY_MAG_EDGES,
+    # in the map's default magnitude band); NULL on maps not recomputed since it was added.
+    mag_phot: Mapped[list[int] | None] = mapped_column(JsonType)
 
 
 class Assignment(Base):
@@ -495,8 +501,9 @@ class LedgerChange(Base):
 
 class CoverageSnapshot(Base):
     """A map's coverage just after one ledger change: cells and galaxies covered, secure
-    spectra, the follow-up spent so far (targets observed, hours), and the galaxies covered
-    per photometric-redshift bin of the map's grid (``by_z``)."""
+    spectra, the follow-up spent so far (targets observed, hours), and the cells and
+    galaxies covered per photometric-redshift bin of the map's grid (``by_z``) and per
+    magnitude bin (``by_mag``)."""
 
     __tablename__ = "coverage_snapshots"
     __table_args__ = (Index(None, "map_id", "id"),)
@@ -515,6 +522,8 @@ class CoverageSnapshot(Base):
     n_secure_outcomes: Mapped[int] = mapped_column(Integer)
     hours_spent: Mapped[float] = mapped_column(Double)
     by_z: Mapped[list[dict[str, Any]] | None] = mapped_column(JsonType)
+    # the same per magnitude bin (som.calibration.HISTORY_MAG_EDGES); NULL before 0011
+    by_mag: Mapped[list[dict[str, Any]] | None] = mapped_column(JsonType)
 
 
 class TargetOutcome(Base):

@@ -16,6 +16,7 @@ __all__ = [
     "CalibrationStatus",
     "CatalogueKind",
     "ChangeAction",
+    "CoverageSplit",
     "Distance",
     "EnsembleMethod",
     "IngestKind",
@@ -243,11 +244,21 @@ class PlanStrategy(StrEnum):
     random = "random"
 
 
+class CoverageSplit(StrEnum):
+    """How the coverage history is split: by magnitude bin or by photometric-redshift bin."""
+
+    mag = "mag"
+    z = "z"
+
+
 class ChangeAction(StrEnum):
     """What one entry of the ledger's append-only change log records."""
 
     catalogue_ingested = "catalogue_ingested"
+    # soft: hidden from the ledger, rows kept until purged
     catalogue_deleted = "catalogue_deleted"
+    catalogue_restored = "catalogue_restored"
+    catalogue_purged = "catalogue_purged"
     campaign_created = "campaign_created"
     outcomes_recorded = "outcomes_recorded"
 

@@ -6,11 +6,13 @@ Progress bars go to stderr, results (tables, JSON, keys) to stdout, so output ca
 
 Exit codes: 0 success; 1 the environment (database unreachable or not migrated, training
 failed, unexpected error); 2 bad input a user must fix (command line, file, column, value);
-3 something named does not exist (map, catalogue, file); 4 a map is not ready yet;
+3 something named does not exist (map, catalogue, file); 4 a map is not ready yet (or
+another conflict, e.g. purging a catalogue that is not deleted);
 130 interrupted.
 
 One module per group of commands, registered here in the order ``somcal --help`` lists
-them: ``catalogues`` (mock, ingest, bands, catalogues), ``maps`` (maps, train), ``assign``,
+them: ``catalogues`` (mock, ingest, bands, and the ``catalogues`` group: list, delete,
+restore, purge), ``maps`` (maps, train), ``assign``,
 ``occupation``, ``calibrate`` (coverage, gaps, targets, nz), ``calibrations`` (the
 ``calibration`` group: deep/wide n(z)), ``followup`` (campaign …, history), ``plot``,
 ``serve`` (serve, worker, quickstart) and ``db`` (db upgrade, apikey create); what they
@@ -61,12 +63,14 @@ cli.add_typer(apikey_cli, name="apikey")
 cli.add_typer(calibrations.calibration_cli, name="calibration")
 cli.add_typer(followup.campaign_cli, name="campaign")
 cli.add_typer(occupation.occupation_cli, name="occupation")
+cli.add_typer(catalogues.catalogues_cli, name="catalogues")
+# The group's spelling before catalogue became the one spelling; kept out of --help.
+cli.add_typer(catalogues.catalogues_cli, name="catalogs", hidden=True)
 
 for command in (
     catalogues.mock,
     catalogues.ingest,
     catalogues.bands,
-    catalogues.catalogues,
     maps.maps,
     maps.train,
     assign.assign,
@@ -81,8 +85,6 @@ for command in (
     serve.quickstart,
 ):
     cli.command()(command)
-# The command's spelling before catalogue became the one spelling; kept out of --help.
-cli.command("catalogs", hidden=True)(catalogues.catalogues)
 db_cli.command("upgrade")(db.db_upgrade)
 apikey_cli.command("create")(db.apikey_create)
 

@@ -358,14 +358,34 @@ def bands() -> None:
         typer.echo(f"{b.name:<12} {b.wavelength:>8.0f} Å  {b.filter or b.survey}{aliases}")
 
 
-def catalogues(database_url: DatabaseUrl = None) -> None:
-    """List the ingested catalogues."""
+catalogues_cli = typer.Typer(
+    help="List the ingested catalogues; delete, restore or purge one.",
+    invoke_without_command=True,
+)
+
+
+@catalogues_cli.callback()
+def catalogues(
+    ctx: typer.Context,
+    database_url: DatabaseUrl = None,
+    deleted: Annotated[
+        bool, typer.Option("--deleted", help="List the deleted ones (restorable until purged).")
+    ] = False,
+) -> None:
+    """List the ingested catalogues (`somcal catalogues delete|restore|purge ID` to change
+    one)."""
+    if ctx.invoked_subcommand is not None:
+        return
     from app.services import catalogues as catalogue_service
 
     with _database(_settings(database_url)) as factory, factory() as session, _user_errors():
-        items, total = catalogue_service.list_catalogues(session, None, 10_000, 0)
-        table = Table(title=f"{total} catalogue(s)")
-        for col in ("id", "kind", "name", "rows", "secure", "bands", "preset", "file"):
+        items, total = catalogue_service.list_catalogues(session, None, 10_000, 0, deleted)
+        what = "deleted catalogue(s)" if deleted else "catalogue(s)"
+        table = Table(title=f"{total} {what}")
+        cols = ["id", "kind", "name", "rows", "secure", "bands", "preset", "file"]
+        if deleted:
+            cols.append("deleted at")
+        for col in cols:
             table.add_column(
                 col,
                 justify="right" if col in ("id", "rows", "secure") else "left",
@@ -373,7 +393,7 @@ def catalogues(database_url: DatabaseUrl = None) -> None:
                 overflow="fold",
             )
         for c in items:
-            table.add_row(
+            row = [
                 str(c.id),
                 c.kind,
                 c.name,
@@ -382,5 +402,57 @@ def catalogues(database_url: DatabaseUrl = None) -> None:
                 " ".join(c.bands),
                 c.preset or "",
                 c.filename,
-            )
+            ]
+            if deleted:
+                row.append(f"{c.deleted_at:%Y-%m-%d %H:%M:%S}" if c.deleted_at else "")
+            table.add_row(*row)
         _out().print(table)
+
+
+CatalogueId = Annotated[int, typer.Argument(help="The catalogue's id.", min=1)]
+
+
+@catalogues_cli.command("delete")
+def catalogues_delete(catalogue_id: CatalogueId, database_url: DatabaseUrl = None) -> None:
+    """Delete a catalogue: out of the ledger (coverage recomputed), rows kept until purged."""
+    from app.services import catalogues as catalogue_service
+    from app.services.hooks import after_catalogue_deleted
+
+    settings = _settings(database_url)
+    with _database(settings) as factory, factory() as session, _user_errors():
+        hook = after_catalogue_deleted(settings.match_radius_arcsec, CLI_ACTOR)
+        cat, maps = catalogue_service.delete_catalogue(session, catalogue_id, hook)
+    _done(
+        f"catalogue {cat.id} ({cat.kind}) deleted; {len(maps)} map(s) updated; "
+        f"`somcal catalogues restore {cat.id}` brings it back, "
+        f"`somcal catalogues purge {cat.id}` removes it for good"
+    )
+
+
+@catalogues_cli.command("restore")
+def catalogues_restore(catalogue_id: CatalogueId, database_url: DatabaseUrl = None) -> None:
+    """Restore a deleted catalogue: its rows are assigned again to every ready map."""
+    from app.services import catalogues as catalogue_service
+    from app.services.hooks import after_catalogue_restored
+
+    settings = _settings(database_url)
+    with _database(settings) as factory, factory() as session, _user_errors():
+        hook = after_catalogue_restored(settings.match_radius_arcsec, CLI_ACTOR)
+        cat, placed = catalogue_service.restore_catalogue(session, catalogue_id, hook)
+    _done(f"catalogue {cat.id} ({cat.kind}) restored; {len(placed)} map(s) updated")
+
+
+@catalogues_cli.command("purge")
+def catalogues_purge(catalogue_id: CatalogueId, database_url: DatabaseUrl = None) -> None:
+    """Purge a deleted catalogue: its rows are removed for good."""
+    from app.services import catalogues as catalogue_service
+    from app.services.hooks import after_catalogue_deleted
+    from som.vocabulary import ChangeAction
+
+    settings = _settings(database_url)
+    with _database(settings) as factory, factory() as session, _user_errors():
+        hook = after_catalogue_deleted(
+            settings.match_radius_arcsec, CLI_ACTOR, ChangeAction.catalogue_purged
+        )
+        cat, maps = catalogue_service.purge_catalogue(session, catalogue_id, hook)
+    _done(f"catalogue {cat.id} ({cat.kind}) purged; {len(maps)} map(s) updated")

@@ -36,12 +36,22 @@ from app.cli._common import (
     _user_errors,
     _write_frame,
 )
-from som.vocabulary import PlanStrategy
+from som.vocabulary import CoverageSplit, PlanStrategy
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from app.models import Map, TargetList
+
+Archival = Annotated[
+    bool,
+    typer.Option(
+        "--archival/--no-archival",
+        help="The success model learns from the spectra already in the ledger too (secure: "
+        "a success, insecure by its quality flag: a failure).",
+    ),
+]
+
 
 campaign_cli = typer.Typer(
     help="Observing campaigns: plan, export, record outcomes, learn, forecast.",
@@ -116,6 +126,7 @@ def create(
         ),
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
+    archival: Archival = True,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Plan a campaign for the map's gaps and save it (it never changes afterwards).
@@ -135,6 +146,7 @@ def create(
         per_cell=per_cell,
         strategy=strategy,
         exposure=_exposure(ref_mag, ref_hours, slope, overhead_hours),
+        archival=archival,
     )
     if output is not None:
         _output_path(output, overwrite)
@@ -244,7 +256,7 @@ def outcomes(
 ) -> None:
     """Record what became of a campaign's targets. Every row is checked first; any bad row
     is reported with its number and nothing is stored."""
-    from app.services import followup
+    from app.services import outcomes
     from app.services.ledger import ledger_transaction
     from som.tables import read_table
 
@@ -257,11 +269,11 @@ def outcomes(
                 if not path.is_file():
                     raise _fail(f"{path}: no such file", EXIT_NOT_FOUND)
                 frame = read_table(path, text_columns=["target_id", "outcome"])
-                result = followup.record_outcomes(
+                result = outcomes.record_outcomes(
                     session, m, campaign, frame, CLI_ACTOR, file=path.name
                 )
             else:
-                result = followup.outcomes_from_catalogue(
+                result = outcomes.outcomes_from_catalogue(
                     session, m, campaign, from_catalogue, CLI_ACTOR
                 )
             session.commit()
@@ -279,26 +291,37 @@ def model(
     ref_hours: RefHours = 1.0,
     slope: Slope = 0.8,
     overhead_hours: Overhead = 0.0,
+    archival: Archival = True,
+    archival_weight: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=1.0, help="What an archival spectrum counts for (1: an outcome)."
+        ),
+    ] = 0.5,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """The success rate against magnitude learned from the recorded outcomes (±1σ), and the
-    expected hours per secure redshift."""
-    from app.services import followup
+    """The success rate against magnitude learned from the recorded outcomes and the
+    archival spectra (±1σ), and the expected hours per secure redshift."""
+    from app.services import success
 
     exposure = _exposure(ref_mag, ref_hours, slope, overhead_hours)
     with _database(_settings(database_url)) as factory, factory() as session, _user_errors():
         m = _ready_map(session, map_id)
-        summary = followup.success_summary(session, m, exposure)
+        summary = success.success_summary(
+            session, m, exposure, archival=archival, archival_weight=archival_weight
+        )
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=float))
         return
     if not summary["fitted"]:
-        _out().print("no outcomes recorded yet: every target is assumed to succeed")
+        _out().print("no outcomes nor archival attempts: every target is assumed to succeed")
         return
     table = Table(
-        title=f"success rate of map {m.id} from {summary['n_outcomes']:,} outcomes "
-        f"({summary['n_secure']:,} secure)"
+        title=f"success rate of map {m.id} in {summary['mag_band']} from "
+        f"{summary['n_recorded']:,} outcomes ({summary['n_recorded_secure']:,} secure) and "
+        f"{summary['n_archival']:,} archival spectra ({summary['n_archival_secure']:,} secure, "
+        f"weight {summary['archival_weight']:g})"
     )
     for col in ("mag", "rate", "−1σ", "+1σ", "hours / secure z"):
         table.add_column(col, justify="right")
@@ -324,6 +347,7 @@ def forecast(
     ref_hours: RefHours = 1.0,
     slope: Slope = 0.8,
     overhead_hours: Overhead = 0.0,
+    archival: Archival = True,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Expected coverage after a campaign of --budget-hours, for each strategy."""
@@ -337,13 +361,15 @@ def forecast(
         per_cell=per_cell,
         exposure=_exposure(ref_mag, ref_hours, slope, overhead_hours),
         random_state=0,
+        archival=archival,
     )
     with _database(_settings(database_url)) as factory, factory() as session, _user_errors():
         m = _ready_map(session, map_id)
         result = _spin("forecast", lambda: followup.forecast(session, m, plan, list(PlanStrategy)))
     table = Table(
         title=f"map {m.id}: {_pct(result['fraction_covered'])} of the sample covered now; "
-        f"{budget_hours:g} h next ({result['success_model_outcomes']:,} outcomes learned from)"
+        f"{budget_hours:g} h next (learned from {result['success_model_outcomes']:,} outcomes "
+        f"and {result['success_model_archival']:,} archival spectra)"
     )
     for col in (
         "strategy",
@@ -374,10 +400,17 @@ def history(
         Path | None, typer.Option(help="Also draw coverage against hours and targets (PNG).")
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing plot file.")] = False,
+    by: Annotated[
+        CoverageSplit | None,
+        typer.Option(
+            help="Also a table of the galaxies covered (and cells covered / occupied) per "
+            "magnitude bin or photo-z bin, one row per change."
+        ),
+    ] = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Coverage after every change to the ledger (ingests, deletions, campaigns, outcomes),
-    with who made it."""
+    """Coverage after every change to the ledger (ingests, deletions, restores, purges,
+    campaigns, outcomes), with who made it; per magnitude or photo-z bin with --by."""
     from app.services import followup
 
     if plot is not None:
@@ -413,6 +446,8 @@ def history(
             _fmt(s["hours_spent"], 1),
         )
     _out().print(table)
+    if by is not None:
+        _out().print(_split_table(m.id, snaps, by))
     if plot is not None:
         if not snaps:
             raise _fail(f"map {m.id} has no coverage history yet: nothing to plot")
@@ -421,3 +456,42 @@ def history(
         fig = plot_coverage_history(snaps, title=f"coverage of map {m.id}")
         plot.write_bytes(figure_to_png(fig))
         _done(f"wrote {plot}")
+
+
+def _bin_label(b: dict, by: CoverageSplit) -> str:
+    if by == CoverageSplit.z:
+        return f"z {b['z_min']:g}–{b['z_max']:g}"
+    lo, hi = b["mag_min"], b["mag_max"]
+    if lo is None and hi is None:
+        return f"no {b['band']}"
+    if lo is None:
+        return f"{b['band']} < {hi:g}"
+    return f"{b['band']} ≥ {lo:g}" if hi is None else f"{b['band']} {lo:g}–{hi:g}"
+
+
+def _split_table(map_id: int, snaps: list[dict], by: CoverageSplit) -> Table:
+    """One row per change, one column per bin that ever held a galaxy: the galaxies covered
+    and, below, cells covered / cells occupied."""
+    key = "by_mag" if by == CoverageSplit.mag else "by_z"
+    bins = next((s[key] for s in reversed(snaps) if s[key]), [])
+    used = [k for k in range(len(bins)) if any(s[key] and s[key][k]["n_galaxies"] for s in snaps)]
+    table = Table(
+        title=f"coverage of map {map_id} per {'magnitude' if key == 'by_mag' else 'photo-z'} bin"
+    )
+    table.add_column("change", justify="right")
+    table.add_column("action")
+    for k in used:
+        table.add_column(_bin_label(bins[k], by), justify="right")
+    for s in snaps:
+        cells = []
+        for k in used:
+            if not s[key]:
+                cells.append("–")  # taken before this split was recorded
+                continue
+            b = s[key][k]
+            share = b["n_galaxies_covered"] / b["n_galaxies"] if b["n_galaxies"] else None
+            occupied = b.get("n_cells_occupied")
+            counts = "" if occupied is None else f"\n{b['n_cells_covered']}/{occupied}"
+            cells.append(_pct(share) + counts)
+        table.add_row(str(s["change_id"]), s["action"], *cells)
+    return table

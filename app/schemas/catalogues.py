@@ -158,6 +158,11 @@ class CatalogueOut(ApiModel):
     n_secure: int | None
     status: str
     created_at: datetime
+    deleted_at: datetime | None = Field(
+        None,
+        description="When it was deleted (listed with ?deleted=true only): out of the ledger, "
+        "rows kept until purged.",
+    )
 
 
 class IngestOut(CatalogueOut):
@@ -179,6 +184,23 @@ class CatalogueList(ApiModel):
 
 class DeleteOut(ApiModel):
     deleted: int
+    kind: CatalogueKind
+    maps_updated: list[int] = Field(default_factory=list)
+    restore: str = Field(description="The call that brings it back (until it is purged).")
+
+
+class RestoreOut(ApiModel):
+    restored: int
+    kind: CatalogueKind
+    maps_updated: list[int] = Field(default_factory=list)
+    assigned: dict[str, dict[str, int]] = Field(
+        default_factory=dict,
+        description="Per map id, how its rows landed again: by_photometry, by_position, ...",
+    )
+
+
+class PurgeOut(ApiModel):
+    purged: int
     kind: CatalogueKind
     maps_updated: list[int] = Field(default_factory=list)
 

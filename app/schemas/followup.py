@@ -43,6 +43,11 @@ class CampaignIn(ApiModel):
     )
     exposure: ExposureModelIn = Field(default_factory=ExposureModelIn)
     random_state: int | None = Field(None, ge=0, le=2**31 - 1)
+    archival: bool = Field(
+        True,
+        description="The success model learns from the spectra already in the ledger too "
+        "(false: from the recorded outcomes only).",
+    )
 
     model_config = ConfigDict(
         extra="forbid",
@@ -140,6 +145,13 @@ class SuccessModelOut(ApiModel):
     mag_max: float | None
     cell_prior_sigma: float
     cells: list[CellOffset]
+    mag_band: str = Field(description="Band of the archival spectra's magnitudes.")
+    n_recorded: int = Field(description="Recorded outcomes (secure or failed) learned from.")
+    n_recorded_secure: int
+    n_archival: int = Field(description="Archival spectra learned from (secure or failed).")
+    n_archival_secure: int
+    archival_weight: float = Field(description="What one archival spectrum counted for.")
+    archival_catalogues: list[int] = Field(default_factory=list)
     exposure: ExposureModelIn
     curve: list[CurvePoint]
 
@@ -160,6 +172,7 @@ class ForecastOut(ApiModel):
     budget_hours: float | None
     fraction_covered: float
     success_model_outcomes: int
+    success_model_archival: int = Field(0, description="Archival spectra learned from.")
     strategies: list[ForecastRow]
 
 
@@ -168,6 +181,19 @@ class ZBinCoverage(ApiModel):
     z_max: float
     n_galaxies: int
     n_galaxies_covered: int
+    # None in snapshots taken before cells per bin were recorded (migration 0011)
+    n_cells_occupied: int | None = Field(None, description="Cells with galaxies in this bin.")
+    n_cells_covered: int | None = Field(None, description="Those of them covered.")
+
+
+class MagBinCoverage(ApiModel):
+    band: str = Field(description="The map's default magnitude band (its i, or its reddest).")
+    mag_min: float | None = Field(description="None: open (brighter than the first edge).")
+    mag_max: float | None = Field(description="None: open; both None: no magnitude in band.")
+    n_galaxies: int
+    n_galaxies_covered: int
+    n_cells_occupied: int
+    n_cells_covered: int
 
 
 class CoverageSnapshotOut(ApiModel):
@@ -189,6 +215,11 @@ class CoverageSnapshotOut(ApiModel):
     n_secure_outcomes: int
     hours_spent: float
     by_z: list[ZBinCoverage]
+    by_mag: list[MagBinCoverage] = Field(
+        default_factory=list,
+        description="Per magnitude bin (fixed edges, som.calibration.HISTORY_MAG_EDGES); "
+        "empty for snapshots taken before migration 0011.",
+    )
 
 
 class CoverageHistoryOut(ApiModel):

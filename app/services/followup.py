@@ -1,6 +1,7 @@
-"""The follow-up loop in the ledger: campaigns (named, immutable target lists), the outcomes
-of their targets, the success model learned from them, forecasts, and the change log with a
-coverage snapshot after every change.
+"""The follow-up loop in the ledger: the change log with a coverage snapshot after every
+change, campaigns (named, immutable target lists) and forecasts. The outcomes of the
+targets are recorded by :mod:`app.services.outcomes`, the success model learned from them
+and from the spectra that exist is :mod:`app.services.success`'s.
 
 The science is :mod:`som.calibration.followup`'s; this module gathers its inputs from the
 store, validates what callers send (naming the row) and writes in the caller's transaction.
@@ -8,7 +9,6 @@ store, validates what callers send (naming the row) and writes in the caller's t
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -21,21 +21,15 @@ from app.models import (
     CoverageSnapshot,
     LedgerChange,
     Map,
-    Spectrum,
-    Target,
     TargetList,
     TargetOutcome,
 )
-from app.services import ledger, map_store
+from app.services import ledger, map_store, success
 from app.services import targets as target_service
-from app.services.catalogues import get_catalogue
-from app.services.errors import InvalidInputError, NotFoundError, RowError
+from app.services.errors import InvalidInputError, NotFoundError
 from som import calibration as cal
 from som.calibration.followup import ExposureModel, SuccessModel
 from som.vocabulary import ChangeAction, Outcome, PlanStrategy, choices
-
-#: How many row errors an outcome upload lists (all are counted).
-MAX_LISTED_ERRORS = 50
 
 
 # ----------------------------------------------------------------------------- change log
@@ -63,21 +57,41 @@ def log_change(
     return change
 
 
+def _per_bin(hists: Any, n_bins: int, covered: np.ndarray) -> list[dict[str, int]]:
+    """Galaxies and cells, all and covered, per bin of per-cell histograms (None: none)."""
+    counts = np.zeros((len(covered), n_bins), dtype=np.int64)
+    for c, hist in enumerate(hists):
+        if hist:
+            counts[c] = np.asarray(hist, dtype=np.int64)
+    occupied = counts > 0
+    return [
+        {
+            "n_galaxies": int(counts[:, b].sum()),
+            "n_galaxies_covered": int(counts[covered, b].sum()),
+            "n_cells_occupied": int(occupied[:, b].sum()),
+            "n_cells_covered": int((occupied[:, b] & covered).sum()),
+        }
+        for b in range(n_bins)
+    ]
+
+
 def coverage_now(session: Session, m: Map) -> dict[str, Any]:
     """The map's coverage as a snapshot records it, from the per-cell counts (the numbers of
-    ``GET .../coverage`` without reading a source) and the outcomes recorded so far."""
+    ``GET .../coverage`` without reading a source) and the outcomes recorded so far, split
+    by photo-z bin of the map's grid and by magnitude bin (``HISTORY_MAG_EDGES``)."""
     stats = ledger.cells_frame(session, m.id, with_pz=True)
     n_phot = stats["n_phot"].to_numpy(dtype=np.int64)
+    if any(n > 0 and h is None for n, h in zip(n_phot, stats["mag_phot"], strict=True)):
+        # Cells last written before they kept magnitudes (migration 0011): fill them once.
+        ledger.recompute(session, m, "phot")
+        stats = ledger.cells_frame(session, m.id, with_pz=True)
+        n_phot = stats["n_phot"].to_numpy(dtype=np.int64)
     covered = stats["covered"].to_numpy(dtype=bool)
     edges = map_store.z_edges(m)
-    per_z = np.zeros(len(edges) - 1)
-    per_z_covered = np.zeros(len(edges) - 1)
-    for hist, is_covered in zip(stats["pz_phot"], covered, strict=True):
-        if hist:
-            counts = np.asarray(hist, dtype=np.float64)
-            per_z += counts
-            if is_covered:
-                per_z_covered += counts
+    by_z = _per_bin(stats["pz_phot"], len(edges) - 1, covered)
+    mag_bins = cal.history_mag_bins()
+    by_mag = _per_bin(stats["mag_phot"], len(mag_bins), covered)
+    band = ledger.history_mag_band(m)
     spent = _spent(session, m)
     return {
         "n_cells": len(stats),
@@ -88,13 +102,13 @@ def coverage_now(session: Session, m: Map) -> dict[str, Any]:
         "n_spectra_secure": int(stats["n_spec_secure"].sum()),
         **spent,
         "by_z": [
-            {
-                "z_min": float(lo),
-                "z_max": float(hi),
-                "n_galaxies": int(n),
-                "n_galaxies_covered": int(nc),
-            }
-            for lo, hi, n, nc in zip(edges[:-1], edges[1:], per_z, per_z_covered, strict=True)
+            {"z_min": float(lo), "z_max": float(hi), **counts}
+            for lo, hi, counts in zip(edges[:-1], edges[1:], by_z, strict=True)
+        ],
+        # every bin, so that snapshots line up; the last: no magnitude in the band
+        "by_mag": [
+            {"band": band, "mag_min": lo, "mag_max": hi, **counts}
+            for (lo, hi), counts in zip(mag_bins, by_mag, strict=True)
         ],
     }
 
@@ -189,6 +203,7 @@ def history(session: Session, m: Map) -> list[dict[str, Any]]:
                 "n_secure_outcomes": snap.n_secure_outcomes,
                 "hours_spent": snap.hours_spent,
                 "by_z": snap.by_z or [],
+                "by_mag": snap.by_mag or [],
             }
         )
     return out
@@ -209,6 +224,8 @@ class CampaignPlan:
     strategy: PlanStrategy = PlanStrategy.expected_gain
     exposure: ExposureModel = field(default_factory=ExposureModel)
     random_state: int | None = None
+    # the success model learns from the archival spectra too (app.services.success)
+    archival: bool = True
 
 
 @dataclass
@@ -220,63 +237,6 @@ class PlannedTargets:
     need: np.ndarray
 
 
-def _observed_targets(session: Session, m: Map) -> pd.DataFrame:
-    """Every target of the map's campaigns with an outcome: where it is, its magnitude,
-    what became of it and the exposure it got."""
-    rows = session.execute(
-        select(
-            Target.catalogue_id,
-            Target.source_id,
-            Target.cell,
-            Target.mag,
-            TargetOutcome.outcome,
-            TargetOutcome.exposure_hours,
-        )
-        .join(
-            TargetOutcome,
-            (TargetOutcome.target_list_id == Target.target_list_id)
-            & (TargetOutcome.rank == Target.rank),
-        )
-        .join(TargetList, TargetList.id == Target.target_list_id)
-        .where(TargetList.map_id == m.id)
-    ).all()
-    return pd.DataFrame.from_records(
-        [tuple(r) for r in rows],
-        columns=["catalogue_id", "source_id", "cell", "mag", "outcome", "exposure_hours"],
-    )
-
-
-def success_model(session: Session, m: Map) -> SuccessModel:
-    """The success rate fitted from every observed target of the map's campaigns (secure
-    or failed; targets not observed say nothing about success)."""
-    seen = _observed_targets(session, m)
-    seen = seen[seen["outcome"] != str(Outcome.not_observed)]
-    seen = seen[pd.to_numeric(seen["mag"], errors="coerce").notna()]
-    return cal.fit_success_model(
-        seen["mag"].to_numpy(dtype=np.float64),
-        (seen["outcome"] == str(Outcome.secure)).to_numpy(),
-        seen["cell"].to_numpy(dtype=np.int64),
-        m.n_rows * m.n_cols,
-    )
-
-
-def success_summary(session: Session, m: Map, exposure: ExposureModel) -> dict[str, Any]:
-    model = success_model(session, m)
-    if model.fitted:
-        lo, hi = model.mag_range
-        grid = np.round(np.arange(np.floor(lo * 2) / 2, np.ceil(hi * 2) / 2 + 0.01, 0.5), 2)
-    else:  # nothing learned: no curve to show
-        grid = np.zeros(0)
-    curve = model.curve(grid)
-    curve["hours_per_secure"] = model.hours_per_secure(curve["mag"].to_numpy(), exposure)
-    return {
-        "map_id": m.id,
-        **model.to_dict(),
-        "exposure": exposure.as_dict(),
-        "curve": curve.to_dict(orient="records"),
-    }
-
-
 def plan_targets(session: Session, m: Map, plan: CampaignPlan) -> PlannedTargets:
     """The next campaign's targets (not saved): candidates in uncovered cells, minus
     targets already observed with a secure redshift and those that failed at comparable
@@ -285,7 +245,7 @@ def plan_targets(session: Session, m: Map, plan: CampaignPlan) -> PlannedTargets
     cand = target_service.target_candidates(session, m, uncovered_only=True)
     stats, cell_stats = target_service.target_cell_stats(session, m)
     mag_col = f"mag_{band}"
-    seen = _observed_targets(session, m)
+    seen = success.observed_targets(session, m)
     exclude = np.zeros(len(cand), dtype=bool)
     n_excluded_failed = n_excluded_secure = 0
     if len(seen) and len(cand):
@@ -306,7 +266,8 @@ def plan_targets(session: Session, m: Map, plan: CampaignPlan) -> PlannedTargets
         at_depth = cal.failed_at_depth(cand[mag_col].to_numpy(), spent, plan.exposure)
         exclude = is_secure | at_depth
         n_excluded_secure, n_excluded_failed = int(is_secure.sum()), int(at_depth.sum())
-    model = success_model(session, m)
+    learned = success.learn(session, m, archival=plan.archival)
+    model = learned.model
     n_phot = stats["n_phot"].to_numpy(dtype=np.float64)
     weight = n_phot / max(n_phot.sum(), 1.0)
     try:
@@ -340,7 +301,8 @@ def plan_targets(session: Session, m: Map, plan: CampaignPlan) -> PlannedTargets
         "exposure": plan.exposure.as_dict(),
         "random_state": plan.random_state,
         "k": m.min_secure,
-        "success_model_outcomes": model.n_outcomes,
+        "success_model_outcomes": learned.n_recorded,
+        "success_model_archival": learned.n_archival,
         "n_excluded_failed": n_excluded_failed,
         "n_excluded_secure": n_excluded_secure,
         "expected_hours": float(frame["exposure_hours"].sum()) if len(frame) else 0.0,
@@ -406,12 +368,13 @@ def forecast(
                 "gain_per_hour": gain / hours if hours > 0 else 0.0,
             }
         )
-    model = success_model(session, m)
+    learned = success.learn(session, m, archival=plan.archival)
     return {
         "map_id": m.id,
         "budget_hours": plan.budget_hours,
         "fraction_covered": now,
-        "success_model_outcomes": model.n_outcomes,
+        "success_model_outcomes": learned.n_recorded,
+        "success_model_archival": learned.n_archival,
         "strategies": rows,
     }
 
@@ -494,230 +457,3 @@ def radec_list(frame: pd.DataFrame) -> str:
     for r in frame.itertuples(index=False):
         lines.append(f"{r.target_id} {float(r.ra):.7f} {float(r.dec):+.7f} {int(r.priority)}")
     return "\n".join(lines) + "\n"
-
-
-# ----------------------------------------------------------------------------- outcomes
-_OUTCOME_COLUMNS = ("target_id", "outcome", "exposure_hours", "z_spec")
-
-
-def _float_or_none(v: Any) -> float | None:
-    if v is None or (isinstance(v, str) and not v.strip()):
-        return None
-    f = float(v)
-    return None if math.isnan(f) else f
-
-
-def record_outcomes(
-    session: Session,
-    m: Map,
-    campaign: TargetList,
-    frame: pd.DataFrame,
-    key_name: str | None,
-    *,
-    file: str = "outcomes",
-    source: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Record a campaign's outcomes from a table (``target_id``, ``outcome``, and for a
-    failure ``exposure_hours``; optional ``z_spec``). Every row is checked before anything
-    is written: an unknown target, an unknown outcome, a failure without its exposure, or
-    an outcome that contradicts another row or one already recorded is an error naming
-    the row, and nothing is stored. Repeating an outcome already recorded is harmless.
-    The caller commits."""
-    columns = [str(c) for c in frame.columns]
-    missing = [c for c in ("target_id", "outcome") if c not in columns]
-    if missing:
-        raise InvalidInputError(
-            f"{file}: missing column(s) {', '.join(missing)}; an outcome table has "
-            "target_id, outcome (secure, failed, not_observed) and, for a failure, "
-            "exposure_hours",
-            [RowError(file, c, None, "missing column") for c in missing],
-        )
-    targets = session.execute(
-        select(Target.rank, Target.source_id).where(Target.target_list_id == campaign.id)
-    ).all()
-    by_id: dict[str, list[int]] = {}
-    for rank, source_id in targets:
-        by_id.setdefault(str(source_id), []).append(int(rank))
-    recorded = {
-        o.rank: o
-        for o in session.scalars(
-            select(TargetOutcome).where(TargetOutcome.target_list_id == campaign.id)
-        )
-    }
-    errors: list[RowError] = []
-    wanted: dict[int, tuple[str, float | None, float | None, int]] = {}
-    values = {
-        c: frame[c].tolist() if c in columns else [None] * len(frame) for c in _OUTCOME_COLUMNS
-    }
-    for row in range(len(frame)):
-        raw_id = values["target_id"][row]
-        target_id = "" if raw_id is None or pd.isna(raw_id) else str(raw_id).strip()
-        ranks = by_id.get(target_id)
-        if not ranks:
-            errors.append(
-                RowError(
-                    file,
-                    "target_id",
-                    row,
-                    f"unknown target id {target_id!r} in campaign {campaign.id}",
-                )
-            )
-            continue
-        if len(ranks) > 1:
-            errors.append(
-                RowError(
-                    file,
-                    "target_id",
-                    row,
-                    f"target id {target_id!r} names {len(ranks)} targets of campaign "
-                    f"{campaign.id} (from different catalogues)",
-                )
-            )
-            continue
-        outcome = str(values["outcome"][row]).strip()
-        if outcome not in choices(Outcome):
-            errors.append(
-                RowError(
-                    file,
-                    "outcome",
-                    row,
-                    f"outcome {outcome!r} is not one of {', '.join(choices(Outcome))}",
-                )
-            )
-            continue
-        try:
-            hours = _float_or_none(values["exposure_hours"][row])
-            z = _float_or_none(values["z_spec"][row])
-        except (TypeError, ValueError):
-            errors.append(RowError(file, "exposure_hours", row, "not a number"))
-            continue
-        if hours is not None and (not math.isfinite(hours) or hours < 0):
-            errors.append(RowError(file, "exposure_hours", row, f"{hours} is not >= 0"))
-            continue
-        if outcome == Outcome.failed and hours is None:
-            errors.append(
-                RowError(
-                    file,
-                    "exposure_hours",
-                    row,
-                    "a failure needs the exposure spent (it decides whether the target is "
-                    "worth another attempt)",
-                )
-            )
-            continue
-        rank = ranks[0]
-        if rank in wanted and wanted[rank][0] != outcome:
-            errors.append(
-                RowError(
-                    file,
-                    "outcome",
-                    row,
-                    f"target {target_id!r} is {outcome} here but {wanted[rank][0]} in row "
-                    f"{wanted[rank][3]}",
-                )
-            )
-            continue
-        before = recorded.get(rank)
-        if before is not None and before.outcome != outcome:
-            errors.append(
-                RowError(
-                    file,
-                    "outcome",
-                    row,
-                    f"target {target_id!r} was already recorded as {before.outcome} "
-                    f"(change {before.change_id}); an outcome is not rewritten",
-                )
-            )
-            continue
-        wanted.setdefault(rank, (outcome, hours, z, row))
-    if errors:
-        raise InvalidInputError(
-            f"{file}: {len(errors)} row(s) cannot be recorded; nothing was stored "
-            f"(first {min(len(errors), MAX_LISTED_ERRORS)} listed)",
-            errors[:MAX_LISTED_ERRORS],
-            n_errors=len(errors),
-        )
-    new = {rank: v for rank, v in wanted.items() if rank not in recorded}
-    counts = dict.fromkeys(choices(Outcome), 0)
-    for outcome, *_ in new.values():
-        counts[outcome] += 1
-    change = None
-    if new:
-        change = log_change(
-            session,
-            ChangeAction.outcomes_recorded,
-            key_name,
-            map_id=m.id,
-            target_list_id=campaign.id,
-            detail={"file": file, "n_recorded": len(new), **counts, **(source or {})},
-        )
-        session.execute(
-            TargetOutcome.__table__.insert(),
-            [
-                {
-                    "target_list_id": campaign.id,
-                    "rank": rank,
-                    "outcome": outcome,
-                    "exposure_hours": hours,
-                    "z_spec": z,
-                    "change_id": change.id,
-                }
-                for rank, (outcome, hours, z, _row) in sorted(new.items())
-            ],
-        )
-        snapshot(session, m, change)
-    return {
-        "campaign_id": campaign.id,
-        "change_id": change.id if change else None,
-        "n_rows": len(frame),
-        "n_recorded": len(new),
-        "n_unchanged": len(wanted) - len(new),
-        "recorded": counts,
-    }
-
-
-def outcomes_from_catalogue(
-    session: Session, m: Map, campaign: TargetList, catalogue_id: int, key_name: str | None
-) -> dict[str, Any]:
-    """Outcomes from an ingested spectroscopic catalogue that carries the campaign's target
-    ids (``source_id``): a secure redshift is ``secure``, an insecure one ``failed`` at the
-    campaign's planned exposure for that target (the catalogue does not say the exposure).
-    Rows of the catalogue that are not targets of the campaign are left alone."""
-    cat = get_catalogue(session, catalogue_id)
-    if cat.kind != "spectroscopic":
-        raise InvalidInputError(
-            f"catalogue {cat.id} is {cat.kind}; outcomes come from a spectroscopic catalogue",
-            [RowError(None, "catalogue_id", None, "not a spectroscopic catalogue")],
-        )
-    targets = session.execute(
-        select(Target.source_id, Target.extra).where(Target.target_list_id == campaign.id)
-    ).all()
-    planned = {str(s): (extra or {}).get("exposure_hours") for s, extra in targets}
-    spectra = session.execute(
-        select(Spectrum.row_index, Spectrum.source_id, Spectrum.secure, Spectrum.z_spec)
-        .where(Spectrum.catalogue_id == cat.id, Spectrum.source_id.in_(list(planned)))
-        .order_by(Spectrum.row_index)
-    ).all()
-    rows = []
-    for _, source_id, secure, z in spectra:
-        outcome = Outcome.secure if secure else Outcome.failed
-        rows.append(
-            {
-                "target_id": str(source_id),
-                "outcome": str(outcome),
-                "exposure_hours": planned[str(source_id)],
-                "z_spec": z if secure else None,
-            }
-        )
-    frame = pd.DataFrame(rows, columns=list(_OUTCOME_COLUMNS))
-    result = record_outcomes(
-        session,
-        m,
-        campaign,
-        frame,
-        key_name,
-        file=f"catalogue {cat.id} ({cat.name})",
-        source={"catalogue_id": cat.id},
-    )
-    result["n_matched"] = len(rows)
-    return result

@@ -1,10 +1,11 @@
-"""Keep every ready map's ledger current when catalogues arrive or leave.
+"""Keep every ready map's ledger current when catalogues arrive or leave (ingested or
+restored; deleted or purged).
 
-Both hooks run inside the ingest/delete transaction, under the ledger lock, so the new
-rows, their assignments and the recomputed cells commit (or roll back) together. They also
-queue the recomputation of the deep/wide calibrations the catalogue concerns
-(:func:`app.services.deepwide.queue_for_catalogue`): the jobs commit with the rows they
-will read, so none is queued for an ingest that rolled back.
+The hooks run inside the ingest/delete/restore/purge transaction, under the ledger lock,
+so the new rows, their assignments and the recomputed cells commit (or roll back)
+together. They also queue the recomputation of the deep/wide calibrations the catalogue
+concerns (:func:`app.services.deepwide.queue_for_catalogue`): the jobs commit with the rows
+they will read, so none is queued for an ingest that rolled back.
 """
 
 from __future__ import annotations
@@ -16,15 +17,21 @@ from app.models import Catalogue
 from app.services import deepwide, followup, ledger, map_store
 from app.services.catalogues import AfterDeleteHook
 from app.services.ingest import LedgerHook
-from som.vocabulary import ChangeAction
+from som.vocabulary import CatalogueKind, ChangeAction
 
 
 class _AssignToReadyMaps(LedgerHook):
     """Assign each written chunk to every ready map; recompute the cells once at the end."""
 
-    def __init__(self, match_radius_arcsec: float, key_name: str | None) -> None:
+    def __init__(
+        self,
+        match_radius_arcsec: float,
+        key_name: str | None,
+        action: ChangeAction = ChangeAction.catalogue_ingested,
+    ) -> None:
         self.radius = match_radius_arcsec
         self.key_name = key_name
+        self.action = action
         self._maps: list | None = None
         self._placed: dict[int, dict[str, int]] = {}
 
@@ -42,6 +49,10 @@ class _AssignToReadyMaps(LedgerHook):
                 placed[key] += value
 
     def done(self, session: Session, catalogue: Catalogue) -> dict[int, dict[str, int]]:
+        if catalogue.kind == CatalogueKind.occupation:
+            # counts of one map, no rows in the ledger: logged, no cell changes
+            _log_only(session, self.action, self.key_name, catalogue)
+            return {}
         maps = self._ready(session)
         by_position: set[int] = set()
         for m in maps:
@@ -55,7 +66,7 @@ class _AssignToReadyMaps(LedgerHook):
         deepwide.queue_for_catalogue(session, catalogue, by_position)
         followup.record_ledger_change(
             session,
-            ChangeAction.catalogue_ingested,
+            self.action,
             self.key_name,
             maps,
             catalogue_id=catalogue.id,
@@ -74,13 +85,38 @@ def _described(catalogue: Catalogue) -> dict[str, object]:
     }
 
 
+def _log_only(
+    session: Session, action: ChangeAction, key_name: str | None, catalogue: Catalogue
+) -> None:
+    followup.record_ledger_change(
+        session, action, key_name, [], catalogue_id=catalogue.id, detail=_described(catalogue)
+    )
+
+
 def after_catalogue_inserted(match_radius_arcsec: float, key_name: str | None) -> LedgerHook:
     """``key_name``: the name of the API key (or ``cli``) the change log records."""
-    return _AssignToReadyMaps(match_radius_arcsec, key_name)
+    return _AssignToReadyMaps(match_radius_arcsec, key_name, ChangeAction.catalogue_ingested)
 
 
-def after_catalogue_deleted(match_radius_arcsec: float, key_name: str | None) -> AfterDeleteHook:
+def after_catalogue_restored(match_radius_arcsec: float, key_name: str | None) -> LedgerHook:
+    """A restored catalogue's rows are assigned to every ready map as an ingest's are (maps
+    trained while it was deleted included)."""
+    return _AssignToReadyMaps(match_radius_arcsec, key_name, ChangeAction.catalogue_restored)
+
+
+def after_catalogue_deleted(
+    match_radius_arcsec: float,
+    key_name: str | None,
+    action: ChangeAction = ChangeAction.catalogue_deleted,
+) -> AfterDeleteHook:
+    """After a delete (its assignments gone) or a purge (its rows gone): recompute every
+    ready map's cells, rematch spectra on the sky, queue the deep/wide recomputations and
+    log ``action`` with a snapshot of every map."""
+
     def hook(session: Session, catalogue: Catalogue) -> list[int]:
+        if catalogue.kind == CatalogueKind.occupation:
+            _log_only(session, action, key_name, catalogue)
+            return []
         maps = map_store.ready_maps(session)
         by_position: set[int] = set()
         for m in maps:
@@ -94,7 +130,7 @@ def after_catalogue_deleted(match_radius_arcsec: float, key_name: str | None) ->
         deepwide.queue_for_catalogue(session, catalogue, by_position)
         followup.record_ledger_change(
             session,
-            ChangeAction.catalogue_deleted,
+            action,
             key_name,
             maps,
             catalogue_id=catalogue.id,

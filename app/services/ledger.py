@@ -34,9 +34,10 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from app.models import Assignment, Catalogue, Cell, Map
+from app.services import live
 from app.services.bulk import Col, bulk_insert
-from app.services.map_store import map_bands, z_edges
-from app.services.phot_store import float_rows, load_rows, records
+from app.services.map_store import mag_band, map_bands, z_edges
+from app.services.phot_store import float_rows, load_rows, mags_by_catalogue, records
 from som import SOM
 from som import calibration as cal
 
@@ -232,9 +233,7 @@ def rematch_by_position(session: Session, m: Map, som: SOM, match_radius_arcsec:
     """
     bands = map_bands(m)
     matched = 0
-    spec_cats = session.scalars(
-        select(Catalogue).where(Catalogue.kind == "spectroscopic").order_by(Catalogue.id)
-    ).all()
+    spec_cats = session.scalars(live.live_catalogues(["spectroscopic"])).all()
     for cat in spec_cats:
         rows = load_rows(session, "spectroscopic", cat.id, bands)
         if len(rows) == 0:
@@ -273,6 +272,33 @@ def phot_assigned(session: Session, map_id: int) -> tuple[np.ndarray, np.ndarray
     return arr[:, 0].astype(np.int64), arr[:, 1]
 
 
+def history_mag_band(m: Map) -> str:
+    """The band of the coverage history's magnitude bins: the map's default magnitude band
+    (its ``i``, or its reddest band), as for target selection."""
+    return mag_band(m, None)
+
+
+def phot_assigned_mags(session: Session, m: Map) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`phot_assigned` with each source's magnitude in :func:`history_mag_band` (NaN
+    where its catalogue lacks the band or it has no measurement)."""
+    rows = session.execute(
+        text(
+            "SELECT a.cell, s.z_phot, s.catalogue_id, s.mags FROM assignments a "
+            "JOIN sources s ON s.id = a.object_id AND s.catalogue_id = a.catalogue_id "
+            "WHERE a.map_id = :m AND a.outside = :f"
+        ),
+        {"m": m.id, "f": False},
+    ).all()
+    arr = float_rows([r[:3] for r in rows], 3)
+    mags = mags_by_catalogue(session, arr[:, 2], [r[3] for r in rows], [history_mag_band(m)])
+    return arr[:, 0].astype(np.int64), arr[:, 1], mags[:, 0]
+
+
+def phot_values(session: Session, m: Map) -> dict[str, list]:
+    """The photometric columns of every cell of the map, from what is assigned to it."""
+    return phot_cell_values(m, *phot_assigned_mags(session, m))
+
+
 def spec_assigned(session: Session, map_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cells, redshifts and secure flags of every spectrum assigned to the map."""
     rows = session.execute(
@@ -307,11 +333,17 @@ def _hist_lists(hist: np.ndarray) -> list[list[int] | None]:
     return [row.tolist() if nz else None for row, nz in zip(counts, nonzero, strict=True)]
 
 
-def phot_cell_values(m: Map, cells: np.ndarray, z_phot: np.ndarray) -> dict[str, list]:
+def phot_cell_values(
+    m: Map, cells: np.ndarray, z_phot: np.ndarray, mags: np.ndarray | None = None
+) -> dict[str, list]:
+    """``mags``: each source's magnitude in :func:`history_mag_band` (None: none known)."""
     n_cells = m.n_rows * m.n_cols
     st = cal.cell_statistics(cells, z_phot, n_cells)
     pz = cal.cell_pz(cells, z_phot, n_cells, z_edges(m), normalise=False)
+    if mags is None:
+        mags = np.full(len(cells), np.nan)
     return {
+        "mag_phot": _hist_lists(cal.cell_mag_histogram(cells, mags, n_cells)),
         "n_phot": st["count"].astype(int).tolist(),
         "zphot_mean": _sql_nulls(st["z_mean"].to_numpy()),
         "zphot_median": _sql_nulls(st["z_median"].to_numpy()),
@@ -363,7 +395,10 @@ def write_new_cells(session: Session, m: Map, values: dict[str, list]) -> None:
 #: The statistics of a cell's photometric sources and of its spectra, as ``cells`` columns.
 _PHOT_SCALARS = ("n_phot", "zphot_mean", "zphot_median", "zphot_std", "zphot_nmad")
 _SPEC_SCALARS = ("n_spec", "n_spec_secure", "zspec_mean", "zspec_median", "zspec_std", "covered")
-_COMPARE = {"phot": (*_PHOT_SCALARS, "pz_phot"), "spec": (*_SPEC_SCALARS, "pz_spec")}
+_COMPARE = {
+    "phot": (*_PHOT_SCALARS, "pz_phot", "mag_phot"),
+    "spec": (*_SPEC_SCALARS, "pz_spec"),
+}
 
 
 def update_cells(session: Session, m: Map, values: dict[str, list], part: str) -> int:
@@ -388,8 +423,7 @@ def update_cells(session: Session, m: Map, values: dict[str, list], part: str) -
 
 def recompute(session: Session, m: Map, part: str) -> int:
     if part == "phot":
-        cells, z = phot_assigned(session, m.id)
-        return update_cells(session, m, phot_cell_values(m, cells, z), "phot")
+        return update_cells(session, m, phot_values(session, m), "phot")
     cells, z, secure = spec_assigned(session, m.id)
     return update_cells(session, m, spec_cell_values(m, cells, z, secure), "spec")
 
@@ -398,7 +432,7 @@ def cells_frame(session: Session, map_id: int, with_pz: bool = False) -> pd.Data
     """All cells of a map as a frame indexed by cell (scalar columns; p(z) on request)."""
     names = ["cell", *CELL_SCALARS]
     if with_pz:
-        names += ["pz_phot", "pz_spec"]
+        names += ["pz_phot", "pz_spec", "mag_phot"]
     rows = session.execute(
         select(*[getattr(Cell, n) for n in names]).where(Cell.map_id == map_id).order_by(Cell.cell)
     ).all()
@@ -411,7 +445,8 @@ def cells_frame(session: Session, map_id: int, with_pz: bool = False) -> pd.Data
 
 
 def count_sources(session: Session) -> int:
-    return int(session.scalar(text("SELECT count(*) FROM sources")) or 0)
+    """Photometric sources in the ledger (a deleted catalogue's are not)."""
+    return live.live_source_count(session)
 
 
 def n_assigned(session: Session, map_id: int, kind: str) -> int:

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Catalogue, Map, OccupationCount
 from app.models import Occupation as OccupationRow
-from app.services import map_store
+from app.services import live, map_store
 from app.services.bulk import Col, bulk_insert
 from app.services.catalogues import get_catalogue
 from app.services.errors import ForbiddenError, InvalidInputError, RowError, ServiceError
@@ -117,6 +117,7 @@ def register(
         select(Catalogue).where(Catalogue.kind == CatalogueKind.occupation, Catalogue.sha256 == sha)
     )
     if existing is not None:
+        live.refuse_deleted_twin(existing, filename)
         return Registered(existing, True)
     frame = occ.to_frame()
     description = occ.description()
@@ -320,7 +321,7 @@ def list_for_map(session: Session, m: Map) -> list[Catalogue]:
         session.scalars(
             select(Catalogue)
             .join(OccupationRow, OccupationRow.catalogue_id == Catalogue.id)
-            .where(OccupationRow.map_id == m.id)
+            .where(OccupationRow.map_id == m.id, live.LIVE)
             .order_by(Catalogue.id)
         )
     )

@@ -15,13 +15,14 @@ from typing import Any
 
 import numpy as np
 from pydantic import ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.models import Catalogue, Map, utcnow
 from app.schemas import TrainMapIn
-from app.services import ledger, map_store, phot_store
-from app.services.errors import InvalidInputError, NotFoundError, RowError
+from app.services import ledger, live, map_store, phot_store
+from app.services.catalogues import get_catalogue
+from app.services.errors import InvalidInputError, RowError
 from app.services.jobs import JobContext, JobKind, JobRunner, register
 from app.services.ledger import ledger_transaction
 from som import SOM, SOMError
@@ -66,9 +67,7 @@ def create_training(
     session: Session, runner: JobRunner, req: TrainMapIn, default_min_secure: int
 ) -> tuple[Map, int]:
     """Add the queued map and its job to the session (caller commits, then starts)."""
-    cat = session.get(Catalogue, req.catalogue_id)
-    if cat is None:
-        raise NotFoundError(f"catalogue {req.catalogue_id} not found")
+    cat = get_catalogue(session, req.catalogue_id)  # a deleted one is refused
     if cat.kind != "photometric":
         raise InvalidInputError(
             f"catalogue {cat.id} is {cat.kind}; maps are trained on a photometric catalogue",
@@ -191,7 +190,7 @@ def run_training(factory: sessionmaker[Session], map_id: int, match_radius_arcse
             session.commit()
             params = dict(m.params or {})
             features = ColourFeatures.from_dict(m.features or {})
-            cat = session.get(Catalogue, params["catalogue_id"])
+            cat = live.get(session, params["catalogue_id"])
             if cat is None:
                 raise InvalidInputError(f"training catalogue {params['catalogue_id']} was deleted")
             ctx.progress(0.01, f"loading {cat.n_rows} sources of catalogue {cat.id}", force=True)
@@ -249,11 +248,7 @@ def _store(
         m = map_store.get_map(session, map_id)
         reports: dict[str, dict[str, int]] = {}
         # rows only: an occupation catalogue has none to assign
-        cats = session.scalars(
-            select(Catalogue)
-            .where(Catalogue.kind.in_(choices(IngestKind)))
-            .order_by(Catalogue.kind, Catalogue.id)
-        ).all()
+        cats = session.scalars(live.live_catalogues(choices(IngestKind))).all()
         bands = map_store.map_bands(m)
         # Photometric catalogues first: spectra without photometry match their positions.
         for cat in sorted(cats, key=lambda c: c.kind != "photometric"):
@@ -270,8 +265,7 @@ def _store(
         # No progress writes from here to the commit: on SQLite this transaction holds the
         # database's write lock, and a progress update from another connection would wait
         # for it.
-        cells, z = ledger.phot_assigned(session, m.id)
-        values = ledger.phot_cell_values(m, cells, z)
+        values = ledger.phot_values(session, m)
         s_cells, s_z, s_secure = ledger.spec_assigned(session, m.id)
         values.update(ledger.spec_cell_values(m, s_cells, s_z, s_secure))
         ledger.write_new_cells(session, m, values)

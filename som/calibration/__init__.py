@@ -54,11 +54,14 @@ from som.calibration.coverage import CoverageSummary, coverage_summary, gaps, se
 from som.calibration.experiment import first_passing_n, sampling_experiment
 from som.calibration.followup import (
     COMPARABLE_DEPTH,
+    HISTORY_MAG_EDGES,
     ExposureModel,
     SuccessModel,
+    cell_mag_histogram,
     expected_coverage_gain,
     failed_at_depth,
     fit_success_model,
+    history_mag_bins,
     logistic_rate,
     plan_campaign,
     simulate_campaigns,
@@ -76,6 +79,9 @@ from som.calibration.nofz import MEAN_Z_REQUIREMENT, NzResult, nz
 
 __all__ = [
     "COMPARABLE_DEPTH",
+    "HISTORY_MAG_EDGES",
+    "cell_mag_histogram",
+    "history_mag_bins",
     "MEAN_Z_REQUIREMENT",
     "ExposureModel",
     "SuccessModel",

@@ -34,6 +34,9 @@ from som.vocabulary import PlanStrategy
 
 __all__ = [
     "COMPARABLE_DEPTH",
+    "HISTORY_MAG_EDGES",
+    "cell_mag_histogram",
+    "history_mag_bins",
     "ExposureModel",
     "SuccessModel",
     "expected_coverage_gain",
@@ -48,6 +51,36 @@ __all__ = [
 #: times the exposure it already failed with: S/N grows as √t, so twice the time is ~1.4×
 #: the S/N, the least that makes a second attempt differ from the first.
 COMPARABLE_DEPTH = 2.0
+
+#: The magnitude bins of the coverage history, fixed so that every snapshot of every map is
+#: binned alike and any two can be compared: 0.5 mag wide from 18.5 to 25.5, open at both
+#: ends (brighter than 18.5 and fainter than 25.5 are the first and last bins), plus one
+#: slot for galaxies without a magnitude in the band (see :func:`history_mag_bins`).
+HISTORY_MAG_EDGES: tuple[float, ...] = tuple(float(e) for e in np.arange(18.5, 25.51, 0.5))
+
+
+def history_mag_bins() -> list[tuple[float | None, float | None]]:
+    """(low, high) of each slot of :func:`cell_mag_histogram`: None for an open end, and
+    (None, None) for the last slot, galaxies without a magnitude."""
+    e: list[float | None] = [None, *HISTORY_MAG_EDGES, None]
+    return [*zip(e[:-1], e[1:], strict=True), (None, None)]
+
+
+def cell_mag_histogram(cells: Any, mags: Any, n_cells: int) -> np.ndarray:
+    """(n_cells, len(HISTORY_MAG_EDGES) + 2) galaxies per cell and history magnitude slot
+    (cells < 0 left out; a NaN magnitude in the last slot)."""
+    c = np.asarray(cells, dtype=np.int64).ravel()
+    m = np.asarray(mags, dtype=np.float64).ravel()
+    if len(c) != len(m):
+        raise ValueError(f"cells has {len(c)} values and mags {len(m)}")
+    n_slots = len(HISTORY_MAG_EDGES) + 2
+    slot = np.where(
+        np.isfinite(m), np.searchsorted(HISTORY_MAG_EDGES, m, side="right"), n_slots - 1
+    )
+    ok = c >= 0
+    flat = np.bincount(c[ok] * n_slots + slot[ok], minlength=n_cells * n_slots)
+    return flat[: n_cells * n_slots].reshape(n_cells, n_slots)
+
 
 # Weakly informative Gaussian prior (σ in logit units) on the intercept and slope: keeps
 # the fit finite when every outcome so far is a success (or a failure), and is negligible
@@ -206,6 +239,7 @@ def fit_success_model(
     cells: Any = None,
     n_cells: int | None = None,
     *,
+    weights: Any = None,
     cell_prior_sigma: float = 1.0,
     max_iter: int = 100,
 ) -> SuccessModel:
@@ -217,11 +251,21 @@ def fit_success_model(
     method with a weak N(0, 5²) prior on both coefficients, so the fit exists even when every
     outcome agrees; the covariance is the inverse of the penalised Hessian. With no outcome
     at all the returned model is unfitted (every target succeeds).
+
+    ``weights`` (default 1 each) counts an attempt as that many: the likelihood is
+    Π p^(w t) (1−p)^(w (1−t)), so attempts of one kind weighted w < 1 shape the curve as much
+    as before but tighten it as if there were w times as many (its covariance is the
+    inverse of the weighted Hessian). A weight of 0 leaves an attempt out.
     """
     m = np.asarray(mag, dtype=np.float64).ravel()
     y = np.asarray(secure).ravel()
     if len(m) != len(y):
         raise ValueError(f"mag has {len(m)} values and secure {len(y)}")
+    w = np.ones(len(m)) if weights is None else np.asarray(weights, dtype=np.float64).ravel()
+    if len(w) != len(m):
+        raise ValueError(f"weights has {len(w)} values and mag {len(m)}")
+    if len(w) and not (np.isfinite(w).all() and w.min() >= 0):
+        raise ValueError(f"weights must be finite and >= 0 (row {int(np.argmin(w))})")
     if y.dtype != bool:
         if not np.isin(y, (0, 1)).all():
             raise ValueError("secure must be boolean (True: secure, False: failed)")
@@ -255,14 +299,14 @@ def fit_success_model(
     beta = np.zeros(2)
     for _ in range(max_iter):
         p = _sigmoid(X @ beta)
-        grad = X.T @ (t - p) - prior @ beta
-        hess = X.T @ (X * (p * (1 - p))[:, None]) + prior
+        grad = X.T @ (w * (t - p)) - prior @ beta
+        hess = X.T @ (X * (w * p * (1 - p))[:, None]) + prior
         step = np.linalg.solve(hess, grad)
         beta = beta + step
         if np.max(np.abs(step)) < 1e-10:
             break
     p = _sigmoid(X @ beta)
-    hess = X.T @ (X * (p * (1 - p))[:, None]) + prior
+    hess = X.T @ (X * (w * p * (1 - p))[:, None]) + prior
     cov = np.linalg.inv(hess)
 
     n = int(n_cells) if cells is not None else 0
@@ -276,14 +320,14 @@ def fit_success_model(
         inv_var = 1.0 / cell_prior_sigma**2
         for _ in range(max_iter):
             q = _sigmoid(base + offset[c])
-            grad = np.bincount(c, weights=t - q, minlength=n) - offset * inv_var
-            curv = np.bincount(c, weights=q * (1 - q), minlength=n) + inv_var
+            grad = np.bincount(c, weights=w * (t - q), minlength=n) - offset * inv_var
+            curv = np.bincount(c, weights=w * q * (1 - q), minlength=n) + inv_var
             step = grad / curv
             offset = offset + step
             if np.max(np.abs(step)) < 1e-10:
                 break
         q = _sigmoid(base + offset[c])
-        offset_err = 1.0 / np.sqrt(np.bincount(c, weights=q * (1 - q), minlength=n) + inv_var)
+        offset_err = 1.0 / np.sqrt(np.bincount(c, weights=w * q * (1 - q), minlength=n) + inv_var)
 
     return SuccessModel(
         pivot=pivot,

@@ -73,9 +73,30 @@ def test_photometric_upload_roundtrip_and_duplicate(client, auth, mock_catalogue
 
     d = client.delete(f"/v1/catalogues/{cat_id}", headers=auth)
     assert d.status_code == 200 and d.json()["deleted"] == cat_id
-    assert client.get(f"/v1/catalogues/{cat_id}").status_code == 404
+    assert d.json()["restore"] == f"POST /v1/catalogues/{cat_id}/restore"
+    gone = client.get(f"/v1/catalogues/{cat_id}")
+    assert gone.status_code == 404 and f"/v1/catalogues/{cat_id}/restore" in gone.json()["detail"]
     assert client.delete(f"/v1/catalogues/{cat_id}", headers=auth).status_code == 404
+    # Deleted, not gone: the rows stay until purged, and only a deleted catalogue is purged.
+    assert _count(settings.database_url, Source) == 150
+    assert client.get("/v1/catalogues").json()["total"] == 0
+    assert [c["id"] for c in client.get("/v1/catalogues?deleted=true").json()["items"]] == [cat_id]
+    # The same file again while its deleted twin exists: a 409 naming it and the restore.
+    twin = upload(client, auth, "photometric", content, "again.csv")
+    assert twin.status_code == 409, twin.text
+    assert twin.json()["catalogue_id"] == cat_id and twin.json()["deleted"] is True
+    assert f"POST /v1/catalogues/{cat_id}/restore" in twin.json()["detail"]
+    assert client.post(f"/v1/catalogues/{cat_id}/purge").status_code == 401
+    p = client.post(f"/v1/catalogues/{cat_id}/purge", headers=auth)
+    assert p.status_code == 200 and p.json()["purged"] == cat_id
     assert _count(settings.database_url, Source) == 0
+    assert client.get("/v1/catalogues?deleted=true").json()["total"] == 0
+    assert client.post(f"/v1/catalogues/{cat_id}/restore", headers=auth).status_code == 404
+    # Purged: the file is new again.
+    anew = upload(client, auth, "photometric", content, "again.csv")
+    assert anew.status_code == 201 and anew.json()["duplicate"] is False
+    live_one = client.post(f"/v1/catalogues/{anew.json()['id']}/purge", headers=auth)
+    assert live_one.status_code == 409 and "not deleted" in live_one.json()["detail"]
 
 
 def test_mock_spectroscopic_keeps_only_rows_with_redshift(client, auth, mock_catalogue, upload):

@@ -320,7 +320,7 @@ def test_a_job_whose_process_died_is_marked_failed(settings, client):
         assert c.get(f"/v1/maps/{map_id}").json()["status"] == "failed"
 
 
-def test_positional_matches_follow_the_photometry(client, auth, mock, ingest, train_map):
+def test_positional_matches_follow_the_photometry(client, auth, mock, ingest, train_map, upload):
     """Spectra without photometry live in the cell of their sky neighbour: when that
     neighbour's catalogue goes, so does their coverage, and it returns with it."""
     phot_a = ingest("photometric", mock.iloc[:1500], "a.csv")
@@ -344,8 +344,11 @@ def test_positional_matches_follow_the_photometry(client, auth, mock, ingest, tr
     assert client.delete(f"/v1/catalogues/{phot_b['id']}", headers=auth).status_code == 200
     cov = client.get(f"/v1/maps/{map_id}/coverage").json()
     assert cov["summary"]["n_cells_covered"] == 0 and cov["n_spectra"] == 0
-    back = ingest("photometric", mock.iloc[1500:], "b_again.csv")
-    assert back["assigned_maps"] == [map_id]
+    # The same file again is its deleted twin (409): restoring it brings the matches back.
+    twin = upload(client, auth, "photometric", mock.iloc[1500:], "b_again.csv")
+    assert twin.status_code == 409 and twin.json()["catalogue_id"] == phot_b["id"]
+    back = client.post(f"/v1/catalogues/{phot_b['id']}/restore", headers=auth).json()
+    assert back["maps_updated"] == [map_id]
     cov = client.get(f"/v1/maps/{map_id}/coverage").json()
     assert cov["summary"]["n_cells_covered"] == n_covered and cov["n_spectra"] == 4
     covered_cells = client.get(f"/v1/maps/{map_id}/cells?covered=true").json()

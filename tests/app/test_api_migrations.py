@@ -166,3 +166,134 @@ def test_0006_renames_the_stored_catalog_id_key_and_back(empty_db_url):
     migrate.downgrade(empty_db_url, "0005")
     for params in stored():
         assert "catalogue_id" not in params and params["catalog_id"] == 7
+
+
+def _exec(url: str, sql: str, **params) -> None:
+    from sqlalchemy import text
+
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(sql), params)
+    finally:
+        engine.dispose()
+
+
+def _log(url: str, action: str, catalogue_id: int) -> None:
+    _exec(
+        url,
+        "INSERT INTO ledger_changes (created_at, action, key_name, catalogue_id) "
+        "VALUES (CURRENT_TIMESTAMP, :a, 'k', :c)",
+        a=action,
+        c=catalogue_id,
+    )
+
+
+def test_0010_soft_delete_keeps_rows_and_widens_the_log_then_back(empty_db_url):
+    """Catalogues and their rows survive 0010 (all in the ledger); the log takes the
+    restore and purge actions (the CHECK is widened in place on SQLite, whose tables that
+    reference the log keep their rows); the downgrade purges what is deleted, drops the
+    entries the old schema cannot name, and refuses them again."""
+    import pytest
+    from sqlalchemy.exc import IntegrityError
+
+    migrate.upgrade(empty_db_url, "0009")
+    for cid in (1, 2):
+        _exec(
+            empty_db_url,
+            "INSERT INTO catalogues (id, kind, name, filename, file_format, sha256, size_bytes, "
+            "column_mapping, bands, n_rows, n_skipped, status, created_at) VALUES (:id, "
+            "'photometric', 'c', 'c.csv', 'csv', :sha, 1, '{}', '[\"i\"]', 2, 0, 'ready', "
+            "CURRENT_TIMESTAMP)",
+            id=cid,
+            sha=str(cid) * 64,
+        )
+        for row in range(2):
+            _exec(
+                empty_db_url,
+                "INSERT INTO sources (catalogue_id, row_index, source_id) VALUES (:c, :r, :s)",
+                c=cid,
+                r=row,
+                s=f"{cid}-{row}",
+            )
+    _log(empty_db_url, "catalogue_ingested", 1)
+    _exec(
+        empty_db_url,
+        "INSERT INTO maps (id, name, status, n_rows, n_cols, lattice, periodic, grid, "
+        "min_secure, created_at) VALUES (1, 'm', 'ready', 2, 2, 'hex', false, '{}', 1, "
+        "CURRENT_TIMESTAMP)",
+    )
+    _exec(
+        empty_db_url,
+        "INSERT INTO coverage_snapshots (map_id, change_id, created_at, n_cells, "
+        "n_cells_occupied, n_cells_covered, n_galaxies, n_galaxies_covered, n_spectra_secure, "
+        "n_observed, n_secure_outcomes, hours_spent) VALUES (1, 1, CURRENT_TIMESTAMP, 4, 1, 0, "
+        "2, 0, 0, 0, 0, 0)",
+    )
+    with pytest.raises(IntegrityError):
+        _log(empty_db_url, "catalogue_restored", 1)
+
+    migrate.upgrade(empty_db_url, "0010")
+    assert _rows(empty_db_url, "SELECT id, deleted_at FROM catalogues ORDER BY id") == [
+        (1, None),
+        (2, None),
+    ]
+    assert _rows(empty_db_url, "SELECT count(*) FROM sources")[0][0] == 4
+    assert _rows(empty_db_url, "SELECT count(*) FROM coverage_snapshots")[0][0] == 1
+    _exec(empty_db_url, "UPDATE catalogues SET deleted_at = CURRENT_TIMESTAMP WHERE id = 2")
+    _log(empty_db_url, "catalogue_deleted", 2)
+    _log(empty_db_url, "catalogue_purged", 2)
+    _log(empty_db_url, "catalogue_restored", 1)
+    with pytest.raises(IntegrityError):
+        _log(empty_db_url, "catalogue_renamed", 1)  # still a closed list
+
+    migrate.downgrade(empty_db_url, "0009")
+    assert _rows(empty_db_url, "SELECT id FROM catalogues") == [(1,)]
+    assert _rows(empty_db_url, "SELECT catalogue_id, count(*) FROM sources GROUP BY 1") == [(1, 2)]
+    assert [r[0] for r in _rows(empty_db_url, "SELECT action FROM ledger_changes ORDER BY id")] == [
+        "catalogue_ingested",
+        "catalogue_deleted",
+    ]
+    assert _rows(empty_db_url, "SELECT count(*) FROM coverage_snapshots")[0][0] == 1
+    with pytest.raises(IntegrityError):
+        _log(empty_db_url, "catalogue_restored", 1)
+    migrate.upgrade(empty_db_url)
+    _log(empty_db_url, "catalogue_purged", 1)
+
+
+def test_0011_adds_the_magnitude_split_and_back(empty_db_url):
+    """Cells and snapshots survive 0011 with the magnitude split NULL (filled at the next
+    recomputation), and its downgrade with everything else they hold."""
+    migrate.upgrade(empty_db_url, "0010")
+    _exec(
+        empty_db_url,
+        "INSERT INTO maps (id, name, status, n_rows, n_cols, lattice, periodic, grid, "
+        "min_secure, created_at) VALUES (1, 'm', 'ready', 1, 2, 'hex', false, '{}', 1, "
+        "CURRENT_TIMESTAMP)",
+    )
+    for c in (0, 1):
+        _exec(
+            empty_db_url,
+            "INSERT INTO cells (map_id, cell, row, col, n_phot, n_spec, n_spec_secure, covered, "
+            "pz_phot) VALUES (1, :c, 0, :c, 3, 0, 0, false, '[1, 2]')",
+            c=c,
+        )
+    _log(empty_db_url, "catalogue_ingested", 1)
+    _exec(
+        empty_db_url,
+        "INSERT INTO coverage_snapshots (map_id, change_id, created_at, n_cells, "
+        "n_cells_occupied, n_cells_covered, n_galaxies, n_galaxies_covered, n_spectra_secure, "
+        "n_observed, n_secure_outcomes, hours_spent, by_z) VALUES (1, 1, CURRENT_TIMESTAMP, 2, "
+        "2, 0, 6, 0, 0, 0, 0, 0, '[]')",
+    )
+    migrate.upgrade(empty_db_url, "0011")
+    assert _rows(empty_db_url, "SELECT cell, n_phot, mag_phot FROM cells ORDER BY cell") == [
+        (0, 3, None),
+        (1, 3, None),
+    ]
+    assert _rows(empty_db_url, "SELECT n_galaxies, by_mag FROM coverage_snapshots") == [(6, None)]
+    _exec(empty_db_url, "UPDATE cells SET mag_phot = '[0, 3]'")
+    migrate.downgrade(empty_db_url, "0010")
+    assert _rows(empty_db_url, "SELECT count(*), sum(n_phot) FROM cells") == [(2, 6)]
+    assert _rows(empty_db_url, "SELECT n_galaxies FROM coverage_snapshots") == [(6,)]
+    migrate.upgrade(empty_db_url)

@@ -304,6 +304,19 @@ def test_bad_inputs_are_refused_naming_the_problem(
     assert client.delete(f"/v1/catalogues/{spec}", headers=auth).status_code == 200
     assert _computed(client, wait_for_job, ok["id"])["status"] == "ready"
 
+    # a tied catalogue deleted (reversibly): out of the calibration too, said with the way
+    # back; restored, the calibration is computed again by itself
+    wide = service["wide"]
+    assert client.delete(f"/v1/catalogues/{wide}", headers=auth).status_code == 200
+    gone = _computed(client, wait_for_job, ok["id"])
+    assert gone["status"] == "failed"
+    assert gone["missing"] == [
+        f"wide catalogue {wide} was deleted (POST /v1/catalogues/{wide}/restore)"
+    ]
+    assert client.post(f"/v1/catalogues/{wide}/restore", headers=auth).status_code == 200
+    back = _computed(client, wait_for_job, ok["id"])
+    assert back["status"] == "ready" and back["missing"] == []
+
     # a deleted map: the calibration says so and refuses to serve its n(z)
     assert client.delete(f"/v1/maps/{service['wide_map']}", headers=auth).status_code == 200
     shown = client.get(f"/v1/calibrations/{ok['id']}").json()

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from som.calibration.followup import ExposureModel, logistic_rate
+from som.calibration.followup import HISTORY_MAG_EDGES, ExposureModel, logistic_rate
 
 M50, WIDTH = 22.6, 0.45  # the true success curve of the simulated telescope
 
@@ -162,12 +162,29 @@ def test_the_follow_up_loop(client, auth, api_key, loop, ingest):
         assert snap["fraction_cells_covered"] == pytest.approx(s["fraction_cells_covered"])
         assert snap["n_spectra_secure"] == cov["n_spectra_secure"]
         assert sum(b["n_galaxies_covered"] for b in snap["by_z"]) == snap["n_galaxies_covered"]
+        # By magnitude too: every galaxy in one bin (or the no-magnitude slot), the same
+        # fixed bins in every snapshot; a covered cell of a bin is an occupied one.
+        assert len(snap["by_mag"]) == len(HISTORY_MAG_EDGES) + 2
+        assert [b["mag_min"] for b in snap["by_mag"][1:-1]] == list(HISTORY_MAG_EDGES)
+        assert {b["band"] for b in snap["by_mag"]} == {"i"}
+        assert sum(b["n_galaxies"] for b in snap["by_mag"]) == snap["n_galaxies"]
+        assert sum(b["n_galaxies_covered"] for b in snap["by_mag"]) == snap["n_galaxies_covered"]
+        for b in snap["by_mag"] + snap["by_z"]:
+            assert b["n_cells_covered"] <= min(b["n_cells_occupied"], snap["n_cells_covered"])
     assert history[0]["n_observed"] == 0 and history[-1]["n_observed"] == observed.sum()
     assert history[-1]["hours_spent"] == pytest.approx(
         planned[failed].sum() + planned[secure].sum()
     )
     assert history[3]["n_cells_covered"] > history[0]["n_cells_covered"]
     assert history[-1]["n_cells_covered"] == history[0]["n_cells_covered"]
+    # The last snapshot's magnitude split is a recomputation's from every source.
+    edges = ",".join(f"{e:g}" for e in HISTORY_MAG_EDGES)
+    direct = client.get(
+        f"/v1/maps/{map_id}/coverage", params={"mag_band": "i", "mag_bins": edges}
+    ).json()["summary"]["by_magnitude"]
+    inner = history[-1]["by_mag"][1:-2]  # the closed bins 18.5..25.5
+    assert [b["n_galaxies"] for b in inner] == [d["n_galaxies"] for d in direct]
+    assert [b["n_galaxies_covered"] for b in inner] == [d["n_galaxies_covered"] for d in direct]
 
     log = client.get("/v1/changes", params={"map_id": map_id})
     assert log.status_code == 200
@@ -316,7 +333,112 @@ def test_the_loop_on_the_command_line(client, auth, loop, clean_db, tmp_path):
     assert "cli night" in run("campaign", "list", "--map-id", map_id)
     assert "outcomes_recorded" in run("history", "--map-id", map_id, "--plot", tmp_path / "h.png")
     assert (tmp_path / "h.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    by_mag = run("history", "--map-id", map_id, "--by", "mag")
+    assert "per magnitude bin" in by_mag and "i 22–22.5" in by_mag
+    assert "per photo-z bin" in run("history", "--map-id", map_id, "--by", "z")
+    model = run("campaign", "model", "--map-id", map_id, "--no-archival", "--json")
+    assert '"n_archival": 0' in model
     assert "brightest" in run("campaign", "forecast", "--budget-hours", 20, "--map-id", map_id)
     # The command line has no key: its changes are logged as "cli".
     names = [e["key_name"] for e in client.get("/v1/changes").json()["items"]]
     assert names[-2:] == ["cli", "cli"] and "tests" in names
+
+
+def test_the_success_model_learns_from_the_spectra_that_exist(
+    client, auth, mock_catalogue, trained_map, ingest
+):
+    """Spectra with quality flags drawn from a known magnitude-dependent success rate: a
+    secure flag is a success at its magnitude, an insecure one a failure; the curve learned
+    from them alone matches the true one within its errors. A catalogue of secure redshifts
+    only, and objects below z_min, teach nothing; the caller can leave the archive out."""
+    phot = mock_catalogue(3000, seed=31)
+    map_id, _ = trained_map(phot, "phot.csv", n_rows=10, n_cols=10, lattice="rect", n_epochs=3)
+    rng = np.random.default_rng(32)
+    spec = phot.iloc[rng.permutation(len(phot))[:1800]].copy()
+    p_true = logistic_rate(spec["mag_i"], M50, WIDTH)
+    secure = rng.random(len(spec)) < p_true
+    # zCOSMOS-like flags: 3 and 4 secure; 1, 2 and 9 not.
+    spec["quality"] = np.where(
+        secure, rng.choice([3, 4], len(spec)), rng.choice([1, 2, 9], len(spec))
+    )
+    spec["z_spec"] = spec["z_true"]
+    spec.iloc[:20, spec.columns.get_loc("z_spec")] = 0.0005  # below z_min: neither
+    rule = '{"kind": "in", "values": [3, 4]}'
+    flagged = ingest("spectroscopic", spec, "flagged.csv", secure_rule=rule)
+    assert flagged["summary"]["spectra"]["not_secure_quality"] == int((~secure[20:]).sum())
+    only_secure = phot.iloc[:200].copy()
+    only_secure["z_spec"] = only_secure["z_true"]
+    ingest("spectroscopic", only_secure, "compilation.csv")
+
+    base = f"/v1/maps/{map_id}/success-model"
+    full = client.get(base, params={"archival_weight": 1}).json()
+    assert full["fitted"] and full["n_recorded"] == 0
+    assert full["archival_catalogues"] == [flagged["id"]]
+    # every flagged spectrum the map placed in a trusted cell, less the 20 below z_min
+    assert 1500 < full["n_archival"] <= len(spec) - 20
+    assert full["n_archival_secure"] / full["n_archival"] == pytest.approx(
+        secure[20:].mean(), abs=0.03
+    )
+    cov = np.array(full["covariance"])
+    b_true = -1.0 / WIDTH
+    a_true = (M50 - full["pivot_mag"]) / WIDTH
+    d = np.array([full["intercept"] - a_true, full["slope"] - b_true])
+    assert d @ np.linalg.solve(cov, d) < 13.8, (d, cov)  # 99.9% of chi2 with 2 dof
+    curve = pd.DataFrame(full["curve"])
+    inside = curve[(curve["mag"] >= 21.0) & (curve["mag"] <= 24.0)]
+    sigma = (_logit(inside["rate_high"]) - _logit(inside["rate_low"])) / 2
+    pull = (_logit(inside["rate"]) - _logit(logistic_rate(inside["mag"], M50, WIDTH))) / sigma
+    assert len(inside) >= 5 and np.all(np.abs(pull) < 3.5), pull
+
+    # The default weight (one half) keeps the curve and claims half the information.
+    half = client.get(base).json()
+    assert half["archival_weight"] == 0.5 and half["n_archival"] == full["n_archival"]
+    assert half["slope"] == pytest.approx(full["slope"], rel=1e-3)
+    np.testing.assert_allclose(np.array(half["covariance"]), 2 * cov, rtol=0.05)
+    # Left out on request: nothing learned, every target assumed to succeed.
+    none = client.get(base, params={"archival": "false"}).json()
+    assert not none["fitted"] and none["n_archival"] == 0
+    assert client.get(base, params={"archival_weight": 2}).status_code == 422
+
+    # Planning learns from them too, unless told not to (then every target is assumed to
+    # succeed, as without any model).
+    def plan(**body):
+        r = client.post(f"/v1/maps/{map_id}/campaigns", json={"budget": 5, **body}, headers=auth)
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    learned = plan(name="learned")
+    assert learned["params"]["success_model_archival"] == full["n_archival"]
+    assert all(0 < t["p_success"] < 1 for t in learned["targets"])
+    blind = plan(name="blind", archival=False)
+    assert blind["params"]["success_model_archival"] == 0
+    assert all(t["p_success"] == 1 for t in blind["targets"])
+    fc = client.get(f"/v1/maps/{map_id}/forecast", params={"budget_hours": 5, "archival": False})
+    assert fc.status_code == 200 and fc.json()["success_model_archival"] == 0
+
+    # Deleted spectra teach nothing; restored, they teach again.
+    client.delete(f"/v1/catalogues/{flagged['id']}", headers=auth).raise_for_status()
+    assert not client.get(base).json()["fitted"]
+    client.post(f"/v1/catalogues/{flagged['id']}/restore", headers=auth).raise_for_status()
+    assert client.get(base).json()["n_archival"] == full["n_archival"]
+
+
+def test_snapshots_of_maps_from_before_the_magnitude_split_fill_it(client, auth, loop, settings):
+    """Cells written before they kept magnitudes (NULL after migration 0011) are filled at
+    the next change, whose snapshot has the magnitude split; earlier ones show none."""
+    from sqlalchemy import text
+
+    from app.core.db import make_engine
+
+    map_id, _ = loop
+    engine = make_engine(settings.database_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE cells SET mag_phot = NULL"))
+        conn.execute(text("UPDATE coverage_snapshots SET by_mag = NULL"))
+    engine.dispose()
+    _campaign(client, auth, map_id, name="after the upgrade", budget=5)
+    history = client.get(f"/v1/maps/{map_id}/coverage/history").json()["snapshots"]
+    assert history[0]["by_mag"] == []
+    last = history[-1]
+    assert sum(b["n_galaxies"] for b in last["by_mag"]) == last["n_galaxies"] > 0
+    assert last["by_mag"][-1]["n_galaxies"] == 0  # every mock galaxy has an i magnitude

@@ -252,6 +252,24 @@ def test_coverage_gaps_targets_nz_from_an_occupation_equal_those_from_its_rows(
     assert gone.status_code == 200 and gone.json()["kind"] == "occupation"
     assert _n_occupations(client, auth) == 0
     assert client.get(f"/v1/maps/{map_id}/coverage?catalogue_id={occ_id}").status_code == 404
+    assert client.get(f"/v1/maps/{map_id}/occupations").json() == []
+    # reversible until purged: restored, it counts again; purged, its counts are gone
+    assert client.post(f"/v1/catalogues/{occ_id}/restore", headers=auth).status_code == 200
+    assert _n_occupations(client, auth) == 1
+    assert [o["catalogue"]["id"] for o in client.get(f"/v1/maps/{map_id}/occupations").json()] == [
+        occ_id
+    ]
+    assert client.get(f"/v1/maps/{map_id}/coverage?catalogue_id={occ_id}").status_code == 200
+    client.delete(f"/v1/catalogues/{occ_id}", headers=auth).raise_for_status()
+    assert client.post(f"/v1/catalogues/{occ_id}/purge", headers=auth).status_code == 200
+    assert client.get("/v1/catalogues?deleted=true").json()["total"] == 0
+    log = [(c["action"], c["catalogue_id"]) for c in client.get("/v1/changes").json()["items"]]
+    assert log[-4:] == [
+        ("catalogue_deleted", occ_id),
+        ("catalogue_restored", occ_id),
+        ("catalogue_deleted", occ_id),
+        ("catalogue_purged", occ_id),
+    ]
 
 
 def test_bad_occupations_are_refused_by_name_and_nothing_is_written(client, auth, world, tmp_path):

@@ -57,6 +57,29 @@ def test_cell_offsets_follow_the_cells_that_fail_and_shrink_where_few():
     assert -1.5 < few.cell_offset[0] < 0
 
 
+def test_weights_count_an_attempt_as_that_many():
+    """Half weight everywhere: the same curve, twice the covariance (a weight scales the
+    information, not the estimate); weight 0 leaves an attempt out; an integer weight is
+    the attempt repeated."""
+    rng = np.random.default_rng(8)
+    mag = rng.uniform(21, 24.5, 3000)
+    secure = rng.random(3000) < logistic_rate(mag, 22.6, 0.45)
+    full = fit_success_model(mag, secure)
+    half = fit_success_model(mag, secure, weights=np.full(3000, 0.5))
+    np.testing.assert_allclose(half.coef, full.coef, atol=2e-3)
+    np.testing.assert_allclose(half.cov, 2 * full.cov, rtol=0.02)
+    first = fit_success_model(mag[:2000], secure[:2000])
+    zeroed = fit_success_model(mag, secure, weights=np.r_[np.ones(2000), np.zeros(1000)])
+    grid = np.linspace(21, 24.5, 8)  # the pivots differ (medians of what is given)
+    np.testing.assert_allclose(zeroed.logit(grid), first.logit(grid), atol=1e-5)
+    twice = fit_success_model(np.r_[mag, mag], np.r_[secure, secure])
+    doubled = fit_success_model(mag, secure, weights=np.full(3000, 2.0))
+    np.testing.assert_allclose(doubled.coef, twice.coef, atol=1e-8)
+    np.testing.assert_allclose(doubled.cov, twice.cov, rtol=1e-8)
+    with pytest.raises(ValueError, match=">= 0"):
+        fit_success_model([22.0, 23.0], [True, False], weights=[1.0, -1.0])
+
+
 def test_without_outcomes_every_target_succeeds():
     model = fit_success_model([], [])
     assert not model.fitted and np.all(model.rate([20, 25]) == 1.0)

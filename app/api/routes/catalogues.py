@@ -29,13 +29,19 @@ from app.schemas import (
     IngestOptions,
     IngestOut,
     PresetOut,
+    PurgeOut,
+    RestoreOut,
 )
 from app.services import catalogues as catalogue_service
 from app.services import ingest as ingest_service
 from app.services import presets
 from app.services.errors import BadRequestError, InvalidInputError, RowError, TooLargeError
-from app.services.hooks import after_catalogue_deleted, after_catalogue_inserted
-from som.vocabulary import OnInvalid, TableFormat, choices
+from app.services.hooks import (
+    after_catalogue_deleted,
+    after_catalogue_inserted,
+    after_catalogue_restored,
+)
+from som.vocabulary import ChangeAction, OnInvalid, TableFormat, choices
 
 router = APIRouter(prefix="/v1/catalogues", tags=["catalogues"])
 # Clients written before "catalogue" became the one spelling: a permanent redirect that
@@ -284,8 +290,11 @@ def list_catalogues(
     kind: CatalogueKind | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    deleted: Annotated[
+        bool, Query(description="List the deleted catalogues (restorable until purged) instead.")
+    ] = False,
 ) -> CatalogueList:
-    items, total = catalogue_service.list_catalogues(session, kind, limit, offset)
+    items, total = catalogue_service.list_catalogues(session, kind, limit, offset, deleted)
     return CatalogueList(
         items=[CatalogueOut.model_validate(c) for c in items],
         total=total,
@@ -307,7 +316,13 @@ def read_catalogue(catalogue_id: IdPath, session: SessionDep, _auth: ReadDep) ->
 @router.delete(
     "/{catalogue_id}",
     response_model=DeleteOut,
-    summary="Delete a catalogue, its rows and assignments; coverage is recomputed",
+    summary="Delete a catalogue: out of the ledger, coverage recomputed; reversible until purged",
+    description=(
+        "The catalogue and its rows leave everything that reads the ledger (coverage, gaps, "
+        "targets, n(z), cells, deep/wide calibrations, outcome ingestion, listings) but are "
+        "kept: `POST .../restore` brings them back, `POST .../purge` removes them for good. "
+        "Logged with the API key's name and a coverage snapshot of every map."
+    ),
     responses={404: {"model": ErrorResponse}, 401: {"model": ErrorResponse}},
 )
 def delete_catalogue(
@@ -316,4 +331,60 @@ def delete_catalogue(
     cat, updated = catalogue_service.delete_catalogue(
         session, catalogue_id, after_catalogue_deleted(settings.match_radius_arcsec, key_name)
     )
-    return DeleteOut(deleted=cat.id, kind=cat.kind, maps_updated=updated)
+    return DeleteOut(
+        deleted=cat.id,
+        kind=cat.kind,
+        maps_updated=updated,
+        restore=f"POST /v1/catalogues/{cat.id}/restore",
+    )
+
+
+@router.post(
+    "/{catalogue_id}/restore",
+    response_model=RestoreOut,
+    summary="Restore a deleted catalogue: its rows are assigned again to every ready map",
+    responses={
+        404: {"model": ErrorResponse},
+        401: {"model": ErrorResponse},
+        409: {"model": ErrorResponse, "description": "Not deleted"},
+    },
+)
+def restore_catalogue(
+    catalogue_id: IdPath, session: SessionDep, settings: SettingsDep, key_name: ApiKeyDep
+) -> RestoreOut:
+    cat, placed = catalogue_service.restore_catalogue(
+        session, catalogue_id, after_catalogue_restored(settings.match_radius_arcsec, key_name)
+    )
+    return RestoreOut(
+        restored=cat.id,
+        kind=cat.kind,
+        maps_updated=sorted(placed),
+        assigned={str(k): v for k, v in placed.items()},
+    )
+
+
+# A verb of its own rather than DELETE ?purge=true: DELETE keeps one meaning (reversible),
+# so a client or proxy that drops a query string can never turn it into an irreversible
+# one, and purge, like restore, acts on a deleted catalogue only (409 otherwise): removing
+# data for good takes two deliberate calls.
+@router.post(
+    "/{catalogue_id}/purge",
+    response_model=PurgeOut,
+    summary="Purge a deleted catalogue: its rows are removed for good",
+    responses={
+        404: {"model": ErrorResponse},
+        401: {"model": ErrorResponse},
+        409: {"model": ErrorResponse, "description": "Not deleted"},
+    },
+)
+def purge_catalogue(
+    catalogue_id: IdPath, session: SessionDep, settings: SettingsDep, key_name: ApiKeyDep
+) -> PurgeOut:
+    cat, updated = catalogue_service.purge_catalogue(
+        session,
+        catalogue_id,
+        after_catalogue_deleted(
+            settings.match_radius_arcsec, key_name, ChangeAction.catalogue_purged
+        ),
+    )
+    return PurgeOut(purged=cat.id, kind=cat.kind, maps_updated=updated)

@@ -12,12 +12,12 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import select, text, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from app.core.config import get_settings
 from app.models import Calibration, Catalogue, Job, Map, utcnow
 from app.schemas import CalibrationIn
-from app.services import map_store
+from app.services import live, map_store
 from app.services.errors import ConflictError, InvalidInputError, NotFoundError, RowError
 from app.services.jobs import JobContext, JobKind, register
 from som import deepwide
@@ -62,9 +62,10 @@ def _check_bands(cat: Catalogue, m: Map, field: str, what: str, map_what: str) -
 
 
 def _photometric(session: Session, cat_id: int, field: str, what: str) -> Catalogue:
-    cat = session.get(Catalogue, cat_id)
+    cat = live.get(session, cat_id)
     if cat is None:
-        raise NotFoundError(f"{what} {cat_id} not found")
+        gone = live.deleted_among(session, [cat_id])
+        raise NotFoundError(live.how_to_restore(cat_id) if gone else f"{what} {cat_id} not found")
     if cat.kind != "photometric":
         raise bad_field(field, f"{what} {cat_id} is {cat.kind}; it must be photometric")
     return cat
@@ -267,12 +268,19 @@ def _spectra(session: Session, map_id: int) -> tuple[np.ndarray, np.ndarray, np.
 
 
 def missing_inputs(c: Calibration) -> list[str]:
-    """The tied maps and catalogues deleted since the calibration was made."""
+    """The tied maps and catalogues deleted since the calibration was made (a catalogue
+    deleted but not purged keeps its foreign key: it is out of the ledger all the same)."""
+    session = object_session(c)
+    held = (
+        live.deleted_among(session, (getattr(c, a) for a, _ in _CATALOGUES)) if session else set()
+    )
     out = []
     for attr, what in (*_MAPS, *_CATALOGUES):
         given = c.params.get(attr)
         if given is not None and getattr(c, attr) is None:
             out.append(f"{what} {given} was deleted")
+        elif attr.endswith("catalogue_id") and getattr(c, attr) in held:
+            out.append(f"{what} {given} was deleted (POST /v1/catalogues/{given}/restore)")
     return out
 
 

@@ -22,6 +22,7 @@ from app.services.ingest.mapping import BandColumns
 from app.services.ingest.request import IngestRequest, IngestResult, LedgerHook
 from app.services.ingest.validation import MAX_LISTED_ERRORS, ErrorLog, Rules, Validated, validate
 from app.services.ledger import ledger_transaction
+from app.services.live import refuse_deleted_twin
 from app.services.phot_store import pack, photometry_frame
 from som.photometry import INVALID, STATUS_NAMES
 from som.tables import TableReader
@@ -38,7 +39,8 @@ def find_duplicate(session: Session, kind: str, sha256: str) -> Catalogue | None
 
 def same_or_conflict(existing: Catalogue, req: IngestRequest) -> IngestResult:
     """The catalogue already made from this file, if it was made with the same options;
-    otherwise a 409 that names every option that differs."""
+    otherwise a 409 that names every option that differs (or the deleted catalogue it is)."""
+    refuse_deleted_twin(existing, req.filename)
     stored = existing.options
     wanted = req.options()
     if stored is None:
@@ -64,7 +66,7 @@ def same_or_conflict(existing: Catalogue, req: IngestRequest) -> IngestResult:
         raise ConflictError(
             f"{req.filename}: this file is already catalogue {existing.id} ({existing.kind}), "
             f"ingested with other options ({', '.join(d.reason.split(':')[0] for d in diffs)}); "
-            f"delete catalogue {existing.id} first to ingest it differently",
+            f"delete and purge catalogue {existing.id} first to ingest it differently",
             diffs,
             catalogue_id=existing.id,
         )

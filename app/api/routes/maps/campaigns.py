@@ -29,7 +29,7 @@ from app.schemas import (
     OutcomesIn,
     OutcomesOut,
 )
-from app.services import followup, map_store
+from app.services import followup, map_store, outcomes
 from app.services.errors import InvalidInputError, RowError, unreadable_file
 from app.services.ledger import ledger_transaction
 from som.calibration.followup import ExposureModel
@@ -113,6 +113,7 @@ def create_campaign(
         strategy=PlanStrategy(body.strategy),
         exposure=exposure_model(body),
         random_state=body.random_state,
+        archival=body.archival,
     )
     # Under the ledger lock: the plan reads the outcomes and coverage it must not race.
     with ledger_transaction(session):
@@ -189,7 +190,7 @@ def record_outcomes(
     frame = pd.DataFrame([row.model_dump() for row in body.outcomes])
     # Under the ledger lock: two uploads of the same outcomes must not both insert them.
     with ledger_transaction(session):
-        result = followup.record_outcomes(session, m, campaign, frame, key_name, file="outcomes")
+        result = outcomes.record_outcomes(session, m, campaign, frame, key_name, file="outcomes")
         session.commit()
     return OutcomesOut(**result)
 
@@ -227,7 +228,7 @@ async def record_outcomes_file(
     def record() -> dict[str, Any]:
         m, campaign = _campaign(session, map_id, campaign_id)
         with ledger_transaction(session):
-            result = followup.record_outcomes(session, m, campaign, frame, key_name, file=name)
+            result = outcomes.record_outcomes(session, m, campaign, frame, key_name, file=name)
             session.commit()
         return result
 
@@ -251,6 +252,6 @@ def record_outcomes_from_catalogue(
 ) -> OutcomesOut:
     m, campaign = _campaign(session, map_id, campaign_id)
     with ledger_transaction(session):
-        result = followup.outcomes_from_catalogue(session, m, campaign, body.catalogue_id, key_name)
+        result = outcomes.outcomes_from_catalogue(session, m, campaign, body.catalogue_id, key_name)
         session.commit()
     return OutcomesOut(**result)

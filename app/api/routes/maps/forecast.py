@@ -10,7 +10,8 @@ from fastapi import APIRouter, Query
 from app.api.deps import IdPath, ReadDep, SessionDep
 from app.api.routes.maps._common import NOT_FOUND, NOT_READY, ready_map
 from app.schemas import Band, ForecastOut, PlanStrategyName, SuccessModelOut
-from app.services import followup
+from app.services import followup, success
+from app.services.success import ARCHIVAL_WEIGHT
 from som.calibration.followup import ExposureModel
 from som.vocabulary import PlanStrategy, choices
 
@@ -25,10 +26,14 @@ Overhead = Annotated[float, Query(ge=0, le=100, description="Hours per target on
 @router.get(
     "/{map_id}/success-model",
     response_model=SuccessModelOut,
-    summary="Success rate against magnitude (and cell) learned from recorded outcomes",
+    summary="Success rate against magnitude (and cell) learned from recorded outcomes and "
+    "archival spectra",
     description="Logistic in magnitude with its covariance (±1σ band in `curve`), per-cell "
     "offsets shrunk towards zero where a cell has few outcomes, and the expected hours per "
-    "secure redshift under the exposure model.",
+    "secure redshift under the exposure model. A recorded outcome counts 1, an archival "
+    "spectrum `archival_weight` (default 0.5: another instrument and depth); only "
+    "spectroscopic catalogues that record failures are used, and a spectrum that is also "
+    "a recorded outcome counts once.",
     responses=NOT_FOUND,
 )
 def success_model(
@@ -39,10 +44,24 @@ def success_model(
     ref_hours: RefHours = 1.0,
     slope: Slope = 0.8,
     overhead_hours: Overhead = 0.0,
+    archival: Annotated[
+        bool,
+        Query(
+            description="Learn from the spectra already in the ledger too: a secure one is a "
+            "success at its magnitude, one insecure by its quality flag a failure."
+        ),
+    ] = True,
+    archival_weight: Annotated[
+        float,
+        Query(ge=0, le=1, description="What an archival spectrum counts for (1: an outcome)."),
+    ] = ARCHIVAL_WEIGHT,
 ) -> SuccessModelOut:
     m = ready_map(session, map_id)
     exposure = ExposureModel(ref_mag, ref_hours, slope, overhead_hours)
-    return SuccessModelOut(**followup.success_summary(session, m, exposure))
+    summary = success.success_summary(
+        session, m, exposure, archival=archival, archival_weight=archival_weight
+    )
+    return SuccessModelOut(**summary)
 
 
 @router.get(
@@ -67,6 +86,9 @@ def forecast(
     slope: Slope = 0.8,
     overhead_hours: Overhead = 0.0,
     random_state: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    archival: Annotated[
+        bool, Query(description="The success model learns from the archival spectra too.")
+    ] = True,
 ) -> ForecastOut:
     m = ready_map(session, map_id)
     plan = followup.CampaignPlan(
@@ -77,6 +99,7 @@ def forecast(
         per_cell=per_cell,
         exposure=ExposureModel(ref_mag, ref_hours, slope, overhead_hours),
         random_state=random_state,
+        archival=archival,
     )
     strategies = [PlanStrategy(s) for s in (strategy or choices(PlanStrategy))]
     return ForecastOut(**followup.forecast(session, m, plan, list(dict.fromkeys(strategies))))

@@ -16,8 +16,10 @@ router = APIRouter()
     "/{map_id}/coverage/history",
     response_model=CoverageHistoryOut,
     summary="Coverage after every change to the ledger, oldest first",
-    description="One snapshot per change (catalogue ingested or deleted, campaign created, "
-    "outcomes recorded): cells and galaxies covered, per photometric-redshift bin, secure "
+    description="One snapshot per change (catalogue ingested, deleted, restored or purged, "
+    "campaign created, outcomes recorded): cells and galaxies covered, also per "
+    "photometric-redshift bin (`by_z`) and per magnitude bin (`by_mag`, fixed 0.5 mag bins "
+    "from 18.5 to 25.5 open at both ends, in the map's default magnitude band), secure "
     "spectra, targets observed and hours spent so far, and who made the change.",
     responses=NOT_FOUND,
 )
