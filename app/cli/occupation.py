@@ -16,6 +16,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from app.cli._common import (
+    CLI_ACTOR,
     EXIT_INPUT,
     EXIT_NOT_FOUND,
     DatabaseUrl,
@@ -143,7 +144,9 @@ def occupation(
         m = _ready_map(session, map_id)
         rate: dict = {}
         if _is_occupation_table(dataset):
-            reg = occupation_service.register_file(session, m, dataset, str(dataset), name)
+            reg = occupation_service.register_file(
+                session, m, dataset, str(dataset), name, key_name=CLI_ACTOR
+            )
         else:
             som = map_store.SOM_CACHE.get(m)
             try:
@@ -167,7 +170,7 @@ def occupation(
                    else occupation_service.FROM_PARQUET)  # fmt: skip
             reg = occupation_service.register(
                 session, m, occ, name=name or dataset.name, filename=str(dataset.resolve()),
-                file_format=fmt,
+                file_format=fmt, key_name=CLI_ACTOR,
             )  # fmt: skip
         cat = reg.catalogue
         summary = cat.summary or {}

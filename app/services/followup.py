@@ -156,7 +156,7 @@ def record_ledger_change(
 
 
 def changes(
-    session: Session, map_id: int | None, limit: int, offset: int
+    session: Session, map_id: int | None, limit: int, offset: int, newest_first: bool = False
 ) -> tuple[list[LedgerChange], int]:
     query = select(LedgerChange)
     count = select(func.count()).select_from(LedgerChange)
@@ -165,7 +165,8 @@ def changes(
         touched = select(CoverageSnapshot.change_id).where(CoverageSnapshot.map_id == map_id)
         cond = (LedgerChange.map_id == map_id) | LedgerChange.id.in_(touched)
         query, count = query.where(cond), count.where(cond)
-    items = session.scalars(query.order_by(LedgerChange.id).limit(limit).offset(offset)).all()
+    order = LedgerChange.id.desc() if newest_first else LedgerChange.id
+    items = session.scalars(query.order_by(order).limit(limit).offset(offset)).all()
     return list(items), int(session.scalar(count) or 0)
 
 

@@ -33,7 +33,7 @@ from app.services.errors import ForbiddenError, InvalidInputError, RowError, Ser
 from app.services.jobs.kinds import JobKind
 from app.services.jobs.kinds import register as register_kind
 from som.occupation import Occupation, OccupationError
-from som.vocabulary import CatalogueKind, OccupationAxis
+from som.vocabulary import CatalogueKind, ChangeAction, OccupationAxis
 
 #: ``catalogues.file_format`` of an occupation: where its counts came from
 FROM_PARQUET, FROM_HATS, FROM_TABLE = "parquet", "hats", "occupation"
@@ -105,6 +105,7 @@ def register(
     file_sha256: str | None = None,
     size_bytes: int = 0,
     before_commit: Callable[[Session], None] | None = None,
+    key_name: str | None = None,
 ) -> Registered:
     """Store ``occ`` as an occupation catalogue of map ``m`` in one transaction (committed
     here; ``before_commit(session)`` runs inside it, last: a job's fence). The same
@@ -189,6 +190,15 @@ def register(
             ],
             references_valid=True,
         )
+        # Who registered a survey's counts is audited like an ingest (the change log); the
+        # rows' coverage is unchanged, so no map gets a snapshot.
+        from app.services.followup import record_ledger_change
+
+        record_ledger_change(
+            session, ChangeAction.catalogue_ingested, key_name, [], catalogue_id=cat.id,
+            detail={"kind": cat.kind, "name": cat.name, "filename": cat.filename,
+                    "sha256": cat.sha256, "n_rows": cat.n_rows, "map_id": m.id},
+        )  # fmt: skip
         if before_commit is not None:
             before_commit(session)
         session.commit()
@@ -199,7 +209,12 @@ def register(
 
 
 def register_file(
-    session: Session, m: Map, path: Path, filename: str, name: str | None = None
+    session: Session,
+    m: Map,
+    path: Path,
+    filename: str,
+    name: str | None = None,
+    key_name: str | None = None,
 ) -> Registered:
     """Register an uploaded occupation table (Parquet from ``Occupation.write_parquet``),
     checked row by row before anything is written."""
@@ -210,23 +225,27 @@ def register_file(
     data = path.read_bytes()
     return register(
         session, m, occ, name=name, filename=filename, file_format=FROM_TABLE,
-        file_sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data),
+        file_sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data), key_name=key_name,
     )  # fmt: skip
 
 
+_CacheKey = tuple[int, str, str, bool]
+
+
 class _Cache:
-    """Occupations read back, by catalogue id: a catalogue never changes once stored (a
-    re-registration is a new id), so an entry is never stale."""
+    """Occupations read back, by catalogue: a catalogue never changes once stored. The key
+    holds its checksum and creation time besides its id, because an id can come back (a
+    purged catalogue's, on SQLite) for other counts."""
 
     def __init__(self, size: int = 8) -> None:
-        self._items: LRUCache[tuple[int, bool], Occupation] = LRUCache(maxsize=size)
+        self._items: LRUCache[_CacheKey, Occupation] = LRUCache(maxsize=size)
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[int, bool]) -> Occupation | None:
+    def get(self, key: _CacheKey) -> Occupation | None:
         with self._lock:
             return self._items.get(key)
 
-    def put(self, key: tuple[int, bool], value: Occupation) -> None:
+    def put(self, key: _CacheKey, value: Occupation) -> None:
         with self._lock:
             self._items[key] = value
 
@@ -253,7 +272,7 @@ def load(
     if row.map_id != m.id:
         reason = f"occupation catalogue {cat.id} is of map {row.map_id}, not of map {m.id}"
         raise InvalidInputError(reason, [RowError(None, "catalogue_id", None, reason)])
-    key = (cat.id, with_pixels)
+    key = (cat.id, str(cat.sha256), str(cat.created_at), with_pixels)
     cached = _CACHE.get(key)
     if cached is not None:
         return cat, cached
@@ -418,6 +437,7 @@ def queue_compute(
     req: Any,
     data_dirs: list[Path],
     dask_schedulers: list[str] | None = None,
+    key_name: str | None = None,
 ) -> tuple[Any, Path, int]:
     """Queue the occupation of map ``m`` by the dataset ``req.path`` (an
     ``OccupationComputeIn``): (the job, the resolved dataset, its file count). The path
@@ -450,7 +470,7 @@ def queue_compute(
         raise InvalidInputError(f"{req.path}: {reason}", [RowError(req.path, None, None, reason)])
     params = {
         "map_id": m.id, "path": str(source), "name": req.name, "dask": req.dask,
-        **{k: getattr(req, k) for k in _JOB_OPTIONS},
+        "key_name": key_name, **{k: getattr(req, k) for k in _JOB_OPTIONS},
     }  # fmt: skip
     job = runner.create(session, KIND, params)
     return job, source, len(files)
@@ -497,7 +517,7 @@ def _run_job(ctx: Any, params: dict[str, Any]) -> dict[str, Any]:
         m = map_store.get_map(session, int(params["map_id"]))
         reg = register(
             session, m, occ, name=params.get("name") or Path(path).name, filename=path,
-            file_format=fmt, before_commit=ctx.fence,
+            file_format=fmt, before_commit=ctx.fence, key_name=params.get("key_name"),
         )  # fmt: skip
         cat_id = reg.catalogue.id
     return {

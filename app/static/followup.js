@@ -134,9 +134,9 @@
   }
 
   async function latestChanges(mapId) {
-    const head = await api(`/v1/changes?map_id=${mapId}&limit=1`);
-    const offset = Math.max(0, head.total - N_CHANGES);
-    return api(`/v1/changes?map_id=${mapId}&limit=${N_CHANGES}&offset=${offset}`);
+    // The latest N, newest first from the API, shown oldest first like the history.
+    const page = await api(`/v1/changes?map_id=${mapId}&limit=${N_CHANGES}&order=newest`);
+    return { ...page, items: page.items.slice().reverse() };
   }
 
   // ----------------------------------------------------------------------- loading

@@ -192,6 +192,8 @@ def test_the_follow_up_loop(client, auth, api_key, loop, ingest):
     assert [e["id"] for e in entries] == [s["change_id"] for s in history]
     assert {e["key_name"] for e in entries} == {"tests"}
     assert entries[-1]["detail"]["filename"] == "night1_spectra.csv"
+    newest = client.get("/v1/changes", params={"map_id": map_id, "order": "newest", "limit": 2})
+    assert [e["id"] for e in newest.json()["items"]] == [e["id"] for e in entries[::-1][:2]]
     everything = (
         client.get("/v1/changes").text + client.get(f"/v1/maps/{map_id}/coverage/history").text
     )

@@ -263,7 +263,13 @@ def test_coverage_gaps_targets_nz_from_an_occupation_equal_those_from_its_rows(
     client.delete(f"/v1/catalogues/{occ_id}", headers=auth).raise_for_status()
     assert client.post(f"/v1/catalogues/{occ_id}/purge", headers=auth).status_code == 200
     assert client.get("/v1/catalogues?deleted=true").json()["total"] == 0
-    log = [(c["action"], c["catalogue_id"]) for c in client.get("/v1/changes").json()["items"]]
+    entries = client.get("/v1/changes").json()["items"]
+    # registering a survey's counts is audited like an ingest, with the key's name
+    ingested = [
+        c for c in entries if c["catalogue_id"] == occ_id and c["action"] == "catalogue_ingested"
+    ]
+    assert len(ingested) == 1 and ingested[0]["key_name"] == "tests", entries
+    log = [(c["action"], c["catalogue_id"]) for c in entries]
     assert log[-4:] == [
         ("catalogue_deleted", occ_id),
         ("catalogue_restored", occ_id),
@@ -575,3 +581,32 @@ def test_fits_sky_map_pixels_are_those_of_astropy_healpix():
         theirs = grid.lonlat_to_healpix(ra * u.deg, dec * u.deg)
         counts = np.bincount(theirs, minlength=grid.npix)
         np.testing.assert_array_equal(counts, table["N_GALAXIES"])
+
+
+def test_other_counts_under_a_purged_occupations_id_are_read_afresh(client, auth, world, tmp_path):
+    """SQLite gives a purged catalogue's id to the next one: what the service read of the
+    old counts must not answer for the new."""
+    import dataclasses
+
+    map_id, occ = world["map_id"], world["occ"]
+    first = _upload(client, auth, map_id, occ, tmp_path, "first.parquet")
+    assert first.status_code == 201, first.text
+    first_id = first.json()["catalogue"]["id"]
+    url = f"/v1/maps/{map_id}/coverage"
+    got = client.get(url, params={"catalogue_id": first_id}).json()["summary"]
+    assert got["n_galaxies"] == occ.n_galaxies
+    client.delete(f"/v1/catalogues/{first_id}", headers=auth).raise_for_status()
+    client.post(f"/v1/catalogues/{first_id}/purge", headers=auth).raise_for_status()
+
+    doubled = dataclasses.replace(
+        occ, counts=2 * occ.counts, weights=2 * occ.weights, n_rows=2 * occ.n_rows,
+        n_unassigned=2 * occ.n_unassigned, n_outside_training=2 * occ.n_outside_training,
+        mag_column=None, mag_edges=None, mag_counts=None, mag_weights=None,
+        z_column=None, z_edges=None, z_counts=None, z_weights=None,
+        healpix_order=None, pixel=None, pixel_cell=None, pixel_counts=None, pixel_weights=None,
+    )  # fmt: skip
+    second = _upload(client, auth, map_id, doubled, tmp_path, "second.parquet")
+    assert second.status_code == 201, second.text
+    second_id = second.json()["catalogue"]["id"]
+    got = client.get(url, params={"catalogue_id": second_id}).json()["summary"]
+    assert got["n_galaxies"] == 2 * occ.n_galaxies

@@ -51,7 +51,7 @@ def upload_occupation(
     map_id: IdPath,
     session: SessionDep,
     settings: SettingsDep,
-    _key: ApiKeyDep,
+    key_name: ApiKeyDep,
     response: Response,
     file: Annotated[UploadFile, File(description="The occupation table (Parquet).")],
     name: Annotated[str | None, Form(max_length=255)] = None,
@@ -60,7 +60,7 @@ def upload_occupation(
     filename = (file.filename or "occupation.parquet").rsplit("/", 1)[-1]
     path, _, _ = _spool(file, settings.upload_tmp_dir, settings.max_upload_bytes)
     try:
-        reg = occupation_service.register_file(session, m, path, filename, name)
+        reg = occupation_service.register_file(session, m, path, filename, name, key_name)
     finally:
         path.unlink(missing_ok=True)
     response.status_code = 200 if reg.duplicate else 201
@@ -89,12 +89,12 @@ def compute_occupation(
     session: SessionDep,
     settings: SettingsDep,
     jobs: JobsDep,
-    _key: ApiKeyDep,
+    key_name: ApiKeyDep,
     response: Response,
 ) -> OccupationJobAccepted:
     m = ready_map(session, map_id)
     job, source, n_files = occupation_service.queue_compute(
-        session, jobs, m, body, settings.data_dirs, settings.dask_schedulers
+        session, jobs, m, body, settings.data_dirs, settings.dask_schedulers, key_name
     )
     session.commit()
     jobs.start(job.id)
