@@ -45,19 +45,37 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
+def _migrate(connection: Connection) -> None:
+    """Run the migrations on ``connection``; on SQLite, check the foreign keys afterwards.
+
+    SQLite enforces them (``PRAGMA foreign_keys=ON`` on every connection), and batch mode
+    rebuilds a table by copying it and dropping the original: dropping a parent
+    (``catalogues``, ``maps``) that way deletes every child row through ON DELETE CASCADE.
+    A migration must therefore never rebuild a parent table on SQLite (add or drop columns
+    in place, ``recreate="never"``, or rewrite its stored SQL as 0008 and 0010 do); the
+    check catches one that leaves dangling rows instead."""
+    _configure(connection)
+    with context.begin_transaction():
+        context.run_migrations()
+        if connection.dialect.name == "sqlite":
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise RuntimeError(
+                    f"the migration left {len(broken)} rows whose foreign key points nowhere "
+                    f"(first: table {broken[0][0]}, row {broken[0][1]}); nothing was changed"
+                )
+
+
 def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
     if connection is not None:
-        _configure(connection)
-        with context.begin_transaction():
-            context.run_migrations()
+        _migrate(connection)
         return
     engine = make_engine(_url())
     try:
         with engine.connect() as conn:
-            _configure(conn)
-            with context.begin_transaction():
-                context.run_migrations()
+            _migrate(conn)
+            conn.commit()
     finally:
         engine.dispose()
 

@@ -297,3 +297,36 @@ def test_0011_adds_the_magnitude_split_and_back(empty_db_url):
     assert _rows(empty_db_url, "SELECT count(*), sum(n_phot) FROM cells") == [(2, 6)]
     assert _rows(empty_db_url, "SELECT n_galaxies FROM coverage_snapshots") == [(6,)]
     migrate.upgrade(empty_db_url)
+
+
+def test_every_step_down_and_up_keeps_the_ledgers_rows(
+    empty_db_url, mock_catalogue, tmp_path, harness
+):
+    """A SQLite migration rebuilds a table by copying it and dropping the original; with
+    foreign keys on, dropping ``catalogues`` deleted every source, spectrum and assignment
+    through ON DELETE CASCADE (it did, in 0008's batch rebuild). Rows ingested at head keep
+    through each step down to 0005 and back up, on both databases."""
+    from fastapi.testclient import TestClient
+
+    from app.core.config import Settings
+    from app.main import create_app
+
+    migrate.upgrade(empty_db_url)
+    settings = Settings(database_url=empty_db_url, upload_tmp_dir=tmp_path)
+    key = {"X-API-Key": harness.create_key(empty_db_url, "tests")}
+    frame = mock_catalogue(150, seed=4, spec_fraction=0.4)
+    with TestClient(create_app(settings)) as client:
+        assert harness.upload(client, key, "photometric", frame, "phot.csv").status_code == 201
+        spec = frame[frame["z_spec"].notna()]
+        assert harness.upload(client, key, "spectroscopic", spec, "spec.csv").status_code == 201
+    counts = "SELECT (SELECT COUNT(*) FROM sources), (SELECT COUNT(*) FROM spectra)"
+    expected = tuple(_rows(empty_db_url, counts)[0])
+    assert expected == (150, len(spec))
+    heads = migrate.head_revisions()
+    steps = ["0010", "0009", "0008", "0007", "0006", "0005"]
+    for revision in steps:
+        migrate.downgrade(empty_db_url, revision)
+        assert tuple(_rows(empty_db_url, counts)[0]) == expected, f"down to {revision}"
+    for revision in [*steps[::-1][1:], *heads]:
+        migrate.upgrade(empty_db_url, revision)
+        assert tuple(_rows(empty_db_url, counts)[0]) == expected, f"up to {revision}"

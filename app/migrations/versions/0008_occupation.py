@@ -35,11 +35,46 @@ def _utc():
     return sa.DateTime(timezone=True)
 
 
+def _catalogues_schema(kinds_from: str, kinds_to: str, rows_from: str, rows_to: str) -> None:
+    """Change the kind CHECK and the n_rows type of ``catalogues``.
+
+    On SQLite, batch mode would rebuild the table, and dropping the original deletes every
+    source, spectrum and assignment through ON DELETE CASCADE (foreign keys are on). So
+    the table's stored SQL is rewritten in place instead, SQLite's documented procedure for
+    a CHECK change; BIGINT and INTEGER store the same there, the type name is for the
+    schema's comparison with the models."""
+    bind = op.get_bind()
+    if bind.dialect.name != "sqlite":
+        with op.batch_alter_table("catalogues") as batch:
+            batch.drop_constraint(op.f("ck_catalogues_kind"), type_="check")
+            batch.create_check_constraint("kind", kinds_to)
+            batch.alter_column(
+                "n_rows",
+                type_=sa.BigInteger() if rows_to == "BIGINT" else sa.Integer(),
+                existing_nullable=False,
+            )
+        return
+    sql = bind.execute(
+        sa.text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'catalogues'")
+    ).scalar_one()
+    edits = ((f"CHECK ({kinds_from})", f"CHECK ({kinds_to})"),
+             (f"n_rows {rows_from} NOT NULL", f"n_rows {rows_to} NOT NULL"))  # fmt: skip
+    for before, after in edits:
+        if before not in sql:
+            raise RuntimeError(f"catalogues: expected {before!r} in its schema: {sql}")
+        sql = sql.replace(before, after)
+    version = bind.execute(sa.text("PRAGMA schema_version")).scalar_one()
+    bind.execute(sa.text("PRAGMA writable_schema = ON"))
+    bind.execute(
+        sa.text("UPDATE sqlite_master SET sql = :sql WHERE type = 'table' AND name = 'catalogues'"),
+        {"sql": sql},
+    )
+    bind.execute(sa.text(f"PRAGMA schema_version = {int(version) + 1}"))
+    bind.execute(sa.text("PRAGMA writable_schema = OFF"))
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("catalogues") as batch:
-        batch.drop_constraint(op.f("ck_catalogues_kind"), type_="check")
-        batch.create_check_constraint("kind", _NEW_KINDS)
-        batch.alter_column("n_rows", type_=sa.BigInteger(), existing_nullable=False)
+    _catalogues_schema(_OLD_KINDS, _NEW_KINDS, "INTEGER", "BIGINT")
     op.create_table(
         "occupations",
         sa.Column("catalogue_id", sa.Integer(), nullable=False),
@@ -93,7 +128,4 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_occupations_map_id"), table_name="occupations")
     op.drop_table("occupations")
     op.execute("DELETE FROM catalogues WHERE kind = 'occupation'")
-    with op.batch_alter_table("catalogues") as batch:
-        batch.drop_constraint(op.f("ck_catalogues_kind"), type_="check")
-        batch.create_check_constraint("kind", _OLD_KINDS)
-        batch.alter_column("n_rows", type_=sa.Integer(), existing_nullable=False)
+    _catalogues_schema(_NEW_KINDS, _OLD_KINDS, "BIGINT", "INTEGER")
