@@ -769,6 +769,7 @@ def test_panels_say_what_to_do_on_a_map_without_follow_up(
             "document.getElementById('campaigns').innerText"
         )
         # No occupation yet: the picker offers the ledger and its photometric catalogue.
+        browser.wait_for("document.getElementById('tab-occupation').dataset.state === 'ready'")
         options = browser.eval(
             "[...document.getElementById('occ-select').options].map(o => o.text)"
         )
