@@ -1,5 +1,8 @@
 """Column-mapping presets for the catalogues somcal users bring.
 
+(Over 600 lines on purpose: most of it is the presets themselves, a table a reader checks
+against the surveys' schemas with their sources below; the lookup is the last 60 lines.)
+
 A preset maps each somcal field to a list of candidate column names (the first present one
 wins, exact case first, then case-insensitively), plus a rule that turns the survey's
 quality flag into ``secure``. Photometry fields are ``mag_<band>``, ``magerr_<band>``,

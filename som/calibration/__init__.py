@@ -50,18 +50,23 @@ from som.calibration.cells import (
     fuzzy_redshift,
     map_spacing2,
 )
-from som.calibration.coverage import CoverageSummary, coverage_summary, gaps, select_targets
+from som.calibration.coverage import (
+    HISTORY_MAG_EDGES,
+    CoverageSummary,
+    cell_mag_histogram,
+    coverage_summary,
+    gaps,
+    history_mag_bins,
+    select_targets,
+)
 from som.calibration.experiment import first_passing_n, sampling_experiment
 from som.calibration.followup import (
     COMPARABLE_DEPTH,
-    HISTORY_MAG_EDGES,
     ExposureModel,
     SuccessModel,
-    cell_mag_histogram,
     expected_coverage_gain,
     failed_at_depth,
     fit_success_model,
-    history_mag_bins,
     logistic_rate,
     plan_campaign,
     simulate_campaigns,

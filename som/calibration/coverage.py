@@ -354,3 +354,34 @@ def select_targets(
     out["exposure_hours"] = exposure
     out["cumulative_hours"] = cumulative
     return out
+
+
+# ----------------------------------------------------------------------------- history
+#: The magnitude bins of the coverage history, fixed so that every snapshot of every map is
+#: binned alike and any two can be compared: 0.5 mag wide from 18.5 to 25.5, open at both
+#: ends (brighter than 18.5 and fainter than 25.5 are the first and last bins), plus one
+#: slot for galaxies without a magnitude in the band (see :func:`history_mag_bins`).
+HISTORY_MAG_EDGES: tuple[float, ...] = tuple(float(e) for e in np.arange(18.5, 25.51, 0.5))
+
+
+def history_mag_bins() -> list[tuple[float | None, float | None]]:
+    """(low, high) of each slot of :func:`cell_mag_histogram`: None for an open end, and
+    (None, None) for the last slot, galaxies without a magnitude."""
+    e: list[float | None] = [None, *HISTORY_MAG_EDGES, None]
+    return [*zip(e[:-1], e[1:], strict=True), (None, None)]
+
+
+def cell_mag_histogram(cells: Any, mags: Any, n_cells: int) -> np.ndarray:
+    """(n_cells, len(HISTORY_MAG_EDGES) + 2) galaxies per cell and history magnitude slot
+    (cells < 0 left out; a NaN magnitude in the last slot)."""
+    c = np.asarray(cells, dtype=np.int64).ravel()
+    m = np.asarray(mags, dtype=np.float64).ravel()
+    if len(c) != len(m):
+        raise ValueError(f"cells has {len(c)} values and mags {len(m)}")
+    n_slots = len(HISTORY_MAG_EDGES) + 2
+    slot = np.where(
+        np.isfinite(m), np.searchsorted(HISTORY_MAG_EDGES, m, side="right"), n_slots - 1
+    )
+    ok = c >= 0
+    flat = np.bincount(c[ok] * n_slots + slot[ok], minlength=n_cells * n_slots)
+    return flat[: n_cells * n_slots].reshape(n_cells, n_slots)

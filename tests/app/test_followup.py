@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from som.calibration.followup import HISTORY_MAG_EDGES, ExposureModel, logistic_rate
+from som.calibration import HISTORY_MAG_EDGES
+from som.calibration.followup import ExposureModel, logistic_rate
 
 M50, WIDTH = 22.6, 0.45  # the true success curve of the simulated telescope
 
