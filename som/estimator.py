@@ -335,7 +335,7 @@ class SOM:
         if self._search == "pruned" or (
             self._search == "auto" and self.n_cells >= kernels.PRUNE_MIN_CELLS
         ):
-            index = kernels.block_index(weights, int(self.n_rows), int(self.n_cols), dtype=dtype)
+            index = kernels.tile_index(weights, int(self.n_rows), int(self.n_cols), dtype=dtype)
         # a list: the first chunk may find that pruning does not pay and drop the index
         return [WT, half_norm2, index]
 
@@ -361,7 +361,7 @@ class SOM:
             # an untrained map (random weights, first epoch) has tiles too spread out to
             # prune; a sample of rows says so, and brute force, as exact, does the rest
             m = n if self._search == "pruned" else min(n, kernels.PRUNE_SAMPLE_ROWS)
-            evals = kernels.bmu_pruned(
+            evals = kernels.bmu_tiles(
                 xc[:m], A[:m], *index, h[:m], want_second, cell[:m], d2[:m], second[:m]
             )
             counts = self.__dict__.setdefault("_search_counts", [0, 0])
@@ -372,7 +372,7 @@ class SOM:
             if evals > kernels.PRUNE_MAX_FRACTION * m * self.n_cells:
                 prep[2] = None
             else:
-                evals = kernels.bmu_pruned(
+                evals = kernels.bmu_tiles(
                     xc[m:], A[m:], *index, h[m:], want_second, cell[m:], d2[m:], second[m:]
                 )
                 counts[0] += int(evals)

@@ -721,3 +721,284 @@ def smooth_separable(S, N, gy, gx, cw, n_rows, n_cols, periodic, num, den):
                 num[k, ch] = acc[k]
             else:
                 den[k, ch - F] = acc[k]
+
+
+# ------------------------------------------------------------------- tiled pruned search
+#: cells per tile of the tiled search (a compile-time constant: the tile loop is fully
+#: unrolled and vectorised); tiles are TILE_SHAPE = (rows, cols) neighbouring cells, a
+#: tile cut short by the map's edge is padded with copies of its first cell
+TILE_SHAPE = (4, 4)
+TILE_CELLS = TILE_SHAPE[0] * TILE_SHAPE[1]
+#: tiles per group (rows, cols of tiles): a row's bound to every group is computed in one
+#: vectorised pass, and a group's tiles are bounded only when the group's bound passes
+GROUP_SHAPE = (3, 3)
+
+
+def tile_index(W, n_rows, n_cols, tile=TILE_SHAPE, group=GROUP_SHAPE, dtype=np.float32):
+    """Search structure of ``bmu_tiles`` for weights W (K, F) of an n_rows x n_cols map.
+
+    Returns (WB, lo, hi, glo, ghi, group_start, grep, trep, tcell, tile_n, cell_tile):
+    WB (n_tiles, F, TILE_CELLS) the weights tile by tile (tiles ordered by group, so a
+    group's tiles are a contiguous run group_start[g]..group_start[g+1]-1); lo, hi
+    (F, n_tiles) and glo, ghi (F, n_groups) per-feature boxes of tiles and groups; grep
+    (F, n_groups) and trep (F, n_tiles) one representative cell's weights per group and
+    tile (the coarse map a search without a hint starts from); tcell (n_tiles,
+    TILE_CELLS) int64 the cell number at each tile position (padding repeats a real
+    cell); tile_n (n_tiles,) real cells per tile; cell_tile (K,) int64 tile of each cell.
+    """
+    K, F = W.shape
+    tr, tc = tile
+    if tr * tc != TILE_CELLS:
+        raise ValueError(f"tile {tile} must hold TILE_CELLS = {TILE_CELLS} cells")
+    gr, gcol = tr * group[0], tc * group[1]
+    rows, cols = np.divmod(np.arange(K), n_cols)
+    n_tc = -(-n_cols // tc)
+    n_gc = -(-n_cols // gcol)
+    tile_of = (rows // tr) * n_tc + cols // tc
+    group_of = (rows // gr) * n_gc + cols // gcol
+    # renumber the tiles that hold cells, ordered by group
+    used = np.unique(tile_of)
+    nt = used.size
+    tile_group = np.empty(tile_of.max() + 1, np.int64)
+    tile_group[tile_of] = group_of
+    tile_group = tile_group[used]
+    order = np.lexsort((used, tile_group))
+    rank = np.empty(tile_of.max() + 1, np.int64)
+    rank[used[order]] = np.arange(nt)
+    cell_tile = rank[tile_of].astype(np.int64)
+    by_tile = np.lexsort((np.arange(K), cell_tile))
+    tile_n = np.bincount(cell_tile, minlength=nt).astype(np.int64)
+    starts = np.concatenate([[0], np.cumsum(tile_n)[:-1]])
+    pos = np.arange(K) - starts[cell_tile[by_tile]]
+    tcell = np.full((nt, TILE_CELLS), -1, np.int64)
+    tcell[cell_tile[by_tile], pos] = by_tile
+    tcell = np.where(tcell < 0, tcell[:, :1], tcell)
+    Wd = np.asarray(W, dtype=dtype)
+    WB = np.ascontiguousarray(Wd[tcell].transpose(0, 2, 1))
+    lo = WB.min(axis=2)
+    hi = WB.max(axis=2)
+    g_sorted = tile_group[order]
+    new = np.concatenate([[True], g_sorted[1:] != g_sorted[:-1]])
+    group_start = np.concatenate([np.flatnonzero(new), [nt]]).astype(np.int64)
+    glo = np.minimum.reduceat(lo, group_start[:-1], axis=0)
+    ghi = np.maximum.reduceat(hi, group_start[:-1], axis=0)
+    # representatives: the cell nearest each tile's (group's) box centre
+    centre = 0.5 * (lo + hi)
+    rep = np.argmin(((WB - centre[:, :, None]) ** 2).sum(axis=1), axis=1)
+    trep = WB[np.arange(nt), :, rep]
+    gcentre = 0.5 * (glo + ghi)
+    grep = np.empty_like(glo)
+    for g in range(len(group_start) - 1):
+        t = trep[group_start[g] : group_start[g + 1]]
+        grep[g] = t[np.argmin(((t - gcentre[g]) ** 2).sum(axis=1))]
+    c = np.ascontiguousarray
+    return (
+        WB,
+        c(lo.T),
+        c(hi.T),
+        c(glo.T),
+        c(ghi.T),
+        group_start,
+        c(grep.T),
+        c(trep.T),
+        tcell,
+        tile_n,
+        cell_tile,
+    )
+
+
+@njit(inline="always")
+def _tile_distances(x, a, WB, j, d):
+    """Distances of row x (weights a) to the TILE_CELLS cells of tile j, into d; their min."""
+    for t in range(TILE_CELLS):
+        d[t] = 0
+    for f in range(x.shape[0]):
+        xf = x[f]
+        af = a[f]
+        for t in range(TILE_CELLS):
+            diff = xf - WB[j, f, t]
+            d[t] += af * diff * diff
+    m = d[0]
+    for t in range(1, TILE_CELLS):
+        m = min(m, d[t])
+    return m
+
+
+@njit(inline="always")
+def _box_bounds(x, a, lo, hi, start, stop, out):
+    """out[i] = lower bound of the row's distance to box start + i, for boxes start..stop-1."""
+    m = stop - start
+    for i in range(m):
+        out[i] = 0
+    for f in range(x.shape[0]):
+        xf = x[f]
+        af = a[f]
+        for i in range(m):
+            g = max(lo[f, start + i] - xf, xf - hi[f, start + i])
+            g = max(g, 0)
+            out[i] += af * g * g
+
+
+@njit(inline="always")
+def _rep_distances(x, a, rep, start, stop, out):
+    """out[i] = distance of the row to representative start + i."""
+    m = stop - start
+    for i in range(m):
+        out[i] = 0
+    for f in range(x.shape[0]):
+        xf = x[f]
+        af = a[f]
+        for i in range(m):
+            diff = xf - rep[f, start + i]
+            out[i] += af * diff * diff
+
+
+@njit(parallel=True, fastmath=FAST_NAN_SAFE, cache=True)
+def bmu_tiles(
+    X,
+    A,
+    WB,
+    lo,
+    hi,
+    glo,
+    ghi,
+    group_start,
+    grep,
+    trep,
+    tcell,
+    tile_n,
+    cell_tile,
+    hint,
+    want_second,
+    out_cell,
+    out_d2,
+    out_second,
+):
+    """Exact best-matching cell by pruning tiles of cells; returns how many cell distances
+    it computed (brute force computes n * K).
+
+    X : (n, F) normalised features, NaN where missing (only when ``A`` is given).
+    A : (n, F) per-feature weights of the distance (1/sigma^2 for chi^2, 1 for a present
+        feature, 0 for a missing one), or shape (0, 0) for the plain Euclidean distance.
+    WB ... cell_tile : the weights' search structure from ``tile_index``, same dtype as X.
+    hint : (n,) integer cell per row to start from (e.g. last epoch's; -1 none), or (0,).
+    out_cell, out_d2, out_second : as in ``bmu_dense``; with ``A`` the squared distance is
+        scaled by F / n_present, and a row without any present feature gets cell -1 and
+        distance NaN.
+
+    ``sum_f a_f * dist(x_f, [lo_f, hi_f])^2`` bounds from below a row's distance to every
+    cell of a box, for any non-negative a_f, so the one test prunes the Euclidean,
+    missing-feature and chi^2 metrics alike. Per row: the bounds to every group in one
+    vectorised pass; the starting tile (the hint's, else the tile of the nearest
+    representative within the group of the nearest representative) is searched first so
+    the threshold is tight at once; then each group whose bound does not exceed the
+    current best (second-best when wanted) distance has its tiles bounded in one pass,
+    and each tile that passes has its TILE_CELLS distances computed in one vectorised
+    pass; only a tile whose minimum could change the answer is scanned cell by cell.
+    Ties in distance go to the lower cell number, as in the brute-force reference.
+    """
+    n, F = X.shape
+    ng = group_start.shape[0] - 1
+    weighted = A.shape[0] > 0
+    hinted = hint.shape[0] > 0
+    max_g = 0
+    for g in range(ng):
+        max_g = max(max_g, group_start[g + 1] - group_start[g])
+    n_tasks = (n + ROWS_PER_TASK - 1) // ROWS_PER_TASK
+    evals = 0
+    for task in prange(n_tasks):
+        x = np.empty(F, dtype=WB.dtype)
+        a = np.ones(F, dtype=WB.dtype)
+        lbg = np.empty(ng, dtype=WB.dtype)
+        lbt = np.empty(max_g, dtype=WB.dtype)
+        d = np.empty(TILE_CELLS, dtype=WB.dtype)
+        count = 0
+        for r in range(task * ROWS_PER_TASK, min(n, (task + 1) * ROWS_PER_TASK)):
+            n_p = F
+            if weighted:
+                n_p = 0
+                for f in range(F):
+                    af = A[r, f]
+                    if af > 0:
+                        a[f] = af
+                        x[f] = X[r, f]
+                        n_p += 1
+                    else:
+                        # a zero weight must meet a finite value: 0 * NaN is NaN
+                        a[f] = 0
+                        x[f] = 0
+                if n_p == 0:
+                    out_cell[r] = -1
+                    out_d2[r] = np.nan
+                    out_second[r] = -1
+                    continue
+            else:
+                for f in range(F):
+                    x[f] = X[r, f]
+            if hinted and hint[r] >= 0:
+                t0 = cell_tile[hint[r]]
+            else:
+                _rep_distances(x, a, grep, 0, ng, lbg)
+                g0 = 0
+                for g in range(1, ng):
+                    if lbg[g] < lbg[g0]:
+                        g0 = g
+                tb, te = group_start[g0], group_start[g0 + 1]
+                _rep_distances(x, a, trep, tb, te, lbt)
+                t0 = tb
+                for k in range(1, te - tb):
+                    if lbt[k] < lbt[t0 - tb]:
+                        t0 = tb + k
+            d1 = np.inf
+            d2 = np.inf
+            c1 = -1
+            c2 = -1
+            p1 = 0
+            j = t0
+            _tile_distances(x, a, WB, j, d)
+            count += tile_n[j]
+            for t in range(TILE_CELLS):
+                dt = d[t]
+                c = tcell[j, t]
+                if dt < d1 or (dt == d1 and c < c1):
+                    if c != c1:
+                        d2, c2 = d1, c1
+                    d1, c1, p1 = dt, c, j * TILE_CELLS + t
+                elif c != c1 and (dt < d2 or (dt == d2 and c < c2)):
+                    d2, c2 = dt, c
+            _box_bounds(x, a, glo, ghi, 0, ng, lbg)
+            for g in range(ng):
+                thr = (d2 if want_second else d1) * (1 + PRUNE_SLACK)
+                if lbg[g] > thr:
+                    continue
+                tb, te = group_start[g], group_start[g + 1]
+                _box_bounds(x, a, lo, hi, tb, te, lbt)
+                for k in range(te - tb):
+                    j = tb + k
+                    thr = (d2 if want_second else d1) * (1 + PRUNE_SLACK)
+                    if j == t0 or lbt[k] > thr:
+                        continue
+                    m = _tile_distances(x, a, WB, j, d)
+                    count += tile_n[j]
+                    if m > (d2 if want_second else d1):
+                        continue
+                    for t in range(TILE_CELLS):
+                        dt = d[t]
+                        c = tcell[j, t]
+                        if dt < d1 or (dt == d1 and c < c1):
+                            if c != c1:
+                                d2, c2 = d1, c1
+                            d1, c1, p1 = dt, c, j * TILE_CELLS + t
+                        elif c != c1 and (dt < d2 or (dt == d2 and c < c2)):
+                            d2, c2 = dt, c
+            jb = p1 // TILE_CELLS
+            tb = p1 % TILE_CELLS
+            exact = 0.0
+            for f in range(F):
+                diff = np.float64(x[f]) - np.float64(WB[jb, f, tb])
+                exact += np.float64(a[f]) * diff * diff
+            out_cell[r] = c1
+            out_d2[r] = exact * F / n_p if weighted else exact
+            out_second[r] = c2 if want_second else -1
+        evals += count
+    return evals
