@@ -42,6 +42,9 @@ from .vocabulary import Distance, Init, Method, Neighbourhood, Schedule, choices
 
 #: the Gaussian neighbourhood is cut where it falls below exp(-4**2/2) ~ 3e-4 (scipy's default)
 GAUSSIAN_TRUNCATE = 4.0
+#: row tasks (``kernels.ROWS_PER_TASK`` rows each) a thread takes at a time in the pruned
+#: search (numba dynamic scheduling; 0 would split the rows into equal static halves)
+PRUNED_TASKS_PER_GRAB = 4
 ProgressCallback = Callable[[float, str], None]
 
 
@@ -361,9 +364,16 @@ class SOM:
             # an untrained map (random weights, first epoch) has tiles too spread out to
             # prune; a sample of rows says so, and brute force, as exact, does the rest
             m = n if self._search == "pruned" else min(n, kernels.PRUNE_SAMPLE_ROWS)
-            evals = kernels.bmu_tiles(
-                xc[:m], A[:m], *index, h[:m], want_second, cell[:m], d2[:m], second[:m]
-            )
+            # rows cost unequal work here: dynamic scheduling, so a thread that another
+            # process slows down does not hold the other idle at the end of the pass
+            chunk = numba.get_parallel_chunksize()
+            numba.set_parallel_chunksize(PRUNED_TASKS_PER_GRAB)
+            try:
+                evals = kernels.bmu_tiles(
+                    xc[:m], A[:m], *index, h[:m], want_second, cell[:m], d2[:m], second[:m]
+                )
+            finally:
+                numba.set_parallel_chunksize(chunk)
             counts = self.__dict__.setdefault("_search_counts", [0, 0])
             counts[0] += int(evals)
             counts[1] += m * self.n_cells
@@ -372,9 +382,13 @@ class SOM:
             if evals > kernels.PRUNE_MAX_FRACTION * m * self.n_cells:
                 prep[2] = None
             else:
-                evals = kernels.bmu_tiles(
-                    xc[m:], A[m:], *index, h[m:], want_second, cell[m:], d2[m:], second[m:]
-                )
+                numba.set_parallel_chunksize(PRUNED_TASKS_PER_GRAB)
+                try:
+                    evals = kernels.bmu_tiles(
+                        xc[m:], A[m:], *index, h[m:], want_second, cell[m:], d2[m:], second[m:]
+                    )
+                finally:
+                    numba.set_parallel_chunksize(chunk)
                 counts[0] += int(evals)
                 counts[1] += (n - m) * self.n_cells
                 return cell, d2, second

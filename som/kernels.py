@@ -724,32 +724,43 @@ def smooth_separable(S, N, gy, gx, cw, n_rows, n_cols, periodic, num, den):
 
 
 # ------------------------------------------------------------------- tiled pruned search
-#: cells per tile of the tiled search (a compile-time constant: the tile loop is fully
-#: unrolled and vectorised); tiles are TILE_SHAPE = (rows, cols) neighbouring cells, a
-#: tile cut short by the map's edge is padded with copies of its first cell
-TILE_SHAPE = (4, 4)
-TILE_CELLS = TILE_SHAPE[0] * TILE_SHAPE[1]
+#: tile of the tiled search on maps of at least 4 tiles a side (``tile_shape``): the tile loop
+#: vectorises; tiles are TILE_SHAPE = (rows, cols) neighbouring cells, a
+#: tile cut short by the map's edge is padded with copies of its first cell. Measured on
+#: a trained 75x150 map, 2x10^5 mock rows, one thread, rows per CPU-second without /
+#: with a hint (loaded machine, +-15%): 4x4 tiles in 3x3 groups 0.29 / 0.44 M,
+#: 4x4 in 4x4 0.27 / 0.33, 4x8 in 3x2 0.30 / 0.40, 2x8 in 3x3 0.29 / 0.44,
+#: 4x16 in 2x2 0.30 / 0.40, 8x16 in 2x1 0.33 / 0.49, 8x8 in 2x2 0.33-0.36 / 0.49-0.56:
+#: bounds, not distances, still dominate, so fewer and larger tiles win
+TILE_SHAPE = (8, 8)
 #: tiles per group (rows, cols of tiles): a row's bound to every group is computed in one
 #: vectorised pass, and a group's tiles are bounded only when the group's bound passes
-GROUP_SHAPE = (3, 3)
+GROUP_SHAPE = (2, 2)
 
 
-def tile_index(W, n_rows, n_cols, tile=TILE_SHAPE, group=GROUP_SHAPE, dtype=np.float32):
+def tile_shape(n_rows, n_cols):
+    """Tile of ``tile_index`` for a map: TILE_SHAPE, or 4 x 4 on maps too small for
+    several TILE_SHAPE tiles per side (there 8 x 8 tiles would prune almost nothing)."""
+    if n_rows >= 4 * TILE_SHAPE[0] and n_cols >= 4 * TILE_SHAPE[1]:
+        return TILE_SHAPE
+    return (4, 4)
+
+
+def tile_index(W, n_rows, n_cols, tile=None, group=GROUP_SHAPE, dtype=np.float32):
     """Search structure of ``bmu_tiles`` for weights W (K, F) of an n_rows x n_cols map.
 
     Returns (WB, lo, hi, glo, ghi, group_start, grep, trep, tcell, tile_n, cell_tile):
-    WB (n_tiles, F, TILE_CELLS) the weights tile by tile (tiles ordered by group, so a
+    WB (n_tiles, F, T) the weights tile by tile (tiles ordered by group, so a
     group's tiles are a contiguous run group_start[g]..group_start[g+1]-1); lo, hi
     (F, n_tiles) and glo, ghi (F, n_groups) per-feature boxes of tiles and groups; grep
     (F, n_groups) and trep (F, n_tiles) one representative cell's weights per group and
     tile (the coarse map a search without a hint starts from); tcell (n_tiles,
-    TILE_CELLS) int64 the cell number at each tile position (padding repeats a real
+    T) int64 the cell number (T cells per tile) at each tile position (padding repeats a real
     cell); tile_n (n_tiles,) real cells per tile; cell_tile (K,) int64 tile of each cell.
     """
     K, F = W.shape
-    tr, tc = tile
-    if tr * tc != TILE_CELLS:
-        raise ValueError(f"tile {tile} must hold TILE_CELLS = {TILE_CELLS} cells")
+    tr, tc = tile_shape(n_rows, n_cols) if tile is None else tile
+    T = tr * tc
     gr, gcol = tr * group[0], tc * group[1]
     rows, cols = np.divmod(np.arange(K), n_cols)
     n_tc = -(-n_cols // tc)
@@ -770,7 +781,7 @@ def tile_index(W, n_rows, n_cols, tile=TILE_SHAPE, group=GROUP_SHAPE, dtype=np.f
     tile_n = np.bincount(cell_tile, minlength=nt).astype(np.int64)
     starts = np.concatenate([[0], np.cumsum(tile_n)[:-1]])
     pos = np.arange(K) - starts[cell_tile[by_tile]]
-    tcell = np.full((nt, TILE_CELLS), -1, np.int64)
+    tcell = np.full((nt, T), -1, np.int64)
     tcell[cell_tile[by_tile], pos] = by_tile
     tcell = np.where(tcell < 0, tcell[:, :1], tcell)
     Wd = np.asarray(W, dtype=dtype)
@@ -809,17 +820,18 @@ def tile_index(W, n_rows, n_cols, tile=TILE_SHAPE, group=GROUP_SHAPE, dtype=np.f
 
 @njit(inline="always")
 def _tile_distances(x, a, WB, j, d):
-    """Distances of row x (weights a) to the TILE_CELLS cells of tile j, into d; their min."""
-    for t in range(TILE_CELLS):
+    """Distances of row x (weights a) to the T cells of tile j, into d; their min."""
+    T = WB.shape[2]
+    for t in range(T):
         d[t] = 0
     for f in range(x.shape[0]):
         xf = x[f]
         af = a[f]
-        for t in range(TILE_CELLS):
+        for t in range(T):
             diff = xf - WB[j, f, t]
             d[t] += af * diff * diff
     m = d[0]
-    for t in range(1, TILE_CELLS):
+    for t in range(1, T):
         m = min(m, d[t])
     return m
 
@@ -893,7 +905,7 @@ def bmu_tiles(
     representative within the group of the nearest representative) is searched first so
     the threshold is tight at once; then each group whose bound does not exceed the
     current best (second-best when wanted) distance has its tiles bounded in one pass,
-    and each tile that passes has its TILE_CELLS distances computed in one vectorised
+    and each tile that passes has its T distances computed in one vectorised
     pass; only a tile whose minimum could change the answer is scanned cell by cell.
     Ties in distance go to the lower cell number, as in the brute-force reference.
     """
@@ -901,6 +913,7 @@ def bmu_tiles(
     ng = group_start.shape[0] - 1
     weighted = A.shape[0] > 0
     hinted = hint.shape[0] > 0
+    T = WB.shape[2]
     max_g = 0
     for g in range(ng):
         max_g = max(max_g, group_start[g + 1] - group_start[g])
@@ -910,8 +923,9 @@ def bmu_tiles(
         x = np.empty(F, dtype=WB.dtype)
         a = np.ones(F, dtype=WB.dtype)
         lbg = np.empty(ng, dtype=WB.dtype)
+        gd = np.empty(ng, dtype=WB.dtype)
         lbt = np.empty(max_g, dtype=WB.dtype)
-        d = np.empty(TILE_CELLS, dtype=WB.dtype)
+        d = np.empty(T, dtype=WB.dtype)
         count = 0
         for r in range(task * ROWS_PER_TASK, min(n, (task + 1) * ROWS_PER_TASK)):
             n_p = F
@@ -937,11 +951,24 @@ def bmu_tiles(
                     x[f] = X[r, f]
             if hinted and hint[r] >= 0:
                 t0 = cell_tile[hint[r]]
+                _box_bounds(x, a, glo, ghi, 0, ng, lbg)
             else:
-                _rep_distances(x, a, grep, 0, ng, lbg)
+                # one pass: each group's bound and its representative's distance
+                for g in range(ng):
+                    lbg[g] = 0
+                    gd[g] = 0
+                for f in range(F):
+                    xf = x[f]
+                    af = a[f]
+                    for g in range(ng):
+                        u = max(glo[f, g] - xf, xf - ghi[f, g])
+                        u = max(u, 0)
+                        lbg[g] += af * u * u
+                        diff = xf - grep[f, g]
+                        gd[g] += af * diff * diff
                 g0 = 0
                 for g in range(1, ng):
-                    if lbg[g] < lbg[g0]:
+                    if gd[g] < gd[g0]:
                         g0 = g
                 tb, te = group_start[g0], group_start[g0 + 1]
                 _rep_distances(x, a, trep, tb, te, lbt)
@@ -957,16 +984,15 @@ def bmu_tiles(
             j = t0
             _tile_distances(x, a, WB, j, d)
             count += tile_n[j]
-            for t in range(TILE_CELLS):
+            for t in range(T):
                 dt = d[t]
                 c = tcell[j, t]
                 if dt < d1 or (dt == d1 and c < c1):
                     if c != c1:
                         d2, c2 = d1, c1
-                    d1, c1, p1 = dt, c, j * TILE_CELLS + t
+                    d1, c1, p1 = dt, c, j * T + t
                 elif c != c1 and (dt < d2 or (dt == d2 and c < c2)):
                     d2, c2 = dt, c
-            _box_bounds(x, a, glo, ghi, 0, ng, lbg)
             for g in range(ng):
                 thr = (d2 if want_second else d1) * (1 + PRUNE_SLACK)
                 if lbg[g] > thr:
@@ -982,17 +1008,17 @@ def bmu_tiles(
                     count += tile_n[j]
                     if m > (d2 if want_second else d1):
                         continue
-                    for t in range(TILE_CELLS):
+                    for t in range(T):
                         dt = d[t]
                         c = tcell[j, t]
                         if dt < d1 or (dt == d1 and c < c1):
                             if c != c1:
                                 d2, c2 = d1, c1
-                            d1, c1, p1 = dt, c, j * TILE_CELLS + t
+                            d1, c1, p1 = dt, c, j * T + t
                         elif c != c1 and (dt < d2 or (dt == d2 and c < c2)):
                             d2, c2 = dt, c
-            jb = p1 // TILE_CELLS
-            tb = p1 % TILE_CELLS
+            jb = p1 // T
+            tb = p1 % T
             exact = 0.0
             for f in range(F):
                 diff = np.float64(x[f]) - np.float64(WB[jb, f, tb])
