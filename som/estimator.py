@@ -21,6 +21,7 @@ is :mod:`som.persistence`; the numba hot loops are :mod:`som.kernels`.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import time
 from collections.abc import Callable, Iterable
@@ -329,8 +330,26 @@ class SOM:
     # ------------------------------------------------------------------ core passes
     def _prepared_weights(self, weights: np.ndarray):
         """(WT, half_norm2, index): what the kernels need of the weights, computed once per
-        pass; ``index`` is the pruned search's block structure, None for brute force."""
+        pass; ``index`` is the pruned search's tile structure, None for brute force.
+
+        Kept for the last weights seen (keyed by a hash of their bytes, so weights changed
+        in place are never served stale): repeated ``predict`` calls on chunks or Dask
+        partitions otherwise rebuild the tile index every call, serially."""
         dtype = np.dtype(self.dtype)
+        weights = np.ascontiguousarray(weights)
+        key = (
+            hashlib.blake2b(weights.view(np.uint8), digest_size=16).digest(),
+            weights.shape,
+            weights.dtype.str,
+            dtype.str,
+            self._search,
+            int(self.n_rows),
+            int(self.n_cols),
+        )
+        cached = self.__dict__.get("_prepared_cache")
+        if cached is not None and cached[0] == key:
+            # a fresh list: a pass may drop the index for itself (pruning did not pay)
+            return list(cached[1])
         w = weights.astype(dtype)
         WT = np.ascontiguousarray(w.T)
         half_norm2 = (0.5 * np.einsum("kf,kf->k", weights, weights)).astype(dtype)
@@ -339,6 +358,7 @@ class SOM:
             self._search == "auto" and self.n_cells >= kernels.PRUNE_MIN_CELLS
         ):
             index = kernels.tile_index(weights, int(self.n_rows), int(self.n_cols), dtype=dtype)
+        self._prepared_cache = (key, (WT, half_norm2, index))
         # a list: the first chunk may find that pruning does not pay and drop the index
         return [WT, half_norm2, index]
 
