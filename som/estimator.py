@@ -21,6 +21,7 @@ is :mod:`som.persistence`; the numba hot loops are :mod:`som.kernels`.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import time
 from collections.abc import Callable, Iterable
@@ -42,6 +43,9 @@ from .vocabulary import Distance, Init, Method, Neighbourhood, Schedule, choices
 
 #: the Gaussian neighbourhood is cut where it falls below exp(-4**2/2) ~ 3e-4 (scipy's default)
 GAUSSIAN_TRUNCATE = 4.0
+#: row tasks (``kernels.ROWS_PER_TASK`` rows each) a thread takes at a time in the pruned
+#: search (numba dynamic scheduling; 0 would split the rows into equal static halves)
+PRUNED_TASKS_PER_GRAB = 4
 ProgressCallback = Callable[[float, str], None]
 
 
@@ -326,8 +330,26 @@ class SOM:
     # ------------------------------------------------------------------ core passes
     def _prepared_weights(self, weights: np.ndarray):
         """(WT, half_norm2, index): what the kernels need of the weights, computed once per
-        pass; ``index`` is the pruned search's block structure, None for brute force."""
+        pass; ``index`` is the pruned search's tile structure, None for brute force.
+
+        Kept for the last weights seen (keyed by a hash of their bytes, so weights changed
+        in place are never served stale): repeated ``predict`` calls on chunks or Dask
+        partitions otherwise rebuild the tile index every call, serially."""
         dtype = np.dtype(self.dtype)
+        weights = np.ascontiguousarray(weights)
+        key = (
+            hashlib.blake2b(weights.view(np.uint8), digest_size=16).digest(),
+            weights.shape,
+            weights.dtype.str,
+            dtype.str,
+            self._search,
+            int(self.n_rows),
+            int(self.n_cols),
+        )
+        cached = self.__dict__.get("_prepared_cache")
+        if cached is not None and cached[0] == key:
+            # a fresh list: a pass may drop the index for itself (pruning did not pay)
+            return list(cached[1])
         w = weights.astype(dtype)
         WT = np.ascontiguousarray(w.T)
         half_norm2 = (0.5 * np.einsum("kf,kf->k", weights, weights)).astype(dtype)
@@ -335,7 +357,8 @@ class SOM:
         if self._search == "pruned" or (
             self._search == "auto" and self.n_cells >= kernels.PRUNE_MIN_CELLS
         ):
-            index = kernels.block_index(weights, int(self.n_rows), int(self.n_cols), dtype=dtype)
+            index = kernels.tile_index(weights, int(self.n_rows), int(self.n_cols), dtype=dtype)
+        self._prepared_cache = (key, (WT, half_norm2, index))
         # a list: the first chunk may find that pruning does not pay and drop the index
         return [WT, half_norm2, index]
 
@@ -361,9 +384,16 @@ class SOM:
             # an untrained map (random weights, first epoch) has tiles too spread out to
             # prune; a sample of rows says so, and brute force, as exact, does the rest
             m = n if self._search == "pruned" else min(n, kernels.PRUNE_SAMPLE_ROWS)
-            evals = kernels.bmu_pruned(
-                xc[:m], A[:m], *index, h[:m], want_second, cell[:m], d2[:m], second[:m]
-            )
+            # rows cost unequal work here: dynamic scheduling, so a thread that another
+            # process slows down does not hold the other idle at the end of the pass
+            chunk = numba.get_parallel_chunksize()
+            numba.set_parallel_chunksize(PRUNED_TASKS_PER_GRAB)
+            try:
+                evals = kernels.bmu_tiles(
+                    xc[:m], A[:m], *index, h[:m], want_second, cell[:m], d2[:m], second[:m]
+                )
+            finally:
+                numba.set_parallel_chunksize(chunk)
             counts = self.__dict__.setdefault("_search_counts", [0, 0])
             counts[0] += int(evals)
             counts[1] += m * self.n_cells
@@ -372,9 +402,13 @@ class SOM:
             if evals > kernels.PRUNE_MAX_FRACTION * m * self.n_cells:
                 prep[2] = None
             else:
-                evals = kernels.bmu_pruned(
-                    xc[m:], A[m:], *index, h[m:], want_second, cell[m:], d2[m:], second[m:]
-                )
+                numba.set_parallel_chunksize(PRUNED_TASKS_PER_GRAB)
+                try:
+                    evals = kernels.bmu_tiles(
+                        xc[m:], A[m:], *index, h[m:], want_second, cell[m:], d2[m:], second[m:]
+                    )
+                finally:
+                    numba.set_parallel_chunksize(chunk)
                 counts[0] += int(evals)
                 counts[1] += (n - m) * self.n_cells
                 return cell, d2, second

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from som import SOM
+from som import SOM, kernels
 from tests.som import reference as ref
 
 
@@ -162,3 +162,75 @@ def test_separable_smoothing_equals_the_direct_sum(periodic, shape, neighbourhoo
         np.testing.assert_allclose(den2, den, rtol=1e-12, atol=1e-12)
         # a cell no data reaches keeps exactly zero, so it keeps its weight
         np.testing.assert_array_equal(den2 == 0, den == 0)
+
+
+# ---------------------------------------------------------------- tiled search, 8 x 8 tiles
+# maps of at least 32 x 32 cells use 8 x 8 tiles (kernels.tile_shape); 34 x 41 also cuts
+# tiles short at both edges, so padded tile positions are exercised
+
+
+@pytest.mark.parametrize("shape", [(12, 14), (34, 41)])
+def test_tile_index_holds_every_cell_once(shape):
+    rng = np.random.default_rng(0)
+    W = rng.normal(size=(shape[0] * shape[1], 4))
+    WB, lo, hi, glo, ghi, gstart, grep, trep, tcell, tile_n, cell_tile = kernels.tile_index(
+        W, *shape, dtype=np.float64
+    )
+    K = W.shape[0]
+    assert tile_n.sum() == K
+    real = np.concatenate([tcell[j, : tile_n[j]] for j in range(len(tile_n))])
+    np.testing.assert_array_equal(np.sort(real), np.arange(K))
+    # padding repeats a cell of the same tile; each tile's weights match its cells
+    assert (cell_tile[tcell] == np.arange(len(tile_n))[:, None]).all()
+    np.testing.assert_array_equal(WB, W[tcell].transpose(0, 2, 1))
+    assert (lo <= WB.min(axis=2).T).all() and (hi >= WB.max(axis=2).T).all()
+    for g in range(len(gstart) - 1):
+        t = slice(gstart[g], gstart[g + 1])
+        assert (glo[:, g : g + 1] <= lo[:, t]).all() and (ghi[:, g : g + 1] >= hi[:, t]).all()
+    assert WB.shape[2] == (64 if min(shape) >= 32 else 16)
+
+
+@pytest.mark.parametrize(
+    "lattice,periodic", [("rect", False), ("rect", True), ("hex", False), ("hex", True)]
+)
+@pytest.mark.parametrize("trained", [True, False])
+@pytest.mark.parametrize("metric", ["euclidean", "missing", "chi2"])
+def test_large_tiles_equal_brute_force(lattice, periodic, trained, metric):
+    som = _map(lattice, periodic, trained, shape=(34, 41))
+    X = _data(800, 5, seed=9, nan_fraction=0.2 if metric != "euclidean" else 0.0)
+    errors = iv = None
+    if metric == "chi2":
+        errors = np.random.default_rng(4).uniform(0.2, 2.0, size=X.shape)
+        iv = 1 / errors**2
+        som.distance = "chi2"
+    a, counts = _search(som, "pruned", X, errors)
+    best, second, d2 = ref.bmu(X, som.weights_, iv)
+    np.testing.assert_array_equal(a.cell, best)
+    np.testing.assert_array_equal(a.second, second)
+    np.testing.assert_allclose(a.distance.astype(np.float64) ** 2, d2, rtol=1e-5)
+    # without the second-best cell (predict, training) the threshold is the best distance
+    som._search = "pruned"
+    np.testing.assert_array_equal(som.predict(X, errors, skip_empty=True), best)
+    assert counts[0] <= counts[1]
+    if trained:
+        assert counts[0] < 0.5 * counts[1]
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "missing"])
+def test_hinted_search_equals_brute_force_from_any_start(metric):
+    """A hint only chooses where the search starts: a wrong or random hint, or none, gives
+    the same cells."""
+    som = _map("rect", False, True, shape=(34, 41))
+    X = _data(600, 5, seed=12, nan_fraction=0.2 if metric == "missing" else 0.0)
+    best, _, _ = ref.bmu(X, som.weights_)
+    rng = np.random.default_rng(1)
+    for hint in (
+        best.astype(np.int32),
+        rng.integers(0, som.n_cells, len(X)).astype(np.int32),
+        np.full(len(X), -1, np.int32),
+    ):
+        som._search = "pruned"
+        prep = som._prepared_weights(som.weights_)
+        xc, iv, has_missing = som._chunk(X, None, 0, len(X))
+        cell, _, _ = som._bmu_chunk(xc, iv, has_missing, prep, False, hint=hint)
+        np.testing.assert_array_equal(cell, best)
