@@ -320,7 +320,9 @@ def bad_client(tmp_path_factory, harness):
             client, auth, cat["id"], timeout=120, n_rows=3, n_cols=3, n_epochs=2
         )
         assert client.get(f"/v1/maps/{map_id}").json()["status"] == "ready"
+        # (deleted and purged: a delete alone keeps the rows until purged)
         assert client.delete(f"/v1/catalogues/{cat['id']}", headers=auth).status_code == 200
+        assert client.post(f"/v1/catalogues/{cat['id']}/purge", headers=auth).status_code == 200
         yield client, auth, engine, map_id
     engine.dispose()
 
@@ -415,6 +417,7 @@ def test_nan_magnitudes_mean_no_value_not_an_error(bad_client):
         (6, False, True),
     }
     assert client.delete(f"/v1/catalogues/{r.json()['id']}", headers=auth).status_code == 200
+    assert client.post(f"/v1/catalogues/{r.json()['id']}/purge", headers=auth).status_code == 200
 
 
 @pytest.mark.parametrize(
