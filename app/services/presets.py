@@ -191,21 +191,27 @@ class Preset:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-def _bands(value: str, error: str, bands: dict[str, str]) -> dict[str, list[str]]:
+def _bands(
+    value: str, error: str, bands: dict[str, str], *, kind: str = "mag", ivar: bool = False
+) -> dict[str, list[str]]:
+    """The ``kind`` ("mag" or "flux") value and error fields of ``bands`` ({band: tag}),
+    each a list of candidate columns ("|"-separated, ``{b}`` the tag); ``ivar``: the
+    errors are inverse variances."""
+    error_role = "ivar" if ivar else "error"
     out: dict[str, list[str]] = {}
     for band, tag in bands.items():
-        out[f"mag_{band}"] = [v.format(b=tag) for v in value.split("|")]
-        out[f"magerr_{band}"] = [e.format(b=tag) for e in error.split("|")]
+        out[photometry_field_name(kind, "value", band)] = [
+            v.format(b=tag) for v in value.split("|")
+        ]
+        out[photometry_field_name(kind, error_role, band)] = [
+            e.format(b=tag) for e in error.split("|")
+        ]
     return out
 
 
 def _flux_bands(value: str, error: str, bands: dict[str, str], *, ivar: bool = False):
-    """Flux fields of ``bands`` ({band: tag}); ``ivar``: the errors are inverse variances."""
-    out: dict[str, list[str]] = {}
-    for band, tag in bands.items():
-        out[f"flux_{band}"] = [v.format(b=tag) for v in value.split("|")]
-        out[f"flux{'ivar' if ivar else 'err'}_{band}"] = [e.format(b=tag) for e in error.split("|")]
-    return out
+    """Flux fields of ``bands``: :func:`_bands` of kind "flux"."""
+    return _bands(value, error, bands, kind="flux", ivar=ivar)
 
 
 #: The Legacy Surveys' (and DESI's target) photometry: DECam-like grz (+ i in DR10) and WISE.

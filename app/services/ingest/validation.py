@@ -163,14 +163,23 @@ _TRUE = {"true", "t", "yes", "y", "1", "1.0"}
 _FALSE = {"false", "f", "no", "n", "0", "0.0"}
 
 
-def _bools(series: pd.Series, column: str, log: ErrorLog) -> np.ndarray:
+def _bools(
+    series: pd.Series,
+    column: str,
+    log: ErrorLog,
+    true: frozenset[str] | set[str] = _TRUE,
+    false: frozenset[str] | set[str] = _FALSE,
+    what: str = "a boolean",
+) -> np.ndarray:
+    """True where a value (text compared lower-case) is in ``true``; a value in neither set
+    is an error of its row, saying it is not ``what``."""
     if pd.api.types.is_bool_dtype(series):
         return series.to_numpy(dtype=bool)
     text = _strings(series).str.strip().str.lower()
-    truthy = text.isin(_TRUE).to_numpy(dtype=bool)
-    falsy = text.isin(_FALSE).to_numpy(dtype=bool)
+    truthy = text.isin(true).to_numpy(dtype=bool)
+    falsy = text.isin(false).to_numpy(dtype=bool)
     raw = _strings(series).to_numpy(dtype=object, na_value=None)
-    log.add(column, ~(truthy | falsy), lambda r: f"not a boolean: {str(raw[r])[:40]!r}")
+    log.add(column, ~(truthy | falsy), lambda r: f"not {what}: {str(raw[r])[:40]!r}")
     return truthy
 
 
@@ -182,18 +191,14 @@ _NOT_STAR_CLASSES = {"galaxy", "gal", "qso", "agn"}
 def _star_flags(series: pd.Series, column: str, log: ErrorLog) -> np.ndarray:
     """A ``star`` column: booleans, or the spectral class a pipeline gives (``STAR`` is a
     star; ``GALAXY``, ``QSO`` are not), so a survey's class column maps as it is."""
-    if pd.api.types.is_bool_dtype(series):
-        return series.to_numpy(dtype=bool)
-    text = _strings(series).str.strip().str.lower()
-    star = text.isin(_TRUE | _STAR_CLASSES).to_numpy(dtype=bool)
-    other = text.isin(_FALSE | _NOT_STAR_CLASSES).to_numpy(dtype=bool)
-    raw = _strings(series).to_numpy(dtype=object, na_value=None)
-    log.add(
+    return _bools(
+        series,
         column,
-        ~(star | other),
-        lambda r: f"not a boolean or a spectral class (STAR, GALAXY, QSO): {str(raw[r])[:40]!r}",
+        log,
+        true=_TRUE | _STAR_CLASSES,
+        false=_FALSE | _NOT_STAR_CLASSES,
+        what="a boolean or a spectral class (STAR, GALAXY, QSO)",
     )
-    return star
 
 
 def check_secure_rule(rule: dict[str, Any] | None) -> dict[str, Any] | None:
