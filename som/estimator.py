@@ -390,7 +390,7 @@ class SOM:
             numba.set_parallel_chunksize(PRUNED_TASKS_PER_GRAB)
             try:
                 evals = kernels.bmu_tiles(
-                    xc[:m], A[:m], *index, h[:m], want_second, cell[:m], d2[:m], second[:m]
+                    xc[:m], A[:m], index, h[:m], want_second, cell[:m], d2[:m], second[:m]
                 )
             finally:
                 numba.set_parallel_chunksize(chunk)
@@ -405,7 +405,7 @@ class SOM:
                 numba.set_parallel_chunksize(PRUNED_TASKS_PER_GRAB)
                 try:
                     evals = kernels.bmu_tiles(
-                        xc[m:], A[m:], *index, h[m:], want_second, cell[m:], d2[m:], second[m:]
+                        xc[m:], A[m:], index, h[m:], want_second, cell[m:], d2[m:], second[m:]
                     )
                 finally:
                     numba.set_parallel_chunksize(chunk)

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import inspect
 import os
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -191,20 +193,17 @@ def _kernel_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "somcal" / "kernels"
 
 
-def _load_generated(n_features: int, want_second: bool, weighted: bool):
-    """Compile the generated dense kernel, through numba's on-disk cache when possible.
+def _compile_source(name: str, source: str, entry: str, namespace: dict, **options):
+    """Compile function ``entry`` of generated ``source``, through numba's on-disk cache
+    when possible.
 
     numba caches only functions that live in a file, so the source is written to a
     module in the kernel cache directory (named by a hash of the source) and imported;
     a process then compiles each kernel once per machine instead of once per run.
+    ``namespace`` is what the source needs when it has to be compiled in memory.
     """
-    source = (
-        "import numpy as np\nfrom numba import njit, prange\n"
-        "from som.kernels import _finish_row, _finish_row_weighted\n\n"
-        + _dense_kernel_source(n_features, want_second, weighted)
-    )
     digest = hashlib.sha256((source + numba.__version__).encode()).hexdigest()[:16]
-    name = f"somcal_bmu_{n_features}_{int(want_second)}{int(weighted)}_{digest}"
+    name = f"{name}_{digest}"
     try:
         directory = _kernel_cache_dir()
         directory.mkdir(parents=True, exist_ok=True)
@@ -218,17 +217,35 @@ def _load_generated(n_features: int, want_second: bool, weighted: bool):
         # numba's cache resolves the function's globals through sys.modules
         sys.modules[name] = module
         spec.loader.exec_module(module)
-        return njit(parallel=True, fastmath=True, cache=True)(module.kernel)
+        return njit(cache=True, **options)(getattr(module, entry))
     except OSError:
         # read-only home: compile in memory, every process pays the compile time
-        namespace = {
-            "np": np,
-            "prange": prange,
-            "_finish_row": _finish_row,
-            "_finish_row_weighted": _finish_row_weighted,
-        }
-        exec(_dense_kernel_source(n_features, want_second, weighted), namespace)
-        return njit(parallel=True, fastmath=True)(namespace["kernel"])
+        namespace = dict(namespace)
+        exec(source, namespace)
+        return njit(**options)(namespace[entry])
+
+
+def _load_generated(n_features: int, want_second: bool, weighted: bool):
+    """Compile the generated dense kernel (``_dense_kernel_source``)."""
+    source = (
+        "import numpy as np\nfrom numba import njit, prange\n"
+        "from som.kernels import _finish_row, _finish_row_weighted\n\n"
+        + _dense_kernel_source(n_features, want_second, weighted)
+    )
+    namespace = {
+        "np": np,
+        "prange": prange,
+        "_finish_row": _finish_row,
+        "_finish_row_weighted": _finish_row_weighted,
+    }
+    return _compile_source(
+        f"somcal_bmu_{n_features}_{int(want_second)}{int(weighted)}",
+        source,
+        "kernel",
+        namespace,
+        parallel=True,
+        fastmath=True,
+    )
 
 
 def _generated(n_features: int, want_second: bool, weighted: bool):
@@ -495,18 +512,14 @@ def smooth_separable(S, N, gy, gx, cw, n_rows, n_cols, periodic, num, den):
 
 
 # ------------------------------------------------------------------- tiled pruned search
-#: tile of the tiled search on maps of at least 4 tiles a side (``tile_shape``): the tile loop
-#: vectorises; tiles are TILE_SHAPE = (rows, cols) neighbouring cells, a
-#: tile cut short by the map's edge is padded with copies of its first cell. Measured on
-#: a trained 75x150 map, 2x10^5 mock rows, one thread, rows per CPU-second without /
-#: with a hint (loaded machine, +-15%): 4x4 tiles in 3x3 groups 0.29 / 0.44 M,
-#: 4x4 in 4x4 0.27 / 0.33, 4x8 in 3x2 0.30 / 0.40, 2x8 in 3x3 0.29 / 0.44,
-#: 4x16 in 2x2 0.30 / 0.40, 8x16 in 2x1 0.33 / 0.49, 8x8 in 2x2 0.33-0.36 / 0.49-0.56:
-#: bounds, not distances, still dominate, so fewer and larger tiles win
+#: tile of the tiled search on maps of at least 4 tiles a side (``tile_shape``); a tile cut
+#: short by the map's edge is padded with copies of its first cell. Every row bounds its
+#: distance to every tile in one vectorised pass, then scores only the tiles the bound
+#: cannot rule out. Measured on a trained 75x150 map, 3x10^5 mock rows, one thread, rows
+#: per CPU-second (quiet machine): 8x8 tiles 0.83-0.88 M, 8x8 tiles split into 4x4
+#: sub-tiles 0.75-0.79 M (a third of the distances, but the sub-tile bounds are L2 misses),
+#: 2x2 groups of 8x8 tiles bounded first 0.78 M (the group's start cell is worse).
 TILE_SHAPE = (8, 8)
-#: tiles per group (rows, cols of tiles): a row's bound to every group is computed in one
-#: vectorised pass, and a group's tiles are bounded only when the group's bound passes
-GROUP_SHAPE = (2, 2)
 
 
 def tile_shape(n_rows, n_cols):
@@ -517,196 +530,162 @@ def tile_shape(n_rows, n_cols):
     return (4, 4)
 
 
-def tile_index(W, n_rows, n_cols, tile=None, group=GROUP_SHAPE, dtype=np.float32):
-    """Search structure of ``bmu_tiles`` for weights W (K, F) of an n_rows x n_cols map.
+class TileIndex(NamedTuple):
+    """Search structure of ``bmu_tiles`` for one set of weights (``tile_index``).
 
-    Returns (WB, lo, hi, glo, ghi, group_start, grep, trep, tcell, tile_n, cell_tile):
-    WB (n_tiles, F, T) the weights tile by tile (tiles ordered by group, so a
-    group's tiles are a contiguous run group_start[g]..group_start[g+1]-1); lo, hi
-    (F, n_tiles) and glo, ghi (F, n_groups) per-feature boxes of tiles and groups; grep
-    (F, n_groups) and trep (F, n_tiles) one representative cell's weights per group and
-    tile (the coarse map a search without a hint starts from); tcell (n_tiles,
-    T) int64 the cell number (T cells per tile) at each tile position (padding repeats a real
-    cell); tile_n (n_tiles,) real cells per tile; cell_tile (K,) int64 tile of each cell.
+    Weights are stored minus their mean ``mu`` so that the expanded distance
+    ``0.5||w||^2 - x.w`` keeps its precision for features far from zero.
     """
+
+    mu: np.ndarray  # (F,) float64 mean of the weights
+    WB: np.ndarray  # (n_tiles, F, T) centred weights, tile by tile
+    HB: np.ndarray  # (n_tiles, T) 0.5 ||w - mu||^2 of each tile position
+    lo: np.ndarray  # (F, n_tiles) per-feature box of each tile (centred)
+    hi: np.ndarray  # (F, n_tiles)
+    rep: np.ndarray  # (F, n_tiles) the cell nearest each box's centre (a row's start)
+    rep_h: np.ndarray  # (n_tiles,) 0.5 ||rep||^2
+    tcell: np.ndarray  # (n_tiles, T) int64 cell at each tile position (padding repeats one)
+    tile_n: np.ndarray  # (n_tiles,) int64 real cells per tile
+    cell_tile: np.ndarray  # (K,) int64 tile of each cell
+    w2max: float  # largest ||w - mu||^2: the scale of the expanded form's rounding
+
+
+def tile_index(W, n_rows, n_cols, tile=None, dtype=np.float32):
+    """``TileIndex`` of weights W (K, F) on an n_rows x n_cols map, tiles of ``tile`` cells
+    (rows, cols; default ``tile_shape``), in the working ``dtype``."""
     K, F = W.shape
     tr, tc = tile_shape(n_rows, n_cols) if tile is None else tile
-    T = tr * tc
-    gr, gcol = tr * group[0], tc * group[1]
-    rows, cols = np.divmod(np.arange(K), n_cols)
-    n_tc = -(-n_cols // tc)
-    n_gc = -(-n_cols // gcol)
-    tile_of = (rows // tr) * n_tc + cols // tc
-    group_of = (rows // gr) * n_gc + cols // gcol
-    # renumber the tiles that hold cells, ordered by group
-    used = np.unique(tile_of)
-    nt = used.size
-    tile_group = np.empty(tile_of.max() + 1, np.int64)
-    tile_group[tile_of] = group_of
-    tile_group = tile_group[used]
-    order = np.lexsort((used, tile_group))
-    rank = np.empty(tile_of.max() + 1, np.int64)
-    rank[used[order]] = np.arange(nt)
-    cell_tile = rank[tile_of].astype(np.int64)
-    by_tile = np.lexsort((np.arange(K), cell_tile))
-    tile_n = np.bincount(cell_tile, minlength=nt).astype(np.int64)
-    starts = np.concatenate([[0], np.cumsum(tile_n)[:-1]])
-    pos = np.arange(K) - starts[cell_tile[by_tile]]
-    tcell = np.full((nt, T), -1, np.int64)
-    tcell[cell_tile[by_tile], pos] = by_tile
-    tcell = np.where(tcell < 0, tcell[:, :1], tcell)
-    Wd = np.asarray(W, dtype=dtype)
-    WB = np.ascontiguousarray(Wd[tcell].transpose(0, 2, 1))
+    n_tr, n_tc = -(-n_rows // tr), -(-n_cols // tc)
+    rows = np.arange(n_tr * tr)[:, None]
+    cols = np.arange(n_tc * tc)[None, :]
+    grid = np.where((rows < n_rows) & (cols < n_cols), rows * n_cols + cols, -1)
+    # (tile row, tile col, row in tile, col in tile) -> one row of cells per tile
+    tcell = grid.reshape(n_tr, tr, n_tc, tc).transpose(0, 2, 1, 3).reshape(n_tr * n_tc, tr * tc)
+    # real cells first (a tile cut by the map's edge), then padding repeating the first
+    tcell = np.take_along_axis(tcell, np.argsort(tcell < 0, axis=1, kind="stable"), axis=1)
+    tile_n = (tcell >= 0).sum(axis=1).astype(np.int64)
+    tcell = np.where(tcell < 0, tcell[:, :1], tcell).astype(np.int64)
+    cell_tile = np.empty(K, np.int64)
+    cell_tile[tcell] = np.arange(tcell.shape[0])[:, None]
+    W = np.asarray(W, dtype=np.float64)
+    mu = W.mean(axis=0)
+    WB = np.ascontiguousarray((W - mu)[tcell].transpose(0, 2, 1)).astype(dtype)
+    W64 = WB.astype(np.float64)
+    HB = (0.5 * (W64**2).sum(axis=1)).astype(dtype)
     lo = WB.min(axis=2)
     hi = WB.max(axis=2)
-    g_sorted = tile_group[order]
-    new = np.concatenate([[True], g_sorted[1:] != g_sorted[:-1]])
-    group_start = np.concatenate([np.flatnonzero(new), [nt]]).astype(np.int64)
-    glo = np.minimum.reduceat(lo, group_start[:-1], axis=0)
-    ghi = np.maximum.reduceat(hi, group_start[:-1], axis=0)
-    # representatives: the cell nearest each tile's (group's) box centre
-    centre = 0.5 * (lo + hi)
-    rep = np.argmin(((WB - centre[:, :, None]) ** 2).sum(axis=1), axis=1)
-    trep = WB[np.arange(nt), :, rep]
-    gcentre = 0.5 * (glo + ghi)
-    grep = np.empty_like(glo)
-    for g in range(len(group_start) - 1):
-        t = trep[group_start[g] : group_start[g + 1]]
-        grep[g] = t[np.argmin(((t - gcentre[g]) ** 2).sum(axis=1))]
+    centre = 0.5 * (lo.astype(np.float64) + hi)
+    nearest = np.argmin(((W64 - centre[:, :, None]) ** 2).sum(axis=1), axis=1)
+    rep = WB[np.arange(len(WB)), :, nearest]
     c = np.ascontiguousarray
-    return (
+    return TileIndex(
+        mu,
         WB,
+        c(HB),
         c(lo.T),
         c(hi.T),
-        c(glo.T),
-        c(ghi.T),
-        group_start,
-        c(grep.T),
-        c(trep.T),
+        c(rep.T),
+        (0.5 * (rep.astype(np.float64) ** 2).sum(axis=1)).astype(dtype),
         tcell,
         tile_n,
         cell_tile,
+        float((W64**2).sum(axis=1).max()),
     )
 
 
-@njit(inline="always")
-def _tile_distances(x, a, WB, j, d):
-    """Distances of row x (weights a) to the T cells of tile j, into d; their min."""
-    T = WB.shape[2]
-    for t in range(T):
-        d[t] = 0
-    for f in range(x.shape[0]):
-        xf = x[f]
-        af = a[f]
-        for t in range(T):
-            diff = xf - WB[j, f, t]
-            d[t] += af * diff * diff
-    m = d[0]
-    for t in range(1, T):
-        m = min(m, d[t])
-    return m
+# The search is compiled per (features, cells per tile) so that both are constants and
+# every loop over them unrolls and vectorises: reading them from the array shapes made
+# it 2.3x slower (measured as above). The functions below are its template: their
+# source is compiled with _F and _T bound (``_tile_kernel``); never called as they are.
+_F = _T = None
 
 
-@njit(inline="always")
-def _box_bounds(x, a, lo, hi, start, stop, out):
-    """out[i] = lower bound of the row's distance to box start + i, for boxes start..stop-1."""
-    m = stop - start
-    for i in range(m):
-        out[i] = 0
-    for f in range(x.shape[0]):
-        xf = x[f]
-        af = a[f]
-        for i in range(m):
-            g = max(lo[f, start + i] - xf, xf - hi[f, start + i])
-            g = max(g, 0)
-            out[i] += af * g * g
+def _tile_scores_t(x, a, WB, HB, j, weighted, e):
+    """Score of the row against the T cells of tile j, into e (T,): 0.5||w||^2 - x.w
+    (the squared distance / 2 - 0.5||x||^2), or with weights a the weighted squared
+    distance itself."""
+    if weighted:
+        for t in range(_T):
+            e[t] = 0
+        for f in range(_F):
+            xf = x[f]
+            af = a[f]
+            for t in range(_T):
+                diff = xf - WB[j, f, t]
+                e[t] += af * diff * diff
+    else:
+        for t in range(_T):
+            e[t] = HB[j, t]
+        for f in range(_F):
+            xf = x[f]
+            for t in range(_T):
+                e[t] -= xf * WB[j, f, t]
 
 
-@njit(inline="always")
-def _rep_distances(x, a, rep, start, stop, out):
-    """out[i] = distance of the row to representative start + i."""
-    m = stop - start
-    for i in range(m):
-        out[i] = 0
-    for f in range(x.shape[0]):
-        xf = x[f]
-        af = a[f]
-        for i in range(m):
-            diff = xf - rep[f, start + i]
-            out[i] += af * diff * diff
+def _tree_min_t(e, h):
+    """min(e) by halving (vertical, vectorised mins; a running scalar min is a chain of
+    dependent instructions, 4x slower on a 64-cell tile)."""
+    w = _T // 2
+    for k in range(w):
+        u = e[k]
+        v = e[k + w]
+        h[k] = v if v < u else u
+    w //= 2
+    while w >= 1:
+        for k in range(w):
+            u = h[k]
+            v = h[k + w]
+            h[k] = v if v < u else u
+        w //= 2
+    return h[0]
 
 
-@njit(parallel=True, fastmath=FAST_NAN_SAFE, cache=True)
-def bmu_tiles(
+def _bmu_tiles_t(
     X,
     A,
+    mu,
     WB,
+    HB,
     lo,
     hi,
-    glo,
-    ghi,
-    group_start,
-    grep,
-    trep,
+    rep,
+    rep_h,
     tcell,
     tile_n,
     cell_tile,
+    w2max,
     hint,
     want_second,
     out_cell,
     out_d2,
     out_second,
 ):
-    """Exact best-matching cell by pruning tiles of cells; returns how many cell distances
-    it computed (brute force computes n * K).
-
-    X : (n, F) normalised features, NaN where missing (only when ``A`` is given).
-    A : (n, F) per-feature weights of the distance (1/sigma^2 for chi^2, 1 for a present
-        feature, 0 for a missing one), or shape (0, 0) for the plain Euclidean distance.
-    WB ... cell_tile : the weights' search structure from ``tile_index``, same dtype as X.
-    hint : (n,) integer cell per row to start from (e.g. last epoch's; -1 none), or (0,).
-    out_cell, out_d2, out_second : as in ``bmu_dense``; with ``A`` the squared distance is
-        scaled by F / n_present, and a row without any present feature gets cell -1 and
-        distance NaN.
-
-    ``sum_f a_f * dist(x_f, [lo_f, hi_f])^2`` bounds from below a row's distance to every
-    cell of a box, for any non-negative a_f, so the one test prunes the Euclidean,
-    missing-feature and chi^2 metrics alike. Per row: the bounds to every group in one
-    vectorised pass; the starting tile (the hint's, else the tile of the nearest
-    representative within the group of the nearest representative) is searched first so
-    the threshold is tight at once; then each group whose bound does not exceed the
-    current best (second-best when wanted) distance has its tiles bounded in one pass,
-    and each tile that passes has its T distances computed in one vectorised
-    pass; only a tile whose minimum could change the answer is scanned cell by cell.
-    Ties in distance go to the lower cell number, as in the brute-force reference.
-    """
-    n, F = X.shape
-    ng = group_start.shape[0] - 1
+    n = X.shape[0]
+    nt = WB.shape[0]
     weighted = A.shape[0] > 0
     hinted = hint.shape[0] > 0
-    T = WB.shape[2]
-    max_g = 0
-    for g in range(ng):
-        max_g = max(max_g, group_start[g + 1] - group_start[g])
     n_tasks = (n + ROWS_PER_TASK - 1) // ROWS_PER_TASK
     evals = 0
     for task in prange(n_tasks):
-        x = np.empty(F, dtype=WB.dtype)
-        a = np.ones(F, dtype=WB.dtype)
-        lbg = np.empty(ng, dtype=WB.dtype)
-        gd = np.empty(ng, dtype=WB.dtype)
-        lbt = np.empty(max_g, dtype=WB.dtype)
-        d = np.empty(T, dtype=WB.dtype)
+        x = np.empty(_F, dtype=WB.dtype)
+        a = np.ones(_F, dtype=WB.dtype)
+        lb = np.empty(nt, dtype=WB.dtype)
+        rd = np.empty(nt, dtype=WB.dtype)
+        e = np.empty(_T, dtype=WB.dtype)
+        h = np.empty(_T // 2, dtype=WB.dtype)
+        # a zero of the working dtype: max(u, 0) would promote float32 to float64
+        zero = WB[0, 0, 0] * 0
         count = 0
         for r in range(task * ROWS_PER_TASK, min(n, (task + 1) * ROWS_PER_TASK)):
-            n_p = F
+            n_p = _F
+            xx = zero
             if weighted:
                 n_p = 0
-                for f in range(F):
+                for f in range(_F):
                     af = A[r, f]
                     if af > 0:
                         a[f] = af
-                        x[f] = X[r, f]
+                        x[f] = X[r, f] - mu[f]
                         n_p += 1
                     else:
                         # a zero weight must meet a finite value: 0 * NaN is NaN
@@ -718,84 +697,174 @@ def bmu_tiles(
                     out_second[r] = -1
                     continue
             else:
-                for f in range(F):
-                    x[f] = X[r, f]
+                for f in range(_F):
+                    x[f] = X[r, f] - mu[f]
+                    xx += x[f] * x[f]
+                xx *= 0.5
+            # every tile's box bound and its representative's score, in one pass
+            if weighted:
+                for j in range(nt):
+                    s = zero
+                    q = zero
+                    for f in range(_F):
+                        xf = x[f]
+                        af = a[f]
+                        u = max(lo[f, j] - xf, xf - hi[f, j])
+                        u = max(u, zero)
+                        s += af * u * u
+                        v = xf - rep[f, j]
+                        q += af * v * v
+                    lb[j] = s
+                    rd[j] = q
+            else:
+                for j in range(nt):
+                    s = zero
+                    q = rep_h[j]
+                    for f in range(_F):
+                        xf = x[f]
+                        u = max(lo[f, j] - xf, xf - hi[f, j])
+                        u = max(u, zero)
+                        s += u * u
+                        q -= xf * rep[f, j]
+                    lb[j] = s
+                    rd[j] = q
             if hinted and hint[r] >= 0:
                 t0 = cell_tile[hint[r]]
-                _box_bounds(x, a, glo, ghi, 0, ng, lbg)
             else:
-                # one pass: each group's bound and its representative's distance
-                for g in range(ng):
-                    lbg[g] = 0
-                    gd[g] = 0
-                for f in range(F):
-                    xf = x[f]
-                    af = a[f]
-                    for g in range(ng):
-                        u = max(glo[f, g] - xf, xf - ghi[f, g])
-                        u = max(u, 0)
-                        lbg[g] += af * u * u
-                        diff = xf - grep[f, g]
-                        gd[g] += af * diff * diff
-                g0 = 0
-                for g in range(1, ng):
-                    if gd[g] < gd[g0]:
-                        g0 = g
-                tb, te = group_start[g0], group_start[g0 + 1]
-                _rep_distances(x, a, trep, tb, te, lbt)
-                t0 = tb
-                for k in range(1, te - tb):
-                    if lbt[k] < lbt[t0 - tb]:
-                        t0 = tb + k
-            d1 = np.inf
-            d2 = np.inf
+                t0 = 0
+                best = rd[0]
+                for j in range(1, nt):
+                    v = rd[j]
+                    if v < best:
+                        best = v
+                        t0 = j
+            # scores to distances: d = mul * (score + off); the slack covers the rounding
+            # of the expanded form (relative to the norms, not to d) and of the bounds
+            if weighted:
+                mul = 1.0
+                off = 0.0
+                slack = 0.0
+            else:
+                mul = 2.0
+                off = np.float64(xx)
+                slack = PRUNE_SLACK * (2.0 * off + w2max)
+            e1 = np.inf
+            e2 = np.inf
             c1 = -1
             c2 = -1
             p1 = 0
-            j = t0
-            _tile_distances(x, a, WB, j, d)
-            count += tile_n[j]
-            for t in range(T):
-                dt = d[t]
-                c = tcell[j, t]
-                if dt < d1 or (dt == d1 and c < c1):
-                    if c != c1:
-                        d2, c2 = d1, c1
-                    d1, c1, p1 = dt, c, j * T + t
-                elif c != c1 and (dt < d2 or (dt == d2 and c < c2)):
-                    d2, c2 = dt, c
-            for g in range(ng):
-                thr = (d2 if want_second else d1) * (1 + PRUNE_SLACK)
-                if lbg[g] > thr:
-                    continue
-                tb, te = group_start[g], group_start[g + 1]
-                _box_bounds(x, a, lo, hi, tb, te, lbt)
-                for k in range(te - tb):
-                    j = tb + k
-                    thr = (d2 if want_second else d1) * (1 + PRUNE_SLACK)
-                    if j == t0 or lbt[k] > thr:
+            for step in range(nt + 1):
+                # the start tile first, so the threshold is tight at once; then every
+                # other tile whose bound does not rule it out
+                if step == 0:
+                    j = t0
+                else:
+                    j = step - 1
+                    if j == t0:
                         continue
-                    m = _tile_distances(x, a, WB, j, d)
-                    count += tile_n[j]
-                    if m > (d2 if want_second else d1):
+                    ref = e2 if want_second else e1
+                    if lb[j] > (mul * (ref + off)) * (1 + PRUNE_SLACK) + slack:
                         continue
-                    for t in range(T):
-                        dt = d[t]
+                _tile_scores_t(x, a, WB, HB, j, weighted, e)
+                count += tile_n[j]
+                m = _tree_min_t(e, h)
+                if want_second:
+                    if m > e2:
+                        continue
+                    for t in range(_T):
+                        dt = e[t]
                         c = tcell[j, t]
-                        if dt < d1 or (dt == d1 and c < c1):
+                        if dt < e1 or (dt == e1 and c < c1):
                             if c != c1:
-                                d2, c2 = d1, c1
-                            d1, c1, p1 = dt, c, j * T + t
-                        elif c != c1 and (dt < d2 or (dt == d2 and c < c2)):
-                            d2, c2 = dt, c
-            jb = p1 // T
-            tb = p1 % T
+                                e2 = e1
+                                c2 = c1
+                            e1 = dt
+                            c1 = c
+                            p1 = j * _T + t
+                        elif c != c1 and (dt < e2 or (dt == e2 and c < c2)):
+                            e2 = dt
+                            c2 = c
+                elif m < e1 or (m == e1 and step > 0):
+                    # the lowest cell number at the minimum: ties go to it, as in brute force
+                    cm = -1
+                    pm = 0
+                    for t in range(_T):
+                        if e[t] == m and (cm < 0 or tcell[j, t] < cm):
+                            cm = tcell[j, t]
+                            pm = j * _T + t
+                    if m < e1 or cm < c1:
+                        e1 = m
+                        c1 = cm
+                        p1 = pm
+            jb = p1 // _T
+            tb = p1 % _T
             exact = 0.0
-            for f in range(F):
-                diff = np.float64(x[f]) - np.float64(WB[jb, f, tb])
-                exact += np.float64(a[f]) * diff * diff
+            for f in range(_F):
+                if a[f] > 0:
+                    diff = (np.float64(X[r, f]) - mu[f]) - np.float64(WB[jb, f, tb])
+                    exact += np.float64(a[f]) * diff * diff
             out_cell[r] = c1
-            out_d2[r] = exact * F / n_p if weighted else exact
+            out_d2[r] = exact * _F / n_p if weighted else exact
             out_second[r] = c2 if want_second else -1
         evals += count
     return evals
+
+
+_TILE_KERNELS: dict = {}
+
+
+def _tile_kernel(n_features: int, tile_cells: int):
+    """``bmu_tiles``' kernel compiled for a feature count and tile size."""
+    key = (int(n_features), int(tile_cells))
+    kernel = _TILE_KERNELS.get(key)
+    if kernel is None:
+        helpers = (_tile_scores_t, _tree_min_t)
+        source = "\n".join(
+            [
+                "import numpy as np",
+                "from numba import njit, prange",
+                "from som.kernels import PRUNE_SLACK, ROWS_PER_TASK",
+                f"_F = {key[0]}",
+                f"_T = {key[1]}",
+                "",
+            ]
+            + ['\n@njit(inline="always")\n' + inspect.getsource(fn) for fn in helpers]
+            + ["\n" + inspect.getsource(_bmu_tiles_t)]
+        )
+        namespace = {"PRUNE_SLACK": PRUNE_SLACK, "ROWS_PER_TASK": ROWS_PER_TASK}
+        kernel = _TILE_KERNELS[key] = _compile_source(
+            f"somcal_tiles_{key[0]}_{key[1]}",
+            source,
+            "_bmu_tiles_t",
+            namespace,
+            parallel=True,
+            fastmath=FAST_NAN_SAFE,
+        )
+    return kernel
+
+
+def bmu_tiles(X, A, index, hint, want_second, out_cell, out_d2, out_second):
+    """Exact best-matching cell by pruning tiles of cells; returns how many cell distances
+    it computed (brute force computes n * K).
+
+    X : (n, F) normalised features, NaN where missing (only when ``A`` is given).
+    A : (n, F) per-feature weights of the distance (1/sigma^2 for chi^2, 1 for a present
+        feature, 0 for a missing one), or shape (0, 0) for the plain Euclidean distance.
+    index : ``TileIndex`` of the weights (``tile_index``), same dtype as X.
+    hint : (n,) integer cell per row to start from (e.g. last epoch's; -1 none), or (0,).
+    out_cell, out_d2, out_second : as in ``bmu_dense``; with ``A`` the squared distance is
+        scaled by F / n_present, and a row without any present feature gets cell -1 and
+        distance NaN.
+
+    ``sum_f a_f * dist(x_f, [lo_f, hi_f])^2`` bounds from below a row's distance to every
+    cell of a box, for any non-negative a_f, so the one test prunes the Euclidean,
+    missing-feature and chi^2 metrics alike. Per row: every tile's bound, and the score of
+    its representative cell, in one vectorised pass; the start tile (the hint's, else the
+    one with the nearest representative) is scored first so the threshold is tight at
+    once; then every tile whose bound does not exceed the current best (second-best when
+    wanted) distance has its T cells scored in one vectorised pass, and only a tile whose
+    minimum could change the answer is looked at cell by cell. Ties in distance go to the
+    lower cell number, as in the brute-force reference.
+    """
+    kernel = _tile_kernel(X.shape[1], index.WB.shape[2])
+    return kernel(X, A, *index, hint, want_second, out_cell, out_d2, out_second)

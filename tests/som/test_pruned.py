@@ -173,20 +173,21 @@ def test_separable_smoothing_equals_the_direct_sum(periodic, shape, neighbourhoo
 def test_tile_index_holds_every_cell_once(shape):
     rng = np.random.default_rng(0)
     W = rng.normal(size=(shape[0] * shape[1], 4))
-    WB, lo, hi, glo, ghi, gstart, grep, trep, tcell, tile_n, cell_tile = kernels.tile_index(
-        W, *shape, dtype=np.float64
-    )
+    index = kernels.tile_index(W, *shape, dtype=np.float64)
+    WB, tcell, tile_n, cell_tile = index.WB, index.tcell, index.tile_n, index.cell_tile
     K = W.shape[0]
     assert tile_n.sum() == K
     real = np.concatenate([tcell[j, : tile_n[j]] for j in range(len(tile_n))])
     np.testing.assert_array_equal(np.sort(real), np.arange(K))
-    # padding repeats a cell of the same tile; each tile's weights match its cells
+    # padding repeats a cell of the same tile; each tile's weights match its cells (stored
+    # minus their mean)
     assert (cell_tile[tcell] == np.arange(len(tile_n))[:, None]).all()
-    np.testing.assert_array_equal(WB, W[tcell].transpose(0, 2, 1))
-    assert (lo <= WB.min(axis=2).T).all() and (hi >= WB.max(axis=2).T).all()
-    for g in range(len(gstart) - 1):
-        t = slice(gstart[g], gstart[g + 1])
-        assert (glo[:, g : g + 1] <= lo[:, t]).all() and (ghi[:, g : g + 1] >= hi[:, t]).all()
+    np.testing.assert_allclose(WB + index.mu[None, :, None], W[tcell].transpose(0, 2, 1))
+    np.testing.assert_allclose(index.HB, 0.5 * (WB**2).sum(axis=1))
+    assert (index.lo <= WB.min(axis=2).T).all() and (index.hi >= WB.max(axis=2).T).all()
+    # each tile's representative is one of its own cells
+    for j in range(len(tile_n)):
+        assert np.isclose(WB[j], index.rep[:, j : j + 1]).all(axis=0).any()
     assert WB.shape[2] == (64 if min(shape) >= 32 else 16)
 
 
