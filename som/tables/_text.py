@@ -95,6 +95,10 @@ def type_columns(table, text_columns: set[str]) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
+#: Integers up to this size are exact in float64.
+EXACT = 2**53
+
+
 def infer(values) -> pd.Series:
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -103,11 +107,22 @@ def infer(values) -> pd.Series:
     if values.null_count == n:
         return pd.Series(np.full(n, np.nan))
     trimmed = pc.utf8_trim_whitespace(values)
-    for target in (pa.int64(), pa.float64()):
+    for target, nullable in ((pa.int64(), pd.Int64Dtype()), (pa.uint64(), pd.UInt64Dtype())):
         try:
-            return pc.cast(trimmed, target).to_pandas()
+            ints = pc.cast(trimmed, target)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             continue
+        if ints.null_count == 0:
+            return ints.to_pandas()
+        bounds = pc.min_max(ints)
+        if bounds["min"].as_py() >= -EXACT and bounds["max"].as_py() <= EXACT:
+            return ints.to_pandas()  # float64 with NaN: every value exact
+        # ids beyond 2**53 with gaps: float64 would round them
+        return ints.to_pandas(types_mapper=lambda t, d=nullable: d)
+    try:
+        return pc.cast(trimmed, pa.float64()).to_pandas()
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
     if values.null_count == 0:
         lowered = pc.utf8_lower(trimmed)
         if pc.all(pc.is_in(lowered, pa.array(["true", "false"]))).as_py():

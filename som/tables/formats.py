@@ -17,11 +17,12 @@ from som.photometry import PhotometryError
 FORMATS: dict[str, tuple[str, ...]] = {
     "fits": (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz"),
     "parquet": (".parquet", ".pq"),
-    "csv": (".csv", ".csv.gz", ".txt", ".txt.gz"),
+    "csv": (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".txt.gz"),
     "ascii": (".dat", ".cat", ".in", ".ascii", ".dat.gz", ".cat.gz", ".in.gz", ".ascii.gz"),
     "ecsv": (".ecsv", ".ecsv.gz"),
     "votable": (".vot", ".votable", ".xml"),
     "hdf5": (".hdf5", ".h5", ".hdf"),
+    "ipac": (".tbl", ".ipac", ".tbl.gz", ".ipac.gz"),
 }
 
 #: Formats read as text (typed after reading; ``text_columns`` applies).
@@ -112,6 +113,8 @@ def detect_format(path: str | os.PathLike, name: str | None = None) -> str:
         return "ecsv"
     if stripped.startswith(b"<?xml") and b"VOTABLE" in head.upper():
         return "votable"
+    if stripped.startswith((b"\\", b"|")) and b"|" in head:
+        return "ipac"  # IRSA's table: "\keyword = value" lines, then "|name|name|" headers
     fmt = format_from_name(file)
     if fmt in _SIGNED:
         # The name promises a binary format whose signature the bytes do not carry.
@@ -140,7 +143,7 @@ def _sniff_text(path: Path) -> str:
         if line.startswith(b"#"):
             comments = True
             continue
-        if b"," in line:
+        if b"," in line or b";" in line:
             return "csv"
         return "ascii" if comments or len(line.split()) > 1 else "csv"
     return "ascii" if comments else "csv"

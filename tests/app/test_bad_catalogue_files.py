@@ -102,6 +102,10 @@ def corpus() -> list[Bad]:
     Table({"id": np.arange(3), "mag_g": np.ones((3, 2)), "mag_r": np.ones(3)}).write(
         vector, format="fits"
     )
+    cube = io.BytesIO()
+    Table({"id": np.arange(3), "mag_g": np.ones((3, 2, 2)), "mag_r": np.ones(3)}).write(
+        cube, format="fits"
+    )
     spec = pd.DataFrame({"id": [1, 2, 3], "z_spec": [0.5, 0.7, np.nan]})
     return [
         # --- damaged containers
@@ -109,7 +113,24 @@ def corpus() -> list[Bad]:
         Bad("truncated_data.fits", good_fits[: 5760 + 4000], 422, ("FITS", "truncated")),
         Bad("not_really.fits", b"plain text, no FITS signature", 422, ("not a valid FITS",)),
         Bad("image_only.fits", image.getvalue(), 422, ("no table extension",)),
-        Bad("vector.fits", vector.getvalue(), 422, ("shape (2,)", "scalar"), ("mag_g", None)),
+        # a vector column is read element by element (mag_g[0], mag_g[1]): mapping the whole
+        # vector to one band is refused, saying which elements there are
+        Bad(
+            "vector.fits",
+            vector.getvalue(),
+            422,
+            ("vector of 2 values", "mag_g[0] .. mag_g[1]"),
+            ("mag_g", None),
+            fields={"mapping": '{"mag_g": "mag_g", "mag_r": "mag_r"}'},
+        ),
+        Bad(
+            "cube.fits",
+            cube.getvalue(),
+            422,
+            ("shape (2, 2)", "only scalar columns and vectors"),
+            ("mag_g", None),
+            fields={"mapping": '{"mag_g": "mag_g", "mag_r": "mag_r"}'},
+        ),
         Bad("truncated.parquet", _parquet(pq_base)[:300], 422, ("PARQUET",)),
         Bad("corrupt.csv.gz", b"\x1f\x8b\x08\x00garbage", 422, ("corrupt gzip",)),
         Bad("cut.csv.gz", gzip.compress(_csv(_frame(300)))[:400], 422, ("cannot read CSV",)),

@@ -95,17 +95,21 @@ def test_write_refuses_to_overwrite(tmp_path):
     assert len(read_table(path)) == 3
 
 
-def test_fits_byte_strings_become_str_and_multidim_is_refused(tmp_path):
+def test_fits_byte_strings_become_str_and_deep_arrays_are_refused(tmp_path):
     from astropy.table import Table
 
     t = Table({"name": np.array([b"a", b"bb"]), "x": [1.0, 2.0]})
     t.write(tmp_path / "s.fits")
     df = read_table(tmp_path / "s.fits")
     assert df["name"].tolist() == ["a", "bb"]
-    Table({"v": np.zeros((2, 3))}).write(tmp_path / "v.fits")
-    with pytest.raises(CatalogueError, match="multidimensional") as info:
+    Table({"v": np.zeros((2, 3, 4)), "x": [1.0, 2.0]}).write(tmp_path / "v.fits")
+    with pytest.raises(CatalogueError, match=r"shape \(3, 4\) per row") as info:
         read_table(tmp_path / "v.fits")
     assert info.value.column == "v"
+    # ... but the other columns can be read by naming them
+    assert read_table(tmp_path / "v.fits", columns=["x"])["x"].tolist() == [1.0, 2.0]
+    with pytest.raises(CatalogueError, match="only scalar columns and vectors"):
+        TableReader(tmp_path / "v.fits").read(["v"])
 
 
 def test_hdf5_one_dataset_per_column(tmp_path):

@@ -157,7 +157,7 @@ def _ingest(
     registry = registry_for(req.bands)
     rule = check_secure_rule(req.secure_rule)
     preset, mapping, warnings = resolve_mapping(
-        req.kind, available, req.preset, req.mapping, registry
+        req.kind, available, req.preset, req.mapping, registry, file=file
     )
     if req.kind == "spectroscopic" and "z_spec" not in mapping:
         raise InvalidInputError(
