@@ -326,7 +326,7 @@ class TableReader:
         ECSV/VOTable column units, Parquet field metadata ``unit`` or astropy's table
         metadata; empty for CSV, ASCII and HDF5. Read from the header only."""
         with self._errors():
-            if self.format in ("ecsv", "votable"):
+            if self.format in ("ecsv", "votable", "ipac"):
                 return dict(self._whole.attrs.get("units", {}) or {})
             if self.format == "fits":
                 from astropy.io import fits
@@ -363,6 +363,13 @@ class TableReader:
         except Exception:  # noqa: BLE001 - the real read reports unreadable files properly
             return None
         return None
+
+    def _physical(self, cols: list[str]) -> list[str]:
+        """Parquet columns to read for ``cols``: a pandas RangeIndex column is made, not read
+        (one stored column is read to know the rows when nothing else is asked for)."""
+        physical = [c for c in cols if c not in self._ranges]
+        stored = [c for c in self.columns if c not in self._ranges]
+        return physical or stored[:1]
 
     def _selection(self, columns: Iterable[str] | None) -> list[str]:
         if columns is None:
@@ -412,7 +419,7 @@ class TableReader:
             if self.format == "parquet":
                 import pyarrow.parquet as pq
 
-                physical = [c for c in cols if c not in self._ranges]
+                physical = self._physical(cols)
                 table = arrow_to_pandas(pq.read_table(self.path, columns=physical))
                 return with_range_index(table, self._ranges, cols, 0)
             if self.format == "fits":
@@ -464,7 +471,7 @@ class TableReader:
                 # allocated: memory grew with the file (+300 MB over 3x10^6 rows), not with
                 # the chunk.
                 pf = pq.ParquetFile(self.path, pre_buffer=False)
-                physical = [c for c in cols if c not in self._ranges]
+                physical = self._physical(cols)
                 batches = pf.iter_batches(batch_size=chunk_rows, columns=physical)
                 offset = 0
                 for table in rechunk(batches, chunk_rows):
