@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -69,6 +70,37 @@ def _delimiter(header: str) -> str:
     counts = {d: unquoted.count(d) for d in (",", "\t", ";")}
     best = max(counts, key=lambda d: counts[d])
     return best if counts[best] else ","
+
+
+def _all_numbers(fields: list[str]) -> bool:
+    return any(f.strip() for f in fields) and all(is_number(f) or not f.strip() for f in fields)
+
+
+def _dashes(fields: list[str]) -> bool:
+    return any(f.strip() for f in fields) and all(set(f.strip()) <= {"-"} for f in fields)
+
+
+#: SExtractor's ASCII_HEAD: "#   5 MAG_APER   Fixed aperture magnitude vector   [mag]".
+_SEXTRACTOR_LINE = re.compile(rb"^#\s*(\d+)\s+(\S+)")
+
+
+def _sextractor_names(comments: list[bytes], n_fields: int) -> list[str] | None:
+    """Column names from a SExtractor ASCII_HEAD header, a vector column (its numbers skip,
+    ``#  5 MAG_APER`` then ``#  8 MAGERR_APER``) as NAME[0], NAME[1] ...; None otherwise."""
+    matches = [_SEXTRACTOR_LINE.match(c) for c in comments]
+    if not comments or not all(matches):
+        return None
+    numbered = [(int(m.group(1)), m.group(2).decode("utf-8", "replace")) for m in matches]
+    if numbered[0][0] != 1:
+        return None
+    names: list[str] = []
+    for i, (number, name) in enumerate(numbered):
+        following = numbered[i + 1][0] if i + 1 < len(numbered) else n_fields + 1
+        width = following - number
+        if width < 1:
+            return None
+        names += [name] if width == 1 else [element_name(name, j) for j in range(width)]
+    return names if len(names) == n_fields else None
 
 
 def _fits_nulls(column, values: np.ndarray):
@@ -151,6 +183,8 @@ class TableReader:
         self._fits_deep: dict[str, tuple] = {}  # columns with more than one index
         self._csv_skip = 0  # lines before the CSV header (comments, blanks)
         self._csv_delimiter = ","
+        self._csv_header_lines = 1  # 0 when the header is the last "#" comment line
+        self._csv_after = 0  # lines under the header that are not data (VizieR units, ---)
         self._ranges: dict[str, tuple[int, int]] = {}  # Parquet: pandas RangeIndex columns
         with self._errors():
             self.columns: list[str] = self._header()
@@ -254,13 +288,17 @@ class TableReader:
         import csv
 
         skipped = 0
+        last_comment = None
         with open_binary(self.path) as fh:
             first = fh.readline()
             # Lines before the header that start with "#" (TOPCAT, IRSA and pipeline
             # provenance) and blank lines are comments.
             while first and (not first.strip() or first.lstrip(_BOM).startswith(b"#")):
+                if first.strip():
+                    last_comment = first
                 skipped += 1
                 first = fh.readline()
+            following = [fh.readline(), fh.readline()]
         try:
             # Only the first line is decoded here: a text-mode reader decodes a whole
             # buffer, and blamed the header for a bad byte in the rows below it.
@@ -268,10 +306,26 @@ class TableReader:
         except UnicodeDecodeError:
             self._fail("file is not UTF-8 text (in the header line)")
         self._csv_skip = skipped
-        self._csv_delimiter = _delimiter(line)
-        header = next(csv.reader([line], delimiter=self._csv_delimiter), None)
+        self._csv_delimiter = delimiter = _delimiter(line)
+
+        def fields(text: str) -> list[str]:
+            return next(csv.reader([text], delimiter=delimiter), [])
+
+        header = fields(line)
         if not header:
             self._fail("CSV file is empty (no header line)")
+        if last_comment is not None and _all_numbers(header):
+            # "#id,mag_g,mag_r" and then numbers: the header is that comment line.
+            named = fields(last_comment.decode("utf-8-sig", "replace").strip().lstrip("#"))
+            if len(named) == len(header) and not _all_numbers(named):
+                header, self._csv_header_lines = named, 0
+        else:
+            # VizieR's TSV: a line of units and a line of dashes under the header.
+            after = [f.decode("utf-8", "replace").rstrip("\r\n") for f in following]
+            for n_lines in (1, 2):
+                if _dashes(fields(after[n_lines - 1])):
+                    self._csv_after = n_lines
+                    break
         names = [h.strip() for h in header]
         if "" in names:
             self._fail(f"CSV header has an empty column name at position {names.index('')}")
@@ -308,6 +362,9 @@ class TableReader:
                 f"file is not UTF-8 text: byte 0x{first[exc.start]:02x} in data row 0", row=0
             )
         self._ascii_start = offset
+        sextractor = _sextractor_names(comments, len(tokens))
+        if sextractor is not None:
+            return sextractor
         if header and len(header) == len(tokens):
             return header
         if not any(is_number(t) for t in tokens):
@@ -572,7 +629,9 @@ class TableReader:
 
         return {
             "read_options": pacsv.ReadOptions(
-                column_names=self.columns, skip_rows=self._csv_skip + 1, block_size=BLOCK_BYTES
+                column_names=self.columns,
+                skip_rows=self._csv_skip + self._csv_header_lines + self._csv_after,
+                block_size=BLOCK_BYTES,
             ),
             "parse_options": pacsv.ParseOptions(delimiter=self._csv_delimiter),
             "convert_options": pacsv.ConvertOptions(
@@ -618,7 +677,7 @@ class TableReader:
             if ascii_table:
                 raw.read(self._ascii_start)  # header and leading comments
             else:
-                for _ in range(self._csv_skip + 1):
+                for _ in range(self._csv_skip + self._csv_header_lines + self._csv_after):
                     raw.readline()
             row = 0
             for line in raw:

@@ -549,3 +549,47 @@ def test_pandas_hdfstore(tmp_path):
     with pytest.raises(CatalogueError, match="several pandas frames"):
         read_table(tmp_path / "t.h5")
     assert read_table(tmp_path / "t.h5", key="other")["mag_g"].tolist() == MAG
+
+
+def test_csv_header_in_a_comment_and_vizier_tsv(tmp_path):
+    """``#id,mag_g`` above the numbers is the header (as in whitespace tables); VizieR's TSV
+    puts a units line and a dashes line under the header, which are not data."""
+    path = tmp_path / "hash.csv"
+    path.write_text("# pipeline v2\n#id,mag_g,mag_r\n1,21,22\n2,23,24\n")
+    for df in _all_reads(path):
+        assert df.columns.tolist() == ["id", "mag_g", "mag_r"] and df["id"].tolist() == [1, 2]
+    vizier = (
+        "#RESOURCE=yCat_2328\n#Name: II/328\n\n"
+        "_RAJ2000\t_DEJ2000\tAllWISE\tW1mag\te_W1mag\n"
+        "deg\tdeg\t\tmag\tmag\n"
+        "-----------\t-----------\t-------------------\t------\t-----\n"
+        "010.0001\t+02.0001\tJ004000.02+020000.3\t14.123\t0.031\n"
+        "010.0002\t+02.0002\tJ004000.05+020000.7\t\t\n"
+    )
+    path = tmp_path / "wise.tsv"
+    path.write_text(vizier)
+    for df in _all_reads(path):
+        assert df["W1mag"].tolist()[0] == 14.123 and np.isnan(df["W1mag"][1])
+        assert df["AllWISE"].tolist() == ["J004000.02+020000.3", "J004000.05+020000.7"]
+    path.write_text(vizier + "010.0003\t+02.0003\n")  # a short line: located by data row
+    with pytest.raises(CatalogueError, match="data row 2 has 2 fields") as info:
+        read_table(path)
+    assert info.value.row == 2
+
+
+def test_sextractor_ascii_head_vectors(tmp_path):
+    """SExtractor's ASCII_HEAD numbers its columns; a vector takes several numbers."""
+    path = tmp_path / "field.cat"
+    path.write_text(
+        "#   1 NUMBER          Running object number\n"
+        "#   2 MAG_APER        Fixed aperture magnitude vector     [mag]\n"
+        "#   5 MAGERR_APER     RMS error vector for fixed aperture mag.   [mag]\n"
+        "#   8 ALPHA_J2000     Right ascension of barycenter (J2000)   [deg]\n"
+        "      1  21.1  20.5  20.0  0.05  0.04  0.03  150.1\n"
+        "      2  22.1  21.5  21.0  0.06  0.05  0.04  150.2\n"
+    )
+    for df in _all_reads(path):
+        assert df.columns.tolist() == ["NUMBER"] + [f"MAG_APER[{i}]" for i in range(3)] + [
+            f"MAGERR_APER[{i}]" for i in range(3)
+        ] + ["ALPHA_J2000"]
+        assert df["MAG_APER[1]"].tolist() == [20.5, 21.5]
