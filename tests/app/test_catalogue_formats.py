@@ -200,3 +200,17 @@ def test_semicolon_csv_with_comment_lines_and_blank_tokens(client, auth, upload,
     _, ids, got = _stored(settings.database_url, body["id"], 2)
     assert ids == [str(BIG + i) for i in range(N)]
     assert np.isnan(got[3:7, 0]).all() and np.allclose(got[7:, 0], mags[7:, 0])
+
+
+def test_assign_output_of_a_fits_ldac_cat_is_fits(tmp_path):
+    """``somcal assign field.cat`` on a FITS_LDAC file writes ``field_cells.fits`` (it wrote a
+    whitespace table because of the name); a text ``.cat`` keeps its ending."""
+    from app.services.assign_file import default_output
+
+    ldac = tmp_path / "field.cat"
+    ldac.write_bytes(_ldac(_mags(5, 3)))
+    assert default_output(ldac).name == "field_cells.fits"
+    text = tmp_path / "lephare.cat"
+    text.write_text("# id mag_g mag_r\n1 21 22\n")
+    assert default_output(text).name == "lephare_cells.cat"
+    assert default_output(tmp_path / "new.fits.gz").name == "new_cells.fits.gz"

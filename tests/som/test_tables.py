@@ -593,3 +593,16 @@ def test_sextractor_ascii_head_vectors(tmp_path):
             f"MAGERR_APER[{i}]" for i in range(3)
         ] + ["ALPHA_J2000"]
         assert df["MAG_APER[1]"].tolist() == [20.5, 21.5]
+
+
+def test_ipac_is_written_as_ipac(tmp_path):
+    """write_table wrote IPAC (.tbl) names as HDF5 bytes (assign's output of a .tbl input)."""
+    df = pd.DataFrame({"id": BIG, "mag_g": MAG, "name": ["a", "b", "c", "d"]})
+    df.attrs["units"] = {"mag_g": "mag"}
+    path = write_table(df, tmp_path / "out.tbl")
+    assert path.read_bytes().lstrip()[:1] in (b"\\", b"|")
+    assert detect_format(path) == "ipac"
+    back = read_table(path)
+    assert _ids(back["id"]) == BIG and back["mag_g"].tolist() == MAG
+    assert back["name"].tolist() == ["a", "b", "c", "d"]
+    assert back.attrs["units"] == {"mag_g": "mag"}
