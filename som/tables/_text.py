@@ -3,7 +3,7 @@ rechunking Arrow batches, and typing text columns after reading."""
 
 from __future__ import annotations
 
-import gzip
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,7 +32,7 @@ def ascii_blocks(path: Path, start: int) -> Iterator[bytes]:
     """Normalised blocks of about BLOCK_BYTES, cut at line ends, from byte ``start`` on."""
     with open_binary(path) as fh:
         if start:
-            if isinstance(fh, gzip.GzipFile):
+            if not isinstance(fh, io.BufferedReader):  # compressed: no seek
                 fh.read(start)
             else:
                 fh.seek(start)

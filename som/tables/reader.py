@@ -37,9 +37,9 @@ from som.tables.formats import (
     TEXT_FORMATS,
     CatalogueError,
     Chunk,
+    compression,
     detect_format,
     format_for,
-    is_gzip,
     open_binary,
 )
 
@@ -224,7 +224,7 @@ class TableReader:
         Only added to a failed read: a truncated file otherwise fails as "no table
         extension" or "buffer is too small", which does not say what happened.
         """
-        if self.format != "fits":
+        if self.format != "fits" or compression(self.path) is not None:
             return ""
         size = self.path.stat().st_size
         if size % 2880 == 0:
@@ -617,7 +617,13 @@ class TableReader:
     def _csv_stream(self):
         import pyarrow as pa
 
-        stream = pa.input_stream(str(self.path), compression="gzip" if is_gzip(self.path) else None)
+        kind = compression(self.path)
+        if kind in ("gzip", "bz2"):
+            stream = pa.input_stream(str(self.path), compression=kind)
+        elif kind is not None:  # xz: Arrow has no codec; Python's lzma feeds it
+            stream = pa.PythonFile(open_binary(self.path), mode="r")
+        else:
+            stream = pa.input_stream(str(self.path))
         try:
             yield stream
         finally:

@@ -73,6 +73,15 @@ def _parquet(columns: dict) -> bytes:
     return buf.getvalue()
 
 
+def _zipped() -> bytes:
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("xl/workbook.xml", "<workbook/>")
+    return buf.getvalue()
+
+
 def _with(frame: pd.DataFrame, column: str, row: int, value) -> pd.DataFrame:
     out = frame.astype({column: object})
     out.loc[row, column] = value
@@ -137,6 +146,7 @@ def corpus() -> list[Bad]:
         Bad("broken.ecsv", b"# %ECSV 1.0\n# ---\n# datatype: [\nid mag_g\n1 2\n", 422, ("ecsv",)),
         Bad("broken.xml", b"<?xml version='1.0'?><VOTABLE><RESOURCE>", 422, ("votable",)),
         Bad("broken.h5", b"\x89HDF\r\n\x1a\n" + b"\x00" * 64, 422, ("hdf5",)),
+        Bad("workbook.xlsx", _zipped(), 422, ("ZIP archive", "export the sheet as CSV")),
         # --- empty or shapeless
         Bad("empty.csv", b"", 422, ("empty",)),
         Bad("header_only.csv", b"id,mag_g,mag_r\n", 422, ("no data rows",)),

@@ -606,3 +606,43 @@ def test_ipac_is_written_as_ipac(tmp_path):
     assert _ids(back["id"]) == BIG and back["mag_g"].tolist() == MAG
     assert back["name"].tolist() == ["a", "b", "c", "d"]
     assert back.attrs["units"] == {"mag_g": "mag"}
+
+
+@pytest.mark.parametrize("codec", ["gzip", "bz2", "xz"])
+def test_compressed_text_and_fits_by_content(tmp_path, codec):
+    """gzip, bzip2 and xz files are read by their magic bytes, whatever the name says."""
+    import bz2
+    import gzip
+    import lzma
+
+    pack = {"gzip": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress}[codec]
+    ext = {"gzip": "gz", "bz2": "bz2", "xz": "xz"}[codec]
+    csv = tmp_path / f"c.csv.{ext}"
+    csv.write_bytes(pack(b"# note\nid;mag_g;mag_r\n1237648720693755918;21;22\n2;--;24\n"))
+    for df in _all_reads(csv):
+        assert _ids(df["id"]) == [1237648720693755918, 2] and df["mag_g"].isna().tolist() == [
+            False,
+            True,
+        ]
+    dat = tmp_path / f"c.dat.{ext}"
+    dat.write_bytes(pack(b"# id mag_g\n1 21\n2 22\n3 23\n4 24\n"))
+    assert [len(c.frame) for c in TableReader(dat).iter_chunks(chunk_rows=3)] == [3, 1]
+    if codec != "xz":  # astropy.io.fits opens gzip and bzip2
+        from astropy.table import Table
+
+        Table({"id": BIG, "mag_g": MAG}).write(tmp_path / "f.fits")
+        fz = tmp_path / f"f.fits.{ext}"
+        fz.write_bytes(pack((tmp_path / "f.fits").read_bytes()))
+        for df in _all_reads(fz):
+            assert _ids(df["id"]) == BIG
+
+
+def test_zip_archives_and_workbooks_are_refused_saying_why(tmp_path):
+    import zipfile
+
+    for name in ("book.xlsx", "cat.csv.zip", "cat.csv"):
+        path = tmp_path / name
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr("cat.csv", "id,mag_g\n1,21\n")
+        with pytest.raises(CatalogueError, match="ZIP archive.*export the sheet as CSV"):
+            TableReader(path)
