@@ -186,6 +186,9 @@ class TableReader:
         self._csv_header_lines = 1  # 0 when the header is the last "#" comment line
         self._csv_after = 0  # lines under the header that are not data (VizieR units, ---)
         self._ranges: dict[str, tuple[int, int]] = {}  # Parquet: pandas RangeIndex columns
+        #: FITS: the HDU read (index, EXTNAME) and every table HDU of the file
+        self.hdu: tuple[int, str] | None = None
+        self.table_hdus: list[tuple[int, str]] = []
         with self._errors():
             self.columns: list[str] = self._header()
         dupes = _dupes(self.columns, case_insensitive=(fmt == "fits"))
@@ -250,7 +253,14 @@ class TableReader:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 with fits.open(self.path, memmap=True) as hdul:
-                    return self._fits_names(self._table_hdu(hdul))
+                    hdu = self._table_hdu(hdul)
+                    self.table_hdus = [
+                        (i, h.name)
+                        for i, h in enumerate(hdul)
+                        if isinstance(h, fits.BinTableHDU | fits.TableHDU)
+                    ]
+                    self.hdu = (hdul.index_of(hdu), hdu.name)
+                    return self._fits_names(hdu)
         if fmt == "hdf5":
             import h5py
 

@@ -11,6 +11,7 @@ import io
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from astropy.io import fits
 from sqlalchemy import func, select
 from typer.testing import CliRunner
@@ -18,7 +19,9 @@ from typer.testing import CliRunner
 from app.cli import cli
 from app.core.db import make_engine, make_session_factory
 from app.models import Catalogue, Source
+from app.services.errors import ConflictError
 from app.services.phot_store import unpack
+from som.photometry import flux_to_mag
 
 N = 40
 BIG = 2**62 + 12345  # ids from here on are not exact in float64
@@ -214,3 +217,94 @@ def test_assign_output_of_a_fits_ldac_cat_is_fits(tmp_path):
     text.write_text("# id mag_g mag_r\n1 21 22\n")
     assert default_output(text).name == "lephare_cells.cat"
     assert default_output(tmp_path / "new.fits.gz").name == "new_cells.fits.gz"
+
+
+def _two_tables() -> bytes:
+    """A FITS file whose first table is not the catalogue (a field list), then the photometry."""
+    fields = fits.BinTableHDU.from_columns(
+        [fits.Column(name="FIELD", format="10A", array=np.array(["COSMOS", "XMM"]))],
+        name="FIELDS",
+    )
+    mags = _mags(6, 2)
+    phot = fits.BinTableHDU.from_columns(
+        [
+            fits.Column(name="id", format="K", array=np.arange(N) + BIG),
+            fits.Column(name="mag_g", format="D", array=mags[:, 0]),
+            fits.Column(name="mag_r", format="D", array=mags[:, 1]),
+        ],
+        name="PHOT",
+    )
+    buf = io.BytesIO()
+    fits.HDUList([fits.PrimaryHDU(), fields, phot]).writeto(buf)
+    return buf.getvalue()
+
+
+def test_a_fits_file_with_several_tables(client, auth, upload, settings, tmp_path):
+    """The first table HDU is read; when its columns do not fit, the refusal says which HDU
+    was read and which other tables the file has. The service takes ``table_key``."""
+    from app.services import ingest as ingest_service
+
+    r = upload(client, auth, "photometric", _two_tables(), "survey.fits")
+    assert r.status_code == 422, r.text
+    reasons = [e["reason"] for e in r.json()["errors"]]
+    assert any("HDU 1 'FIELDS'" in x and "2 'PHOT'" in x for x in reasons), reasons
+    assert all(e["file"] == "survey.fits" for e in r.json()["errors"])
+
+    path = tmp_path / "survey.fits"
+    path.write_bytes(_two_tables())
+    engine = make_engine(settings.database_url)
+    factory = make_session_factory(engine)
+    with make_session_factory(engine)() as s:  # the refusal stored nothing
+        assert s.scalar(select(func.count()).select_from(Catalogue)) == 0
+    req = ingest_service.IngestRequest(
+        kind="photometric",
+        path=path,
+        filename=path.name,
+        table_key="PHOT",
+        mapping={"source_id": "id"},
+    )
+    result = ingest_service.ingest(factory, req, max_rows=1000)
+    assert result.catalogue.n_rows == N and result.catalogue.bands == ["g", "r"]
+    _, ids, _ = _stored(settings.database_url, result.catalogue.id, 2)
+    assert ids == [str(BIG + i) for i in range(N)]
+    # the same bytes with another HDU asked for are other data: a conflict naming it
+    req.table_key = 1
+    with pytest.raises(ConflictError, match="table_key"):
+        ingest_service.ingest(factory, req, max_rows=1000)
+    engine.dispose()
+
+
+def test_votable_and_ecsv_fluxes_with_units_and_nulls(client, auth, upload, settings):
+    """Fluxes whose unit is in the file (nJy in a VOTable, uJy in ECSV), masked cells, 64-bit
+    ids: ingested with no flux_unit given, as the library's AB magnitudes."""
+    from astropy.io.votable import from_table, writeto
+    from astropy.table import MaskedColumn, Table
+
+    flux = np.random.default_rng(7).uniform(500.0, 5000.0, (N, 2))  # nJy
+    mask = np.zeros(N, bool)
+    mask[3] = True
+    ids = np.arange(N, dtype=np.int64) + BIG
+    for name, scale, unit in (("lsst.vot", 1.0, "nJy"), ("hsc.ecsv", 1e-3, "uJy")):
+        t = Table({"objectId": ids})
+        for j, band in enumerate("gr"):
+            t[f"flux_{band}"] = MaskedColumn(flux[:, j] * scale, mask=mask, unit=unit)
+            t[f"fluxerr_{band}"] = MaskedColumn(np.full(N, 20.0) * scale, mask=mask, unit=unit)
+        if name.endswith(".vot"):
+            buf = io.BytesIO()
+            vot = from_table(t)
+            vot.get_first_table().format = "binary2"
+            writeto(vot, buf)
+            content = buf.getvalue()
+        else:
+            text = io.StringIO()
+            t.write(text, format="ascii.ecsv")
+            content = text.getvalue().encode()
+        r = upload(client, auth, "photometric", content, name, mapping={"source_id": "objectId"})
+        assert r.status_code == 201, (name, r.text)
+        body = r.json()
+        assert body["summary"]["photometry"]["g"]["flux_unit"] == unit
+        _, stored, got = _stored(settings.database_url, body["id"], 2)
+        assert stored == [str(i) for i in ids]
+        want, _ = flux_to_mag(flux, flux_unit="nJy")
+        assert np.isnan(got[3]).all()
+        np.testing.assert_allclose(np.delete(got, 3, 0), np.delete(want, 3, 0), atol=1e-6)
