@@ -207,6 +207,14 @@ def corpus() -> list[Bad]:
         ),
         # --- bad values, each located
         Bad("text.csv", _csv(_with(f, "mag_r", 7, "abc")), 422, ("1 invalid",), ("mag_r", 7)),
+        # a European spreadsheet: ";" is read as the delimiter, "21,5" is refused saying why
+        Bad(
+            "decimal_comma.csv",
+            b"id;mag_g;mag_r;dec\n1;21.5;22.0;2.1\n2;21,5;22.0;2.1\n3;21.5;22.0;2,1\n",
+            422,
+            ("2 invalid", "decimal comma"),
+            ("mag_g", 1),
+        ),
         # inf in a magnitude is "no value" (one cleaning path: som.photometry.clean_band); in
         # a position or a redshift it is an error.
         Bad("inf.csv", _csv(_with(f, "dec", 3, "inf")), 422, ("invalid",), ("dec", 3)),
@@ -400,6 +408,7 @@ def test_each_value_error_gives_its_reason(bad_client):
     client, auth, _, _ = bad_client
     expected = {
         "text.csv": "not a number: 'abc'",
+        "decimal_comma.csv": "not a number: '21,5' (a decimal comma?",
         "inf.csv": "infinite value",
         "minus_inf.csv": "infinite value",
         "neg_err.csv": "negative error -0.2 on a measured value",
