@@ -89,9 +89,19 @@ def arrow_to_pandas(table) -> pd.DataFrame:
     """
     import pyarrow as pa
 
+    nullable = [
+        name
+        for name, col in zip(table.column_names, table.columns, strict=True)
+        if pa.types.is_integer(col.type) and col.null_count
+    ]
+    # ignore_metadata: pandas' metadata would turn its index columns back into the index.
+    if not nullable:
+        df = table.to_pandas(ignore_metadata=True)
+        df.index = pd.RangeIndex(table.num_rows)
+        return df
     out = {}
     for name, col in zip(table.column_names, table.columns, strict=True):
-        if pa.types.is_integer(col.type) and col.null_count:
+        if name in nullable:
             out[name] = col.to_pandas(types_mapper=lambda t: _NULLABLE_INTS.get(str(t)))
         else:
             out[name] = col.to_pandas()
