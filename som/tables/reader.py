@@ -181,6 +181,7 @@ class TableReader:
         self._hdf5_rows: int | None = None
         self._fits_elements: dict[str, tuple[str, int]] = {}  # "MAG[2]" -> ("MAG", 2)
         self._fits_deep: dict[str, tuple] = {}  # columns with more than one index
+        self._fits_vla: set[str] = set()  # variable-length array columns
         self._csv_skip = 0  # lines before the CSV header (comments, blanks)
         self._csv_delimiter = ","
         self._csv_header_lines = 1  # 0 when the header is the last "#" comment line
@@ -282,9 +283,14 @@ class TableReader:
         """Column names, a vector column (shape (k,) per row) as its k elements."""
         names: list[str] = []
         dtype = hdu.columns.dtype
-        for name in hdu.columns.names:
+        for column in hdu.columns:
+            name = column.name
             shape = dtype[name].shape
-            if len(shape) == 1:
+            if str(column.format).lstrip("0123456789")[:1] in ("P", "Q"):
+                # variable-length arrays: the record holds a (length, offset) descriptor
+                self._fits_vla.add(name)
+                names.append(name)
+            elif len(shape) == 1:
                 for i in range(shape[0]):
                     self._fits_elements[element_name(name, i)] = (name, i)
                     names.append(element_name(name, i))
@@ -439,9 +445,7 @@ class TableReader:
         return physical or stored[:1]
 
     def _selection(self, columns: Iterable[str] | None) -> list[str]:
-        if columns is None:
-            return list(self.columns)
-        columns = list(dict.fromkeys(columns))
+        columns = list(self.columns if columns is None else dict.fromkeys(columns))
         known = set(self.columns)
         for c in columns:
             if c not in known:
@@ -455,6 +459,12 @@ class TableReader:
                 self._fail("no such column in the file", column=c)
             if c in self._fits_deep:
                 raise too_many_dims(c, self._fits_deep[c], self.name)
+            if c in self._fits_vla:
+                self._fail(
+                    "column holds a variable-length array per row (FITS format P/Q); only "
+                    "scalar and fixed-length vector columns can be read",
+                    column=c,
+                )
         return columns
 
     def read(

@@ -308,3 +308,19 @@ def test_votable_and_ecsv_fluxes_with_units_and_nulls(client, auth, upload, sett
         want, _ = flux_to_mag(flux, flux_unit="nJy")
         assert np.isnan(got[3]).all()
         np.testing.assert_allclose(np.delete(got, 3, 0), np.delete(want, 3, 0), atol=1e-6)
+
+
+def test_cli_ingest_of_a_directory_says_what_it_is(settings, tmp_path):
+    (tmp_path / "dataset").mkdir()
+    result = CliRunner().invoke(
+        cli,
+        [
+            "ingest",
+            "photometric",
+            str(tmp_path / "dataset"),
+            "--database-url",
+            settings.database_url,
+        ],
+    )
+    assert result.exit_code == 2
+    assert "is a directory, not a catalogue file" in result.output + (result.stderr or "")

@@ -646,3 +646,23 @@ def test_zip_archives_and_workbooks_are_refused_saying_why(tmp_path):
             z.writestr("cat.csv", "id,mag_g\n1,21\n")
         with pytest.raises(CatalogueError, match="ZIP archive.*export the sheet as CSV"):
             TableReader(path)
+
+
+def test_fits_variable_length_arrays_are_not_vectors(tmp_path):
+    """A P/Q column's record is a (length, offset) descriptor of two integers: it is not a
+    2-vector, and asking for it is refused by name; the other columns read."""
+    from astropy.io import fits
+
+    spectra = np.array([np.ones(3), np.ones(5)], dtype=object)
+    fits.BinTableHDU.from_columns(
+        [
+            fits.Column(name="flux", format="PD()", array=spectra),
+            fits.Column(name="mag_g", format="D", array=np.array([21.0, 22.0])),
+        ]
+    ).writeto(tmp_path / "vla.fits")
+    reader = TableReader(tmp_path / "vla.fits")
+    assert reader.columns == ["flux", "mag_g"]
+    assert reader.read(["mag_g"])["mag_g"].tolist() == [21.0, 22.0]
+    with pytest.raises(CatalogueError, match="variable-length array") as info:
+        reader.read()
+    assert info.value.column == "flux"
