@@ -324,3 +324,32 @@ def test_cli_ingest_of_a_directory_says_what_it_is(settings, tmp_path):
     )
     assert result.exit_code == 2
     assert "is a directory, not a catalogue file" in result.output + (result.stderr or "")
+
+
+def test_a_flux_unit_astropy_does_not_know_is_named_with_the_way_out(client, auth, upload):
+    """SDSS writes TUNIT 'nanomaggies', which astropy does not parse: the refusal names the
+    column and the file's unit and says to give flux_unit; with it the file ingests."""
+    flux = np.random.default_rng(8).uniform(5.0, 50.0, (N, 2))
+    cols = [fits.Column(name="objID", format="K", array=np.arange(N) + BIG)]
+    for j, band in enumerate("gr"):
+        cols.append(
+            fits.Column(name=f"flux_{band}", format="D", unit="nanomaggies", array=flux[:, j])
+        )
+        cols.append(
+            fits.Column(
+                name=f"fluxerr_{band}", format="D", unit="nanomaggies", array=flux[:, j] / 20
+            )
+        )
+    buf = io.BytesIO()
+    fits.BinTableHDU.from_columns(cols).writeto(buf)
+    r = upload(client, auth, "photometric", buf.getvalue(), "sdss_flux.fits")
+    assert r.status_code == 422, r.text
+    errors = r.json()["errors"]
+    assert {(e["file"], e["column"]) for e in errors} == {
+        ("sdss_flux.fits", "flux_g"),
+        ("sdss_flux.fits", "flux_r"),
+    }
+    assert all("'nanomaggies'" in e["reason"] and "flux_unit" in e["reason"] for e in errors)
+    r = upload(client, auth, "photometric", buf.getvalue(), "sdss_flux.fits", flux_unit="nanomaggy")
+    assert r.status_code == 201, r.text
+    assert r.json()["summary"]["photometry"]["g"]["flux_unit"] == "nanomaggy"

@@ -222,7 +222,15 @@ def band_columns(
             try:
                 size = flux_unit_in_jy(unit)
             except ValueError as exc:
-                errors.append(RowError(file, value, None, str(exc)))
+                from_file = flux_unit is None and units.get(value) == unit
+                reason = (
+                    f"the file gives flux column {value!r} the unit {unit!r}, which is not a "
+                    "flux density astropy understands; give flux_unit (nJy, uJy, mJy, Jy, "
+                    "nanomaggy) to say what it is"
+                    if from_file
+                    else str(exc)
+                )
+                errors.append(RowError(file, value, None, reason))
                 continue
             if declared_jy is not None and not math.isclose(size, declared_jy, rel_tol=1e-9):
                 errors.append(
