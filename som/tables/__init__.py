@@ -71,11 +71,11 @@ masked ECSV/VOTable/IPAC cells) are pandas nullable integers, never float64.
 Streaming
 ---------
 :meth:`TableReader.iter_chunks` yields :class:`Chunk` ``(offset, frame)`` pairs of at most
-``chunk_rows`` rows with bounded memory for CSV, ASCII, Parquet, FITS and HDF5 (ECSV and
-VOTable are parsed whole by astropy and then sliced). ``offset`` is the 0-based data-row
-number of the chunk's first row; each frame has a fresh RangeIndex. Text columns are typed
-chunk by chunk, so a column can be int64 in one chunk and float64 in the next; concatenated,
-the chunks hold the same values as :meth:`TableReader.read`.
+``chunk_rows`` rows with bounded memory for CSV, ASCII, Parquet, FITS and HDF5 (ECSV,
+VOTable, IPAC and pandas HDFStore files are parsed whole and then sliced). ``offset`` is the
+0-based data-row number of the chunk's first row; each frame has a fresh RangeIndex. Text
+columns are typed chunk by chunk, so a column can be int64 in one chunk and float64 in the
+next; concatenated, the chunks hold the same values as :meth:`TableReader.read`.
 
 Errors
 ------

@@ -514,8 +514,9 @@ class TableReader:
         """Yield :class:`Chunk` ``(offset, frame)`` of at most ``chunk_rows`` rows, in order.
 
         Memory stays bounded by the chunk size for CSV, ASCII, Parquet, FITS and HDF5
-        (ECSV and VOTable are parsed whole, then sliced). A file without data rows yields
-        nothing. Errors are raised when the reader reaches them, with absolute row numbers.
+        (ECSV, VOTable, IPAC and pandas HDFStore files are parsed whole, then sliced). A file
+        without data rows yields nothing. Errors are raised when the reader reaches them, with
+        absolute row numbers.
         """
         if int(chunk_rows) < 1:
             raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
