@@ -733,6 +733,20 @@ class TableReader:
                 row += 1
 
 
+def _fits_fallback(path: Path, key, columns, error: CatalogueError) -> pd.DataFrame:
+    """A FITS table astropy's Table.read refuses (an ASCII table HDU whose TNULL is ``*``)
+    read by :class:`TableReader`, which applies TNULL, TSCAL/TZERO itself; ``error`` if that
+    fails too."""
+    try:
+        reader = TableReader(path, "fits", key=key)
+        df = reader.read(columns)
+        units = reader.units()
+    except CatalogueError:
+        raise error from None
+    df.attrs["units"] = {k: v for k, v in units.items() if k in df.columns}
+    return df
+
+
 def read_table(
     path: str | os.PathLike,
     format: str | None = None,
@@ -787,7 +801,12 @@ def read_table(
     elif fmt == "parquet" and columns is not None:
         df = TableReader(path, fmt).read(columns)
     else:
-        df = read_whole(path, fmt, key, str(path), columns)
+        try:
+            df = read_whole(path, fmt, key, str(path), columns)
+        except CatalogueError as exc:
+            if fmt != "fits" or exc.column is not None:
+                raise
+            df = _fits_fallback(path, key, columns, exc)
         if columns is not None:
             missing = [c for c in columns if c not in df.columns]
             if missing:

@@ -666,3 +666,23 @@ def test_fits_variable_length_arrays_are_not_vectors(tmp_path):
     with pytest.raises(CatalogueError, match="variable-length array") as info:
         reader.read()
     assert info.value.column == "flux"
+
+
+def test_fits_ascii_table_with_tnull(tmp_path):
+    """A FITS ASCII table (TableHDU) whose float column has TNULL '*': astropy's Table.read
+    refuses it; read_table falls back to the reader, which gives the null as missing."""
+    from astropy.io import fits
+
+    cols = [
+        fits.Column(name="id", format="I20", array=np.array([BIG[0], 5, 6])),
+        fits.Column(name="mag_g", format="F8.3", null="*", array=np.array([21.5, 0.0, 22.25])),
+    ]
+    path = tmp_path / "ascii.fits"
+    fits.TableHDU.from_columns(cols).writeto(path)
+    raw = bytearray(path.read_bytes())
+    start = raw.index(b"   0.000")  # the second row's magnitude, written as 0.000
+    raw[start : start + 8] = b"       *"
+    path.write_bytes(bytes(raw))
+    for df in _all_reads(path):
+        assert _ids(df["id"]) == [BIG[0], 5, 6]
+        assert df["mag_g"][0] == 21.5 and np.isnan(df["mag_g"][1])
