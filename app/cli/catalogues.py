@@ -12,6 +12,7 @@ from rich.table import Table
 
 from app.cli._common import (
     CLI_ACTOR,
+    EXIT_INPUT,
     EXIT_NOT_FOUND,
     DatabaseUrl,
     _database,
@@ -187,6 +188,12 @@ def _ingest(
     from app.services import ingest as ingest_service
     from app.services.hooks import after_catalogue_inserted
 
+    if path.is_dir():
+        raise _fail(
+            f"{path}: is a directory, not a catalogue file (a partitioned Parquet dataset? "
+            "ingest its files one at a time; `somcal occupation` reads whole datasets)",
+            EXIT_INPUT,
+        )
     if not path.is_file():
         raise _fail(f"{path}: no such file", EXIT_NOT_FOUND)
     req = ingest_service.IngestRequest(

@@ -27,7 +27,14 @@ from sqlalchemy.orm import Session
 from app.models import Map
 from app.services import assignment, ledger
 from app.services.errors import InvalidInputError, NotFoundError, RowError, ServiceError
-from som.tables import FORMATS, CatalogueError, format_from_name, read_table, write_table
+from som.tables import (
+    FORMATS,
+    CatalogueError,
+    detect_format,
+    format_from_name,
+    read_table,
+    write_table,
+)
 
 __all__ = [
     "CELL_STATS",
@@ -110,8 +117,16 @@ def added_columns(prefix: str = "cell") -> list[str]:
 
 def default_output(path: Path) -> Path:
     """``INPUT_cells.<same ending>`` beside the input (``sample.fits.gz`` ->
-    ``sample_cells.fits.gz``)."""
+    ``sample_cells.fits.gz``); a file whose bytes are another binary format than its name
+    says (a SExtractor FITS_LDAC ``field.cat``) gets that format's ending
+    (``field_cells.fits``), so the output is written as what was read."""
     name = path.name
+    try:
+        content = detect_format(path) if path.is_file() else None
+    except CatalogueError:
+        content = None  # reading it reports the damage
+    if content in ("fits", "parquet", "hdf5") and content != format_from_name(name):
+        return path.with_name(f"{path.stem}_cells{FORMATS[content][0]}")
     for suffixes in FORMATS.values():
         for suffix in sorted(suffixes, key=len, reverse=True):
             if name.lower().endswith(suffix):

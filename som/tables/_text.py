@@ -3,7 +3,7 @@ rechunking Arrow batches, and typing text columns after reading."""
 
 from __future__ import annotations
 
-import gzip
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,7 +32,7 @@ def ascii_blocks(path: Path, start: int) -> Iterator[bytes]:
     """Normalised blocks of about BLOCK_BYTES, cut at line ends, from byte ``start`` on."""
     with open_binary(path) as fh:
         if start:
-            if isinstance(fh, gzip.GzipFile):
+            if not isinstance(fh, io.BufferedReader):  # compressed: no seek
                 fh.read(start)
             else:
                 fh.seek(start)
@@ -95,6 +95,23 @@ def type_columns(table, text_columns: set[str]) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
+#: Integers up to this size are exact in float64.
+EXACT = 2**53
+
+
+def _integers(ints, nullable) -> pd.Series:
+    """int64/uint64 without gaps; with gaps float64 (NaN) if every value is exact there,
+    else pandas' nullable integers (ids beyond 2**53 would be rounded)."""
+    import pyarrow.compute as pc
+
+    if ints.null_count == 0:
+        return ints.to_pandas()
+    bounds = pc.min_max(ints)
+    if bounds["min"].as_py() >= -EXACT and bounds["max"].as_py() <= EXACT:
+        return ints.to_pandas()
+    return ints.to_pandas(types_mapper=lambda t: nullable)
+
+
 def infer(values) -> pd.Series:
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -103,11 +120,23 @@ def infer(values) -> pd.Series:
     if values.null_count == n:
         return pd.Series(np.full(n, np.nan))
     trimmed = pc.utf8_trim_whitespace(values)
-    for target in (pa.int64(), pa.float64()):
-        try:
-            return pc.cast(trimmed, target).to_pandas()
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            continue
+    try:
+        return _integers(pc.cast(trimmed, pa.int64()), pd.Int64Dtype())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    try:
+        floats = pc.cast(trimmed, pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        floats = None
+    if floats is not None:
+        largest = pc.max(floats).as_py()
+        if largest is not None and largest >= 2.0**63:
+            # Only then can it be an unsigned 64-bit id column (SDSS objID beyond 2**63).
+            try:
+                return _integers(pc.cast(trimmed, pa.uint64()), pd.UInt64Dtype())
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                pass
+        return floats.to_pandas()
     if values.null_count == 0:
         lowered = pc.utf8_lower(trimmed)
         if pc.all(pc.is_in(lowered, pa.array(["true", "false"]))).as_py():

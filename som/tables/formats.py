@@ -3,7 +3,9 @@ every reader and writer raises."""
 
 from __future__ import annotations
 
+import bz2
 import gzip
+import lzma
 import os
 import zlib
 from pathlib import Path
@@ -17,11 +19,12 @@ from som.photometry import PhotometryError
 FORMATS: dict[str, tuple[str, ...]] = {
     "fits": (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz"),
     "parquet": (".parquet", ".pq"),
-    "csv": (".csv", ".csv.gz", ".txt", ".txt.gz"),
+    "csv": (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".txt.gz"),
     "ascii": (".dat", ".cat", ".in", ".ascii", ".dat.gz", ".cat.gz", ".in.gz", ".ascii.gz"),
     "ecsv": (".ecsv", ".ecsv.gz"),
     "votable": (".vot", ".votable", ".xml"),
     "hdf5": (".hdf5", ".h5", ".hdf"),
+    "ipac": (".tbl", ".ipac", ".tbl.gz", ".ipac.gz"),
 }
 
 #: Formats read as text (typed after reading; ``text_columns`` applies).
@@ -78,13 +81,29 @@ def _strip_compression(name: str) -> str:
     return name
 
 
-def is_gzip(path: Path) -> bool:
+#: Whole-file compressions read transparently, by their magic bytes (not the name).
+_MAGIC = {b"\x1f\x8b": "gzip", b"BZh": "bz2", b"\xfd7zXZ\x00": "xz"}
+_OPENERS = {"gzip": gzip.open, "bz2": bz2.open, "xz": lzma.open}
+_ZIP = b"PK\x03\x04"
+
+
+def compression(path: Path) -> str | None:
+    """``"gzip"``, ``"bz2"``, ``"xz"`` or None, from the file's first bytes."""
     with open(path, "rb") as fh:
-        return fh.read(2) == b"\x1f\x8b"
+        head = fh.read(6)
+    for magic, name in _MAGIC.items():
+        if head.startswith(magic):
+            return name
+    return None
+
+
+def is_gzip(path: Path) -> bool:
+    return compression(path) == "gzip"
 
 
 def open_binary(path: Path):
-    return gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")
+    kind = compression(path)
+    return _OPENERS[kind](path, "rb") if kind else open(path, "rb")
 
 
 def detect_format(path: str | os.PathLike, name: str | None = None) -> str:
@@ -97,13 +116,21 @@ def detect_format(path: str | os.PathLike, name: str | None = None) -> str:
     file = name or path.name
     with open(path, "rb") as fh:
         head = fh.read(512)
-    if head[:2] == b"\x1f\x8b":
+    kind = compression(path)
+    if kind is not None:
         try:
-            with gzip.open(path, "rb") as gz:
-                head = gz.read(512)
-        except (OSError, EOFError, zlib.error):
+            with _OPENERS[kind](path, "rb") as packed:
+                head = packed.read(512)
+        except (OSError, EOFError, zlib.error, lzma.LZMAError):
             # A stream cut short raises EOFError and damaged data zlib.error, not OSError.
-            raise CatalogueError("corrupt gzip stream", source=file) from None
+            raise CatalogueError(f"corrupt {kind} stream", source=file) from None
+    if head.startswith(_ZIP) and not file.lower().endswith((".parquet", ".pq")):
+        raise CatalogueError(
+            "a ZIP archive (an Excel workbook, or zipped files) is not a table; unzip it, "
+            "or export the sheet as CSV, and send the table itself (gzip, bzip2 and xz "
+            "compressed files are read as they are)",
+            source=file,
+        )
     for fmt, magic in _SIGNED.items():
         if head.startswith(magic):
             return fmt
@@ -112,6 +139,8 @@ def detect_format(path: str | os.PathLike, name: str | None = None) -> str:
         return "ecsv"
     if stripped.startswith(b"<?xml") and b"VOTABLE" in head.upper():
         return "votable"
+    if stripped.startswith((b"\\", b"|")) and b"|" in head:
+        return "ipac"  # IRSA's table: "\keyword = value" lines, then "|name|name|" headers
     fmt = format_from_name(file)
     if fmt in _SIGNED:
         # The name promises a binary format whose signature the bytes do not carry.
@@ -140,7 +169,7 @@ def _sniff_text(path: Path) -> str:
         if line.startswith(b"#"):
             comments = True
             continue
-        if b"," in line:
+        if b"," in line or b";" in line:
             return "csv"
         return "ascii" if comments or len(line.split()) > 1 else "csv"
     return "ascii" if comments else "csv"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -14,7 +15,21 @@ import numpy as np
 import pandas as pd
 
 from som.tables._text import ascii_blocks, empty_strings, is_number, rechunk, type_columns
-from som.tables._whole import decode_bytes, hdf5_table, native, parquet_units, read_whole, tidy
+from som.tables._whole import (
+    arrow_to_pandas,
+    decode_bytes,
+    element_name,
+    fits_table_hdu,
+    hdf5_table,
+    native,
+    pandas_store_key,
+    parquet_units,
+    range_index_columns,
+    read_whole,
+    tidy,
+    too_many_dims,
+    with_range_index,
+)
 from som.tables.formats import (
     BLOCK_BYTES,
     DEFAULT_CHUNK_ROWS,
@@ -22,9 +37,9 @@ from som.tables.formats import (
     TEXT_FORMATS,
     CatalogueError,
     Chunk,
+    compression,
     detect_format,
     format_for,
-    is_gzip,
     open_binary,
 )
 
@@ -32,6 +47,84 @@ from som.tables.formats import (
 def _short(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return lines[0][:300] if lines else type(exc).__name__
+
+
+_BOM = b"\xef\xbb\xbf"
+
+
+def _null_tokens() -> list[str]:
+    """Cells read as missing in CSV and whitespace tables: pyarrow's defaults (empty, NA,
+    NaN, nan, null, NULL, N/A ...) and astropy's printed mask ``--``."""
+    import pyarrow.csv as pacsv
+
+    return [*pacsv.ConvertOptions().null_values, "--"]
+
+
+NULL_TOKENS = _null_tokens()
+
+
+def _delimiter(header: str) -> str:
+    """The CSV delimiter, from the header line: the most frequent of comma, tab and
+    semicolon outside quotes (European spreadsheets write ``;``), comma by default."""
+    unquoted = "".join(header.split('"')[::2])
+    counts = {d: unquoted.count(d) for d in (",", "\t", ";")}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def _all_numbers(fields: list[str]) -> bool:
+    return any(f.strip() for f in fields) and all(is_number(f) or not f.strip() for f in fields)
+
+
+def _dashes(fields: list[str]) -> bool:
+    return any(f.strip() for f in fields) and all(set(f.strip()) <= {"-"} for f in fields)
+
+
+#: SExtractor's ASCII_HEAD: "#   5 MAG_APER   Fixed aperture magnitude vector   [mag]".
+_SEXTRACTOR_LINE = re.compile(rb"^#\s*(\d+)\s+(\S+)")
+
+
+def _sextractor_names(comments: list[bytes], n_fields: int) -> list[str] | None:
+    """Column names from a SExtractor ASCII_HEAD header, a vector column (its numbers skip,
+    ``#  5 MAG_APER`` then ``#  8 MAGERR_APER``) as NAME[0], NAME[1] ...; None otherwise."""
+    matches = [_SEXTRACTOR_LINE.match(c) for c in comments]
+    if not comments or not all(matches):
+        return None
+    numbered = [(int(m.group(1)), m.group(2).decode("utf-8", "replace")) for m in matches]
+    if numbered[0][0] != 1:
+        return None
+    names: list[str] = []
+    for i, (number, name) in enumerate(numbered):
+        following = numbered[i + 1][0] if i + 1 < len(numbered) else n_fields + 1
+        width = following - number
+        if width < 1:
+            return None
+        names += [name] if width == 1 else [element_name(name, j) for j in range(width)]
+    return names if len(names) == n_fields else None
+
+
+def _fits_nulls(column, values: np.ndarray):
+    """An integer column's TNULL values as missing (pandas nullable integers)."""
+    null = column.null
+    if null is None or values.dtype.kind not in "iu" or isinstance(null, str):
+        return values
+    try:
+        stored = int(null)
+    except (TypeError, ValueError):
+        return values
+    # TNULL is the stored value; data[...] has TZERO applied (e.g. unsigned integers).
+    scale = 1 if column.bscale in (None, "") else column.bscale
+    zero = 0 if column.bzero in (None, "") else column.bzero
+    if scale != 1:
+        return values
+    target = stored + int(zero)
+    info = np.iinfo(values.dtype)
+    if not info.min <= target <= info.max:
+        return values
+    mask = values == target
+    if not mask.any():
+        return values
+    return pd.arrays.IntegerArray(values, mask)
 
 
 def _dupes(names: Sequence[str], case_insensitive: bool) -> list[str]:
@@ -51,14 +144,17 @@ class TableReader:
         What errors call the file (``CatalogueError.source``), default the path. A service
         passes the uploaded file's name here.
     key : str or int, optional
-        FITS: the HDU (name or index) holding the table, default the first table HDU.
-        HDF5: the dataset or group path, default the only table in the file.
+        FITS: the HDU (EXTNAME or index) holding the table, default the first table HDU
+        that is not a FITS_LDAC image header (``LDAC_OBJECTS`` in SExtractor catalogues).
+        HDF5: the dataset or group path (or pandas ``HDFStore`` key), default the only
+        table in the file.
 
     Attributes
     ----------
     columns : list of str
         The file's column names, in file order (read at construction; duplicate names are
-        refused, case-insensitively for FITS).
+        refused, case-insensitively for FITS). A FITS vector column (``MAG_APER`` with 12
+        values per row) is listed element by element, ``MAG_APER[0]`` .. ``MAG_APER[11]``.
     format : str
 
     The header is read at construction, rows only by :meth:`read` or :meth:`iter_chunks`.
@@ -83,6 +179,17 @@ class TableReader:
         self._whole: pd.DataFrame | None = None
         self._ascii_start = 0  # byte offset of the first data line (after any header)
         self._hdf5_rows: int | None = None
+        self._fits_elements: dict[str, tuple[str, int]] = {}  # "MAG[2]" -> ("MAG", 2)
+        self._fits_deep: dict[str, tuple] = {}  # columns with more than one index
+        self._fits_vla: set[str] = set()  # variable-length array columns
+        self._csv_skip = 0  # lines before the CSV header (comments, blanks)
+        self._csv_delimiter = ","
+        self._csv_header_lines = 1  # 0 when the header is the last "#" comment line
+        self._csv_after = 0  # lines under the header that are not data (VizieR units, ---)
+        self._ranges: dict[str, tuple[int, int]] = {}  # Parquet: pandas RangeIndex columns
+        #: FITS: the HDU read (index, EXTNAME) and every table HDU of the file
+        self.hdu: tuple[int, str] | None = None
+        self.table_hdus: list[tuple[int, str]] = []
         with self._errors():
             self.columns: list[str] = self._header()
         dupes = _dupes(self.columns, case_insensitive=(fmt == "fits"))
@@ -121,7 +228,7 @@ class TableReader:
         Only added to a failed read: a truncated file otherwise fails as "no table
         extension" or "buffer is too small", which does not say what happened.
         """
-        if self.format != "fits":
+        if self.format != "fits" or compression(self.path) is not None:
             return ""
         size = self.path.stat().st_size
         if size % 2880 == 0:
@@ -138,18 +245,30 @@ class TableReader:
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
-            return list(pq.read_schema(self.path).names)
+            schema = pq.read_schema(self.path)
+            self._ranges = range_index_columns(schema)
+            return [*self._ranges, *schema.names]
         if fmt == "fits":
             from astropy.io import fits
 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 with fits.open(self.path, memmap=True) as hdul:
-                    return list(self._table_hdu(hdul).columns.names)
+                    hdu = self._table_hdu(hdul)
+                    self.table_hdus = [
+                        (i, h.name)
+                        for i, h in enumerate(hdul)
+                        if isinstance(h, fits.BinTableHDU | fits.TableHDU)
+                    ]
+                    self.hdu = (hdul.index_of(hdu), hdu.name)
+                    return self._fits_names(hdu)
         if fmt == "hdf5":
             import h5py
 
             with h5py.File(self.path, "r") as f:
+                if pandas_store_key(f, self.key, self.name) is not None:
+                    self._whole = read_whole(self.path, fmt, self.key, self.name)
+                    return [str(c) for c in self._whole.columns]
                 kind, node = hdf5_table(f, self.key, self.name)
                 self._hdf5_rows = node.shape[0] if kind == "compound" else None
                 if kind == "compound":
@@ -160,20 +279,69 @@ class TableReader:
         self._whole = read_whole(self.path, fmt, self.key, self.name)
         return [str(c) for c in self._whole.columns]
 
+    def _fits_names(self, hdu) -> list[str]:
+        """Column names, a vector column (shape (k,) per row) as its k elements."""
+        names: list[str] = []
+        dtype = hdu.columns.dtype
+        for column in hdu.columns:
+            name = column.name
+            shape = dtype[name].shape
+            if str(column.format).lstrip("0123456789")[:1] in ("P", "Q"):
+                # variable-length arrays: the record holds a (length, offset) descriptor
+                self._fits_vla.add(name)
+                names.append(name)
+            elif len(shape) == 1:
+                for i in range(shape[0]):
+                    self._fits_elements[element_name(name, i)] = (name, i)
+                    names.append(element_name(name, i))
+            else:
+                if len(shape) > 1:
+                    self._fits_deep[name] = shape
+                names.append(name)
+        return names
+
     def _csv_header(self) -> list[str]:
         import csv
 
+        skipped = 0
+        last_comment = None
         with open_binary(self.path) as fh:
             first = fh.readline()
+            # Lines before the header that start with "#" (TOPCAT, IRSA and pipeline
+            # provenance) and blank lines are comments.
+            while first and (not first.strip() or first.lstrip(_BOM).startswith(b"#")):
+                if first.strip():
+                    last_comment = first
+                skipped += 1
+                first = fh.readline()
+            following = [fh.readline(), fh.readline()]
         try:
             # Only the first line is decoded here: a text-mode reader decodes a whole
             # buffer, and blamed the header for a bad byte in the rows below it.
             line = first.decode("utf-8-sig")
         except UnicodeDecodeError:
             self._fail("file is not UTF-8 text (in the header line)")
-        header = next(csv.reader([line]), None)
+        self._csv_skip = skipped
+        self._csv_delimiter = delimiter = _delimiter(line)
+
+        def fields(text: str) -> list[str]:
+            return next(csv.reader([text], delimiter=delimiter), [])
+
+        header = fields(line)
         if not header:
             self._fail("CSV file is empty (no header line)")
+        if last_comment is not None and _all_numbers(header):
+            # "#id,mag_g,mag_r" and then numbers: the header is that comment line.
+            named = fields(last_comment.decode("utf-8-sig", "replace").strip().lstrip("#"))
+            if len(named) == len(header) and not _all_numbers(named):
+                header, self._csv_header_lines = named, 0
+        else:
+            # VizieR's TSV: a line of units and a line of dashes under the header.
+            after = [f.decode("utf-8", "replace").rstrip("\r\n") for f in following]
+            for n_lines in (1, 2):
+                if _dashes(fields(after[n_lines - 1])):
+                    self._csv_after = n_lines
+                    break
         names = [h.strip() for h in header]
         if "" in names:
             self._fail(f"CSV header has an empty column name at position {names.index('')}")
@@ -210,6 +378,9 @@ class TableReader:
                 f"file is not UTF-8 text: byte 0x{first[exc.start]:02x} in data row 0", row=0
             )
         self._ascii_start = offset
+        sextractor = _sextractor_names(comments, len(tokens))
+        if sextractor is not None:
+            return sextractor
         if header and len(header) == len(tokens):
             return header
         if not any(is_number(t) for t in tokens):
@@ -218,28 +389,28 @@ class TableReader:
         return [f"col{i}" for i in range(1, len(tokens) + 1)]
 
     def _table_hdu(self, hdul):
-        from astropy.io import fits
-
-        if self.key is not None:
-            return hdul[self.key]
-        for hdu in hdul:
-            if isinstance(hdu, fits.BinTableHDU | fits.TableHDU):
-                return hdu
-        self._fail(f"FITS file has no table extension{self._hint()}")
+        hdu = fits_table_hdu(hdul, self.key, self.name)
+        if hdu is None:
+            self._fail(f"FITS file has no table extension{self._hint()}")
+        return hdu
 
     def units(self) -> dict[str, str]:
         """Column units the file declares (``{column: unit}``, as written): FITS ``TUNITn``,
         ECSV/VOTable column units, Parquet field metadata ``unit`` or astropy's table
         metadata; empty for CSV, ASCII and HDF5. Read from the header only."""
         with self._errors():
-            if self.format in ("ecsv", "votable"):
+            if self.format in ("ecsv", "votable", "ipac"):
                 return dict(self._whole.attrs.get("units", {}) or {})
             if self.format == "fits":
                 from astropy.io import fits
 
                 with fits.open(self.path, memmap=True) as hdul:
                     cols = self._table_hdu(hdul).columns
-                    return {c.name: str(c.unit) for c in cols if c.unit}
+                    units = {c.name: str(c.unit) for c in cols if c.unit}
+                for element, (base, _) in self._fits_elements.items():
+                    if base in units:
+                        units[element] = units[base]
+                return units
             if self.format == "parquet":
                 return parquet_units(self.path)
         return {}
@@ -266,14 +437,34 @@ class TableReader:
             return None
         return None
 
+    def _physical(self, cols: list[str]) -> list[str]:
+        """Parquet columns to read for ``cols``: a pandas RangeIndex column is made, not read
+        (one stored column is read to know the rows when nothing else is asked for)."""
+        physical = [c for c in cols if c not in self._ranges]
+        stored = [c for c in self.columns if c not in self._ranges]
+        return physical or stored[:1]
+
     def _selection(self, columns: Iterable[str] | None) -> list[str]:
-        if columns is None:
-            return list(self.columns)
-        columns = list(dict.fromkeys(columns))
+        columns = list(self.columns if columns is None else dict.fromkeys(columns))
         known = set(self.columns)
         for c in columns:
             if c not in known:
+                vector = [e for e, (b, _) in self._fits_elements.items() if b == c]
+                if vector:
+                    self._fail(
+                        f"column is a vector of {len(vector)} values per row; name one "
+                        f"element, {vector[0]} .. {vector[-1]} (0-based)",
+                        column=c,
+                    )
                 self._fail("no such column in the file", column=c)
+            if c in self._fits_deep:
+                raise too_many_dims(c, self._fits_deep[c], self.name)
+            if c in self._fits_vla:
+                self._fail(
+                    "column holds a variable-length array per row (FITS format P/Q); only "
+                    "scalar and fixed-length vector columns can be read",
+                    column=c,
+                )
         return columns
 
     def read(
@@ -303,9 +494,14 @@ class TableReader:
                     return type_columns(empty_strings(cols), text)
                 return type_columns(pa.concat_tables(tables), text)
             if self.format == "parquet":
-                return pd.read_parquet(self.path, columns=cols)
+                import pyarrow.parquet as pq
+
+                physical = self._physical(cols)
+                table = arrow_to_pandas(pq.read_table(self.path, columns=physical))
+                return with_range_index(table, self._ranges, cols, 0)
             if self.format == "fits":
-                return self._fits_rows(cols, None)
+                with self._fits_hdu() as hdu:
+                    return self._fits_rows(hdu, cols, None)
             # HDF5: astropy reads the whole table (it knows the units and mixin columns).
             return read_whole(self.path, "hdf5", self.key, self.name)[cols]
 
@@ -318,8 +514,9 @@ class TableReader:
         """Yield :class:`Chunk` ``(offset, frame)`` of at most ``chunk_rows`` rows, in order.
 
         Memory stays bounded by the chunk size for CSV, ASCII, Parquet, FITS and HDF5
-        (ECSV and VOTable are parsed whole, then sliced). A file without data rows yields
-        nothing. Errors are raised when the reader reaches them, with absolute row numbers.
+        (ECSV, VOTable, IPAC and pandas HDFStore files are parsed whole, then sliced). A file
+        without data rows yields nothing. Errors are raised when the reader reaches them, with
+        absolute row numbers.
         """
         if int(chunk_rows) < 1:
             raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
@@ -328,19 +525,22 @@ class TableReader:
         text = set(text_columns)
         fmt = self.format
         with self._errors():
-            if fmt == "hdf5":
-                yield from self._hdf5_chunks(cols, chunk_rows)
-                return
             if self._whole is not None:
                 whole = self._whole
                 for start in range(0, len(whole), chunk_rows):
                     part = whole[cols].iloc[start : start + chunk_rows].reset_index(drop=True)
                     yield Chunk(start, part)
                 return
+            if fmt == "hdf5":
+                yield from self._hdf5_chunks(cols, chunk_rows)
+                return
             if fmt == "fits":
-                n = self.n_rows_hint() or 0
-                for start in range(0, n, chunk_rows):
-                    yield Chunk(start, self._fits_rows(cols, slice(start, start + chunk_rows)))
+                # One open for all chunks: a .fits.gz is decompressed once, not per chunk.
+                with self._fits_hdu() as hdu:
+                    n = int(hdu.header.get("NAXIS2", 0))
+                    for start in range(0, n, chunk_rows):
+                        rows = slice(start, start + chunk_rows)
+                        yield Chunk(start, self._fits_rows(hdu, cols, rows))
                 return
             if fmt == "parquet":
                 import pyarrow.parquet as pq
@@ -349,10 +549,12 @@ class TableReader:
                 # allocated: memory grew with the file (+300 MB over 3x10^6 rows), not with
                 # the chunk.
                 pf = pq.ParquetFile(self.path, pre_buffer=False)
-                batches = pf.iter_batches(batch_size=chunk_rows, columns=cols)
+                physical = self._physical(cols)
+                batches = pf.iter_batches(batch_size=chunk_rows, columns=physical)
                 offset = 0
                 for table in rechunk(batches, chunk_rows):
-                    yield Chunk(offset, table.to_pandas())
+                    frame = with_range_index(arrow_to_pandas(table), self._ranges, cols, offset)
+                    yield Chunk(offset, frame)
                     offset += table.num_rows
                 return
             if fmt == "csv":
@@ -372,31 +574,42 @@ class TableReader:
                 offset += table.num_rows
 
     # ------------------------------------------------------------------ FITS / HDF5
-    def _fits_rows(self, columns: list[str], rows: slice | None) -> pd.DataFrame:
+    @contextlib.contextmanager
+    def _fits_hdu(self):
         from astropy.io import fits
 
-        out: dict[str, np.ndarray] = {}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with fits.open(self.path, memmap=True) as hdul:
-                data = self._table_hdu(hdul).data
+                yield self._table_hdu(hdul)
+
+    def _fits_rows(self, hdu, columns: list[str], rows: slice | None) -> pd.DataFrame:
+        """The columns (or vector elements) of ``rows``: scaled (TSCAL/TZERO, unsigned
+        integers), native byte order, TNULL integers missing (pandas nullable integers)."""
+        out: dict[str, np.ndarray] = {}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            data = hdu.data
+            for name in columns:
+                base, index = self._fits_elements.get(name, (name, None))
                 if data is None:
-                    data = {}
-                for name in columns:
-                    col = np.asarray(data[name])
-                    if rows is not None:
-                        col = col[rows]
-                    if col.ndim > 1:
-                        self._fail(
-                            f"column has shape {col.shape[1:]} per row; a scalar is needed", name
-                        )
-                    if col.dtype.kind == "S":
-                        col = np.char.rstrip(np.char.decode(col, "utf-8", errors="replace"))
-                    elif col.dtype.byteorder not in ("=", "|"):
-                        col = col.astype(col.dtype.newbyteorder("="))
-                    else:
-                        col = col.copy()  # detach from the memmap before the file closes
-                    out[name] = col
+                    out[name] = np.zeros(0)
+                    continue
+                col = data[base]
+                if rows is not None:
+                    col = col[rows]
+                col = np.asarray(col)
+                if index is not None:
+                    col = col[:, index]
+                if col.ndim > 1:
+                    raise too_many_dims(name, col.shape[1:], self.name)
+                if col.dtype.kind == "S":
+                    col = np.char.rstrip(np.char.decode(col, "utf-8", errors="replace"))
+                elif col.dtype.byteorder not in ("=", "|"):
+                    col = col.astype(col.dtype.newbyteorder("="))
+                else:
+                    col = col.copy()  # detach from the memmap before the file closes
+                out[name] = _fits_nulls(hdu.columns[base], col)
         return pd.DataFrame(out)
 
     def _hdf5_chunks(self, columns: list[str], chunk_rows: int) -> Iterator[Chunk]:
@@ -425,7 +638,13 @@ class TableReader:
     def _csv_stream(self):
         import pyarrow as pa
 
-        stream = pa.input_stream(str(self.path), compression="gzip" if is_gzip(self.path) else None)
+        kind = compression(self.path)
+        if kind in ("gzip", "bz2"):
+            stream = pa.input_stream(str(self.path), compression=kind)
+        elif kind is not None:  # xz: Arrow has no codec; Python's lzma feeds it
+            stream = pa.PythonFile(open_binary(self.path), mode="r")
+        else:
+            stream = pa.input_stream(str(self.path))
         try:
             yield stream
         finally:
@@ -437,12 +656,16 @@ class TableReader:
 
         return {
             "read_options": pacsv.ReadOptions(
-                column_names=self.columns, skip_rows=1, block_size=BLOCK_BYTES
+                column_names=self.columns,
+                skip_rows=self._csv_skip + self._csv_header_lines + self._csv_after,
+                block_size=BLOCK_BYTES,
             ),
+            "parse_options": pacsv.ParseOptions(delimiter=self._csv_delimiter),
             "convert_options": pacsv.ConvertOptions(
                 include_columns=cols,
                 column_types=dict.fromkeys(cols, pa.string()),
                 strings_can_be_null=True,
+                null_values=NULL_TOKENS,
             ),
         }
 
@@ -458,6 +681,7 @@ class TableReader:
             include_columns=cols,
             column_types=dict.fromkeys(cols, pa.string()),
             strings_can_be_null=True,
+            null_values=NULL_TOKENS,
         )
         for block in ascii_blocks(self.path, self._ascii_start):
             if block:
@@ -480,7 +704,8 @@ class TableReader:
             if ascii_table:
                 raw.read(self._ascii_start)  # header and leading comments
             else:
-                raw.readline()
+                for _ in range(self._csv_skip + self._csv_header_lines + self._csv_after):
+                    raw.readline()
             row = 0
             for line in raw:
                 if ascii_table and (not line.strip() or line.lstrip().startswith(b"#")):
@@ -494,7 +719,11 @@ class TableReader:
                     )
                 if not text.strip():
                     continue
-                fields = text.split() if ascii_table else next(csv.reader([text]), [])
+                fields = (
+                    text.split()
+                    if ascii_table
+                    else next(csv.reader([text], delimiter=self._csv_delimiter), [])
+                )
                 if len(fields) != n_header:
                     self._fail(
                         f"data row {row} has {len(fields)} fields but the header has "
@@ -502,6 +731,20 @@ class TableReader:
                         row=row,
                     )
                 row += 1
+
+
+def _fits_fallback(path: Path, key, columns, error: CatalogueError) -> pd.DataFrame:
+    """A FITS table astropy's Table.read refuses (an ASCII table HDU whose TNULL is ``*``)
+    read by :class:`TableReader`, which applies TNULL, TSCAL/TZERO itself; ``error`` if that
+    fails too."""
+    try:
+        reader = TableReader(path, "fits", key=key)
+        df = reader.read(columns)
+        units = reader.units()
+    except CatalogueError:
+        raise error from None
+    df.attrs["units"] = {k: v for k, v in units.items() if k in df.columns}
+    return df
 
 
 def read_table(
@@ -522,10 +765,11 @@ def read_table(
         checked against the content, so a ``.txt`` file may be CSV or whitespace ASCII and a
         ``.cat`` file holding FITS bytes is read as FITS.
     key : str or int, optional
-        FITS: the HDU (name or index) holding the table, default the first table HDU.
-        HDF5: the dataset or group path, default the only table in the file.
+        FITS: the HDU (EXTNAME or index) holding the table, default the first table HDU
+        that is not a FITS_LDAC image header. HDF5: the dataset or group path (or pandas
+        ``HDFStore`` key), default the only table in the file.
     columns : list of str, optional
-        Only these columns (default all).
+        Only these columns (default all). An element of a vector column is ``NAME[i]``.
     text_columns : iterable of str
         CSV/ASCII columns kept exactly as written (ids with leading zeros, integers beyond
         2**53); ignored for binary formats.
@@ -533,7 +777,9 @@ def read_table(
     Returns
     -------
     pandas.DataFrame with a default RangeIndex; ``df.attrs["units"]`` maps column names to unit
-    strings where the file declares units. Byte-string columns are decoded to ``str``.
+    strings where the file declares units. Byte-string columns are decoded to ``str``. A
+    vector column (FITS ``MODELMAG`` of shape (n, 5)) becomes ``MODELMAG[0]`` ..
+    ``MODELMAG[4]``; missing values are NaN, or <NA> in nullable integer columns.
 
     Raises
     ------
@@ -545,17 +791,22 @@ def read_table(
         raise FileNotFoundError(f"{path}: no such catalogue file")
     if path.is_dir():
         raise CatalogueError("is a directory, not a catalogue file", source=str(path))
+    if format is None and fmt in TEXT_FORMATS:
+        fmt = detect_format(path)  # a SExtractor .cat may be FITS_LDAC
     if key is not None and fmt not in ("fits", "hdf5"):
         raise CatalogueError(f"key= applies to FITS and HDF5 only, not {fmt}", source=str(path))
-    if format is None and fmt in TEXT_FORMATS:
-        fmt = detect_format(path)
     if fmt in TEXT_FORMATS:
         df = TableReader(path, fmt).read(columns, text_columns)
         df.attrs["units"] = {}
     elif fmt == "parquet" and columns is not None:
         df = TableReader(path, fmt).read(columns)
     else:
-        df = read_whole(path, fmt, key, str(path))
+        try:
+            df = read_whole(path, fmt, key, str(path), columns)
+        except CatalogueError as exc:
+            if fmt != "fits" or exc.column is not None:
+                raise
+            df = _fits_fallback(path, key, columns, exc)
         if columns is not None:
             missing = [c for c in columns if c not in df.columns]
             if missing:

@@ -61,6 +61,8 @@ def write_table(
                 astropy_format = "ascii.ecsv"
             elif fmt == "votable":
                 astropy_format = "votable"
+            elif fmt == "ipac":
+                astropy_format = "ascii.ipac"
             else:
                 astropy_format = "hdf5"
                 kwargs = {"path": "data", "serialize_meta": True}

@@ -73,6 +73,15 @@ def _parquet(columns: dict) -> bytes:
     return buf.getvalue()
 
 
+def _zipped() -> bytes:
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("xl/workbook.xml", "<workbook/>")
+    return buf.getvalue()
+
+
 def _with(frame: pd.DataFrame, column: str, row: int, value) -> pd.DataFrame:
     out = frame.astype({column: object})
     out.loc[row, column] = value
@@ -102,6 +111,10 @@ def corpus() -> list[Bad]:
     Table({"id": np.arange(3), "mag_g": np.ones((3, 2)), "mag_r": np.ones(3)}).write(
         vector, format="fits"
     )
+    cube = io.BytesIO()
+    Table({"id": np.arange(3), "mag_g": np.ones((3, 2, 2)), "mag_r": np.ones(3)}).write(
+        cube, format="fits"
+    )
     spec = pd.DataFrame({"id": [1, 2, 3], "z_spec": [0.5, 0.7, np.nan]})
     return [
         # --- damaged containers
@@ -109,13 +122,31 @@ def corpus() -> list[Bad]:
         Bad("truncated_data.fits", good_fits[: 5760 + 4000], 422, ("FITS", "truncated")),
         Bad("not_really.fits", b"plain text, no FITS signature", 422, ("not a valid FITS",)),
         Bad("image_only.fits", image.getvalue(), 422, ("no table extension",)),
-        Bad("vector.fits", vector.getvalue(), 422, ("shape (2,)", "scalar"), ("mag_g", None)),
+        # a vector column is read element by element (mag_g[0], mag_g[1]): mapping the whole
+        # vector to one band is refused, saying which elements there are
+        Bad(
+            "vector.fits",
+            vector.getvalue(),
+            422,
+            ("vector of 2 values", "mag_g[0] .. mag_g[1]"),
+            ("mag_g", None),
+            fields={"mapping": '{"mag_g": "mag_g", "mag_r": "mag_r"}'},
+        ),
+        Bad(
+            "cube.fits",
+            cube.getvalue(),
+            422,
+            ("shape (2, 2)", "only scalar columns and vectors"),
+            ("mag_g", None),
+            fields={"mapping": '{"mag_g": "mag_g", "mag_r": "mag_r"}'},
+        ),
         Bad("truncated.parquet", _parquet(pq_base)[:300], 422, ("PARQUET",)),
         Bad("corrupt.csv.gz", b"\x1f\x8b\x08\x00garbage", 422, ("corrupt gzip",)),
         Bad("cut.csv.gz", gzip.compress(_csv(_frame(300)))[:400], 422, ("cannot read CSV",)),
         Bad("broken.ecsv", b"# %ECSV 1.0\n# ---\n# datatype: [\nid mag_g\n1 2\n", 422, ("ecsv",)),
         Bad("broken.xml", b"<?xml version='1.0'?><VOTABLE><RESOURCE>", 422, ("votable",)),
         Bad("broken.h5", b"\x89HDF\r\n\x1a\n" + b"\x00" * 64, 422, ("hdf5",)),
+        Bad("workbook.xlsx", _zipped(), 422, ("ZIP archive", "export the sheet as CSV")),
         # --- empty or shapeless
         Bad("empty.csv", b"", 422, ("empty",)),
         Bad("header_only.csv", b"id,mag_g,mag_r\n", 422, ("no data rows",)),
@@ -176,6 +207,14 @@ def corpus() -> list[Bad]:
         ),
         # --- bad values, each located
         Bad("text.csv", _csv(_with(f, "mag_r", 7, "abc")), 422, ("1 invalid",), ("mag_r", 7)),
+        # a European spreadsheet: ";" is read as the delimiter, "21,5" is refused saying why
+        Bad(
+            "decimal_comma.csv",
+            b"id;mag_g;mag_r;dec\n1;21.5;22.0;2.1\n2;21,5;22.0;2.1\n3;21.5;22.0;2,1\n",
+            422,
+            ("2 invalid", "decimal comma"),
+            ("mag_g", 1),
+        ),
         # inf in a magnitude is "no value" (one cleaning path: som.photometry.clean_band); in
         # a position or a redshift it is an error.
         Bad("inf.csv", _csv(_with(f, "dec", 3, "inf")), 422, ("invalid",), ("dec", 3)),
@@ -369,6 +408,7 @@ def test_each_value_error_gives_its_reason(bad_client):
     client, auth, _, _ = bad_client
     expected = {
         "text.csv": "not a number: 'abc'",
+        "decimal_comma.csv": "not a number: '21,5' (a decimal comma?",
         "inf.csv": "infinite value",
         "minus_inf.csv": "infinite value",
         "neg_err.csv": "negative error -0.2 on a measured value",

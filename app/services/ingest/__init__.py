@@ -115,6 +115,22 @@ def ingest(
         raise unreadable_file(exc, req.filename) from exc
 
 
+def _other_tables(table: TableReader, file: str) -> list[RowError]:
+    """For a FITS file with several tables whose columns do not fit: which HDU was read."""
+    if table.hdu is None or len(table.table_hdus) < 2:
+        return []
+    others = ", ".join(f"{i} {name!r}" for i, name in table.table_hdus if i != table.hdu[0])
+    return [
+        RowError(
+            file,
+            None,
+            None,
+            f"the columns are those of HDU {table.hdu[0]} {table.hdu[1]!r}; the file has "
+            f"other tables: {others}",
+        )
+    ]
+
+
 def _ingest(
     factory: sessionmaker[Session],
     req: IngestRequest,
@@ -149,16 +165,20 @@ def _ingest(
     fmt = req.file_format or detect_format(req.path, req.filename)
     if fmt not in FORMATS:
         raise BadRequestError(f"unsupported format {fmt!r}; use one of {', '.join(FORMATS)}")
-    table = TableReader(req.path, fmt, name=file)
+    table = TableReader(req.path, fmt, name=file, key=req.table_key)
     hint = table.n_rows_hint()
     if hint is not None and hint > max_rows:
         raise TooLargeError(f"{file}: {hint} rows; the limit is {max_rows}")
     available = table.columns
     registry = registry_for(req.bands)
     rule = check_secure_rule(req.secure_rule)
-    preset, mapping, warnings = resolve_mapping(
-        req.kind, available, req.preset, req.mapping, registry
-    )
+    try:
+        preset, mapping, warnings = resolve_mapping(
+            req.kind, available, req.preset, req.mapping, registry, file=file
+        )
+    except InvalidInputError as exc:
+        exc.errors.extend(_other_tables(table, file))
+        raise
     if req.kind == "spectroscopic" and "z_spec" not in mapping:
         raise InvalidInputError(
             f"{file}: no spectroscopic redshift column found (preset {preset.name!r}); map one "
@@ -175,7 +195,7 @@ def _ingest(
             f"{file}: fewer than two bands with photometry (a colour needs two); recognised: "
             f"{[b.band for b in plan] or 'none'}; map columns such as mag_g/flux_g, declare "
             "bands the registry does not know, or choose a preset",
-            [RowError(file, None, None, w) for w in warnings]
+            [RowError(file, None, None, w) for w in warnings] + _other_tables(table, file)
             or [RowError(file, None, None, "fewer than two bands")],
             available_columns=available[:200],
         )

@@ -43,6 +43,7 @@ def resolve_mapping(
     preset_name: str | None,
     overrides: dict[str, str | None] | None,
     registry: BandRegistry = REGISTRY,
+    file: str | None = None,
 ) -> tuple[presets.Preset, dict[str, str], list[str]]:
     """The preset used, the final {somcal field: file column} mapping and warnings.
 
@@ -105,9 +106,15 @@ def resolve_mapping(
             mapping.pop(target, None)  # explicit null unmaps a preset column
             continue
         if col not in available:
-            errors.append(
-                RowError(None, str(col), None, f"column {col!r} (for {f}) is not in the file")
+            elements = [c for c in available if c.startswith(f"{col}[") and c.endswith("]")]
+            reason = (
+                f"column {col!r} (for {f}) is a vector of {len(elements)} values per row; "
+                f"map the element that holds the band, one of {elements[0]} .. "
+                f"{elements[-1]} (0-based), e.g. {{{f!r}: {elements[0]!r}}}"
+                if elements
+                else f"column {col!r} (for {f}) is not in the file"
             )
+            errors.append(RowError(file, str(col), None, reason))
             continue
         mapping[target] = col
         # A band is a magnitude or a flux, not both: the override wins.
@@ -122,7 +129,11 @@ def resolve_mapping(
                     mapping.pop(stale)
     if errors:
         raise InvalidInputError(
-            "column mapping does not fit the file", errors, available_columns=available[:200]
+            f"{file}: column mapping does not fit the file"
+            if file
+            else "column mapping does not fit the file",
+            errors,
+            available_columns=available[:200],
         )
     used = list(mapping.values())
     dupes = sorted({c for c in used if used.count(c) > 1})
@@ -211,7 +222,15 @@ def band_columns(
             try:
                 size = flux_unit_in_jy(unit)
             except ValueError as exc:
-                errors.append(RowError(file, value, None, str(exc)))
+                from_file = flux_unit is None and units.get(value) == unit
+                reason = (
+                    f"the file gives flux column {value!r} the unit {unit!r}, which is not a "
+                    "flux density astropy understands; give flux_unit (nJy, uJy, mJy, Jy, "
+                    "nanomaggy) to say what it is"
+                    if from_file
+                    else str(exc)
+                )
+                errors.append(RowError(file, value, None, reason))
                 continue
             if declared_jy is not None and not math.isclose(size, declared_jy, rel_tol=1e-9):
                 errors.append(

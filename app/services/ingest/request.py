@@ -36,6 +36,10 @@ class IngestRequest:
     bands: list[dict[str, Any]] | None = None  # declared bands: name, wavelength | filter_curve
     z_min: float = DEFAULT_Z_MIN
     check: bool = True
+    #: FITS: the HDU holding the table (EXTNAME or index); HDF5: the dataset, group or
+    #: pandas key. Default: ``som.tables``' choice (the first table HDU that is not a
+    #: FITS_LDAC image header).
+    table_key: str | int | None = None
 
     def options(self) -> dict[str, Any]:
         """What this request asks for, in a form stored with the catalogue and compared
@@ -51,6 +55,7 @@ class IngestRequest:
             "bands": list(self.bands or []),
             "z_min": self.z_min,
             "check": self.check,
+            **({"table_key": self.table_key} if self.table_key is not None else {}),
         }
 
 

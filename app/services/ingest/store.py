@@ -59,7 +59,8 @@ def same_or_conflict(existing: Catalogue, req: IngestRequest) -> IngestResult:
             f"{key}: catalogue {existing.id} was ingested with {stored.get(key)!r}, this "
             f"request asks for {wanted.get(key)!r}",
         )
-        for key in wanted
+        # table_key is recorded only when given: compare it whichever side has it
+        for key in [*wanted, *(["table_key"] if "table_key" in stored.keys() - wanted else [])]
         if stored.get(key) != wanted.get(key)
     ]
     if diffs:

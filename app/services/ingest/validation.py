@@ -6,6 +6,7 @@ which turns one chunk of file rows into the columns that are stored."""
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -93,6 +94,16 @@ class ErrorLog:
         return any(e.row is None for e in self.items)
 
 
+_DECIMAL_COMMA = re.compile(r"not a number: '[+-]?\d*,\d+'")
+
+
+def decimal_comma_hint(reason: str) -> str:
+    """A European spreadsheet's ``21,5`` is refused like any text, with the likely cause."""
+    if _DECIMAL_COMMA.match(reason):
+        return f"{reason} (a decimal comma? export the numbers with a decimal point)"
+    return reason
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return np.format_float_positional(value, trim="-")
@@ -124,7 +135,7 @@ def _as_float(series: pd.Series, column: str, log: ErrorLog) -> np.ndarray:
         return np.full(len(series), np.nan)
     if bad.any():
         raw = _strings(series).str.strip().to_numpy(dtype=object)
-        log.add(column, bad, lambda r: f"not a number: {str(raw[r])[:40]!r}")
+        log.add(column, bad, lambda r: decimal_comma_hint(f"not a number: {str(raw[r])[:40]!r}"))
     return values
 
 
@@ -380,7 +391,7 @@ def validate(chunk: pd.DataFrame, rules: Rules, log: ErrorLog) -> Validated:
             log.add_file(exc.column or bc.value, exc.reason)
             continue
         for r, (column, reason) in cleaned.invalid.items():
-            log.add_row(column or bc.value, r, reason)
+            log.add_row(column or bc.value, r, decimal_comma_hint(reason))
         mags[:, j] = cleaned.mag
         errs[:, j] = cleaned.magerr
         status[:, j] = cleaned.status
