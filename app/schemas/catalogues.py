@@ -52,12 +52,23 @@ class SecureRule(ApiModel):
 
 
 class DeclaredBand(ApiModel):
-    """A band somcal's registry does not know: a name and its effective wavelength (Å)."""
+    """A band somcal's registry does not know: a name and its effective wavelength (Å); or a
+    known band with the magnitude system this catalogue's magnitudes in it are in."""
 
     name: str = Field(..., min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.+-]+$")
-    wavelength: float = Field(..., ge=500, le=1e6, description="Effective wavelength in Å.")
+    wavelength: float | None = Field(
+        None, ge=500, le=1e6, description="Effective wavelength in Å (a new band needs it)."
+    )
     survey: str | None = Field(None, max_length=64)
     filter: str | None = Field(None, max_length=64)
+    system: Literal["AB", "Vega", "SDSS", "ab", "vega", "sdss"] | None = Field(
+        None,
+        description="Magnitude system of this catalogue's magnitudes in the band; Vega and "
+        "SDSS are converted to AB with the band's published offset (or ab_offset).",
+    )
+    ab_offset: float | None = Field(
+        None, ge=-10, le=10, description="m_AB - m_system, for a band somcal has no offset for."
+    )
 
     model_config = ConfigDict(extra="forbid")
 
@@ -71,6 +82,10 @@ class BandOut(ApiModel):
     filter: str
     aliases: list[str]
     builtin: bool
+    system: str = Field("AB", description="Magnitude system assumed unless declared.")
+    ab_offsets: dict[str, float] = Field(
+        default_factory=dict, description="m_AB - m_system of each known system."
+    )
 
 
 class IngestOptions(ApiModel):

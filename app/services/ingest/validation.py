@@ -22,8 +22,10 @@ from som.photometry import (
     STATUS_NAMES,
     PhotometryError,
     clean_band,
+    extinction_mag,
     near_sentinels,
     parse_numbers,
+    to_ab,
 )
 
 MAX_LISTED_ERRORS = 100
@@ -330,6 +332,22 @@ def _sigma_from_ivar(raw: pd.Series, column: str, log: ErrorLog) -> pd.Series:
     return pd.Series(sigma, index=raw.index)
 
 
+def _extinction(raw: pd.Series, bc: BandColumns, status: np.ndarray, log: ErrorLog):
+    """A_b of each row from the survey's extinction column of the band (0 where the band
+    has no measurement); an unusable value where the band is measured is a row error."""
+    column = bc.extinction
+    assert column is not None and bc.extinction_kind is not None
+    values = _as_float(raw, column, log)
+    a, bad = extinction_mag(values, bc.extinction_kind)
+    what = "transmission" if bc.extinction_kind == "transmission" else "extinction"
+    log.add(
+        column,
+        bad & (status == MEASURED),
+        lambda r: f"Galactic {what} {_fmt(float(values[r]))} of band {bc.band} is not usable",
+    )
+    return np.where(status == MEASURED, np.nan_to_num(a), 0.0)
+
+
 def validate(chunk: pd.DataFrame, rules: Rules, log: ErrorLog) -> Validated:
     """Validate one chunk of rows; errors go to ``log`` (which knows the chunk's offset)."""
     n = len(chunk)
@@ -381,9 +399,15 @@ def validate(chunk: pd.DataFrame, rules: Rules, log: ErrorLog) -> Validated:
             continue
         for r, (column, reason) in cleaned.invalid.items():
             log.add_row(column or bc.value, r, reason)
-        mags[:, j] = cleaned.mag
-        errs[:, j] = cleaned.magerr
-        status[:, j] = cleaned.status
+        mag, err, band_status = to_ab(
+            cleaned.mag, cleaned.magerr, cleaned.status, bc.ab_offset, bc.softening
+        )
+        if bc.extinction is not None:
+            a = _extinction(chunk[bc.extinction], bc, band_status, log)
+            mag = mag - a
+        mags[:, j] = mag
+        errs[:, j] = err
+        status[:, j] = band_status
     out["mags"] = mags
     out["magerrs"] = errs
     n_measured = (status == MEASURED).sum(axis=1)
