@@ -24,7 +24,8 @@ class SecureRule(ApiModel):
 
     * ``all``: every listed redshift is secure; ``column``: a boolean ``secure`` column;
     * ``range``: ``min <= q (% modulo) < max`` (zCOSMOS: min 3, max 5, modulo 10);
-    * ``in``: q is one of ``values`` (numbers or strings); ``min``: ``q >= value``.
+    * ``in``: q is one of ``values`` (numbers or strings); ``min``: ``q >= value``;
+    * ``star_values`` (any kind): quality codes that mark a star (DEEP2 ZQUALITY -1).
     """
 
     kind: Literal["all", "column", "range", "in", "min"]
@@ -33,6 +34,7 @@ class SecureRule(ApiModel):
     modulo: float | None = Field(None, gt=0)
     value: float | None = None
     values: list[float | str] | None = None
+    star_values: list[float] | None = None
 
     model_config = ConfigDict(
         extra="forbid",

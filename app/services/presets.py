@@ -1,7 +1,8 @@
 """Column-mapping presets for the catalogues somcal users bring.
 
-(Over 600 lines on purpose: most of it is the presets themselves, a table a reader checks
-against the surveys' schemas with their sources below; the lookup is the last 60 lines.)
+(About 1000 lines on purpose: most of it is the presets themselves, a table a reader checks
+against the surveys' schemas with their sources below; then the lookup, and last what a
+band's values mean: magnitude system and Galactic extinction, :func:`band_semantics`.)
 
 A preset maps each somcal field to a list of candidate column names (the first present one
 wins, exact case first, then case-insensitively), plus a rule that turns the survey's
@@ -49,7 +50,34 @@ Sources of the column names
   FLUX_{G,R,I,Z,W1..W4}, FLUX_IVAR_{...}`` in nanomaggies; DESI redshift catalogues
   ``TARGETID, TARGET_RA, TARGET_DEC, Z, ZWARN, SPECTYPE`` (secure: ZWARN = 0).
 * SDSS SpecObj/PhotoObj: ``specObjID, ra, dec, z, zWarning, class``; ``objID,
-  modelMag_{b}, modelMagErr_{b}``.
+  modelMag_{b}, modelMagErr_{b}``, ``extinction_{b}``; asinh magnitudes (Lupton et al. 1999)
+  with u_AB = u - 0.04, z_AB = z + 0.02 (Abazajian et al. 2004).
+* AllWISE / CatWISE (Cutri et al. 2013; Marocco et al. 2021), IRSA: ``designation, ra, dec,
+  w{1..4}mpro, w{1..4}sigmpro, {j,h,k}_m_2mass, {j,h,k}_msig_2mass``; Vega.
+* 2MASS PSC (Skrutskie et al. 2006), IRSA ``fp_psc``: ``designation, ra, dec, {j,h,k}_m,
+  {j,h,k}_msigcom``; Vega.
+* VSA (VHS, VIKING, VIDEO; Cross et al. 2012) and WSA (UKIDSS; Hambly et al. 2008) source
+  tables: ``sourceID, ra, dec, {b}AperMag3, {b}AperMag3Err, {b}PetroMag``, ``a{B}``
+  extinctions; VISTA ``ks``, WFCAM ``k`` and LAS ``j_1``; Vega.
+* DEEP2 DR4 (Newman et al. 2013, ApJS 208, 5) and DEEP3 (Cooper et al. 2012): ``OBJNO, RA,
+  DEC, ZBEST, ZQUALITY``; ZQUALITY 3 (95%) and 4 (99%) secure, -1 a star.
+* GAMA SpecObj/SpecAll (Baldry et al. 2014; Liske et al. 2015): ``SPECID, CATAID, RA, DEC, Z,
+  NQ, SURVEY``; NQ >= 3 secure (NQ is the normalised quality of the best redshift).
+* VIPERS PDR2 (Scodeggio et al. 2018): ``num, alpha, delta, zspec, zflg``; VVDS final
+  (Le Fevre et al. 2013) and VUDS (Le Fevre et al. 2015): ``zflags``; classes 3 and 4
+  (also 1x broad-line, 2x secondary and VIPERS' .5) secure, 9 (single line) not.
+
+Magnitude systems and extinction
+--------------------------------
+A preset says which of its bands are not AB (``mag_systems``: "Vega", "SDSS"), which of its
+columns the survey already dereddened (``dereddened``: a pattern of column names), and maps
+the survey's own extinction columns (``extinction_<b>``: A_b in mag; ``mwtrans_<b>``: the
+transmission). :func:`band_semantics` applies them once per band.
+
+Not here, on purpose: 2dFGRS, 6dFGS and C3R2, whose column names differ between releases
+and mirrors (map them with ``secure_rule`` ``{"kind": "min", "value": 3}``); COSMOS2020's
+``EBV_MW`` (it needs per-band factors; its magnitudes are stored not dereddened, as said
+in the summary).
 """
 
 from __future__ import annotations
@@ -187,6 +215,11 @@ def detect_photometry(
 
 ZCOSMOS_RULE = {"kind": "range", "modulo": 10, "min": 3, "max": 5}
 COMPILATION_RULE = {"kind": "range", "modulo": 10, "min": 3, "max": 5}
+#: VVDS, VUDS and VIPERS flags (Le Fevre et al. 2005, 2013; Garilli et al. 2014): X0-X4 and
+#: X9 with X = 0 galaxy, 1 broad-line AGN, 2 secondary object in the slit; a decimal .5
+#: (VIPERS) marks agreement with the photo-z. 3 and 4 are >= 95% reliable; 9 (one line) is
+#: not secure.
+VVDS_RULE = {"kind": "range", "modulo": 10, "min": 3, "max": 5}
 
 
 @dataclass(frozen=True)
@@ -712,6 +745,79 @@ PRESETS: dict[str, Preset] = {
             "mag_systems": {f"{b}_wfcam": "Vega" for b in ("Z", "Y", "J", "H", "K")},
         },
     ),
+    "deep2": Preset(
+        name="deep2",
+        description=(
+            "DEEP2 DR4 / DEEP3 redshift catalogues (Newman et al. 2013; Cooper et al. 2012): "
+            "OBJNO, RA, DEC, ZBEST, ZQUALITY; secure when ZQUALITY >= 3; ZQUALITY = -1 is a "
+            "star."
+        ),
+        columns={
+            "source_id": ["OBJNO"],
+            "ra": ["RA"],
+            "dec": ["DEC"],
+            "z_spec": ["ZBEST", "Z", "ZHELIO"],
+            "quality": ["ZQUALITY"],
+        },
+        secure_rule={"kind": "min", "value": 3, "star_values": [-1]},
+        survey="DEEP2/DEEP3",
+        options={"signature": ["OBJNO", "ZQUALITY"]},
+    ),
+    "gama": Preset(
+        name="gama",
+        description=(
+            "GAMA SpecObj/SpecAll (Baldry et al. 2014; Liske et al. 2015; Driver et al. "
+            "2022): CATAID, RA, DEC, Z, NQ; secure when NQ >= 3; stars have Z < 0.002 "
+            "(below z_min, never secure)."
+        ),
+        columns={
+            "source_id": ["SPECID", "CATAID"],
+            "ra": ["RA"],
+            "dec": ["DEC"],
+            "z_spec": ["Z"],
+            "quality": ["NQ"],
+            "survey": ["SURVEY"],
+        },
+        secure_rule={"kind": "min", "value": 3},
+        survey="GAMA",
+        options={"signature": ["CATAID", "NQ"]},
+    ),
+    "vipers": Preset(
+        name="vipers",
+        description=(
+            "VIPERS PDR1/PDR2 (Garilli et al. 2014; Scodeggio et al. 2018): num, alpha, "
+            "delta, zspec, zflg; secure when zflg % 10 is in [3, 5) (3.x and 4.x, also "
+            "broad-line 13.x/14.x and secondary 23.x/24.x; not 9.x single-line); stars have "
+            "zspec 0 (below z_min)."
+        ),
+        columns={
+            "source_id": ["num", "id_IAU"],
+            "ra": ["alpha", "RA"],
+            "dec": ["delta", "DEC"],
+            "z_spec": ["zspec"],
+            "quality": ["zflg"],
+        },
+        secure_rule=VVDS_RULE,
+        survey="VIPERS",
+        options={"signature": ["zflg", "zspec"]},
+    ),
+    "vvds_vuds": Preset(
+        name="vvds_vuds",
+        description=(
+            "VVDS final release (Le Fevre et al. 2013) and VUDS (Le Fevre et al. 2015; "
+            "Tasca et al. 2017): alpha, delta, z (z_spec), zflags; secure when zflags % 10 is "
+            "in [3, 5) (not 9.x single-line redshifts); stars have z 0 (below z_min)."
+        ),
+        columns={
+            "source_id": ["NUM", "ident", "id"],
+            "ra": ["ALPHA", "RA"],
+            "dec": ["DELTA", "DEC"],
+            "z_spec": ["z_spec", "Z", "zspec"],
+            "quality": ["zflags"],
+        },
+        secure_rule=VVDS_RULE,
+        options={"signature": ["zflags"]},
+    ),
 }
 PRESET_ALIASES = {
     "khostovan2025": "cosmos_specz_compilation",
@@ -730,6 +836,9 @@ PRESET_ALIASES = {
     "vhs": "vsa_vista",
     "viking": "vsa_vista",
     "ukidss": "wsa_ukidss",
+    "deep3": "deep2",
+    "vvds": "vvds_vuds",
+    "vuds": "vvds_vuds",
 }
 
 

@@ -234,6 +234,12 @@ def check_secure_rule(rule: dict[str, Any] | None) -> dict[str, Any] | None:
         values = rule.get("values")
         if not isinstance(values, list) or not values:
             raise BadRequestError("secure_rule of kind 'in' needs a non-empty list 'values'")
+    stars = rule.get("star_values")
+    if stars is not None and (
+        not isinstance(stars, list)
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in stars)
+    ):
+        raise BadRequestError("secure_rule.star_values must be a list of quality values")
     return rule
 
 
@@ -456,6 +462,9 @@ def validate(chunk: pd.DataFrame, rules: Rules, log: ErrorLog) -> Validated:
         if "star" in mapping:
             star = _star_flags(chunk[mapping["star"]], mapping["star"], log)
         rule = rules.secure_rule
+        if rule.get("star_values") and quality is not None:
+            # A survey that flags stars by their quality code (DEEP2 ZQUALITY = -1).
+            star |= np.isin(quality, np.asarray(rule["star_values"], dtype=float))
         quality_ok = evaluate_secure(n, rule, quality, quality_raw, secure_col)
         with np.errstate(invalid="ignore"):
             low_z = ~star & (z < rules.z_min)
