@@ -978,6 +978,20 @@ def band_semantics(
                 f"with m_AB = m_{system} {offset:+.3f}"
                 + (" after asinh to Pogson magnitudes" if system == "SDSS" else "")
             )
+    elif band.system_declared and band.system != "AB":
+        # Fluxes are AB-referenced unless the user says otherwise: unWISE's are "Vega
+        # nanomaggies" (Schlafly et al. 2019). Only an explicit declaration shifts a flux.
+        offset = band.ab_offset(band.system)
+        if band.system == "SDSS" or offset is None:
+            raise ValueError(
+                f"band {band.name}: fluxes declared {band.system} need a Vega offset "
+                "(ab_offset); SDSS asinh applies to magnitudes only"
+            )
+        out.update(system=band.system, ab_offset=float(offset), system_source="declared")
+        warnings.append(
+            f"band {band.name}: fluxes in {value!r} declared Vega-referenced; their "
+            f"magnitudes converted to AB with {offset:+.3f}"
+        )
     pattern = (preset.options.get("dereddened") if preset is not None else None) or ""
     already = bool(pattern) and re.search(pattern, value, re.IGNORECASE) is not None
     for role in ("mag", "transmission"):

@@ -276,3 +276,47 @@ def test_assign_reads_vega_and_asinh_like_ingest(preset):
         rows = photometry_rows(frame, "rows.csv", preset)
         f = 2 * SDSS_B["u"] * math.sinh(-20.0 * math.log(10) / 2.5 - math.log(SDSS_B["u"]))
         assert rows.loc[0, "mag_u_sdss"] == pytest.approx(-2.5 * math.log10(f) - 0.04)
+
+
+def test_the_cli_declares_a_system_over_the_presets(clean_db, tmp_path):
+    """vsa_vista says Vega; --mag-system Ks=AB wins for Ks (the user knows their file),
+    J keeps the preset's Vega (CASU +0.916)."""
+    from typer.testing import CliRunner
+
+    from app.cli import cli
+
+    ramp = np.linspace(0, 3, N)
+    t = pd.DataFrame({"sourceID": np.arange(N) + 472446402561, **_positions()})
+    t["jAperMag3"], t["jAperMag3Err"] = 17.0 + ramp, 0.05
+    t["ksAperMag3"], t["ksAperMag3Err"] = 16.0 + ramp, 0.05
+    path = tmp_path / "vhs_source.csv"
+    t.to_csv(path, index=False)
+    args = ["ingest", "photometric", str(path), "--database-url", clean_db]
+    result = CliRunner().invoke(cli, [*args, "--mag-system", "Ks=AB"])
+    assert result.exit_code == 0, result.output
+    catalogue_id = int(result.stdout.strip().splitlines()[-1])
+    mags, _ = _stored(clean_db, catalogue_id, 2)
+    np.testing.assert_allclose(mags[:, 0], 17.916 + ramp, atol=1e-9)  # J
+    np.testing.assert_allclose(mags[:, 1], 16.0 + ramp, atol=1e-12)  # Ks
+    bad = CliRunner().invoke(cli, [*args, "--mag-system", "Ks=Vega:x"])
+    assert bad.exit_code != 0 and "OFFSET" in bad.output
+
+
+def test_fluxes_shift_only_when_declared_vega_referenced(client, auth, settings, ingest):
+    """unWISE-like Vega nanomaggies: AB by default (a flux is a flux), Vega when declared."""
+    vega = RNG.uniform(16.5, 19, N)
+    t = pd.DataFrame({"id": np.arange(N), **_positions()})
+    for b in ("W1", "W2"):
+        f = 10 ** (-0.4 * (vega - 22.5))
+        t[f"flux_{b}"], t[f"fluxerr_{b}"] = f, 0.02 * f
+    content = t.to_csv(index=False).encode()
+    plain = ingest("photometric", content, "unwise.csv", flux_unit="nanomaggy")
+    mags, _ = _stored(settings.database_url, plain["id"], 2)
+    np.testing.assert_allclose(mags[:, 0], vega, atol=1e-9)
+    declared = [{"name": "W1", "system": "Vega"}, {"name": "W2", "system": "Vega"}]
+    t["id"] += N  # another file (the same one with other options is a conflict)
+    content = t.to_csv(index=False).encode()
+    body = ingest("photometric", content, "unwise.csv", flux_unit="nanomaggy", bands=declared)
+    mags, _ = _stored(settings.database_url, body["id"], 2)
+    np.testing.assert_allclose(mags[:, 0], vega + 2.699, atol=1e-9)
+    np.testing.assert_allclose(mags[:, 1], vega + 3.339, atol=1e-9)
