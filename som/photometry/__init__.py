@@ -38,7 +38,14 @@ from som.photometry.cleaning import (
 )
 from som.photometry.errors import PhotometryError
 from som.photometry.features import ColourFeatures, parse_colour
-from som.photometry.systems import EXTINCTION_KINDS, extinction_mag, luptitudes_to_pogson, to_ab
+from som.photometry.systems import (
+    EXTINCTION_KINDS,
+    MAX_EXTINCTION,
+    deredden,
+    extinction_mag,
+    luptitudes_to_pogson,
+    to_ab,
+)
 from som.photometry.units import (
     AB_ZEROPOINT_JY,
     column_mag_system,
@@ -51,6 +58,7 @@ __all__ = [
     "AB_ZEROPOINT_JY",
     "BLANK_TEXT",
     "EXTINCTION_KINDS",
+    "MAX_EXTINCTION",
     "FLUX_SENTINELS",
     "INVALID",
     "MAG_RANGE",
@@ -69,6 +77,7 @@ __all__ = [
     "extinction_mag",
     "column_as_float64",
     "column_mag_system",
+    "deredden",
     "column_unit_kind",
     "flux_to_mag",
     "flux_unit_in_jy",

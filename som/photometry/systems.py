@@ -22,7 +22,8 @@ from som.photometry.units import POGSON
 
 #: How a survey gives Galactic extinction: "mag" (A_b) or "transmission" (10^(-0.4 A_b)).
 EXTINCTION_KINDS = ("mag", "transmission")
-#: Largest A_b taken at face value (about E(B-V) = 1.5 in u); beyond it a value is refused.
+#: Largest A_b a band is corrected for (E(B-V) ~ 1.3 in u, ~ 2 in g); behind more dust the
+#: band is treated as missing in that row.
 MAX_EXTINCTION = 6.0
 
 
@@ -51,9 +52,8 @@ def luptitudes_to_pogson(
 
 
 def extinction_mag(values: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
-    """``A_b`` in magnitudes from an extinction column, and the rows where it is unusable
-    (missing, negative, a transmission outside (0, 1], or ``A_b`` > :data:`MAX_EXTINCTION`).
-    """
+    """``A_b`` in magnitudes from an extinction column, and the rows where it is not a
+    usable value (missing, negative, a transmission outside (0, 1])."""
     if kind not in EXTINCTION_KINDS:
         raise ValueError(f"extinction kind must be one of {EXTINCTION_KINDS}, got {kind!r}")
     v = np.asarray(values, dtype=np.float64)
@@ -62,9 +62,30 @@ def extinction_mag(values: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarra
             a = np.where((v > 0) & (v <= 1.0), -2.5 * np.log10(v), np.nan)
         else:
             a = np.where(v >= 0, v, np.nan)
-        bad = ~np.isfinite(a) | (a > MAX_EXTINCTION)
-    a = np.where(bad, np.nan, a)
-    return a, bad
+    return a, ~np.isfinite(a)
+
+
+def deredden(
+    mag: np.ndarray, err: np.ndarray, status: np.ndarray, values: np.ndarray, kind: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Magnitudes (``clean_band``'s, made AB) less the survey's ``A_b`` from ``values``.
+
+    Returns ``(mag, err, status, bad)``: a measured band behind more than
+    :data:`MAX_EXTINCTION` magnitudes of dust is missing (no colour survives such a
+    correction); ``bad`` marks the measured rows whose extinction value is unusable, for
+    the caller to report as errors of their rows.
+    """
+    from som.photometry.cleaning import MEASURED, MISSING
+
+    a, unusable = extinction_mag(values, kind)
+    status = np.array(status, copy=True)
+    measured = status == MEASURED
+    with np.errstate(invalid="ignore"):
+        status[measured & (a > MAX_EXTINCTION)] = MISSING
+    ok = status == MEASURED
+    mag = np.where(ok, np.asarray(mag, dtype=np.float64) - np.where(ok, a, 0.0), np.nan)
+    err = np.where(ok, err, np.nan)
+    return mag, err, status, unusable & measured
 
 
 def to_ab(

@@ -9,9 +9,11 @@ import pytest
 
 from som.photometry import (
     MEASURED,
+    MISSING,
     UNDETECTED,
     clean_band,
     column_mag_system,
+    deredden,
     extinction_mag,
     luptitudes_to_pogson,
     to_ab,
@@ -54,7 +56,7 @@ def test_to_ab_adds_the_offset_once_and_marks_negative_fluxes_undetected():
 
 def test_extinction_columns_in_magnitudes_or_transmission():
     a, bad = extinction_mag(np.array([0.1, -0.1, np.nan, 7.0]), "mag")
-    assert a[0] == 0.1 and bad.tolist() == [False, True, True, True]
+    assert a[0] == 0.1 and bad.tolist() == [False, True, True, False]
     a, bad = extinction_mag(np.array([1.0, 0.5, 0.0, 1.2]), "transmission")
     assert a[0] == 0.0 and a[1] == pytest.approx(2.5 * math.log10(2))
     assert bad.tolist() == [False, False, True, True]
@@ -79,3 +81,17 @@ def test_extinction_columns_in_magnitudes_or_transmission():
 )
 def test_a_units_text_names_a_magnitude_system_only_when_it_says_one(unit, system):
     assert column_mag_system(unit) == system
+
+
+def test_deredden_subtracts_a_b_and_drops_a_band_behind_too_much_dust():
+    mag = np.array([20.0, 21.0, 22.0, np.nan, 23.0])
+    err = np.full(5, 0.1)
+    status = np.array([MEASURED, MEASURED, MEASURED, MISSING, MEASURED], dtype=np.uint8)
+    values = np.array([0.2, 7.5, -1.0, np.nan, 0.0])
+    out, e, st, bad = deredden(mag, err, status, values, "mag")
+    assert out[0] == pytest.approx(19.8) and out[4] == 23.0
+    assert st[1] == MISSING and np.isnan(out[1]) and np.isnan(e[1])  # A = 7.5 > 6
+    assert bad.tolist() == [False, False, True, False, False]  # missing band: no error
+    # a transmission of 0.5 is a flux / 0.5: 0.753 mag brighter
+    out, _, _, _ = deredden(mag[:1], err[:1], status[:1], np.array([0.5]), "transmission")
+    assert out[0] == pytest.approx(20.0 - 2.5 * math.log10(2))

@@ -22,7 +22,7 @@ from som.photometry import (
     STATUS_NAMES,
     PhotometryError,
     clean_band,
-    extinction_mag,
+    deredden,
     near_sentinels,
     parse_numbers,
     to_ab,
@@ -338,20 +338,20 @@ def _sigma_from_ivar(raw: pd.Series, column: str, log: ErrorLog) -> pd.Series:
     return pd.Series(sigma, index=raw.index)
 
 
-def _extinction(raw: pd.Series, bc: BandColumns, status: np.ndarray, log: ErrorLog):
-    """A_b of each row from the survey's extinction column of the band (0 where the band
-    has no measurement); an unusable value where the band is measured is a row error."""
+def _deredden(mag, err, status, raw: pd.Series, bc: BandColumns, log: ErrorLog):
+    """``som.photometry.deredden`` with the band's extinction column; an unusable value
+    where the band is measured is an error of its row."""
     column = bc.extinction
     assert column is not None and bc.extinction_kind is not None
     values = _as_float(raw, column, log)
-    a, bad = extinction_mag(values, bc.extinction_kind)
+    mag, err, status, bad = deredden(mag, err, status, values, bc.extinction_kind)
     what = "transmission" if bc.extinction_kind == "transmission" else "extinction"
     log.add(
         column,
-        bad & (status == MEASURED),
+        bad,
         lambda r: f"Galactic {what} {_fmt(float(values[r]))} of band {bc.band} is not usable",
     )
-    return np.where(status == MEASURED, np.nan_to_num(a), 0.0)
+    return mag, err, status
 
 
 def validate(chunk: pd.DataFrame, rules: Rules, log: ErrorLog) -> Validated:
@@ -409,8 +409,7 @@ def validate(chunk: pd.DataFrame, rules: Rules, log: ErrorLog) -> Validated:
             cleaned.mag, cleaned.magerr, cleaned.status, bc.ab_offset, bc.softening
         )
         if bc.extinction is not None:
-            a = _extinction(chunk[bc.extinction], bc, band_status, log)
-            mag = mag - a
+            mag, err, band_status = _deredden(mag, err, band_status, chunk[bc.extinction], bc, log)
         mags[:, j] = mag
         errs[:, j] = err
         status[:, j] = band_status
