@@ -320,3 +320,20 @@ def test_fluxes_shift_only_when_declared_vega_referenced(client, auth, settings,
     mags, _ = _stored(settings.database_url, body["id"], 2)
     np.testing.assert_allclose(mags[:, 0], vega + 2.699, atol=1e-9)
     np.testing.assert_allclose(mags[:, 1], vega + 3.339, atol=1e-9)
+
+
+def test_assign_rows_take_a_declared_system_as_ingest_does():
+    from app.services.assignment import photometry_rows
+
+    frame = pd.DataFrame({"mag_W1": [15.0], "magerr_W1": [0.1]})
+    frame["mag_W2"], frame["magerr_W2"] = 14.0, 0.1
+    rows = photometry_rows(frame, "rows.csv")
+    assert rows.loc[0, "mag_W1"] == pytest.approx(17.699)  # WISE magnitudes: Vega
+    rows = photometry_rows(frame, "rows.csv", bands=[{"name": "W1", "system": "AB"}])
+    assert rows.loc[0, "mag_W1"] == 15.0 and rows.loc[0, "mag_W2"] == pytest.approx(17.339)
+
+
+def test_the_band_list_says_each_bands_default_system(client, auth):
+    bands = {b["name"]: b for b in client.get("/v1/bands", headers=auth).json()}
+    assert bands["W1"]["system"] == "Vega" and bands["W1"]["ab_offsets"] == {"Vega": 2.699}
+    assert bands["u_sdss"]["system"] == "SDSS" and bands["g"]["system"] == "AB"
