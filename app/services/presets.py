@@ -1031,3 +1031,34 @@ def plan_warnings(plan: list[Any]) -> list[str]:
     systems converted to AB, corrections not applied twice, and mixed dereddening."""
     out = [note for b in plan for note in getattr(b, "notes", ())]
     return out + extinction_warnings({b.band: b.dereddened for b in plan})
+
+
+def extinction_mismatch(
+    reference: dict[str, Any] | None, summary: dict[str, Any] | None, what: str
+) -> list[str]:
+    """A warning when a catalogue and the one a map was trained on (``reference``, both
+    ingest summaries) disagree on which of their shared bands are dereddened: the colours
+    then differ by the extinction, and the catalogue's rows land in the wrong cells.
+    Catalogues ingested before the state was recorded are not compared."""
+    ref = (reference or {}).get("photometry") or {}
+    new = (summary or {}).get("photometry") or {}
+
+    def dereddened(entry: dict[str, Any]) -> bool | None:
+        state = (entry.get("galactic_extinction") or {}).get("dereddened")
+        return None if state is None else state != "no"
+
+    differ = [
+        band
+        for band, entry in new.items()
+        if band in ref
+        and dereddened(entry) is not None
+        and dereddened(ref[band]) is not None
+        and dereddened(entry) != dereddened(ref[band])
+    ]
+    if not differ:
+        return []
+    return [
+        f"{what}: band(s) {', '.join(differ)} are corrected for Galactic extinction in one "
+        "catalogue and not in the other, so their colours differ by the extinction; ingest "
+        "both alike (map or unmap extinction_<b>/mwtrans_<b>)"
+    ]

@@ -337,3 +337,33 @@ def test_the_band_list_says_each_bands_default_system(client, auth):
     bands = {b["name"]: b for b in client.get("/v1/bands", headers=auth).json()}
     assert bands["W1"]["system"] == "Vega" and bands["W1"]["ab_offsets"] == {"Vega": 2.699}
     assert bands["u_sdss"]["system"] == "SDSS" and bands["g"]["system"] == "AB"
+
+
+def test_a_catalogue_dereddened_unlike_a_maps_training_set_is_warned_of(
+    client, auth, ingest, train_map
+):
+    """The map is trained on HSC photometry dereddened with a_<b>; a second HSC file without
+    a_<b> lands on it with a warning naming the map and the bands."""
+    from som.mock import make_mock
+
+    g = make_mock(400, seed=2)
+    g = g[np.isfinite(g[[f"mag_{b}" for b in "griz"]].to_numpy()).all(axis=1)]
+    t = pd.DataFrame({"object_id": g["id"], "ra": g["ra"], "dec": g["dec"]})
+    for b in "griz":
+        t[f"{b}_cmodel_mag"], t[f"{b}_cmodel_magerr"] = g[f"mag_{b}"], g[f"magerr_{b}"]
+        t[f"a_{b}"] = 0.05
+    deep = ingest("photometric", t.to_csv(index=False).encode(), "deep.csv")
+    assert deep["summary"]["photometry"]["g"]["galactic_extinction"]["dereddened"] == "applied"
+    map_id = train_map(deep["id"], n_rows=6, n_cols=6, n_epochs=4)
+
+    wide = t.drop(columns=[f"a_{b}" for b in "griz"])
+    wide["object_id"] += 10**6
+    body = ingest("photometric", wide.to_csv(index=False).encode(), "wide.csv")
+    said = [w for w in body["summary"]["warnings"] if f"map {map_id}" in w]
+    assert said and "g, r, i, z" in said[0] and f"catalogue {deep['id']}" in said[0]
+    assert said[0] in body["warnings"]
+    # alike: no warning
+    alike = t.copy()
+    alike["object_id"] += 2 * 10**6
+    body = ingest("photometric", alike.to_csv(index=False).encode(), "wide2.csv")
+    assert not any("Galactic extinction in one" in w for w in body["summary"]["warnings"])
