@@ -667,7 +667,7 @@ PRESETS: dict[str, Preset] = {
             "matched 2MASS j_m_2mass, h_m_2mass, k_m_2mass; Vega magnitudes, converted to AB."
         ),
         columns={
-            "source_id": ["source_id", "designation", "cntr"],
+            "source_id": ["source_id", "designation", "source_name", "cntr"],
             "ra": ["ra"],
             "dec": ["dec"],
             **_bands("{b}mpro", "{b}sigmpro", {"W1": "w1", "W2": "w2", "W3": "w3", "W4": "w4"}),
