@@ -405,14 +405,16 @@ def validate(chunk: pd.DataFrame, rules: Rules, log: ErrorLog) -> Validated:
             continue
         for r, (column, reason) in cleaned.invalid.items():
             log.add_row(column or bc.value, r, reason)
+        mags[:, j] = cleaned.mag
+        errs[:, j] = cleaned.magerr
+        status[:, j] = cleaned.status
+        # The band's magnitude system to AB and its Galactic extinction (presets.band_semantics)
         mag, err, band_status = to_ab(
-            cleaned.mag, cleaned.magerr, cleaned.status, bc.ab_offset, bc.softening
+            mags[:, j], errs[:, j], status[:, j], bc.ab_offset, bc.softening
         )
         if bc.extinction is not None:
             mag, err, band_status = _deredden(mag, err, band_status, chunk[bc.extinction], bc, log)
-        mags[:, j] = mag
-        errs[:, j] = err
-        status[:, j] = band_status
+        mags[:, j], errs[:, j], status[:, j] = mag, err, band_status
     out["mags"] = mags
     out["magerrs"] = errs
     n_measured = (status == MEASURED).sum(axis=1)
