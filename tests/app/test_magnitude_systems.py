@@ -367,3 +367,18 @@ def test_a_catalogue_dereddened_unlike_a_maps_training_set_is_warned_of(
     alike["object_id"] += 2 * 10**6
     body = ingest("photometric", alike.to_csv(index=False).encode(), "wide2.csv")
     assert not any("Galactic extinction in one" in w for w in body["summary"]["warnings"])
+
+
+def test_a_vhs_table_is_vega_to_ab_and_dereddened_each_once(client, auth, settings, ingest):
+    vega = {b: RNG.uniform(16, 19, N) for b in ("j", "ks")}
+    ext = {"J": RNG.uniform(0, 0.05, N), "Ks": RNG.uniform(0, 0.02, N)}
+    t = pd.DataFrame({"sourceID": np.arange(N) + 472446402561, **_positions()})
+    for b in ("j", "ks"):
+        t[f"{b}AperMag3"], t[f"{b}AperMag3Err"] = vega[b], 0.03
+    t["aJ"], t["aKs"] = ext["J"], ext["Ks"]
+    body = ingest("photometric", t.to_csv(index=False).encode(), "vhsSource.csv")
+    assert body["preset"] == "vsa_vista", body
+    mags, _ = _stored(settings.database_url, body["id"], 2)
+    np.testing.assert_allclose(_column(body, mags, "J"), vega["j"] + 0.916 - ext["J"], atol=1e-9)
+    np.testing.assert_allclose(_column(body, mags, "Ks"), vega["ks"] + 1.827 - ext["Ks"], atol=1e-9)
+    assert body["summary"]["photometry"]["Ks"]["system_source"] == "preset vsa_vista"
