@@ -227,3 +227,11 @@ class PresetOut(ApiModel):
     description: str
     columns: dict[str, list[str]]
     secure_rule: dict[str, Any] | None
+    mag_systems: dict[str, str] = Field(
+        default_factory=dict,
+        description="Bands whose magnitudes this survey publishes in a system other than AB "
+        "(converted to AB on the way in); every other band of the preset is AB.",
+    )
+    dereddened: str | None = Field(
+        None, description="Pattern of the column names the survey already dereddened."
+    )

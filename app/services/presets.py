@@ -884,6 +884,8 @@ def describe_presets() -> list[dict[str, Any]]:
             "description": p.description,
             "columns": p.columns,
             "secure_rule": p.secure_rule,
+            "mag_systems": dict(p.options.get("mag_systems", {})),
+            "dereddened": p.options.get("dereddened"),
         }
         for p in PRESETS.values()
     ]

@@ -382,3 +382,11 @@ def test_a_vhs_table_is_vega_to_ab_and_dereddened_each_once(client, auth, settin
     np.testing.assert_allclose(_column(body, mags, "J"), vega["j"] + 0.916 - ext["J"], atol=1e-9)
     np.testing.assert_allclose(_column(body, mags, "Ks"), vega["ks"] + 1.827 - ext["Ks"], atol=1e-9)
     assert body["summary"]["photometry"]["Ks"]["system_source"] == "preset vsa_vista"
+
+
+def test_the_preset_list_says_which_bands_are_not_ab(client, auth):
+    listed = {p["name"]: p for p in client.get("/v1/catalogues/presets", headers=auth).json()}
+    assert listed["allwise"]["mag_systems"]["W1"] == "Vega"
+    assert listed["sdss_photoobj"]["mag_systems"]["u_sdss"] == "SDSS"
+    assert listed["hsc_ssp"]["mag_systems"] == {} and listed["des_gold"]["dereddened"]
+    assert listed["legacy_surveys"]["columns"]["mwtrans_g_des"] == ["MW_TRANSMISSION_G"]
