@@ -19,7 +19,7 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,10 @@ __all__ = [
     "Band",
     "BandError",
     "BandRegistry",
+    "MAG_SYSTEMS",
     "REGISTRY",
+    "SDSS_SOFTENING",
+    "parse_system",
     "pivot_wavelength",
 ]
 
@@ -68,6 +71,20 @@ class Band:
     filter: str = ""
     aliases: tuple[str, ...] = field(default_factory=tuple)
     builtin: bool = True
+    #: The magnitude system this filter's magnitudes are in when nobody says otherwise:
+    #: the one its survey's own catalogues publish ("AB", "Vega", or "SDSS": asinh
+    #: luptitudes with small AB offsets). Fluxes are physical units and have no system.
+    system: str = "AB"
+    #: ``((system, m_AB - m_system), ...)``: the published offsets to AB of this filter.
+    ab_offsets: tuple[tuple[str, float], ...] = field(default_factory=tuple)
+    #: The system was declared for one catalogue (by its user), not the filter's default.
+    system_declared: bool = False
+
+    def ab_offset(self, system: str) -> float | None:
+        """``m_AB - m_system`` for this filter: 0 for AB, None if the offset is unknown."""
+        if system == "AB":
+            return 0.0
+        return dict(self.ab_offsets).get(system)
 
     def describe(self) -> str:
         what = self.filter or self.survey or "user band"
@@ -81,6 +98,8 @@ class Band:
             "filter": self.filter,
             "aliases": list(self.aliases),
             "builtin": self.builtin,
+            "system": self.system,
+            "ab_offsets": dict(self.ab_offsets),
         }
 
 
@@ -190,6 +209,8 @@ _BUILTIN: tuple[tuple[str, float, str, str, tuple[str, ...]], ...] = (
     ("J_wfcam", 12500, "UKIRT WFCAM", "WFCAM J", ()),
     ("H_wfcam", 16360, "UKIRT WFCAM", "WFCAM H", ()),
     ("K_wfcam", 22060, "UKIRT WFCAM", "WFCAM K", ()),
+    ("Z_wfcam", 8830, "UKIRT WFCAM", "WFCAM Z", ()),
+    ("Y_wfcam", 10310, "UKIRT WFCAM", "WFCAM Y", ()),
     ("Ks_wircam", 21570, "CFHT WIRCam", "WIRCam Ks", ()),
     ("H_wircam", 16250, "CFHT WIRCam", "WIRCam H", ()),
     # Ultraviolet and mid-infrared
@@ -213,6 +234,73 @@ _BUILTIN: tuple[tuple[str, float, str, str, tuple[str, ...]], ...] = (
     ("W3", 115610, "WISE", "WISE W3 12 µm", ("W3_wise",)),
     ("W4", 220880, "WISE", "WISE W4 22 µm", ("W4_wise",)),
 )
+
+
+#: Magnitude systems somcal converts to AB: ``AB``; ``Vega``; ``SDSS`` (asinh magnitudes,
+#: "luptitudes", whose zero points are AB to within a few hundredths).
+MAG_SYSTEMS = ("AB", "Vega", "SDSS")
+
+#: The built-in filters whose magnitudes are not AB by default, or whose offsets to AB are
+#: published: ``{band: (default system, {system: m_AB - m_system})}``. The default is the
+#: system the filter's own survey catalogues publish; a preset or the user can say otherwise
+#: for one catalogue.
+_SYSTEMS: dict[str, tuple[str, dict[str, float]]] = {
+    # 2MASS (Vega): Blanton & Roweis (2007, AJ 133, 734), Table 1.
+    "J_2mass": ("Vega", {"Vega": 0.91}),
+    "H_2mass": ("Vega", {"Vega": 1.39}),
+    "Ks_2mass": ("Vega", {"Vega": 1.85}),
+    # WISE (Vega in the WISE/AllWISE/unWISE catalogues' magnitudes): Jarrett et al. (2011,
+    # ApJ 735, 112) and Cutri et al. (2012), Explanatory Supplement §IV.4.h.i. The Legacy
+    # Surveys' FLUX_W1..W4 are AB nanomaggies: fluxes have no system and are never shifted.
+    "W1": ("Vega", {"Vega": 2.699}),
+    "W2": ("Vega", {"Vega": 3.339}),
+    "W3": ("Vega", {"Vega": 5.174}),
+    "W4": ("Vega", {"Vega": 6.620}),
+    # UKIRT WFCAM (UKIDSS releases are Vega): Hewett et al. (2006, MNRAS 367, 454), Table 7.
+    "Z_wfcam": ("Vega", {"Vega": 0.528}),
+    "Y_wfcam": ("Vega", {"Vega": 0.634}),
+    "J_wfcam": ("Vega", {"Vega": 0.938}),
+    "H_wfcam": ("Vega", {"Vega": 1.379}),
+    "K_wfcam": ("Vega", {"Vega": 1.900}),
+    # VISTA VIRCAM: AB by default (UltraVISTA/COSMOS and KiDS-VIKING publish AB); the VSA's
+    # VHS/VIKING/VIDEO source tables are Vega, declared per catalogue. Offsets: CASU's
+    # VIRCAM filter-set page (González-Fernández et al. 2018, MNRAS 474, 5459).
+    "Z": ("AB", {"Vega": 0.502}),
+    "Y": ("AB", {"Vega": 0.600}),
+    "J": ("AB", {"Vega": 0.916}),
+    "H": ("AB", {"Vega": 1.366}),
+    "Ks": ("AB", {"Vega": 1.827}),
+    # SDSS (asinh magnitudes): u_AB = u_SDSS - 0.04, z_AB = z_SDSS + 0.02, g r i AB to
+    # ~0.01 (Abazajian et al. 2004, AJ 128, 502, §3.3; SDSS DR7 "photometric calibration").
+    "u_sdss": ("SDSS", {"SDSS": -0.04}),
+    "g_sdss": ("SDSS", {"SDSS": 0.0}),
+    "r_sdss": ("SDSS", {"SDSS": 0.0}),
+    "i_sdss": ("SDSS", {"SDSS": 0.0}),
+    "z_sdss": ("SDSS", {"SDSS": 0.02}),
+}
+
+#: Softening ``b`` of the SDSS asinh magnitudes (fluxes in maggies): Lupton, Gunn & Szalay
+#: (1999, AJ 118, 1406); values of Stoughton et al. (2002, AJ 123, 485) and the SDSS
+#: "magnitudes" documentation.
+SDSS_SOFTENING = {
+    "u_sdss": 1.4e-10,
+    "g_sdss": 0.9e-10,
+    "r_sdss": 1.2e-10,
+    "i_sdss": 1.8e-10,
+    "z_sdss": 7.4e-10,
+}
+
+
+def parse_system(text: Any) -> str:
+    """The canonical name of a magnitude system (``"vega"`` -> ``"Vega"``), else BandError."""
+    key = str(text).strip().lower()
+    for system in MAG_SYSTEMS:
+        if key == system.lower():
+            return system
+    raise BandError(
+        f"magnitude system {text!r} is not one of {', '.join(MAG_SYSTEMS)}",
+        suggestions=list(MAG_SYSTEMS),
+    )
 
 
 class BandRegistry:
@@ -304,7 +392,13 @@ class BandRegistry:
         return band
 
     def with_bands(self, declared: Iterable[Mapping[str, Any] | Band]) -> BandRegistry:
-        """A copy of this registry that also knows ``declared`` bands (dicts or Bands)."""
+        """A copy of this registry that also knows ``declared`` bands (dicts or Bands).
+
+        A dict may also give the magnitude ``system`` of this catalogue's magnitudes in the
+        band ("AB", "Vega", "SDSS") and ``ab_offset`` (m_AB - m_system) when the registry
+        does not know it; for a known band the wavelength may then be left out
+        (``{"name": "J", "system": "Vega"}``: VISTA J magnitudes from a VHS table).
+        """
         out = self.copy()
         for item in declared:
             if isinstance(item, Band):
@@ -312,14 +406,60 @@ class BandRegistry:
                 continue
             if not isinstance(item, Mapping) or "name" not in item:
                 raise BandError(f"a declared band needs at least a 'name'; got {item!r}")
-            out.declare(
-                item["name"],
-                item.get("wavelength"),
-                filter_curve=item.get("filter_curve"),
-                survey=item.get("survey", ""),
-                filter=item.get("filter", ""),
-            )
+            system = item.get("system")
+            known = out.get(str(item["name"]).strip(), required=False)
+            if (
+                known is not None
+                and item.get("wavelength") is None
+                and not item.get("filter_curve")
+            ):
+                if system is None:
+                    raise BandError(
+                        f"band {item['name']!r} is already {known.describe()}: declare it "
+                        "with a 'system' to say its magnitudes' system, or leave it out",
+                        band=str(item["name"]),
+                    )
+                band = known
+            else:
+                band = out.declare(
+                    item["name"],
+                    item.get("wavelength"),
+                    filter_curve=item.get("filter_curve"),
+                    survey=item.get("survey", ""),
+                    filter=item.get("filter", ""),
+                )
+            if system is not None or item.get("ab_offset") is not None:
+                out._set_system(band, system, item.get("ab_offset"))
         return out
+
+    def _set_system(self, band: Band, system: Any, offset: Any) -> None:
+        """This catalogue's magnitudes of ``band`` are in ``system`` (offset m_AB - m_system
+        given, or the filter's published one)."""
+        name = parse_system(system if system is not None else band.system)
+        offsets = dict(band.ab_offsets)
+        if offset is not None:
+            try:
+                value = float(offset)
+            except (TypeError, ValueError) as exc:
+                raise BandError(
+                    f"band {band.name!r}: ab_offset {offset!r} is not a number"
+                ) from exc
+            if name == "AB" or not (math.isfinite(value) and abs(value) < 10):
+                raise BandError(
+                    f"band {band.name!r}: ab_offset {offset!r} needs a non-AB system and a "
+                    "magnitude offset m_AB - m_system between -10 and 10",
+                    band=band.name,
+                )
+            offsets[name] = value
+        elif name != "AB" and name not in offsets:
+            raise BandError(
+                f"band {band.name!r}: somcal knows no {name}-to-AB offset for "
+                f"{band.describe()}; give ab_offset (m_AB - m_{name}) with the system",
+                band=band.name,
+            )
+        self._bands[band.name] = replace(
+            band, system=name, ab_offsets=tuple(offsets.items()), system_declared=True
+        )
 
     # ------------------------------------------------------------------ lookups
     def __contains__(self, name: object) -> bool:
@@ -423,6 +563,14 @@ def _check_name(name: Any) -> str:
 
 #: The built-in bands.
 REGISTRY = BandRegistry(
-    Band(name, float(wl), survey=survey, filter=filt, aliases=aliases)
+    Band(
+        name,
+        float(wl),
+        survey=survey,
+        filter=filt,
+        aliases=aliases,
+        system=_SYSTEMS.get(name, ("AB", {}))[0],
+        ab_offsets=tuple(_SYSTEMS.get(name, ("AB", {}))[1].items()),
+    )
     for name, wl, survey, filt, aliases in _BUILTIN
 )

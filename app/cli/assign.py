@@ -24,6 +24,7 @@ from app.cli._common import (
     _table_format,
     _user_errors,
 )
+from app.cli.catalogues import _parse_declared
 from som.vocabulary import OnInvalid
 
 
@@ -46,6 +47,20 @@ def assign(
     chunk_size: Annotated[int, typer.Option(min=1000, help="Rows per assignment step.")] = 200_000,
     flux_unit: Annotated[
         str | None, typer.Option(help="Unit of flux_<band> columns if the file does not say.")
+    ] = None,
+    declare_band: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--declare-band", help="NAME=WAVELENGTH_ANGSTROM or NAME=FILE (as in ingest)."
+        ),
+    ] = None,
+    mag_system: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--mag-system",
+            help="BAND=SYSTEM[:OFFSET] (as in ingest): this file's magnitudes in BAND are AB, "
+            "Vega or SDSS.",
+        ),
     ] = None,
     on_invalid: Annotated[
         OnInvalid,
@@ -108,6 +123,7 @@ def assign(
                 flux_unit=flux_unit,
                 chunk_size=chunk_size,
                 progress=report,
+                bands=_parse_declared(declare_band, mag_system),
             )
     # a whitespace table cannot hold free text: the reasons go to the terminal
     for row, reason in result.dropped_reasons[:10]:

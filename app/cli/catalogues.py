@@ -271,7 +271,9 @@ def ingest(
             help="FIELD=COLUMN, repeatable: map a file column to a somcal field "
             "(source_id, ra, dec, z_phot, z_spec, quality, secure, survey, star, and "
             "mag_<b>, magerr_<b>, flux_<b>, fluxerr_<b> for any band of `somcal bands` or a "
-            "declared one, e.g. flux_Ks=KS_FLUX); overrides the preset.",
+            "declared one, e.g. flux_Ks=KS_FLUX; extinction_<b> (A_b, mag) or mwtrans_<b> "
+            "(transmission) to deredden a band, e.g. extinction_g=A_G); overrides the preset; "
+            "FIELD= with no column unmaps (extinction_g_sdss= : no dereddening).",
         ),
     ] = None,
     flux_unit: Annotated[
@@ -286,6 +288,16 @@ def ingest(
             "--declare-band",
             help="NAME=WAVELENGTH_ANGSTROM (or NAME=FILTER_CURVE_FILE), repeatable: a band the "
             "registry does not know.",
+        ),
+    ] = None,
+    mag_system: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--mag-system",
+            help="BAND=SYSTEM or BAND=SYSTEM:OFFSET, repeatable: this file's magnitudes in "
+            "BAND are AB, Vega or SDSS (e.g. J=Vega for a VHS table; W1=AB for WISE "
+            "magnitudes made from Legacy Surveys fluxes); OFFSET is m_AB - m_SYSTEM when "
+            "somcal does not know it. Default: the preset's, else the band's survey's.",
         ),
     ] = None,
     negative_error: Annotated[
@@ -335,7 +347,7 @@ def ingest(
             secure_rule=rule,
             on_invalid=on_invalid.value,
             flux_unit=flux_unit,
-            bands=_parse_declared(declare_band),
+            bands=_parse_declared(declare_band, mag_system),
             negative_error=negative_error,
             z_min=z_min,
             check=check,
@@ -343,8 +355,12 @@ def ingest(
     typer.echo(result.catalogue.id)
 
 
-def _parse_declared(items: list[str] | None) -> list[dict[str, Any]] | None:
-    out = []
+def _parse_declared(
+    items: list[str] | None, systems: list[str] | None = None
+) -> list[dict[str, Any]] | None:
+    """Declared bands from ``--declare-band NAME=WAVELENGTH|FILE`` and their magnitude
+    systems from ``--mag-system BAND=SYSTEM[:OFFSET]`` (for a declared or a known band)."""
+    out: list[dict[str, Any]] = []
     for item in items or []:
         band, sep, value = item.partition("=")
         if not sep or not band.strip() or not value.strip():
@@ -353,6 +369,21 @@ def _parse_declared(items: list[str] | None) -> list[dict[str, Any]] | None:
             out.append({"name": band.strip(), "wavelength": float(value)})
         except ValueError:
             out.append({"name": band.strip(), "filter_curve": value.strip()})
+    for item in systems or []:
+        band, sep, value = item.partition("=")
+        system, _, offset = value.partition(":")
+        if not sep or not band.strip() or not system.strip():
+            raise _fail(f"--mag-system {item!r}: expected BAND=SYSTEM or BAND=SYSTEM:OFFSET")
+        entry = next((d for d in out if d["name"] == band.strip()), None)
+        if entry is None:
+            entry = {"name": band.strip()}
+            out.append(entry)
+        entry["system"] = system.strip()
+        if offset.strip():
+            try:
+                entry["ab_offset"] = float(offset)
+            except ValueError as exc:
+                raise _fail(f"--mag-system {item!r}: OFFSET {offset!r} is not a number") from exc
     return out or None
 
 
@@ -362,7 +393,8 @@ def bands() -> None:
 
     for b in sorted(REGISTRY, key=lambda b: b.wavelength):
         aliases = f"  (also {', '.join(b.aliases)})" if b.aliases else ""
-        typer.echo(f"{b.name:<12} {b.wavelength:>8.0f} Å  {b.filter or b.survey}{aliases}")
+        system = "" if b.system == "AB" else f"  [{b.system} magnitudes unless declared]"
+        typer.echo(f"{b.name:<12} {b.wavelength:>8.0f} Å  {b.filter or b.survey}{aliases}{system}")
 
 
 catalogues_cli = typer.Typer(

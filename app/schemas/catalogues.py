@@ -24,7 +24,8 @@ class SecureRule(ApiModel):
 
     * ``all``: every listed redshift is secure; ``column``: a boolean ``secure`` column;
     * ``range``: ``min <= q (% modulo) < max`` (zCOSMOS: min 3, max 5, modulo 10);
-    * ``in``: q is one of ``values`` (numbers or strings); ``min``: ``q >= value``.
+    * ``in``: q is one of ``values`` (numbers or strings); ``min``: ``q >= value``;
+    * ``star_values`` (any kind): quality codes that mark a star (DEEP2 ZQUALITY -1).
     """
 
     kind: Literal["all", "column", "range", "in", "min"]
@@ -33,6 +34,7 @@ class SecureRule(ApiModel):
     modulo: float | None = Field(None, gt=0)
     value: float | None = None
     values: list[float | str] | None = None
+    star_values: list[float] | None = None
 
     model_config = ConfigDict(
         extra="forbid",
@@ -52,12 +54,23 @@ class SecureRule(ApiModel):
 
 
 class DeclaredBand(ApiModel):
-    """A band somcal's registry does not know: a name and its effective wavelength (Å)."""
+    """A band somcal's registry does not know: a name and its effective wavelength (Å); or a
+    known band with the magnitude system this catalogue's magnitudes in it are in."""
 
     name: str = Field(..., min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.+-]+$")
-    wavelength: float = Field(..., ge=500, le=1e6, description="Effective wavelength in Å.")
+    wavelength: float | None = Field(
+        None, ge=500, le=1e6, description="Effective wavelength in Å (a new band needs it)."
+    )
     survey: str | None = Field(None, max_length=64)
     filter: str | None = Field(None, max_length=64)
+    system: Literal["AB", "Vega", "SDSS", "ab", "vega", "sdss"] | None = Field(
+        None,
+        description="Magnitude system of this catalogue's magnitudes in the band; Vega and "
+        "SDSS are converted to AB with the band's published offset (or ab_offset).",
+    )
+    ab_offset: float | None = Field(
+        None, ge=-10, le=10, description="m_AB - m_system, for a band somcal has no offset for."
+    )
 
     model_config = ConfigDict(extra="forbid")
 
@@ -71,6 +84,10 @@ class BandOut(ApiModel):
     filter: str
     aliases: list[str]
     builtin: bool
+    system: str = Field("AB", description="Magnitude system assumed unless declared.")
+    ab_offsets: dict[str, float] = Field(
+        default_factory=dict, description="m_AB - m_system of each known system."
+    )
 
 
 class IngestOptions(ApiModel):
@@ -210,3 +227,11 @@ class PresetOut(ApiModel):
     description: str
     columns: dict[str, list[str]]
     secure_rule: dict[str, Any] | None
+    mag_systems: dict[str, str] = Field(
+        default_factory=dict,
+        description="Bands whose magnitudes this survey publishes in a system other than AB "
+        "(converted to AB on the way in); every other band of the preset is AB.",
+    )
+    dereddened: str | None = Field(
+        None, description="Pattern of the column names the survey already dereddened."
+    )

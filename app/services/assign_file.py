@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -165,6 +166,7 @@ def assign_frame(
     flux_unit: str | None = None,
     chunk_size: int = DEFAULT_CHUNK_ROWS,
     progress: ProgressCallback | None = None,
+    bands: list[dict[str, Any]] | None = None,
 ) -> AssignedFile:
     """Add each row's cell and the cell's statistics to ``frame`` (in place, and returned).
 
@@ -172,6 +174,7 @@ def assign_frame(
     ``progress(fraction, message)`` is called after each chunk. Refuses (422) a frame that
     already has one of the columns to add, and with ``on_invalid="reject"`` a frame with an
     invalid row; otherwise an invalid row gets cell -1 and its ``<prefix>_reason``.
+    ``bands``: declared bands and magnitude systems, as for an ingest.
     """
     if chunk_size < 1:
         raise InvalidInputError(f"chunk_size must be at least 1, got {chunk_size}")
@@ -182,7 +185,7 @@ def assign_frame(
             "the added columns"
         )
     rows = assignment.photometry_rows(
-        frame, file, preset, mapping, on_invalid=on_invalid, flux_unit=flux_unit
+        frame, file, preset, mapping, on_invalid=on_invalid, flux_unit=flux_unit, bands=bands
     )
     n = len(rows)
     parts = []
@@ -233,6 +236,7 @@ def assign_file(
     flux_unit: str | None = None,
     chunk_size: int = DEFAULT_CHUNK_ROWS,
     progress: ProgressCallback | None = None,
+    bands: list[dict[str, Any]] | None = None,
 ) -> AssignedFile:
     """Read ``input_path``, assign it (:func:`assign_frame`) and write ``output`` (default
     :func:`default_output`; the format follows the name). Nothing is written unless every
@@ -267,6 +271,7 @@ def assign_file(
         flux_unit=flux_unit,
         chunk_size=chunk_size,
         progress=lambda f, msg: report(f, f"assign {msg}"),
+        bands=bands,
     )
     if out_format == "ascii":
         # a whitespace table cannot hold free text: the reasons are returned instead

@@ -54,7 +54,7 @@ def photometry_rows(
     )
     units = dict(frame.attrs.get("units", {}) or {})
     plan = ingest_service.band_columns(
-        resolved, registry, flux_unit, units, file, used.options.get("flux_unit")
+        resolved, registry, flux_unit, units, file, used.options.get("flux_unit"), used
     )
     if not plan:
         raise InvalidInputError(

@@ -14,7 +14,7 @@ import pandas as pd
 from sqlalchemy.orm import Session
 
 from app.models import Catalogue
-from app.services import deepwide, followup, ledger, map_store
+from app.services import deepwide, followup, ledger, map_store, presets
 from app.services.catalogues import AfterDeleteHook
 from app.services.ingest import LedgerHook
 from som.vocabulary import CatalogueKind, ChangeAction
@@ -72,7 +72,30 @@ class _AssignToReadyMaps(LedgerHook):
             catalogue_id=catalogue.id,
             detail=_described(catalogue),
         )
+        _warn_of_extinction_mismatch(session, catalogue, maps)
         return {m.id: self._placed.get(m.id, {}) for m in maps}
+
+
+def _warn_of_extinction_mismatch(session: Session, catalogue: Catalogue, maps) -> None:
+    """Say, in the catalogue's summary warnings, which maps were trained on a catalogue
+    dereddened differently in the bands they share (``presets.extinction_mismatch``)."""
+    summary = catalogue.summary or {}
+    found: list[str] = []
+    for m in maps:
+        if m.training_catalogue_id in (None, catalogue.id):
+            continue
+        reference = session.get(Catalogue, m.training_catalogue_id)
+        if reference is not None:
+            found += presets.extinction_mismatch(
+                reference.summary,
+                summary,
+                f"map {m.id} (trained on catalogue {reference.id})",
+            )
+    if found:
+        # the same list object as the ingest's answer's warnings, so both show them
+        listed = summary.setdefault("warnings", [])
+        listed.extend(found)
+        catalogue.summary = {**summary}
 
 
 def _described(catalogue: Catalogue) -> dict[str, object]:

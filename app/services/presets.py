@@ -1,7 +1,8 @@
 """Column-mapping presets for the catalogues somcal users bring.
 
-(Over 600 lines on purpose: most of it is the presets themselves, a table a reader checks
-against the surveys' schemas with their sources below; the lookup is the last 60 lines.)
+(About 1000 lines on purpose: most of it is the presets themselves, a table a reader checks
+against the surveys' schemas with their sources below; then the lookup, and last what a
+band's values mean: magnitude system and Galactic extinction, :func:`band_semantics`.)
 
 A preset maps each somcal field to a list of candidate column names (the first present one
 wins, exact case first, then case-insensitively), plus a rule that turns the survey's
@@ -49,7 +50,34 @@ Sources of the column names
   FLUX_{G,R,I,Z,W1..W4}, FLUX_IVAR_{...}`` in nanomaggies; DESI redshift catalogues
   ``TARGETID, TARGET_RA, TARGET_DEC, Z, ZWARN, SPECTYPE`` (secure: ZWARN = 0).
 * SDSS SpecObj/PhotoObj: ``specObjID, ra, dec, z, zWarning, class``; ``objID,
-  modelMag_{b}, modelMagErr_{b}``.
+  modelMag_{b}, modelMagErr_{b}``, ``extinction_{b}``; asinh magnitudes (Lupton et al. 1999)
+  with u_AB = u - 0.04, z_AB = z + 0.02 (Abazajian et al. 2004).
+* AllWISE / CatWISE (Cutri et al. 2013; Marocco et al. 2021), IRSA: ``designation, ra, dec,
+  w{1..4}mpro, w{1..4}sigmpro, {j,h,k}_m_2mass, {j,h,k}_msig_2mass``; Vega.
+* 2MASS PSC (Skrutskie et al. 2006), IRSA ``fp_psc``: ``designation, ra, dec, {j,h,k}_m,
+  {j,h,k}_msigcom``; Vega.
+* VSA (VHS, VIKING, VIDEO; Cross et al. 2012) and WSA (UKIDSS; Hambly et al. 2008) source
+  tables: ``sourceID, ra, dec, {b}AperMag3, {b}AperMag3Err, {b}PetroMag``, ``a{B}``
+  extinctions; VISTA ``ks``, WFCAM ``k`` and LAS ``j_1``; Vega.
+* DEEP2 DR4 (Newman et al. 2013, ApJS 208, 5) and DEEP3 (Cooper et al. 2012): ``OBJNO, RA,
+  DEC, ZBEST, ZQUALITY``; ZQUALITY 3 (95%) and 4 (99%) secure, -1 a star.
+* GAMA SpecObj/SpecAll (Baldry et al. 2014; Liske et al. 2015): ``SPECID, CATAID, RA, DEC, Z,
+  NQ, SURVEY``; NQ >= 3 secure (NQ is the normalised quality of the best redshift).
+* VIPERS PDR2 (Scodeggio et al. 2018): ``num, alpha, delta, zspec, zflg``; VVDS final
+  (Le Fevre et al. 2013) and VUDS (Le Fevre et al. 2015): ``zflags``; classes 3 and 4
+  (also 1x broad-line, 2x secondary and VIPERS' .5) secure, 9 (single line) not.
+
+Magnitude systems and extinction
+--------------------------------
+A preset says which of its bands are not AB (``mag_systems``: "Vega", "SDSS"), which of its
+columns the survey already dereddened (``dereddened``: a pattern of column names), and maps
+the survey's own extinction columns (``extinction_<b>``: A_b in mag; ``mwtrans_<b>``: the
+transmission). :func:`band_semantics` applies them once per band.
+
+Not here, on purpose: 2dFGRS, 6dFGS and C3R2, whose column names differ between releases
+and mirrors (map them with ``secure_rule`` ``{"kind": "min", "value": 3}``); COSMOS2020's
+``EBV_MW`` (it needs per-band factors; its magnitudes are stored not dereddened, as said
+in the summary).
 """
 
 from __future__ import annotations
@@ -58,7 +86,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from som.bands import BandRegistry
+from som.bands import SDSS_SOFTENING, Band, BandRegistry
+from som.photometry import column_mag_system
 
 PHOT_FIELDS = ("source_id", "ra", "dec", "z_phot")
 SPEC_FIELDS = ("source_id", "ra", "dec", "z_spec", "quality", "secure", "survey", "star")
@@ -70,6 +99,11 @@ PHOT_PREFIXES = (
     ("fluxivar_", "flux", "ivar"),
     ("mag_", "mag", "value"),
     ("flux_", "flux", "value"),
+    # The survey's own Galactic extinction of a band: A_b in magnitudes (SDSS extinction_<b>,
+    # HSC a_<b>, KiDS EXTINCTION_<b>) or a transmission 10^(-0.4 A_b) (Legacy Surveys
+    # MW_TRANSMISSION_<B>); the band's magnitudes are dereddened with it.
+    ("extinction_", "extinction", "mag"),
+    ("mwtrans_", "extinction", "transmission"),
 )
 
 
@@ -89,6 +123,8 @@ def photometry_field(name: str) -> tuple[str, str, str] | None:
 def photometry_field_name(kind: str, role: str, band: str) -> str:
     """The field of ``band``'s value or error as a magnitude or flux: the inverse of
     :func:`photometry_field` (``("flux", "error", "Ks")`` -> ``fluxerr_Ks``)."""
+    if kind == "extinction":
+        return f"{'mwtrans' if role == 'transmission' else 'extinction'}_{band}"
     suffix = {"error": "err", "ivar": "ivar"}.get(role, "")
     return f"{kind}{suffix}_{band}"
 
@@ -179,6 +215,11 @@ def detect_photometry(
 
 ZCOSMOS_RULE = {"kind": "range", "modulo": 10, "min": 3, "max": 5}
 COMPILATION_RULE = {"kind": "range", "modulo": 10, "min": 3, "max": 5}
+#: VVDS, VUDS and VIPERS flags (Le Fevre et al. 2005, 2013; Garilli et al. 2014): X0-X4 and
+#: X9 with X = 0 galaxy, 1 broad-line AGN, 2 secondary object in the slit; a decimal .5
+#: (VIPERS) marks agreement with the photo-z. 3 and 4 are >= 95% reliable; 9 (one line) is
+#: not secure.
+VVDS_RULE = {"kind": "range", "modulo": 10, "min": 3, "max": 5}
 
 
 @dataclass(frozen=True)
@@ -213,6 +254,24 @@ def _flux_bands(value: str, error: str, bands: dict[str, str], *, ivar: bool = F
     """Flux fields of ``bands``: :func:`_bands` of kind "flux"."""
     return _bands(value, error, bands, kind="flux", ivar=ivar)
 
+
+def _extinction(
+    column: str, bands: dict[str, str], *, transmission: bool = False
+) -> dict[str, list[str]]:
+    """The Galactic extinction fields of ``bands`` ({band: tag}): A_b in magnitudes, or the
+    transmission 10^(-0.4 A_b) when ``transmission``."""
+    role = "transmission" if transmission else "mag"
+    return {
+        photometry_field_name("extinction", role, band): [column.format(b=tag)]
+        for band, tag in bands.items()
+    }
+
+
+#: SDSS magnitudes are asinh magnitudes with small AB offsets (som.bands); the presets say
+#: so explicitly, so that an SDSS file is read right whatever the band defaults become.
+_SDSS_SYSTEMS = {f"{b}_sdss": "SDSS" for b in "ugriz"}
+#: WISE and 2MASS catalogue magnitudes are Vega (Cutri et al. 2003, 2012).
+_VEGA_WISE_2MASS = {b: "Vega" for b in ("W1", "W2", "W3", "W4", "J_2mass", "H_2mass", "Ks_2mass")}
 
 #: The Legacy Surveys' (and DESI's target) photometry: DECam-like grz (+ i in DR10) and WISE.
 _LEGACY_BANDS = {
@@ -416,7 +475,9 @@ PRESETS: dict[str, Preset] = {
                 {"g_des": "G", "r_des": "R", "i_des": "I", "z_des": "Z", "Y_des": "Y"},
             ),
         },
-        options={"signature": ["COADD_OBJECT_ID"]},
+        # BDF/SOF *_CORRECTED magnitudes are dereddened by DES (SFD98 E(B-V) with the Y3/Y6
+        # Gold coefficients); the other fallbacks are not.
+        options={"signature": ["COADD_OBJECT_ID"], "dereddened": "CORRECTED"},
     ),
     "kids": Preset(
         name="kids",
@@ -442,6 +503,21 @@ PRESETS: dict[str, Preset] = {
                 "MAGERR_GAAP_{b}",
                 {"Z": "Z", "Y": "Y", "J": "J", "H": "H", "Ks": "Ks"},
             ),
+            # GAaP magnitudes are not dereddened; EXTINCTION_<b> is A_b (SFD98).
+            **_extinction(
+                "EXTINCTION_{b}",
+                {
+                    "u_kids": "u",
+                    "g_kids": "g",
+                    "r_kids": "r",
+                    "Z": "Z",
+                    "Y": "Y",
+                    "J": "J",
+                    "H": "H",
+                    "Ks": "Ks",
+                },
+            ),
+            "extinction_i_kids": ["EXTINCTION_i", "EXTINCTION_i1"],
         },
         options={"signature": ["MAG_GAAP_r"]},
     ),
@@ -461,6 +537,8 @@ PRESETS: dict[str, Preset] = {
                 "{b}_cmodel_magerr|{b}_psfflux_magerr",
                 {b: b for b in "grizy"},
             ),
+            # cModel magnitudes are not dereddened; a_<b> is A_b (SFD98, Aihara et al.).
+            **_extinction("a_{b}", {b: b for b in "grizy"}),
         },
         options={"signature": ["i_cmodel_mag"]},
     ),
@@ -509,8 +587,8 @@ PRESETS: dict[str, Preset] = {
         description=(
             "DESI Legacy Imaging Surveys DR9/DR10 (Tractor catalogues, sweeps): FLUX_<b> with "
             "FLUX_IVAR_<b> in nanomaggies, grz (i in DR10) as DECam and WISE W1-W4; fluxes "
-            "are not corrected for Galactic extinction (divide by MW_TRANSMISSION_<b> first "
-            "if the map's training set was)."
+            "are not corrected for Galactic extinction: divided by MW_TRANSMISSION_<b> when "
+            "the file has it. WISE fluxes are AB like the others."
         ),
         columns={
             "source_id": ["ls_id", "TARGETID"],
@@ -518,6 +596,7 @@ PRESETS: dict[str, Preset] = {
             "dec": ["DEC"],
             "z_phot": ["Z_PHOT_MEDIAN"],
             **_flux_bands("FLUX_{b}", "FLUX_IVAR_{b}", _LEGACY_BANDS, ivar=True),
+            **_extinction("MW_TRANSMISSION_{b}", _LEGACY_BANDS, transmission=True),
         },
         options={"signature": ["FLUX_R", "FLUX_IVAR_R"], "flux_unit": "nanomaggy"},
     ),
@@ -538,6 +617,7 @@ PRESETS: dict[str, Preset] = {
             "star": ["SPECTYPE"],
             "survey": ["SURVEY"],
             **_flux_bands("FLUX_{b}", "FLUX_IVAR_{b}", _LEGACY_BANDS, ivar=True),
+            **_extinction("MW_TRANSMISSION_{b}", _LEGACY_BANDS, transmission=True),
         },
         secure_rule={"kind": "in", "values": [0]},
         survey="DESI",
@@ -558,10 +638,11 @@ PRESETS: dict[str, Preset] = {
             "star": ["class"],
             "survey": ["survey"],
             **_bands("modelMag_{b}", "modelMagErr_{b}", {f"{b}_sdss": b for b in "ugriz"}),
+            **_extinction("extinction_{b}", {f"{b}_sdss": b for b in "ugriz"}),
         },
         secure_rule={"kind": "in", "values": [0]},
         survey="SDSS",
-        options={"signature": ["z", "zWarning"]},
+        options={"signature": ["z", "zWarning"], "mag_systems": _SDSS_SYSTEMS},
     ),
     "sdss_photoobj": Preset(
         name="sdss_photoobj",
@@ -575,8 +656,167 @@ PRESETS: dict[str, Preset] = {
                 "modelMagErr_{b}|cModelMagErr_{b}",
                 {f"{b}_sdss": b for b in "ugriz"},
             ),
+            **_extinction("extinction_{b}", {f"{b}_sdss": b for b in "ugriz"}),
         },
-        options={"signature": ["objID", "modelMag_r"]},
+        options={"signature": ["objID", "modelMag_r"], "mag_systems": _SDSS_SYSTEMS},
+    ),
+    "allwise": Preset(
+        name="allwise",
+        description=(
+            "AllWISE/CatWISE source catalogue (IRSA): w1mpro..w4mpro with w?sigmpro and the "
+            "matched 2MASS j_m_2mass, h_m_2mass, k_m_2mass; Vega magnitudes, converted to AB."
+        ),
+        columns={
+            "source_id": ["source_id", "designation", "source_name", "cntr"],
+            "ra": ["ra"],
+            "dec": ["dec"],
+            **_bands("{b}mpro", "{b}sigmpro", {"W1": "w1", "W2": "w2", "W3": "w3", "W4": "w4"}),
+            **_bands(
+                "{b}_m_2mass",
+                "{b}_msig_2mass",
+                {"J_2mass": "j", "H_2mass": "h", "Ks_2mass": "k"},
+            ),
+        },
+        options={"signature": ["w1mpro", "w1sigmpro"], "mag_systems": _VEGA_WISE_2MASS},
+    ),
+    "twomass_psc": Preset(
+        name="twomass_psc",
+        description=(
+            "2MASS Point Source Catalog (IRSA fp_psc): j_m, h_m, k_m with j_msigcom...; Vega "
+            "magnitudes, converted to AB."
+        ),
+        columns={
+            "source_id": ["designation", "pts_key"],
+            "ra": ["ra"],
+            "dec": ["dec", "decl"],
+            **_bands("{b}_m", "{b}_msigcom", {"J_2mass": "j", "H_2mass": "h", "Ks_2mass": "k"}),
+        },
+        options={"signature": ["j_m", "j_msigcom"], "mag_systems": _VEGA_WISE_2MASS},
+    ),
+    "vsa_vista": Preset(
+        name="vsa_vista",
+        description=(
+            "VISTA Science Archive source tables (VHS, VIKING, VIDEO): sourceID, ra, dec; "
+            "{z,y,j,h,ks}AperMag3 (2-arcsec apertures), else Petrosian; Vega magnitudes "
+            "converted to AB; a{Z,Y,J,H,Ks} extinction applied when present."
+        ),
+        columns={
+            "source_id": ["sourceID"],
+            "ra": ["ra"],
+            "dec": ["dec"],
+            **_bands(
+                "{b}AperMag3|{b}PetroMag",
+                "{b}AperMag3Err|{b}PetroMagErr",
+                {"Z": "z", "Y": "y", "J": "j", "H": "h", "Ks": "ks"},
+            ),
+            **_extinction("a{b}", {"Z": "Z", "Y": "Y", "J": "J", "H": "H", "Ks": "Ks"}),
+        },
+        options={
+            "signature": ["sourceID", "ksAperMag3"],
+            "mag_systems": {b: "Vega" for b in ("Z", "Y", "J", "H", "Ks")},
+        },
+    ),
+    "wsa_ukidss": Preset(
+        name="wsa_ukidss",
+        description=(
+            "WFCAM Science Archive (UKIDSS LAS, DXS, UDS) source tables: sourceID, ra, dec; "
+            "{z,y,j_1,h,k}AperMag3, else Petrosian; Vega magnitudes converted to AB (Hewett "
+            "et al. 2006); a{Z,Y,J,H,K} extinction applied when present."
+        ),
+        columns={
+            "source_id": ["sourceID"],
+            "ra": ["ra"],
+            "dec": ["dec"],
+            **_bands(
+                "{b}AperMag3|{b}PetroMag",
+                "{b}AperMag3Err|{b}PetroMagErr",
+                {"Z_wfcam": "z", "Y_wfcam": "y", "H_wfcam": "h", "K_wfcam": "k"},
+            ),
+            # LAS observed J twice (j_1, j_2); DXS and UDS once.
+            "mag_J_wfcam": ["j_1AperMag3", "jAperMag3", "j_1PetroMag", "jPetroMag"],
+            "magerr_J_wfcam": ["j_1AperMag3Err", "jAperMag3Err", "j_1PetroMagErr", "jPetroMagErr"],
+            **_extinction(
+                "a{b}",
+                {"Z_wfcam": "Z", "Y_wfcam": "Y", "J_wfcam": "J", "H_wfcam": "H", "K_wfcam": "K"},
+            ),
+        },
+        options={
+            "signature": ["sourceID", "kAperMag3"],
+            "mag_systems": {f"{b}_wfcam": "Vega" for b in ("Z", "Y", "J", "H", "K")},
+        },
+    ),
+    "deep2": Preset(
+        name="deep2",
+        description=(
+            "DEEP2 DR4 / DEEP3 redshift catalogues (Newman et al. 2013; Cooper et al. 2012): "
+            "OBJNO, RA, DEC, ZBEST, ZQUALITY; secure when ZQUALITY >= 3; ZQUALITY = -1 is a "
+            "star."
+        ),
+        columns={
+            "source_id": ["OBJNO"],
+            "ra": ["RA"],
+            "dec": ["DEC"],
+            "z_spec": ["ZBEST", "Z", "ZHELIO"],
+            "quality": ["ZQUALITY"],
+        },
+        secure_rule={"kind": "min", "value": 3, "star_values": [-1]},
+        survey="DEEP2/DEEP3",
+        options={"signature": ["OBJNO", "ZQUALITY"]},
+    ),
+    "gama": Preset(
+        name="gama",
+        description=(
+            "GAMA SpecObj/SpecAll (Baldry et al. 2014; Liske et al. 2015; Driver et al. "
+            "2022): CATAID, RA, DEC, Z, NQ; secure when NQ >= 3; stars have Z < 0.002 "
+            "(below z_min, never secure)."
+        ),
+        columns={
+            "source_id": ["SPECID", "CATAID"],
+            "ra": ["RA"],
+            "dec": ["DEC"],
+            "z_spec": ["Z"],
+            "quality": ["NQ"],
+            "survey": ["SURVEY"],
+        },
+        secure_rule={"kind": "min", "value": 3},
+        survey="GAMA",
+        options={"signature": ["CATAID", "NQ"]},
+    ),
+    "vipers": Preset(
+        name="vipers",
+        description=(
+            "VIPERS PDR1/PDR2 (Garilli et al. 2014; Scodeggio et al. 2018): num, alpha, "
+            "delta, zspec, zflg; secure when zflg % 10 is in [3, 5) (3.x and 4.x, also "
+            "broad-line 13.x/14.x and secondary 23.x/24.x; not 9.x single-line); stars have "
+            "zspec 0 (below z_min)."
+        ),
+        columns={
+            "source_id": ["num", "id_IAU"],
+            "ra": ["alpha", "RA"],
+            "dec": ["delta", "DEC"],
+            "z_spec": ["zspec"],
+            "quality": ["zflg"],
+        },
+        secure_rule=VVDS_RULE,
+        survey="VIPERS",
+        options={"signature": ["zflg", "zspec"]},
+    ),
+    "vvds_vuds": Preset(
+        name="vvds_vuds",
+        description=(
+            "VVDS final release (Le Fevre et al. 2013) and VUDS (Le Fevre et al. 2015; "
+            "Tasca et al. 2017): alpha, delta, z (z_spec), zflags; secure when zflags % 10 is "
+            "in [3, 5) (not 9.x single-line redshifts); stars have z 0 (below z_min)."
+        ),
+        columns={
+            "source_id": ["NUM", "ident", "id"],
+            "ra": ["ALPHA", "RA"],
+            "dec": ["DELTA", "DEC"],
+            "z_spec": ["z_spec", "Z", "zspec"],
+            "quality": ["zflags"],
+        },
+        secure_rule=VVDS_RULE,
+        options={"signature": ["zflags"]},
     ),
 }
 PRESET_ALIASES = {
@@ -590,6 +830,15 @@ PRESET_ALIASES = {
     "desi": "desi_zcat",
     "legacy": "legacy_surveys",
     "decals": "legacy_surveys",
+    "wise": "allwise",
+    "catwise": "allwise",
+    "2mass": "twomass_psc",
+    "vhs": "vsa_vista",
+    "viking": "vsa_vista",
+    "ukidss": "wsa_ukidss",
+    "deep3": "deep2",
+    "vvds": "vvds_vuds",
+    "vuds": "vvds_vuds",
 }
 
 
@@ -635,6 +884,183 @@ def describe_presets() -> list[dict[str, Any]]:
             "description": p.description,
             "columns": p.columns,
             "secure_rule": p.secure_rule,
+            "mag_systems": dict(p.options.get("mag_systems", {})),
+            "dereddened": p.options.get("dereddened"),
         }
         for p in PRESETS.values()
+    ]
+
+
+# ----------------------------------------------------------------------------- semantics
+def _preset_maps(preset: Preset | None, field_name: str, column: str) -> bool:
+    """Whether ``preset`` itself maps ``column`` to ``field_name`` (not the user's override
+    or the generic band detection): only then does the preset's word on it count."""
+    if preset is None:
+        return False
+    return column.lower() in {c.lower() for c in preset.columns.get(field_name, [])}
+
+
+def magnitude_system(
+    band: Band, column: str, preset: Preset | None, unit: str | None
+) -> tuple[str, str]:
+    """The magnitude system of ``band``'s magnitudes in ``column`` and why it is believed.
+
+    One source decides, the first of: the user's declaration for this catalogue (a declared
+    band with ``system``), the file's unit (``mag(AB)``, ``VEGAmag``), the preset that mapped
+    the column (its ``mag_systems`` option, else AB: a preset is written against a schema
+    and says when that schema is not AB), and last the filter's default, the system its
+    survey's own catalogues publish (Vega for 2MASS, WISE and UKIDSS; AB for the rest).
+    So an offset is applied once, never by two sources.
+    """
+    if band.system_declared:
+        return band.system, "declared for this catalogue"
+    from_unit = column_mag_system(unit)
+    if from_unit is not None:
+        return from_unit, f"the file's unit {unit!r}"
+    field_name = photometry_field_name("mag", "value", band.name)
+    if preset is not None and _preset_maps(preset, field_name, column):
+        system = preset.options.get("mag_systems", {}).get(band.name, "AB")
+        return system, f"preset {preset.name}"
+    if band.system == "AB":
+        return "AB", "AB assumed (no preset, unit or declaration says otherwise)"
+    return band.system, f"the system {band.survey or band.name} catalogues publish"
+
+
+def band_semantics(
+    band: Band,
+    kind: str,
+    value: str,
+    mapping: dict[str, str],
+    preset: Preset | None,
+    units: dict[str, str],
+) -> tuple[dict[str, Any], list[str]]:
+    """What a band's values mean beyond their unit, for the photometry plan: the magnitude
+    system and its offset to AB, the asinh softening of SDSS magnitudes, and Galactic
+    extinction. Returns (fields of the plan's ``BandColumns``, warnings); raises
+    ``ValueError`` when a magnitude system has no known offset to AB.
+
+    Extinction, one rule for every survey: a band is dereddened with the survey's own
+    correction when the file carries it (an ``extinction_<b>`` or ``mwtrans_<b>`` field,
+    mapped by the preset or the user; unmap it with ``{"extinction_<b>": null}`` to turn it
+    off); magnitudes the catalogue already corrected (DES ``*_CORRECTED``, the preset's
+    ``dereddened`` option) are never corrected again; otherwise the band is left as it is.
+    Each band's state is written in the ingest summary.
+    """
+    out: dict[str, Any] = {
+        "system": None,
+        "ab_offset": 0.0,
+        "softening": None,
+        "system_source": None,
+        "extinction": None,
+        "extinction_kind": None,
+        "dereddened": "no",
+    }
+    warnings: list[str] = []
+    if kind == "mag":
+        system, why = magnitude_system(band, value, preset, units.get(value))
+        offset = band.ab_offset(system)
+        if offset is None:
+            raise ValueError(
+                f"band {band.name}: magnitudes in column {value!r} are {system} ({why}) but "
+                f"somcal knows no {system}-to-AB offset for {band.describe()}; declare the "
+                f'band with its offset, e.g. bands=[{{"name": "{band.name}", "system": '
+                f'"{system}", "ab_offset": <m_AB - m_{system}>}}]'
+            )
+        out.update(system=system, ab_offset=float(offset), system_source=why)
+        if system == "SDSS":
+            out["softening"] = SDSS_SOFTENING.get(band.name)
+            if out["softening"] is None:
+                raise ValueError(
+                    f"band {band.name}: SDSS asinh magnitudes need the softening of an SDSS "
+                    "filter; declare the band's system as AB or Vega instead"
+                )
+        if system != "AB":
+            warnings.append(
+                f"band {band.name}: {system} magnitudes in {value!r} ({why}) converted to AB "
+                f"with m_AB = m_{system} {offset:+.3f}"
+                + (" after asinh to Pogson magnitudes" if system == "SDSS" else "")
+            )
+    elif band.system_declared and band.system != "AB":
+        # Fluxes are AB-referenced unless the user says otherwise: unWISE's are "Vega
+        # nanomaggies" (Schlafly et al. 2019). Only an explicit declaration shifts a flux.
+        offset = band.ab_offset(band.system)
+        if band.system == "SDSS" or offset is None:
+            raise ValueError(
+                f"band {band.name}: fluxes declared {band.system} need a Vega offset "
+                "(ab_offset); SDSS asinh applies to magnitudes only"
+            )
+        out.update(system=band.system, ab_offset=float(offset), system_source="declared")
+        warnings.append(
+            f"band {band.name}: fluxes in {value!r} declared Vega-referenced; their "
+            f"magnitudes converted to AB with {offset:+.3f}"
+        )
+    pattern = (preset.options.get("dereddened") if preset is not None else None) or ""
+    already = bool(pattern) and re.search(pattern, value, re.IGNORECASE) is not None
+    for role in ("mag", "transmission"):
+        col = mapping.get(photometry_field_name("extinction", role, band.name))
+        if col is None:
+            continue
+        if already:
+            warnings.append(
+                f"band {band.name}: {value!r} is already corrected for Galactic extinction "
+                f"in the catalogue; {col!r} was not applied again"
+            )
+            break
+        out.update(extinction=col, extinction_kind=role, dereddened="applied")
+        break
+    if already:
+        out["dereddened"] = "in the catalogue"
+    return out, warnings
+
+
+def extinction_warnings(states: dict[str, str]) -> list[str]:
+    """A warning when some bands are dereddened and others not: colours across the two
+    groups carry the difference of their extinctions."""
+    corrected = [b for b, s in states.items() if s != "no"]
+    plain = [b for b, s in states.items() if s == "no"]
+    if corrected and plain:
+        return [
+            f"bands {', '.join(corrected)} are corrected for Galactic extinction but "
+            f"{', '.join(plain)} are not: colours between the two groups are biased by "
+            "their extinction difference; map extinction_<b>/mwtrans_<b> for the others or "
+            'unmap the correction ({"extinction_<b>": null}) to treat all bands alike'
+        ]
+    return []
+
+
+def plan_warnings(plan: list[Any]) -> list[str]:
+    """What an ingest tells its user about the plan's bands (``BandColumns``): magnitude
+    systems converted to AB, corrections not applied twice, and mixed dereddening."""
+    out = [note for b in plan for note in getattr(b, "notes", ())]
+    return out + extinction_warnings({b.band: b.dereddened for b in plan})
+
+
+def extinction_mismatch(
+    reference: dict[str, Any] | None, summary: dict[str, Any] | None, what: str
+) -> list[str]:
+    """A warning when a catalogue and the one a map was trained on (``reference``, both
+    ingest summaries) disagree on which of their shared bands are dereddened: the colours
+    then differ by the extinction, and the catalogue's rows land in the wrong cells.
+    Catalogues ingested before the state was recorded are not compared."""
+    ref = (reference or {}).get("photometry") or {}
+    new = (summary or {}).get("photometry") or {}
+
+    def dereddened(entry: dict[str, Any]) -> bool | None:
+        state = (entry.get("galactic_extinction") or {}).get("dereddened")
+        return None if state is None else state != "no"
+
+    differ = [
+        band
+        for band, entry in new.items()
+        if band in ref
+        and dereddened(entry) is not None
+        and dereddened(ref[band]) is not None
+        and dereddened(entry) != dereddened(ref[band])
+    ]
+    if not differ:
+        return []
+    return [
+        f"{what}: band(s) {', '.join(differ)} are corrected for Galactic extinction in one "
+        "catalogue and not in the other, so their colours differ by the extinction; ingest "
+        "both alike (map or unmap extinction_<b>/mwtrans_<b>)"
     ]

@@ -12,7 +12,8 @@ is missing when either of its bands is. ``E`` is finite exactly where ``X`` is f
 
 Modules: :mod:`~som.photometry.units` (units, fluxes to magnitudes),
 :mod:`~som.photometry.cleaning` (sentinels, parsing, :func:`clean_band`),
-:mod:`~som.photometry.features` (:class:`ColourFeatures`), :mod:`~som.photometry.errors`
+:mod:`~som.photometry.features` (:class:`ColourFeatures`), :mod:`~som.photometry.systems`
+(magnitude systems to AB, Galactic extinction), :mod:`~som.photometry.errors`
 (:class:`PhotometryError`); every public name is re-exported here.
 """
 
@@ -37,11 +38,27 @@ from som.photometry.cleaning import (
 )
 from som.photometry.errors import PhotometryError
 from som.photometry.features import ColourFeatures, parse_colour
-from som.photometry.units import AB_ZEROPOINT_JY, column_unit_kind, flux_to_mag, flux_unit_in_jy
+from som.photometry.systems import (
+    EXTINCTION_KINDS,
+    MAX_EXTINCTION,
+    deredden,
+    extinction_mag,
+    luptitudes_to_pogson,
+    to_ab,
+)
+from som.photometry.units import (
+    AB_ZEROPOINT_JY,
+    column_mag_system,
+    column_unit_kind,
+    flux_to_mag,
+    flux_unit_in_jy,
+)
 
 __all__ = [
     "AB_ZEROPOINT_JY",
     "BLANK_TEXT",
+    "EXTINCTION_KINDS",
+    "MAX_EXTINCTION",
     "FLUX_SENTINELS",
     "INVALID",
     "MAG_RANGE",
@@ -57,11 +74,16 @@ __all__ = [
     "PhotometryError",
     "check_plausible",
     "clean_band",
+    "extinction_mag",
     "column_as_float64",
+    "column_mag_system",
+    "deredden",
     "column_unit_kind",
     "flux_to_mag",
     "flux_unit_in_jy",
+    "luptitudes_to_pogson",
     "near_sentinels",
     "parse_colour",
     "parse_numbers",
+    "to_ab",
 ]

@@ -134,3 +134,19 @@ def flux_to_mag(
 def ab_zeropoint(unit_in_jy: float) -> float:
     # mag = -2.5 log10(f * unit / 3631 Jy) = zeropoint - 2.5 log10(f): 23.9 for uJy, 31.4 for nJy.
     return 2.5 * math.log10(AB_ZEROPOINT_JY / unit_in_jy)
+
+
+def column_mag_system(text: str | None) -> str | None:
+    """The magnitude system a column's declared unit names, if any: ``"AB"`` for ``ABmag``,
+    ``mag(AB)``, ``AB`` or ``mag_AB``; ``"Vega"`` for any unit that says Vega (``VEGAmag``,
+    ``mag(Vega)``); None for a plain ``mag`` or no unit (the system is then not known)."""
+    if not text:
+        return None
+    import re
+
+    words = set(re.findall(r"[a-z]+", str(text).lower()))
+    if "vega" in words or "vegamag" in words:
+        return "Vega"
+    if words & {"ab", "abmag"}:
+        return "AB"
+    return None

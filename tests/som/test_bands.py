@@ -83,3 +83,59 @@ def test_pivot_wavelength_of_a_top_hat_and_from_a_filter_file(tmp_path):
     np.savetxt(path, np.column_stack([lam, t]), header="lambda T")
     reg = REGISTRY.with_bands([{"name": "top", "filter_curve": str(path)}])
     assert reg.get("top").wavelength == pytest.approx(expected)
+
+
+def test_vega_bands_carry_their_published_offsets_to_ab():
+    # Blanton & Roweis 2007 (2MASS), Jarrett et al. 2011 (WISE), Hewett et al. 2006 (WFCAM)
+    published = {
+        "J_2mass": 0.91,
+        "H_2mass": 1.39,
+        "Ks_2mass": 1.85,
+        "W1": 2.699,
+        "W2": 3.339,
+        "W3": 5.174,
+        "W4": 6.620,
+        "J_wfcam": 0.938,
+        "H_wfcam": 1.379,
+        "K_wfcam": 1.900,
+    }
+    for name, offset in published.items():
+        band = REGISTRY.get(name)
+        assert band.system == "Vega" and band.ab_offset("Vega") == offset, name
+    assert REGISTRY.get("W1_wise").ab_offset("Vega") == 2.699  # through an alias
+    # SDSS: asinh magnitudes, u_AB = u - 0.04, z_AB = z + 0.02
+    assert REGISTRY.get("u_sdss").system == "SDSS"
+    assert REGISTRY.get("u_sdss").ab_offset("SDSS") == -0.04
+    assert REGISTRY.get("z_sdss").ab_offset("SDSS") == 0.02
+    # AB by default for every other built-in band; VISTA knows its Vega offsets (CASU)
+    for band in REGISTRY:
+        vega_or_sdss = band.name in published or band.name.endswith(("sdss", "_wfcam"))
+        if not vega_or_sdss:
+            assert band.system == "AB", band.name
+        assert band.ab_offset("AB") == 0.0
+    assert REGISTRY.get("Ks").ab_offset("Vega") == 1.827
+    assert REGISTRY.get("g").ab_offset("Vega") is None  # unknown: never guessed
+    assert REGISTRY.get("W1").to_dict()["ab_offsets"] == {"Vega": 2.699}
+
+
+def test_a_catalogue_declares_its_magnitude_system_in_a_copy():
+    reg = REGISTRY.with_bands(
+        [
+            {"name": "J", "system": "vega"},
+            {"name": "W1", "system": "AB"},
+            {"name": "NB816", "wavelength": 8160, "system": "Vega", "ab_offset": 0.45},
+        ]
+    )
+    assert reg.get("J").system == "Vega" and reg.get("J").system_declared
+    assert reg.get("J").ab_offset("Vega") == 0.916
+    assert reg.get("W1").system == "AB" and REGISTRY.get("W1").system == "Vega"
+    assert reg.get("NB816").ab_offset("Vega") == 0.45
+    assert not REGISTRY.get("J").system_declared
+    with pytest.raises(BandError, match="ab_offset"):
+        REGISTRY.with_bands([{"name": "g", "system": "Vega"}])  # no offset known
+    with pytest.raises(BandError, match="not one of"):
+        REGISTRY.with_bands([{"name": "g", "system": "ST"}])
+    with pytest.raises(BandError, match="system"):
+        REGISTRY.with_bands([{"name": "g"}])  # a known band declared for nothing
+    with pytest.raises(BandError, match="non-AB"):
+        REGISTRY.with_bands([{"name": "g", "system": "AB", "ab_offset": 0.1}])

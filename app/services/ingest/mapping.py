@@ -26,6 +26,16 @@ class BandColumns:
     flux_unit: str | None = None
     #: ``error`` holds inverse variances 1/sigma^2 (in the flux unit^-2), not sigma.
     error_is_ivar: bool = False
+    # What the values mean beyond their unit (``presets.band_semantics``): magnitude system
+    # and its offset m_AB - m_system, SDSS asinh softening, Galactic extinction column.
+    system: str | None = None
+    ab_offset: float = 0.0
+    softening: float | None = None
+    system_source: str | None = None
+    extinction: str | None = None
+    extinction_kind: str | None = None
+    dereddened: str = "no"
+    notes: tuple[str, ...] = ()
 
 
 def registry_for(declared: list[dict[str, Any]] | None) -> BandRegistry:
@@ -119,7 +129,7 @@ def resolve_mapping(
         mapping[target] = col
         # A band is a magnitude or a flux, not both: the override wins.
         parsed = presets.photometry_field(target)
-        if parsed is not None:
+        if parsed is not None and parsed[0] in ("mag", "flux"):
             other = "flux" if parsed[0] == "mag" else "mag"
             for stale in (
                 presets.photometry_field_name(other, "value", parsed[2]),
@@ -153,6 +163,7 @@ def band_columns(
     units: dict[str, str],
     file: str,
     default_flux_unit: str | None = None,
+    preset: presets.Preset | None = None,
 ) -> list[BandColumns]:
     """The photometry plan in wavelength order, with each flux band's unit: the request's
     ``flux_unit``, else the file's, else the preset's (``default_flux_unit``: a survey whose
@@ -163,7 +174,8 @@ def band_columns(
         if parsed is None:
             continue
         kind, role, band = parsed
-        by_band.setdefault(band, {})[f"{kind}_{role}"] = col
+        if kind != "extinction":  # read with the band's values (presets.band_semantics)
+            by_band.setdefault(band, {})[f"{kind}_{role}"] = col
     errors: list[RowError] = []
     plan: list[BandColumns] = []
     for band in registry.ordered_names(list(by_band)):
@@ -243,7 +255,18 @@ def band_columns(
                     )
                 )
                 continue
-        plan.append(BandColumns(band, kind, value, error, unit, error_is_ivar))
+        try:
+            meaning, notes = presets.band_semantics(
+                registry.get(band), kind, value, mapping, preset, units
+            )
+        except ValueError as exc:
+            errors.append(RowError(file, value, None, str(exc)))
+            continue
+        plan.append(
+            BandColumns(
+                band, kind, value, error, unit, error_is_ivar, **meaning, notes=tuple(notes)
+            )
+        )
     if errors:
         raise InvalidInputError(f"{file}: photometry columns do not fit", errors)
     return plan

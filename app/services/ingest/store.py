@@ -212,6 +212,16 @@ def write(
                         "error_column": b.error,
                         "error_is_inverse_variance": b.error_is_ivar,
                         "flux_unit": b.flux_unit,
+                        # magnitudes' system, as found, and what was done to reach AB
+                        "system": b.system,
+                        "system_source": b.system_source,
+                        "ab_offset": b.ab_offset,
+                        "asinh_softening": b.softening,
+                        "galactic_extinction": {
+                            "dereddened": b.dereddened,
+                            "column": b.extinction,
+                            "kind": b.extinction_kind,
+                        },
                         **band_counts[b.band],
                     }
                     for b in plan

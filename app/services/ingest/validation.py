@@ -23,8 +23,10 @@ from som.photometry import (
     STATUS_NAMES,
     PhotometryError,
     clean_band,
+    deredden,
     near_sentinels,
     parse_numbers,
+    to_ab,
 )
 
 MAX_LISTED_ERRORS = 100
@@ -243,6 +245,12 @@ def check_secure_rule(rule: dict[str, Any] | None) -> dict[str, Any] | None:
         values = rule.get("values")
         if not isinstance(values, list) or not values:
             raise BadRequestError("secure_rule of kind 'in' needs a non-empty list 'values'")
+    stars = rule.get("star_values")
+    if stars is not None and (
+        not isinstance(stars, list)
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in stars)
+    ):
+        raise BadRequestError("secure_rule.star_values must be a list of quality values")
     return rule
 
 
@@ -341,6 +349,22 @@ def _sigma_from_ivar(raw: pd.Series, column: str, log: ErrorLog) -> pd.Series:
     return pd.Series(sigma, index=raw.index)
 
 
+def _deredden(mag, err, status, raw: pd.Series, bc: BandColumns, log: ErrorLog):
+    """``som.photometry.deredden`` with the band's extinction column; an unusable value
+    where the band is measured is an error of its row."""
+    column = bc.extinction
+    assert column is not None and bc.extinction_kind is not None
+    values = _as_float(raw, column, log)
+    mag, err, status, bad = deredden(mag, err, status, values, bc.extinction_kind)
+    what = "transmission" if bc.extinction_kind == "transmission" else "extinction"
+    log.add(
+        column,
+        bad,
+        lambda r: f"Galactic {what} {_fmt(float(values[r]))} of band {bc.band} is not usable",
+    )
+    return mag, err, status
+
+
 def validate(chunk: pd.DataFrame, rules: Rules, log: ErrorLog) -> Validated:
     """Validate one chunk of rows; errors go to ``log`` (which knows the chunk's offset)."""
     n = len(chunk)
@@ -395,6 +419,13 @@ def validate(chunk: pd.DataFrame, rules: Rules, log: ErrorLog) -> Validated:
         mags[:, j] = cleaned.mag
         errs[:, j] = cleaned.magerr
         status[:, j] = cleaned.status
+        # The band's magnitude system to AB and its Galactic extinction (presets.band_semantics)
+        mag, err, band_status = to_ab(
+            mags[:, j], errs[:, j], status[:, j], bc.ab_offset, bc.softening
+        )
+        if bc.extinction is not None:
+            mag, err, band_status = _deredden(mag, err, band_status, chunk[bc.extinction], bc, log)
+        mags[:, j], errs[:, j], status[:, j] = mag, err, band_status
     out["mags"] = mags
     out["magerrs"] = errs
     n_measured = (status == MEASURED).sum(axis=1)
@@ -443,6 +474,9 @@ def validate(chunk: pd.DataFrame, rules: Rules, log: ErrorLog) -> Validated:
         if "star" in mapping:
             star = _star_flags(chunk[mapping["star"]], mapping["star"], log)
         rule = rules.secure_rule
+        if rule.get("star_values") and quality is not None:
+            # A survey that flags stars by their quality code (DEEP2 ZQUALITY = -1).
+            star |= np.isin(quality, np.asarray(rule["star_values"], dtype=float))
         quality_ok = evaluate_secure(n, rule, quality, quality_raw, secure_col)
         with np.errstate(invalid="ignore"):
             low_z = ~star & (z < rules.z_min)
