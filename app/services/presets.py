@@ -908,8 +908,10 @@ def magnitude_system(
     One source decides, the first of: the user's declaration for this catalogue (a declared
     band with ``system``), the file's unit (``mag(AB)``, ``VEGAmag``), the preset that mapped
     the column (its ``mag_systems`` option, else AB: a preset is written against a schema
-    and says when that schema is not AB), and last the filter's default, the system its
-    survey's own catalogues publish (Vega for 2MASS, WISE and UKIDSS; AB for the rest).
+    and says when that schema is not AB), somcal's own column name ``mag_<band>`` (AB: it is
+    what somcal writes, so its target lists read back unchanged), and last the filter's
+    default, the system its survey's own catalogues publish (Vega for 2MASS, WISE and
+    UKIDSS; AB for the rest).
     So an offset is applied once, never by two sources.
     """
     if band.system_declared:
@@ -921,6 +923,10 @@ def magnitude_system(
     if preset is not None and _preset_maps(preset, field_name, column):
         system = preset.options.get("mag_systems", {}).get(band.name, "AB")
         return system, f"preset {preset.name}"
+    if column.lower() == field_name.lower():
+        # somcal's own column name: what somcal writes (target lists, stored catalogues) is
+        # AB, so reading its own files back must not shift them
+        return "AB", f"somcal's own column name {field_name!r} (AB, as somcal writes it)"
     if band.system == "AB":
         return "AB", "AB assumed (no preset, unit or declaration says otherwise)"
     return band.system, f"the system {band.survey or band.name} catalogues publish"

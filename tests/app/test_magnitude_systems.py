@@ -81,8 +81,8 @@ def test_generic_columns_of_a_vega_band_follow_the_survey_unless_declared(
 ):
     t = pd.DataFrame({"id": np.arange(N), **_positions()})
     ramp = np.linspace(0, 3, N)
-    t["mag_Ks_2mass"], t["magerr_Ks_2mass"] = 14.0 + ramp, 0.05
-    t["mag_W1"], t["magerr_W1"] = 13.0 + ramp, 0.05
+    t["Ks_2mass_mag"], t["Ks_2mass_magerr"] = 14.0 + ramp, 0.05
+    t["W1_mag"], t["W1_magerr"] = 13.0 + ramp, 0.05
     body = ingest("photometric", t.to_csv(index=False).encode(), "mine.csv")
     assert body["preset"] == "somcal"
     mags, _ = _stored(settings.database_url, body["id"], 2)
@@ -100,6 +100,23 @@ def test_generic_columns_of_a_vega_band_follow_the_survey_unless_declared(
     np.testing.assert_allclose(_column(body, mags, "Ks_2mass"), 14.0 + ramp, atol=1e-12)
     np.testing.assert_allclose(_column(body, mags, "W1"), 13.0 + ramp, atol=1e-12)
     assert body["summary"]["photometry"]["W1"]["system_source"] == "declared for this catalogue"
+
+
+def test_somcals_own_column_names_are_ab_so_its_files_read_back_unchanged(
+    client, auth, settings, ingest
+):
+    # mag_<band> is what somcal writes (target lists, stored catalogues), always AB: a
+    # target list of a zCOSMOS map (WFCAM J) sent back with its redshifts must not move
+    t = pd.DataFrame({"id": np.arange(N), **_positions()})
+    ramp = np.linspace(0, 3, N)
+    t["mag_J_wfcam"], t["magerr_J_wfcam"] = 20.0 + ramp, 0.05
+    t["mag_W1"], t["magerr_W1"] = 19.0 + ramp, 0.05
+    body = ingest("photometric", t.to_csv(index=False).encode(), "targets_back.csv")
+    mags, _ = _stored(settings.database_url, body["id"], 2)
+    np.testing.assert_allclose(_column(body, mags, "J_wfcam"), 20.0 + ramp, atol=1e-12)
+    np.testing.assert_allclose(_column(body, mags, "W1"), 19.0 + ramp, atol=1e-12)
+    assert "somcal's own column name" in body["summary"]["photometry"]["W1"]["system_source"]
+    assert not any("Vega" in w for w in body["warnings"])
 
 
 def test_a_declared_system_on_an_ab_band_and_a_units_system(client, auth, settings, ingest):
@@ -327,10 +344,11 @@ def test_assign_rows_take_a_declared_system_as_ingest_does():
 
     frame = pd.DataFrame({"mag_W1": [15.0], "magerr_W1": [0.1]})
     frame["mag_W2"], frame["magerr_W2"] = 14.0, 0.1
+    # somcal's own field names are AB (the API's contract), unless a band is declared
     rows = photometry_rows(frame, "rows.csv")
-    assert rows.loc[0, "mag_W1"] == pytest.approx(17.699)  # WISE magnitudes: Vega
-    rows = photometry_rows(frame, "rows.csv", bands=[{"name": "W1", "system": "AB"}])
-    assert rows.loc[0, "mag_W1"] == 15.0 and rows.loc[0, "mag_W2"] == pytest.approx(17.339)
+    assert rows.loc[0, "mag_W1"] == 15.0 and rows.loc[0, "mag_W2"] == 14.0
+    rows = photometry_rows(frame, "rows.csv", bands=[{"name": "W1", "system": "Vega"}])
+    assert rows.loc[0, "mag_W1"] == pytest.approx(17.699) and rows.loc[0, "mag_W2"] == 14.0
 
 
 def test_the_band_list_says_each_bands_default_system(client, auth):
