@@ -505,6 +505,39 @@ class SOM:
         cw = np.where(inside.any(axis=1), reach_c - np.argmax(inside[:, ::-1], axis=1), -1)
         return gy, gx, cw.astype(np.int64)
 
+    def _hex_separable_factors(self, sigma: float):
+        """(gy, gxi, gxh, cwi, cwh) of ``kernels.smooth_separable_hex`` at radius sigma:
+        the same neighbourhood and disc as ``_neighbourhood_table``, factored into a
+        row-offset part and a column-distance part (whole and half cells)."""
+        grid = self.grid
+        R1, C = self.n_rows - 1, self.n_cols
+        dy = np.arange(-R1, R1 + 1) * grid.row_spacing
+        if self.periodic:
+            dy = dy - grid.height * np.round(dy / grid.height)
+        # whole-cell and half-cell column distances a window can reach before it would
+        # count a column twice (torus) or leave the map
+        ci = np.arange(C // 2 + 1 if self.periodic else C, dtype=float)
+        ch = np.arange((C - 1) // 2 + 1 if self.periodic else C, dtype=float) + 0.5
+        if self.neighbourhood == "gaussian":
+            reach = GAUSSIAN_TRUNCATE * sigma
+            gy = np.exp(-(dy**2) / (2.0 * sigma**2))
+            gxi = np.exp(-(ci**2) / (2.0 * sigma**2))
+            gxh = np.exp(-(ch**2) / (2.0 * sigma**2))
+        else:
+            reach = sigma
+            gy, gxi, gxh = np.ones_like(dy), np.ones_like(ci), np.ones_like(ch)
+
+        def widths(dx):
+            inside = np.hypot(dx[None, :], dy[:, None]) <= reach + 1e-9
+            return np.where(
+                inside.any(axis=1), inside.shape[1] - 1 - np.argmax(inside[:, ::-1], axis=1), -1
+            )
+
+        pad = np.zeros(C)
+        gxi_full, gxh_full = pad.copy(), pad.copy()
+        gxi_full[: ci.size], gxh_full[: ch.size] = gxi, gxh
+        return gy, gxi_full, gxh_full, widths(ci).astype(np.int64), widths(ch).astype(np.int64)
+
     def batch_sums(self, X, errors=None, sample_weight=None, *, skip_empty: bool = False):
         """Per-cell sums of one batch epoch over ``X`` with the current weights.
 
@@ -543,18 +576,21 @@ class SOM:
         ``sample_weight`` units); ``sigma`` is the epoch's radius in grid units
         (``sigma_schedule``). Sets ``weights_`` and ``batch_den_``."""
         self._check_fitted()
-        h, win_r, win_c = self._neighbourhood_table(float(sigma))
         num = np.empty_like(S)
         den = np.empty_like(N)
+        periodic = bool(self.periodic)
+        # both lattices' neighbourhoods factor into a row part and a column part inside a
+        # disc, so the O(K reach^2) direct sum (kernels.smooth) is only the tests' reference
         with self._threads():
             if self.lattice == "rect":
-                gy, gx, cw = self._separable_factors(h)
+                gy, gx, cw = self._separable_factors(self._neighbourhood_table(float(sigma))[0])
                 kernels.smooth_separable(
-                    S, N, gy, gx, cw, self.n_rows, self.n_cols, bool(self.periodic), num, den
+                    S, N, gy, gx, cw, self.n_rows, self.n_cols, periodic, num, den
                 )
             else:
-                kernels.smooth(
-                    S, N, h, self.n_rows, self.n_cols, bool(self.periodic), win_r, win_c, num, den
+                factors = self._hex_separable_factors(float(sigma))
+                kernels.smooth_separable_hex(
+                    S, N, *factors, self.n_rows, self.n_cols, periodic, num, den
                 )
         # a cell no data reaches keeps its weight rather than collapsing to zero
         with np.errstate(invalid="ignore", divide="ignore"):

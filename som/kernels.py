@@ -511,6 +511,99 @@ def smooth_separable(S, N, gy, gx, cw, n_rows, n_cols, periodic, num, den):
                 den[k, ch - F] = acc[k]
 
 
+@njit(parallel=True, fastmath=True, cache=True)
+def smooth_separable_hex(S, N, gy, gxi, gxh, cwi, cwh, n_rows, n_cols, periodic, num, den):
+    """``smooth`` on a hexagonal ("odd-r") lattice in O(K F reach) instead of O(K F reach^2).
+
+    S, N : (K, F) per-cell sums from ``accumulate``; num, den : (K, F) outputs.
+    gy : (2*n_rows-1,) neighbourhood factor by row offset index (ri - rj + n_rows - 1).
+    gxi : (n_cols,) factor at column distance |dx| = c (rows at an even offset).
+    gxh : (n_cols,) factor at |dx| = m + 1/2 (rows at an odd offset: half a cell shifted).
+    cwi, cwh : (2*n_rows-1,) int64, the largest c (even offsets) or m (odd offsets) inside
+        the neighbourhood's disc for each row offset index, -1 where out of reach.
+
+    On the odd-r lattice a cell's x is col + (row % 2) / 2, so two rows at an even offset
+    are aligned and two at an odd offset are shifted by half a cell, to the right when the
+    source row is odd. The neighbourhood is h = gy(dy) gx(|dx|) inside a disc (Gaussian or
+    bubble alike), so, as in ``smooth_separable``, each source row is summed along itself
+    over a growing window, twice: once at whole-cell distances (Ti) and once at
+    half-cell-shifted distances (Th, the shift's side set by the source row's parity);
+    every (target row, source row) pair takes its row sum once the window reaches the
+    pair's half-width. On a torus (an even number of rows, so parities wrap consistently)
+    the windows stop growing once they cover the row.
+    """
+    K, F = S.shape
+    R1 = n_rows - 1
+    cmax = 0
+    for i in range(cwi.shape[0]):
+        cmax = max(cmax, cwi[i], cwh[i])
+    for ch in prange(2 * F):
+        v = np.empty(K)
+        for k in range(K):
+            v[k] = S[k, ch] if ch < F else N[k, ch - F]
+        Ti = gxi[0] * v
+        Th = np.zeros(K)
+        acc = np.zeros(K)
+        for c in range(cmax + 1):
+            if c > 0 and not (periodic and 2 * c > n_cols):
+                g = gxi[c]
+                both = not (periodic and 2 * c == n_cols)
+                for r in range(n_rows):
+                    base = r * n_cols
+                    for j in range(n_cols):
+                        jj = j + c
+                        if periodic:
+                            jj = jj % n_cols
+                        if jj < n_cols:
+                            Ti[base + j] += g * v[base + jj]
+                        if both:
+                            jj = j - c
+                            if periodic:
+                                jj = jj % n_cols
+                            if jj >= 0:
+                                Ti[base + j] += g * v[base + jj]
+            if not (periodic and 2 * c + 1 > n_cols):
+                # the two columns at |dx| = c + 1/2: c and -(c + 1) away from an odd source
+                # row's cell, c + 1 and -c from an even one's
+                g = gxh[c]
+                both = not (periodic and 2 * c + 1 == n_cols)
+                for r in range(n_rows):
+                    base = r * n_cols
+                    even = 1 - r % 2
+                    for j in range(n_cols):
+                        jj = j + c + even
+                        if periodic:
+                            jj = jj % n_cols
+                        if jj < n_cols:
+                            Th[base + j] += g * v[base + jj]
+                        if both:
+                            jj = j - c - 1 + even
+                            if periodic:
+                                jj = jj % n_cols
+                            if jj >= 0:
+                                Th[base + j] += g * v[base + jj]
+            for rj in range(n_rows):
+                for ri in range(n_rows):
+                    idx = ri - rj + R1
+                    odd = (ri - rj) % 2 == 1
+                    if (cwh[idx] if odd else cwi[idx]) != c:
+                        continue
+                    g = gy[idx]
+                    src = ri * n_cols
+                    dst = rj * n_cols
+                    if odd:
+                        for j in range(n_cols):
+                            acc[dst + j] += g * Th[src + j]
+                    else:
+                        for j in range(n_cols):
+                            acc[dst + j] += g * Ti[src + j]
+        for k in range(K):
+            if ch < F:
+                num[k, ch] = acc[k]
+            else:
+                den[k, ch - F] = acc[k]
+
+
 # ------------------------------------------------------------------- tiled pruned search
 #: tile of the tiled search on maps of at least 4 tiles a side (``tile_shape``); a tile cut
 #: short by the map's edge is padded with copies of its first cell. Every row bounds its

@@ -164,6 +164,34 @@ def test_separable_smoothing_equals_the_direct_sum(periodic, shape, neighbourhoo
         np.testing.assert_array_equal(den2 == 0, den == 0)
 
 
+@pytest.mark.parametrize("periodic", [False, True])
+@pytest.mark.parametrize("shape", [(9, 13), (10, 7), (1, 12), (12, 12), (2, 5)])
+@pytest.mark.parametrize("neighbourhood", ["gaussian", "bubble"])
+def test_hexagonal_separable_smoothing_equals_the_direct_sum(periodic, shape, neighbourhood):
+    from som import kernels
+
+    if periodic and shape[0] % 2:
+        shape = (shape[0] + 1, shape[1])  # a hexagonal torus needs an even number of rows
+    rng = np.random.default_rng(8)
+    som = SOM(*shape, lattice="hex", periodic=periodic, neighbourhood=neighbourhood)
+    som._distance_table = som.grid.offset_distance_table()
+    K = som.n_cells
+    S = rng.normal(size=(K, 3))
+    N = rng.uniform(0, 5, size=(K, 3)) * (rng.uniform(size=(K, 3)) < 0.7)
+    # 0.866 and 1.0: the disc's edge falls exactly on lattice distances (sqrt(3)/2, 1)
+    for sigma in (0.3, 0.55, np.sqrt(3) / 2, 1.0, 2.3, 5.0, 40.0):
+        h, win_r, win_c = som._neighbourhood_table(sigma)
+        num, den = np.empty_like(S), np.empty_like(N)
+        kernels.smooth(S, N, h, *shape, periodic, win_r, win_c, num, den)
+        num2, den2 = np.empty_like(S), np.empty_like(N)
+        kernels.smooth_separable_hex(
+            S, N, *som._hex_separable_factors(sigma), *shape, periodic, num2, den2
+        )
+        np.testing.assert_allclose(num2, num, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(den2, den, rtol=1e-12, atol=1e-12)
+        np.testing.assert_array_equal(den2 == 0, den == 0)
+
+
 # ---------------------------------------------------------------- tiled search, 8 x 8 tiles
 # maps of at least 32 x 32 cells use 8 x 8 tiles (kernels.tile_shape); 34 x 41 also cuts
 # tiles short at both edges, so padded tile positions are exercised
