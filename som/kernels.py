@@ -733,6 +733,56 @@ def _tree_min_t(e, h):
     return h[0]
 
 
+def _tile_bounds_t(x, a, lo, hi, weighted, zero, lb):
+    """lb (n_tiles,) = the row's lower bound to every tile: its (weighted) squared distance
+    to the tile's box, in one pass vectorised over tiles."""
+    nt = lb.shape[0]
+    if weighted:
+        for j in range(nt):
+            s = zero
+            for f in range(_F):
+                xf = x[f]
+                u = max(lo[f, j] - xf, xf - hi[f, j])
+                u = max(u, zero)
+                s += a[f] * u * u
+            lb[j] = s
+    else:
+        for j in range(nt):
+            s = zero
+            for f in range(_F):
+                xf = x[f]
+                u = max(lo[f, j] - xf, xf - hi[f, j])
+                u = max(u, zero)
+                s += u * u
+            lb[j] = s
+
+
+def _nearest_rep_t(x, a, rep, rep_h, weighted, zero, rd):
+    """The tile whose representative cell is nearest the row (rd: scratch, (n_tiles,))."""
+    nt = rd.shape[0]
+    if weighted:
+        for j in range(nt):
+            q = zero
+            for f in range(_F):
+                v = x[f] - rep[f, j]
+                q += a[f] * v * v
+            rd[j] = q
+    else:
+        for j in range(nt):
+            q = rep_h[j]
+            for f in range(_F):
+                q -= x[f] * rep[f, j]
+            rd[j] = q
+    t0 = 0
+    best = rd[0]
+    for j in range(1, nt):
+        v = rd[j]
+        if v < best:
+            best = v
+            t0 = j
+    return t0
+
+
 def _bmu_tiles_t(
     X,
     A,
@@ -794,43 +844,11 @@ def _bmu_tiles_t(
                     x[f] = X[r, f] - mu[f]
                     xx += x[f] * x[f]
                 xx *= 0.5
-            # every tile's box bound and its representative's score, in one pass
-            if weighted:
-                for j in range(nt):
-                    s = zero
-                    q = zero
-                    for f in range(_F):
-                        xf = x[f]
-                        af = a[f]
-                        u = max(lo[f, j] - xf, xf - hi[f, j])
-                        u = max(u, zero)
-                        s += af * u * u
-                        v = xf - rep[f, j]
-                        q += af * v * v
-                    lb[j] = s
-                    rd[j] = q
-            else:
-                for j in range(nt):
-                    s = zero
-                    q = rep_h[j]
-                    for f in range(_F):
-                        xf = x[f]
-                        u = max(lo[f, j] - xf, xf - hi[f, j])
-                        u = max(u, zero)
-                        s += u * u
-                        q -= xf * rep[f, j]
-                    lb[j] = s
-                    rd[j] = q
+            _tile_bounds_t(x, a, lo, hi, weighted, zero, lb)
             if hinted and hint[r] >= 0:
                 t0 = cell_tile[hint[r]]
             else:
-                t0 = 0
-                best = rd[0]
-                for j in range(1, nt):
-                    v = rd[j]
-                    if v < best:
-                        best = v
-                        t0 = j
+                t0 = _nearest_rep_t(x, a, rep, rep_h, weighted, zero, rd)
             # scores to distances: d = mul * (score + off); the slack covers the rounding
             # of the expanded form (relative to the norms, not to d) and of the bounds
             if weighted:
@@ -911,7 +929,7 @@ def _tile_kernel(n_features: int, tile_cells: int):
     key = (int(n_features), int(tile_cells))
     kernel = _TILE_KERNELS.get(key)
     if kernel is None:
-        helpers = (_tile_scores_t, _tree_min_t)
+        helpers = (_tile_bounds_t, _nearest_rep_t, _tile_scores_t, _tree_min_t)
         source = "\n".join(
             [
                 "import numpy as np",
