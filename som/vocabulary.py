@@ -162,6 +162,7 @@ class TableFormat(StrEnum):
     ecsv = "ecsv"
     votable = "votable"
     hdf5 = "hdf5"
+    ipac = "ipac"
     ascii = "ascii"
 
 
