@@ -2,7 +2,9 @@
 magnitude (and in its cell), learned from two sources of attempts.
 
 * **Recorded outcomes** of the map's campaigns: secure or failed (a target not observed
-  says nothing about success), at the magnitude the campaign planned it with.
+  says nothing about success), at its source's magnitude in the band the model learns in
+  (``band``, by default the map's), whatever band its campaign was planned in; one whose
+  magnitude in that band is unknown is left out and counted, never taken in another band.
 * **Archival spectra** already in the ledger: a spectrum whose quality flag makes it secure
   is a success at its magnitude, one whose flag does not (zCOSMOS classes 1-2 and 9, say:
   the ledger's ``not_secure_quality``) a failed attempt. A star, or an object below the
@@ -61,11 +63,18 @@ class Learned:
     archival_weight: float
     archival_catalogues: list[int]
     mag_band: str
+    # outcomes (secure or failed) and archival attempts whose magnitude in ``mag_band`` is
+    # unknown: left out of the fit, never taken in another band
+    n_recorded_no_mag: int = 0
+    n_archival_no_mag: int = 0
 
 
-def observed_targets(session: Session, m: Map) -> pd.DataFrame:
+def observed_targets(session: Session, m: Map, band: str | None = None) -> pd.DataFrame:
     """Every target of the map's campaigns with an outcome: where it is, its magnitude,
-    what became of it and the exposure it got."""
+    what became of it and the exposure it got. ``mag`` is the magnitude the campaign was
+    planned with (in the campaign's band, ``campaign_band``), unless ``band`` is given:
+    then it is the target's magnitude in ``band`` (:func:`_mags_in_band`), NaN where that
+    is unknown, so that magnitudes of campaigns planned in different bands never mix."""
     rows = session.execute(
         select(
             Target.catalogue_id,
@@ -74,6 +83,10 @@ def observed_targets(session: Session, m: Map) -> pd.DataFrame:
             Target.mag,
             TargetOutcome.outcome,
             TargetOutcome.exposure_hours,
+            TargetList.params,
+            Target.extra,
+            Target.target_list_id,
+            Target.rank,
         )
         .join(
             TargetOutcome,
@@ -83,10 +96,57 @@ def observed_targets(session: Session, m: Map) -> pd.DataFrame:
         .join(TargetList, TargetList.id == Target.target_list_id)
         .where(TargetList.map_id == m.id)
     ).all()
-    return pd.DataFrame.from_records(
-        [tuple(r) for r in rows],
-        columns=["catalogue_id", "source_id", "cell", "mag", "outcome", "exposure_hours"],
-    )
+    columns = ["catalogue_id", "source_id", "cell", "mag", "outcome", "exposure_hours"]
+    frame = pd.DataFrame.from_records([tuple(r)[:6] for r in rows], columns=columns)
+    frame["mag"] = pd.to_numeric(frame["mag"], errors="coerce").astype(np.float64)
+    frame["campaign_band"] = [str((r[6] or {}).get("mag_band") or "") or None for r in rows]
+    frame["target_list_id"] = [int(r[8]) for r in rows]
+    frame["rank"] = [int(r[9]) for r in rows]
+    if band is not None and len(frame):
+        frame["mag"] = _mags_in_band(session, m, frame, [r[7] for r in rows], band)
+    return frame
+
+
+def _mags_in_band(
+    session: Session, m: Map, seen: pd.DataFrame, extras: list[dict[str, Any] | None], band: str
+) -> np.ndarray:
+    """Each observed target's magnitude in ``band``: its source's in the ledger (the row of
+    its catalogue with its source id), else the list's snapshot of it (``mag_<band>`` of
+    the target's ``extra``), else the magnitude the campaign planned it with when the
+    campaign was planned in ``band``; NaN when none of these knows it. Never a magnitude
+    in another band."""
+    rows = session.execute(
+        text(
+            "SELECT t.target_list_id, t.rank, s.catalogue_id, s.mags FROM targets t "
+            "JOIN target_lists l ON l.id = t.target_list_id "
+            "JOIN target_outcomes o ON o.target_list_id = t.target_list_id AND o.rank = t.rank "
+            "JOIN sources s ON s.catalogue_id = t.catalogue_id AND s.source_id = t.source_id "
+            "WHERE l.map_id = :m ORDER BY s.row_index"
+        ),
+        {"m": m.id},
+    ).all()
+    first: dict[tuple[int, int], int] = {}
+    for k, r in enumerate(rows):
+        first.setdefault((int(r[0]), int(r[1])), k)
+    out = np.full(len(seen), np.nan)
+    keys = zip(seen["target_list_id"], seen["rank"], strict=True)
+    where = [first.get((int(tl), int(rk)), -1) for tl, rk in keys]
+    hit = np.flatnonzero(np.asarray(where) >= 0)
+    if len(hit):
+        picked = [rows[where[k]] for k in hit]
+        out[hit] = phot_store.mags_by_catalogue(
+            session, np.array([r[2] for r in picked]), [r[3] for r in picked], [band]
+        )[:, 0]
+    key = f"mag_{band}"
+    planned = seen["mag"].to_numpy(dtype=np.float64)
+    planned_in = (seen["campaign_band"] == band).to_numpy()
+    for k in np.flatnonzero(~np.isfinite(out)):
+        snap = (extras[k] or {}).get(key)
+        if snap is not None and math.isfinite(float(snap)):
+            out[k] = float(snap)
+        elif planned_in[k]:
+            out[k] = planned[k]
+    return out
 
 
 def archival_attempts(
@@ -188,27 +248,50 @@ def _source_mags(
     return out
 
 
+def learning_band(m: Map, band: str | None) -> str:
+    """The band the success model learns in: ``band`` (one of the map's, or an alias of
+    one; a 422 naming ``band`` otherwise), by default the map's magnitude band."""
+    try:
+        return map_store.mag_band(m, band)
+    except InvalidInputError as exc:
+        reason = str(exc)
+        raise InvalidInputError(reason, [RowError(None, "band", None, reason)]) from exc
+
+
 def learn(
-    session: Session, m: Map, *, archival: bool = True, archival_weight: float = ARCHIVAL_WEIGHT
+    session: Session,
+    m: Map,
+    *,
+    archival: bool = True,
+    archival_weight: float = ARCHIVAL_WEIGHT,
+    band: str | None = None,
 ) -> Learned:
     """The success model of the map from its recorded outcomes and (unless ``archival`` is
-    False) the archival spectra, weighted as the module says."""
+    False) the archival spectra, weighted as the module says, in one magnitude band:
+    ``band``, by default the map's. Every outcome's magnitude is its source's in that band
+    (whatever band its campaign was planned in); one without a magnitude in the band is
+    left out and counted (``n_recorded_no_mag``), as is an archival spectrum."""
     if not (math.isfinite(archival_weight) and 0.0 <= archival_weight <= 1.0):
         reason = f"archival_weight must lie in 0..1, got {archival_weight!r}"
         raise InvalidInputError(reason, [RowError(None, "archival_weight", None, reason)])
-    band = map_store.mag_band(m, None)
-    seen = observed_targets(session, m)
+    band = learning_band(m, band)
+    seen = observed_targets(session, m, band)
     seen = seen[seen["outcome"] != str(Outcome.not_observed)]
-    seen = seen[pd.to_numeric(seen["mag"], errors="coerce").notna()]
+    known = np.isfinite(seen["mag"].to_numpy(dtype=np.float64))
+    n_recorded_no_mag = int((~known).sum())
+    seen = seen[known]
     rec_secure = (seen["outcome"] == str(Outcome.secure)).to_numpy()
     parts_mag = [seen["mag"].to_numpy(dtype=np.float64)]
     parts_ok = [rec_secure]
     parts_cell = [seen["cell"].to_numpy(dtype=np.int64)]
     parts_w = [np.ones(len(seen))]
     arch = pd.DataFrame(columns=["catalogue_id", "mag", "secure", "cell"])
+    n_archival_no_mag = 0
     if archival and archival_weight > 0:
         arch = archival_attempts(session, m, band, set(seen["source_id"].astype(str)))
-        arch = arch[np.isfinite(arch["mag"].to_numpy(dtype=np.float64))]
+        arch_known = np.isfinite(arch["mag"].to_numpy(dtype=np.float64))
+        n_archival_no_mag = int((~arch_known).sum())
+        arch = arch[arch_known]
         parts_mag.append(arch["mag"].to_numpy(dtype=np.float64))
         parts_ok.append(arch["secure"].to_numpy(dtype=bool))
         parts_cell.append(arch["cell"].to_numpy(dtype=np.int64))
@@ -230,6 +313,8 @@ def learn(
         archival_weight=float(archival_weight) if archival else 0.0,
         archival_catalogues=sorted({int(c) for c in arch["catalogue_id"]}),
         mag_band=band,
+        n_recorded_no_mag=n_recorded_no_mag,
+        n_archival_no_mag=n_archival_no_mag,
     )
 
 
@@ -254,6 +339,8 @@ def success_summary(
         **model.to_dict(),
         "mag_band": learned.mag_band,
         "n_recorded": learned.n_recorded,
+        "n_recorded_no_mag": learned.n_recorded_no_mag,
+        "n_archival_no_mag": learned.n_archival_no_mag,
         "n_recorded_secure": learned.n_recorded_secure,
         "n_archival": learned.n_archival,
         "n_archival_secure": learned.n_archival_secure,
