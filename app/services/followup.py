@@ -370,7 +370,8 @@ def forecast(
                 "gain_per_hour": gain / hours if hours > 0 else 0.0,
             }
         )
-    learned = success.learn(session, m, archival=plan.archival)
+    band = map_store.mag_band(m, plan.mag_band)
+    learned = success.learn(session, m, archival=plan.archival, band=band)
     return {
         "map_id": m.id,
         "budget_hours": plan.budget_hours,

@@ -277,6 +277,8 @@ def learn(
     band = learning_band(m, band)
     seen = observed_targets(session, m, band)
     seen = seen[seen["outcome"] != str(Outcome.not_observed)]
+    # A spectrum that is an outcome counts once, as the outcome, even one left out here.
+    outcome_ids = set(seen["source_id"].astype(str))
     known = np.isfinite(seen["mag"].to_numpy(dtype=np.float64))
     n_recorded_no_mag = int((~known).sum())
     seen = seen[known]
@@ -288,7 +290,7 @@ def learn(
     arch = pd.DataFrame(columns=["catalogue_id", "mag", "secure", "cell"])
     n_archival_no_mag = 0
     if archival and archival_weight > 0:
-        arch = archival_attempts(session, m, band, set(seen["source_id"].astype(str)))
+        arch = archival_attempts(session, m, band, outcome_ids)
         arch_known = np.isfinite(arch["mag"].to_numpy(dtype=np.float64))
         n_archival_no_mag = int((~arch_known).sum())
         arch = arch[arch_known]
