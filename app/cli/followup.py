@@ -323,7 +323,11 @@ def model(
         typer.echo(json.dumps(summary, indent=2, default=float))
         return
     if not summary["fitted"]:
-        _out().print("no outcomes nor archival attempts: every target is assumed to succeed")
+        _out().print(
+            f"no outcomes nor archival attempts with a magnitude in {summary['mag_band']} "
+            f"({summary['n_recorded_no_mag']:,} outcomes and {summary['n_archival_no_mag']:,} "
+            "archival spectra without one): every target is assumed to succeed"
+        )
         return
     table = Table(
         title=f"success rate of map {m.id} in {summary['mag_band']} from "

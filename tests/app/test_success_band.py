@@ -108,7 +108,7 @@ def test_the_success_model_learns_in_one_band(client, auth, clean_db, mock_catal
 
 
 def test_outcomes_without_a_magnitude_in_the_band_are_left_out_and_counted(
-    client, auth, mock_catalogue, trained_map, ingest
+    client, auth, clean_db, mock_catalogue, trained_map, ingest
 ):
     rng = np.random.default_rng(29)
     phot = mock_catalogue(1500, seed=29)
@@ -136,3 +136,12 @@ def test_outcomes_without_a_magnitude_in_the_band_are_left_out_and_counted(
     in_r = client.get(url, params={"archival": False, "band": "r"}).json()
     assert in_r["n_recorded_no_mag"] == no_r
     assert in_r["n_recorded"] == in_r["n_outcomes"] == len(targets) - no_r
+    told = CliRunner().invoke(
+        cli,
+        [
+            "campaign", "model", "--map-id", str(map_id), "--band", "r", "--no-archival",
+            "--database-url", clean_db,
+        ],
+    )  # fmt: skip
+    assert told.exit_code == 0, told.stdout + told.stderr
+    assert f"left out, no magnitude in r: {no_r:,} outcomes" in told.stdout + told.stderr
