@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select, text
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session
 
 from app.models import Catalogue, Map, Target, TargetList, TargetOutcome
@@ -85,8 +85,6 @@ def observed_targets(session: Session, m: Map, band: str | None = None) -> pd.Da
             TargetOutcome.exposure_hours,
             TargetList.params,
             Target.extra,
-            Target.target_list_id,
-            Target.rank,
         )
         .join(
             TargetOutcome,
@@ -100,52 +98,60 @@ def observed_targets(session: Session, m: Map, band: str | None = None) -> pd.Da
     frame = pd.DataFrame.from_records([tuple(r)[:6] for r in rows], columns=columns)
     frame["mag"] = pd.to_numeric(frame["mag"], errors="coerce").astype(np.float64)
     frame["campaign_band"] = [str((r[6] or {}).get("mag_band") or "") or None for r in rows]
-    frame["target_list_id"] = [int(r[8]) for r in rows]
-    frame["rank"] = [int(r[9]) for r in rows]
     if band is not None and len(frame):
-        frame["mag"] = _mags_in_band(session, m, frame, [r[7] for r in rows], band)
+        frame["mag"] = _mags_in_band(session, frame, [r[7] for r in rows], band)
     return frame
 
 
 def _mags_in_band(
-    session: Session, m: Map, seen: pd.DataFrame, extras: list[dict[str, Any] | None], band: str
+    session: Session, seen: pd.DataFrame, extras: list[dict[str, Any] | None], band: str
 ) -> np.ndarray:
-    """Each observed target's magnitude in ``band``: its source's in the ledger (the row of
-    its catalogue with its source id), else the list's snapshot of it (``mag_<band>`` of
-    the target's ``extra``), else the magnitude the campaign planned it with when the
-    campaign was planned in ``band``; NaN when none of these knows it. Never a magnitude
-    in another band."""
-    rows = session.execute(
-        text(
-            "SELECT t.target_list_id, t.rank, s.catalogue_id, s.mags FROM targets t "
-            "JOIN target_lists l ON l.id = t.target_list_id "
-            "JOIN target_outcomes o ON o.target_list_id = t.target_list_id AND o.rank = t.rank "
-            "JOIN sources s ON s.catalogue_id = t.catalogue_id AND s.source_id = t.source_id "
-            "WHERE l.map_id = :m ORDER BY s.row_index"
-        ),
-        {"m": m.id},
-    ).all()
-    first: dict[tuple[int, int], int] = {}
-    for k, r in enumerate(rows):
-        first.setdefault((int(r[0]), int(r[1])), k)
-    out = np.full(len(seen), np.nan)
-    keys = zip(seen["target_list_id"], seen["rank"], strict=True)
-    where = [first.get((int(tl), int(rk)), -1) for tl, rk in keys]
-    hit = np.flatnonzero(np.asarray(where) >= 0)
-    if len(hit):
-        picked = [rows[where[k]] for k in hit]
-        out[hit] = phot_store.mags_by_catalogue(
-            session, np.array([r[2] for r in picked]), [r[3] for r in picked], [band]
-        )[:, 0]
+    """Each observed target's magnitude in ``band``: the list's snapshot of its source's
+    (``mag_<band>`` of the target's ``extra``, read from the ledger when it was planned),
+    else its source's in the ledger now (the row of its catalogue with its source id), else
+    the magnitude the campaign planned it with when the campaign was planned in ``band``;
+    NaN when none of these knows it. Never a magnitude in another band."""
     key = f"mag_{band}"
+    out = np.full(len(seen), np.nan)
+    for k, extra in enumerate(extras):
+        snap = (extra or {}).get(key)
+        if isinstance(snap, int | float) and math.isfinite(float(snap)):
+            out[k] = float(snap)
+    missing = np.flatnonzero(~np.isfinite(out))
+    if len(missing):
+        out[missing] = _ledger_mags(session, seen.iloc[missing], band)
     planned = seen["mag"].to_numpy(dtype=np.float64)
     planned_in = (seen["campaign_band"] == band).to_numpy()
-    for k in np.flatnonzero(~np.isfinite(out)):
-        snap = (extras[k] or {}).get(key)
-        if snap is not None and math.isfinite(float(snap)):
-            out[k] = float(snap)
-        elif planned_in[k]:
-            out[k] = planned[k]
+    still = ~np.isfinite(out) & planned_in
+    out[still] = planned[still]
+    return out
+
+
+def _ledger_mags(session: Session, targets: pd.DataFrame, band: str) -> np.ndarray:
+    """The ``band`` magnitude of each target's source in the ledger (its catalogue's first
+    row with its source id), NaN where there is none or it has no magnitude in ``band``."""
+    out = np.full(len(targets), np.nan)
+    cat_ids = targets["catalogue_id"].to_numpy(dtype=np.int64)
+    src_ids = targets["source_id"].astype(str).to_numpy()
+    for cid in np.unique(cat_ids):
+        at = np.flatnonzero(cat_ids == cid)
+        wanted = sorted(set(src_ids[at]))
+        found: dict[str, Any] = {}
+        for start in range(0, len(wanted), 500):
+            rows = session.execute(
+                text(
+                    "SELECT source_id, mags FROM sources WHERE catalogue_id = :c "
+                    "AND source_id IN :ids ORDER BY row_index"
+                ).bindparams(bindparam("ids", expanding=True)),
+                {"c": int(cid), "ids": wanted[start : start + 500]},
+            ).all()
+            for sid, blob in rows:
+                found.setdefault(str(sid), blob)
+        hit = [k for k in at if src_ids[k] in found]
+        if hit:
+            out[hit] = phot_store.mags_by_catalogue(
+                session, np.full(len(hit), cid), [found[src_ids[k]] for k in hit], [band]
+            )[:, 0]
     return out
 
 

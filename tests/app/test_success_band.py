@@ -11,9 +11,11 @@ import json
 
 import numpy as np
 import pandas as pd
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from app.cli import cli
+from app.core.db import make_engine
 from som import calibration as cal
 from som.calibration.followup import logistic_rate
 
@@ -79,6 +81,14 @@ def test_the_success_model_learns_in_one_band(client, auth, clean_db, mock_catal
     assert in_r["mag_band"] == "r" and in_r["n_recorded"] == n
     m50_r, err_r = _m50(in_r)
     assert abs(m50_r - (M50_I + R_MINUS_I)) < max(3 * err_r, 0.05), (m50_r, err_r)
+
+    # Without the lists' snapshots of every band, the sources' magnitudes in the ledger.
+    engine = make_engine(clean_db)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE targets SET extra = NULL"))
+    engine.dispose()
+    again = client.get(url, params={"archival": False, "band": "r"}).json()
+    assert again["n_recorded"] == n and np.isclose(_m50(again)[0], m50_r)
 
     # What taking each outcome at its campaign's magnitude (i for one, r for the other)
     # would have learned: a curve shifted by a good part of the offset.
