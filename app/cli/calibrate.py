@@ -230,6 +230,15 @@ def targets(
             min=1, help="Weight the gaps by this occupation catalogue (a wide survey's counts)."
         ),
     ] = None,
+    catalogue_id: Annotated[
+        int | None,
+        typer.Option(
+            "--catalogue-id",
+            min=1,
+            help="Weight the gaps by this photometric catalogue's rows (a deep field's own); "
+            "candidates stay every photometric row. Not with --occupation-id.",
+        ),
+    ] = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Write the spectroscopic target list for the gaps (CSV or FITS).
@@ -249,6 +258,7 @@ def targets(
             mag_limit=mag_limit,
             per_cell=per_cell,
             occupation_id=occupation_id,
+            catalogue_id=catalogue_id,
         )
         _targets(session, m, output, choice, overwrite=overwrite)
     typer.echo(str(output))

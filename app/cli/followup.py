@@ -298,24 +298,36 @@ def model(
             min=0.0, max=1.0, help="What an archival spectrum counts for (1: an outcome)."
         ),
     ] = 0.5,
+    band: Annotated[
+        str | None,
+        typer.Option(
+            help="Learn in this band (one of the map's; default the map's magnitude band): "
+            "each outcome's magnitude is its source's in it, whatever band its campaign "
+            "was planned in."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     database_url: DatabaseUrl = None,
 ) -> None:
     """The success rate against magnitude learned from the recorded outcomes and the
-    archival spectra (±1σ), and the expected hours per secure redshift."""
+    archival spectra (±1σ), and the expected hours per secure redshift, in one band."""
     from app.services import success
 
     exposure = _exposure(ref_mag, ref_hours, slope, overhead_hours)
     with _database(_settings(database_url)) as factory, factory() as session, _user_errors():
         m = _ready_map(session, map_id)
         summary = success.success_summary(
-            session, m, exposure, archival=archival, archival_weight=archival_weight
+            session, m, exposure, archival=archival, archival_weight=archival_weight, band=band
         )
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=float))
         return
     if not summary["fitted"]:
-        _out().print("no outcomes nor archival attempts: every target is assumed to succeed")
+        _out().print(
+            f"no outcomes nor archival attempts with a magnitude in {summary['mag_band']} "
+            f"({summary['n_recorded_no_mag']:,} outcomes and {summary['n_archival_no_mag']:,} "
+            "archival spectra without one): every target is assumed to succeed"
+        )
         return
     table = Table(
         title=f"success rate of map {m.id} in {summary['mag_band']} from "
@@ -334,6 +346,13 @@ def model(
             _fmt(r["hours_per_secure"], 2),
         )
     _out().print(table)
+    left = summary["n_recorded_no_mag"] + summary["n_archival_no_mag"]
+    if left:
+        _out().print(
+            f"left out, no magnitude in {summary['mag_band']}: "
+            f"{summary['n_recorded_no_mag']:,} outcomes, "
+            f"{summary['n_archival_no_mag']:,} archival spectra"
+        )
 
 
 @campaign_cli.command("forecast")

@@ -145,8 +145,20 @@ class SuccessModelOut(ApiModel):
     mag_max: float | None
     cell_prior_sigma: float
     cells: list[CellOffset]
-    mag_band: str = Field(description="Band of the archival spectra's magnitudes.")
+    mag_band: str = Field(
+        description="The one band the model learned in: every outcome's and archival "
+        "spectrum's magnitude is its source's in this band, whatever band a campaign was "
+        "planned in (`band`; by default the map's magnitude band)."
+    )
     n_recorded: int = Field(description="Recorded outcomes (secure or failed) learned from.")
+    n_recorded_no_mag: int = Field(
+        0,
+        description="Recorded outcomes (secure or failed) left out: no magnitude in "
+        "`mag_band` is known for them.",
+    )
+    n_archival_no_mag: int = Field(
+        0, description="Archival attempts left out: no magnitude in `mag_band` is known."
+    )
     n_recorded_secure: int
     n_archival: int = Field(description="Archival spectra learned from (secure or failed).")
     n_archival_secure: int

@@ -404,7 +404,8 @@ class TargetsOut(ApiModel):
     catalogue: SampleRef | None = Field(
         None,
         description="The catalogue whose galaxies weighted the gaps: an occupation catalogue "
-        "(occupation_id), or the ledger's photometric rows. Candidates are always rows.",
+        "(occupation_id), a photometric catalogue (catalogue_id), or the ledger's photometric "
+        "rows. Candidates are always rows.",
     )
     n_outside_training: int = Field(
         0, description="Sources outside what the map was trained on: never targets."
@@ -521,6 +522,14 @@ class TargetsQuery(ApiModel):
         le=2**31 - 1,
         description="Weight the gaps by this occupation catalogue (a wide survey's counts); "
         "candidates stay the ledger's photometric rows.",
+    )
+    catalogue_id: int | None = Field(
+        None,
+        ge=1,
+        le=2**31 - 1,
+        description="Weight the gaps by this photometric catalogue's rows on the map (a "
+        "deep field's own); candidates stay the ledger's photometric rows. At most one of "
+        "occupation_id and catalogue_id.",
     )
     name: str | None = Field(None, max_length=255)
 

@@ -160,7 +160,7 @@ def _row_catalogue(session: Session, catalogue_id: int) -> Catalogue | None:
     return cat
 
 
-def _catalogue_cells(session: Session, m: Map, cat: Catalogue) -> tuple[np.ndarray, int]:
+def catalogue_cells(session: Session, m: Map, cat: Catalogue) -> tuple[np.ndarray, int]:
     """Per cell, the catalogue's rows on the map that are inside what it was trained on,
     and how many of its rows are outside (counted apart, as in every answer)."""
     rows = session.execute(
@@ -201,7 +201,7 @@ def coverage(
     n_cells = len(stats)
     n_phot = stats["n_phot"].to_numpy()
     if only is not None:
-        n_phot, n_outside = _catalogue_cells(session, m, only)
+        n_phot, n_outside = catalogue_cells(session, m, only)
     if mag_band is None and z_bins is None:
         # From the per-cell counts: the same numbers without reading every source.
         occupied = np.flatnonzero(n_phot > 0)
@@ -281,7 +281,7 @@ def gaps(
             cat, occ = occupation_service.load(session, m, catalogue_id)
             n_phot, n_outside = occ.counts, occ.n_outside_training
         else:
-            n_phot, n_outside = _catalogue_cells(session, m, cat)
+            n_phot, n_outside = catalogue_cells(session, m, cat)
     occupied = np.flatnonzero(n_phot > 0)
     frame = cal.gaps(
         occupied, stats["covered"].to_numpy(), len(stats), weights=n_phot[occupied].astype(float)

@@ -267,7 +267,8 @@ def plan_targets(session: Session, m: Map, plan: CampaignPlan) -> PlannedTargets
         at_depth = cal.failed_at_depth(cand[mag_col].to_numpy(), spent, plan.exposure)
         exclude = is_secure | at_depth
         n_excluded_secure, n_excluded_failed = int(is_secure.sum()), int(at_depth.sum())
-    learned = success.learn(session, m, archival=plan.archival)
+    # The model learns in the band the campaign ranks and times its targets in.
+    learned = success.learn(session, m, archival=plan.archival, band=band)
     model = learned.model
     n_phot = stats["n_phot"].to_numpy(dtype=np.float64)
     weight = n_phot / max(n_phot.sum(), 1.0)
@@ -369,7 +370,8 @@ def forecast(
                 "gain_per_hour": gain / hours if hours > 0 else 0.0,
             }
         )
-    learned = success.learn(session, m, archival=plan.archival)
+    band = map_store.mag_band(m, plan.mag_band)
+    learned = success.learn(session, m, archival=plan.archival, band=band)
     return {
         "map_id": m.id,
         "budget_hours": plan.budget_hours,

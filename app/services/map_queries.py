@@ -78,6 +78,7 @@ class TargetChoice:
     mag_limit: float | None = None
     per_cell: int = 1
     occupation_id: int | None = None  # gaps weighted by this occupation catalogue
+    catalogue_id: int | None = None  # or by this photometric catalogue's rows
 
 
 @dataclass

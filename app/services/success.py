@@ -2,7 +2,9 @@
 magnitude (and in its cell), learned from two sources of attempts.
 
 * **Recorded outcomes** of the map's campaigns: secure or failed (a target not observed
-  says nothing about success), at the magnitude the campaign planned it with.
+  says nothing about success), at its source's magnitude in the band the model learns in
+  (``band``, by default the map's), whatever band its campaign was planned in; one whose
+  magnitude in that band is unknown is left out and counted, never taken in another band.
 * **Archival spectra** already in the ledger: a spectrum whose quality flag makes it secure
   is a success at its magnitude, one whose flag does not (zCOSMOS classes 1-2 and 9, say:
   the ledger's ``not_secure_quality``) a failed attempt. A star, or an object below the
@@ -33,7 +35,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select, text
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session
 
 from app.models import Catalogue, Map, Target, TargetList, TargetOutcome
@@ -61,11 +63,18 @@ class Learned:
     archival_weight: float
     archival_catalogues: list[int]
     mag_band: str
+    # outcomes (secure or failed) and archival attempts whose magnitude in ``mag_band`` is
+    # unknown: left out of the fit, never taken in another band
+    n_recorded_no_mag: int = 0
+    n_archival_no_mag: int = 0
 
 
-def observed_targets(session: Session, m: Map) -> pd.DataFrame:
+def observed_targets(session: Session, m: Map, band: str | None = None) -> pd.DataFrame:
     """Every target of the map's campaigns with an outcome: where it is, its magnitude,
-    what became of it and the exposure it got."""
+    what became of it and the exposure it got. ``mag`` is the magnitude the campaign was
+    planned with (in the campaign's band, ``campaign_band``), unless ``band`` is given:
+    then it is the target's magnitude in ``band`` (:func:`_mags_in_band`), NaN where that
+    is unknown, so that magnitudes of campaigns planned in different bands never mix."""
     rows = session.execute(
         select(
             Target.catalogue_id,
@@ -74,6 +83,8 @@ def observed_targets(session: Session, m: Map) -> pd.DataFrame:
             Target.mag,
             TargetOutcome.outcome,
             TargetOutcome.exposure_hours,
+            TargetList.params,
+            Target.extra,
         )
         .join(
             TargetOutcome,
@@ -83,10 +94,65 @@ def observed_targets(session: Session, m: Map) -> pd.DataFrame:
         .join(TargetList, TargetList.id == Target.target_list_id)
         .where(TargetList.map_id == m.id)
     ).all()
-    return pd.DataFrame.from_records(
-        [tuple(r) for r in rows],
-        columns=["catalogue_id", "source_id", "cell", "mag", "outcome", "exposure_hours"],
-    )
+    columns = ["catalogue_id", "source_id", "cell", "mag", "outcome", "exposure_hours"]
+    frame = pd.DataFrame.from_records([tuple(r)[:6] for r in rows], columns=columns)
+    frame["mag"] = pd.to_numeric(frame["mag"], errors="coerce").astype(np.float64)
+    frame["campaign_band"] = [str((r[6] or {}).get("mag_band") or "") or None for r in rows]
+    if band is not None and len(frame):
+        frame["mag"] = _mags_in_band(session, frame, [r[7] for r in rows], band)
+    return frame
+
+
+def _mags_in_band(
+    session: Session, seen: pd.DataFrame, extras: list[dict[str, Any] | None], band: str
+) -> np.ndarray:
+    """Each observed target's magnitude in ``band``: the list's snapshot of its source's
+    (``mag_<band>`` of the target's ``extra``, read from the ledger when it was planned),
+    else its source's in the ledger now (the row of its catalogue with its source id), else
+    the magnitude the campaign planned it with when the campaign was planned in ``band``;
+    NaN when none of these knows it. Never a magnitude in another band."""
+    key = f"mag_{band}"
+    out = np.full(len(seen), np.nan)
+    for k, extra in enumerate(extras):
+        snap = (extra or {}).get(key)
+        if isinstance(snap, int | float) and math.isfinite(float(snap)):
+            out[k] = float(snap)
+    missing = np.flatnonzero(~np.isfinite(out))
+    if len(missing):
+        out[missing] = _ledger_mags(session, seen.iloc[missing], band)
+    planned = seen["mag"].to_numpy(dtype=np.float64)
+    planned_in = (seen["campaign_band"] == band).to_numpy()
+    still = ~np.isfinite(out) & planned_in
+    out[still] = planned[still]
+    return out
+
+
+def _ledger_mags(session: Session, targets: pd.DataFrame, band: str) -> np.ndarray:
+    """The ``band`` magnitude of each target's source in the ledger (its catalogue's first
+    row with its source id), NaN where there is none or it has no magnitude in ``band``."""
+    out = np.full(len(targets), np.nan)
+    cat_ids = targets["catalogue_id"].to_numpy(dtype=np.int64)
+    src_ids = targets["source_id"].astype(str).to_numpy()
+    for cid in np.unique(cat_ids):
+        at = np.flatnonzero(cat_ids == cid)
+        wanted = sorted(set(src_ids[at]))
+        found: dict[str, Any] = {}
+        for start in range(0, len(wanted), 500):
+            rows = session.execute(
+                text(
+                    "SELECT source_id, mags FROM sources WHERE catalogue_id = :c "
+                    "AND source_id IN :ids ORDER BY row_index"
+                ).bindparams(bindparam("ids", expanding=True)),
+                {"c": int(cid), "ids": wanted[start : start + 500]},
+            ).all()
+            for sid, blob in rows:
+                found.setdefault(str(sid), blob)
+        hit = [k for k in at if src_ids[k] in found]
+        if hit:
+            out[hit] = phot_store.mags_by_catalogue(
+                session, np.full(len(hit), cid), [found[src_ids[k]] for k in hit], [band]
+            )[:, 0]
+    return out
 
 
 def archival_attempts(
@@ -188,27 +254,52 @@ def _source_mags(
     return out
 
 
+def learning_band(m: Map, band: str | None) -> str:
+    """The band the success model learns in: ``band`` (one of the map's, or an alias of
+    one; a 422 naming ``band`` otherwise), by default the map's magnitude band."""
+    try:
+        return map_store.mag_band(m, band)
+    except InvalidInputError as exc:
+        reason = str(exc)
+        raise InvalidInputError(reason, [RowError(None, "band", None, reason)]) from exc
+
+
 def learn(
-    session: Session, m: Map, *, archival: bool = True, archival_weight: float = ARCHIVAL_WEIGHT
+    session: Session,
+    m: Map,
+    *,
+    archival: bool = True,
+    archival_weight: float = ARCHIVAL_WEIGHT,
+    band: str | None = None,
 ) -> Learned:
     """The success model of the map from its recorded outcomes and (unless ``archival`` is
-    False) the archival spectra, weighted as the module says."""
+    False) the archival spectra, weighted as the module says, in one magnitude band:
+    ``band``, by default the map's. Every outcome's magnitude is its source's in that band
+    (whatever band its campaign was planned in); one without a magnitude in the band is
+    left out and counted (``n_recorded_no_mag``), as is an archival spectrum."""
     if not (math.isfinite(archival_weight) and 0.0 <= archival_weight <= 1.0):
         reason = f"archival_weight must lie in 0..1, got {archival_weight!r}"
         raise InvalidInputError(reason, [RowError(None, "archival_weight", None, reason)])
-    band = map_store.mag_band(m, None)
-    seen = observed_targets(session, m)
+    band = learning_band(m, band)
+    seen = observed_targets(session, m, band)
     seen = seen[seen["outcome"] != str(Outcome.not_observed)]
-    seen = seen[pd.to_numeric(seen["mag"], errors="coerce").notna()]
+    # A spectrum that is an outcome counts once, as the outcome, even one left out here.
+    outcome_ids = set(seen["source_id"].astype(str))
+    known = np.isfinite(seen["mag"].to_numpy(dtype=np.float64))
+    n_recorded_no_mag = int((~known).sum())
+    seen = seen[known]
     rec_secure = (seen["outcome"] == str(Outcome.secure)).to_numpy()
     parts_mag = [seen["mag"].to_numpy(dtype=np.float64)]
     parts_ok = [rec_secure]
     parts_cell = [seen["cell"].to_numpy(dtype=np.int64)]
     parts_w = [np.ones(len(seen))]
     arch = pd.DataFrame(columns=["catalogue_id", "mag", "secure", "cell"])
+    n_archival_no_mag = 0
     if archival and archival_weight > 0:
-        arch = archival_attempts(session, m, band, set(seen["source_id"].astype(str)))
-        arch = arch[np.isfinite(arch["mag"].to_numpy(dtype=np.float64))]
+        arch = archival_attempts(session, m, band, outcome_ids)
+        arch_known = np.isfinite(arch["mag"].to_numpy(dtype=np.float64))
+        n_archival_no_mag = int((~arch_known).sum())
+        arch = arch[arch_known]
         parts_mag.append(arch["mag"].to_numpy(dtype=np.float64))
         parts_ok.append(arch["secure"].to_numpy(dtype=bool))
         parts_cell.append(arch["cell"].to_numpy(dtype=np.int64))
@@ -230,6 +321,8 @@ def learn(
         archival_weight=float(archival_weight) if archival else 0.0,
         archival_catalogues=sorted({int(c) for c in arch["catalogue_id"]}),
         mag_band=band,
+        n_recorded_no_mag=n_recorded_no_mag,
+        n_archival_no_mag=n_archival_no_mag,
     )
 
 
@@ -254,6 +347,8 @@ def success_summary(
         **model.to_dict(),
         "mag_band": learned.mag_band,
         "n_recorded": learned.n_recorded,
+        "n_recorded_no_mag": learned.n_recorded_no_mag,
+        "n_archival_no_mag": learned.n_archival_no_mag,
         "n_recorded_secure": learned.n_recorded_secure,
         "n_archival": learned.n_archival,
         "n_archival_secure": learned.n_archival_secure,

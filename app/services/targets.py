@@ -1,6 +1,7 @@
 """Spectroscopic targets for a map's gaps (C3R2's selection): the candidates among the
-ledger's photometric rows, the per-cell statistics that rank them (the ledger's counts or
-an occupation catalogue's), the ranking, and target lists stored as snapshots."""
+ledger's photometric rows, the per-cell statistics that rank them (the ledger's counts, an
+occupation catalogue's, or one photometric catalogue's), the ranking, and target lists
+stored as snapshots."""
 
 from __future__ import annotations
 
@@ -12,11 +13,14 @@ import pandas as pd
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from app.models import Map, Target, TargetList
+from app.models import Catalogue, Map, Target, TargetList
 from app.services import ledger, map_store, phot_store
 from app.services import occupation as occupation_service
-from app.services.errors import InvalidInputError, NotFoundError
+from app.services.catalogues import get_catalogue
+from app.services.coverage import catalogue_cells
+from app.services.errors import InvalidInputError, NotFoundError, RowError
 from som import calibration as cal
+from som.vocabulary import CatalogueKind
 
 
 def _json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -40,14 +44,16 @@ def targets(
     mag_limit: float | None,
     per_cell: int,
     occupation_id: int | None = None,
+    catalogue_id: int | None = None,
 ) -> pd.DataFrame:
     """Targets for the gaps, the most populated first. Candidates are the ledger's
-    photometric rows (a deep field's); the gaps are weighted by those rows, or with
+    photometric rows (a deep field's); the gaps are weighted by those rows, with
     ``occupation_id`` by an occupation catalogue's counts (the wide survey's): C3R2's
-    split of deep targets and wide weights."""
+    split of deep targets and wide weights, or with ``catalogue_id`` by one photometric
+    catalogue's rows on the map (the candidates stay every row's)."""
     band = map_store.mag_band(m, mag_band)  # one of the map's bands
     cand = target_candidates(session, m, uncovered_only=True)
-    stats, cell_stats = target_cell_stats(session, m, occupation_id)
+    stats, cell_stats = target_cell_stats(session, m, occupation_id, catalogue_id)
     return rank_targets(
         session,
         m,
@@ -101,16 +107,60 @@ def target_candidates(
     return cand
 
 
+def weighting_catalogue(
+    session: Session, occupation_id: int | None, catalogue_id: int | None
+) -> Catalogue | None:
+    """The photometric catalogue ``catalogue_id`` whose rows weight the gaps, checked: at
+    most one of ``occupation_id`` and ``catalogue_id`` (422 naming both), an unknown or
+    deleted catalogue is a 404, a spectroscopic or an occupation one a 422 naming
+    ``catalogue_id``. None without ``catalogue_id``."""
+    if occupation_id is not None and catalogue_id is not None:
+        reason = (
+            "give occupation_id (an occupation catalogue's counts) or catalogue_id (a "
+            "photometric catalogue's rows) to weight the gaps, not both"
+        )
+        raise InvalidInputError(
+            reason,
+            [
+                RowError(None, "occupation_id", None, reason),
+                RowError(None, "catalogue_id", None, reason),
+            ],
+        )
+    if catalogue_id is None:
+        return None
+    cat = get_catalogue(session, catalogue_id)
+    if cat.kind == CatalogueKind.occupation:
+        reason = (
+            f"catalogue {cat.id} is an occupation catalogue: give it as occupation_id; "
+            "catalogue_id weights the gaps by a photometric catalogue's rows"
+        )
+        raise InvalidInputError(reason, [RowError(None, "catalogue_id", None, reason)])
+    if cat.kind != CatalogueKind.photometric:
+        reason = (
+            f"catalogue {cat.id} is {cat.kind}: give a photometric catalogue to weight "
+            "the gaps by (the spectra are what covers the cells)"
+        )
+        raise InvalidInputError(reason, [RowError(None, "catalogue_id", None, reason)])
+    return cat
+
+
 def target_cell_stats(
-    session: Session, m: Map, occupation_id: int | None = None
+    session: Session,
+    m: Map,
+    occupation_id: int | None = None,
+    catalogue_id: int | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The map's cells (:func:`ledger.cells_frame`) and the per-cell statistics that rank
-    targets: ``count`` (what a gap is worth: the ledger's photometric rows, or an
-    occupation catalogue's counts), ``z_median`` and ``z_nmad``."""
+    targets: ``count`` (what a gap is worth: the ledger's photometric rows, an occupation
+    catalogue's counts, or one photometric catalogue's rows inside what the map was
+    trained on), ``z_median`` and ``z_nmad``."""
+    cat = weighting_catalogue(session, occupation_id, catalogue_id)
     stats = ledger.cells_frame(session, m.id)
     weight_counts = stats["n_phot"].to_numpy()
     if occupation_id is not None:
         weight_counts = occupation_service.load(session, m, occupation_id)[1].counts
+    elif cat is not None:
+        weight_counts = catalogue_cells(session, m, cat)[0]
     cell_stats = pd.DataFrame(
         {
             "count": weight_counts,
@@ -184,6 +234,9 @@ def save_target_list(
     if params.get("occupation_id") is not None:
         occ = occupation_service.load(session, m, int(params["occupation_id"]))[1]
         total = max(occ.n_galaxies, 1)
+    elif params.get("catalogue_id") is not None:
+        cat = weighting_catalogue(session, None, int(params["catalogue_id"]))
+        total = max(int(catalogue_cells(session, m, cat)[0].sum()), 1)
     else:
         total = max(int(np.nansum(ledger.cell_arrays(session, m)["n_phot"])), 1)
     mag_col = f"mag_{params['mag_band']}"

@@ -418,7 +418,7 @@
     $("counted-from").textContent = cat.catalogue_id === null
       ? "Counted: every photometric row in the ledger."
       : cat.kind === "photometric"
-        ? `Counted: photometric catalogue ${cat.catalogue_id} “${cat.name || ""}” (its own rows); spectra and target candidates are the ledger's.`
+        ? `Counted: photometric catalogue ${cat.catalogue_id} “${cat.name || ""}” (its own rows): gaps are weighted by it; spectra and target candidates are the ledger's.`
         : `Counted: occupation catalogue ${cat.catalogue_id} “${cat.name || ""}” (a survey's per-cell counts): gaps are weighted by it; spectra and target candidates are the ledger's rows.`;
     const kinds = ["overview", "redshift", "dispersion", "occupation", "coverage", "umatrix", "nz"];
     $("figure-links").innerHTML = kinds
@@ -505,8 +505,10 @@
     if (budget) p.set("budget", budget);
     if (perCell) p.set("per_cell", perCell);
     if (magLimit) p.set("mag_limit", magLimit);
-    // Gaps weighted by the survey's occupation when one is counted (candidates stay rows).
+    // Gaps weighted by the catalogue counted (candidates stay rows): a survey's occupation,
+    // or one photometric catalogue's own rows.
     if (state.catalogueId !== null && state.catalogueKind === "occupation") p.set("occupation_id", state.catalogueId);
+    if (state.catalogueId !== null && state.catalogueKind === "photometric") p.set("catalogue_id", state.catalogueId);
     if (format) p.set("format", format);
     return p;
   }

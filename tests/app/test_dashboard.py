@@ -652,6 +652,11 @@ def test_followup_and_occupation_panels_in_headless_chromium(
         )
         summary = browser.eval("document.getElementById('summary').innerText")
         assert f"{own['summary']['n_galaxies']:,}\ngalaxies on the map" in summary
+        # Its targets are weighted by its own rows too (candidates stay the ledger's).
+        browser.wait_for(
+            "document.getElementById('download-csv').getAttribute('href')"
+            f".includes('catalogue_id={photometric[0]}')"
+        )
 
         _choose(browser, "occ-select", str(wide))
         browser.wait_for(

@@ -33,7 +33,9 @@ Overhead = Annotated[float, Query(ge=0, le=100, description="Hours per target on
     "secure redshift under the exposure model. A recorded outcome counts 1, an archival "
     "spectrum `archival_weight` (default 0.5: another instrument and depth); only "
     "spectroscopic catalogues that record failures are used, and a spectrum that is also "
-    "a recorded outcome counts once.",
+    "a recorded outcome counts once. One magnitude band throughout (`band`, by default the "
+    "map's): an outcome's magnitude is looked up in it, never taken from a campaign "
+    "planned in another band.",
     responses=NOT_FOUND,
 )
 def success_model(
@@ -55,11 +57,19 @@ def success_model(
         float,
         Query(ge=0, le=1, description="What an archival spectrum counts for (1: an outcome)."),
     ] = ARCHIVAL_WEIGHT,
+    band: Annotated[
+        Band | None,
+        Query(
+            description="Learn in this band (one of the map's; default the map's magnitude "
+            "band): each outcome's magnitude is its source's in it, whatever band its "
+            "campaign was planned in; one without is left out (`n_recorded_no_mag`)."
+        ),
+    ] = None,
 ) -> SuccessModelOut:
     m = ready_map(session, map_id)
     exposure = ExposureModel(ref_mag, ref_hours, slope, overhead_hours)
     summary = success.success_summary(
-        session, m, exposure, archival=archival, archival_weight=archival_weight
+        session, m, exposure, archival=archival, archival_weight=archival_weight, band=band
     )
     return SuccessModelOut(**summary)
 

@@ -59,6 +59,16 @@ def targets(
             "counts); candidates stay the ledger's photometric rows.",
         ),
     ] = None,
+    catalogue_id: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=2**31 - 1,
+            description="Weight the gaps by this photometric catalogue's rows on the map (a "
+            "deep field's own); candidates stay the ledger's photometric rows. At most one "
+            "of occupation_id and catalogue_id.",
+        ),
+    ] = None,
     format: Literal["json", "csv", "fits"] = "json",
 ) -> Any:
     m = ready_map(session, map_id)
@@ -69,6 +79,7 @@ def targets(
         mag_limit=mag_limit,
         per_cell=per_cell,
         occupation_id=occupation_id,
+        catalogue_id=catalogue_id,
     )
     chosen = select_targets(session, m, choice)
     if format != "json":
@@ -77,6 +88,10 @@ def targets(
     ref = None
     if occupation_id is not None:
         ref = occupation_service.sample_ref(occupation_service.load(session, m, occupation_id)[0])
+    elif catalogue_id is not None:
+        ref = occupation_service.sample_ref(
+            target_service.weighting_catalogue(session, None, catalogue_id)
+        )
     return TargetsOut(
         map_id=m.id,
         catalogue=ref or occupation_service.sample_ref(None),
