@@ -757,9 +757,9 @@ def _tile_bounds_t(x, a, lo, hi, weighted, zero, lb):
             lb[j] = s
 
 
-def _nearest_rep_t(x, a, rep, rep_h, weighted, zero, rd):
-    """The tile whose representative cell is nearest the row (rd: scratch, (n_tiles,))."""
-    nt = rd.shape[0]
+def _nearest_rep_t(x, a, rep, rep_h, weighted, zero, nt, rd, h):
+    """The tile whose representative cell is nearest the row (rd, h: scratch of a power of
+    two >= n_tiles, rd's tail +inf)."""
     if weighted:
         for j in range(nt):
             q = zero
@@ -773,13 +773,23 @@ def _nearest_rep_t(x, a, rep, rep_h, weighted, zero, rd):
             for f in range(_F):
                 q -= x[f] * rep[f, j]
             rd[j] = q
+    # argmin: the minimum by halving (vectorised; rd's tail past n_tiles holds +inf),
+    # then its first position
+    w = rd.shape[0] // 2
+    for k in range(w):
+        u = rd[k]
+        v = rd[k + w]
+        h[k] = v if v < u else u
+    w //= 2
+    while w >= 1:
+        for k in range(w):
+            u = h[k]
+            v = h[k + w]
+            h[k] = v if v < u else u
+        w //= 2
     t0 = 0
-    best = rd[0]
-    for j in range(1, nt):
-        v = rd[j]
-        if v < best:
-            best = v
-            t0 = j
+    while rd[t0] != h[0]:
+        t0 += 1
     return t0
 
 
@@ -813,7 +823,11 @@ def _bmu_tiles_t(
         x = np.empty(_F, dtype=WB.dtype)
         a = np.ones(_F, dtype=WB.dtype)
         lb = np.empty(nt, dtype=WB.dtype)
-        rd = np.empty(nt, dtype=WB.dtype)
+        ntp = 1
+        while ntp < nt:
+            ntp *= 2
+        rd = np.full(max(ntp, 2), np.inf, dtype=WB.dtype)
+        rh = np.empty(max(ntp, 2) // 2, dtype=WB.dtype)
         e = np.empty(_T, dtype=WB.dtype)
         h = np.empty(_T // 2, dtype=WB.dtype)
         # a zero of the working dtype: max(u, 0) would promote float32 to float64
@@ -848,7 +862,7 @@ def _bmu_tiles_t(
             if hinted and hint[r] >= 0:
                 t0 = cell_tile[hint[r]]
             else:
-                t0 = _nearest_rep_t(x, a, rep, rep_h, weighted, zero, rd)
+                t0 = _nearest_rep_t(x, a, rep, rep_h, weighted, zero, nt, rd, rh)
             # scores to distances: d = mul * (score + off); the slack covers the rounding
             # of the expanded form (relative to the norms, not to d) and of the bounds
             if weighted:
