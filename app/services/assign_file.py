@@ -237,11 +237,13 @@ def assign_file(
     chunk_size: int = DEFAULT_CHUNK_ROWS,
     progress: ProgressCallback | None = None,
     bands: list[dict[str, Any]] | None = None,
+    table_key: str | int | None = None,
 ) -> AssignedFile:
     """Read ``input_path``, assign it (:func:`assign_frame`) and write ``output`` (default
     :func:`default_output`; the format follows the name). Nothing is written unless every
     row was assigned. ``progress(fraction, message)`` hears of the reading, each chunk and
-    the writing."""
+    the writing. ``table_key``: the table of a multi-table file (FITS HDU name or index,
+    HDF5 key), as for an ingest; only that table is written out."""
     input_path = Path(input_path)
     output = Path(output) if output is not None else default_output(input_path)
     if output.resolve() == input_path.resolve():
@@ -258,7 +260,7 @@ def assign_file(
 
     report(0.0, f"read {input_path.name}")
     with _as_invalid_input(input_path.name):
-        frame = read_table(input_path)
+        frame = read_table(input_path, key=table_key)
     result = assign_frame(
         session,
         m,
