@@ -28,7 +28,9 @@ from sqlalchemy.orm import Session
 from app.models import Map
 from app.services import assignment, ledger
 from app.services.errors import InvalidInputError, NotFoundError, RowError, ServiceError
+from app.services.ingest.request import TABLE_KEY_HINT
 from som.tables import (
+    CHOOSE_TABLE,
     FORMATS,
     CatalogueError,
     detect_format,
@@ -217,6 +219,9 @@ def _as_invalid_input(file: str) -> Iterator[None]:
     try:
         yield
     except CatalogueError as exc:
+        if exc.reason.endswith(CHOOSE_TABLE):  # the library's key=; here it is --hdu
+            reason = exc.reason[: -len(CHOOSE_TABLE)] + f"choose one with {TABLE_KEY_HINT}"
+            exc = CatalogueError(reason, column=exc.column, row=exc.row, source=exc.source)
         raise InvalidInputError(
             str(exc), [RowError(file, exc.column, exc.row, exc.reason)]
         ) from exc

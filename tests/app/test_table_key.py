@@ -187,3 +187,36 @@ def test_assign_file_reads_the_chosen_hdu(tmp_path):
     path.write_bytes(_two_tables(7))
     frame = read_table(path, key=2)
     assert list(frame.columns)[:2] == ["id", "mag_g"] and len(frame) == N
+
+
+def _hdf5_two_tables(path) -> None:
+    import h5py
+
+    mags = _mags(9, 2)
+    phot = np.zeros(
+        N,
+        dtype=[
+            ("id", "i8"),
+            ("mag_g", "f8"),
+            ("magerr_g", "f8"),
+            ("mag_r", "f8"),
+            ("magerr_r", "f8"),
+        ],
+    )
+    phot["id"], phot["mag_g"], phot["mag_r"] = np.arange(N), mags[:, 0], mags[:, 1]
+    phot["magerr_g"] = phot["magerr_r"] = 0.05
+    fields = np.zeros(2, dtype=[("field", "S10")])
+    with h5py.File(path, "w") as f:
+        f.create_dataset("fields", data=fields)
+        f.create_dataset("phot", data=phot)
+
+
+def test_hdf5_with_two_tables_names_the_option(client, auth, upload, tmp_path):
+    path = tmp_path / "survey.h5"
+    _hdf5_two_tables(path)
+    r = upload(client, auth, "photometric", path.read_bytes(), "survey.h5")
+    assert r.status_code == 422, r.text
+    assert "several tables" in r.json()["detail"] and "table_key" in r.json()["detail"], r.text
+    ok = upload(client, auth, "photometric", path.read_bytes(), "survey.h5", table_key="phot")
+    assert ok.status_code == 201, ok.text
+    assert ok.json()["n_rows"] == N

@@ -187,7 +187,9 @@ def _ingest(
             f"{file}: table_key chooses a table of a FITS or HDF5 file; this file is {fmt}, "
             "which holds one table"
         )
-    table = TableReader(req.path, fmt, name=file, key=req.table_key)
+    # an HDF5 key is a path: "2" was parsed as an HDU index, but here it names a node
+    key = str(req.table_key) if fmt == "hdf5" and req.table_key is not None else req.table_key
+    table = TableReader(req.path, fmt, name=file, key=key)
     hint = table.n_rows_hint()
     if hint is not None and hint > max_rows:
         raise TooLargeError(f"{file}: {hint} rows; the limit is {max_rows}")
