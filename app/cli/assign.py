@@ -62,6 +62,13 @@ def assign(
             "Vega or SDSS.",
         ),
     ] = None,
+    hdu: Annotated[
+        str | None,
+        typer.Option(
+            "--hdu",
+            help="Which table of a multi-table file: FITS HDU name or index (as in ingest).",
+        ),
+    ] = None,
     on_invalid: Annotated[
         OnInvalid,
         typer.Option(help="skip: a bad row gets cell -1 and its <prefix>_reason; reject: stop."),
@@ -94,6 +101,7 @@ def assign(
     has none: _zspec_fallback). With --dask the catalogue is a Parquet dataset assigned
     partition by partition on a Dask cluster (see docs/dask.md)."""
     from app.services import assign_file
+    from app.services.ingest.request import parse_table_key
 
     if dask is not None:
         _assign_on_dask(
@@ -124,6 +132,7 @@ def assign(
                 chunk_size=chunk_size,
                 progress=report,
                 bands=_parse_declared(declare_band, mag_system),
+                table_key=parse_table_key(hdu),
             )
     # a whitespace table cannot hold free text: the reasons go to the terminal
     for row, reason in result.dropped_reasons[:10]:

@@ -107,6 +107,8 @@ def _show(c_out: dict) -> None:
         _err().print(f"[red]error:[/red] {c_out['error']}", highlight=False)
     for line in c_out["missing"]:
         _err().print(f"[yellow]{line}[/yellow]", highlight=False)
+    for line in c_out.get("warnings") or []:
+        _err().print(f"[yellow]warning: {line}[/yellow]", highlight=False)
 
 
 def create(

@@ -310,6 +310,15 @@ def ingest(
         bool,
         typer.Option(help="Refuse columns that do not look like what they are declared as."),
     ] = True,
+    hdu: Annotated[
+        str | None,
+        typer.Option(
+            "--hdu",
+            help="Which table of a multi-table file: FITS HDU name (EXTNAME) or 0-based "
+            "index, HDF5 dataset/group/key (default: the first table HDU, LDAC_OBJECTS for "
+            "SExtractor FITS_LDAC).",
+        ),
+    ] = None,
     name: Annotated[str | None, typer.Option(help="Catalogue name (default: file stem).")] = None,
     secure_rule: Annotated[
         str | None,
@@ -328,6 +337,8 @@ def ingest(
     One transaction: a failure stores nothing, and a file already ingested is recognised.
     New sources and spectra are assigned to every ready map and coverage is updated. Prints
     the catalogue id on stdout."""
+    from app.services.ingest.request import parse_table_key
+
     rule = None
     if secure_rule:
         try:
@@ -351,6 +362,7 @@ def ingest(
             negative_error=negative_error,
             z_min=z_min,
             check=check,
+            table_key=parse_table_key(hdu),
         )
     typer.echo(result.catalogue.id)
 

@@ -144,6 +144,12 @@ class CalibrationOut(ApiModel):
     missing: list[str] = Field(
         default_factory=list, description="Inputs deleted since: the calibration cannot be used."
     )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Tied catalogues read differently in a band they share (Galactic "
+        "extinction corrected in one and not the other, or magnitudes taken in different "
+        "systems): their colours differ by more than the galaxies. Not a refusal.",
+    )
     job_id: int | None
     version: int = Field(..., description="How many times it has been computed.")
     created_at: datetime

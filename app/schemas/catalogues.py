@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from app.schemas.base import (
     ApiModel,
@@ -15,6 +15,7 @@ from app.schemas.base import (
     OnInvalidName,
     TableFormatName,
 )
+from app.services.ingest.request import parse_table_key
 from app.services.presets import PRESETS
 from som import vocabulary as vocab
 
@@ -132,8 +133,27 @@ class IngestOptions(ApiModel):
         description="Refuse photometry columns that do not look like what they are declared "
         "as (fluxes as magnitudes, a flux unit off by 1,000); false when you know better.",
     )
+    table_key: str | int | None = Field(
+        None,
+        description="Which table of a multi-table file to read: FITS, the HDU's EXTNAME "
+        "(e.g. 'PHOT', 'LDAC_OBJECTS') or 0-based index ('2' is an index); HDF5, the dataset, "
+        "group or pandas key. Default: the first table HDU that is not a FITS_LDAC image "
+        "header. Part of the options: the same file with another table_key is a 409.",
+        examples=["LDAC_OBJECTS", 2],
+    )
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("table_key", mode="before")
+    @classmethod
+    def _table_key(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("table_key is an HDU name or index, not a boolean")
+        if isinstance(value, int) and value < 0:
+            raise ValueError("table_key: an HDU index is 0 or more")
+        if isinstance(value, str) and len(value) > 255:
+            raise ValueError("table_key is at most 255 characters")
+        return parse_table_key(value) if isinstance(value, str) else value
 
     def declared_bands(self) -> list[dict[str, Any]] | None:
         return [b.model_dump(exclude_none=True) for b in self.bands] if self.bands else None

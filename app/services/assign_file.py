@@ -28,7 +28,9 @@ from sqlalchemy.orm import Session
 from app.models import Map
 from app.services import assignment, ledger
 from app.services.errors import InvalidInputError, NotFoundError, RowError, ServiceError
+from app.services.ingest.request import TABLE_KEY_HINT
 from som.tables import (
+    CHOOSE_TABLE,
     FORMATS,
     CatalogueError,
     detect_format,
@@ -217,6 +219,9 @@ def _as_invalid_input(file: str) -> Iterator[None]:
     try:
         yield
     except CatalogueError as exc:
+        if exc.reason.endswith(CHOOSE_TABLE):  # the library's key=; here it is --hdu
+            reason = exc.reason[: -len(CHOOSE_TABLE)] + f"choose one with {TABLE_KEY_HINT}"
+            exc = CatalogueError(reason, column=exc.column, row=exc.row, source=exc.source)
         raise InvalidInputError(
             str(exc), [RowError(file, exc.column, exc.row, exc.reason)]
         ) from exc
@@ -237,11 +242,13 @@ def assign_file(
     chunk_size: int = DEFAULT_CHUNK_ROWS,
     progress: ProgressCallback | None = None,
     bands: list[dict[str, Any]] | None = None,
+    table_key: str | int | None = None,
 ) -> AssignedFile:
     """Read ``input_path``, assign it (:func:`assign_frame`) and write ``output`` (default
     :func:`default_output`; the format follows the name). Nothing is written unless every
     row was assigned. ``progress(fraction, message)`` hears of the reading, each chunk and
-    the writing."""
+    the writing. ``table_key``: the table of a multi-table file (FITS HDU name or index,
+    HDF5 key), as for an ingest; only that table is written out."""
     input_path = Path(input_path)
     output = Path(output) if output is not None else default_output(input_path)
     if output.resolve() == input_path.resolve():
@@ -258,7 +265,7 @@ def assign_file(
 
     report(0.0, f"read {input_path.name}")
     with _as_invalid_input(input_path.name):
-        frame = read_table(input_path)
+        frame = read_table(input_path, key=table_key)
     result = assign_frame(
         session,
         m,

@@ -1070,3 +1070,72 @@ def extinction_mismatch(
         "catalogue and not in the other, so their colours differ by the extinction; ingest "
         "both alike (map or unmap extinction_<b>/mwtrans_<b>)"
     ]
+
+
+def _system_handling(entry: dict[str, Any]) -> tuple[str, float] | None:
+    """How a band's values were brought to AB (ingest summary entry): the system they were
+    taken to be in and the offset applied; fluxes are AB-referenced unless declared."""
+    if not entry or "kind" not in entry:
+        return None
+    system = entry.get("system") or "AB"
+    return system, round(float(entry.get("ab_offset") or 0.0), 4)
+
+
+def photometry_mismatch(
+    a: dict[str, Any] | None, b: dict[str, Any] | None, a_what: str, b_what: str
+) -> list[str]:
+    """Warnings for two catalogues whose photometry is compared (ingest summaries ``a`` and
+    ``b``, described as ``a_what`` and ``b_what``): in the bands they share, one dereddened
+    and the other not, or magnitudes taken to be in different systems (one Vega converted
+    with an offset, the other assumed AB). Either makes their colours differ by the
+    extinction or the offset, not by the galaxies. Catalogues ingested before these states
+    were recorded are not compared."""
+    pa = (a or {}).get("photometry") or {}
+    pb = (b or {}).get("photometry") or {}
+    shared = [band for band in pb if band in pa]
+
+    def dereddened(entry: dict[str, Any]) -> str | None:
+        return (entry.get("galactic_extinction") or {}).get("dereddened")
+
+    out: list[str] = []
+    state = {"no": "not corrected", "applied": "corrected at ingest"}
+
+    def says(entry: dict[str, Any]) -> str:
+        value = dereddened(entry) or ""
+        return state.get(value, f"corrected {value}")
+
+    ext = [
+        f"{band} ({says(pa[band])} in {a_what}, {says(pb[band])} in {b_what})"
+        for band in shared
+        if dereddened(pa[band]) is not None
+        and dereddened(pb[band]) is not None
+        and (dereddened(pa[band]) != "no") != (dereddened(pb[band]) != "no")
+    ]
+    if ext:
+        out.append(
+            f"{a_what} and {b_what} differ in Galactic extinction correction in band(s) "
+            f"{'; '.join(ext)}: their colours differ by the extinction; ingest both alike "
+            "(map or unmap extinction_<b>/mwtrans_<b>)"
+        )
+
+    def said(entry: dict[str, Any]) -> str:
+        system, offset = _system_handling(entry)  # type: ignore[misc]
+        how = entry.get("system_source") or ("fluxes" if entry.get("kind") == "flux" else "")
+        shift = f", {offset:+.3f} to AB" if offset else ""
+        return f"{system}{shift}" + (f" ({how})" if how else "")
+
+    systems = [
+        f"{band}: {said(pa[band])} in {a_what}, {said(pb[band])} in {b_what}"
+        for band in shared
+        if _system_handling(pa[band]) is not None
+        and _system_handling(pb[band]) is not None
+        and _system_handling(pa[band]) != _system_handling(pb[band])
+    ]
+    if systems:
+        out.append(
+            f"{a_what} and {b_what} took magnitudes in different systems: "
+            + "; ".join(systems)
+            + ": if one is wrong their colours differ by the offset; declare the system "
+            '(bands=[{"name": ..., "system": ...}], --mag-system) where it is not known'
+        )
+    return out

@@ -58,7 +58,8 @@
     const body = ready
       ? `<div class="cal-body">${binsTable(c)}<div><img class="figure nz" data-calibration="${c.id}" alt="n(z) of calibration ${c.id}"><p class="small"><a href="/v1/calibrations/${c.id}/nz?format=sacc" download>SACC</a> · <a href="/v1/calibrations/${c.id}/nz?format=fits" download>2pt FITS</a> · <a href="/v1/calibrations/${c.id}/nz?format=qp" download>qp</a></p></div></div>`
       : (c.bins && c.bins.length ? `<p class="muted small">Last computed result:</p>${binsTable(c)}` : "");
-    return `<article class="calibration" data-calibration="${c.id}" data-status="${esc(c.status)}" data-version="${c.version}">${head}${meta}${statusLine(c, job)}${body}</article>`;
+    const warned = (c.warnings || []).map((w) => `<div class="note warning">${esc(w)}</div>`).join("");
+    return `<article class="calibration" data-calibration="${c.id}" data-status="${esc(c.status)}" data-version="${c.version}">${head}${meta}${statusLine(c, job)}${warned}${body}</article>`;
   }
 
   async function loadCalibrations(mapId) {

@@ -25,7 +25,6 @@ from som.photometry.cleaning import (
 from som.photometry.errors import PhotometryError
 from som.photometry.units import (
     flux_unit_in_jy,
-    is_flux_unit,
     is_magnitude_unit,
     parse_unit,
     unit_size_jy,
@@ -133,6 +132,12 @@ class _Columns:
             return None
         if isinstance(unit, str):
             return parse_unit(unit, strict=False)
+        from astropy import units as u
+
+        if isinstance(unit, u.UnrecognizedUnit):
+            # astropy's table readers keep "nanomaggies" or "ABmag" unparsed: read it again
+            # with the astronomers' spellings
+            return parse_unit(unit.to_string(), strict=False)
         return unit
 
     def raw(self, name: str) -> Any:
@@ -437,7 +442,7 @@ class ColourFeatures:
         unit = cols.unit(name)
         if unit is None:
             return
-        if self.kind == "mag" and is_flux_unit(unit):
+        if self.kind == "mag" and unit_size_jy(unit) is not None:  # maggies too
             raise PhotometryError(
                 f"column unit is {unit} (a flux) but kind='mag'; use kind='flux'",
                 column=name,

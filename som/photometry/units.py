@@ -15,12 +15,101 @@ AB_ZEROPOINT_JY = 3631.0
 POGSON = 2.5 / math.log(10.0)
 
 
+#: How astronomers write units in TUNIT/ECSV/VOTable headers that astropy does not parse,
+#: as astropy spells them. Keys are matched per word, case-insensitively, and only when
+#: astropy refused the text as written (so ``MJy``, megajansky, is never read as ``mJy``;
+#: ``MJY`` stays unrecognised rather than guessed).
+UNIT_ALIASES: dict[str, str] = {
+    "nanomaggies": "nanomaggy",  # SDSS, Legacy Surveys TUNIT
+    "nanomaggys": "nanomaggy",
+    "nmgys": "nanomaggy",
+    "maggies": "maggy",
+    "ujy": "uJy",
+    "µjy": "uJy",
+    "μjy": "uJy",
+    "microjy": "uJy",
+    "microjanskys": "uJy",
+    "njy": "nJy",
+    "nanojy": "nJy",
+    "nanojanskys": "nJy",
+    "millijy": "mJy",
+    "jy": "Jy",
+    "janskys": "Jy",
+}
+
+#: Words that name a magnitude, and the magnitude systems a unit may name (astropy has
+#: ``mag(AB)`` and ``mag(ST)`` but no Vega).
+MAG_WORDS = frozenset({"mag", "mags", "magnitude", "magnitudes"})
+SYSTEM_WORDS = {"ab": "AB", "vega": "Vega", "st": "ST"}
+_MAG_COMPOUNDS = {f"{k}{m}": v for k, v in SYSTEM_WORDS.items() for m in ("mag", "mags")}
+
+
+def _words(text: str) -> list[str]:
+    import re
+
+    return re.findall(r"[a-zµμ]+", text.lower())
+
+
+def magnitude_spelling(text: str | None) -> tuple[bool, str | None]:
+    """Whether ``text`` is an astronomer's spelling of a magnitude unit, and the system it
+    names: ``AB mag``, ``ABmag``, ``mag_AB``, ``mag(AB)``, ``AB magnitude`` -> (True, "AB");
+    ``VEGAmag``, ``mag(Vega)`` -> (True, "Vega"); ``STmag`` -> (True, "ST"); ``mag``,
+    ``MAG``, ``mags``, ``magnitude`` -> (True, None); anything else, including units with
+    numbers or operators (``mag/arcsec2``, ``1/mag``), -> (False, None). Only words of this
+    small vocabulary, so a flux or surface-brightness unit is never taken for one."""
+    if not text or any(ch.isdigit() or ch in "/*^." for ch in str(text)):
+        return False, None
+    words = _words(str(text))
+    if not words:
+        return False, None
+    systems: set[str] = set()
+    has_mag = False
+    for w in words:
+        if w in MAG_WORDS:
+            has_mag = True
+        elif w in _MAG_COMPOUNDS:
+            has_mag = True
+            systems.add(_MAG_COMPOUNDS[w])
+        elif w in SYSTEM_WORDS:
+            systems.add(SYSTEM_WORDS[w])
+        else:
+            return False, None
+    if not has_mag and len(words) != 1:
+        return False, None  # "AB ST": not a unit
+    if len(systems) > 1:
+        return False, None  # "mag(AB) Vega": says two things, so it says nothing sure
+    return True, next(iter(systems), None)
+
+
 def parse_unit(text: str, strict: bool):
+    """An astropy unit from a header's unit text: as written if astropy reads it, else
+    through :data:`UNIT_ALIASES` (``nanomaggies``, ``microJy``, ``UJY``); the magnitude
+    spellings of :func:`magnitude_spelling` first (``ABmag`` -> ``mag(AB)``, a Vega magnitude
+    -> ``mag``). Not understood: ``ValueError`` when ``strict``, else an ``UnrecognizedUnit``."""
     from astropy import units as u
 
     with warnings.catch_warnings():
         # "erg/s/cm2/Hz" is what people write; astropy warns that FITS dislikes two slashes.
         warnings.simplefilter("ignore")
+        text = str(text).strip()
+        # first: astropy reads "AB mag" as the product of a flux unit and a magnitude
+        is_mag, system = magnitude_spelling(text)
+        if is_mag:
+            return u.Unit(f"mag({system})") if system in ("AB", "ST") else u.mag
+        try:
+            return u.Unit(text, parse_strict="raise")
+        except (ValueError, TypeError):
+            pass
+        import re
+
+        aliased = re.sub(
+            r"[A-Za-zµμ]+", lambda m: UNIT_ALIASES.get(m.group().lower(), m.group()), text
+        )
+        if aliased != text:
+            try:
+                return u.Unit(aliased, parse_strict="raise")
+            except (ValueError, TypeError):
+                pass
         return u.Unit(text, parse_strict="raise" if strict else "silent")
 
 
@@ -138,15 +227,19 @@ def ab_zeropoint(unit_in_jy: float) -> float:
 
 def column_mag_system(text: str | None) -> str | None:
     """The magnitude system a column's declared unit names, if any: ``"AB"`` for ``ABmag``,
-    ``mag(AB)``, ``AB`` or ``mag_AB``; ``"Vega"`` for any unit that says Vega (``VEGAmag``,
-    ``mag(Vega)``); None for a plain ``mag`` or no unit (the system is then not known)."""
+    ``AB mag``, ``mag(AB)``, ``AB`` or ``mag_AB``; ``"Vega"`` for ``VEGAmag``, ``mag(Vega)``;
+    ``"ST"`` for ``STmag``, ``mag(ST)`` (no offset to AB without the filter's pivot: the
+    ingest refuses it unless declared); None for a plain ``mag`` or no unit (the system is
+    then not known) and for any unit that is not a magnitude."""
     if not text:
         return None
-    import re
+    is_mag, system = magnitude_spelling(str(text))
+    if is_mag:
+        return system
+    from astropy import units as u
 
-    words = set(re.findall(r"[a-z]+", str(text).lower()))
-    if "vega" in words or "vegamag" in words:
-        return "Vega"
-    if words & {"ab", "abmag"}:
-        return "AB"
+    unit = parse_unit(str(text), strict=False)
+    if isinstance(unit, u.MagUnit):
+        name = unit.physical_unit.to_string()
+        return {"AB": "AB", "ST": "ST"}.get(name)
     return None

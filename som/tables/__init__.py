@@ -92,6 +92,7 @@ Modules: :mod:`~som.tables.formats` (formats, detection, errors), :mod:`~som.tab
 every public name is re-exported here.
 """
 
+from som.tables._whole import CHOOSE_TABLE
 from som.tables.formats import (
     DEFAULT_CHUNK_ROWS,
     FORMATS,
@@ -105,6 +106,7 @@ from som.tables.reader import TableReader, read_table
 from som.tables.writer import write_table
 
 __all__ = [
+    "CHOOSE_TABLE",
     "DEFAULT_CHUNK_ROWS",
     "FORMATS",
     "TEXT_FORMATS",

@@ -108,6 +108,10 @@ def arrow_to_pandas(table) -> pd.DataFrame:
     return pd.DataFrame(out, columns=table.column_names, index=pd.RangeIndex(table.num_rows))
 
 
+#: How a refusal to guess between several tables ends: the caller names one with ``key=``
+#: (a service replaces it with the name of its own option).
+CHOOSE_TABLE = "pick one with key="
+
 #: SExtractor FITS_LDAC: this HDU holds the image header as text, the catalogue follows.
 LDAC_HEADER_HDU = "LDAC_IMHEAD"
 
@@ -216,7 +220,7 @@ def hdf5_table(f, key, source: str):
     )
     if len(datasets) > 1:
         raise CatalogueError(
-            f"holds several tables ({', '.join(d.name for d in datasets)}); pick one with key=",
+            f"holds several tables ({', '.join(d.name for d in datasets)}); {CHOOSE_TABLE}",
             source=source,
         )
     if datasets:
@@ -256,7 +260,7 @@ def pandas_store_key(f, key, source: str) -> str | None:
         return wanted
     if len(frames) > 1:
         raise CatalogueError(
-            f"holds several pandas frames ({', '.join(frames)}); pick one with key=",
+            f"holds several pandas frames ({', '.join(frames)}); {CHOOSE_TABLE}",
             source=source,
         )
     return frames[0]
@@ -322,7 +326,7 @@ def single_column_group(f, source: str):
     if len(groups) != 1:
         names = ", ".join(g.name for g in groups) or "(none)"
         raise CatalogueError(
-            f"cannot tell which group holds the table (candidates: {names}); pick one with key=",
+            f"cannot tell which group holds the table (candidates: {names}); {CHOOSE_TABLE}",
             source=source,
         )
     return groups[0]

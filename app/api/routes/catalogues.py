@@ -77,6 +77,7 @@ _OPTION_FIELDS = (
     "bands",
     "z_min",
     "check",
+    "table_key",
 )
 
 _INGEST_BODY = {
@@ -104,6 +105,12 @@ _INGEST_BODY = {
                         "on_invalid": {"type": "string", "enum": list(choices(OnInvalid))},
                         "skip_missing_redshift": {"type": "boolean"},
                         "format": {"type": "string", "enum": list(choices(TableFormat))},
+                        "table_key": {
+                            "type": "string",
+                            "description": "Which table of a multi-table file: FITS HDU "
+                            "EXTNAME or 0-based index, HDF5 key (see IngestOptions)",
+                            "example": "LDAC_OBJECTS",
+                        },
                     },
                 }
             },
@@ -259,6 +266,7 @@ async def ingest_catalogue(
         bands=options.declared_bands(),
         z_min=options.z_min,
         check=options.check,
+        table_key=options.table_key,
     )
     try:
         result = await run_in_threadpool(

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, object_session
 from app.core.config import get_settings
 from app.models import Calibration, Catalogue, Job, Map, utcnow
 from app.schemas import CalibrationIn
-from app.services import live, map_store
+from app.services import live, map_store, presets
 from app.services.errors import ConflictError, InvalidInputError, NotFoundError, RowError
 from app.services.jobs import JobContext, JobKind, register
 from som import deepwide
@@ -191,6 +191,51 @@ def queue_for_catalogue(
 def recompute(session: Session, c: Calibration) -> Job:
     """Queue a recomputation by hand (the caller commits and starts the job)."""
     return _queue(session, c)
+
+
+def input_warnings(session: Session, c: Calibration) -> list[str]:
+    """What a calibration's response and ``show`` warn of (not a refusal): tied catalogues
+    whose photometry was read differently in a band they share (Galactic extinction, or the
+    magnitude system taken for the band: :func:`presets.photometry_mismatch`). The transfer
+    catalogue is compared with the side it stands for (wide with wide, its deep side with
+    the deep catalogue), each with the catalogue its map was trained on, and deep with
+    wide where they share a band."""
+    cats: dict[str, Catalogue] = {}
+    for attr, _what in _CATALOGUES:
+        cat_id = getattr(c, attr)
+        cat = session.get(Catalogue, cat_id) if cat_id is not None else None
+        if cat is not None:
+            cats[attr] = cat
+    for attr, map_attr in (("deep_training", "deep_map_id"), ("wide_training", "wide_map_id")):
+        m = session.get(Map, getattr(c, map_attr)) if getattr(c, map_attr) else None
+        if m is not None and m.training_catalogue_id is not None:
+            cat = session.get(Catalogue, m.training_catalogue_id)
+            if cat is not None:
+                cats[attr] = cat
+    names = dict(_CATALOGUES) | {
+        "deep_training": "the deep map's training catalogue",
+        "wide_training": "the wide map's training catalogue",
+    }
+    pairs = (
+        ("transfer_wide_catalogue_id", "wide_catalogue_id"),
+        ("transfer_deep_catalogue_id", "deep_catalogue_id"),
+        ("deep_catalogue_id", "deep_training"),
+        ("transfer_deep_catalogue_id", "deep_training"),
+        ("wide_catalogue_id", "wide_training"),
+        ("transfer_wide_catalogue_id", "wide_training"),
+        ("deep_catalogue_id", "wide_catalogue_id"),
+    )
+    out: list[str] = []
+    seen: set[frozenset[int]] = set()
+    for a, b in pairs:
+        ca, cb = cats.get(a), cats.get(b)
+        if ca is None or cb is None or ca.id == cb.id or frozenset((ca.id, cb.id)) in seen:
+            continue
+        seen.add(frozenset((ca.id, cb.id)))
+        out += presets.photometry_mismatch(
+            ca.summary, cb.summary, f"{names[a]} {ca.id}", f"{names[b]} {cb.id}"
+        )
+    return out
 
 
 # ----------------------------------------------------------------------------- inputs

@@ -11,12 +11,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from app.models import Calibration
 from app.services import ledger, map_store, nz_export
 from app.services import targets as target_service
-from app.services.deepwide.lifecycle import bad_field, missing_inputs, ready_map
+from app.services.deepwide.lifecycle import bad_field, input_warnings, missing_inputs, ready_map
 from app.services.errors import ConflictError, NotFoundError
 from som import nz_formats
 from som.vocabulary import CalibrationStatus
@@ -52,6 +52,7 @@ def describe(c: Calibration) -> dict[str, Any]:
         "status": c.status,
         "error": c.error,
         "missing": missing_inputs(c),
+        "warnings": input_warnings(session, c) if (session := object_session(c)) else [],
         "job_id": c.job_id,
         "version": c.version or 0,
         "created_at": c.created_at,

@@ -50,7 +50,14 @@ from app.services.errors import (
     unreadable_file,
 )
 from app.services.ingest.mapping import BandColumns, band_columns, registry_for, resolve_mapping
-from app.services.ingest.request import IngestRequest, IngestResult, LedgerHook, sha256_file
+from app.services.ingest.request import (
+    TABLE_KEY_HINT,
+    IngestRequest,
+    IngestResult,
+    LedgerHook,
+    parse_table_key,
+    sha256_file,
+)
 from app.services.ingest.store import CHUNK_ROWS, find_duplicate, same_or_conflict, write
 from app.services.ingest.validation import (
     DEFAULT_Z_MIN,
@@ -67,7 +74,7 @@ from app.services.ingest.validation import (
     evaluate_secure,
     validate,
 )
-from som.tables import FORMATS, CatalogueError, TableReader, detect_format
+from som.tables import CHOOSE_TABLE, FORMATS, CatalogueError, TableReader, detect_format
 
 __all__ = [
     "CHUNK_ROWS",
@@ -82,12 +89,14 @@ __all__ = [
     "IngestRequest",
     "IngestResult",
     "LedgerHook",
+    "TABLE_KEY_HINT",
     "Rules",
     "Validated",
     "band_columns",
     "check_secure_rule",
     "default_secure_rule",
     "evaluate_secure",
+    "parse_table_key",
     "find_duplicate",
     "ingest",
     "registry_for",
@@ -113,6 +122,13 @@ def ingest(
             factory, req, max_rows=max_rows, after_insert=after_insert, progress=progress
         )
     except CatalogueError as exc:
+        if exc.reason.endswith(CHOOSE_TABLE):
+            # som.tables names its own argument (key=); the service's is table_key / --hdu
+            reason = exc.reason[: -len(CHOOSE_TABLE)] + f"choose one with {TABLE_KEY_HINT}"
+            raise unreadable_file(
+                CatalogueError(reason, column=exc.column, row=exc.row, source=exc.source),
+                req.filename,
+            ) from exc
         raise unreadable_file(exc, req.filename) from exc
 
 
@@ -127,7 +143,7 @@ def _other_tables(table: TableReader, file: str) -> list[RowError]:
             None,
             None,
             f"the columns are those of HDU {table.hdu[0]} {table.hdu[1]!r}; the file has "
-            f"other tables: {others}",
+            f"other tables: {others}; choose one with {TABLE_KEY_HINT}",
         )
     ]
 
@@ -166,7 +182,14 @@ def _ingest(
     fmt = req.file_format or detect_format(req.path, req.filename)
     if fmt not in FORMATS:
         raise BadRequestError(f"unsupported format {fmt!r}; use one of {', '.join(FORMATS)}")
-    table = TableReader(req.path, fmt, name=file, key=req.table_key)
+    if req.table_key is not None and fmt not in ("fits", "hdf5"):
+        raise BadRequestError(
+            f"{file}: table_key chooses a table of a FITS or HDF5 file; this file is {fmt}, "
+            "which holds one table"
+        )
+    # an HDF5 key is a path: "2" was parsed as an HDU index, but here it names a node
+    key = str(req.table_key) if fmt == "hdf5" and req.table_key is not None else req.table_key
+    table = TableReader(req.path, fmt, name=file, key=key)
     hint = table.n_rows_hint()
     if hint is not None and hint > max_rows:
         raise TooLargeError(f"{file}: {hint} rows; the limit is {max_rows}")

@@ -16,6 +16,20 @@ from app.models import Catalogue
 from app.services.errors import RowError
 from app.services.ingest.validation import DEFAULT_Z_MIN
 
+#: What the service calls the option choosing the table of a multi-table file, in messages.
+TABLE_KEY_HINT = "table_key (somcal ingest/assign --hdu): an HDU name or 0-based index"
+
+
+def parse_table_key(value: str | int | None) -> str | int | None:
+    """``table_key`` as a form field or a command-line option gives it: ``"2"`` is the
+    HDU index 2 (EXTNAMEs are not numbers), other text an EXTNAME or HDF5 key, blank none."""
+    if value is None or isinstance(value, int):
+        return value
+    text = str(value).strip()
+    if not text:
+        return None
+    return int(text) if text.isdigit() else text
+
 
 @dataclass
 class IngestRequest:
