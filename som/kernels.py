@@ -609,9 +609,12 @@ def smooth_separable_hex(S, N, gy, gxi, gxh, cwi, cwh, n_rows, n_cols, periodic,
 #: short by the map's edge is padded with copies of its first cell. Every row bounds its
 #: distance to every tile in one vectorised pass, then scores only the tiles the bound
 #: cannot rule out. Measured on a trained 75x150 map, 3x10^5 mock rows, one thread, rows
-#: per CPU-second (quiet machine): 8x8 tiles 0.83-0.88 M, 8x8 tiles split into 4x4
-#: sub-tiles 0.75-0.79 M (a third of the distances, but the sub-tile bounds are L2 misses),
-#: 2x2 groups of 8x8 tiles bounded first 0.78 M (the group's start cell is worse).
+#: per CPU-second: 8x8 tiles 0.80-0.88 M; 8x8 tiles split into 4x4 sub-tiles 0.75-0.79 M
+#: (a third of the distances, but the sub-tile bounds are L2 misses); 2x2 groups of 8x8
+#: tiles bounded before their tiles 0.77 M (the group pass saves less than the branchy
+#: per-group tile bounds cost). Rows lie about 7 tiles' bounds from their cell, so the
+#: bound pass and those 7 tiles are the cost; a hint (last epoch's cell) saves the pass
+#: over the tiles' representatives: 1.0 M.
 TILE_SHAPE = (8, 8)
 
 
