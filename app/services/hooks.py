@@ -14,7 +14,7 @@ import pandas as pd
 from sqlalchemy.orm import Session
 
 from app.models import Catalogue
-from app.services import deepwide, followup, ledger, map_store, presets
+from app.services import band_semantics, deepwide, followup, ledger, map_store
 from app.services.catalogues import AfterDeleteHook
 from app.services.ingest import LedgerHook
 from som.vocabulary import CatalogueKind, ChangeAction
@@ -78,7 +78,7 @@ class _AssignToReadyMaps(LedgerHook):
 
 def _warn_of_extinction_mismatch(session: Session, catalogue: Catalogue, maps) -> None:
     """Say, in the catalogue's summary warnings, which maps were trained on a catalogue
-    dereddened differently in the bands they share (``presets.extinction_mismatch``)."""
+    dereddened differently in the bands they share (``band_semantics.extinction_mismatch``)."""
     summary = catalogue.summary or {}
     found: list[str] = []
     for m in maps:
@@ -86,7 +86,7 @@ def _warn_of_extinction_mismatch(session: Session, catalogue: Catalogue, maps) -
             continue
         reference = session.get(Catalogue, m.training_catalogue_id)
         if reference is not None:
-            found += presets.extinction_mismatch(
+            found += band_semantics.extinction_mismatch(
                 reference.summary,
                 summary,
                 f"map {m.id} (trained on catalogue {reference.id})",

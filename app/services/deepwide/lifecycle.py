@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, object_session
 from app.core.config import get_settings
 from app.models import Calibration, Catalogue, Job, Map, utcnow
 from app.schemas import CalibrationIn
-from app.services import live, map_store, presets
+from app.services import band_semantics, live, map_store
 from app.services.errors import ConflictError, InvalidInputError, NotFoundError, RowError
 from app.services.jobs import JobContext, JobKind, register
 from som import deepwide
@@ -196,7 +196,7 @@ def recompute(session: Session, c: Calibration) -> Job:
 def input_warnings(session: Session, c: Calibration) -> list[str]:
     """What a calibration's response and ``show`` warn of (not a refusal): tied catalogues
     whose photometry was read differently in a band they share (Galactic extinction, or the
-    magnitude system taken for the band: :func:`presets.photometry_mismatch`). The transfer
+    magnitude system taken for the band: :func:`band_semantics.photometry_mismatch`). The transfer
     catalogue is compared with the side it stands for (wide with wide, its deep side with
     the deep catalogue), each with the catalogue its map was trained on, and deep with
     wide where they share a band."""
@@ -232,7 +232,7 @@ def input_warnings(session: Session, c: Calibration) -> list[str]:
         if ca is None or cb is None or ca.id == cb.id or frozenset((ca.id, cb.id)) in seen:
             continue
         seen.add(frozenset((ca.id, cb.id)))
-        out += presets.photometry_mismatch(
+        out += band_semantics.photometry_mismatch(
             ca.summary, cb.summary, f"{names[a]} {ca.id}", f"{names[b]} {cb.id}"
         )
     return out

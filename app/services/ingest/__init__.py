@@ -40,7 +40,7 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.services import presets
+from app.services import band_semantics
 from app.services.errors import (
     BadRequestError,
     InvalidInputError,
@@ -214,7 +214,7 @@ def _ingest(
     plan = band_columns(
         mapping, registry, req.flux_unit, units, file, preset.options.get("flux_unit"), preset
     )
-    warnings = [*warnings, *presets.plan_warnings(plan)]
+    warnings = [*warnings, *band_semantics.plan_warnings(plan)]
     if req.kind == "photometric" and len(plan) < 2:
         raise InvalidInputError(
             f"{file}: fewer than two bands with photometry (a colour needs two); recognised: "

@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from app.services import presets
+from app.services import band_semantics, presets
 from app.services.errors import BadRequestError, InvalidInputError, RowError
 from som.bands import REGISTRY, BandError, BandRegistry
 from som.photometry import column_unit_kind, flux_unit_in_jy
@@ -26,7 +26,7 @@ class BandColumns:
     flux_unit: str | None = None
     #: ``error`` holds inverse variances 1/sigma^2 (in the flux unit^-2), not sigma.
     error_is_ivar: bool = False
-    # What the values mean beyond their unit (``presets.band_semantics``): magnitude system
+    # What the values mean beyond their unit (``band_semantics.band_semantics``): magnitude system
     # and its offset m_AB - m_system, SDSS asinh softening, Galactic extinction column.
     system: str | None = None
     ab_offset: float = 0.0
@@ -174,7 +174,7 @@ def band_columns(
         if parsed is None:
             continue
         kind, role, band = parsed
-        if kind != "extinction":  # read with the band's values (presets.band_semantics)
+        if kind != "extinction":  # read with the band's values (band_semantics.band_semantics)
             by_band.setdefault(band, {})[f"{kind}_{role}"] = col
     errors: list[RowError] = []
     plan: list[BandColumns] = []
@@ -256,7 +256,7 @@ def band_columns(
                 )
                 continue
         try:
-            meaning, notes = presets.band_semantics(
+            meaning, notes = band_semantics.band_semantics(
                 registry.get(band), kind, value, mapping, preset, units
             )
         except ValueError as exc:

@@ -419,7 +419,8 @@ def validate(chunk: pd.DataFrame, rules: Rules, log: ErrorLog) -> Validated:
         mags[:, j] = cleaned.mag
         errs[:, j] = cleaned.magerr
         status[:, j] = cleaned.status
-        # The band's magnitude system to AB and its Galactic extinction (presets.band_semantics)
+        # The band's magnitude system to AB and its Galactic extinction
+        # (band_semantics.band_semantics)
         mag, err, band_status = to_ab(
             mags[:, j], errs[:, j], status[:, j], bc.ab_offset, bc.softening
         )
