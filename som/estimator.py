@@ -399,13 +399,33 @@ class SOM:
             counts[1] += m * self.n_cells
             if m == n:
                 return cell, d2, second
+            if h.size and m < n:
+                # last epoch's cells are a good start only while the map moves little: just
+                # after the widest smoothing of a random start they are worse than the
+                # nearest representative (measured: 14.5% of the distances against 3.2%,
+                # 75x150 map, second epoch); the sample, searched without them, says which
+                scratch = (np.empty(m, np.int64), np.empty(m), np.empty(m, np.int64))
+                numba.set_parallel_chunksize(PRUNED_TASKS_PER_GRAB)
+                try:
+                    fresh = kernels.bmu_tiles(xc[:m], A[:m], index, h[:0], want_second, *scratch)
+                finally:
+                    numba.set_parallel_chunksize(chunk)
+                if fresh < evals:
+                    h, evals = h[:0], fresh
             if evals > kernels.PRUNE_MAX_FRACTION * m * self.n_cells:
                 prep[2] = None
             else:
                 numba.set_parallel_chunksize(PRUNED_TASKS_PER_GRAB)
                 try:
                     evals = kernels.bmu_tiles(
-                        xc[m:], A[m:], index, h[m:], want_second, cell[m:], d2[m:], second[m:]
+                        xc[m:],
+                        A[m:],
+                        index,
+                        h[m:] if h.size else h,
+                        want_second,
+                        cell[m:],
+                        d2[m:],
+                        second[m:],
                     )
                 finally:
                     numba.set_parallel_chunksize(chunk)
