@@ -450,6 +450,29 @@ PRUNE_SAMPLE_ROWS = 2048
 PRUNE_MAX_FRACTION = 0.25
 
 
+@njit(inline="always")
+def _add_columns(T, v, g, n_rows, n_cols, periodic, right, left, both, half):
+    """T[r, j] += g * (v[r, j + right] + v[r, j + left]) over every row r of an
+    n_rows x n_cols map stored row-major (``left`` only when ``both``), columns wrapping on
+    a torus and cut at the edges otherwise; with ``half`` both offsets move one column to
+    the right on even rows (the odd-r hexagonal lattice's half-cell shift)."""
+    for r in range(n_rows):
+        base = r * n_cols
+        shift = (1 - r % 2) if half else 0
+        for j in range(n_cols):
+            jj = j + right + shift
+            if periodic:
+                jj = jj % n_cols
+            if jj < n_cols:
+                T[base + j] += g * v[base + jj]
+            if both:
+                jj = j + left + shift
+                if periodic:
+                    jj = jj % n_cols
+                if jj >= 0:
+                    T[base + j] += g * v[base + jj]
+
+
 @njit(parallel=True, fastmath=True, cache=True)
 def smooth_separable(S, N, gy, gx, cw, n_rows, n_cols, periodic, num, den):
     """``smooth`` on a rectangular lattice in O(K F reach) instead of O(K F reach^2).
@@ -480,22 +503,8 @@ def smooth_separable(S, N, gy, gx, cw, n_rows, n_cols, periodic, num, den):
         acc = np.zeros(K)
         for c in range(cmax + 1):
             if c > 0 and not (periodic and 2 * c > n_cols):
-                g = gx[c]
                 both = not (periodic and 2 * c == n_cols)
-                for r in range(n_rows):
-                    base = r * n_cols
-                    for j in range(n_cols):
-                        jj = j + c
-                        if periodic:
-                            jj = jj % n_cols
-                        if jj < n_cols:
-                            T[base + j] += g * v[base + jj]
-                        if both:
-                            jj = j - c
-                            if periodic:
-                                jj = jj % n_cols
-                            if jj >= 0:
-                                T[base + j] += g * v[base + jj]
+                _add_columns(T, v, gx[c], n_rows, n_cols, periodic, c, -c, both, False)
             for rj in range(n_rows):
                 for ri in range(n_rows):
                     idx = ri - rj + R1
@@ -546,42 +555,13 @@ def smooth_separable_hex(S, N, gy, gxi, gxh, cwi, cwh, n_rows, n_cols, periodic,
         acc = np.zeros(K)
         for c in range(cmax + 1):
             if c > 0 and not (periodic and 2 * c > n_cols):
-                g = gxi[c]
                 both = not (periodic and 2 * c == n_cols)
-                for r in range(n_rows):
-                    base = r * n_cols
-                    for j in range(n_cols):
-                        jj = j + c
-                        if periodic:
-                            jj = jj % n_cols
-                        if jj < n_cols:
-                            Ti[base + j] += g * v[base + jj]
-                        if both:
-                            jj = j - c
-                            if periodic:
-                                jj = jj % n_cols
-                            if jj >= 0:
-                                Ti[base + j] += g * v[base + jj]
+                _add_columns(Ti, v, gxi[c], n_rows, n_cols, periodic, c, -c, both, False)
             if not (periodic and 2 * c + 1 > n_cols):
                 # the two columns at |dx| = c + 1/2: c and -(c + 1) away from an odd source
                 # row's cell, c + 1 and -c from an even one's
-                g = gxh[c]
                 both = not (periodic and 2 * c + 1 == n_cols)
-                for r in range(n_rows):
-                    base = r * n_cols
-                    even = 1 - r % 2
-                    for j in range(n_cols):
-                        jj = j + c + even
-                        if periodic:
-                            jj = jj % n_cols
-                        if jj < n_cols:
-                            Th[base + j] += g * v[base + jj]
-                        if both:
-                            jj = j - c - 1 + even
-                            if periodic:
-                                jj = jj % n_cols
-                            if jj >= 0:
-                                Th[base + j] += g * v[base + jj]
+                _add_columns(Th, v, gxh[c], n_rows, n_cols, periodic, c, -c - 1, both, True)
             for rj in range(n_rows):
                 for ri in range(n_rows):
                     idx = ri - rj + R1
