@@ -5,26 +5,15 @@ it is not refused. Catalogues read alike give no warning."""
 
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from app.cli import cli
 from som.mock import make_mock, observe_wide, transfer_catalogue
+from tests.app.test_calibrations import _phot
 
 DEEP_BANDS = ("u", "g", "r", "i", "z", "Y", "J", "H")
 WIDE_BANDS = ("u_lsst", "g_lsst", "r_lsst", "i_lsst", "z_lsst", "y_lsst")
-
-
-def _phot(frame: pd.DataFrame, bands, prefix: str = "", extra=("ra", "dec")) -> pd.DataFrame:
-    cols = {"id": frame["id"]}
-    for c in extra:
-        if c in frame.columns:
-            cols[c] = frame[c]
-    for b in bands:
-        cols[f"mag_{b}"] = frame[f"{prefix}mag_{b}"]
-        cols[f"magerr_{b}"] = frame[f"{prefix}magerr_{b}"]
-    return pd.DataFrame(cols)
 
 
 @pytest.fixture(scope="module")
