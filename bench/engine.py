@@ -966,7 +966,7 @@ def report(out: dict, args, desc: str, load_start: str) -> str:
             lines.append(
                 "    epoch by epoch against somoclu's: "
                 + ", ".join(f"{so / t:.0f}x" for t in passes)
-                + f" {verdict(min(passes[1:]) * GOAL_EPOCH_SPEEDUP <= so)} from the second"
+                + f" {verdict(max(passes[1:]) * GOAL_EPOCH_SPEEDUP <= so)} from the second"
                 f" epoch on, {verdict(passes[0] * GOAL_EPOCH_SPEEDUP <= so)} for the first"
             )
         lines.append(
