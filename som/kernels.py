@@ -698,13 +698,14 @@ def _tile_scores_t(x, a, WB, HB, j, weighted, e):
                 e[t] -= xf * WB[j, f, t]
 
 
-def _tree_min_t(e, h):
-    """min(e) by halving (vertical, vectorised mins; a running scalar min is a chain of
-    dependent instructions, 4x slower on a 64-cell tile)."""
-    w = _T // 2
+def _halving_min_t(src, h, n):
+    """min(src[:n]), n a power of two >= 2, by halving into h (n // 2 scratch): vertical,
+    vectorised mins (a running scalar min is a chain of dependent instructions, 4x slower
+    on a 64-cell tile)."""
+    w = n // 2
     for k in range(w):
-        u = e[k]
-        v = e[k + w]
+        u = src[k]
+        v = src[k + w]
         h[k] = v if v < u else u
     w //= 2
     while w >= 1:
@@ -756,22 +757,10 @@ def _nearest_rep_t(x, a, rep, rep_h, weighted, zero, nt, rd, h):
             for f in range(_F):
                 q -= x[f] * rep[f, j]
             rd[j] = q
-    # argmin: the minimum by halving (vectorised; rd's tail past n_tiles holds +inf),
-    # then its first position
-    w = rd.shape[0] // 2
-    for k in range(w):
-        u = rd[k]
-        v = rd[k + w]
-        h[k] = v if v < u else u
-    w //= 2
-    while w >= 1:
-        for k in range(w):
-            u = h[k]
-            v = h[k + w]
-            h[k] = v if v < u else u
-        w //= 2
+    # argmin: the minimum by halving (rd's tail past n_tiles holds +inf), then its position
+    m = _halving_min_t(rd, h, rd.shape[0])
     t0 = 0
-    while rd[t0] != h[0]:
+    while rd[t0] != m:
         t0 += 1
     return t0
 
@@ -875,7 +864,7 @@ def _bmu_tiles_t(
                         continue
                 _tile_scores_t(x, a, WB, HB, j, weighted, e)
                 count += tile_n[j]
-                m = _tree_min_t(e, h)
+                m = _halving_min_t(e, h, _T)
                 if want_second:
                     if m > e2:
                         continue
@@ -926,7 +915,7 @@ def _tile_kernel(n_features: int, tile_cells: int):
     key = (int(n_features), int(tile_cells))
     kernel = _TILE_KERNELS.get(key)
     if kernel is None:
-        helpers = (_tile_bounds_t, _nearest_rep_t, _tile_scores_t, _tree_min_t)
+        helpers = (_halving_min_t, _tile_bounds_t, _nearest_rep_t, _tile_scores_t)
         source = "\n".join(
             [
                 "import numpy as np",
