@@ -22,6 +22,7 @@ from app.models import Catalogue, Source
 from app.services.errors import ConflictError
 from app.services.phot_store import unpack
 from som.photometry import flux_to_mag
+from tests.ldac import ldac_bytes
 
 N = 40
 BIG = 2**62 + 12345  # ids from here on are not exact in float64
@@ -132,31 +133,15 @@ def test_sdss_fits_vector_magnitudes_unsigned_and_tnull_ids(client, auth, upload
 
 
 def _ldac(mags: np.ndarray) -> bytes:
-    card = "SIMPLE  =                    T".ljust(80)
-    imhead = fits.BinTableHDU.from_columns(
-        [
-            fits.Column(
-                name="Field Header Card",
-                format="1680A",
-                dim="(80, 21)",
-                array=np.array([[card] * 21]),
-            )
-        ],
-        name="LDAC_IMHEAD",
-    )
-    objects = fits.BinTableHDU.from_columns(
+    return ldac_bytes(
         [
             fits.Column(name="NUMBER", format="J", array=np.arange(1, N + 1)),
             fits.Column(name="ALPHA_J2000", format="D", unit="deg", array=np.full(N, 150.1)),
             fits.Column(name="DELTA_J2000", format="D", unit="deg", array=np.full(N, 2.2)),
             fits.Column(name="MAG_APER", format="3E", unit="mag", array=mags),
             fits.Column(name="MAGERR_APER", format="3E", unit="mag", array=np.full((N, 3), 0.02)),
-        ],
-        name="LDAC_OBJECTS",
+        ]
     )
-    buf = io.BytesIO()
-    fits.HDUList([fits.PrimaryHDU(), imhead, objects]).writeto(buf)
-    return buf.getvalue()
 
 
 def test_sextractor_ldac_through_the_api_and_the_cli(client, auth, upload, settings, tmp_path):

@@ -13,6 +13,7 @@ from astropy.io import fits
 from typer.testing import CliRunner
 
 from app.cli import cli
+from tests.ldac import ldac_bytes
 
 N = 30
 
@@ -22,23 +23,14 @@ def _mags(seed: int, n_bands: int) -> np.ndarray:
 
 
 def _ldac(seed: int) -> bytes:
-    card = "SIMPLE  =                    T".ljust(80)
-    imhead = fits.BinTableHDU.from_columns(
-        [fits.Column(name="Field Header Card", format="80A", array=np.array([card]))],
-        name="LDAC_IMHEAD",
-    )
     mags = _mags(seed, 3)
-    objects = fits.BinTableHDU.from_columns(
+    return ldac_bytes(
         [
             fits.Column(name="NUMBER", format="J", array=np.arange(1, N + 1)),
             fits.Column(name="MAG_APER", format="3E", unit="mag", array=mags),
             fits.Column(name="MAGERR_APER", format="3E", unit="mag", array=np.full((N, 3), 0.02)),
-        ],
-        name="LDAC_OBJECTS",
+        ]
     )
-    buf = io.BytesIO()
-    fits.HDUList([fits.PrimaryHDU(), imhead, objects]).writeto(buf)
-    return buf.getvalue()
 
 
 LDAC_MAPPING = {"source_id": "NUMBER"} | {

@@ -10,6 +10,7 @@ import pytest
 
 from som.photometry import ColourFeatures, PhotometryError
 from som.tables import CatalogueError, TableReader, detect_format, read_table, write_table
+from tests.ldac import ldac_hdus
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 DC2 = DATA / "mocks" / "test_dc2_training_9816.hdf5"
@@ -426,31 +427,18 @@ def test_fits_vector_columns_are_read_element_by_element(tmp_path):
 def test_sextractor_fits_ldac_reads_the_objects_hdu(tmp_path):
     from astropy.io import fits
 
-    card = "SIMPLE  =                    T".ljust(80)
-    imhead = fits.BinTableHDU.from_columns(
-        [
-            fits.Column(
-                name="Field Header Card",
-                format="1680A",
-                dim="(80, 21)",
-                array=np.array([[card] * 21]),
-            )
-        ],
-        name="LDAC_IMHEAD",
-    )
-    objects = fits.BinTableHDU.from_columns(
+    hdus = ldac_hdus(
         [
             fits.Column(name="NUMBER", format="J", array=np.arange(1, 5)),
             fits.Column(name="MAG_AUTO", format="E", array=np.array(MAG)),
             fits.Column(name="MAG_APER", format="3E", array=np.ones((4, 3))),
-        ],
-        name="LDAC_OBJECTS",
+        ]
     )
     other = fits.BinTableHDU.from_columns(
         [fits.Column(name="x", format="D", array=np.zeros(2))], name="EXTRA"
     )
     path = tmp_path / "field.cat"  # SExtractor's usual name, FITS bytes
-    fits.HDUList([fits.PrimaryHDU(), imhead, objects, other]).writeto(path)
+    fits.HDUList([*hdus, other]).writeto(path)
     for df in _all_reads(path):
         assert df.columns.tolist() == ["NUMBER", "MAG_AUTO"] + [f"MAG_APER[{i}]" for i in range(3)]
         assert df["MAG_AUTO"].tolist() == MAG
