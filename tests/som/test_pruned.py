@@ -52,17 +52,13 @@ def _d2(X, W, cells, inv_var=None):
     return (iv * diff**2).sum(1) * X.shape[1] / present.sum(1)
 
 
-@pytest.mark.parametrize(
-    "lattice,periodic", [("rect", False), ("rect", True), ("hex", False), ("hex", True)]
-)
-@pytest.mark.parametrize("trained", [True, False])
-@pytest.mark.parametrize("metric", ["euclidean", "missing", "chi2"])
-def test_pruned_equals_brute_force(lattice, periodic, trained, metric):
-    som = _map(lattice, periodic, trained)
-    X = _data(1500, 5, seed=7, nan_fraction=0.2 if metric != "euclidean" else 0.0)
+def _pruned_against_reference(som, metric, n, data_seed, error_seed):
+    """Assign n rows by the pruned search and demand the reference's best and second-best
+    cells and distances; returns (X, errors, assignment, search counts, reference best)."""
+    X = _data(n, 5, seed=data_seed, nan_fraction=0.2 if metric != "euclidean" else 0.0)
     errors = iv = None
     if metric == "chi2":
-        errors = np.random.default_rng(3).uniform(0.2, 2.0, size=X.shape)
+        errors = np.random.default_rng(error_seed).uniform(0.2, 2.0, size=X.shape)
         iv = 1 / errors**2
         som.distance = "chi2"
     a, counts = _search(som, "pruned", X, errors)
@@ -70,6 +66,17 @@ def test_pruned_equals_brute_force(lattice, periodic, trained, metric):
     np.testing.assert_array_equal(a.cell, best)
     np.testing.assert_array_equal(a.second, second)
     np.testing.assert_allclose(a.distance.astype(np.float64) ** 2, d2, rtol=1e-5)
+    return X, errors, a, counts, best
+
+
+@pytest.mark.parametrize(
+    "lattice,periodic", [("rect", False), ("rect", True), ("hex", False), ("hex", True)]
+)
+@pytest.mark.parametrize("trained", [True, False])
+@pytest.mark.parametrize("metric", ["euclidean", "missing", "chi2"])
+def test_pruned_equals_brute_force(lattice, periodic, trained, metric):
+    som = _map(lattice, periodic, trained)
+    X, errors, a, counts, _ = _pruned_against_reference(som, metric, 1500, 7, 3)
     b, _ = _search(som, "brute", X, errors)
     np.testing.assert_array_equal(a.cell, b.cell)
     assert counts[0] <= counts[1]
@@ -226,17 +233,7 @@ def test_tile_index_holds_every_cell_once(shape):
 @pytest.mark.parametrize("metric", ["euclidean", "missing", "chi2"])
 def test_large_tiles_equal_brute_force(lattice, periodic, trained, metric):
     som = _map(lattice, periodic, trained, shape=(34, 41))
-    X = _data(800, 5, seed=9, nan_fraction=0.2 if metric != "euclidean" else 0.0)
-    errors = iv = None
-    if metric == "chi2":
-        errors = np.random.default_rng(4).uniform(0.2, 2.0, size=X.shape)
-        iv = 1 / errors**2
-        som.distance = "chi2"
-    a, counts = _search(som, "pruned", X, errors)
-    best, second, d2 = ref.bmu(X, som.weights_, iv)
-    np.testing.assert_array_equal(a.cell, best)
-    np.testing.assert_array_equal(a.second, second)
-    np.testing.assert_allclose(a.distance.astype(np.float64) ** 2, d2, rtol=1e-5)
+    X, errors, a, counts, best = _pruned_against_reference(som, metric, 800, 9, 4)
     # without the second-best cell (predict, training) the threshold is the best distance
     som._search = "pruned"
     np.testing.assert_array_equal(som.predict(X, errors, skip_empty=True), best)
