@@ -623,6 +623,7 @@ class TileIndex(NamedTuple):
     tcell: np.ndarray  # (n_tiles, T) int64 cell at each tile position (padding repeats one)
     tile_n: np.ndarray  # (n_tiles,) int64 real cells per tile
     cell_tile: np.ndarray  # (K,) int64 tile of each cell
+    cell_pos: np.ndarray  # (K,) int64 position of each cell in its tile
     w2max: float  # largest ||w - mu||^2: the scale of the expanded form's rounding
 
 
@@ -640,9 +641,13 @@ def tile_index(W, n_rows, n_cols, tile=None, dtype=np.float32):
     # real cells first (a tile cut by the map's edge), then padding repeating the first
     tcell = np.take_along_axis(tcell, np.argsort(tcell < 0, axis=1, kind="stable"), axis=1)
     tile_n = (tcell >= 0).sum(axis=1).astype(np.int64)
-    tcell = np.where(tcell < 0, tcell[:, :1], tcell).astype(np.int64)
+    real = tcell >= 0
+    tcell = np.where(real, tcell, tcell[:, :1]).astype(np.int64)
     cell_tile = np.empty(K, np.int64)
-    cell_tile[tcell] = np.arange(tcell.shape[0])[:, None]
+    cell_pos = np.empty(K, np.int64)
+    # padding repeats a tile's first cell: only the real positions name a cell's place
+    cell_tile[tcell[real]] = np.nonzero(real)[0]
+    cell_pos[tcell[real]] = np.nonzero(real)[1]
     W = np.asarray(W, dtype=np.float64)
     mu = W.mean(axis=0)
     WB = np.ascontiguousarray((W - mu)[tcell].transpose(0, 2, 1)).astype(dtype)
@@ -665,6 +670,7 @@ def tile_index(W, n_rows, n_cols, tile=None, dtype=np.float32):
         tcell,
         tile_n,
         cell_tile,
+        cell_pos,
         float((W64**2).sum(axis=1).max()),
     )
 
@@ -676,26 +682,29 @@ def tile_index(W, n_rows, n_cols, tile=None, dtype=np.float32):
 _F = _T = None
 
 
-def _tile_scores_t(x, a, WB, HB, j, weighted, e):
+def _tile_scores_t(x, a, b, WB, HB, j, weighted, e):
     """Score of the row against the T cells of tile j, into e (T,): 0.5||w||^2 - x.w
-    (the squared distance / 2 - 0.5||x||^2), or with weights a the weighted squared
-    distance itself."""
+    (the squared distance / 2 - 0.5||x||^2), or with weights a (and b = -2 a x) the
+    weighted squared distance minus sum(a x^2): sum(w (a w + b))."""
+    # cells outer, features inner: the unrolled feature loop keeps each sum in a
+    # register, where a loop over features outside stores and reloads e F times; the
+    # expanded weighted form is two fused multiply-adds a feature against three
     if weighted:
         for t in range(_T):
-            e[t] = 0
-        for f in range(_F):
-            xf = x[f]
-            af = a[f]
-            for t in range(_T):
-                diff = xf - WB[j, f, t]
-                e[t] += af * diff * diff
+            # the sum starts from the first feature's term: from a zero that is not
+            # a constant (the dtype varies) the loop did not vectorise, 2x slower
+            w = WB[j, 0, t]
+            s = w * (a[0] * w + b[0])
+            for f in range(1, _F):
+                w = WB[j, f, t]
+                s += w * (a[f] * w + b[f])
+            e[t] = s
     else:
         for t in range(_T):
-            e[t] = HB[j, t]
-        for f in range(_F):
-            xf = x[f]
-            for t in range(_T):
-                e[t] -= xf * WB[j, f, t]
+            s = HB[j, t]
+            for f in range(_F):
+                s -= x[f] * WB[j, f, t]
+            e[t] = s
 
 
 def _halving_min_t(src, h, n):
@@ -717,39 +726,46 @@ def _halving_min_t(src, h, n):
     return h[0]
 
 
+def _box_gap_t(x, lo, hi, f, j, zero):
+    """Distance of the row's feature f from tile j's box along f (0 inside)."""
+    u = max(lo[f, j] - x[f], x[f] - hi[f, j])
+    return max(u, zero)
+
+
 def _tile_bounds_t(x, a, lo, hi, weighted, zero, lb):
     """lb (n_tiles,) = the row's lower bound to every tile: its (weighted) squared distance
     to the tile's box, in one pass vectorised over tiles."""
+    # each sum starts from the first feature's term, as in _tile_scores_t: from the
+    # runtime zero the loops did not vectorise
     nt = lb.shape[0]
     if weighted:
         for j in range(nt):
-            s = zero
-            for f in range(_F):
-                xf = x[f]
-                u = max(lo[f, j] - xf, xf - hi[f, j])
-                u = max(u, zero)
+            u = _box_gap_t(x, lo, hi, 0, j, zero)
+            s = a[0] * u * u
+            for f in range(1, _F):
+                u = _box_gap_t(x, lo, hi, f, j, zero)
                 s += a[f] * u * u
             lb[j] = s
     else:
         for j in range(nt):
-            s = zero
-            for f in range(_F):
-                xf = x[f]
-                u = max(lo[f, j] - xf, xf - hi[f, j])
-                u = max(u, zero)
+            u = _box_gap_t(x, lo, hi, 0, j, zero)
+            s = u * u
+            for f in range(1, _F):
+                u = _box_gap_t(x, lo, hi, f, j, zero)
                 s += u * u
             lb[j] = s
 
 
-def _nearest_rep_t(x, a, rep, rep_h, weighted, zero, nt, rd, h):
+def _nearest_rep_t(x, a, b, rep, rep_h, nt, weighted, rd, h):
     """The tile whose representative cell is nearest the row (rd, h: scratch of a power of
     two >= n_tiles, rd's tail +inf)."""
     if weighted:
         for j in range(nt):
-            q = zero
-            for f in range(_F):
-                v = x[f] - rep[f, j]
-                q += a[f] * v * v
+            v = rep[0, j]
+            q = v * (a[0] * v + b[0])
+            for f in range(1, _F):
+                v = rep[f, j]
+                q += v * (a[f] * v + b[f])
             rd[j] = q
     else:
         for j in range(nt):
@@ -778,6 +794,7 @@ def _bmu_tiles_t(
     tcell,
     tile_n,
     cell_tile,
+    cell_pos,
     w2max,
     hint,
     want_second,
@@ -794,6 +811,7 @@ def _bmu_tiles_t(
     for task in prange(n_tasks):
         x = np.empty(_F, dtype=WB.dtype)
         a = np.ones(_F, dtype=WB.dtype)
+        b = np.zeros(_F, dtype=WB.dtype)
         lb = np.empty(nt, dtype=WB.dtype)
         ntp = 1
         while ntp < nt:
@@ -802,29 +820,36 @@ def _bmu_tiles_t(
         rh = np.empty(max(ntp, 2) // 2, dtype=WB.dtype)
         e = np.empty(_T, dtype=WB.dtype)
         h = np.empty(_T // 2, dtype=WB.dtype)
-        # a zero of the working dtype: max(u, 0) would promote float32 to float64
+        # a zero and an infinity of the working dtype: max(u, 0) would promote float32
+        # to float64, and so would comparing float32 scores with a float64 best
         zero = WB[0, 0, 0] * 0
+        inf = np.full(1, np.inf, dtype=WB.dtype)[0]
+        thr_cast = np.empty(1, dtype=WB.dtype)
+        no_cell = tcell.shape[0] * _T
         count = 0
         for r in range(task * ROWS_PER_TASK, min(n, (task + 1) * ROWS_PER_TASK)):
             n_p = _F
             xx = zero
+            amax = zero
             if weighted:
                 n_p = 0
                 for f in range(_F):
+                    # selects, not branches: which features are missing is unpredictable
+                    # (a zero weight must meet a finite value: 0 * NaN is NaN)
                     af = A[r, f]
-                    if af > 0:
-                        a[f] = af
-                        x[f] = X[r, f] - mu[f]
-                        n_p += 1
-                    else:
-                        # a zero weight must meet a finite value: 0 * NaN is NaN
-                        a[f] = 0
-                        x[f] = 0
+                    present = af > 0
+                    a[f] = af if present else zero
+                    x[f] = X[r, f] - mu[f] if present else zero
+                    n_p += present
                 if n_p == 0:
                     out_cell[r] = -1
                     out_d2[r] = np.nan
                     out_second[r] = -1
                     continue
+                for f in range(_F):
+                    b[f] = -2 * a[f] * x[f]
+                    xx += a[f] * x[f] * x[f]
+                    amax = max(amax, a[f])
             else:
                 for f in range(_F):
                     x[f] = X[r, f] - mu[f]
@@ -834,22 +859,20 @@ def _bmu_tiles_t(
             if hinted and hint[r] >= 0:
                 t0 = cell_tile[hint[r]]
             else:
-                t0 = _nearest_rep_t(x, a, rep, rep_h, weighted, zero, nt, rd, rh)
-            # scores to distances: d = mul * (score + off); the slack covers the rounding
-            # of the expanded form (relative to the norms, not to d) and of the bounds
+                t0 = _nearest_rep_t(x, a, b, rep, rep_h, nt, weighted, rd, rh)
             if weighted:
                 mul = 1.0
-                off = 0.0
-                slack = 0.0
+                off = np.float64(xx)
+                slack = PRUNE_SLACK * (off + 2.0 * np.float64(amax) * w2max)
             else:
                 mul = 2.0
                 off = np.float64(xx)
                 slack = PRUNE_SLACK * (2.0 * off + w2max)
-            e1 = np.inf
-            e2 = np.inf
+            e1 = inf
+            e2 = inf
             c1 = -1
             c2 = -1
-            p1 = 0
+            thr = inf
             for step in range(nt + 1):
                 # the start tile first, so the threshold is tight at once; then every
                 # other tile whose bound does not rule it out
@@ -857,17 +880,19 @@ def _bmu_tiles_t(
                     j = t0
                 else:
                     j = step - 1
-                    if j == t0:
+                    if lb[j] > thr or j == t0:
                         continue
-                    ref = e2 if want_second else e1
-                    if lb[j] > (mul * (ref + off)) * (1 + PRUNE_SLACK) + slack:
-                        continue
-                _tile_scores_t(x, a, WB, HB, j, weighted, e)
+                _tile_scores_t(x, a, b, WB, HB, j, weighted, e)
                 count += tile_n[j]
-                m = _halving_min_t(e, h, _T)
+                # most tiles scored hold no cell that beats the best: a vectorised count
+                # says so without a minimum (a halving min costs more than the scores)
+                ref = e2 if want_second else e1
+                below = 0
+                for t in range(_T):
+                    below += e[t] <= ref
+                if below == 0:
+                    continue
                 if want_second:
-                    if m > e2:
-                        continue
                     for t in range(_T):
                         dt = e[t]
                         c = tcell[j, t]
@@ -877,24 +902,29 @@ def _bmu_tiles_t(
                                 c2 = c1
                             e1 = dt
                             c1 = c
-                            p1 = j * _T + t
                         elif c != c1 and (dt < e2 or (dt == e2 and c < c2)):
                             e2 = dt
                             c2 = c
-                elif m < e1 or (m == e1 and step > 0):
-                    # the lowest cell number at the minimum: ties go to it, as in brute force
-                    cm = -1
-                    pm = 0
+                else:
+                    m = _halving_min_t(e, h, _T)
+                    # the lowest cell number at the minimum: ties go to it, as in brute
+                    # force (a vectorised integer minimum)
+                    cm = no_cell
                     for t in range(_T):
-                        if e[t] == m and (cm < 0 or tcell[j, t] < cm):
-                            cm = tcell[j, t]
-                            pm = j * _T + t
-                    if m < e1 or cm < c1:
+                        cm = min(cm, tcell[j, t] if e[t] == m else no_cell)
+                    if m < e1 or (m == e1 and cm < c1):
                         e1 = m
                         c1 = cm
-                        p1 = pm
-            jb = p1 // _T
-            tb = p1 % _T
+                # scores to distances: d = mul * (score + off); the slack covers the
+                # rounding of the expanded form (relative to the norms, not to d) and of
+                # the bounds; rounded up into the working dtype, so never below the bound
+                ref = e2 if want_second else e1
+                if ref < inf:
+                    t64 = (mul * (ref + off)) * (1 + PRUNE_SLACK) + slack
+                    thr_cast[0] = t64 + abs(t64) * 1e-6
+                    thr = thr_cast[0]
+            jb = cell_tile[c1]
+            tb = cell_pos[c1]
             exact = 0.0
             for f in range(_F):
                 if a[f] > 0:
@@ -915,7 +945,7 @@ def _tile_kernel(n_features: int, tile_cells: int):
     key = (int(n_features), int(tile_cells))
     kernel = _TILE_KERNELS.get(key)
     if kernel is None:
-        helpers = (_halving_min_t, _tile_bounds_t, _nearest_rep_t, _tile_scores_t)
+        helpers = (_halving_min_t, _box_gap_t, _tile_bounds_t, _nearest_rep_t, _tile_scores_t)
         source = "\n".join(
             [
                 "import numpy as np",
