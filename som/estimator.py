@@ -329,8 +329,9 @@ class SOM:
 
     # ------------------------------------------------------------------ core passes
     def _prepared_weights(self, weights: np.ndarray):
-        """(WT, half_norm2, index): what the kernels need of the weights, computed once per
-        pass; ``index`` is the pruned search's tile structure, None for brute force.
+        """[WT, half_norm2, index, weights]: what the kernels need of the weights, computed
+        once per pass; ``index`` is the pruned search's tile structure, None for brute
+        force (a pass may swap it, ``_bmu_chunk``).
 
         Kept for the last weights seen (keyed by a hash of their bytes, so weights changed
         in place are never served stale): repeated ``predict`` calls on chunks or Dask
@@ -358,9 +359,9 @@ class SOM:
             self._search == "auto" and self.n_cells >= kernels.PRUNE_MIN_CELLS
         ):
             index = kernels.tile_index(weights, int(self.n_rows), int(self.n_cols), dtype=dtype)
-        self._prepared_cache = (key, (WT, half_norm2, index))
+        self._prepared_cache = (key, (WT, half_norm2, index, weights))
         # a list: the first chunk may find that pruning does not pay and drop the index
-        return [WT, half_norm2, index]
+        return [WT, half_norm2, index, weights]
 
     def _bmu_chunk(self, xc, inv_var, has_missing, prep, want_second, out=None, hint=None):
         """Best cells of one chunk, written into ``out = (cell, d2, second)`` when given.
@@ -371,7 +372,7 @@ class SOM:
         if out is None:
             out = (np.empty(n, np.int64), np.empty(n, np.float64), np.empty(n, np.int64))
         out = cell, d2, second = out
-        WT, half_norm2, index = prep
+        WT, half_norm2, index, weights = prep
         if index is not None:
             if inv_var is None and not has_missing:
                 A = np.zeros((0, 0), xc.dtype)
@@ -412,6 +413,25 @@ class SOM:
                     numba.set_parallel_chunksize(chunk)
                 if fresh < evals:
                     h, evals = h[:0], fresh
+            if evals > kernels.PRUNE_MAX_FRACTION * m * self.n_cells:
+                # blocks of the map prune nothing while the map is not yet ordered (a
+                # random start: 10^6 mock rows on 75x150, 96% of distances computed);
+                # groups of cells near in weight space do (10%): the sample says which
+                grouped = kernels.tile_index(
+                    weights, int(self.n_rows), int(self.n_cols), dtype=xc.dtype, grouping="weights"
+                )
+                numba.set_parallel_chunksize(PRUNED_TASKS_PER_GRAB)
+                try:
+                    regrouped = kernels.bmu_tiles(
+                        xc[:m], A[:m], grouped, h[:m], want_second, cell[:m], d2[:m], second[:m]
+                    )
+                finally:
+                    numba.set_parallel_chunksize(chunk)
+                counts[0] += int(regrouped)
+                counts[1] += m * self.n_cells
+                if regrouped < evals:
+                    index = prep[2] = grouped
+                    evals = regrouped
             if evals > kernels.PRUNE_MAX_FRACTION * m * self.n_cells:
                 prep[2] = None
             else:

@@ -204,11 +204,12 @@ def test_hexagonal_separable_smoothing_equals_the_direct_sum(periodic, shape, ne
 # tiles short at both edges, so padded tile positions are exercised
 
 
+@pytest.mark.parametrize("grouping", ["lattice", "weights"])
 @pytest.mark.parametrize("shape", [(12, 14), (34, 41)])
-def test_tile_index_holds_every_cell_once(shape):
+def test_tile_index_holds_every_cell_once(shape, grouping):
     rng = np.random.default_rng(0)
     W = rng.normal(size=(shape[0] * shape[1], 4))
-    index = kernels.tile_index(W, *shape, dtype=np.float64)
+    index = kernels.tile_index(W, *shape, dtype=np.float64, grouping=grouping)
     WB, tcell, tile_n, cell_tile = index.WB, index.tcell, index.tile_n, index.cell_tile
     K = W.shape[0]
     assert tile_n.sum() == K
@@ -217,6 +218,7 @@ def test_tile_index_holds_every_cell_once(shape):
     # padding repeats a cell of the same tile; each tile's weights match its cells (stored
     # minus their mean)
     assert (cell_tile[tcell] == np.arange(len(tile_n))[:, None]).all()
+    assert (tcell[cell_tile, index.cell_pos] == np.arange(K)).all()
     np.testing.assert_allclose(WB + index.mu[None, :, None], W[tcell].transpose(0, 2, 1))
     np.testing.assert_allclose(index.HB, 0.5 * (WB**2).sum(axis=1))
     assert (index.lo <= WB.min(axis=2).T).all() and (index.hi >= WB.max(axis=2).T).all()
@@ -260,3 +262,64 @@ def test_hinted_search_equals_brute_force_from_any_start(metric):
         xc, iv, has_missing = som._chunk(X, None, 0, len(X))
         cell, _, _ = som._bmu_chunk(xc, iv, has_missing, prep, False, hint=hint)
         np.testing.assert_array_equal(cell, best)
+
+
+@pytest.mark.parametrize("trained", [True, False])
+@pytest.mark.parametrize("metric", ["euclidean", "missing", "chi2"])
+def test_cells_grouped_by_weight_equal_brute_force(trained, metric):
+    """Groups of cells near in weight space (the index for a map not yet ordered) find
+    brute force's best and second-best cells, on a trained map and on weights drawn from
+    the data as a random start draws them."""
+    som = _map("rect", False, trained, shape=(34, 41))
+    if not trained:
+        som.weights_ = _data(som.n_cells, 5, seed=21)
+    X = _data(700, 5, seed=13, nan_fraction=0.2 if metric != "euclidean" else 0.0)
+    iv = A = None
+    if metric == "chi2":
+        iv = 1 / np.random.default_rng(2).uniform(0.2, 2.0, size=X.shape) ** 2
+        A = np.where(np.isfinite(X), iv, 0.0)
+    elif metric == "missing":
+        A = np.isfinite(X).astype(np.float64)
+    index = kernels.tile_index(som.weights_, 34, 41, dtype=np.float64, grouping="weights")
+    n = len(X)
+    cell, second = np.empty(n, np.int64), np.empty(n, np.int64)
+    d2 = np.empty(n)
+    evals = kernels.bmu_tiles(
+        X,
+        np.zeros((0, 0)) if A is None else A,
+        index,
+        np.zeros(0, np.int64),
+        True,
+        cell,
+        d2,
+        second,
+    )
+    best, second_ref, d2_ref = ref.bmu(X, som.weights_, iv)
+    np.testing.assert_array_equal(cell, best)
+    np.testing.assert_array_equal(second, second_ref)
+    np.testing.assert_allclose(d2, d2_ref, rtol=1e-9)
+    assert evals < 0.5 * n * som.n_cells
+
+
+def test_a_random_start_is_searched_by_weight_groups():
+    """On weights drawn from the data (init="random" before its first epoch) blocks of the
+    map prune nothing; the automatic search finds that on its sample and searches groups
+    of cells near in weight space instead: brute force's cells, a fraction of the work."""
+    som = _map("rect", False, False, F=5, shape=(34, 41))
+    som.weights_ = _data(som.n_cells, 5, seed=21)
+    X = _data(6000, 5, seed=14)
+    som._search = "auto"
+    som._search_counts = [0, 0]
+    cells = som.predict(X)
+    best, _, _ = ref.bmu(X, som.weights_)
+    np.testing.assert_array_equal(cells, best)
+    assert som._search_counts[0] < 0.5 * som._search_counts[1]
+    out = (np.empty(len(X), np.int64), np.empty(len(X)), np.empty(len(X), np.int64))
+    evals = {}
+    for grouping in ("lattice", "weights"):
+        index = kernels.tile_index(som.weights_, 34, 41, dtype=np.float64, grouping=grouping)
+        no_hint = np.zeros(0, np.int64)
+        evals[grouping] = kernels.bmu_tiles(X, np.zeros((0, 0)), index, no_hint, False, *out)
+        np.testing.assert_array_equal(out[0], best)
+    assert evals["lattice"] > 0.9 * len(X) * som.n_cells
+    assert evals["weights"] < 0.5 * evals["lattice"]
