@@ -733,8 +733,8 @@ def _tile_scores_t(x, a, b, WB, HB, j, weighted, e):
     # expanded weighted form is two fused multiply-adds a feature against three
     if weighted:
         for t in range(_T):
-            # the sum starts from the first feature's term: from a zero that is not
-            # a constant (the dtype varies) the loop did not vectorise, 2x slower
+            # the sum starts from the first feature's term, not from a zero: from
+            # WB[j, 0, t] * 0 (a zero of the working dtype) the loop did not vectorise
             w = WB[j, 0, t]
             s = w * (a[0] * w + b[0])
             for f in range(1, _F):
@@ -777,8 +777,7 @@ def _box_gap_t(x, lo, hi, f, j, zero):
 def _tile_bounds_t(x, a, lo, hi, weighted, zero, lb):
     """lb (n_tiles,) = the row's lower bound to every tile: its (weighted) squared distance
     to the tile's box, in one pass vectorised over tiles."""
-    # each sum starts from the first feature's term, as in _tile_scores_t: from the
-    # runtime zero the loops did not vectorise
+    # each sum starts from the first feature's term, as in _tile_scores_t
     nt = lb.shape[0]
     if weighted:
         for j in range(nt):
@@ -982,6 +981,16 @@ def _bmu_tiles_t(
 
 
 _TILE_KERNELS: dict = {}
+# The template's source, read once when this module is imported: read at the first
+# compile instead, a long-running process whose package was upgraded on disk meanwhile
+# would compile whatever now sits at the old line numbers.
+_TILE_TEMPLATE = "\n".join(
+    [
+        '\n@njit(inline="always")\n' + inspect.getsource(fn)
+        for fn in (_halving_min_t, _box_gap_t, _tile_bounds_t, _nearest_rep_t, _tile_scores_t)
+    ]
+    + ["\n" + inspect.getsource(_bmu_tiles_t)]
+)
 
 
 def _tile_kernel(n_features: int, tile_cells: int, dtype):
@@ -989,7 +998,6 @@ def _tile_kernel(n_features: int, tile_cells: int, dtype):
     key = (int(n_features), int(tile_cells), np.dtype(dtype).name)
     kernel = _TILE_KERNELS.get(key)
     if kernel is None:
-        helpers = (_halving_min_t, _box_gap_t, _tile_bounds_t, _nearest_rep_t, _tile_scores_t)
         source = "\n".join(
             [
                 "import numpy as np",
@@ -1000,9 +1008,8 @@ def _tile_kernel(n_features: int, tile_cells: int, dtype):
                 f"_Z = np.{key[2]}(0)",
                 f"_INF = np.{key[2]}(np.inf)",
                 "",
+                _TILE_TEMPLATE,
             ]
-            + ['\n@njit(inline="always")\n' + inspect.getsource(fn) for fn in helpers]
-            + ["\n" + inspect.getsource(_bmu_tiles_t)]
         )
         namespace = {"PRUNE_SLACK": PRUNE_SLACK, "ROWS_PER_TASK": ROWS_PER_TASK}
         kernel = _TILE_KERNELS[key] = _compile_source(
