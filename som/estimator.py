@@ -49,6 +49,18 @@ PRUNED_TASKS_PER_GRAB = 4
 ProgressCallback = Callable[[float, str], None]
 
 
+def _search_tiles(X, A, index, hint, want_second, cell, d2, second):
+    """``kernels.bmu_tiles`` with dynamic scheduling: rows cost unequal work there, so a
+    thread that another process slows down does not hold the other idle at the end of
+    the pass."""
+    chunk = numba.get_parallel_chunksize()
+    numba.set_parallel_chunksize(PRUNED_TASKS_PER_GRAB)
+    try:
+        return kernels.bmu_tiles(X, A, index, hint, want_second, cell, d2, second)
+    finally:
+        numba.set_parallel_chunksize(chunk)
+
+
 class SOMError(ValueError):
     """Input a map cannot use; the message says what and where."""
 
@@ -382,19 +394,13 @@ class SOM:
                 A = inv_var
             # int32 like training's hints: one compiled signature, not two
             h = np.zeros(0, np.int32) if hint is None else hint
-            # an untrained map (random weights, first epoch) has tiles too spread out to
-            # prune; a sample of rows says so, and brute force, as exact, does the rest
+            # an untrained map (random weights, first epoch) has tiles of the map too
+            # spread out to prune; a sample of rows says so, groups of cells by weight
+            # are tried next, and brute force, as exact, does the rest if neither prunes
             m = n if self._search == "pruned" else min(n, kernels.PRUNE_SAMPLE_ROWS)
-            # rows cost unequal work here: dynamic scheduling, so a thread that another
-            # process slows down does not hold the other idle at the end of the pass
-            chunk = numba.get_parallel_chunksize()
-            numba.set_parallel_chunksize(PRUNED_TASKS_PER_GRAB)
-            try:
-                evals = kernels.bmu_tiles(
-                    xc[:m], A[:m], index, h[:m], want_second, cell[:m], d2[:m], second[:m]
-                )
-            finally:
-                numba.set_parallel_chunksize(chunk)
+            evals = _search_tiles(
+                xc[:m], A[:m], index, h[:m], want_second, cell[:m], d2[:m], second[:m]
+            )
             counts = self.__dict__.setdefault("_search_counts", [0, 0])
             counts[0] += int(evals)
             counts[1] += m * self.n_cells
@@ -406,11 +412,7 @@ class SOM:
                 # nearest representative (measured: 14.5% of the distances against 3.2%,
                 # 75x150 map, second epoch); the sample, searched without them, says which
                 scratch = (np.empty(m, np.int64), np.empty(m), np.empty(m, np.int64))
-                numba.set_parallel_chunksize(PRUNED_TASKS_PER_GRAB)
-                try:
-                    fresh = kernels.bmu_tiles(xc[:m], A[:m], index, h[:0], want_second, *scratch)
-                finally:
-                    numba.set_parallel_chunksize(chunk)
+                fresh = _search_tiles(xc[:m], A[:m], index, h[:0], want_second, *scratch)
                 if fresh < evals:
                     h, evals = h[:0], fresh
             if evals > kernels.PRUNE_MAX_FRACTION * m * self.n_cells:
@@ -420,13 +422,9 @@ class SOM:
                 grouped = kernels.tile_index(
                     weights, int(self.n_rows), int(self.n_cols), dtype=xc.dtype, grouping="weights"
                 )
-                numba.set_parallel_chunksize(PRUNED_TASKS_PER_GRAB)
-                try:
-                    regrouped = kernels.bmu_tiles(
-                        xc[:m], A[:m], grouped, h[:m], want_second, cell[:m], d2[:m], second[:m]
-                    )
-                finally:
-                    numba.set_parallel_chunksize(chunk)
+                regrouped = _search_tiles(
+                    xc[:m], A[:m], grouped, h[:m], want_second, cell[:m], d2[:m], second[:m]
+                )
                 counts[0] += int(regrouped)
                 counts[1] += m * self.n_cells
                 if regrouped < evals:
@@ -435,20 +433,16 @@ class SOM:
             if evals > kernels.PRUNE_MAX_FRACTION * m * self.n_cells:
                 prep[2] = None
             else:
-                numba.set_parallel_chunksize(PRUNED_TASKS_PER_GRAB)
-                try:
-                    evals = kernels.bmu_tiles(
-                        xc[m:],
-                        A[m:],
-                        index,
-                        h[m:] if h.size else h,
-                        want_second,
-                        cell[m:],
-                        d2[m:],
-                        second[m:],
-                    )
-                finally:
-                    numba.set_parallel_chunksize(chunk)
+                evals = _search_tiles(
+                    xc[m:],
+                    A[m:],
+                    index,
+                    h[m:] if h.size else h,
+                    want_second,
+                    cell[m:],
+                    d2[m:],
+                    second[m:],
+                )
                 counts[0] += int(evals)
                 counts[1] += (n - m) * self.n_cells
                 return cell, d2, second
