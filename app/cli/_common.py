@@ -59,6 +59,21 @@ TargetHours = Annotated[
 TargetMagBand = Annotated[str | None, typer.Option(help="Band of the magnitude limit.")]
 TargetMagLimit = Annotated[float | None, typer.Option(help="Faintest magnitude to target.")]
 TargetsPerCell = Annotated[int, typer.Option(min=1, max=1000, help="Targets per cell at most.")]
+GapOccupation = Annotated[
+    int | None,
+    typer.Option(
+        min=1, help="Weight the gaps by this occupation catalogue (a wide survey's counts)."
+    ),
+]
+GapCatalogue = Annotated[
+    int | None,
+    typer.Option(
+        "--catalogue-id",
+        min=1,
+        help="Weight the gaps by this photometric catalogue's rows (a deep field's own); "
+        "candidates stay every photometric row. Not with --occupation-id.",
+    ),
+]
 
 
 # ----------------------------------------------------------------------------- output helpers

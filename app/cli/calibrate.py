@@ -11,6 +11,8 @@ from rich.table import Table
 
 from app.cli._common import (
     DatabaseUrl,
+    GapCatalogue,
+    GapOccupation,
     MapId,
     TargetBudget,
     TargetHours,
@@ -224,21 +226,8 @@ def targets(
     mag_limit: TargetMagLimit = None,
     per_cell: TargetsPerCell = 1,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
-    occupation_id: Annotated[
-        int | None,
-        typer.Option(
-            min=1, help="Weight the gaps by this occupation catalogue (a wide survey's counts)."
-        ),
-    ] = None,
-    catalogue_id: Annotated[
-        int | None,
-        typer.Option(
-            "--catalogue-id",
-            min=1,
-            help="Weight the gaps by this photometric catalogue's rows (a deep field's own); "
-            "candidates stay every photometric row. Not with --occupation-id.",
-        ),
-    ] = None,
+    occupation_id: GapOccupation = None,
+    catalogue_id: GapCatalogue = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Write the spectroscopic target list for the gaps (CSV or FITS).

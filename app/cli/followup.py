@@ -16,6 +16,8 @@ from app.cli._common import (
     CLI_ACTOR,
     EXIT_NOT_FOUND,
     DatabaseUrl,
+    GapCatalogue,
+    GapOccupation,
     MapId,
     TargetBudget,
     TargetHours,
@@ -127,6 +129,8 @@ def create(
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
     archival: Archival = True,
+    occupation_id: GapOccupation = None,
+    catalogue_id: GapCatalogue = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Plan a campaign for the map's gaps and save it (it never changes afterwards).
@@ -147,6 +151,8 @@ def create(
         strategy=strategy,
         exposure=_exposure(ref_mag, ref_hours, slope, overhead_hours),
         archival=archival,
+        occupation_id=occupation_id,
+        catalogue_id=catalogue_id,
     )
     if output is not None:
         _output_path(output, overwrite)
@@ -367,9 +373,12 @@ def forecast(
     slope: Slope = 0.8,
     overhead_hours: Overhead = 0.0,
     archival: Archival = True,
+    occupation_id: GapOccupation = None,
+    catalogue_id: GapCatalogue = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Expected coverage after a campaign of --budget-hours, for each strategy."""
+    """Expected coverage after a campaign of --budget-hours, for each strategy (of the
+    sample --occupation-id or --catalogue-id weights the gaps by, if given)."""
     from app.services import followup
 
     plan = followup.CampaignPlan(
@@ -381,6 +390,8 @@ def forecast(
         exposure=_exposure(ref_mag, ref_hours, slope, overhead_hours),
         random_state=0,
         archival=archival,
+        occupation_id=occupation_id,
+        catalogue_id=catalogue_id,
     )
     with _database(_settings(database_url)) as factory, factory() as session, _user_errors():
         m = _ready_map(session, map_id)

@@ -48,6 +48,22 @@ class CampaignIn(ApiModel):
         description="The success model learns from the spectra already in the ledger too "
         "(false: from the recorded outcomes only).",
     )
+    occupation_id: int | None = Field(
+        None,
+        ge=1,
+        le=2**31 - 1,
+        description="Weight the gaps by this occupation catalogue (a wide survey's counts): "
+        "C3R2's split of deep targets and wide weights. Candidates stay the ledger's "
+        "photometric rows.",
+    )
+    catalogue_id: int | None = Field(
+        None,
+        ge=1,
+        le=2**31 - 1,
+        description="Weight the gaps by this photometric catalogue's rows on the map (a deep "
+        "field's own); candidates stay the ledger's photometric rows. At most one of "
+        "occupation_id and catalogue_id.",
+    )
 
     model_config = ConfigDict(
         extra="forbid",

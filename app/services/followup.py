@@ -227,6 +227,11 @@ class CampaignPlan:
     random_state: int | None = None
     # the success model learns from the archival spectra too (app.services.success)
     archival: bool = True
+    # what a gap is worth (app.services.targets.target_cell_stats): an occupation
+    # catalogue's counts (a wide survey's, C3R2's split) or one photometric catalogue's
+    # rows; by default the ledger's photometric rows. Candidates stay every row's.
+    occupation_id: int | None = None
+    catalogue_id: int | None = None
 
 
 @dataclass
@@ -238,13 +243,25 @@ class PlannedTargets:
     need: np.ndarray
 
 
+def _gap_weights(
+    session: Session, m: Map, plan: CampaignPlan
+) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """The map's cells, the per-cell statistics that rank targets, and each cell's share
+    of the sample the plan weights the gaps by (its occupation, catalogue or the ledger)."""
+    stats, cell_stats = target_service.target_cell_stats(
+        session, m, plan.occupation_id, plan.catalogue_id
+    )
+    counts = cell_stats["count"].to_numpy(dtype=np.float64)
+    return stats, cell_stats, counts / max(counts.sum(), 1.0)
+
+
 def plan_targets(session: Session, m: Map, plan: CampaignPlan) -> PlannedTargets:
     """The next campaign's targets (not saved): candidates in uncovered cells, minus
     targets already observed with a secure redshift and those that failed at comparable
     depth, ranked by the plan's strategy with the map's success model."""
     band = map_store.mag_band(m, plan.mag_band)
     cand = target_service.target_candidates(session, m, uncovered_only=True)
-    stats, cell_stats = target_service.target_cell_stats(session, m)
+    stats, cell_stats, weight = _gap_weights(session, m, plan)
     mag_col = f"mag_{band}"
     seen = success.observed_targets(session, m)
     exclude = np.zeros(len(cand), dtype=bool)
@@ -270,8 +287,6 @@ def plan_targets(session: Session, m: Map, plan: CampaignPlan) -> PlannedTargets
     # The model learns in the band the campaign ranks and times its targets in.
     learned = success.learn(session, m, archival=plan.archival, band=band)
     model = learned.model
-    n_phot = stats["n_phot"].to_numpy(dtype=np.float64)
-    weight = n_phot / max(n_phot.sum(), 1.0)
     try:
         chosen = cal.plan_campaign(
             cand,
@@ -302,6 +317,8 @@ def plan_targets(session: Session, m: Map, plan: CampaignPlan) -> PlannedTargets
         "strategy": str(plan.strategy),
         "exposure": plan.exposure.as_dict(),
         "random_state": plan.random_state,
+        "occupation_id": plan.occupation_id,
+        "catalogue_id": plan.catalogue_id,
         "k": m.min_secure,
         "success_model_outcomes": learned.n_recorded,
         "success_model_archival": learned.n_archival,
@@ -346,9 +363,9 @@ def forecast(
 ) -> dict[str, Any]:
     """For each strategy, the campaign it would plan now and the coverage expected after
     it under the map's success model (what a campaign would add, without saving one)."""
-    stats = ledger.cells_frame(session, m.id)
-    n_phot = stats["n_phot"].to_numpy(dtype=np.float64)
-    now = float(n_phot[stats["covered"].to_numpy()].sum() / max(n_phot.sum(), 1.0))
+    # coverage now, of the sample the plan weights the gaps by
+    stats, _, weight = _gap_weights(session, m, plan)
+    now = float(weight[stats["covered"].to_numpy()].sum())
     rows = []
     for strategy in strategies:
         planned = plan_targets(session, m, _replace(plan, strategy=strategy))

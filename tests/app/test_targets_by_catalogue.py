@@ -122,3 +122,67 @@ def test_targets_refuse_a_catalogue_that_cannot_weight(
     r = client.get(url, params={"catalogue_id": b["id"]})
     assert r.status_code == 404, r.text
     assert str(b["id"]) in r.text
+
+
+def test_campaigns_and_forecasts_weight_the_gaps_by_one_catalogue(
+    client, auth, clean_db, mock_catalogue, ingest, train_map
+):
+    """A campaign (and its forecast) can weigh the gaps as a target list does: by one
+    photometric catalogue's rows. Its targets carry that catalogue's counts, its sample
+    fractions and expected gain are of that catalogue's galaxies, and the forecast's
+    coverage now is that catalogue's covered share."""
+    map_id, a, b, _ = _two_fields(client, mock_catalogue, ingest, train_map)
+    counts_b = _cells(
+        client.get(f"/v1/maps/{map_id}/coverage", params={"catalogue_id": b["id"]}).json()
+    )
+    everything = client.get(f"/v1/maps/{map_id}/coverage").json()
+    covered = np.asarray(everything["cells"]["covered"])
+    counts_all = _cells(everything)
+    assert not np.allclose(counts_b / counts_b.sum(), counts_all / counts_all.sum())
+
+    url = f"/v1/maps/{map_id}/campaigns"
+    body = {"name": "field b", "budget": 12, "strategy": "c3r2", "catalogue_id": b["id"]}
+    r = client.post(url, json=body, headers=auth)
+    assert r.status_code == 201, r.text
+    campaign = r.json()
+    assert campaign["params"]["catalogue_id"] == b["id"]
+    assert campaign["params"]["occupation_id"] is None
+    assert campaign["targets"]
+    for t in campaign["targets"]:
+        assert not covered[t["cell"]]
+        assert t["cell_n_galaxies"] == counts_b[t["cell"]], t
+        assert np.isclose(t["sample_fraction"], counts_b[t["cell"]] / counts_b.sum())
+    # c3r2 ranks the gaps by what they are worth: field b's galaxies, most first
+    first_seen = list(dict.fromkeys(t["cell"] for t in campaign["targets"]))
+    assert [counts_b[c] for c in first_seen] == sorted(
+        (counts_b[c] for c in first_seen), reverse=True
+    )
+    default = client.post(url, json={**body, "name": "all", "catalogue_id": None}, headers=auth)
+    assert default.status_code == 201, default.text
+    assert default.json()["params"]["catalogue_id"] is None
+
+    forecast = f"/v1/maps/{map_id}/forecast"
+    by_b = client.get(forecast, params={"budget_hours": 5, "catalogue_id": b["id"]}).json()
+    plain = client.get(forecast, params={"budget_hours": 5}).json()
+    assert np.isclose(by_b["fraction_covered"], counts_b[covered].sum() / counts_b.sum())
+    assert np.isclose(plain["fraction_covered"], counts_all[covered].sum() / counts_all.sum())
+
+    r = client.post(url, json={**body, "occupation_id": 1}, headers=auth)
+    assert r.status_code == 422, r.text
+    assert "not both" in r.text
+    r = client.get(forecast, params={"budget_hours": 5, "catalogue_id": 999_999})
+    assert r.status_code == 404, r.text
+
+    # The CLI: campaign create --catalogue-id saves the same weighting.
+    result = CliRunner().invoke(
+        cli,
+        [
+            "campaign", "create", "cli b", "--map-id", str(map_id), "--budget", "12",
+            "--strategy", "c3r2", "--catalogue-id", str(b["id"]), "--database-url", clean_db,
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stdout + result.stderr
+    saved = client.get(url).json()
+    cli_campaign = next(c for c in saved if c["name"] == "cli b")
+    assert cli_campaign["params"]["catalogue_id"] == b["id"]
+    assert cli_campaign["n_targets"] == campaign["n_targets"]

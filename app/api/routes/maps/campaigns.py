@@ -114,6 +114,8 @@ def create_campaign(
         exposure=exposure_model(body),
         random_state=body.random_state,
         archival=body.archival,
+        occupation_id=body.occupation_id,
+        catalogue_id=body.catalogue_id,
     )
     # Under the ledger lock: the plan reads the outcomes and coverage it must not race.
     with ledger_transaction(session):

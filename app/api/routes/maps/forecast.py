@@ -99,6 +99,24 @@ def forecast(
     archival: Annotated[
         bool, Query(description="The success model learns from the archival spectra too.")
     ] = True,
+    occupation_id: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=2**31 - 1,
+            description="Weight the gaps, and the coverage, by this occupation catalogue (a "
+            "wide survey's counts).",
+        ),
+    ] = None,
+    catalogue_id: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=2**31 - 1,
+            description="Weight the gaps, and the coverage, by this photometric catalogue's "
+            "rows. At most one of occupation_id and catalogue_id.",
+        ),
+    ] = None,
 ) -> ForecastOut:
     m = ready_map(session, map_id)
     plan = followup.CampaignPlan(
@@ -110,6 +128,8 @@ def forecast(
         exposure=ExposureModel(ref_mag, ref_hours, slope, overhead_hours),
         random_state=random_state,
         archival=archival,
+        occupation_id=occupation_id,
+        catalogue_id=catalogue_id,
     )
     strategies = [PlanStrategy(s) for s in (strategy or choices(PlanStrategy))]
     return ForecastOut(**followup.forecast(session, m, plan, list(dict.fromkeys(strategies))))
