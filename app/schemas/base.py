@@ -40,6 +40,28 @@ class ApiModel(BaseModel):
     model_config = ConfigDict(ser_json_inf_nan="null")
 
 
+class GapWeightsIn(ApiModel):
+    """What a gap is worth when not the ledger's photometric rows (target lists and
+    campaigns; the query parameters of ``/targets`` and ``/forecast`` say the same)."""
+
+    occupation_id: int | None = Field(
+        None,
+        ge=1,
+        le=2**31 - 1,
+        description="Weight the gaps by this occupation catalogue (a wide survey's counts): "
+        "C3R2's split of deep targets and wide weights; candidates stay the ledger's "
+        "photometric rows.",
+    )
+    catalogue_id: int | None = Field(
+        None,
+        ge=1,
+        le=2**31 - 1,
+        description="Weight the gaps by this photometric catalogue's rows on the map (a "
+        "deep field's own); candidates stay the ledger's photometric rows. At most one of "
+        "occupation_id and catalogue_id.",
+    )
+
+
 class ErrorItem(ApiModel):
     file: str | None = Field(None, description="File the problem is in (if any).")
     column: str | None = Field(None, description="Column, or request field, at fault.")

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import ConfigDict, Field
 
-from app.schemas.base import ApiModel, Band, _one_of
+from app.schemas.base import ApiModel, Band, GapWeightsIn, _one_of
 from som import vocabulary as vocab
 
 OutcomeName = _one_of(vocab.Outcome)
@@ -28,7 +28,7 @@ class ExposureModelIn(ApiModel):
     overhead_hours: float = Field(0.0, ge=0, le=100)
 
 
-class CampaignIn(ApiModel):
+class CampaignIn(GapWeightsIn):
     name: str = Field(min_length=1, max_length=255, description="What the campaign is called.")
     budget: int | None = Field(None, ge=0, le=10_000_000, description="Most targets.")
     budget_hours: float | None = Field(None, ge=0, le=1e6, description="Most telescope hours.")
@@ -47,22 +47,6 @@ class CampaignIn(ApiModel):
         True,
         description="The success model learns from the spectra already in the ledger too "
         "(false: from the recorded outcomes only).",
-    )
-    occupation_id: int | None = Field(
-        None,
-        ge=1,
-        le=2**31 - 1,
-        description="Weight the gaps by this occupation catalogue (a wide survey's counts): "
-        "C3R2's split of deep targets and wide weights. Candidates stay the ledger's "
-        "photometric rows.",
-    )
-    catalogue_id: int | None = Field(
-        None,
-        ge=1,
-        le=2**31 - 1,
-        description="Weight the gaps by this photometric catalogue's rows on the map (a deep "
-        "field's own); candidates stay the ledger's photometric rows. At most one of "
-        "occupation_id and catalogue_id.",
     )
 
     model_config = ConfigDict(

@@ -13,6 +13,7 @@ from app.schemas.base import (
     Band,
     CatalogueKind,
     DistanceName,
+    GapWeightsIn,
     LatticeName,
     MapStatusName,
     NegativeErrorName,
@@ -510,27 +511,12 @@ class NzOut(ApiModel):
     )
 
 
-class TargetsQuery(ApiModel):
+class TargetsQuery(GapWeightsIn):
     budget: int | None = Field(None, ge=0, le=10_000_000, description="Most targets.")
     budget_hours: float | None = Field(None, ge=0, le=1e6, description="Most hours.")
     mag_band: Band | None = None
     mag_limit: float | None = Field(None, ge=-10, le=50)
     per_cell: int = Field(1, ge=1, le=1000)
-    occupation_id: int | None = Field(
-        None,
-        ge=1,
-        le=2**31 - 1,
-        description="Weight the gaps by this occupation catalogue (a wide survey's counts); "
-        "candidates stay the ledger's photometric rows.",
-    )
-    catalogue_id: int | None = Field(
-        None,
-        ge=1,
-        le=2**31 - 1,
-        description="Weight the gaps by this photometric catalogue's rows on the map (a "
-        "deep field's own); candidates stay the ledger's photometric rows. At most one of "
-        "occupation_id and catalogue_id.",
-    )
     name: str | None = Field(None, max_length=255)
 
     model_config = ConfigDict(

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import io
-from typing import Any
+from typing import Annotated, Any
 
 import pandas as pd
-from fastapi import Response
+from fastapi import Query, Response
 from sqlalchemy.orm import Session
 
 from app.models import Map
@@ -26,6 +26,29 @@ TABLE_DOWNLOADS = {
         "description": "JSON, or the table as CSV or FITS with `format=csv|fits`",
     }
 }
+
+
+# what a gap is worth when not the ledger's photometric rows (/targets, /forecast; the
+# request bodies of target lists and campaigns: schemas.GapWeightsIn)
+OccupationIdQuery = Annotated[
+    int | None,
+    Query(
+        ge=1,
+        le=2**31 - 1,
+        description="Weight the gaps by this occupation catalogue (a wide survey's counts); "
+        "candidates stay the ledger's photometric rows.",
+    ),
+]
+CatalogueIdQuery = Annotated[
+    int | None,
+    Query(
+        ge=1,
+        le=2**31 - 1,
+        description="Weight the gaps by this photometric catalogue's rows on the map (a "
+        "deep field's own); candidates stay the ledger's photometric rows. At most one of "
+        "occupation_id and catalogue_id.",
+    ),
+]
 
 
 def ready_map(session: Session, map_id: int) -> Map:

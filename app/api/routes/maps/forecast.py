@@ -8,7 +8,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from app.api.deps import IdPath, ReadDep, SessionDep
-from app.api.routes.maps._common import NOT_FOUND, NOT_READY, ready_map
+from app.api.routes.maps._common import (
+    NOT_FOUND,
+    NOT_READY,
+    CatalogueIdQuery,
+    OccupationIdQuery,
+    ready_map,
+)
 from app.schemas import Band, ForecastOut, PlanStrategyName, SuccessModelOut
 from app.services import followup, success
 from app.services.success import ARCHIVAL_WEIGHT
@@ -99,24 +105,8 @@ def forecast(
     archival: Annotated[
         bool, Query(description="The success model learns from the archival spectra too.")
     ] = True,
-    occupation_id: Annotated[
-        int | None,
-        Query(
-            ge=1,
-            le=2**31 - 1,
-            description="Weight the gaps, and the coverage, by this occupation catalogue (a "
-            "wide survey's counts).",
-        ),
-    ] = None,
-    catalogue_id: Annotated[
-        int | None,
-        Query(
-            ge=1,
-            le=2**31 - 1,
-            description="Weight the gaps, and the coverage, by this photometric catalogue's "
-            "rows. At most one of occupation_id and catalogue_id.",
-        ),
-    ] = None,
+    occupation_id: OccupationIdQuery = None,
+    catalogue_id: CatalogueIdQuery = None,
 ) -> ForecastOut:
     m = ready_map(session, map_id)
     plan = followup.CampaignPlan(

@@ -11,6 +11,8 @@ from app.api.routes.maps._common import (
     NOT_FOUND,
     NOT_READY,
     TABLE_DOWNLOADS,
+    CatalogueIdQuery,
+    OccupationIdQuery,
     ready_map,
     table_response,
 )
@@ -50,25 +52,8 @@ def targets(
     ] = None,
     mag_limit: Annotated[float | None, Query(ge=-10, le=50)] = None,
     per_cell: Annotated[int, Query(ge=1, le=1000)] = 1,
-    occupation_id: Annotated[
-        int | None,
-        Query(
-            ge=1,
-            le=2**31 - 1,
-            description="Weight the gaps by this occupation catalogue (a wide survey's "
-            "counts); candidates stay the ledger's photometric rows.",
-        ),
-    ] = None,
-    catalogue_id: Annotated[
-        int | None,
-        Query(
-            ge=1,
-            le=2**31 - 1,
-            description="Weight the gaps by this photometric catalogue's rows on the map (a "
-            "deep field's own); candidates stay the ledger's photometric rows. At most one "
-            "of occupation_id and catalogue_id.",
-        ),
-    ] = None,
+    occupation_id: OccupationIdQuery = None,
+    catalogue_id: CatalogueIdQuery = None,
     format: Literal["json", "csv", "fits"] = "json",
 ) -> Any:
     m = ready_map(session, map_id)
