@@ -255,13 +255,19 @@ def _gap_weights(
     return stats, cell_stats, counts / max(counts.sum(), 1.0)
 
 
-def plan_targets(session: Session, m: Map, plan: CampaignPlan) -> PlannedTargets:
+def plan_targets(
+    session: Session,
+    m: Map,
+    plan: CampaignPlan,
+    gaps: tuple[pd.DataFrame, pd.DataFrame, np.ndarray] | None = None,
+) -> PlannedTargets:
     """The next campaign's targets (not saved): candidates in uncovered cells, minus
     targets already observed with a secure redshift and those that failed at comparable
-    depth, ranked by the plan's strategy with the map's success model."""
+    depth, ranked by the plan's strategy with the map's success model. ``gaps``: the
+    plan's :func:`_gap_weights`, when the caller has them already."""
     band = map_store.mag_band(m, plan.mag_band)
     cand = target_service.target_candidates(session, m, uncovered_only=True)
-    stats, cell_stats, weight = _gap_weights(session, m, plan)
+    stats, cell_stats, weight = _gap_weights(session, m, plan) if gaps is None else gaps
     mag_col = f"mag_{band}"
     seen = success.observed_targets(session, m)
     exclude = np.zeros(len(cand), dtype=bool)
@@ -364,11 +370,13 @@ def forecast(
     """For each strategy, the campaign it would plan now and the coverage expected after
     it under the map's success model (what a campaign would add, without saving one)."""
     # coverage now, of the sample the plan weights the gaps by
-    stats, _, weight = _gap_weights(session, m, plan)
+    gaps = _gap_weights(session, m, plan)
+    stats, _, weight = gaps
     now = float(weight[stats["covered"].to_numpy()].sum())
     rows = []
     for strategy in strategies:
-        planned = plan_targets(session, m, _replace(plan, strategy=strategy))
+        # the strategy changes the ranking, not what a gap is worth: weights read once
+        planned = plan_targets(session, m, _replace(plan, strategy=strategy), gaps)
         gain, n_cells = _expected(planned)
         hours = float(planned.frame["exposure_hours"].sum()) if len(planned.frame) else 0.0
         overheads = plan.exposure.overhead_hours * len(planned.frame)
